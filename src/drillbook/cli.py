@@ -1,0 +1,117 @@
+"""The `drillbook` console script: an invoke Program over the same collection as `tasks.py`.
+
+Two things are solved here once for every task, rather than per task:
+
+- trailing positional arguments (`drillbook check a.yaml b.yaml`, `drillbook resume RUN`):
+  invoke's parser makes a positional argument required, so tasks declare a `rest` argument
+  and the bare words after the task name become `--rest=WORD` before invoke parses them;
+- exit codes: a usage error exits 2 (invoke's parser would exit 1).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from invoke import Collection, Exit, ParseError, Program
+
+from drillbook import __version__
+from drillbook.errors import EXIT_INVALID
+
+#: Attribute a task function sets to name the argument that takes its bare positional words.
+REST_ATTRIBUTE = "drillbook_rest"
+
+
+def rewrite_positionals(argv: Sequence[str], collection: Collection) -> list[str]:
+    """`[prog, 'check', 'a.yaml', '--format', 'json']` -> `[..., '--path=a.yaml', ...]`."""
+    out = list(argv[:1])
+    rest: str | None = None
+    value_flags: set[str] = set()
+    expect_value = False
+    names = _task_names(collection)
+    for word in argv[1:]:
+        if expect_value:
+            out.append(word)
+            expect_value = False
+            continue
+        if word == "--":
+            out.extend(argv[argv.index("--", 1) :])
+            return out
+        if word.startswith("-"):
+            out.append(word)
+            flag = word.split("=", 1)[0]
+            expect_value = "=" not in word and flag in value_flags
+            continue
+        if rest is not None:
+            out.append(f"--{rest}={word}")
+            continue
+        out.append(word)
+        if word in names:
+            task = collection[word]
+            rest = getattr(task.body, REST_ATTRIBUTE, None)
+            value_flags = set()
+            for arg in task.get_arguments():
+                if arg.takes_value:
+                    value_flags.update(
+                        ("--" if len(n) > 1 else "-") + n.replace("_", "-") for n in arg.names
+                    )
+    return out
+
+
+def _task_names(collection: Collection) -> set[str]:
+    names: set[str] = set()
+    for name, aliases in collection.task_names.items():
+        names.add(name)
+        names.update(aliases)
+    return names
+
+
+class DrillbookProgram(Program):
+    """invoke's Program with positional rest arguments and usage errors that exit 2."""
+
+    def normalize_argv(self, argv: list[str] | str | None) -> None:
+        """Rewrite trailing positional words into their task's rest option."""
+        super().normalize_argv(argv)
+        if self.namespace is not None:
+            self.argv = rewrite_positionals(self.argv, self.namespace)
+
+    def run(self, argv: list[str] | str | None = None, exit: bool = True) -> None:
+        """Parse and execute; map invoke's outcomes onto drillbook's exit codes."""
+        try:
+            self.create_config()
+            self.parse_core(argv)
+            self.parse_collection()
+            self.parse_tasks()
+            self.parse_cleanup()
+            self.update_config()
+            self.execute()
+        except ParseError as exc:
+            print(f"drillbook: {exc}", file=sys.stderr)
+            print(
+                "  hint: `drillbook --list` lists the tasks; `drillbook TASK --help`",
+                file=sys.stderr,
+            )
+            if exit:
+                sys.exit(EXIT_INVALID)
+        except Exit as exc:
+            if exc.message:
+                print(exc.message, file=sys.stderr)
+            if exit:
+                sys.exit(exc.code)
+        except KeyboardInterrupt:
+            if exit:
+                sys.exit(130)
+
+
+def build_program() -> DrillbookProgram:
+    """The console script's Program."""
+    from drillbook.tasks import namespace
+
+    return DrillbookProgram(
+        name="drillbook", binary="drillbook", version=__version__, namespace=namespace
+    )
+
+
+def main() -> None:
+    """Entry point of the `drillbook` console script."""
+    build_program().run()
