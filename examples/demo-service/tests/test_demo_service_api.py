@@ -1,0 +1,90 @@
+"""The orders API, health and version, and the feature switch per version."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.releases import features_for
+
+
+def test_health_and_version_name_the_running_version(make_client):
+    client = make_client("1.1.0")
+    assert client.get("/health").json() == {"status": "ok", "version": "1.1.0"}
+    assert client.get("/version").json() == {"version": "1.1.0", "features": ["audit_trail"]}
+
+
+@pytest.mark.parametrize(
+    ("version", "audit", "enrichment"),
+    [
+        ("1.0.0", False, False),
+        ("1.1.0", True, False),
+        ("1.1.7", True, False),
+        ("1.2.0-rc.1", True, False),
+        ("1.2.0", True, True),
+        ("2.0.0", True, True),
+        ("0.9.0", False, False),
+        ("not-a-version", False, False),
+    ],
+)
+def test_a_version_gets_the_newest_feature_set_at_or_below_it(version, audit, enrichment):
+    features = features_for(version)
+    assert (features.audit_trail, features.admin_enrichment) == (audit, enrichment)
+
+
+def test_first_start_seeds_fifty_orders_once(make_client):
+    client = make_client("1.0.0")
+    assert client.get("/api/orders").json()["total"] == 50
+    again = make_client("1.1.0")  # same database, second start
+    body = again.get("/api/orders", params={"limit": 10, "offset": 45}).json()
+    assert body["total"] == 50
+    assert [order["id"] for order in body["orders"]] == [46, 47, 48, 49, 50]
+
+
+def test_create_then_read_an_order(make_client):
+    client = make_client()
+    created = client.post(
+        "/api/orders",
+        json={"customer_id": 2, "item": "Ceramic mug", "quantity": 2, "total_cents": 2500},
+    )
+    assert created.status_code == 201
+    order = created.json()
+    assert order["status"] == "new"
+    assert created.headers["location"] == f"/api/orders/{order['id']}"
+    assert client.get(f"/api/orders/{order['id']}").json() == order
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"customer_id": 999, "item": "x", "quantity": 1, "total_cents": 1},
+        {"customer_id": 1, "item": "", "quantity": 1, "total_cents": 1},
+        {"customer_id": 1, "item": "x", "quantity": 0, "total_cents": 1},
+        {"customer_id": 1, "item": "x", "quantity": 1, "total_cents": 1, "discount": 5},
+    ],
+)
+def test_invalid_orders_are_refused(make_client, body):
+    assert make_client().post("/api/orders", json=body).status_code == 422
+
+
+def test_patch_changes_only_the_given_fields(make_client):
+    client = make_client()
+    before = client.get("/api/orders/3").json()
+    after = client.patch("/api/orders/3", json={"status": "cancelled"}).json()
+    assert after["status"] == "cancelled"
+    assert after["item"] == before["item"]
+    assert after["updated_at"] >= before["updated_at"]
+
+
+def test_patch_refusals(make_client):
+    client = make_client()
+    assert client.patch("/api/orders/9999", json={"status": "paid"}).status_code == 404
+    assert client.patch("/api/orders/1", json={}).status_code == 422
+    assert client.patch("/api/orders/1", json={"status": "lost"}).status_code == 422
+    assert client.get("/api/orders/9999").status_code == 404
+
+
+def test_list_filters_by_status(make_client):
+    body = make_client().get("/api/orders", params={"status": "paid", "limit": 200}).json()
+    assert body["orders"]
+    assert {order["status"] for order in body["orders"]} == {"paid"}
+    assert body["total"] == len(body["orders"])

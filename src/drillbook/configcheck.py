@@ -1,0 +1,651 @@
+"""verify-config: an environment's config file checked against the runbook's `config:` rules.
+
+The file's extension says how it is read:
+
+- `.env` (also a file named just `.env`): `KEY=VALUE` lines, optionally `export KEY=VALUE`;
+  blank lines and lines starting with `#` are skipped. A value in single quotes is taken as
+  written; in double quotes, `\\n`, `\\t`, `\\r`, `\\"` and `\\\\` are unescaped. An unquoted value
+  ends at ` #` (an inline comment) and loses its surrounding blanks. Values span one line only. A
+  key set twice is an error, since the application would silently read only one of the two.
+- `.yaml` / `.yml`: one document holding a mapping, read by `yamlsafe` (libyaml, YAML 1.2
+  scalars: only `true`/`false` are booleans, `yes`/`on` stay text; tags refused; aliases bounded).
+- `.json`: an object.
+- `.toml`: read with `tomllib`.
+
+Nested mappings are flattened with dots: `database: {url: x}` gives the key `database.url`.
+Every value is compared as text: booleans are `true`/`false`, null and an empty mapping are the
+empty text, integers are written in decimal, JSON and TOML decimals as written in the file (YAML
+ones as Python writes the float), and a list is written as JSON. Line numbers are known for
+`.env` and YAML files; JSON and TOML give none.
+
+Secret values (keys listed in `config.secrets`, and keys whose names say token, secret, password
+or key) never appear in a finding: their `got` says `set (masked)` or describes the value without
+showing it, and `secrets.Masker` replaces any of their values (of 4 characters or more) found in
+another finding's text, as well as passwords inside URLs.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit
+
+from drillbook.errors import InvalidInput, Problem, UsageError
+from drillbook.model import ConfigRule, ConfigRules, IntRange
+from drillbook.secrets import Masker, is_secret_name
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from drillbook.model import Runbook
+    from drillbook.yamlsafe import Document
+
+#: Config files above this size are refused rather than read into memory.
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+#: Deeper nesting than this is refused: a config file has no business being deeper.
+MAX_DEPTH = 50
+SUFFIXES = (".env", ".yaml", ".yml", ".json", ".toml")
+_MAX_SHOWN = 200
+
+# The spellings YAML 1.2 reads as booleans.
+_BOOLEANS = frozenset({"true", "True", "TRUE", "false", "False", "FALSE"})
+
+ConfigValues = dict[str, tuple[str, int | None]]
+
+
+@dataclass(frozen=True)
+class ConfigFinding:
+    """The outcome of one rule on one key."""
+
+    key: str
+    outcome: Literal["pass", "fail"]
+    #: "required", "one_of", "integer", "pattern", "boolean", "url", "drift" or "secret set".
+    rule: str
+    expected: str
+    #: What was found; a secret's value never: "set (masked)", "empty", "missing".
+    got: str
+    #: The line in `file` when known.
+    line: int | None
+    #: The config file the line belongs to (a drift finding may point into the other env's file).
+    file: str | None = None
+    #: A passing remark rather than a verdict (a key only this environment has).
+    note: bool = False
+
+
+@dataclass(frozen=True)
+class ConfigReport:
+    """Every finding of verify-config on one environment's config file."""
+
+    env: str
+    path: str
+    findings: tuple[ConfigFinding, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every finding passed."""
+        return all(f.outcome == "pass" for f in self.findings)
+
+    @property
+    def failures(self) -> tuple[ConfigFinding, ...]:
+        """The findings that failed, in report order."""
+        return tuple(f for f in self.findings if f.outcome == "fail")
+
+
+def format_finding(finding: ConfigFinding) -> str:
+    """One finding as a person would say it, with the file and line when known."""
+    where = ""
+    if finding.file:
+        where = f" ({finding.file}:{finding.line})" if finding.line else f" ({finding.file})"
+    if finding.note:
+        return f"{finding.key}: note: {finding.got}{where}"
+    if finding.outcome == "pass":
+        return f"{finding.key}: {finding.got}, as expected: {finding.expected}{where}"
+    if finding.got == "missing":
+        return f"{finding.key}: expected {finding.expected}, but it is missing{where}"
+    return f"{finding.key}: expected {finding.expected}, got {finding.got}{where}"
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def _invalid(
+    file: str, line: int, column: int, message: str, *, field: str = "", hint: str | None = None
+) -> InvalidInput:
+    return InvalidInput([Problem(file, line, column, field, message, hint)])
+
+
+def _kind(path: Path) -> Literal["env", "yaml", "json", "toml"] | None:
+    name = path.name.lower()
+    if name == ".env" or name.endswith(".env"):
+        return "env"
+    if name.endswith((".yaml", ".yml")):
+        return "yaml"
+    if name.endswith(".json"):
+        return "json"
+    if name.endswith(".toml"):
+        return "toml"
+    return None
+
+
+def read_config(path: Path, *, display: str | None = None) -> ConfigValues:
+    """The keys of a config file, flattened, each with its value as text and its line if known.
+
+    `display` is how the file is named in errors (default: the path as given). Raises
+    `InvalidInput` when the file is missing, unreadable, not UTF-8 or malformed.
+    """
+    name = display or str(path)
+    kind = _kind(path)
+    if kind is None:
+        msg = f"expected a config file ending in {', '.join(SUFFIXES)}, got {path.name!r}"
+        raise _invalid(name, 1, 1, msg)
+    text = _decode(_read_bytes(path, name), name)
+    if kind == "env":
+        return _parse_env(text, name)
+    doc = None
+    if kind == "yaml":
+        tree, doc = _parse_yaml(text, name)
+    elif kind == "json":
+        tree = _parse_json(text, name)
+    else:
+        tree = _parse_toml(text, name)
+    return _flatten(tree, doc, name)
+
+
+def _read_bytes(path: Path, name: str) -> bytes:
+    hint = "create it, or correct the environment's `config:` path in the runbook"
+    try:
+        # A FIFO or device at the path would block or never end; only regular files are read.
+        info = path.stat()
+        mode = info.st_mode
+        if stat.S_ISDIR(mode):
+            raise _invalid(name, 1, 1, "expected a config file, found a folder", hint=hint)
+        if not stat.S_ISREG(mode):
+            raise _invalid(name, 1, 1, "expected a config file, found a special file", hint=hint)
+        size = info.st_size
+        if size > MAX_CONFIG_BYTES:
+            msg = f"expected a config file of at most {MAX_CONFIG_BYTES:,} bytes, found {size:,}"
+            raise _invalid(name, 1, 1, msg)
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise _invalid(
+            name, 1, 1, "expected a config file, found no such file", hint=hint
+        ) from None
+    except OSError as exc:
+        msg = f"expected a readable config file, but it cannot be read: {exc.strerror or exc}"
+        raise _invalid(name, 1, 1, msg) from None
+    return data
+
+
+def _decode(data: bytes, name: str) -> str:
+    from drillbook import yamlsafe  # its decode names the bad byte; the runbook loaded it already
+
+    try:
+        return yamlsafe.decode(data, max_bytes=MAX_CONFIG_BYTES)
+    except yamlsafe.YamlError as exc:
+        problems = [Problem(name, p.line, p.column, "", p.message, p.hint) for p in exc.problems]
+        raise InvalidInput(problems) from None
+
+
+# .env ---------------------------------------------------------------------------------------------
+
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_EXPORT = re.compile(r"export[ \t]+")
+_INLINE_COMMENT = re.compile(r"[ \t]#")
+_ESCAPES = {"n": "\n", "t": "\t", "r": "\r", '"': '"', "\\": "\\"}
+
+
+def _parse_env(text: str, file: str) -> ConfigValues:
+    values: ConfigValues = {}
+    # split("\n") rather than splitlines(): editors count lines by newlines only, and form feeds
+    # or U+2028 inside a value must not shift the line numbers of later errors.
+    for lineno, raw in enumerate(text.split("\n"), start=1):
+        line = raw.removesuffix("\r")
+        body = line.lstrip(" \t")
+        if not body or body.startswith("#"):
+            continue
+        col = len(line) - len(body)  # 0-based offset of `body` within the line
+        export = _EXPORT.match(body)
+        if export:
+            col += export.end()
+            body = body[export.end() :]
+        key_match = _ENV_KEY.match(body)
+        if not key_match:
+            # The line itself is not echoed: a stray line in a .env file is often a secret.
+            msg = (
+                "expected KEY=VALUE with a key of letters, digits and '_' that does not start "
+                "with a digit, got a line that does not start with a key"
+            )
+            raise _invalid(file, lineno, col + 1, msg)
+        key = key_match.group()
+        rest = body[key_match.end() :]
+        after_key = rest.lstrip(" \t")
+        col += key_match.end() + len(rest) - len(after_key)
+        if not after_key.startswith("="):
+            # Neither the word nor the line is echoed: a line without '=' may be a pasted secret.
+            got = "the end of the line" if not after_key else "other text"
+            msg = f"expected KEY=VALUE with '=' after the key, got {got}"
+            raise _invalid(file, lineno, col + 1, msg)
+        raw_value = after_key[1:]
+        value_text = raw_value.lstrip(" \t")
+        col += 1 + len(raw_value) - len(value_text)
+        value = _env_value(value_text, file, lineno, col, key)
+        if key in values:
+            first = values[key][1]
+            msg = f"expected each key once, got {key} on lines {first} and {lineno}"
+            hint = "keep one of them; the application reads only one"
+            raise _invalid(file, lineno, 1, msg, field=key, hint=hint)
+        values[key] = (value, lineno)
+    return values
+
+
+def _env_value(text: str, file: str, lineno: int, col: int, key: str) -> str:
+    """The value of one `.env` line, from the text after `=` (`col` is its 0-based column)."""
+    quote = text[:1]
+    if quote not in ("'", '"'):
+        comment = _INLINE_COMMENT.search(text)
+        if comment:
+            text = text[: comment.start()]
+        return text.rstrip(" \t")
+    end = -1
+    if quote == "'":
+        end = text.find("'", 1)
+        value = text[1:end]
+    else:
+        out: list[str] = []
+        i = 1
+        while i < len(text):
+            char = text[i]
+            if char == "\\" and i + 1 < len(text):
+                out.append(_ESCAPES.get(text[i + 1], text[i : i + 2]))
+                i += 2
+                continue
+            if char == '"':
+                end = i
+                break
+            out.append(char)
+            i += 1
+        value = "".join(out)
+    if end < 0:
+        msg = f"expected a closing {quote} for the value of {key}, got the end of the line"
+        hint = "a quoted value must end on the same line"
+        raise _invalid(file, lineno, col + 1, msg, field=key, hint=hint)
+    after = text[end + 1 :]
+    trailing = after.lstrip(" \t")
+    if trailing.rstrip(" \t") and not trailing.startswith("#"):
+        msg = f"expected the end of the line after the closing {quote} of {key}, got more text"
+        column = col + end + 1 + len(after) - len(trailing) + 1
+        raise _invalid(file, lineno, column, msg, field=key)
+    return value
+
+
+# YAML -----------------------------------------------------------------------------------------
+
+
+def _parse_yaml(text: str, file: str) -> tuple[dict[str, Any], Document | None]:
+    from drillbook import yamlsafe  # only YAML config files pay for PyYAML here
+
+    try:
+        doc = yamlsafe.parse(text, what="config file")
+    except yamlsafe.YamlError as exc:
+        problems = [
+            Problem(file, p.line, p.column, p.field, p.message, p.hint) for p in exc.problems
+        ]
+        raise InvalidInput(problems) from None
+    if doc.data is None:  # an empty file
+        return {}, None
+    if not isinstance(doc.data, dict):
+        got = "a list" if isinstance(doc.data, list) else "a single value"
+        mark = doc.root_mark
+        msg = f"expected a mapping of keys to values, got {got}"
+        raise _invalid(file, mark.line, mark.column, msg)
+    return doc.data, doc
+
+
+# JSON and TOML ---------------------------------------------------------------------------------
+
+
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _DuplicateKeyError(key)
+        result[key] = value
+    return result
+
+
+def _parse_json(text: str, file: str) -> dict[str, Any]:
+    import json
+
+    try:
+        # Numbers stay as written (parse_float/constant keep the text); duplicates are refused.
+        tree = json.loads(text, object_pairs_hook=_json_object, parse_float=str, parse_constant=str)
+    except json.JSONDecodeError as exc:
+        msg = f"expected valid JSON, got an error: {exc.msg}"
+        raise _invalid(file, exc.lineno, exc.colno, msg) from None
+    except _DuplicateKeyError as exc:
+        # json reports no position for a hook's error; the key name is the best pointer.
+        msg = f"expected each key once in an object, got {exc.key!r} twice"
+        raise _invalid(file, 1, 1, msg, field=exc.key) from None
+    except RecursionError:
+        raise _invalid(file, 1, 1, f"expected at most {MAX_DEPTH} levels of nesting") from None
+    if not isinstance(tree, dict):
+        got = "a list" if isinstance(tree, list) else "a single value"
+        raise _invalid(file, 1, 1, f"expected a JSON object of keys to values, got {got}")
+    return tree
+
+
+_TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
+
+def _parse_toml(text: str, file: str) -> dict[str, Any]:
+    import tomllib
+
+    try:
+        return tomllib.loads(text, parse_float=str)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        line, column = 1, 1
+        if at := _TOML_AT.search(message):
+            line, column = int(at.group(1)), int(at.group(2))
+            message = message[: at.start()]
+        elif message.endswith("(at end of document)"):
+            line = text.count("\n") + 1
+            message = message.removesuffix("(at end of document)").rstrip()
+        msg = f"expected valid TOML, got an error: {message}"
+        raise _invalid(file, line, column, msg) from None
+
+
+# flattening ----------------------------------------------------------------------------------
+
+
+def _render(value: Any) -> str:
+    """A parsed value as the text that the rules compare."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float):
+        return str(value)
+    if isinstance(value, list | dict):
+        if not value and isinstance(value, dict):
+            return ""
+        import json
+
+        return json.dumps(value, ensure_ascii=False, default=_render)
+    if hasattr(value, "isoformat"):  # TOML dates and times
+        return value.isoformat()
+    return str(value)
+
+
+def _flatten(tree: dict[str, Any], doc: Document | None, file: str) -> ConfigValues:
+    """Nested mappings as dotted keys; lines come from the YAML document's marks."""
+    out: ConfigValues = {}
+
+    def walk(node: dict[str, Any], path: tuple[str, ...]) -> None:
+        if len(path) > MAX_DEPTH:
+            raise _invalid(file, 1, 1, f"expected at most {MAX_DEPTH} levels of nesting")
+        marks = doc.marks.get(id(node), {}) if doc is not None else {}
+        for key, value in node.items():
+            key_path = (*path, str(key))
+            if isinstance(value, dict) and value:
+                walk(value, key_path)
+                continue
+            dotted = ".".join(key_path)
+            line = marks[key][0].line if key in marks else None
+            if dotted in out:
+                msg = f"expected each key once, got {dotted} twice once nesting is flattened"
+                raise _invalid(file, line or 1, 1, msg, field=dotted)
+            out[dotted] = (_render(value), line)
+
+    walk(tree, ())
+    return out
+
+
+# --- verifying ----------------------------------------------------------------------------------
+
+
+def _looks_secret(key: str) -> bool:
+    """Whether a key's name says it holds a secret (API_KEY, DB_PASSWORD, auth.token)."""
+    return is_secret_name(re.sub(r"[^A-Za-z0-9]+", "_", key))
+
+
+def _shown(value: str) -> str:
+    if len(value) > _MAX_SHOWN:
+        value = value[:_MAX_SHOWN] + "..."
+    return repr(value)
+
+
+def _integer_expected(bounds: IntRange) -> str:
+    low, high = bounds.min, bounds.max
+    if low is not None and high is not None:
+        return f"an integer from {low} to {high}"
+    if low is not None:
+        return f"an integer of at least {low}"
+    if high is not None:
+        return f"an integer of at most {high}"
+    return "an integer"
+
+
+def _url_ok(value: str) -> bool:
+    if not value or any(c.isspace() for c in value):
+        return False
+    try:
+        parts = urlsplit(value)
+        return bool(parts.scheme) and bool(parts.hostname)
+    except ValueError:
+        return False
+
+
+_RuleCheck = tuple[str, str, "Callable[[str], bool]", str]
+
+
+def _rule_checks(rule: ConfigRule) -> list[_RuleCheck]:
+    """(rule name, expected, predicate, how a failing secret value is described) per rule part."""
+    checks: list[_RuleCheck] = []
+    if rule.one_of is not None:
+        allowed = rule.one_of
+        checks.append(
+            ("one_of", f"one of {', '.join(allowed)}", lambda v: v in allowed, "a value not listed")
+        )
+    if rule.integer is not None:
+        bounds = rule.integer
+
+        def integer_ok(value: str) -> bool:
+            # A strict pattern: int() would also take '1_000', ' 7 ' and non-ASCII digits.
+            if not re.fullmatch(r"[+-]?[0-9]+", value):
+                return False
+            number = int(value)
+            return (bounds.min is None or number >= bounds.min) and (
+                bounds.max is None or number <= bounds.max
+            )
+
+        checks.append(("integer", _integer_expected(bounds), integer_ok, "another value"))
+    if rule.pattern is not None:
+        compiled = re.compile(rule.pattern)
+        checks.append(
+            (
+                "pattern",
+                f"text matching '{rule.pattern}'",
+                lambda v: compiled.search(v) is not None,
+                "a value that does not match",
+            )
+        )
+    if rule.boolean:
+        checks.append(
+            (
+                "boolean",
+                "true or false",
+                lambda v: v in _BOOLEANS,
+                "a value that is neither",
+            )
+        )
+    if rule.url:
+        checks.append(
+            (
+                "url",
+                "a URL with a scheme and a host, such as https://example.com",
+                _url_ok,
+                "a value that is not such a URL",
+            )
+        )
+    return checks
+
+
+def _config_path(project_root: Path, rel: str, field: str) -> Path:
+    """The config file's path, refused when it resolves outside the project."""
+    root = project_root.resolve()
+    candidate = Path(rel)
+    if candidate.is_absolute() or rel.startswith("~"):
+        msg = f"expected a path relative to the project root {root}, got {rel!r}"
+        raise _invalid(rel, 1, 1, msg, field=field)
+    # resolve() follows symlinks, so a link that points out of the project is caught too.
+    full = (root / candidate).resolve()
+    if not full.is_relative_to(root):
+        msg = f"expected a path inside the project {root}, got {rel!r}, which leads to {full}"
+        raise _invalid(rel, 1, 1, msg, field=field, hint="keep config files inside the project")
+    return full
+
+
+def _environment_config(runbook: Runbook, env: str, *, role: str = "") -> str:
+    known = ", ".join(sorted(runbook.environments))
+    if env not in runbook.environments:
+        import difflib
+
+        close = difflib.get_close_matches(env, list(runbook.environments), n=1)
+        hint = f"did you mean {close[0]}?" if close else f"use one of: {known}"
+        msg = f"{role}unknown environment {env!r}; the runbook declares: {known}"
+        raise UsageError(msg, hint=hint)
+    rel = runbook.environments[env].config
+    if rel is None:
+        msg = f"{role}environment {env!r} has no config file to verify"
+        hint = f"add `config: config/{env}.env` under environments.{env} in the runbook"
+        raise UsageError(msg, hint=hint)
+    return rel
+
+
+def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigReport:
+    """Check `env`'s config file against the runbook's rules, drift and secrets.
+
+    Raises `UsageError` for an unknown environment or one without a config file, and
+    `InvalidInput` for a config file that is missing, outside the project or malformed.
+    """
+    rel = _environment_config(runbook, env)
+    rules = runbook.config or ConfigRules()
+    path = _config_path(project_root, rel, f"environments.{env}.config")
+    values = read_config(path, display=rel)
+    secrets = set(rules.secrets)
+    masked = secrets | {key for key in values if _looks_secret(key)}
+
+    findings: list[ConfigFinding] = []
+
+    def add(key: str, outcome: Literal["pass", "fail"], rule: str, expected: str, got: str) -> None:
+        line = values[key][1] if key in values else None
+        findings.append(ConfigFinding(key, outcome, rule, expected, got, line, rel))
+
+    def shown(key: str) -> str:
+        return "set (masked)" if key in masked else _shown(values[key][0])
+
+    def presence(key: str, rule: str, expected: str) -> None:
+        if key not in values:
+            add(key, "fail", rule, expected, "missing")
+        elif not values[key][0]:
+            add(key, "fail", rule, expected, "empty")
+        else:
+            add(key, "pass", rule, expected, shown(key))
+
+    # A required secret is checked once, as a secret.
+    for key in dict.fromkeys(k for k in rules.required if k not in secrets):
+        presence(key, "required", "a non-empty value")
+    for key in dict.fromkeys(rules.secrets):
+        presence(key, "secret set", "a non-empty secret")
+
+    must_be_set = set(rules.required) | secrets
+    for key, rule in rules.rules.items():
+        present = key in values
+        if key in must_be_set and not (present and values[key][0]):
+            continue  # already failed as missing or empty; a second finding says nothing new
+        for name, expected, predicate, secret_got in _rule_checks(rule):
+            if not present:
+                add(key, "pass", name, expected, "not set (optional)")
+            elif predicate(values[key][0]):
+                add(key, "pass", name, expected, shown(key))
+            else:
+                got = f"{secret_got} (masked)" if key in masked else shown(key)
+                add(key, "fail", name, expected, got)
+
+    if rules.same_keys_as is not None and rules.same_keys_as != env:
+        findings.extend(
+            _drift(
+                runbook=runbook,
+                env=env,
+                rel=rel,
+                values=values,
+                other=rules.same_keys_as,
+                project_root=project_root,
+            )
+        )
+
+    masker = Masker(values[key][0] for key in masked if key in values)
+    return ConfigReport(env, rel, tuple(_mask(f, masker) for f in findings))
+
+
+def _drift(
+    *,
+    runbook: Runbook,
+    env: str,
+    rel: str,
+    values: ConfigValues,
+    other: str,
+    project_root: Path,
+) -> list[ConfigFinding]:
+    other_rel = _environment_config(runbook, other, role="config.same_keys_as: ")
+    other_path = _config_path(project_root, other_rel, f"environments.{other}.config")
+    other_values = read_config(other_path, display=other_rel)
+    expected = f"every key that {other} has"
+    findings = [
+        ConfigFinding(
+            key, "fail", "drift", f"the key, as {other} has it", "missing", line, other_rel
+        )
+        for key, (_, line) in other_values.items()
+        if key not in values
+    ]
+    if not findings:
+        got = f"all {len(other_values)} present"
+        findings.append(
+            ConfigFinding(f"keys of {other}", "pass", "drift", expected, got, None, rel)
+        )
+    findings.extend(
+        ConfigFinding(
+            key,
+            "pass",
+            "drift",
+            f"only keys that {other} has",
+            f"only {env} has this key, {other} does not",
+            line,
+            rel,
+            note=True,
+        )
+        for key, (_, line) in values.items()
+        if key not in other_values
+    )
+    return findings
+
+
+def _mask(finding: ConfigFinding, masker: Masker) -> ConfigFinding:
+    """The finding with secret values, and passwords in URLs, replaced by `***`."""
+    expected, got = masker.mask(finding.expected), masker.mask(finding.got)
+    if (expected, got) == (finding.expected, finding.got):
+        return finding
+    return replace(finding, expected=expected, got=got)

@@ -1,0 +1,421 @@
+"""git probes, annotated release tags, and pushing one tag.
+
+Every call runs the `git` program with an argument list, `LC_ALL=C` so its messages can be read,
+and `GIT_TERMINAL_PROMPT=0` so it never waits for a password. Variables that would point git at
+another repository (`GIT_DIR`, `GIT_WORK_TREE`, ...) are dropped: the `root` argument decides.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from drillbook.errors import PreconditionFailed, UsageError
+from drillbook.model import is_semver, semver_key
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+#: Seconds a local git command may take before drillbook gives up on it.
+LOCAL_TIMEOUT = 30.0
+DEFAULT_IGNORE = (".drillbook/",)
+MAX_LISTED = 20
+_TAIL_LINES = 20
+_TAIL_CHARS = 2000
+# Set by a hook or a wrapper, these would make git ignore the `root` drillbook passes.
+_REPO_VARS = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_COMMON_DIR",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_NAMESPACE",
+    "GIT_PREFIX",
+)
+# user.useConfigOnly: a tag by "root@host" guessed from the machine is worse than no tag.
+_STRICT_IDENTITY = ("-c", "user.useConfigOnly=true")
+_URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """How pushing one tag went; a failed push is a result, not an error."""
+
+    tag: str
+    remote: str
+    outcome: Literal["ok", "failed"]
+    #: One line: what happened ("pushed", "git push exited 128", "no answer within 60s").
+    detail: str
+    #: The tail of git's output, credentials in URLs masked.
+    output_tail: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the remote now has the tag."""
+        return self.outcome == "ok"
+
+
+def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _REPO_VARS}
+    env.update({"LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"})
+    if extra:
+        env.update(extra)
+    return env
+
+
+def _git(
+    root: Path,
+    *args: str,
+    stdin: str | None = None,
+    timeout: float = LOCAL_TIMEOUT,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """Run `git -C root ARGS`; only a missing git or a hung one raises."""
+    argv = ["git", "-C", str(root), *args]
+    try:
+        return subprocess.run(
+            argv,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=_env(env),
+            check=False,
+            # Without input, git must not read the terminal either.
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+        )
+    except FileNotFoundError:
+        msg = "git is not installed: expected the `git` program on PATH, found none"
+        raise PreconditionFailed(msg, hint="install git, then run again") from None
+    except subprocess.TimeoutExpired:
+        msg = f"`git {' '.join(args)}` in {root} did not finish within {timeout:g}s"
+        raise PreconditionFailed(msg, hint="check for a stale lock file in .git/") from None
+
+
+def _check_repo(root: Path, proc: subprocess.CompletedProcess[str]) -> None:
+    """Raise when git refused to work in `root` at all (no repository, unsafe owner)."""
+    err = proc.stderr
+    if "not a git repository" in err or "cannot change to" in err:
+        msg = f"not a git repository: {root}"
+        hint = "run `git init` there and commit, or run drillbook from inside the repository"
+        raise PreconditionFailed(msg, hint=hint)
+    if "dubious ownership" in err:
+        msg = f"git refuses to work in {root}: it is owned by another user"
+        hint = f"git config --global --add safe.directory {root}"
+        raise PreconditionFailed(msg, hint=hint)
+
+
+def _tail(text: str) -> str:
+    text = _URL_USERINFO.sub(r"\1***@", text.strip())
+    return "\n".join(text.splitlines()[-_TAIL_LINES:])[-_TAIL_CHARS:]
+
+
+def repo_root(path: Path) -> Path:
+    """The top folder of the git repository that holds `path`."""
+    proc = _git(path, "rev-parse", "--show-toplevel")
+    _check_repo(path, proc)
+    if proc.returncode != 0:
+        msg = f"not a git repository: {path} ({_tail(proc.stderr)})"
+        raise PreconditionFailed(msg, hint="run `git init` there, or run drillbook inside one")
+    return Path(proc.stdout.strip())
+
+
+def _commit_of(root: Path, rev: str) -> str | None:
+    if rev.startswith("-"):
+        return None  # would read as an option (--end-of-options is too new to rely on)
+    proc = _git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    _check_repo(root, proc)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def head_commit(root: Path) -> str | None:
+    """The full hash of HEAD, or None when the repository has no commits yet."""
+    return _commit_of(root, "HEAD")
+
+
+def dirty_files(root: Path, *, ignore: Sequence[str] = DEFAULT_IGNORE) -> list[str]:
+    """Files that are staged, modified or untracked, relative to the repository root.
+
+    A path under an `ignore` prefix (a folder ends with '/') is left out.
+    """
+    proc = _git(
+        root,
+        "status",
+        "--porcelain=v1",
+        "-z",
+        "--untracked-files=all",
+        env={"GIT_OPTIONAL_LOCKS": "0"},  # a probe must not take the index lock from a user's git
+    )
+    _check_repo(root, proc)
+    if proc.returncode != 0:
+        msg = f"`git status` failed in {root}: {_tail(proc.stderr)}"
+        raise PreconditionFailed(msg)
+    entries = proc.stdout.split("\0")
+    files: list[str] = []
+    i = 0
+    while i < len(entries):
+        entry = entries[i]
+        i += 1
+        if len(entry) < 4:
+            continue
+        status, path = entry[:2], entry[3:]
+        if "R" in status or "C" in status:
+            i += 1  # a rename or copy is followed by its source path
+        if not _ignored(path, ignore):
+            files.append(path)
+    return files
+
+
+def _ignored(path: str, ignore: Sequence[str]) -> bool:
+    for prefix in ignore:
+        if prefix.endswith("/"):
+            if path.startswith(prefix) or path == prefix.rstrip("/"):
+                return True
+        elif path == prefix:
+            return True
+    return False
+
+
+def require_clean(root: Path, *, ignore: Sequence[str] = DEFAULT_IGNORE) -> None:
+    """Raise `PreconditionFailed` listing the changed files unless the tree is clean."""
+    files = dirty_files(root, ignore=ignore)
+    if not files:
+        return
+    listed = [f"  {name}" for name in files[:MAX_LISTED]]
+    if len(files) > MAX_LISTED:
+        listed.append(f"  and {len(files) - MAX_LISTED} more")
+    count = f"{len(files)} changed file" + ("s" if len(files) != 1 else "")
+    msg = (
+        f"the working tree in {root} is not clean: expected no uncommitted changes, "
+        f"found {count}:\n" + "\n".join(listed)
+    )
+    hint = "commit or stash them (git stash --include-untracked), or add them to .gitignore"
+    raise PreconditionFailed(msg, hint=hint)
+
+
+def identity(root: Path) -> tuple[str, str] | None:
+    """The name and email git would record as tagger, or None when none is configured.
+
+    git itself decides: `user.name`/`user.email` (or `committer.*`) from any config level, or
+    the GIT_COMMITTER_* and EMAIL variables; guessing from the machine is not accepted.
+    """
+    proc = _git(root, *_STRICT_IDENTITY, "var", "GIT_COMMITTER_IDENT")
+    _check_repo(root, proc)
+    if proc.returncode != 0:
+        return None
+    match = re.match(r"(.*?) <(.*)> \d+ [+-]\d{4}$", proc.stdout.strip())
+    if not match or not match.group(1) or not match.group(2):
+        return None
+    return match.group(1), match.group(2)
+
+
+def require_identity(root: Path) -> None:
+    """Raise `PreconditionFailed` with the exact commands to run unless git has an identity."""
+    if identity(root) is not None:
+        return
+    msg = (
+        "git has no identity to record on the tag: expected user.name and user.email to be "
+        "set, found them missing"
+    )
+    hint = (
+        f'run git -C {root} config user.name "Your Name" && '
+        f"git -C {root} config user.email you@example.com (or use --global)"
+    )
+    raise PreconditionFailed(msg, hint=hint)
+
+
+def tag_commit(root: Path, tag: str) -> str | None:
+    """The commit a tag points at (annotated tags peeled), or None when there is no such tag."""
+    return _commit_of(root, f"refs/tags/{tag}")
+
+
+def tags(root: Path) -> list[str]:
+    """Every tag name in the repository, sorted by name."""
+    proc = _git(root, "for-each-ref", "--format=%(refname:strip=2)", "refs/tags")
+    _check_repo(root, proc)
+    return sorted(line for line in proc.stdout.splitlines() if line)
+
+
+def previous_version(root: Path, version: str, tag_format: str = "v{version}") -> str | None:
+    """The highest version below `version` that has a tag, or None when there is none.
+
+    Tags that do not fit `tag_format` or are not semver are skipped. For a final release only
+    final releases count (1.1.0-rc.1 is not what 1.1.0 rolls back to); for a pre-release,
+    pre-releases count too.
+    """
+    if not is_semver(version):
+        msg = f"expected a semver version such as 1.2.0, got {version!r}"
+        raise UsageError(msg)
+    if tag_format.count("{version}") != 1:
+        msg = (
+            f"expected a tag format with {{version}} once, such as v{{version}}, got {tag_format!r}"
+        )
+        raise UsageError(msg)
+    prefix, suffix = tag_format.split("{version}")
+    pattern = re.compile(re.escape(prefix) + "(.+)" + re.escape(suffix))
+    final_only = "-" not in version.split("+", 1)[0]
+    ceiling = semver_key(version)
+    best: tuple[tuple[object, ...], str] | None = None
+    for name in tags(root):
+        match = pattern.fullmatch(name)
+        if not match or not is_semver(candidate := match.group(1)):
+            continue
+        if final_only and "-" in candidate.split("+", 1)[0]:
+            continue
+        key = semver_key(candidate)
+        if key < ceiling and (best is None or key > best[0]):
+            best = (key, candidate)
+    return best[1] if best else None
+
+
+def _describe(root: Path, commit: str) -> str:
+    """A commit as `3f2a1c9 ("its subject")`."""
+    proc = _git(root, "log", "-1", "--format=%s", commit, "--")
+    subject = proc.stdout.strip()
+    return f'{commit[:7]} ("{subject}")' if subject else commit[:7]
+
+
+def _check_tag_name(root: Path, tag: str) -> None:
+    # A leading '-' would read as an option; check-ref-format knows the rest of git's rules.
+    valid = bool(tag) and not tag.startswith("-")
+    if valid:
+        valid = _git(root, "check-ref-format", f"refs/tags/{tag}").returncode == 0
+    if not valid:
+        msg = f"expected a valid git tag name, got {tag!r}"
+        hint = "check the runbook's `tag:` format; names cannot hold spaces, '..', '~', '^' or ':'"
+        raise UsageError(msg, hint=hint)
+
+
+def create_tag(
+    root: Path, tag: str, message: str, *, commit: str = "HEAD"
+) -> Literal["created", "exists"]:
+    """Make an annotated tag on `commit` holding `message` verbatim.
+
+    A tag already on that commit is "exists": the step is done. A tag on another commit raises
+    `PreconditionFailed` naming both commits; so do a missing commit and a missing identity.
+    """
+    _check_tag_name(root, tag)
+    target = _commit_of(root, commit)
+    if target is None:
+        if commit == "HEAD":
+            msg = f"cannot tag {tag}: expected a commit at HEAD, found no commits in {root}"
+            hint = "commit your work first"
+        else:
+            msg = f"cannot tag {tag}: expected {commit} to be a commit, found no such commit"
+            hint = "check the commit name"
+        raise PreconditionFailed(msg, hint=hint)
+    existing = tag_commit(root, tag)
+    if existing == target:
+        return "exists"
+    if existing is not None:
+        raise _tag_elsewhere(root, tag, existing, commit, target)
+    require_identity(root)
+    proc = _git(
+        root,
+        *_STRICT_IDENTITY,
+        "tag",
+        "--annotate",
+        "--cleanup=verbatim",  # the default strips lines starting with '#', like "#oncall"
+        "--file=-",
+        "--",
+        tag,
+        target,
+        stdin=message,
+        timeout=60.0,
+    )
+    if proc.returncode != 0:
+        # Made by someone else between the look and the act: judge it like one found before.
+        existing = tag_commit(root, tag)
+        if existing == target:
+            return "exists"
+        if existing is not None:
+            raise _tag_elsewhere(root, tag, existing, commit, target)
+        msg = f"git could not create the tag {tag} on {target[:7]}: {_tail(proc.stderr)}"
+        raise PreconditionFailed(msg)
+    if tag_commit(root, tag) != target:
+        msg = f"git reported the tag {tag} made, but it does not point at {target[:7]}"
+        raise PreconditionFailed(msg, hint=f"inspect it with git show {tag}")
+    return "created"
+
+
+def delete_tag(root: Path, tag: str) -> bool:
+    """Delete a local tag (one this run made and must take back); False when it was absent."""
+    if tag_commit(root, tag) is None:
+        return False
+    proc = _git(root, "tag", "--delete", "--", tag)
+    if proc.returncode != 0:
+        msg = f"git could not delete the tag {tag}: {_tail(proc.stderr)}"
+        raise PreconditionFailed(msg, hint=f"delete it by hand with git tag -d {tag}")
+    return True
+
+
+def _tag_elsewhere(
+    root: Path, tag: str, existing: str, commit: str, target: str
+) -> PreconditionFailed:
+    msg = (
+        f"tag {tag} already exists on {_describe(root, existing)}, "
+        f"expected it on {commit} {_describe(root, target)}"
+    )
+    hint = (
+        f"delete it with git tag -d {tag} if it was made by mistake (and git push origin "
+        f":refs/tags/{tag} if it was pushed), or release a new version"
+    )
+    return PreconditionFailed(msg, hint=hint)
+
+
+def _run_remote(root: Path, args: Sequence[str], timeout: float) -> tuple[int | None, str, str]:
+    """Run a git command that talks to a remote: (exit status or None on timeout, out, err)."""
+    argv = ["git", "-C", str(root), *args]
+    try:
+        # A session of its own: no controlling terminal, so ssh cannot stop to ask for a
+        # passphrase, and a timeout stops ssh along with git (their pipes would hold us).
+        child = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(),
+            start_new_session=True,
+        )
+    except FileNotFoundError:
+        return 127, "", "git is not installed"
+    try:
+        out, err = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+        out, err = child.communicate()
+        return None, out, err
+    return child.returncode, out, err
+
+
+def push_tag(root: Path, tag: str, remote: str = "origin", *, timeout: float = 60) -> PushResult:
+    """Push only `refs/tags/TAG` to `remote`; a failure is reported in the result, not raised."""
+    ref = f"refs/tags/{tag}"
+    status, out, err = _run_remote(root, ["push", "--", remote, f"{ref}:{ref}"], timeout)
+    tail = _tail("\n".join(part for part in (err, out) if part.strip()))
+    if status == 0:
+        return PushResult(tag, remote, "ok", f"pushed {tag} to {remote}", tail)
+    if status is None:
+        detail = f"no answer from {remote} within {timeout:g}s"
+    else:
+        last = tail.splitlines()[-1] if tail else ""
+        detail = f"git push exited {status}" + (f": {last}" if last else "")
+    return PushResult(tag, remote, "failed", detail, tail)
+
+
+def remote_has_tag(root: Path, tag: str, remote: str = "origin") -> bool | None:
+    """Whether `remote` has the tag, or None when the remote cannot be asked."""
+    ref = f"refs/tags/{tag}"
+    status, out, _ = _run_remote(root, ["ls-remote", "--tags", "--", remote, ref], 30.0)
+    if status != 0:
+        return None
+    return any(line.endswith(f"\t{ref}") for line in out.splitlines())

@@ -1,0 +1,163 @@
+"""What the task layer prints: plans, summaries and the incident digest."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from drillbook.console import Console
+from drillbook.digest import log_lines
+from drillbook.plan import Plan
+
+if TYPE_CHECKING:
+    from drillbook.release import Outcome
+    from drillbook.session import RunSession
+
+
+def print_plan(console: Console, plan: Plan, probes: list[tuple[str, str, bool]]) -> None:
+    """A plan as numbered lines, marking the steps that change something."""
+    what = f"{plan.action} {plan.version or ''}".strip()
+    console.print(f"plan: {what} of {plan.service} on {plan.env}", style="bold")
+    if plan.previous:
+        console.print(f"previous version: {plan.previous} (the rollback target)")
+    for i, step in enumerate(plan.steps, 1):
+        mark = (
+            console.paint("changes", "yellow") if step.changes else console.paint("reads  ", "dim")
+        )
+        console.print(f"  {i:>2}. [{mark}] {step.title}")
+        if step.argv:
+            import shlex
+
+            console.print(console.paint(f"          $ {shlex.join(step.argv)}", "dim"))
+    for note in plan.notes:
+        console.print(f"note: {note}", style="yellow")
+    if probes:
+        console.print("read-only probes:", style="bold")
+        for name, found, ok in probes:
+            console.print(f"  {console.outcome('ok' if ok else 'fail')} {name}: {found}")
+
+
+def plan_json(plan: Plan, probes: list[tuple[str, str, bool]]) -> dict[str, Any]:
+    """A plan as plain data."""
+    return {
+        "action": plan.action,
+        "service": plan.service,
+        "env": plan.env,
+        "version": plan.version,
+        "previous": plan.previous,
+        "steps": [s.as_dict() for s in plan.steps],
+        "notes": list(plan.notes),
+        "probes": [{"probe": n, "found": f, "ok": ok} for n, f, ok in probes],
+    }
+
+
+def print_digest(session: RunSession, outcome: Outcome) -> None:
+    """The incident digest: failing check, log lines, rollback, owner and where to page."""
+    console = session.console
+    runbook = session.loaded.runbook
+    failed = outcome.failed
+    bar = "─" * 72
+    console.print(console.paint(f"── incident digest {bar}"[:78], "red"))
+    console.print(console.paint(outcome.headline, "bold"))
+    if failed is not None:
+        console.print(f"failed step: {failed.step.title}")
+        bad = [c for c in failed.checks if c.outcome != "pass"]
+        for res in bad[:5]:
+            console.print(f"  {console.outcome(res.outcome)} {res.name}: {res.message}")
+            console.print(f"      expected: {res.expected}")
+            console.print(f"      got:      {res.got}")
+            if res.excerpt:
+                console.print(f"      response: {res.excerpt[:200]}")
+        if not bad and failed.detail:
+            console.print(f"  {failed.detail}")
+        if not bad and failed.output_tail:
+            for line in failed.output_tail.splitlines()[-5:]:
+                console.print(f"  │ {line}")
+    lines, read = log_lines(runbook, session.root, session.env, session.started_wall - 1)
+    if lines:
+        console.print(f"newest log lines since the run started ({', '.join(read)}):")
+        for line in lines:
+            console.print(f"  [{line.source}] {line.text}")
+    elif read:
+        console.print(f"logs ({', '.join(read)}): no error lines since the run started")
+    owners = _owners(session, outcome)
+    if outcome.rollback:
+        steps = ", ".join(f"{r.step.id} {r.outcome}" for r in outcome.rollback)
+        console.print(f"rollback: {steps}")
+    if outcome.outcome == "rollback_failed":
+        console.print(
+            console.paint(
+                "a person must act: start with the failed rollback step above, then the "
+                f"rollback note in notes/, and page {runbook.escalation or runbook.owner}",
+                "red",
+            )
+        )
+    console.print(
+        f"owner: {owners}; service owner {runbook.owner}"
+        + (f"; page {runbook.escalation}" if runbook.escalation else "")
+    )
+    console.print(f"journal: .drillbook/journal/{session.run_id}.jsonl")
+    console.print(console.paint(bar[:78], "red"))
+
+
+def _owners(session: RunSession, outcome: Outcome) -> str:
+    failed = outcome.failed
+    owners: list[str] = []
+    if failed is not None:
+        for res, change_owner in _check_owners(session, failed):
+            if res.outcome != "pass" and change_owner and change_owner not in owners:
+                owners.append(change_owner)
+        if failed.step.owner and failed.step.owner not in owners:
+            owners.append(failed.step.owner)
+    if not owners:
+        release = session.loaded.runbook.release(session.version or "")
+        if release:
+            owners = sorted({f"{c.owner} ({c.id})" for c in release.changes})
+    return ", ".join(owners) or session.loaded.runbook.owner
+
+
+def _check_owners(session: RunSession, failed: Any) -> list[tuple[Any, str | None]]:
+    release = session.loaded.runbook.release(session.version or "")
+    if release is None:
+        return [(c, None) for c in failed.checks]
+    from drillbook.release import expected_items
+
+    items = expected_items(session.loaded.runbook, release)
+    out = []
+    for item, res in zip(items, failed.checks, strict=False):
+        out.append((res, f"{item.owner} ({item.change})" if item.owner else None))
+    return out
+
+
+def summary_json(session: RunSession, outcome: Outcome) -> str:
+    """The machine-readable summary of a run, for CI."""
+    steps = []
+    for result in [*_executor_results(session)]:
+        steps.append(
+            {
+                "step": result.step.id,
+                "outcome": result.outcome,
+                "duration_ms": result.duration_ms,
+                "detail": result.detail,
+                "checks": [c.as_dict() for c in result.checks],
+            }
+        )
+    payload = {
+        "run": session.run_id,
+        "action": session.action,
+        "service": session.loaded.runbook.service,
+        "env": session.env,
+        "version": session.version,
+        "outcome": outcome.outcome,
+        "exit": outcome.exit_code,
+        "headline": outcome.headline,
+        "duration_ms": session.elapsed_ms(),
+        "artifacts": outcome.artifacts,
+        "journal": f".drillbook/journal/{session.run_id}.jsonl",
+        "steps": steps,
+    }
+    return json.dumps(session.masker.mask_obj(payload), indent=2)
+
+
+def _executor_results(session: RunSession) -> list[Any]:
+    return list(getattr(session, "results", []))

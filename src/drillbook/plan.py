@@ -1,0 +1,235 @@
+"""The ordered steps of an action, computed without touching anything.
+
+`plan` is pure: runbook + action + environment + version in, steps out. `drillbook plan` and
+`release --dry-run` print it; the executor runs it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+from drillbook.model import Change, Release, Runbook, Step
+
+Kind = Literal["probe", "gate", "config", "deploy", "checks", "rollback", "tag", "note", "push"]
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    """One step of a plan."""
+
+    id: str
+    kind: Kind
+    title: str
+    changes: bool
+    argv: tuple[str, ...] | None = None
+    detail: str = ""
+    owner: str | None = None
+    change: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """The step as plain data, for JSON output and the journal."""
+        return {
+            "step": self.id,
+            "kind": self.kind,
+            "title": self.title,
+            "changes": self.changes,
+            "argv": list(self.argv) if self.argv is not None else None,
+            "detail": self.detail,
+            "owner": self.owner,
+            "change": self.change,
+        }
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an action will do, in order."""
+
+    action: str
+    service: str
+    env: str
+    version: str | None
+    previous: str | None
+    steps: tuple[PlannedStep, ...]
+    notes: tuple[str, ...] = field(default=())
+
+    def step(self, step_id: str) -> PlannedStep:
+        """The step with that id."""
+        return next(s for s in self.steps if s.id == step_id)
+
+
+def placeholders(
+    runbook: Runbook, env: str, version: str | None, previous: str | None
+) -> dict[str, str]:
+    """The values of `{env}`, `{version}`, `{previous}`, `{url}` and `{service}`."""
+    environment = runbook.environments.get(env)
+    return {
+        "env": env,
+        "version": version or "",
+        "previous": previous or "",
+        "url": environment.url if environment else "",
+        "service": runbook.service,
+    }
+
+
+def fill(argv: Sequence[str], values: Mapping[str, str]) -> tuple[str, ...]:
+    """Placeholders filled in per argument; other braces stay as they are."""
+    out = []
+    for arg in argv:
+        text = arg
+        for name, value in values.items():
+            text = text.replace("{" + name + "}", value)
+        out.append(text)
+    return tuple(out)
+
+
+def command_of(step: Step, values: Mapping[str, str]) -> tuple[str, ...]:
+    """The argument list a step runs (a shell step runs `sh -c TEXT`, values in the env)."""
+    if isinstance(step.run, str):
+        return ("sh", "-c", step.run)
+    return fill(step.run, values)
+
+
+def step_env(values: Mapping[str, str]) -> dict[str, str]:
+    """The DRILLBOOK_* environment variables every command receives."""
+    return {f"DRILLBOOK_{name.upper()}": value for name, value in values.items()}
+
+
+def _gate_steps(runbook: Runbook, values: Mapping[str, str]) -> list[PlannedStep]:
+    steps = []
+    for name in ("lint", "unit"):
+        gate = getattr(runbook.gates, name)
+        if gate is None:
+            continue
+        argv = command_of(gate, values)
+        steps.append(
+            PlannedStep(name, "gate", f"{name}: {' '.join(argv)}", changes=False, argv=argv)
+        )
+    return steps
+
+
+def rollback_steps(
+    runbook: Runbook,
+    release: Release | None,
+    env: str,
+    target: str | None,
+    values: Mapping[str, str],
+) -> list[PlannedStep]:
+    """Undo a release: each change's rollback steps in reverse order, the redeploy, the checks."""
+    steps: list[PlannedStep] = []
+    changes: list[Change] = list(reversed(release.changes)) if release else []
+    for change in changes:
+        for i, step in enumerate(change.rollback.steps):
+            argv = command_of(step, values)
+            title = step.name or " ".join(argv)
+            steps.append(
+                PlannedStep(
+                    f"rollback-step:{change.id}:{i + 1}",
+                    "rollback",
+                    f"rollback step of {change.id}: {title}",
+                    changes=True,
+                    argv=argv,
+                    owner=change.owner,
+                    change=change.id,
+                )
+            )
+    if runbook.deploy is not None and target is not None:
+        redeploy_values = {**values, "version": target, "previous": values.get("version", "")}
+        argv = command_of(runbook.deploy, redeploy_values)
+        steps.append(
+            PlannedStep(
+                "rollback-deploy",
+                "deploy",
+                f"deploy {target} to {env} again",
+                changes=True,
+                argv=argv,
+            )
+        )
+    count = sum(len(c.rollback.checks) for c in changes)
+    steps.append(
+        PlannedStep(
+            "rollback-checks",
+            "checks",
+            f"rollback checks on {env} ({count} check{'s' if count != 1 else ''})",
+            changes=False,
+        )
+    )
+    return steps
+
+
+def plan_release(
+    runbook: Runbook,
+    *,
+    env: str,
+    version: str,
+    previous: str | None,
+    push: bool = False,
+    tag_exists_here: bool = False,
+) -> Plan:
+    """The release checklist in order, stopping at the first failure when run."""
+    release = runbook.release(version)
+    values = placeholders(runbook, env, version, previous)
+    steps: list[PlannedStep] = [
+        PlannedStep(
+            "preflight",
+            "probe",
+            "preflight: git repository, clean tree, identity, tag, lock, staging answers",
+            changes=False,
+        ),
+        *_gate_steps(runbook, values),
+    ]
+    if runbook.config is not None and runbook.environments[env].config is not None:
+        steps.append(
+            PlannedStep(
+                "verify-config",
+                "config",
+                f"verify-config: {runbook.environments[env].config} against the rules",
+                changes=False,
+            )
+        )
+    if runbook.deploy is not None:
+        argv = command_of(runbook.deploy, values)
+        steps.append(
+            PlannedStep("deploy", "deploy", f"deploy {version} to {env}", changes=True, argv=argv)
+        )
+    count = sum(len(c.expected.checks) for c in release.changes) if release else 0
+    steps.append(
+        PlannedStep(
+            "integration",
+            "checks",
+            f"expected checks of {version} on {env} ({count} check{'s' if count != 1 else ''})",
+            changes=False,
+        )
+    )
+    tag = runbook.tag_name(version)
+    steps.append(
+        PlannedStep(
+            "tag",
+            "tag",
+            f"tag {tag}" + (" (exists on HEAD: done)" if tag_exists_here else ""),
+            changes=not tag_exists_here,
+        )
+    )
+    steps.append(
+        PlannedStep(
+            "rollback-note",
+            "note",
+            f"rollback note: notes/{runbook.service}-{version}-rollback.md",
+            changes=True,
+        )
+    )
+    if push:
+        steps.append(PlannedStep("push", "push", f"push tag {tag} to origin", changes=True))
+    notes = []
+    if previous is None:
+        notes.append(
+            f"no released version below {version} was found in git tags; "
+            "an automatic rollback can only run the changes' rollback steps"
+        )
+    return Plan("release", runbook.service, env, version, previous, tuple(steps), tuple(notes))
+
+
+def note_path(runbook: Runbook, version: str) -> str:
+    """Where the rollback note of a version is written, relative to the project."""
+    return f"notes/{runbook.service}-{version}-rollback.md"

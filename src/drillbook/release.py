@@ -1,0 +1,544 @@
+"""The release checklist and the rollback, as flows over the executor.
+
+release: preflight, lint, unit, verify-config, deploy, integration, tag, rollback note (push).
+When a step fails after the deploy, the rollback runs on its own: each change's rollback steps
+in reverse order, the previous version deployed again, the rollback checks. Exit 4 when the
+rollback is proven, 5 when it is not.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from drillbook import gitops
+from drillbook.describe import check_label, describe_check, describe_step
+from drillbook.errors import (
+    EXIT_CHECK_FAILED,
+    EXIT_OK,
+    EXIT_ROLLBACK_FAILED,
+    EXIT_ROLLED_BACK,
+    PreconditionFailed,
+    UsageError,
+)
+from drillbook.execute import CheckItem, Executor, StepResult
+from drillbook.model import Release, Runbook, semver_key
+from drillbook.plan import Plan, PlannedStep, note_path, placeholders, rollback_steps
+from drillbook.runbook import LoadedRunbook
+from drillbook.session import RunSession
+
+#: Folders drillbook itself writes into; they never make a tree dirty.
+OWN_OUTPUTS = (".drillbook/", "notes/", "reports/")
+
+
+@dataclass
+class Outcome:
+    """How a flow ended, for the summary and the exit code."""
+
+    exit_code: int
+    outcome: str  # ok, failed, rolled_back, rollback_failed, interrupted
+    headline: str
+    failed: StepResult | None = None
+    rollback: list[StepResult] = field(default_factory=list)
+    artifacts: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Preflight:
+    """What the read-only probes found."""
+
+    head: str
+    previous: str | None
+    tag: str
+    tag_commit: str | None
+    staging_answers: str | None = None
+
+    @property
+    def tag_done(self) -> bool:
+        """Whether the release tag already points at HEAD."""
+        return self.tag_commit is not None and self.tag_commit == self.head
+
+
+def pick_version(runbook: Runbook, version: str | None) -> Release:
+    """The release to act on: the one named, or the newest in the runbook."""
+    if not runbook.releases:
+        msg = f"runbook of {runbook.service} declares no releases"
+        raise UsageError(msg, hint="add a release under `releases:`")
+    if version is None:
+        return max(runbook.releases, key=lambda r: semver_key(r.version))
+    release = runbook.release(version)
+    if release is None:
+        known = ", ".join(r.version for r in runbook.releases)
+        msg = f"no release {version} in the runbook of {runbook.service} (declared: {known})"
+        raise UsageError(msg)
+    return release
+
+
+def require_env(runbook: Runbook, env: str) -> None:
+    """Refuse an environment the runbook does not declare."""
+    if env not in runbook.environments:
+        known = ", ".join(runbook.environments)
+        msg = f"no environment {env!r} in the runbook (declared: {known})"
+        raise UsageError(msg)
+
+
+def previous_version(root: Path, runbook: Runbook, version: str) -> str | None:
+    """The highest released version below `version`, from git tags."""
+    return gitops.previous_version(root, version, runbook.tag)
+
+
+def preflight(
+    loaded: LoadedRunbook, env: str, version: str, *, need_identity: bool = True
+) -> Preflight:
+    """Look at the world before changing it; raise PreconditionFailed when it says no."""
+    root = loaded.root
+    runbook = loaded.runbook
+    gitops.repo_root(root)
+    head = gitops.head_commit(root)
+    if head is None:
+        msg = f"the git repository at {root} has no commit yet, so there is nothing to release"
+        raise PreconditionFailed(msg, hint="commit the project first: git add -A && git commit")
+    gitops.require_clean(root, ignore=OWN_OUTPUTS)
+    if need_identity:
+        gitops.require_identity(root)
+    tag = runbook.tag_name(version)
+    tag_commit = gitops.tag_commit(root, tag)
+    if tag_commit is not None and tag_commit != head:
+        msg = (
+            f"tag {tag} already exists on {tag_commit[:9]}, expected it absent or on HEAD "
+            f"{head[:9]}; the code at HEAD is not the code that was released as {version}"
+        )
+        raise PreconditionFailed(
+            msg,
+            hint=f"release a new version, or delete the tag if it was a mistake: git tag -d {tag}",
+        )
+    _require_writable(root / "notes")
+    return Preflight(head, previous_version(root, runbook, version), tag, tag_commit)
+
+
+def _require_writable(folder: Path) -> None:
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    import os
+
+    if not os.access(probe, os.W_OK | os.X_OK):
+        msg = f"cannot write to {folder}: {probe} is not writable"
+        raise PreconditionFailed(msg, hint=f"fix the permissions of {probe}")
+
+
+def expected_items(runbook: Runbook, release: Release) -> list[CheckItem]:
+    """The expected checks of every change of a release."""
+    items = []
+    for change in release.changes:
+        for ref in change.expected.checks:
+            items.append(
+                CheckItem(check_label(ref, runbook), runbook.resolve(ref), change.id, change.owner)
+            )
+    return items
+
+
+def rollback_items(runbook: Runbook, release: Release | None) -> list[CheckItem]:
+    """The rollback checks of every change of a release (each named check once)."""
+    items: list[CheckItem] = []
+    seen: set[str] = set()
+    for change in release.changes if release else []:
+        for ref in change.rollback.checks:
+            label = check_label(ref, runbook)
+            if isinstance(ref, str) and ref in seen:
+                continue
+            seen.add(label)
+            items.append(CheckItem(label, runbook.resolve(ref), change.id, change.owner))
+    return items
+
+
+def rollback_command(env: str, target: str | None) -> str:
+    """The command a person types to roll back."""
+    return f"drillbook rollback --env {env}" + (f" --to {target}" if target else "")
+
+
+# --- rollback ---------------------------------------------------------------------------------
+
+
+def run_rollback(
+    session: RunSession,
+    executor: Executor,
+    release: Release | None,
+    *,
+    from_version: str | None,
+    target: str | None,
+    reason: str,
+) -> tuple[bool, list[StepResult]]:
+    """Undo `release` on the session's environment; True when the rollback checks pass."""
+    runbook = session.loaded.runbook
+    env = session.env
+    values = placeholders(runbook, env, from_version, target)
+    steps = rollback_steps(runbook, release, env, target, values)
+    executor.total += len(steps)
+    session.event(
+        "rollback_started",
+        reason=reason,
+        from_version=from_version,
+        to_version=target,
+        steps=[s.id for s in steps],
+    )
+    session.console.print(
+        session.console.paint(
+            f"rolling back {env} from {from_version} to {target or '(no earlier version)'}: "
+            f"{reason}",
+            "yellow",
+        )
+    )
+    results: list[StepResult] = []
+    ok = True
+    started = time.monotonic()
+    specs = {}
+    for change in reversed(release.changes) if release else []:
+        for i, spec in enumerate(change.rollback.steps):
+            specs[f"rollback-step:{change.id}:{i + 1}"] = spec
+    for step in steps:
+        if step.kind == "checks":
+            items = rollback_items(runbook, release)
+            result = executor.checks(step, items, version=target, previous=from_version)
+        elif step.id == "rollback-deploy":
+            deploy = runbook.deploy
+            if deploy is None:  # rollback_steps plans a redeploy only when there is a deploy
+                continue
+            result = executor.command(step, deploy, version=target, previous=from_version)
+            if result.ok:
+                session.event("deployed", version=target, previous=from_version, by="rollback")
+        else:
+            result = executor.command(step, specs[step.id], version=from_version, previous=target)
+        results.append(result)
+        if not result.ok:
+            ok = False
+            break
+    session.event(
+        "rollback_finished",
+        outcome="ok" if ok else "failed",
+        from_version=from_version,
+        to_version=target,
+        duration_ms=round((time.monotonic() - started) * 1000),
+    )
+    return ok, results
+
+
+# --- release ----------------------------------------------------------------------------------
+
+
+def note_context(
+    session: RunSession, release: Release, previous: str | None, tag: str
+) -> dict[str, Any]:
+    """What the rollback note template receives."""
+    runbook = session.loaded.runbook
+    env = session.env
+    values = placeholders(runbook, env, release.version, previous)
+    steps = [
+        describe_step(s) for s in (c.rollback.steps for c in reversed(release.changes)) for s in s
+    ]
+    if runbook.deploy is not None and previous:
+        redeploy = {**values, "version": previous}
+        from drillbook.plan import command_of
+
+        steps.append(shlex.join(command_of(runbook.deploy, redeploy)))
+    checks = [
+        f"{item.label}: {describe_check(item.check)}" for item in rollback_items(runbook, release)
+    ]
+    return {
+        "service": runbook.service,
+        "owner": runbook.owner,
+        "escalation": runbook.escalation,
+        "version": release.version,
+        "previous": previous,
+        "env": env,
+        "tag": tag,
+        "run_id": session.run_id,
+        "released_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "retry_safe": all(c.rollback.retry_safe for c in release.changes),
+        "rollback_command": rollback_command(env, previous),
+        "steps": steps,
+        "checks": checks,
+        "changes": [
+            {
+                "id": c.id,
+                "title": c.title,
+                "owner": c.owner,
+                "expected": c.expected.summary,
+                "rollback": c.rollback.summary,
+                "retry_safe": c.rollback.retry_safe,
+                "steps": [describe_step(s) for s in c.rollback.steps],
+            }
+            for c in release.changes
+        ],
+        "logs": [
+            {"name": log.name, "where": log.where.replace("{env}", env), "look_for": log.look_for}
+            for log in runbook.logs
+        ],
+    }
+
+
+def write_note(session: RunSession, release: Release, previous: str | None, tag: str) -> Path:
+    """Render the rollback note of a release into notes/, atomically."""
+    from drillbook.render import render_to
+
+    path = session.root / note_path(session.loaded.runbook, release.version)
+    render_to(
+        path,
+        "rollback-note.md.j2",
+        note_context(session, release, previous, tag),
+        project_root=session.root,
+        masker=session.masker,
+    )
+    return path
+
+
+def tag_message(runbook: Runbook, release: Release, previous: str | None) -> str:
+    """The annotated tag's message: the changes, their owners and the rollback summary."""
+    lines = [f"{runbook.service} {release.version}", ""]
+    for change in release.changes:
+        lines.append(f"- {change.id}: {change.title} (owner: {change.owner})")
+        lines.append(f"  expected: {change.expected.summary}")
+        lines.append(f"  rollback: {change.rollback.summary}")
+    lines += ["", f"Roll back: {rollback_command('staging', previous)}", ""]
+    return "\n".join(lines)
+
+
+def release_flow(
+    session: RunSession,
+    plan: Plan,
+    release: Release,
+    found: Preflight,
+    *,
+    auto_rollback: bool = True,
+    done: frozenset[str] = frozenset(),
+) -> Outcome:
+    """Run a release plan; roll back on a failure after the deploy."""
+    runbook = session.loaded.runbook
+    executor = Executor(session, total=len(plan.steps), done=done)
+    session.results = executor.results
+    version = release.version
+    previous = found.previous
+    deployed = False
+    created_tag = False
+    artifacts: dict[str, str] = {}
+
+    def failed_before_deploy(result: StepResult) -> Outcome:
+        return Outcome(
+            EXIT_CHECK_FAILED,
+            "failed",
+            f"release {version} stopped at {result.step.id}: {result.detail or result.outcome}; "
+            "nothing was deployed",
+            failed=result,
+        )
+
+    for step in plan.steps:
+        if step.kind == "probe":
+            executor.run(step, lambda s=step: StepResult(s, "ok", detail="checked"))
+            continue
+        if step.kind == "gate":
+            spec = getattr(runbook.gates, step.id)
+            result = executor.command(step, spec, version=version, previous=previous)
+            if not result.ok:
+                return failed_before_deploy(result)
+            continue
+        if step.kind == "config":
+            result = executor.run(step, lambda s=step: _verify_config_step(session, s))
+            if not result.ok:
+                return failed_before_deploy(result)
+            continue
+        if step.kind == "deploy":
+            if runbook.deploy is None:  # plan_release plans a deploy only when there is one
+                continue
+            result = executor.command(step, runbook.deploy, version=version, previous=previous)
+            deployed = True  # even a failed deploy may have changed the environment
+            if result.ok:
+                session.event("deployed", version=version, previous=previous, by="release")
+            else:
+                return _after_failure(
+                    session, executor, release, previous, result, auto_rollback, deployed
+                )
+            continue
+        if step.kind == "checks":
+            items = expected_items(runbook, release)
+            result = executor.checks(step, items, version=version, previous=previous)
+            if not result.ok:
+                if not deployed and "deploy" not in done:
+                    return failed_before_deploy(result)
+                return _after_failure(
+                    session, executor, release, previous, result, auto_rollback, True
+                )
+            continue
+        if step.kind == "tag":
+            message = tag_message(runbook, release, previous)
+
+            def do_tag(s: PlannedStep = step, message: str = message) -> StepResult:
+                state = gitops.create_tag(session.root, found.tag, message)
+                commit = gitops.tag_commit(session.root, found.tag) or ""
+                outcome = "ok" if state == "created" else "done"
+                return StepResult(
+                    s,
+                    outcome,
+                    detail=f"{found.tag} {state} on {commit[:9]}",
+                    data={"tag": found.tag, "commit": commit, "state": state},
+                )
+
+            result = _guarded(executor, step, do_tag)
+            if not result.ok:
+                return _after_failure(
+                    session, executor, release, previous, result, auto_rollback, deployed
+                )
+            created_tag = result.data.get("state") == "created"
+            artifacts["tag"] = found.tag
+            continue
+        if step.kind == "note":
+
+            def do_note(s: PlannedStep = step) -> StepResult:
+                path = write_note(session, release, previous, found.tag)
+                rel = str(path.relative_to(session.root))
+                return StepResult(s, "ok", detail=rel, data={"path": rel})
+
+            result = _guarded(executor, step, do_note)
+            if not result.ok:
+                if created_tag:
+                    gitops.delete_tag(session.root, found.tag)
+                    session.event("tag_deleted", tag=found.tag, reason="the release did not finish")
+                return _after_failure(
+                    session, executor, release, previous, result, auto_rollback, deployed
+                )
+            artifacts["note"] = result.data["path"]
+            continue
+        if step.kind == "push":
+
+            def do_push(s: PlannedStep = step) -> StepResult:
+                pushed = gitops.push_tag(session.root, found.tag)
+                if pushed.ok:
+                    return StepResult(s, "ok", detail=f"pushed {found.tag}")
+                return StepResult(
+                    s,
+                    "failed",
+                    detail=f"push of {found.tag} failed; the tag stays local: {pushed.detail}",
+                    output_tail=pushed.output_tail,
+                )
+
+            result = executor.run(step, do_push)
+            if not result.ok:
+                session.event("push_failed", tag=found.tag, detail=result.detail)
+                return Outcome(
+                    EXIT_CHECK_FAILED,
+                    "push_failed",
+                    f"release {version} is done on {session.env} and tagged {found.tag}, but "
+                    f"the push failed; the tag stays local. Push it later with "
+                    f"`drillbook tag --version {version} --push` (retry safe)",
+                    failed=result,
+                    artifacts=artifacts,
+                )
+            continue
+    return Outcome(
+        EXIT_OK,
+        "ok",
+        f"release {version} of {runbook.service} is done on {session.env}",
+        artifacts=artifacts,
+    )
+
+
+def _guarded(executor: Executor, step: PlannedStep, fn: Any) -> StepResult:
+    """Run an in-process step; an error becomes a failed step rather than a crash."""
+    from drillbook.errors import DrillbookError
+
+    def action() -> StepResult:
+        try:
+            return fn()
+        except DrillbookError as exc:
+            return StepResult(step, "failed", detail=exc.message)
+        except OSError as exc:
+            return StepResult(step, "failed", detail=f"{type(exc).__name__}: {exc}")
+
+    return executor.run(step, action)
+
+
+def _verify_config_step(session: RunSession, step: PlannedStep) -> StepResult:
+    from drillbook.configcheck import format_finding, verify_config
+    from drillbook.errors import DrillbookError
+
+    try:
+        report = verify_config(session.loaded.runbook, session.env, session.root)
+    except DrillbookError as exc:
+        return StepResult(step, "failed", detail=str(exc))
+    failures = list(report.failures)
+    for finding in failures:
+        session.console.print(
+            f"        {session.console.outcome('fail')} {format_finding(finding)}"
+        )
+    if failures:
+        return StepResult(
+            step,
+            "failed",
+            detail=f"{len(failures)} config rule{'s' if len(failures) != 1 else ''} failed",
+            data={"findings": [format_finding(f) for f in failures]},
+        )
+    return StepResult(step, "ok", detail=f"{len(report.findings)} rules pass")
+
+
+def _after_failure(
+    session: RunSession,
+    executor: Executor,
+    release: Release,
+    previous: str | None,
+    failed: StepResult,
+    auto_rollback: bool,
+    deployed: bool,
+) -> Outcome:
+    version = release.version
+    env = session.env
+    if not deployed:
+        return Outcome(
+            EXIT_CHECK_FAILED,
+            "failed",
+            f"release {version} stopped at {failed.step.id}; nothing was deployed",
+            failed=failed,
+        )
+    if not auto_rollback:
+        return Outcome(
+            EXIT_ROLLBACK_FAILED,
+            "failed",
+            f"release {version} failed at {failed.step.id} on {env} and was NOT rolled back "
+            f"(--no-auto-rollback); {env} runs {version}. Roll back with "
+            f"`{rollback_command(env, previous)}`",
+            failed=failed,
+        )
+    ok, results = run_rollback(
+        session,
+        executor,
+        release,
+        from_version=version,
+        target=previous,
+        reason=f"{failed.step.id} failed: {failed.detail or failed.outcome}",
+    )
+    if ok:
+        return Outcome(
+            EXIT_ROLLED_BACK,
+            "rolled_back",
+            f"release {version} failed at {failed.step.id}; {env} was rolled back to "
+            f"{previous or '(no earlier version)'} and the rollback checks pass",
+            failed=failed,
+            rollback=results,
+        )
+    last = results[-1] if results else None
+    return Outcome(
+        EXIT_ROLLBACK_FAILED,
+        "rollback_failed",
+        f"release {version} failed at {failed.step.id} AND the rollback failed at "
+        f"{last.step.id if last else 'its start'}: {env} needs a person now",
+        failed=failed,
+        rollback=results,
+    )
+
+
+def all_checks_of(release: Release) -> Sequence[str]:
+    """Ids of the changes of a release, for messages."""
+    return [c.id for c in release.changes]

@@ -1,0 +1,211 @@
+"""A run's surroundings: its id, journal, lock, signal handling, masking and console.
+
+Every task that changes something opens one `RunSession`; it writes `run_started` first and
+`run_finished` last, holds the lock for the environment, and turns SIGINT/SIGTERM into a
+clean stop of the running command's process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from drillbook import __version__
+from drillbook.console import Console
+from drillbook.errors import DrillbookError, Interrupted, PreconditionFailed
+from drillbook.journal import Journal, list_runs, new_run_id, read_journal
+from drillbook.lock import acquire_lock
+from drillbook.process import StopToken, handle_signals
+from drillbook.runbook import LoadedRunbook
+from drillbook.secrets import Masker
+
+
+def masker_for(loaded: LoadedRunbook) -> Masker:
+    """A masker that knows the environment's secret values and the runbook's config secrets."""
+    masker = Masker.from_environ()
+    runbook = loaded.runbook
+    if runbook.config is None or not runbook.config.secrets:
+        return masker
+    from drillbook.configcheck import read_config
+
+    names = set(runbook.config.secrets)
+    for env in runbook.environments.values():
+        if env.config is None:
+            continue
+        path = loaded.root / env.config
+        if not path.is_file():
+            continue
+        try:
+            values = read_config(path)
+        except DrillbookError:  # verify-config reports a bad file; masking goes on without it
+            values = {}
+        for key in names:
+            if key in values:
+                masker.add(values[key][0])
+    for key in names:
+        if os.environ.get(key):
+            masker.add(os.environ[key])
+    return masker
+
+
+@dataclass
+class RunSession:
+    """One run of an action: what it acts on and what it writes to."""
+
+    loaded: LoadedRunbook
+    action: str
+    env: str
+    version: str | None
+    run_id: str
+    journal: Journal
+    console: Console
+    masker: Masker
+    stop: StopToken
+    started: float = field(default_factory=time.monotonic)
+    started_wall: float = field(default_factory=time.time)
+    outcome: str = "failed"
+    exit_code: int = 1
+    results: list[Any] = field(default_factory=list)
+
+    @property
+    def root(self) -> Path:
+        """The project root."""
+        return self.loaded.root
+
+    def event(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Write one journal event with the run's service, env and version filled in."""
+        base: dict[str, Any] = {"service": self.loaded.runbook.service, "env": self.env}
+        if self.version is not None:
+            base["version"] = self.version
+        base.update(fields)
+        return self.journal.write(event, **base)
+
+    def elapsed_ms(self) -> int:
+        """Milliseconds since the run started."""
+        return round((time.monotonic() - self.started) * 1000)
+
+
+def unfinished_runs(root: Path, env: str) -> list[dict[str, Any]]:
+    """Runs on `env` that started and never finished, and that nobody resumed or abandoned."""
+    out = []
+    for info in list_runs(root):
+        if info.finished or info.first is None:
+            continue
+        first = info.first
+        if first.get("event") != "run_started" or first.get("env") != env:
+            continue
+        if not first.get("changes_world", True):
+            continue
+        read = read_journal(info.path)
+        if any(e.get("event") in ("run_closed", "run_finished") for e in read.events):
+            continue
+        out.append({**first, "path": str(info.path), "last": info.last})
+    return out
+
+
+@contextlib.contextmanager
+def open_session(
+    loaded: LoadedRunbook,
+    *,
+    action: str,
+    env: str,
+    version: str | None,
+    console: Console | None = None,
+    masker: Masker | None = None,
+    changes_world: bool = True,
+    extra: dict[str, Any] | None = None,
+    check_unfinished: bool = True,
+    lock: bool = True,
+) -> Iterator[RunSession]:
+    """Open a run: journal, lock, signals; `run_finished` is written however it ends."""
+    masker = masker or masker_for(loaded)
+    console = console or Console(masker=masker)
+    if console.masker is None:
+        console.masker = masker
+    root = loaded.root
+    run_id = new_run_id()
+    if check_unfinished and changes_world:
+        stale = unfinished_runs(root, env)
+        if stale:
+            run = stale[0]
+            msg = (
+                f"run {run['run']} ({run.get('action')} {run.get('version') or ''} on {env}, "
+                f"started {run.get('ts')}) never finished: it was killed or crashed, so "
+                f"{env} may be half-changed"
+            )
+            raise PreconditionFailed(
+                msg,
+                hint=(
+                    f"`drillbook resume {run['run']}` continues it from the step it stopped at; "
+                    f"`drillbook abandon {run['run']}` closes it once you have checked {env}"
+                ),
+            )
+    held = acquire_lock(root, env, run_id, argv=sys.argv) if lock else None
+    try:
+        if held is not None and getattr(held, "taken_over_from", None):
+            holder = held.taken_over_from or {}
+            console.error(
+                f"warning: took over the lock of run {holder.get('run')} (pid {holder.get('pid')} "
+                f"on {holder.get('host')} is gone)"
+            )
+        journal = Journal.open(root, run_id, masker=masker)
+        stop = StopToken()
+        session = RunSession(
+            loaded=loaded,
+            action=action,
+            env=env,
+            version=version,
+            run_id=run_id,
+            journal=journal,
+            console=console,
+            masker=masker,
+            stop=stop,
+        )
+        with journal, handle_signals(stop):
+            session.event(
+                "run_started",
+                run_action=action,
+                action=action,
+                changes_world=changes_world,
+                runbook=loaded.display_path,
+                runbook_sha256=loaded.sha256,
+                owner=loaded.runbook.owner,
+                escalation=loaded.runbook.escalation,
+                drillbook=__version__,
+                argv=[os.path.basename(sys.argv[0]), *sys.argv[1:]],  # noqa: PTH119
+                pid=os.getpid(),
+                host=socket.gethostname(),
+                user=_user(),
+                **(extra or {}),
+            )
+            try:
+                yield session
+            except Interrupted as exc:
+                session.outcome, session.exit_code = "interrupted", exc.exit_code
+                raise
+            finally:
+                with contextlib.suppress(Exception):
+                    session.event(
+                        "run_finished",
+                        outcome=session.outcome,
+                        exit=session.exit_code,
+                        duration_ms=session.elapsed_ms(),
+                    )
+    finally:
+        if held is not None:
+            held.release()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return str(os.getuid())

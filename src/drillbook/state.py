@@ -1,0 +1,37 @@
+"""What the journal says about the world now: current versions, finished releases."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from drillbook.journal import list_runs, read_journal
+
+
+def _events_newest_first(root: Path) -> list[dict[str, Any]]:
+    events: list[dict[str, Any]] = []
+    for info in list_runs(root):  # newest run first
+        events.extend(reversed(read_journal(info.path).events))
+    return events
+
+
+def current_version(root: Path, env: str) -> str | None:
+    """The version last deployed to `env` and left there, by the journal."""
+    for event in _events_newest_first(root):
+        if event.get("event") == "deployed" and event.get("env") == env:
+            return event.get("version")
+    return None
+
+
+def finished_release(root: Path, env: str, version: str, sha256: str) -> dict[str, Any] | None:
+    """The `run_finished` event of a successful release of `version` with this runbook, if any."""
+    for info in list_runs(root):
+        first = info.first or {}
+        if first.get("action") != "release" or first.get("env") != env:
+            continue
+        if first.get("version") != version or first.get("runbook_sha256") != sha256:
+            continue
+        last = info.last or {}
+        if last.get("event") == "run_finished" and last.get("outcome") == "ok":
+            return last
+    return None

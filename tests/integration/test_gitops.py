@@ -1,0 +1,465 @@
+"""gitops against real git repositories (and a real bare remote) in tmp_path."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from drillbook import gitops
+from drillbook.errors import EXIT_PRECONDITION, PreconditionFailed, UsageError
+
+IDENTITY_VARS = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
+
+
+@pytest.fixture(autouse=True)
+def isolated_git(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No user or system git config; an identity from the environment, as CI would set it."""
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", os.devnull)
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    monkeypatch.delenv("EMAIL", raising=False)
+    for name in ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GIT_AUTHOR_NAME", "Alice Example")
+    monkeypatch.setenv("GIT_AUTHOR_EMAIL", "alice@example.com")
+    monkeypatch.setenv("GIT_COMMITTER_NAME", "Alice Example")
+    monkeypatch.setenv("GIT_COMMITTER_EMAIL", "alice@example.com")
+
+
+@pytest.fixture
+def no_identity(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in IDENTITY_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def git(root: Path, *args: str) -> str:
+    proc = subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, check=True
+    )
+    return proc.stdout.strip()
+
+
+def commit(root: Path, name: str = "file.txt", text: str = "x\n", message: str = "change") -> str:
+    path = root / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    git(root, "add", name)
+    # An identity of its own, so commits work in the tests that take git's identity away.
+    who = ("-c", "user.name=Fixture", "-c", "user.email=fixture@example.com")
+    git(root, *who, "commit", "-q", "-m", message)
+    return git(root, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def empty_repo(tmp_path: Path) -> Path:
+    root = tmp_path / "repo"
+    root.mkdir()
+    git(root, "-c", "init.defaultBranch=main", "init", "-q")
+    return root
+
+
+@pytest.fixture
+def repo(empty_repo: Path) -> Path:
+    commit(empty_repo, "README.md", "hello\n", "first commit")
+    return empty_repo
+
+
+@pytest.fixture
+def remote(tmp_path: Path, repo: Path) -> Path:
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(repo, "remote", "add", "origin", str(bare))
+    return bare
+
+
+# --- repository and HEAD ------------------------------------------------------------------------
+
+
+def test_repo_root_from_a_subfolder(repo: Path) -> None:
+    sub = repo / "a" / "b"
+    sub.mkdir(parents=True)
+    assert gitops.repo_root(sub).resolve() == repo.resolve()
+
+
+@pytest.mark.parametrize("kind", ["plain folder", "missing folder"])
+def test_not_a_repository(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "plain"
+    if kind == "plain folder":
+        path.mkdir()
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.repo_root(path)
+    assert exc.value.exit_code == EXIT_PRECONDITION
+    assert exc.value.message == f"not a git repository: {path}"
+    assert "git init" in (exc.value.hint or "")
+
+
+def test_head_commit(empty_repo: Path) -> None:
+    assert gitops.head_commit(empty_repo) is None
+    sha = commit(empty_repo)
+    assert gitops.head_commit(empty_repo) == sha
+    assert len(sha) == 40
+
+
+def test_repository_variables_from_a_hook_do_not_redirect_git(
+    tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    git(other, "init", "-q")
+    (other / "dirty.txt").write_text("x")
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(other))
+    assert gitops.dirty_files(repo) == []
+    assert gitops.head_commit(repo) == git(
+        repo, "--git-dir", str(repo / ".git"), "rev-parse", "HEAD"
+    )
+
+
+# --- clean and dirty ----------------------------------------------------------------------------
+
+
+def test_clean_tree(repo: Path) -> None:
+    assert gitops.dirty_files(repo) == []
+    gitops.require_clean(repo)
+
+
+def test_dirty_tree_staged_modified_untracked(repo: Path) -> None:
+    commit(repo, "tracked.txt", "one\n")
+    (repo / "tracked.txt").write_text("two\n")  # modified, unstaged
+    (repo / "staged.txt").write_text("new\n")
+    git(repo, "add", "staged.txt")  # staged
+    (repo / "notes" / "deep").mkdir(parents=True)
+    (repo / "notes" / "deep" / "new file ü.md").write_text("untracked\n")  # untracked, odd name
+    (repo / ".drillbook" / "journal").mkdir(parents=True)
+    (repo / ".drillbook" / "journal" / "run.jsonl").write_text("{}\n")  # drillbook's own
+    assert sorted(gitops.dirty_files(repo)) == [
+        "notes/deep/new file ü.md",
+        "staged.txt",
+        "tracked.txt",
+    ]
+    assert ".drillbook/journal/run.jsonl" in gitops.dirty_files(repo, ignore=())
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.require_clean(repo)
+    message = str(exc.value)
+    assert "found 3 changed files" in message
+    assert "  tracked.txt" in message
+    assert "  notes/deep/new file ü.md" in message
+    assert ".drillbook" not in message
+    assert "git stash" in (exc.value.hint or "")
+
+
+def test_rename_is_listed_once_by_its_new_name(repo: Path) -> None:
+    git(repo, "mv", "README.md", "READ-ME.md")
+    assert gitops.dirty_files(repo) == ["READ-ME.md"]
+
+
+def test_deleted_file_is_dirty(repo: Path) -> None:
+    (repo / "README.md").unlink()
+    assert gitops.dirty_files(repo) == ["README.md"]
+
+
+def test_long_list_is_cut_at_twenty(repo: Path) -> None:
+    for i in range(25):
+        (repo / f"f{i:02}.txt").write_text("x")
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.require_clean(repo)
+    message = exc.value.message
+    assert "found 25 changed files" in message
+    assert "  f19.txt" in message
+    assert "  f20.txt" not in message
+    assert message.endswith("  and 5 more")
+
+
+def test_dirty_repository_without_commits(empty_repo: Path) -> None:
+    (empty_repo / "a.txt").write_text("x")
+    assert gitops.dirty_files(empty_repo) == ["a.txt"]
+
+
+# --- identity -----------------------------------------------------------------------------------
+
+
+def test_identity_from_environment(repo: Path) -> None:
+    assert gitops.identity(repo) == ("Alice Example", "alice@example.com")
+    gitops.require_identity(repo)
+
+
+@pytest.mark.usefixtures("no_identity")
+def test_identity_from_repository_config(repo: Path) -> None:
+    git(repo, "config", "user.name", "Bob Config")
+    git(repo, "config", "user.email", "bob@example.com")
+    assert gitops.identity(repo) == ("Bob Config", "bob@example.com")
+
+
+@pytest.mark.usefixtures("no_identity")
+def test_no_identity(repo: Path) -> None:
+    assert gitops.identity(repo) is None
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.require_identity(repo)
+    assert exc.value.exit_code == EXIT_PRECONDITION
+    assert "expected user.name and user.email" in exc.value.message
+    assert f'git -C {repo} config user.name "Your Name"' in (exc.value.hint or "")
+    assert "config user.email" in (exc.value.hint or "")
+
+
+@pytest.mark.usefixtures("no_identity")
+def test_name_without_email_is_no_identity(repo: Path) -> None:
+    git(repo, "config", "user.name", "Bob Config")
+    assert gitops.identity(repo) is None
+
+
+@pytest.mark.usefixtures("no_identity")
+def test_create_tag_without_identity_makes_no_tag(repo: Path) -> None:
+    with pytest.raises(PreconditionFailed):
+        gitops.create_tag(repo, "v1.0.0", "release")
+    assert gitops.tags(repo) == []
+
+
+# --- tags ---------------------------------------------------------------------------------------
+
+
+def test_create_annotated_tag_with_verbatim_message(repo: Path) -> None:
+    message = (
+        "demo-service 1.1.0\n"
+        "\n"
+        "- audit-log (owner: alice): Record who changed an order\n"
+        "#storefront-oncall is where to page\n"
+        "rollback: deploy 1.0.0 again\n"
+    )
+    assert gitops.tag_commit(repo, "v1.1.0") is None
+    assert gitops.create_tag(repo, "v1.1.0", message) == "created"
+    assert gitops.tag_commit(repo, "v1.1.0") == gitops.head_commit(repo)
+    assert git(repo, "cat-file", "-t", "refs/tags/v1.1.0") == "tag"  # annotated, not lightweight
+    body = git(repo, "for-each-ref", "--format=%(contents)", "refs/tags/v1.1.0")
+    assert body == message.strip()
+    assert git(repo, "for-each-ref", "--format=%(taggername)", "refs/tags/v1.1.0") == (
+        "Alice Example"
+    )
+    assert gitops.tags(repo) == ["v1.1.0"]
+
+
+def test_create_tag_on_the_same_commit_is_done(repo: Path) -> None:
+    assert gitops.create_tag(repo, "v1.0.0", "first") == "created"
+    tag_object = git(repo, "rev-parse", "refs/tags/v1.0.0")
+    assert gitops.create_tag(repo, "v1.0.0", "second message") == "exists"
+    assert git(repo, "rev-parse", "refs/tags/v1.0.0") == tag_object  # not remade
+
+
+def test_lightweight_tag_on_the_same_commit_is_done(repo: Path) -> None:
+    git(repo, "tag", "v1.0.0")
+    assert gitops.create_tag(repo, "v1.0.0", "release") == "exists"
+
+
+def test_create_tag_on_another_commit_is_refused(repo: Path) -> None:
+    first = gitops.head_commit(repo)
+    assert first is not None
+    gitops.create_tag(repo, "v1.1.0", "release")
+    head = commit(repo, message="later work")
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.create_tag(repo, "v1.1.0", "release")
+    assert exc.value.exit_code == EXIT_PRECONDITION
+    assert exc.value.message == (
+        f'tag v1.1.0 already exists on {first[:7]} ("first commit"), '
+        f'expected it on HEAD {head[:7]} ("later work")'
+    )
+    assert "git tag -d v1.1.0" in (exc.value.hint or "")
+    assert "release a new version" in (exc.value.hint or "")
+    assert gitops.tag_commit(repo, "v1.1.0") == first  # left as it was
+
+
+def test_create_tag_on_an_explicit_commit(repo: Path) -> None:
+    first = gitops.head_commit(repo)
+    commit(repo, message="later work")
+    assert first is not None
+    assert gitops.create_tag(repo, "v0.9.0", "old", commit=first) == "created"
+    assert gitops.tag_commit(repo, "v0.9.0") == first
+
+
+def test_create_tag_without_commits(empty_repo: Path) -> None:
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.create_tag(empty_repo, "v1.0.0", "release")
+    assert "found no commits" in exc.value.message
+
+
+@pytest.mark.parametrize("name", ["has space", "-d", "a..b", "", "v1^"])
+def test_invalid_tag_name(repo: Path, name: str) -> None:
+    with pytest.raises(UsageError):
+        gitops.create_tag(repo, name, "release")
+    assert gitops.tags(repo) == []
+
+
+def test_delete_tag(repo: Path) -> None:
+    gitops.create_tag(repo, "v1.0.0", "release")
+    assert gitops.delete_tag(repo, "v1.0.0") is True
+    assert gitops.tag_commit(repo, "v1.0.0") is None
+    assert gitops.delete_tag(repo, "v1.0.0") is False
+
+
+# --- previous version ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def tagged(repo: Path) -> Path:
+    for name in [
+        "v0.9.0",
+        "v1.0.0",
+        "v1.1.0-rc.1",
+        "v1.1.0",
+        "v1.2.0-beta",
+        "v1.10.0",
+        "v2.0.0-rc.1",
+        "release-1.5.0",
+        "vnext",
+        "v1.3",
+        "1.9.0",
+    ]:
+        git(repo, "tag", name)
+    return repo
+
+
+@pytest.mark.parametrize(
+    ("version", "previous"),
+    [
+        ("1.2.0", "1.1.0"),  # not 1.2.0-beta: a final release rolls back to a final release
+        ("1.1.0", "1.0.0"),  # not its own release candidate
+        ("1.11.0", "1.10.0"),  # numeric, not text order
+        ("2.0.0", "1.10.0"),
+        ("2.0.0-rc.2", "2.0.0-rc.1"),  # a pre-release may follow a pre-release
+        ("1.2.0-rc.1", "1.2.0-beta"),
+        ("1.0.0", "0.9.0"),
+        ("0.9.0", None),
+        ("0.1.0", None),
+    ],
+)
+def test_previous_version(tagged: Path, version: str, previous: str | None) -> None:
+    assert gitops.previous_version(tagged, version) == previous
+
+
+def test_previous_version_with_a_custom_tag_format(tagged: Path) -> None:
+    assert gitops.previous_version(tagged, "2.0.0", "release-{version}") == "1.5.0"
+    assert gitops.previous_version(tagged, "2.0.0", "{version}") == "1.9.0"
+
+
+def test_previous_version_without_tags(repo: Path) -> None:
+    assert gitops.previous_version(repo, "1.0.0") is None
+
+
+@pytest.mark.parametrize(("version", "fmt"), [("1.0", "v{version}"), ("1.0.0", "v1")])
+def test_previous_version_bad_input(repo: Path, version: str, fmt: str) -> None:
+    with pytest.raises(UsageError):
+        gitops.previous_version(repo, version, fmt)
+
+
+# --- pushing ------------------------------------------------------------------------------------
+
+
+def test_push_only_the_tag(repo: Path, remote: Path) -> None:
+    gitops.create_tag(repo, "v0.9.0", "older, not pushed")
+    commit(repo, message="release work")
+    gitops.create_tag(repo, "v1.0.0", "release")
+    assert gitops.remote_has_tag(repo, "v1.0.0") is False
+    result = gitops.push_tag(repo, "v1.0.0")
+    assert result.ok, result
+    assert (result.tag, result.remote, result.outcome) == ("v1.0.0", "origin", "ok")
+    assert "v1.0.0" in result.output_tail
+    assert git(remote, "for-each-ref", "--format=%(refname)") == "refs/tags/v1.0.0"
+    assert git(remote, "cat-file", "-t", "refs/tags/v1.0.0") == "tag"
+    assert gitops.remote_has_tag(repo, "v1.0.0") is True
+    assert gitops.remote_has_tag(repo, "v0.9.0") is False
+    # Pushing again is not an error: the remote already has it.
+    assert gitops.push_tag(repo, "v1.0.0").ok
+
+
+def test_push_to_a_missing_remote_fails_and_keeps_the_tag(repo: Path) -> None:
+    gitops.create_tag(repo, "v1.0.0", "release")
+    result = gitops.push_tag(repo, "v1.0.0", "nowhere", timeout=30)
+    assert not result.ok
+    assert result.outcome == "failed"
+    assert result.detail.startswith("git push exited 128")
+    assert "does not appear to be a git repository" in result.output_tail
+    assert gitops.tag_commit(repo, "v1.0.0") == gitops.head_commit(repo)
+    assert gitops.remote_has_tag(repo, "v1.0.0", "nowhere") is None
+
+
+def test_failed_push_then_a_later_push_succeeds_without_a_second_tag(
+    tmp_path: Path, repo: Path
+) -> None:
+    gone = tmp_path / "not-yet.git"
+    git(repo, "remote", "add", "origin", str(gone))
+    gitops.create_tag(repo, "v1.0.0", "release")
+    assert not gitops.push_tag(repo, "v1.0.0").ok
+    git(tmp_path, "init", "-q", "--bare", str(gone))
+    assert gitops.create_tag(repo, "v1.0.0", "release") == "exists"
+    assert gitops.push_tag(repo, "v1.0.0").ok
+    assert gitops.remote_has_tag(repo, "v1.0.0") is True
+
+
+def test_push_is_refused_when_the_remote_tag_differs(repo: Path, remote: Path) -> None:
+    gitops.create_tag(repo, "v1.0.0", "release")
+    assert gitops.push_tag(repo, "v1.0.0").ok
+    git(repo, "tag", "-d", "v1.0.0")
+    commit(repo, message="other work")
+    gitops.create_tag(repo, "v1.0.0", "release again")
+    result = gitops.push_tag(repo, "v1.0.0")
+    assert not result.ok
+    assert "rejected" in result.output_tail
+
+
+def test_push_of_a_tag_that_does_not_exist(repo: Path, remote: Path) -> None:
+    result = gitops.push_tag(repo, "v9.9.9")
+    assert not result.ok
+    assert "does not match any" in result.output_tail
+
+
+def test_push_masks_credentials_in_urls_in_the_output(repo: Path, remote: Path) -> None:
+    # The remote's hook echoes a URL with credentials, as some servers' messages do.
+    hook = remote / "hooks" / "pre-receive"
+    hook.write_text(
+        "#!/bin/sh\necho 'rejected, see https://bot:hunter2@ci.example/job/7' >&2\nexit 1\n"
+    )
+    hook.chmod(0o755)
+    gitops.create_tag(repo, "v1.0.0", "release")
+    result = gitops.push_tag(repo, "v1.0.0")
+    assert not result.ok
+    assert "https://***@ci.example/job/7" in result.output_tail
+    assert "hunter2" not in result.detail + result.output_tail
+
+
+def test_push_that_hangs_is_stopped_at_its_timeout(
+    tmp_path: Path, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An "ssh" whose child keeps the pipes open: the whole process group must be stopped.
+    fake_ssh = tmp_path / "hanging-ssh"
+    fake_ssh.write_text("#!/bin/sh\nsleep 30 &\nwait\n")
+    fake_ssh.chmod(0o755)
+    monkeypatch.setenv("GIT_SSH", str(fake_ssh))
+    git(repo, "remote", "add", "origin", "ssh://git@example.invalid/x.git")
+    gitops.create_tag(repo, "v1.0.0", "release")
+    started = time.monotonic()
+    result = gitops.push_tag(repo, "v1.0.0", timeout=1)
+    assert time.monotonic() - started < 10
+    assert not result.ok
+    assert result.detail == "no answer from origin within 1s"
+    assert gitops.tag_commit(repo, "v1.0.0") is not None
+
+
+# --- git missing --------------------------------------------------------------------------------
+
+
+def test_git_not_installed(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    monkeypatch.setenv("PATH", str(empty))
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.repo_root(repo)
+    assert exc.value.message.startswith("git is not installed")
+    result = gitops.push_tag(repo, "v1.0.0")
+    assert not result.ok
+    assert "git is not installed" in result.output_tail
+    assert gitops.remote_has_tag(repo, "v1.0.0") is None
