@@ -1,0 +1,1020 @@
+"""HTTP and command checks: each ends as pass, fail or inconclusive, with expected and got.
+
+`CheckRunner.run` runs one check of a runbook against one environment; `run_many` runs a list
+of them, reads in parallel, keeping their order. A failed check is a result, never an
+exception; the only error raised is `PreconditionFailed`, for a URL the environment does not
+allow, before any request is sent.
+
+Outcomes: **pass** when every expectation holds; **fail** when the service answered and an
+expectation does not hold; **inconclusive** when there is no answer (refused, timed out, DNS,
+TLS, reset), nothing to judge (a JSON expectation on a body that is not JSON) or the deadline
+left too little time to judge (sampling cut short), or the command could not run.
+
+Timing: every request has a connect timeout of `min(timeout, 3.05s)` (just over a multiple of
+TCP's 3 s SYN retransmission, as the requests documentation advises) and a read timeout of
+`timeout`, both clipped to the time left before the check's deadline; reading the body stops
+once `timeout` has passed since the request started. The deadline is `deadline`, or
+`timeout x ceil(samples / concurrency) x attempts + interval x (attempts - 1)`; no attempt and
+no sample starts after it. A sample's time is `time.perf_counter` from before the request is
+sent until its body is read, redirects included.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urljoin, urlsplit, urlunsplit
+
+from drillbook.errors import PreconditionFailed
+from drillbook.model import Environment, HttpCheck, RunCheck, RunExpect, format_duration
+
+if TYPE_CHECKING:
+    import requests
+
+    from drillbook.process import CommandResult, StopToken
+    from drillbook.secrets import Masker
+
+Outcome = Literal["pass", "fail", "inconclusive"]
+
+CONNECT_TIMEOUT_CAP = 3.05
+MAX_REDIRECTS = 5
+MAX_BODY_BYTES = 4 * 1024 * 1024
+EXCERPT_CHARS = 300
+#: Checks that `run_many` may run at once; small, because staging is often one small process.
+PARALLEL_CHECKS = 8
+_CHUNK = 64 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:)?//[^/?#@]*@")
+_RANK = {"pass": 0, "inconclusive": 1, "fail": 2}
+_CREDENTIAL_HEADERS = frozenset(("authorization", "proxy-authorization", "cookie"))
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The result of one check: what was expected, what came back, and whether to retry."""
+
+    name: str
+    outcome: Outcome
+    expected: str
+    got: str
+    message: str
+    attempts: int
+    duration_ms: int
+    retry_safe: bool
+    excerpt: str
+    timings_ms: tuple[float, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        """Whether the check passed (only pass passes)."""
+        return self.outcome == "pass"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The result as plain JSON-ready data, for the journal and `--format json`."""
+        data = asdict(self)
+        data["timings_ms"] = list(self.timings_ms)
+        return data
+
+
+@dataclass
+class _Finding:
+    """One expectation that does not hold, in one sample."""
+
+    kind: str
+    outcome: Outcome
+    got: str  # e.g. "status 503"
+    phrase: str  # e.g. "-> 503, expected 200", read after the check's label
+    weight: float = 0.0  # orders findings of one kind across samples (the slowest time wins)
+
+
+@dataclass
+class _Sample:
+    """One request's answer, or why there was none."""
+
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    truncated: bool = False
+    elapsed_s: float = 0.0
+    no_answer: str | None = None
+    redirect: _Finding | None = None
+
+    @property
+    def answered(self) -> bool:
+        return self.no_answer is None
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A check made concrete: placeholders filled and its URL allowed."""
+
+    check: HttpCheck | RunCheck
+    name: str
+    label: str
+    url: str = ""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: Any = None
+    argv: Sequence[str] | str = ()
+
+
+def _fmt_ms(ms: float) -> str:
+    return f"{ms:.1f}ms" if ms < 10 else f"{round(ms)}ms"
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """A JSON value as a person reads it: text bare, everything else as JSON."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def redact_url(url: str) -> str:
+    """The URL with any user part (name and password) replaced by `***`."""
+    return _USERINFO.sub(lambda m: f"{m.group(1) or ''}//***@", url, count=1)
+
+
+def _norm_host(host: str) -> str:
+    return host.strip().strip("[]").rstrip(".").lower()
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    return scheme, _norm_host(parts.hostname or ""), parts.port or _DEFAULT_PORTS.get(scheme)
+
+
+def nearest_rank(values: Sequence[float], percent: float) -> float:
+    """The nearest-rank percentile: the smallest value with at least `percent`% at or below."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(percent / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+_MISSING = object()
+
+
+def json_path(data: Any, path: str) -> Any:
+    """The value at a dotted path (`data.items.0.id`); a key holding dots is found too."""
+    parts = path.split(".")
+    current = data
+    i = 0
+    while i < len(parts):
+        if isinstance(current, dict):
+            # Longest key first, so that a key written with dots ("app.version") still matches.
+            for j in range(len(parts), i, -1):
+                key = ".".join(parts[i:j])
+                if key in current:
+                    current, i = current[key], j
+                    break
+            else:
+                return _MISSING
+        elif isinstance(current, list) and re.fullmatch(r"-?\d+", parts[i]):
+            index = int(parts[i])
+            if not -len(current) <= index < len(current):
+                return _MISSING
+            current, i = current[index], i + 1
+        else:
+            return _MISSING
+    return current
+
+
+def json_matches(expected: Any, actual: Any) -> bool:
+    """Whether `actual` holds `expected`: mappings as a subset (by dotted path), rest equal."""
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return False
+        return all(json_matches(v, json_path(actual, str(k))) for k, v in expected.items())
+    if actual is _MISSING:
+        return False
+    # true is not 1 and 1 is not "1": the types must agree, except int against float.
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return isinstance(expected, bool) and isinstance(actual, bool) and expected == actual
+    if isinstance(expected, int | float) and isinstance(actual, int | float):
+        return expected == actual
+    if type(expected) is not type(actual):
+        return False
+    if isinstance(expected, list):
+        return len(expected) == len(actual) and all(map(json_matches, expected, actual))
+    return expected == actual
+
+
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    """The exception and those it wraps (causes, contexts, urllib3's `reason`, args)."""
+    seen: list[BaseException] = []
+    todo: list[BaseException] = [exc]
+    while todo and len(seen) < 20:
+        item = todo.pop()
+        if any(item is s for s in seen):
+            continue
+        seen.append(item)
+        nested = [item.__cause__, item.__context__, getattr(item, "reason", None), *item.args]
+        todo.extend(n for n in nested if isinstance(n, BaseException))
+    return seen
+
+
+def describe_no_answer(exc: BaseException, *, connect_s: float, read_s: float) -> str:
+    """Why a request got no answer, in a few words: refused, timed out, DNS, TLS, reset."""
+    import http.client
+    import socket
+    import ssl
+
+    import requests
+
+    chain = _exception_chain(exc)
+    names = {type(e).__name__ for e in chain}
+
+    def has(*types: type[BaseException]) -> bool:
+        return any(isinstance(e, types) for e in chain)
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return f"no connection within {format_duration(connect_s)} (connect timeout)"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return f"no answer within {format_duration(read_s)} (read timeout)"
+    if isinstance(exc, requests.exceptions.SSLError) or has(ssl.SSLError):
+        detail = next((str(e) for e in chain if isinstance(e, ssl.SSLError)), str(exc))
+        return f"TLS error: {_one_line(detail, 160)}"
+    if has(ConnectionRefusedError):
+        return "connection refused"
+    if has(socket.gaierror) or "NameResolutionError" in names:
+        return "DNS lookup failed"
+    if has(ConnectionResetError, ConnectionAbortedError, BrokenPipeError) or has(
+        http.client.RemoteDisconnected
+    ):
+        return "connection closed without an answer (reset)"
+    if has(TimeoutError):
+        return f"no answer within {format_duration(read_s)} (timeout)"
+    if isinstance(
+        exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError
+    ):
+        return f"answer cut short: {_one_line(str(exc), 160)}"
+    return f"{type(exc).__name__}: {_one_line(str(exc), 160)}"
+
+
+def _one_line(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fill(value: Any, placeholders: Mapping[str, str]) -> Any:
+    """Placeholders filled in text, and in every text inside mappings and lists."""
+    if isinstance(value, str):
+        for key, replacement in placeholders.items():
+            value = value.replace("{" + key + "}", replacement)
+        return value
+    if isinstance(value, dict):
+        return {_fill(k, placeholders): _fill(v, placeholders) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_fill(v, placeholders) for v in value]
+    return value
+
+
+class CheckRunner:
+    """Runs checks against one environment; one HTTP session, reused, for all of them.
+
+    Side effects are parameters: `session` (default: a `requests.Session` made on first use),
+    `clock` and `sleep` for deadlines and retry intervals, `cwd` for command checks, `stop` to
+    end early when the run is interrupted. `placeholders` fill `{env}`, `{version}`,
+    `{previous}`, `{url}` and `{service}`; `env` and `url` default to this environment's.
+    Use as a context manager, or call `close`, to close a session the runner made.
+    """
+
+    def __init__(
+        self,
+        environment: Environment,
+        *,
+        env_name: str,
+        session: requests.Session | None = None,
+        masker: Masker | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        cwd: Path | None = None,
+        placeholders: Mapping[str, str] | None = None,
+        stop: StopToken | None = None,
+    ) -> None:
+        self.environment = environment
+        self.env_name = env_name
+        self._session = session
+        self._own_session = session is None
+        self._session_lock = threading.Lock()
+        self._masker = masker
+        self._clock = clock
+        self._sleep = sleep
+        self._cwd = cwd
+        self._stop = stop
+        self.placeholders: dict[str, str] = {"env": env_name, "url": environment.url.rstrip("/")}
+        self.placeholders.update(placeholders or {})
+        self._base = urlsplit(environment.url)
+        own_host = _norm_host(self._base.hostname or "")
+        listed = [_norm_host(h) for h in environment.allow_hosts or []]
+        # The environment's own host is always reachable: it is where its checks go.
+        self._allowed = frozenset([own_host, *listed])
+        self._explicit_hosts = frozenset(listed)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    def __enter__(self) -> CheckRunner:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the HTTP session if this runner made it."""
+        with self._session_lock:
+            if self._own_session and self._session is not None:
+                self._session.close()
+                self._session = None
+
+    def _get_session(self) -> requests.Session:
+        with self._session_lock:
+            if self._session is None:
+                # Imported here: requests costs ~100 ms of start-up that most commands never need.
+                import requests
+                from requests.adapters import HTTPAdapter
+
+                session = requests.Session()
+                # Enough pooled connections for the widest sampling, so none is thrown away.
+                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64)
+                session.mount("http://", adapter)
+                session.mount("https://", adapter)
+                self._session = session
+            return self._session
+
+    # --- public API ---------------------------------------------------------------------------
+
+    def run(self, check: HttpCheck | RunCheck, *, name: str | None = None) -> CheckResult:
+        """Run one check, with its retries, within its deadline.
+
+        Raises `PreconditionFailed` before any request when the check's URL is not allowed.
+        """
+        return self._execute(self._prepare(check, name=name))
+
+    def run_many(self, checks: Sequence[tuple[str, HttpCheck | RunCheck]]) -> list[CheckResult]:
+        """Run checks and return their results in the same order.
+
+        Every URL is checked before the first request. Consecutive GET and HEAD checks run in
+        parallel (up to `PARALLEL_CHECKS` at once); a POST or command check runs alone, after
+        the checks before it and before those after it, in case later checks depend on it.
+        """
+        prepared = [self._prepare(check, name=name) for name, check in checks]
+        results: list[CheckResult | None] = [None] * len(prepared)
+        i = 0
+        while i < len(prepared):
+            j = i
+            while j < len(prepared) and _is_read(prepared[j].check):
+                j += 1
+            if j - i > 1:
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(min(PARALLEL_CHECKS, j - i)) as pool:
+                    for k, result in enumerate(pool.map(self._execute, prepared[i:j])):
+                        results[i + k] = result
+                i = j
+            else:
+                results[i] = self._execute(prepared[i])
+                i += 1
+        return [r for r in results if r is not None]
+
+    def _prepare(self, check: HttpCheck | RunCheck, *, name: str | None = None) -> _Prepared:
+        """The check with its placeholders filled and its URL checked against `allow_hosts`."""
+        if isinstance(check, RunCheck):
+            argv: Sequence[str] | str
+            if check.shell:
+                # Placeholders reach a shell only as DRILLBOOK_* variables, never in its text.
+                argv = check.run if isinstance(check.run, str) else shlex.join(check.run)
+                label = "run " + argv
+            else:
+                argv = [_fill(a, self.placeholders) for a in check.run]
+                label = "run " + shlex.join(argv)
+            label = _one_line(self._mask(label), 80)
+            return _Prepared(check, name or check.name or label, label, argv=argv)
+        target = _fill(check.target, self.placeholders)
+        url = self.resolve_url(target)
+        label = _one_line(f"{check.method} {self._mask(redact_url(target))}", 120)
+        headers = _fill(dict(check.headers), self.placeholders)
+        body = _fill(check.body, self.placeholders)
+        return _Prepared(check, name or check.name or label, label, url, headers, body)
+
+    def resolve_url(self, target: str) -> str:
+        """The URL of a check's path or URL; refused (`PreconditionFailed`) when not allowed.
+
+        A path is joined under the environment's url, keeping its base path. An absolute URL
+        must be http or https, carry no credentials, and name a host on `allow_hosts`.
+        """
+        parts = urlsplit(target)
+        if parts.scheme or parts.netloc or target.startswith("//"):
+            url = target
+        else:
+            path = self._base.path.rstrip("/") + "/" + parts.path.lstrip("/")
+            url = urlunsplit((self._base.scheme, self._base.netloc, path, parts.query, ""))
+        refusal = self._refusal(url)
+        if refusal:
+            shown = self._mask(redact_url(url))
+            msg = f"check URL {shown} refused for environment {self.env_name}: {refusal}"
+            raise PreconditionFailed(msg, hint=_REFUSAL_HINTS.get(refusal.split(" ")[0]))
+        return url
+
+    # --- HTTP ---------------------------------------------------------------------------------
+
+    def _refusal(self, url: str) -> str | None:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https"):
+            return f"scheme {parts.scheme or '(none)'}: expected http or https"
+        if "@" in parts.netloc:
+            return "credentials in the URL are never sent"
+        try:
+            parts.port  # noqa: B018 - parsing the port is what raises for a bad one
+        except ValueError:
+            return "the port is not a number between 0 and 65535"
+        host = _norm_host(parts.hostname or "")
+        if host not in self._allowed:
+            allowed = ", ".join(sorted(self._allowed))
+            return f"host {host or '(none)'} is not on allow_hosts ({allowed})"
+        return None
+
+    def _redirect_refusal(self, first_url: str, location: str) -> str | None:
+        """Why a redirect is not followed, or None to follow it.
+
+        Followed: the same origin (scheme, host, port) as the check's URL, or a host listed in
+        the environment's `allow_hosts`, never from https down to http.
+        """
+        parts = urlsplit(location)
+        if parts.scheme.lower() not in ("http", "https"):
+            return f"scheme {parts.scheme or '(none)'}"
+        if "@" in parts.netloc:
+            return "credentials in the URL"
+        if _origin(location) == _origin(first_url):
+            return None
+        scheme, host, _port = _origin(location)
+        first_scheme, first_host, _ = _origin(first_url)
+        if first_scheme == "https" and scheme == "http":
+            return "https to http"
+        if host in self._explicit_hosts:
+            return None
+        return "another host" if host != first_host else "another origin (scheme or port)"
+
+    def _request(self, prep: _Prepared, limit_s: float) -> _Sample:
+        """One request, redirects followed by hand, the body read within `limit_s`."""
+        import requests
+
+        check = prep.check
+        assert isinstance(check, HttpCheck)  # noqa: S101 - for the type checker
+        session = self._get_session()
+        method, url, headers = check.method, prep.url, dict(prep.headers)
+        kwargs: dict[str, Any] = {}
+        if prep.body is not None:
+            if isinstance(prep.body, str):
+                kwargs["data"] = prep.body.encode()
+            else:
+                kwargs["json"] = prep.body
+        statuses = check.expect.statuses()
+        start = time.perf_counter()
+        end = start + limit_s
+        connect_s = read_s = 0.0
+        for hop in range(MAX_REDIRECTS + 1):
+            left = end - time.perf_counter()
+            read_s = min(check.timeout, left)
+            connect_s = min(CONNECT_TIMEOUT_CAP, read_s)
+            if left <= 0:
+                return _Sample(
+                    no_answer=f"no answer within {format_duration(limit_s)}",
+                    elapsed_s=time.perf_counter() - start,
+                )
+            try:
+                with session.request(
+                    method,
+                    url,
+                    headers=headers,
+                    timeout=(connect_s, read_s),
+                    allow_redirects=False,
+                    verify=True,
+                    stream=True,
+                    **kwargs,
+                ) as response:
+                    body, truncated, complete = _read_body(response, end)
+                    elapsed = time.perf_counter() - start
+                    if not complete:
+                        why = f"answer not complete within {format_duration(check.timeout)}"
+                        return _Sample(no_answer=why, elapsed_s=elapsed)
+                    status = response.status_code
+                    location = response.headers.get("Location")
+                    # A redirect the check expects (`status: 302`) is the answer itself.
+                    if 300 <= status < 400 and location and status not in statuses:
+                        target = urljoin(url, location)
+                        refusal = self._redirect_refusal(prep.url, target)
+                        if refusal is None and hop == MAX_REDIRECTS:
+                            refusal = f"more than {MAX_REDIRECTS} redirects"
+                        if refusal is None:
+                            if _origin(target) != _origin(url):
+                                # As browsers do: credentials are for the origin they were set for.
+                                headers = {
+                                    k: v
+                                    for k, v in headers.items()
+                                    if k.lower() not in _CREDENTIAL_HEADERS
+                                }
+                            url = target
+                            if status == 303 or (status in (301, 302) and method == "POST"):
+                                method, kwargs = "GET", {}
+                            continue
+                        shown = redact_url(target)
+                        finding = _Finding(
+                            "redirect",
+                            "fail",
+                            f"redirect to {shown} (not followed: {refusal})",
+                            f"-> {status} redirect to {shown}, not followed: {refusal}",
+                        )
+                        return _Sample(
+                            status, response.headers, body, truncated, elapsed, redirect=finding
+                        )
+                    return _Sample(status, response.headers, body, truncated, elapsed)
+            except requests.RequestException as exc:
+                why = describe_no_answer(exc, connect_s=connect_s, read_s=read_s)
+                return _Sample(no_answer=why, elapsed_s=time.perf_counter() - start)
+        raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
+
+    def _attempt(self, prep: _Prepared, deadline: float) -> tuple[list[_Sample], int]:
+        """One attempt: `samples` requests, up to `concurrency` at once, none after deadline."""
+        check = prep.check
+        assert isinstance(check, HttpCheck)  # noqa: S101
+
+        def one(_: int) -> _Sample | None:
+            left = deadline - self._clock()
+            if left <= 0 or self._stopped():
+                return None
+            return self._request(prep, min(check.timeout, left))
+
+        if check.concurrency > 1 and check.samples > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(min(check.concurrency, check.samples)) as pool:
+                taken = list(pool.map(one, range(check.samples)))
+        else:
+            taken = [one(i) for i in range(check.samples)]
+        samples = [s for s in taken if s is not None]
+        return samples, check.samples - len(samples)
+
+    def _judge(
+        self, prep: _Prepared, samples: list[_Sample], skipped: int, budget: float
+    ) -> _Verdict:
+        check = prep.check
+        assert isinstance(check, HttpCheck)  # noqa: S101
+        expect = check.expect
+        wanted = check.samples
+        per_sample = [_sample_findings(check, s) for s in samples]
+        findings = _merge(per_sample, wanted, expect.max_time)
+        answered = [s for s in samples if s.answered]
+        timings = tuple(round(s.elapsed_s * 1000, 3) for s in samples if s.answered)
+        measured: dict[str, float] = {}
+        if answered and wanted > 1:
+            for pname in ("p50", "p95", "p99"):
+                measured[pname] = nearest_rank(timings, float(pname[1:]))
+        if answered:
+            limits = expect.percentiles()
+            for pname, limit in limits.items():
+                value = measured[pname]
+                if value > limit * 1000:
+                    over = f"{pname} {_fmt_ms(value)}"
+                    findings.append(
+                        _Finding(
+                            pname,
+                            "fail",
+                            f"{over} over {len(answered)} samples",
+                            f"{over}, expected <= {format_duration(limit)}",
+                        )
+                    )
+        if skipped:
+            if self._stopped():
+                why = "the run was stopped"
+            else:
+                why = f"the deadline ({format_duration(budget)}) came"
+            if not answered:
+                got = f"no answer to any sample: {why}"
+            else:
+                got = f"only {len(samples)} of {wanted} samples taken: {why}"
+            findings.append(_Finding("short", "inconclusive", got, got))
+        last = _excerpt_source(samples, per_sample)
+        return _Verdict(findings, answered, measured, timings if wanted > 1 else (), last)
+
+    def _run_http(self, prep: _Prepared) -> CheckResult:
+        check = prep.check
+        assert isinstance(check, HttpCheck)  # noqa: S101
+        attempts = check.retry.attempts
+        started = self._clock()
+        if check.deadline is not None:
+            budget = check.deadline
+        else:
+            rounds = math.ceil(check.samples / check.concurrency)
+            budget = check.timeout * rounds * attempts + check.retry.interval * (attempts - 1)
+        deadline = started + budget
+        attempt = 0
+        cut = ""
+        while True:
+            attempt += 1
+            samples, skipped = self._attempt(prep, deadline)
+            verdict = self._judge(prep, samples, skipped, budget)
+            if verdict.outcome == "pass" or attempt >= attempts or self._stopped():
+                break
+            if self._clock() + check.retry.interval >= deadline:
+                cut = f"deadline {format_duration(budget)} reached; "
+                break
+            self._pause(check.retry.interval)
+            if self._stopped():
+                cut = "the run was stopped; "
+                break
+        duration_ms = round((self._clock() - started) * 1000)
+        retry_safe = check.method in ("GET", "HEAD")
+        return self._http_result(
+            prep, verdict, attempt=attempt, duration_ms=duration_ms, retry_safe=retry_safe, cut=cut
+        )
+
+    def _http_result(
+        self,
+        prep: _Prepared,
+        verdict: _Verdict,
+        *,
+        attempt: int,
+        duration_ms: int,
+        retry_safe: bool,
+        cut: str,
+    ) -> CheckResult:
+        check = prep.check
+        assert isinstance(check, HttpCheck)  # noqa: S101
+        outcome = verdict.outcome
+        safety = "retry safe" if retry_safe else "retry not safe"
+        suffix = f"attempt {attempt}/{check.retry.attempts}; {cut}{safety}"
+        if check.samples > 1:
+            extra = ""
+            failing = {f.kind for f in verdict.findings}
+            shown = next((p for p in ("p50", "p95") if p not in failing), None)
+            if shown and shown in verdict.measured:
+                extra = f"; {shown} {_fmt_ms(verdict.measured[shown])}"
+            answered = len(verdict.answered)
+            count = f"{answered}" if answered == check.samples else f"{answered} of {check.samples}"
+            suffix = f"{count} samples{extra}; {suffix}"
+        if outcome == "pass":
+            got = _pass_got(check, verdict)
+            statuses = sorted({s.status for s in verdict.answered if s.status is not None})
+            head = f"-> {' / '.join(map(str, statuses))}"
+            for pname, limit in check.expect.percentiles().items():
+                head += f"; {pname} {_fmt_ms(verdict.measured[pname])} <= {format_duration(limit)}"
+            message = f"{prep.label} {head} ({suffix})"
+        else:
+            worst = [f for f in verdict.findings if f.outcome == outcome]
+            got = "; ".join(f.got for f in worst)
+            message = f"{prep.label} {'; '.join(f.phrase for f in worst)} ({suffix})"
+        excerpt = ""
+        if verdict.last is not None:
+            excerpt = self._excerpt(verdict.last.body)
+        return CheckResult(
+            name=self._mask(prep.name),
+            outcome=outcome,
+            expected=self._mask(_expected_text(check)),
+            got=self._mask(got),
+            message=self._mask(_one_line(message, 400)),
+            attempts=attempt,
+            duration_ms=duration_ms,
+            retry_safe=retry_safe,
+            excerpt=excerpt,
+            timings_ms=verdict.timings,
+        )
+
+    def _excerpt(self, body: bytes) -> str:
+        # Masked before it is cut, so that a secret across the cut cannot leave half of itself.
+        text = body[: EXCERPT_CHARS * 4 + 8192].decode("utf-8", errors="replace")
+        return self._mask(text[: EXCERPT_CHARS + 4096])[:EXCERPT_CHARS]
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def _run_command(self, prep: _Prepared) -> CheckResult:
+        # Imported here: the process module is only needed by command checks.
+        from drillbook.process import run_command
+
+        check = prep.check
+        assert isinstance(check, RunCheck)  # noqa: S101
+        env = {k: _fill(v, self.placeholders) for k, v in check.env.items()}
+        env.update({f"DRILLBOOK_{k.upper()}": v for k, v in self.placeholders.items()})
+        expect = check.expect
+        attempts = check.retry.attempts
+        # Nobody declared a command free of side effects; a runbook that retries it says it is.
+        retry_safe = attempts > 1
+        started = self._clock()
+        budget = check.timeout * attempts + check.retry.interval * (attempts - 1)
+        deadline = started + budget
+        attempt = 0
+        while True:
+            attempt += 1
+            timeout = max(0.001, min(check.timeout, deadline - self._clock()))
+            seen: list[bool] = []
+            needle = expect.output_contains
+
+            def scan(line: str, needle: str | None = needle, seen: list[bool] = seen) -> None:
+                # Every line is searched, not only the tail that is kept.
+                if needle is not None and not seen and needle in line:
+                    seen.append(True)
+
+            result = run_command(
+                prep.argv,
+                cwd=self._cwd or Path.cwd(),
+                env=env,
+                shell=check.shell,
+                timeout=timeout,
+                on_line=scan,
+                masker=self._masker,
+                stop=self._stop,
+            )
+            found = bool(seen) or (needle is not None and needle in result.output_tail)
+            outcome, got, phrase = _judge_command(expect, result, timeout, found=found)
+            if outcome == "pass" or attempt >= attempts or self._stopped():
+                break
+            if self._clock() + check.retry.interval >= deadline:
+                break
+            self._pause(check.retry.interval)
+            if self._stopped():
+                break
+        safety = "retry safe" if retry_safe else "retry not safe"
+        expected = f"exit {expect.exit}"
+        if expect.output_contains is not None:
+            expected += f"; output contains {expect.output_contains!r}"
+        message = f"{prep.label} {phrase} (attempt {attempt}/{attempts}; {safety})"
+        return CheckResult(
+            name=self._mask(prep.name),
+            outcome=outcome,
+            expected=self._mask(expected),
+            got=self._mask(got),
+            message=self._mask(_one_line(message, 400)),
+            attempts=attempt,
+            duration_ms=round((self._clock() - started) * 1000),
+            retry_safe=retry_safe,
+            excerpt=self._mask(result.output_tail)[-EXCERPT_CHARS:],
+        )
+
+    # --- shared -------------------------------------------------------------------------------
+
+    def _execute(self, prep: _Prepared) -> CheckResult:
+        if isinstance(prep.check, RunCheck):
+            return self._run_command(prep)
+        return self._run_http(prep)
+
+    def _mask(self, text: str) -> str:
+        return self._masker.mask(text) if self._masker is not None and text else text
+
+    def _stopped(self) -> bool:
+        return self._stop is not None and self._stop.stopped
+
+    def _pause(self, seconds: float) -> None:
+        """Wait between attempts; with a stop token, in short slices so a stop ends the wait."""
+        if self._stop is None:
+            self._sleep(seconds)
+            return
+        left = seconds
+        # Counted down rather than read from the clock, so an injected clock cannot stall it.
+        while left > 0 and not self._stop.stopped:
+            self._sleep(min(left, 0.05))
+            left -= 0.05
+
+
+_REFUSAL_HINTS = {
+    "scheme": "checks speak http or https only",
+    "credentials": "send credentials in a header from an environment variable, never in the URL",
+    "host": "add the host to the environment's allow_hosts if its checks may reach it",
+}
+
+
+@dataclass
+class _Verdict:
+    """One attempt judged: its findings and what was measured."""
+
+    findings: list[_Finding]
+    answered: list[_Sample]
+    measured: dict[str, float]
+    timings: tuple[float, ...]
+    last: _Sample | None
+
+    @property
+    def outcome(self) -> Outcome:
+        worst: Outcome = "pass"
+        for f in self.findings:
+            if _RANK[f.outcome] > _RANK[worst]:
+                worst = f.outcome
+        return worst
+
+
+def _is_read(check: HttpCheck | RunCheck) -> bool:
+    return isinstance(check, HttpCheck) and check.method in ("GET", "HEAD")
+
+
+def _read_body(response: Any, end: float) -> tuple[bytes, bool, bool]:
+    """The body (at most MAX_BODY_BYTES), whether it was cut, whether it came before `end`."""
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_content(_CHUNK):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return b"".join(chunks)[:MAX_BODY_BYTES], True, True
+        if time.perf_counter() > end:
+            return b"", False, False
+    return b"".join(chunks), False, True
+
+
+def _expected_statuses(statuses: list[int]) -> str:
+    return " or ".join(map(str, statuses)) if statuses else "2xx"
+
+
+def _expected_text(check: HttpCheck) -> str:
+    expect = check.expect
+    parts = [f"status {_expected_statuses(expect.statuses())}"]
+    if expect.json_:
+        parts.append("json " + ", ".join(f"{k}={_show(v)}" for k, v in expect.json_.items()))
+    if expect.body_contains is not None:
+        parts.append(f"body contains {expect.body_contains!r}")
+    for hname, value in (expect.header or {}).items():
+        parts.append(f"header {hname}: {value}")
+    if expect.max_time is not None:
+        parts.append(f"time <= {format_duration(expect.max_time)}")
+    for pname, limit in expect.percentiles().items():
+        parts.append(f"{pname} <= {format_duration(limit)}")
+    return "; ".join(parts)
+
+
+def _sample_findings(check: HttpCheck, sample: _Sample) -> list[_Finding]:
+    """Every expectation one sample does not meet (percentiles are judged over all samples)."""
+    if sample.no_answer is not None:
+        why = f"no answer: {sample.no_answer}"
+        return [_Finding("no-answer", "inconclusive", why, why)]
+    if sample.redirect is not None:
+        return [sample.redirect]
+    expect = check.expect
+    found: list[_Finding] = []
+    statuses = expect.statuses()
+    status = sample.status or 0
+    if (status not in statuses) if statuses else not 200 <= status < 300:
+        found.append(
+            _Finding(
+                "status",
+                "fail",
+                f"status {status}",
+                f"-> {status}, expected {_expected_statuses(statuses)}",
+            )
+        )
+    if expect.json_:
+        found.extend(_json_findings(expect.json_, sample))
+    if expect.body_contains is not None:
+        text = sample.body.decode("utf-8", errors="replace")
+        if expect.body_contains not in text:
+            needle = expect.body_contains
+            why = " (the first 4 MiB)" if sample.truncated else ""
+            found.append(
+                _Finding(
+                    "body",
+                    "fail",
+                    f"body without {needle!r}{why}",
+                    f"body does not contain {needle!r}{why}",
+                )
+            )
+    for hname, value in (expect.header or {}).items():
+        actual = sample.headers.get(hname)  # requests' headers ignore case
+        if actual != value:
+            seen = "missing" if actual is None else f"is {_one_line(actual, 80)}"
+            got = f"header {hname} {seen}" if actual is None else f"header {hname}: {actual}"
+            found.append(
+                _Finding(
+                    "header",
+                    "fail",
+                    _one_line(got, 120),
+                    f"header {hname} {seen}, expected {value}",
+                )
+            )
+    if expect.max_time is not None and sample.elapsed_s > expect.max_time:
+        took = _fmt_ms(sample.elapsed_s * 1000)
+        limit = format_duration(expect.max_time)
+        found.append(
+            _Finding(
+                "time",
+                "fail",
+                f"time {took}",
+                f"took {took}, expected <= {limit}",
+                weight=sample.elapsed_s,
+            )
+        )
+    return found
+
+
+def _json_findings(wanted: Mapping[str, Any], sample: _Sample) -> list[_Finding]:
+    try:
+        data = json.loads(sample.body)
+    except (ValueError, UnicodeDecodeError):
+        ctype = sample.headers.get("Content-Type", "no content type")
+        size = "the first 4 MiB of " if sample.truncated else ""
+        why = f"cannot check json: {size}the body is not JSON ({_one_line(ctype, 60)})"
+        return [_Finding("json-unreadable", "inconclusive", why, why)]
+    found = []
+    for path, value in wanted.items():
+        actual = json_path(data, str(path))
+        if not json_matches(value, actual):
+            seen = "missing" if actual is _MISSING else f"is {_show(actual)}"
+            got = f"json {path} missing" if actual is _MISSING else f"json {path}={_show(actual)}"
+            found.append(
+                _Finding("json", "fail", got, f"json {path} {seen}, expected {_show(value)}")
+            )
+    return found
+
+
+def _merge(per_sample: list[list[_Finding]], wanted: int, max_time: float | None) -> list[_Finding]:
+    """Findings of all samples, one per kind, with how many samples had it."""
+    if wanted == 1:
+        return [f for found in per_sample for f in found]
+    by_kind: dict[str, tuple[_Finding, int]] = {}
+    for found in per_sample:
+        for f in found:
+            seen = by_kind.get(f.kind)
+            if seen is None:
+                by_kind[f.kind] = (f, 1)
+            else:
+                example = f if f.weight > seen[0].weight else seen[0]
+                by_kind[f.kind] = (example, seen[1] + 1)
+    merged = []
+    for f, count in by_kind.values():
+        share = f" in {count} of {wanted} samples"
+        if f.kind == "time" and max_time is not None:
+            limit = format_duration(max_time)
+            slowest = _fmt_ms(f.weight * 1000)
+            got = f"{count} of {wanted} samples over {limit} (slowest {slowest})"
+            merged.append(_Finding(f.kind, f.outcome, got, f"{got}, expected each <= {limit}"))
+        else:
+            merged.append(_Finding(f.kind, f.outcome, f.got + share, f.phrase + share))
+    return merged
+
+
+def _excerpt_source(samples: list[_Sample], per_sample: list[list[_Finding]]) -> _Sample | None:
+    """The sample whose body is shown: the last one that failed, else the last answered."""
+    for sample, found in zip(reversed(samples), reversed(per_sample), strict=True):
+        if sample.answered and found:
+            return sample
+    return next((s for s in reversed(samples) if s.answered), None)
+
+
+def _pass_got(check: HttpCheck, verdict: _Verdict) -> str:
+    expect = check.expect
+    last = verdict.answered[-1]
+    statuses = sorted({s.status for s in verdict.answered if s.status is not None})
+    parts = [f"status {' / '.join(map(str, statuses))}"]
+    if expect.json_:
+        try:
+            data = json.loads(last.body)
+        except ValueError:  # pragma: no cover - a pass means it parsed
+            data = None
+        shown = ", ".join(f"{k}={_show(json_path(data, str(k)))}" for k in expect.json_)
+        parts.append(f"json {shown}")
+    if expect.body_contains is not None:
+        parts.append(f"body contains {expect.body_contains!r}")
+    for hname in expect.header or {}:
+        parts.append(f"header {hname}: {last.headers.get(hname)}")
+    if check.samples == 1:
+        parts.append(f"time {_fmt_ms(last.elapsed_s * 1000)}")
+    else:
+        slowest = max(s.elapsed_s for s in verdict.answered)
+        for pname in expect.percentiles() or {"p95": 0}:
+            parts.append(f"{pname} {_fmt_ms(verdict.measured[pname])}")
+        parts.append(f"slowest {_fmt_ms(slowest * 1000)} over {len(verdict.answered)} samples")
+    return "; ".join(parts)
+
+
+def _judge_command(
+    expect: RunExpect, result: CommandResult, timeout: float, *, found: bool
+) -> tuple[Outcome, str, str]:
+    """Outcome, got and the message's phrase for a command's result."""
+    detail = _one_line(result.detail, 160)
+    if result.outcome == "not_found":
+        return "inconclusive", detail, detail
+    if result.outcome == "timeout":
+        got = f"no result: timed out after {format_duration(timeout)}"
+        return "inconclusive", got, got
+    if result.outcome == "interrupted":
+        got = f"no result: {detail}"
+        return "inconclusive", got, got
+    if result.outcome == "error" or result.exit is None:
+        got = f"no result: {detail or 'the command could not run'}"
+        return "inconclusive", got, got
+    if result.exit < 0:
+        # Killed by a signal from outside (the OOM killer, a person): the check did not finish.
+        got = f"no result: {detail}"
+        return "inconclusive", got, got
+    if result.exit != expect.exit:
+        got = f"exit {result.exit}"
+        return "fail", got, f"-> exit {result.exit}, expected {expect.exit}"
+    needle = expect.output_contains
+    if needle is not None and not found:
+        got = f"exit {result.exit}; output without {needle!r}"
+        return "fail", got, f"-> exit {result.exit}, output does not contain {needle!r}"
+    got = f"exit {result.exit}"
+    if needle is not None:
+        got += f"; output contains {needle!r}"
+    return "pass", got, f"-> exit {result.exit}"

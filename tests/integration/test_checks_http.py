@@ -1,0 +1,594 @@
+"""HTTP checks against real servers on 127.0.0.1: pass, fail or inconclusive, expected and got."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _http_fixtures import Handler, LoopbackServer, Reply, closed_port, serving, silent_listener
+
+from drillbook.checks import CheckRunner
+from drillbook.errors import PreconditionFailed
+from drillbook.model import Environment, HttpCheck
+
+
+def http_check(**fields: Any) -> HttpCheck:
+    return HttpCheck.model_validate(fields)
+
+
+def env(url: str, allow_hosts: list[str] | None = None) -> Environment:
+    data: dict[str, Any] = {"url": url}
+    if allow_hosts is not None:
+        data["allow_hosts"] = allow_hosts
+    return Environment.model_validate(data)
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    with serving() as srv:
+        yield srv
+
+
+@pytest.fixture
+def runner(server: LoopbackServer) -> Iterator[CheckRunner]:
+    with CheckRunner(env(server.url), env_name="staging") as r:
+        yield r
+
+
+def json_reply(data: Any, status: int = 200, delay: float = 0.0) -> Reply:
+    return Reply(status, json.dumps(data), {"Content-Type": "application/json"}, delay)
+
+
+# --- pass and fail ------------------------------------------------------------------------------
+
+
+def test_pass(server: LoopbackServer, runner: CheckRunner) -> None:
+    server.routes["/health"] = json_reply({"status": "ok"})
+    result = runner.run(http_check(get="/health", expect={"status": 200, "json": {"status": "ok"}}))
+    assert result.outcome == "pass"
+    assert result.passed
+    assert result.name == "GET /health"
+    assert result.expected == "status 200; json status=ok"
+    assert result.got.startswith("status 200; json status=ok; time ")
+    assert result.message.startswith("GET /health -> 200 (attempt 1/1; retry safe)")
+    assert result.attempts == 1
+    assert result.retry_safe is True
+    assert result.excerpt == '{"status": "ok"}'
+    assert result.timings_ms == ()
+
+
+def test_500_fails_with_expected_and_got(server: LoopbackServer, runner: CheckRunner) -> None:
+    server.routes["/health"] = Reply(500, "boom: database unavailable")
+    result = runner.run(http_check(get="/health"), name="healthy")
+    assert result.outcome == "fail"
+    assert result.name == "healthy"
+    assert result.expected == "status 200"
+    assert result.got == "status 500"
+    assert result.message == "GET /health -> 500, expected 200 (attempt 1/1; retry safe)"
+    assert result.excerpt == "boom: database unavailable"
+    assert result.as_dict()["outcome"] == "fail"
+    assert json.dumps(result.as_dict())
+
+
+def test_status_list_and_default_2xx(server: LoopbackServer, runner: CheckRunner) -> None:
+    server.routes["/made"] = Reply(201, "made")
+    server.routes["/gone"] = Reply(404, "gone")
+    listed = http_check(get="/gone", expect={"status": [200, 404]})
+    assert runner.run(listed).outcome == "pass"
+    # Without a status in expect, a 2xx is required: a 404 page that happens to match fails.
+    only_body = http_check(get="/made", expect={"body_contains": "made"})
+    assert runner.run(only_body).outcome == "pass"
+    result = runner.run(http_check(get="/gone", expect={"body_contains": "gone"}))
+    assert result.outcome == "fail"
+    assert result.expected == "status 2xx; body contains 'gone'"
+    assert "-> 404, expected 2xx" in result.message
+
+
+def test_path_joined_under_base_path_with_placeholders(server: LoopbackServer) -> None:
+    server.routes["/api/v1/version/1.2.0"] = json_reply({"version": "1.2.0", "env": "staging"})
+    environment = env(server.url + "/api/v1/")
+    placeholders = {"version": "1.2.0", "service": "demo"}
+    with CheckRunner(environment, env_name="staging", placeholders=placeholders) as runner:
+        check = http_check(
+            get="/version/{version}",
+            headers={"X-Service": "{service}"},
+            expect={"json": {"version": "{version}"}},
+        )
+        # Expected values are compared as written; the path and headers are filled in.
+        result = runner.run(check)
+    assert server.hits["/api/v1/version/1.2.0"] == 1
+    assert server.requests[0][2]["X-Service"] == "demo"
+    assert result.outcome == "fail"
+    assert result.got == "json version=1.2.0"
+
+
+def test_post_body_and_retry_not_safe(server: LoopbackServer, runner: CheckRunner) -> None:
+    seen: list[bytes] = []
+
+    def echo(handler: Handler) -> Reply:
+        seen.append(handler.request_body)
+        return Reply(503, "busy")
+
+    server.routes["/orders"] = echo
+    check = http_check(
+        post="/orders", body={"env": "{env}"}, retry={"attempts": 2, "interval": "10ms"}
+    )
+    result = runner.run(check)
+    assert json.loads(seen[0]) == {"env": "staging"}
+    assert result.outcome == "fail"
+    assert result.retry_safe is False
+    assert result.message == "POST /orders -> 503, expected 200 (attempt 2/2; retry not safe)"
+
+
+# --- no answer ----------------------------------------------------------------------------------
+
+
+def test_connection_refused_is_inconclusive_and_retry_safe() -> None:
+    port = closed_port()
+    with CheckRunner(env(f"http://127.0.0.1:{port}"), env_name="staging") as runner:
+        result = runner.run(http_check(get="/health", retry={"attempts": 3, "interval": "10ms"}))
+    assert result.outcome == "inconclusive"
+    assert result.got == "no answer: connection refused"
+    assert result.retry_safe is True
+    assert result.attempts == 3
+    assert result.message == ("GET /health no answer: connection refused (attempt 3/3; retry safe)")
+
+
+def test_server_that_never_answers_is_inconclusive_within_timeout() -> None:
+    with (
+        silent_listener() as port,
+        CheckRunner(env(f"http://127.0.0.1:{port}"), env_name="staging") as runner,
+    ):
+        started = time.monotonic()
+        result = runner.run(http_check(get="/health", timeout="500ms"))
+        elapsed = time.monotonic() - started
+    assert result.outcome == "inconclusive"
+    assert result.got == "no answer: no answer within 500ms (read timeout)"
+    assert elapsed < 0.5 + 1.0
+
+
+def test_deadline_stops_retries(server: LoopbackServer, runner: CheckRunner) -> None:
+    # Attempts at about 0, 0.25 and 0.5 s; a fourth would start after the 600 ms deadline.
+    server.routes["/slow"] = Reply(503, "busy", delay=0.05)
+    check = http_check(
+        get="/slow", timeout="1s", deadline="600ms", retry={"attempts": 50, "interval": "200ms"}
+    )
+    started = time.monotonic()
+    result = runner.run(check)
+    elapsed = time.monotonic() - started
+    assert result.outcome == "fail"
+    assert 2 <= result.attempts <= 3
+    assert elapsed < 0.6 + 0.2
+    assert "deadline 600ms reached" in result.message
+    assert result.message.startswith(
+        f"GET /slow -> 503, expected 200 (attempt {result.attempts}/50"
+    )
+
+
+def test_deadline_clips_a_request_and_stops_sampling(server: LoopbackServer) -> None:
+    server.routes["/slow"] = Reply(200, "ok", delay=0.3)
+    with CheckRunner(env(server.url), env_name="staging") as runner:
+        check = http_check(get="/slow", samples=10, timeout="2s", deadline="700ms")
+        started = time.monotonic()
+        result = runner.run(check)
+        elapsed = time.monotonic() - started
+    assert elapsed < 0.7 + 0.4
+    assert result.outcome == "inconclusive"
+    assert "of 10 samples taken: the deadline (700ms) came" in result.got
+    assert "of 10 samples;" in result.message
+
+
+# --- retries ------------------------------------------------------------------------------------
+
+
+def test_retry_succeeds_on_attempt_3(server: LoopbackServer) -> None:
+    def flaky(handler: Handler) -> Reply:
+        count = handler.server.hits["/health"]
+        return json_reply({"status": "ok" if count >= 3 else "starting"})
+
+    server.routes["/health"] = flaky
+    slept: list[float] = []
+    with CheckRunner(env(server.url), env_name="staging", sleep=slept.append) as runner:
+        check = http_check(
+            get="/health",
+            expect={"json": {"status": "ok"}},
+            retry={"attempts": 5, "interval": "250ms"},
+        )
+        result = runner.run(check)
+    assert result.outcome == "pass"
+    assert result.attempts == 3
+    assert slept == [0.25, 0.25]
+    assert "(attempt 3/5; retry safe)" in result.message
+
+
+# --- expectations -------------------------------------------------------------------------------
+
+
+def test_json_subset_and_dotted_paths(server: LoopbackServer, runner: CheckRunner) -> None:
+    data = {"status": "ok", "data": {"items": [{"id": 7, "tags": ["a"]}], "count": 1}, "x": True}
+    server.routes["/orders"] = json_reply(data)
+    good = http_check(
+        get="/orders",
+        expect={"json": {"status": "ok", "data.items.0.id": 7, "data": {"count": 1}, "x": True}},
+    )
+    assert runner.run(good).outcome == "pass"
+    bad = http_check(
+        get="/orders",
+        expect={"json": {"data.items.0.id": 8, "data.items.3.id": 1, "data.count": "1"}},
+    )
+    result = runner.run(bad)
+    assert result.outcome == "fail"
+    assert result.got == "json data.items.0.id=7; json data.items.3.id missing; json data.count=1"
+    assert "json data.items.0.id is 7, expected 8" in result.message
+    assert "json data.items.3.id missing, expected 1" in result.message
+
+
+def test_non_json_body_with_json_expect_is_inconclusive(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    server.routes["/health"] = Reply(200, "<html>maintenance</html>", {"Content-Type": "text/html"})
+    result = runner.run(http_check(get="/health", expect={"json": {"status": "ok"}}))
+    assert result.outcome == "inconclusive"
+    assert result.got == "cannot check json: the body is not JSON (text/html)"
+    assert result.excerpt == "<html>maintenance</html>"
+
+
+def test_wrong_status_beats_unreadable_json(server: LoopbackServer, runner: CheckRunner) -> None:
+    server.routes["/health"] = Reply(502, "<html>bad gateway</html>", {"Content-Type": "text/html"})
+    result = runner.run(http_check(get="/health", expect={"status": 200, "json": {"status": "ok"}}))
+    assert result.outcome == "fail"
+    assert result.got == "status 502"
+
+
+def test_header_and_body_contains(server: LoopbackServer, runner: CheckRunner) -> None:
+    server.routes["/"] = Reply(200, "service ready", {"X-Version": "1.1.0"})
+    good = http_check(get="/", expect={"header": {"x-version": "1.1.0"}, "body_contains": "ready"})
+    assert runner.run(good).outcome == "pass"
+    bad = http_check(
+        get="/",
+        expect={"header": {"X-VERSION": "1.2.0", "X-Build": "7"}, "body_contains": "healthy"},
+    )
+    result = runner.run(bad)
+    assert result.outcome == "fail"
+    assert result.expected == (
+        "status 2xx; body contains 'healthy'; header X-VERSION: 1.2.0; header X-Build: 7"
+    )
+    assert result.got == ("body without 'healthy'; header X-VERSION: 1.1.0; header X-Build missing")
+    assert "header X-VERSION is 1.1.0, expected 1.2.0" in result.message
+
+
+def test_max_time(server: LoopbackServer, runner: CheckRunner) -> None:
+    server.routes["/slow"] = Reply(200, "ok", delay=0.25)
+    result = runner.run(http_check(get="/slow", expect={"status": 200, "max_time": "100ms"}))
+    assert result.outcome == "fail"
+    assert result.got.startswith("time 2")
+    assert result.message.startswith("GET /slow took 2")
+    assert ", expected <= 100ms (attempt 1/1; retry safe)" in result.message
+    fast = runner.run(http_check(get="/slow", expect={"status": 200, "max_time": "2s"}))
+    assert fast.outcome == "pass"
+
+
+def test_p95_over_samples(server: LoopbackServer, runner: CheckRunner) -> None:
+    def sometimes_slow(handler: Handler) -> Reply:
+        # Every fourth request is slow: p50 stays fast, p95 does not.
+        slow = handler.server.hits["/admin/orders"] % 4 == 0
+        return Reply(200, "[]", delay=0.15 if slow else 0.0)
+
+    server.routes["/admin/orders"] = sometimes_slow
+    check = http_check(get="/admin/orders", samples=20, expect={"status": 200, "p95": "100ms"})
+    result = runner.run(check)
+    assert result.outcome == "fail"
+    assert len(result.timings_ms) == 20
+    assert result.expected == "status 200; p95 <= 100ms"
+    assert result.got.startswith("p95 1")
+    assert result.got.endswith("ms over 20 samples")
+    assert result.message.startswith("GET /admin/orders p95 1")
+    assert ", expected <= 100ms (20 samples; p50 " in result.message
+    assert result.message.endswith("; attempt 1/1; retry safe)")
+
+    loose = http_check(get="/admin/orders", samples=8, concurrency=4, expect={"p95": "1s"})
+    passed = runner.run(loose)
+    assert passed.outcome == "pass"
+    assert passed.message.startswith("GET /admin/orders -> 200; p95 ")
+    assert "ms <= 1s (8 samples; p50 " in passed.message
+    assert len(passed.timings_ms) == 8
+    assert "p95 " in passed.got
+    assert "over 8 samples" in passed.got
+
+
+def test_samples_each_checked(server: LoopbackServer, runner: CheckRunner) -> None:
+    def every_third_fails(handler: Handler) -> Reply:
+        return Reply(500 if handler.server.hits["/x"] % 3 == 0 else 200, "x")
+
+    server.routes["/x"] = every_third_fails
+    result = runner.run(http_check(get="/x", samples=9, expect={"status": 200, "p95": "5s"}))
+    assert result.outcome == "fail"
+    assert result.got == "status 500 in 3 of 9 samples"
+    assert result.message.startswith("GET /x -> 500, expected 200 in 3 of 9 samples (9 samples;")
+
+
+def test_max_time_over_samples(server: LoopbackServer, runner: CheckRunner) -> None:
+    def second_is_slow(handler: Handler) -> Reply:
+        return Reply(200, "x", delay=0.2 if handler.server.hits["/x"] == 2 else 0.0)
+
+    server.routes["/x"] = second_is_slow
+    result = runner.run(http_check(get="/x", samples=4, expect={"max_time": "150ms"}))
+    assert result.outcome == "fail"
+    assert result.got.startswith("1 of 4 samples over 150ms (slowest 2")
+    assert "expected each <= 150ms (4 samples; p50 " in result.message
+
+
+def test_stop_ends_retries(server: LoopbackServer) -> None:
+    from drillbook.process import StopToken
+
+    server.routes["/health"] = Reply(503, "starting")
+    stop = StopToken()
+    naps: list[float] = []
+
+    def nap(seconds: float) -> None:
+        naps.append(seconds)
+        if len(naps) == 3:
+            stop.stop()
+
+    with CheckRunner(env(server.url), env_name="staging", sleep=nap, stop=stop) as runner:
+        check = http_check(get="/health", retry={"attempts": 10, "interval": "1s"})
+        result = runner.run(check)
+    assert result.outcome == "fail"
+    assert result.attempts == 1
+    assert naps == [0.05, 0.05, 0.05]
+    assert "(attempt 1/10; the run was stopped; retry safe)" in result.message
+
+
+def test_injected_clock_drives_the_deadline(server: LoopbackServer) -> None:
+    server.routes["/health"] = Reply(503, "starting")
+    now = [1000.0]
+    with CheckRunner(
+        env(server.url),
+        env_name="staging",
+        clock=lambda: now[0],
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+    ) as runner:
+        check = http_check(get="/health", deadline="10s", retry={"attempts": 100, "interval": "3s"})
+        result = runner.run(check)
+    # Attempts at 0, 3, 6 and 9 s; one at 12 s would start after the deadline.
+    assert result.attempts == 4
+    assert result.duration_ms == 9000
+    assert "deadline 10s reached" in result.message
+
+
+def test_percentile_timings_are_consistent_with_parallel_sampling(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    server.routes["/x"] = Reply(200, "x", delay=0.1)
+    check = http_check(get="/x", samples=8, concurrency=8, expect={"p50": "1s"})
+    started = time.monotonic()
+    result = runner.run(check)
+    elapsed = time.monotonic() - started
+    assert result.outcome == "pass"
+    assert elapsed < 0.6  # in parallel, not 8 x 100 ms
+    assert all(t >= 100 for t in result.timings_ms)
+
+
+# --- redirects ----------------------------------------------------------------------------------
+
+
+def test_redirect_to_same_origin_is_followed(server: LoopbackServer, runner: CheckRunner) -> None:
+    server.routes["/old"] = Reply(301, "", {"Location": "/mid"})
+    server.routes["/mid"] = Reply(302, "", {"Location": f"{server.url}/new"})
+    server.routes["/new"] = json_reply({"status": "ok"})
+    result = runner.run(http_check(get="/old", expect={"json": {"status": "ok"}}))
+    assert result.outcome == "pass"
+    assert server.hits["/new"] == 1
+
+
+def test_redirect_to_another_host_is_not_followed(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    other = f"http://localhost:{server.port}/new?x=1"
+    server.routes["/old"] = Reply(302, "", {"Location": other})
+    server.routes["/new"] = Reply(200, "ok")
+    result = runner.run(http_check(get="/old"))
+    assert result.outcome == "fail"
+    assert result.got == f"redirect to {other} (not followed: another host)"
+    assert result.message == (
+        f"GET /old -> 302 redirect to {other}, not followed: another host (attempt 1/1; retry safe)"
+    )
+    assert server.hits["/new"] == 0
+
+
+def test_redirect_to_an_allowed_host_is_followed(server: LoopbackServer) -> None:
+    server.routes["/old"] = Reply(302, "", {"Location": f"http://localhost:{server.port}/new"})
+    server.routes["/new"] = Reply(200, "ok")
+    environment = env(server.url, allow_hosts=["127.0.0.1", "localhost"])
+    with CheckRunner(environment, env_name="staging") as runner:
+        assert runner.run(http_check(get="/old")).outcome == "pass"
+    assert server.hits["/new"] == 1
+
+
+def test_credentials_not_sent_to_another_origin(server: LoopbackServer) -> None:
+    server.routes["/old"] = Reply(302, "", {"Location": f"http://localhost:{server.port}/new"})
+    server.routes["/new"] = Reply(200, "ok")
+    environment = env(server.url, allow_hosts=["localhost"])
+    with CheckRunner(environment, env_name="staging") as runner:
+        check = http_check(get="/old", headers={"Authorization": "Bearer t0ken", "X-Trace": "1"})
+        assert runner.run(check).outcome == "pass"
+    first, second = server.requests
+    assert first[2]["Authorization"] == "Bearer t0ken"
+    assert "Authorization" not in second[2]
+    assert second[2]["X-Trace"] == "1"
+
+
+def test_redirect_loop_and_expected_redirect(server: LoopbackServer, runner: CheckRunner) -> None:
+    server.routes["/loop"] = Reply(302, "", {"Location": "/loop"})
+    result = runner.run(http_check(get="/loop"))
+    assert result.outcome == "fail"
+    assert result.got.endswith("(not followed: more than 5 redirects)")
+    assert server.hits["/loop"] == 6
+    # A check that expects the redirect gets it as its answer.
+    server.routes["/login"] = Reply(302, "", {"Location": "https://sso.example.com/"})
+    assert runner.run(http_check(get="/login", expect={"status": 302})).outcome == "pass"
+
+
+def test_redirect_with_credentials_is_masked(server: LoopbackServer, runner: CheckRunner) -> None:
+    server.routes["/old"] = Reply(302, "", {"Location": "http://bob:hunter2@evil.example/x"})
+    result = runner.run(http_check(get="/old"))
+    assert result.outcome == "fail"
+    assert "hunter2" not in result.got + result.message
+    assert "http://***@evil.example/x (not followed: credentials in the URL)" in result.got
+
+
+# --- URLs that are refused before any request ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "words"),
+    [
+        ("http://other.example.com/x", "host other.example.com is not on allow_hosts (127.0.0.1)"),
+        ("ftp://127.0.0.1/x", "scheme ftp: expected http or https"),
+        ("//other.example.com/x", "scheme (none): expected http or https"),
+        ("http://admin:s3cr3t-pw@127.0.0.1/x", "credentials in the URL are never sent"),
+    ],
+)
+def test_absolute_url_refused_before_any_request(
+    server: LoopbackServer, runner: CheckRunner, target: str, words: str
+) -> None:
+    with pytest.raises(PreconditionFailed) as info:
+        runner.run(http_check(get=target))
+    assert info.value.exit_code == 3
+    assert words in str(info.value)
+    assert "s3cr3t-pw" not in str(info.value)
+    assert not server.requests
+
+
+def test_credentials_masked_in_refusal() -> None:
+    with (
+        CheckRunner(env("http://127.0.0.1:1"), env_name="staging") as runner,
+        pytest.raises(PreconditionFailed) as info,
+    ):
+        runner.run(http_check(get="https://deploy:tok3n@evil.example/x"))
+    assert str(info.value).startswith("check URL https://***@evil.example/x refused")
+    assert "tok3n" not in str(info.value)
+    assert "deploy" not in str(info.value)
+
+
+def test_absolute_url_on_allow_hosts(server: LoopbackServer) -> None:
+    server.routes["/health"] = Reply(200, "ok")
+    environment = env("http://staging.invalid:1", allow_hosts=["127.0.0.1"])
+    with CheckRunner(environment, env_name="staging") as runner:
+        result = runner.run(http_check(get=f"{server.url}/health"))
+    assert result.outcome == "pass"
+    assert result.name == f"GET {server.url}/health"
+
+
+def test_run_many_refuses_before_any_request(server: LoopbackServer, runner: CheckRunner) -> None:
+    server.routes["/health"] = Reply(200, "ok")
+    with pytest.raises(PreconditionFailed):
+        runner.run_many(
+            [("a", http_check(get="/health")), ("b", http_check(get="http://evil.example/"))]
+        )
+    assert not server.requests
+
+
+# --- masking ------------------------------------------------------------------------------------
+
+
+def test_secret_in_body_is_masked_in_excerpt(server: LoopbackServer) -> None:
+    from drillbook.secrets import Masker
+
+    secret = "sk_live_5f2b9c1d8e7a"
+    server.routes["/debug"] = Reply(500, f"config dump: SECRET_KEY={secret} LOG_LEVEL=info")
+    masker = Masker([secret])
+    with CheckRunner(env(server.url), env_name="staging", masker=masker) as runner:
+        result = runner.run(http_check(get="/debug", expect={"body_contains": secret}))
+    assert result.outcome == "fail"
+    text = json.dumps(result.as_dict())
+    assert secret not in text
+    assert "config dump: SECRET_KEY=" in result.excerpt
+    assert "LOG_LEVEL=info" in result.excerpt
+
+
+# --- run_many -----------------------------------------------------------------------------------
+
+
+def test_run_many_preserves_order_and_runs_in_parallel(server: LoopbackServer) -> None:
+    for i in range(6):
+        server.routes[f"/slow/{i}"] = Reply(200 if i != 3 else 500, str(i), delay=0.3)
+    checks = [(f"slow-{i}", http_check(get=f"/slow/{i}")) for i in range(6)]
+    with CheckRunner(env(server.url), env_name="staging") as runner:
+        started = time.monotonic()
+        results = runner.run_many(checks)
+        elapsed = time.monotonic() - started
+    assert [r.name for r in results] == [f"slow-{i}" for i in range(6)]
+    assert [r.outcome for r in results] == ["pass", "pass", "pass", "fail", "pass", "pass"]
+    assert elapsed < 6 * 0.3 / 2
+
+
+def test_run_many_keeps_writes_in_order(server: LoopbackServer) -> None:
+    order: list[str] = []
+
+    def record(handler: Handler) -> Reply:
+        order.append(handler.path)
+        return Reply(200, "ok", delay=0.05)
+
+    for path in ("/a", "/b", "/write", "/c", "/d"):
+        server.routes[path] = record
+    checks = [
+        ("a", http_check(get="/a")),
+        ("b", http_check(get="/b")),
+        ("write", http_check(post="/write", body="x")),
+        ("c", http_check(get="/c")),
+        ("d", http_check(head="/d")),
+    ]
+    with CheckRunner(env(server.url), env_name="staging") as runner:
+        results = runner.run_many(checks)
+    assert [r.name for r in results] == ["a", "b", "write", "c", "d"]
+    assert set(order[:2]) == {"/a", "/b"}
+    assert order[2] == "/write"
+    assert set(order[3:]) == {"/c", "/d"}
+
+
+def test_session_is_reused(server: LoopbackServer, runner: CheckRunner) -> None:
+    ports: set[int] = set()
+
+    def remember(handler: Handler) -> Reply:
+        ports.add(handler.client_address[1])
+        return Reply(200, "ok")
+
+    server.routes["/x"] = remember
+    for _ in range(5):
+        assert runner.run(http_check(get="/x")).outcome == "pass"
+    assert len(ports) == 1
+
+
+# --- TLS ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
+def test_untrusted_certificate_is_inconclusive(tmp_path: Path) -> None:
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    argv = ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+    argv += ["-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)]
+    subprocess.run(
+        argv,
+        check=True,
+        capture_output=True,
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    with serving() as server:
+        server.routes["/health"] = Reply(200, "ok")
+        server.socket = context.wrap_socket(server.socket, server_side=True)
+        environment = env(f"https://127.0.0.1:{server.port}")
+        with CheckRunner(environment, env_name="staging") as runner:
+            result = runner.run(http_check(get="/health", timeout="2s"))
+    assert result.outcome == "inconclusive"
+    assert result.got.startswith("no answer: TLS error:")
+    assert "certificate verify failed" in result.got
+    assert not server.requests
