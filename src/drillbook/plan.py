@@ -222,6 +222,12 @@ def plan_release(
     if push:
         steps.append(PlannedStep("push", "push", f"push tag {tag} to origin", changes=True))
     notes = []
+    if runbook.deploy is not None:
+        notes.append(
+            f"if a step after the deploy fails, the release rolls back on its own: each change's "
+            f"rollback steps, then {previous or 'no earlier version'} deployed again, then the "
+            "rollback checks"
+        )
     if previous is None:
         notes.append(
             f"no released version below {version} was found in git tags; "

@@ -1,0 +1,124 @@
+"""The task layer's shared parts: error reporting, exit codes, output format, the project."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from invoke import Context, Exit, task
+
+from drillbook.cli import REST_ATTRIBUTE
+from drillbook.console import Console
+from drillbook.errors import EXIT_INVALID, DrillbookError, InvalidInput
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]:
+    """An invoke task whose DrillbookErrors become a clear message and the right exit code."""
+
+    def wrap(fn: F) -> Any:
+        @functools.wraps(fn)
+        def body(c: Context, *args: Any, **kwargs: Any) -> Any:
+            name = fn.__name__.replace("_", "-")
+            try:
+                return fn(c, *args, **kwargs)
+            except DrillbookError as exc:
+                report_error(exc, task_name=name)
+                raise Exit(code=exc.exit_code) from None
+            except (Exit, KeyboardInterrupt, SystemExit):
+                raise
+            except Exception as exc:
+                # A bug, not an input problem; the traceback helps only the maintainers.
+                if os.environ.get("DRILLBOOK_DEBUG"):
+                    raise
+                Console().error(
+                    f"drillbook {name}: internal error: {type(exc).__name__}: {exc}\n"
+                    "  hint: this is a bug in drillbook; run again with DRILLBOOK_DEBUG=1 for "
+                    "the traceback and report it"
+                )
+                raise Exit(code=EXIT_INVALID) from None
+
+        if rest is not None:
+            setattr(body, REST_ATTRIBUTE, rest)
+        return task(**options)(body)
+
+    return wrap
+
+
+def report_error(exc: DrillbookError, *, task_name: str, console: Console | None = None) -> None:
+    """Show an error the way every task does: what, where, the fix, whether a retry is safe."""
+    console = console or Console(masker=_masker())
+    if isinstance(exc, InvalidInput):
+        for problem in exc.problems:
+            console.error(str(problem))
+        files = len({p.file for p in exc.problems})
+        count = len(exc.problems)
+        console.error(
+            f"drillbook {task_name}: {count} problem{'s' if count != 1 else ''} in "
+            f"{files} file{'s' if files != 1 else ''}; nothing ran"
+        )
+        return
+    console.error(f"drillbook {task_name}: {exc.message}")
+    if exc.hint:
+        console.error(f"  hint: {exc.hint}")
+    if exc.retry_safe is not None:
+        console.error(f"  retry safe: {'yes' if exc.retry_safe else 'no'}")
+
+
+def _masker() -> Any:
+    try:
+        from drillbook.secrets import Masker
+    except ImportError:  # only while the package is half-installed
+        return None
+    return Masker.from_environ()
+
+
+def require_format(value: str) -> None:
+    from drillbook.errors import UsageError
+
+    if value not in ("text", "json"):
+        msg = f"--format expects text or json, got {value!r}"
+        raise UsageError(msg)
+
+
+def project(service: str | None = None) -> Any:
+    from drillbook.runbook import load_project_runbook
+
+    return load_project_runbook(Path.cwd(), service)
+
+
+def run_console(format: str) -> Console:
+    import sys
+
+    require_format(format)
+    # With --format json, stdout carries only the JSON; progress goes to stderr.
+    return Console(out=sys.stderr if format == "json" else None)
+
+
+def finish(session: Any, outcome: Any, format: str) -> None:
+    from drillbook.output import print_digest, summary_json
+
+    session.outcome = outcome.outcome
+    session.exit_code = outcome.exit_code
+    console = session.console
+    if outcome.exit_code != 0:
+        print_digest(session, outcome)
+    else:
+        console.print(console.paint(outcome.headline, "green"))
+        for name, value in outcome.artifacts.items():
+            console.print(f"  {name}: {value}")
+        console.print(f"  journal: .drillbook/journal/{session.run_id}.jsonl")
+    if format == "json":
+        print(summary_json(session, outcome), flush=True)
+
+
+RUN_HELP = {
+    "env": "the environment (default: staging)",
+    "version": "the release version (default: the newest in the runbook)",
+    "service": "which runbook, when runbooks/ holds several",
+    "format": "text (default) or json (a summary on stdout for CI)",
+}

@@ -1,0 +1,265 @@
+"""The checklist's single steps: gates, verify-config, deploy, integration, tag, note."""
+
+from __future__ import annotations
+
+import json
+
+from invoke import Context, Exit
+
+from drillbook.console import Console
+from drillbook.tasks._base import (
+    RUN_HELP,
+    drill_task,
+    project,
+    require_format,
+    run_console,
+)
+
+# --- single steps -----------------------------------------------------------------------------
+
+
+def _gate(gate: str, service: str | None) -> None:
+    from drillbook.errors import CheckFailed, UsageError
+    from drillbook.execute import Executor
+    from drillbook.plan import PlannedStep, command_of, placeholders
+    from drillbook.session import open_session
+
+    loaded = project(service)
+    spec = getattr(loaded.runbook.gates, gate)
+    if spec is None:
+        msg = f"the runbook turns the {gate} gate off (gates.{gate}: null)"
+        raise UsageError(msg)
+    values = placeholders(loaded.runbook, "staging", None, None)
+    argv = command_of(spec, values)
+    step = PlannedStep(gate, "gate", f"{gate}: {' '.join(argv)}", changes=False, argv=argv)
+    with open_session(
+        loaded, action=gate, env="staging", version=None, changes_world=False, lock=False
+    ) as session:
+        result = Executor(session, total=1).command(step, spec, version=None, previous=None)
+        session.outcome = "ok" if result.ok else "failed"
+        session.exit_code = 0 if result.ok else 1
+    if not result.ok:
+        msg = f"the {gate} gate failed: {result.detail}"
+        raise CheckFailed(msg, hint="fix what it reports, then run it again")
+
+
+@drill_task(help={"service": RUN_HELP["service"]})
+def lint(c: Context, service: str | None = None) -> None:
+    """Run the lint gate of the runbook (default: ruff check .)."""
+    _gate("lint", service)
+
+
+@drill_task(help={"service": RUN_HELP["service"]})
+def unit(c: Context, service: str | None = None) -> None:
+    """Run the unit-test gate of the runbook (default: pytest -q)."""
+    _gate("unit", service)
+
+
+@drill_task(
+    name="verify-config",
+    help={
+        "env": "the environment whose config file to check",
+        "service": RUN_HELP["service"],
+        "format": RUN_HELP["format"],
+    },
+)
+def verify_config(
+    c: Context,
+    env: str = "staging",
+    service: str | None = None,
+    format: str = "text",
+) -> None:
+    """Check an environment's config file: the rules, drift against same_keys_as, secrets set."""
+    from drillbook.configcheck import format_finding
+    from drillbook.configcheck import verify_config as verify
+    from drillbook.errors import CheckFailed
+    from drillbook.release import require_env
+    from drillbook.session import masker_for
+
+    require_format(format)
+    loaded = project(service)
+    require_env(loaded.runbook, env)
+    masker = masker_for(loaded)
+    console = Console(masker=masker)
+    report = verify(loaded.runbook, env, loaded.root)
+    if format == "json":
+        payload = {
+            "env": env,
+            "path": report.path,
+            "ok": report.ok,
+            "findings": [
+                {
+                    "key": f.key,
+                    "outcome": f.outcome,
+                    "rule": f.rule,
+                    "expected": f.expected,
+                    "got": f.got,
+                    "line": f.line,
+                }
+                for f in report.findings
+            ],
+        }
+        console.print(json.dumps(masker.mask_obj(payload), indent=2))
+    else:
+        for finding in report.findings:
+            console.print(f"{console.outcome(finding.outcome)} {format_finding(finding)}")
+        fails = len(report.failures)
+        console.print(
+            f"{report.path}: {len(report.findings) - fails} pass, {fails} fail",
+            style="green" if report.ok else "red",
+        )
+    if not report.ok:
+        raise Exit(code=CheckFailed.exit_code)
+
+
+@drill_task(help={"env": RUN_HELP["env"], "service": RUN_HELP["service"], "version": "the version"})
+def deploy(c: Context, version: str, env: str = "staging", service: str | None = None) -> None:
+    """Deploy one version to an environment, with its journal."""
+    from drillbook.errors import StepFailed, UsageError
+    from drillbook.execute import Executor
+    from drillbook.plan import PlannedStep, command_of, placeholders
+    from drillbook.release import previous_version, require_env
+    from drillbook.session import open_session
+
+    loaded = project(service)
+    runbook = loaded.runbook
+    require_env(runbook, env)
+    if runbook.deploy is None:
+        raise UsageError("the runbook has no `deploy:` command")
+    previous = previous_version(loaded.root, runbook, version)
+    argv = command_of(runbook.deploy, placeholders(runbook, env, version, previous))
+    step = PlannedStep("deploy", "deploy", f"deploy {version} to {env}", changes=True, argv=argv)
+    with open_session(loaded, action="deploy", env=env, version=version) as session:
+        result = Executor(session, total=1).command(
+            step, runbook.deploy, version=version, previous=previous
+        )
+        if result.ok:
+            session.event("deployed", version=version, previous=previous, by="deploy")
+        session.outcome = "ok" if result.ok else "failed"
+        session.exit_code = 0 if result.ok else 1
+    if not result.ok:
+        msg = f"deploy of {version} to {env} failed: {result.detail}"
+        raise StepFailed(msg, hint=f"{env} may be half-deployed; look at the output above")
+
+
+@drill_task(help={**RUN_HELP, "version": "the version whose expected checks to run"})
+def integration(
+    c: Context,
+    version: str | None = None,
+    env: str = "staging",
+    service: str | None = None,
+    format: str = "text",
+) -> None:
+    """Run the expected checks of a version against an environment."""
+    from drillbook.errors import CheckFailed
+    from drillbook.execute import Executor
+    from drillbook.plan import PlannedStep
+    from drillbook.release import expected_items, pick_version, previous_version, require_env
+    from drillbook.session import open_session
+
+    console = run_console(format)
+    loaded = project(service)
+    release_ = pick_version(loaded.runbook, version)
+    require_env(loaded.runbook, env)
+    previous = previous_version(loaded.root, loaded.runbook, release_.version)
+    items = expected_items(loaded.runbook, release_)
+    step = PlannedStep(
+        "integration", "checks", f"expected checks of {release_.version} on {env}", changes=False
+    )
+    with open_session(
+        loaded,
+        action="integration",
+        env=env,
+        version=release_.version,
+        console=console,
+        changes_world=False,
+        lock=False,
+    ) as session:
+        result = Executor(session, total=1).checks(
+            step, items, version=release_.version, previous=previous
+        )
+        session.outcome = "ok" if result.ok else "failed"
+        session.exit_code = 0 if result.ok else 1
+        if format == "json":
+            print(
+                json.dumps(
+                    session.masker.mask_obj(
+                        {"ok": result.ok, "checks": [r.as_dict() for r in result.checks]}
+                    ),
+                    indent=2,
+                )
+            )
+    if not result.ok:
+        msg = f"{result.detail} on {env} for {release_.version}"
+        raise CheckFailed(msg)
+
+
+@drill_task(
+    help={
+        "version": "the version to tag",
+        "push": "push the tag to origin",
+        "service": RUN_HELP["service"],
+    }
+)
+def tag(
+    c: Context, version: str | None = None, push: bool = False, service: str | None = None
+) -> None:
+    """Make the annotated tag of a version: its changes, owners and rollback summary."""
+    from drillbook import gitops
+    from drillbook.errors import StepFailed
+    from drillbook.release import pick_version, preflight, tag_message
+
+    console = Console()
+    loaded = project(service)
+    release_ = pick_version(loaded.runbook, version)
+    found = preflight(loaded, "staging", release_.version)
+    state = gitops.create_tag(
+        loaded.root, found.tag, tag_message(loaded.runbook, release_, found.previous)
+    )
+    commit = gitops.tag_commit(loaded.root, found.tag) or ""
+    if state == "exists":
+        console.print(f"{found.tag} already on {commit[:9]} (HEAD): done")
+    else:
+        console.print(f"created {found.tag} on {commit[:9]}")
+    if push:
+        pushed = gitops.push_tag(loaded.root, found.tag)
+        if not pushed.ok:
+            msg = f"push of {found.tag} failed; the tag stays local: {pushed.detail}"
+            raise StepFailed(
+                msg,
+                hint="run `drillbook tag --push` again once the remote is reachable (retry safe)",
+            )
+        console.print(f"pushed {found.tag}")
+
+
+@drill_task(
+    name="rollback-note",
+    help={
+        "version": "the version whose rollback note to write",
+        "env": "the environment it goes to (default: staging)",
+        "service": RUN_HELP["service"],
+    },
+)
+def rollback_note(
+    c: Context, version: str | None = None, env: str = "staging", service: str | None = None
+) -> None:
+    """Render the rollback note of a version to notes/ (atomically)."""
+    from drillbook.release import pick_version, previous_version, require_env, write_note
+    from drillbook.session import open_session
+
+    loaded = project(service)
+    release_ = pick_version(loaded.runbook, version)
+    require_env(loaded.runbook, env)
+    previous = previous_version(loaded.root, loaded.runbook, release_.version)
+    with open_session(
+        loaded,
+        action="rollback-note",
+        env=env,
+        version=release_.version,
+        changes_world=False,
+        lock=False,
+    ) as session:
+        path = write_note(session, release_, previous, loaded.runbook.tag_name(release_.version))
+        session.event("note_written", path=str(path.relative_to(loaded.root)))
+        session.outcome, session.exit_code = "ok", 0
+        session.console.print(f"wrote {path.relative_to(loaded.root)}")
