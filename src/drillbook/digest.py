@@ -42,6 +42,18 @@ def _parse_time(value: object) -> float | None:
     return stamp.timestamp()
 
 
+_SHOWN_FIRST = ("time", "ts", "timestamp", "level", "msg", "message")
+
+
+def _compact(data: dict[str, object]) -> str:
+    """A JSON log line as one readable line: time, level, message, then the other fields."""
+    stamp = str(data.get("time", data.get("ts", data.get("timestamp", ""))))
+    level = str(data.get("level", ""))
+    message = str(data.get("msg", data.get("message", "")))
+    rest = " ".join(f"{key}={value}" for key, value in data.items() if key not in _SHOWN_FIRST)
+    return " ".join(part for part in (stamp, level, message, rest) if part)
+
+
 def _tail_lines(path: Path) -> list[str]:
     """The last lines of a file, reading at most the last 256 KiB."""
     with path.open("rb") as handle:
@@ -72,13 +84,15 @@ def log_lines(
             continue
         for raw in lines:
             level, stamp = "", None
+            data: dict[str, object] = {}
             if log.format == "jsonl":
                 try:
-                    data = json.loads(raw)
+                    parsed = json.loads(raw)
                 except ValueError:
                     continue
-                if not isinstance(data, dict):
+                if not isinstance(parsed, dict):
                     continue
+                data = parsed
                 level = str(data.get("level", "")).lower()
                 stamp = _parse_time(data.get("time", data.get("ts", data.get("timestamp"))))
             else:
@@ -86,7 +100,8 @@ def log_lines(
                 level = next((w for w in ("error", "critical", "warning") if w in lowered), "")
             if stamp is not None and stamp < since:
                 continue
-            line = LogLine(log.name, level, raw.strip()[:400])
+            text = _compact(data) if log.format == "jsonl" else raw.strip()
+            line = LogLine(log.name, level, text[:300])
             if level in _ERROR_LEVELS:
                 found.append(line)
             elif level in _WARN_LEVELS:
