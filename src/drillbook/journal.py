@@ -1,0 +1,363 @@
+"""The run journal: one JSON object a line in `.drillbook/journal/<run-id>.jsonl`.
+
+The writer adds `ts`, `run` and `seq` to every event, masks every string in it, and writes,
+flushes and fsyncs the line before `write` returns, so what a run did survives a crash of the
+run or of the machine. If the journal cannot be written, `JournalUnwritable` is raised and every
+later write raises too: a run must not change anything it could not record.
+
+The reader tolerates what a crash leaves behind: a torn last line is ignored, a bad line in the
+middle is skipped and counted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from drillbook.errors import JournalUnwritable, UsageError
+from drillbook.secrets import Masker
+
+#: Where journals live, relative to the project root.
+JOURNAL_DIR = Path(".drillbook") / "journal"
+SUFFIX = ".jsonl"
+_RESERVED = frozenset({"ts", "run", "seq", "event"})
+# A run id becomes a file name, so it is held to a safe alphabet.
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+#: `list_runs` reads at most this much from the end of a journal to find its last events.
+TAIL_BYTES = 64 * 1024
+#: ... and at most this much from its start to find the first event.
+HEAD_BYTES = 64 * 1024
+
+
+def journal_dir(project_root: Path) -> Path:
+    """The folder that holds a project's journals."""
+    return project_root / JOURNAL_DIR
+
+
+def journal_path(project_root: Path, run_id: str) -> Path:
+    """The journal file of one run."""
+    return journal_dir(project_root) / f"{run_id}{SUFFIX}"
+
+
+def new_run_id(now: datetime | None = None) -> str:
+    """A new run id that sorts by time: `20261123T232914Z-3f9a1c` (UTC, then 6 random hex).
+
+    A naive `now` is taken as UTC.
+    """
+    if now is None:
+        now = datetime.now(UTC)
+    elif now.tzinfo is None:
+        now = now.replace(tzinfo=UTC)
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{os.urandom(3).hex()}"
+
+
+def check_run_id(run_id: str) -> str:
+    """`run_id` if it is safe as a file name; `UsageError` otherwise."""
+    if not _RUN_ID.match(run_id):
+        msg = (
+            f"not a run id: {run_id!r} (expected letters, digits, '.', '_' or '-', "
+            f"like 20261123T232914Z-3f9a1c)"
+        )
+        raise UsageError(msg)
+    return run_id
+
+
+def format_ts(seconds: float) -> str:
+    """A timestamp as the journal writes it: ISO 8601 UTC with milliseconds, `...Z`."""
+    moment = datetime.fromtimestamp(seconds, UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class Journal:
+    """Appends events to one run's journal file, each one on disk before `write` returns."""
+
+    def __init__(
+        self,
+        path: Path,
+        run_id: str,
+        fd: int,
+        *,
+        masker: Masker,
+        sync: bool,
+        clock: Callable[[], float],
+        seq: int = 0,
+    ) -> None:
+        self.path = path
+        self.run_id = run_id
+        self._fd: int | None = fd
+        self._masker = masker
+        self._sync = sync
+        self._clock = clock
+        self._seq = seq
+        self._broken: str | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(
+        cls,
+        project_root: Path,
+        run_id: str,
+        *,
+        masker: Masker | None = None,
+        sync: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> Journal:
+        """Open (or continue) the journal of `run_id`, creating `.drillbook/journal/` as needed.
+
+        An existing journal is continued: `seq` goes on from its last event, and a torn last
+        line is closed with a newline so the next event starts on a line of its own.
+        """
+        check_run_id(run_id)
+        path = journal_path(project_root, run_id)
+        seq = 0
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            existed = path.exists()
+            if existed:
+                seq = _last_seq(path)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise _unwritable(path, exc) from exc
+        journal = cls(
+            path,
+            run_id,
+            fd,
+            masker=masker if masker is not None else Masker(),
+            sync=sync,
+            clock=clock,
+            seq=seq,
+        )
+        try:
+            if sync and not existed:
+                # The new file's name must survive a crash too, not only its lines.
+                _fsync_dir(path.parent)
+            if _ends_torn(path):
+                journal._write_bytes(b"\n")
+        except OSError as exc:
+            journal.close()
+            raise _unwritable(path, exc) from exc
+        return journal
+
+    @property
+    def seq(self) -> int:
+        """The `seq` of the last event written (0 before the first)."""
+        return self._seq
+
+    @property
+    def broken(self) -> bool:
+        """Whether a write failed; every later write raises."""
+        return self._broken is not None
+
+    def write(self, event: str, **fields: Any) -> dict[str, Any]:
+        """Write one event and return it as written (masked); raises `JournalUnwritable`."""
+        clash = _RESERVED & fields.keys()
+        if clash:
+            msg = f"journal fields {sorted(clash)} are set by the journal itself"
+            raise ValueError(msg)
+        with self._lock:
+            if self._broken is not None:
+                raise JournalUnwritable(self._broken, hint=_HINT)
+            if self._fd is None:
+                msg = f"the journal {self.path} is closed"
+                raise ValueError(msg)
+            record: dict[str, Any] = {
+                "ts": format_ts(self._clock()),
+                "run": self.run_id,
+                "seq": self._seq + 1,
+                "event": event,
+                **fields,
+            }
+            masked = self._masker.mask_obj(record)
+            line = json.dumps(
+                masked,
+                ensure_ascii=False,
+                separators=(",", ":"),
+                # An object json cannot write (a Path, a datetime) goes in as its text, masked
+                # too: mask_obj only sees strings.
+                default=lambda obj: self._masker.mask(str(obj)),
+            )
+            try:
+                self._write_bytes(line.encode("utf-8") + b"\n")
+            except OSError as exc:
+                error = _unwritable(self.path, exc)
+                self._broken = error.message
+                raise error from exc
+            self._seq += 1
+            return masked
+
+    def _write_bytes(self, data: bytes) -> None:
+        """Write all of `data` and, when syncing, fsync it."""
+        assert self._fd is not None  # noqa: S101 - callers check
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+        if self._sync:
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        """Close the file; closing twice is fine."""
+        with self._lock:
+            if self._fd is not None:
+                fd, self._fd = self._fd, None
+                os.close(fd)
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+_HINT = "free disk space or fix the folder's permissions, then `drillbook resume` the run"
+
+
+def _unwritable(path: Path, exc: OSError) -> JournalUnwritable:
+    reason = exc.strerror or str(exc)
+    return JournalUnwritable(f"cannot write the journal {path}: {reason}", hint=_HINT)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make a folder's entries durable."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _ends_torn(path: Path) -> bool:
+    """Whether the file is non-empty and does not end with a newline."""
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        if f.tell() == 0:
+            return False
+        f.seek(-1, os.SEEK_END)
+        return f.read(1) != b"\n"
+
+
+def _last_seq(path: Path) -> int:
+    """The highest `seq` among the last events of an existing journal."""
+    events, _, _ = _parse_lines(_read_tail(path, TAIL_BYTES))
+    return max((e["seq"] for e in events if isinstance(e.get("seq"), int)), default=0)
+
+
+@dataclass(frozen=True)
+class JournalRead:
+    """A journal as read back: its events, and what had to be left out."""
+
+    events: list[dict[str, Any]]
+    torn: bool = False  # the last line was not valid JSON (a write cut short) and was ignored
+    skipped: int = 0  # bad lines before the last one, left out
+
+
+def _parse_lines(data: bytes) -> tuple[list[dict[str, Any]], bool, int]:
+    """Events from JSON-lines bytes, whether the last line was torn, and how many were bad."""
+    lines = [line for line in data.split(b"\n") if line.strip()]
+    events: list[dict[str, Any]] = []
+    torn = False
+    skipped = 0
+    for index, raw in enumerate(lines):
+        try:
+            event = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            event = None
+        if isinstance(event, dict):
+            events.append(event)
+        elif index == len(lines) - 1:
+            torn = True
+        else:
+            skipped += 1
+    return events, torn, skipped
+
+
+def read_journal(path: Path) -> JournalRead:
+    """Every event of a journal file; a torn last line is ignored, bad lines are skipped."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError as exc:
+        msg = f"no journal at {path}"
+        raise UsageError(msg) from exc
+    except OSError as exc:
+        msg = f"cannot read the journal {path}: {exc.strerror or exc}"
+        raise UsageError(msg) from exc
+    events, torn, skipped = _parse_lines(data)
+    return JournalRead(events, torn, skipped)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What `list_runs` knows of one run without reading its whole journal."""
+
+    run_id: str
+    path: Path
+    first: dict[str, Any] | None  # the first event
+    last: dict[str, Any] | None  # the last complete event
+    finished: bool  # a `run_finished` event is among the last events
+
+
+def _read_head(path: Path, limit: int) -> bytes:
+    """The first line of a file, read no further than `limit` bytes."""
+    with path.open("rb") as f:
+        return f.readline(limit)
+
+
+def _read_tail(path: Path, limit: int) -> bytes:
+    """The last whole lines within the last `limit` bytes of a file."""
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        start = max(0, size - limit)
+        f.seek(start)
+        data = f.read(limit)
+    if start > 0:
+        # The first line read is probably cut; start at the next whole one.
+        cut = data.find(b"\n")
+        data = data[cut + 1 :] if cut >= 0 else b""
+    return data
+
+
+def list_runs(project_root: Path) -> list[RunInfo]:
+    """Every run with a journal in the project, newest first.
+
+    Reads only the first line and the last 64 KiB of each journal, so it stays cheap with
+    many runs. `finished` is judged from those last events: `run_finished` is written at the
+    end of a run, after at most a few closing events.
+    """
+    folder = journal_dir(project_root)
+    try:
+        paths = [p for p in folder.iterdir() if p.suffix == SUFFIX and p.is_file()]
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        msg = f"cannot list the journals in {folder}: {exc.strerror or exc}"
+        raise UsageError(msg) from exc
+    runs = []
+    # Run ids start with their UTC time, so the name order is the time order.
+    for path in sorted(paths, key=lambda p: p.name, reverse=True):
+        try:
+            head, _, _ = _parse_lines(_read_head(path, HEAD_BYTES))
+            tail, _, _ = _parse_lines(_read_tail(path, TAIL_BYTES))
+        except OSError:
+            runs.append(RunInfo(path.stem, path, None, None, finished=False))
+            continue
+        first = head[0] if head else None
+        last = tail[-1] if tail else first
+        finished = any(event.get("event") == "run_finished" for event in tail)
+        runs.append(RunInfo(path.stem, path, first, last, finished))
+    return runs

@@ -1,0 +1,609 @@
+"""Run one command the way a release tool must.
+
+`run_command` starts the command in a process group of its own (a new session), with stdin from
+/dev/null and stdout and stderr merged into one pipe. Each line of output is masked and handed to
+`on_line` as it arrives, and the last lines are kept for the journal. A command that outlives its
+timeout, or that is interrupted through a `StopToken`, has its whole group stopped: SIGTERM,
+then SIGKILL after a grace period, grandchildren included. A command that cannot start is a
+result (`not_found`, `error`), never an exception.
+
+How it waits: the calling thread blocks in `poll()` on the output pipe and on a wake-up pipe, with
+the next deadline as the poll timeout; a small thread blocks in `waitpid()` and writes to the
+wake-up pipe when the child exits; `StopToken.stop` writes to it too. Nothing polls on a timer in
+the normal path. The one exception is after a stop: the death of a grandchild cannot be waited
+for (it is not our child), so the group is checked every few milliseconds until it is gone or the
+grace period ends.
+
+`handle_signals` connects SIGINT and SIGTERM to a `StopToken`: the first signal stops the running
+commands, a second one kills them and exits at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import select
+import signal
+import subprocess
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Literal
+
+from drillbook.secrets import Masker
+
+Outcome = Literal["ok", "failed", "timeout", "not_found", "interrupted", "error"]
+
+#: After the command itself exited, how long a background process of its group may keep the
+#: output pipe open before we stop reading it.
+OUTPUT_GRACE = 1.0
+
+_READ_SIZE = 65536
+#: A line longer than this many bytes is passed on in pieces, so memory stays bounded.
+MAX_LINE_BYTES = 65536
+#: How often the group is checked while waiting for stopped grandchildren to go.
+_GROUP_CHECK_INTERVAL = 0.01
+#: After SIGKILL, how long we wait to see the group gone before returning anyway.
+_KILL_CONFIRM = 2.0
+_MAX_POLL_MS = 3_600_000
+#: At most this much already-buffered output is read when we stop reading early.
+_DRAIN_LIMIT = 1 << 20
+
+_DEFAULT_MASKER = Masker()
+
+# What /bin/sh means by these exit codes.
+_SHELL_CODES = {
+    126: "the shell could not execute the command",
+    127: "the shell did not find the command",
+}
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What happened to one command."""
+
+    argv: tuple[str, ...]  # masked for display
+    outcome: Outcome
+    exit: int | None  # return code; negative = killed by that signal; None if it never started
+    duration_ms: int
+    output_tail: str  # the last lines of combined stdout and stderr, masked
+    detail: str  # one line for a person: "exited 2", "timed out after 5s; ..."
+
+    @property
+    def ok(self) -> bool:
+        """Whether the command ran and exited 0."""
+        return self.outcome == "ok"
+
+
+class StopToken:
+    """Stops the commands started with it; shared between the signal layer and `run_command`.
+
+    `stop(signum)` records the signal (the first one wins) and asks every command currently
+    running with this token to stop its process group: SIGTERM, then SIGKILL after that command's
+    grace period. The stopping is done by each command's own waiting thread; `stop` itself only
+    writes a byte to a non-blocking pipe, so it is safe and quick inside a signal handler.
+    A command started after `stop` is not started at all.
+    """
+
+    def __init__(self) -> None:
+        self._signum: int | None = None
+        self._stopped = False
+        self._runs: dict[int, _Run] = {}
+
+    @property
+    def signum(self) -> int | None:
+        """The signal that stopped the run, or None."""
+        return self._signum
+
+    @property
+    def stopped(self) -> bool:
+        """Whether `stop` (or `kill`) was called."""
+        return self._stopped
+
+    def stop(self, signum: int = signal.SIGTERM) -> None:
+        """Record `signum` and stop every running command's process group (TERM, then KILL)."""
+        if self._signum is None:
+            self._signum = signum
+        self._stopped = True
+        # dict.copy() is one C call, so a signal handler never sees the dict mid-change.
+        for run in self._runs.copy().values():
+            run.wake()
+
+    def kill(self) -> None:
+        """SIGKILL every running command's process group now, without a grace period."""
+        self._stopped = True
+        for run in self._runs.copy().values():
+            run.kill_now()
+
+    def _register(self, run: _Run) -> None:
+        self._runs[id(run)] = run
+
+    def _unregister(self, run: _Run) -> None:
+        self._runs.pop(id(run), None)
+
+
+@contextlib.contextmanager
+def handle_signals(
+    token: StopToken, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)
+) -> Iterator[StopToken]:
+    """Route SIGINT and SIGTERM to `token` while the block runs; restore the old handlers after.
+
+    The first signal calls `token.stop(signum)`: running commands are stopped and the caller
+    sees outcome "interrupted". A second signal kills the command groups at once and ends the
+    process with `os._exit(128 + signum)`, for the person who presses Ctrl-C twice.
+    Must be entered in the main thread (Python delivers signals there only).
+    """
+    received = 0
+
+    def _handler(signum: int, _frame: FrameType | None) -> None:
+        nonlocal received
+        received += 1
+        if received == 1:
+            token.stop(signum)
+            return
+        token.kill()
+        os._exit(128 + signum)
+
+    previous: dict[int, signal.Handlers | int | Callable[..., object] | None] = {}
+    try:
+        for signum in signals:
+            previous[signum] = signal.signal(signum, _handler)
+        yield token
+    finally:
+        for signum, handler in previous.items():
+            # None means the old handler was not installed from Python; the default is closest.
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+
+
+def _format_seconds(seconds: float) -> str:
+    """`5s`, `0.5s`, `90s`: how a duration reads in a detail line."""
+    return f"{seconds:g}s"
+
+
+def _signal_name(signum: int) -> str:
+    """`SIGTERM` for 15; the number when the signal has no name."""
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _live_members(pgid: int) -> bool:
+    """Whether the process group still has a process that is not a zombie.
+
+    `killpg(pgid, 0)` also counts zombies, and an orphaned zombie lasts until init reaps it,
+    which some init processes do only every few seconds. A dead process is dead for our purpose,
+    so on Linux the group's members are read from /proc.
+    """
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        entries = list(Path("/proc").iterdir())
+    except OSError:
+        return True  # no /proc: trust killpg
+    for entry in entries:
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_bytes()
+        except OSError:
+            continue
+        # Fields after the command name (which may hold spaces and parentheses).
+        fields = stat[stat.rfind(b")") + 2 :].split()
+        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
+            return True
+    return False
+
+
+def _not_started(argv0: str, error: OSError, cwd: Path) -> tuple[Outcome, str]:
+    """The outcome and detail for a command that could not start."""
+    if isinstance(error, FileNotFoundError):
+        if error.filename is not None and str(error.filename) == str(cwd):
+            return "error", f"working directory does not exist: {cwd}"
+        if "/" in argv0:
+            return "not_found", f"command not found: {argv0!r} (no such file)"
+        return "not_found", f"command not found: {argv0!r} (is it installed and on PATH?)"
+    if isinstance(error, PermissionError):
+        return "error", f"cannot run {argv0!r}: permission denied (is it executable?)"
+    if isinstance(error, NotADirectoryError):
+        return "error", f"cannot run {argv0!r}: a part of its path or of {cwd} is not a directory"
+    if error.errno == errno.ENOEXEC:
+        return "error", f"cannot run {argv0!r}: not an executable format (a script needs a #! line)"
+    return "error", f"cannot run {argv0!r}: {error.strerror or error}"
+
+
+class _Run:
+    """The state of one running command; driven by `run_command` in the calling thread."""
+
+    def __init__(
+        self,
+        *,
+        timeout: float,
+        grace: float,
+        on_line: Callable[[str], None] | None,
+        tail_lines: int,
+        masker: Masker,
+        token: StopToken | None,
+    ) -> None:
+        self.timeout = timeout
+        self.grace = grace
+        self.on_line = on_line
+        self.masker = masker
+        self.token = token
+        self.tail: deque[str] = deque(maxlen=max(tail_lines, 0))
+        self.pgid: int | None = None
+        self.returncode: int | None = None
+        self.child_done = False
+        self.child_done_at = 0.0
+        self.eof = False
+        self.abandoned_output = False
+        self.stop_reason: Literal["timeout", "interrupted"] | None = None
+        self.kill_at = 0.0
+        self.killed_at: float | None = None
+        self.kill_sent = False
+        self.kill_now_sent = False
+        self.shell = False
+        self.callback_error: BaseException | None = None
+        self._buffer = b""
+        # Reentrant: a signal handler runs in the main thread and may call wake() while that
+        # thread is inside close().
+        self._wake_lock = threading.RLock()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        self._closed = False
+
+    # --- called from other threads and from signal handlers -------------------------------
+
+    def wake(self) -> None:
+        """Make the waiting thread look at its state again (non-blocking, signal-safe)."""
+        with self._wake_lock:
+            if self._closed:
+                return
+            # A full pipe already means "look again".
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._wake_w, b"!")
+
+    def kill_now(self) -> None:
+        """SIGKILL the group at once (a second signal); the result says "interrupted"."""
+        if self.pgid is None:
+            return
+        # Plain attribute writes: this runs inside a signal handler. A command that already
+        # exited on its own keeps its own outcome.
+        if self.stop_reason is None and not self.child_done:
+            self.stop_reason = "interrupted"
+        self.kill_now_sent = True
+        self.kill_sent = True
+        self.killed_at = time.monotonic()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pgid, signal.SIGKILL)
+
+    def close(self) -> None:
+        """Release the wake-up pipe."""
+        with self._wake_lock:
+            if self._closed:
+                return
+            self._closed = True
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    # --- output ---------------------------------------------------------------------------
+
+    def _emit(self, raw: bytes) -> None:
+        line = raw.decode("utf-8", errors="replace")
+        if line.endswith("\r"):
+            line = line[:-1]
+        line = self.masker.mask(line)
+        self.tail.append(line)
+        if self.on_line is not None:
+            try:
+                self.on_line(line)
+            except Exception as exc:
+                # The command keeps running to its end; the failure is reported in `detail`.
+                self.callback_error = exc
+                self.on_line = None
+
+    def feed(self, chunk: bytes) -> None:
+        """Split `chunk` into lines and pass the complete ones on."""
+        buffer = self._buffer + chunk
+        if b"\n" in buffer:
+            *lines, buffer = buffer.split(b"\n")
+            for raw in lines:
+                while len(raw) > MAX_LINE_BYTES:
+                    self._emit(raw[:MAX_LINE_BYTES])
+                    raw = raw[MAX_LINE_BYTES:]  # noqa: PLW2901 - cut a long line in pieces
+                self._emit(raw)
+        while len(buffer) > MAX_LINE_BYTES:
+            self._emit(buffer[:MAX_LINE_BYTES])
+            buffer = buffer[MAX_LINE_BYTES:]
+        self._buffer = buffer
+
+    def flush(self) -> None:
+        """Pass on a last line that had no newline."""
+        if self._buffer:
+            self._emit(self._buffer)
+            self._buffer = b""
+
+    # --- stopping -------------------------------------------------------------------------
+
+    def begin_stop(self, reason: Literal["timeout", "interrupted"], now: float) -> None:
+        """SIGTERM the group and set the time for SIGKILL."""
+        self.stop_reason = reason
+        self.kill_at = now + self.grace
+        if self.pgid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pgid, signal.SIGTERM)
+
+    def kill_if_alive(self, now: float) -> None:
+        """SIGKILL the group if anything of it is still running."""
+        self.killed_at = now
+        if self.pgid is not None and _live_members(self.pgid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pgid, signal.SIGKILL)
+                self.kill_sent = True
+
+    def output_deadline(self) -> float | None:
+        """When to stop waiting for the end of output, once the child has exited."""
+        if not self.child_done or self.eof:
+            return None
+        base = self.child_done_at
+        if self.stop_reason is not None:
+            # While stopping, a grandchild that ignores TERM holds the pipe until the KILL.
+            base = max(base, self.killed_at if self.killed_at is not None else self.kill_at)
+        return base + OUTPUT_GRACE
+
+
+def _drain(fd: int, run: _Run) -> None:
+    """Read what is already in the pipe, without blocking, up to a limit."""
+    taken = 0
+    while taken < _DRAIN_LIMIT:
+        try:
+            chunk = os.read(fd, _READ_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        if not chunk:
+            run.eof = True
+            return
+        taken += len(chunk)
+        run.feed(chunk)
+
+
+def _wait_loop(proc: subprocess.Popen[bytes], run: _Run, started: float) -> None:
+    """Read output and react to exit, deadline and stop requests until the command is done."""
+    assert proc.stdout is not None  # noqa: S101 - Popen was given stdout=PIPE
+    out_fd = proc.stdout.fileno()
+    os.set_blocking(out_fd, False)
+    wake_r = run._wake_r
+
+    def _waiter() -> None:
+        # A blocking waitpid(); the wake-up byte tells the loop the child is gone.
+        run.returncode = proc.wait()
+        run.wake()
+
+    waiter = threading.Thread(target=_waiter, name=f"drillbook-wait-{proc.pid}", daemon=True)
+    waiter.start()
+
+    poller = select.poll()
+    poller.register(out_fd, select.POLLIN)
+    poller.register(wake_r, select.POLLIN)
+    deadline = started + run.timeout
+    try:
+        while True:
+            now = time.monotonic()
+            if not run.child_done and run.returncode is not None:
+                run.child_done = True
+                run.child_done_at = now
+            if not run.child_done and run.stop_reason is None:
+                if run.token is not None and run.token.stopped:
+                    run.begin_stop("interrupted", now)
+                elif now >= deadline:
+                    run.begin_stop("timeout", now)
+            if run.stop_reason is not None and run.killed_at is None and now >= run.kill_at:
+                run.kill_if_alive(now)
+            output_deadline = run.output_deadline()
+            if run.child_done and (
+                run.eof or (output_deadline is not None and now >= output_deadline)
+            ):
+                break
+
+            wake_at: float | None = None
+            if not run.child_done and run.stop_reason is None:
+                wake_at = deadline
+            elif run.stop_reason is not None and run.killed_at is None:
+                wake_at = run.kill_at
+            if output_deadline is not None:
+                wake_at = output_deadline if wake_at is None else min(wake_at, output_deadline)
+            wait_ms = None
+            if wake_at is not None:
+                # poll() takes whole milliseconds in a C int; round up so we never wake early.
+                wait_ms = min(max(0, int((wake_at - now) * 1000) + 1), _MAX_POLL_MS)
+
+            for fd, _events in poller.poll(wait_ms):
+                if fd == wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_r, 4096)
+                    continue
+                try:
+                    chunk = os.read(out_fd, _READ_SIZE)
+                except BlockingIOError:
+                    continue
+                if chunk:
+                    run.feed(chunk)
+                else:
+                    run.eof = True
+                    poller.unregister(out_fd)
+        if not run.eof:
+            # A background process of the group still holds the pipe. Take what it already
+            # wrote and stop listening; closing our end makes its later writes fail (EPIPE).
+            _drain(out_fd, run)
+            run.abandoned_output = not run.eof
+        run.flush()
+        if run.stop_reason is not None:
+            _finish_stop(run)
+    except BaseException:
+        # KeyboardInterrupt without handle_signals, or a bug: never leave the group behind.
+        run.kill_now()
+        waiter.join()
+        raise
+    waiter.join()
+
+
+def _finish_stop(run: _Run) -> None:
+    """After a stop, wait until the group is gone: KILL it when the grace period ends."""
+    assert run.pgid is not None  # noqa: S101 - a stop begins only after the start
+    while run.killed_at is None and _live_members(run.pgid):
+        remaining = run.kill_at - time.monotonic()
+        if remaining <= 0:
+            run.kill_if_alive(time.monotonic())
+            break
+        # A grandchild is not our child: its death cannot be waited for, only observed.
+        time.sleep(min(_GROUP_CHECK_INTERVAL, remaining))
+    if run.kill_sent:
+        until = time.monotonic() + _KILL_CONFIRM
+        while _live_members(run.pgid) and time.monotonic() < until:
+            time.sleep(_GROUP_CHECK_INTERVAL)
+
+
+def _detail(run: _Run) -> str:
+    """The one-line explanation of a finished command."""
+    code = run.returncode
+    if run.stop_reason is not None:
+        if run.kill_now_sent:
+            how = "KILL"
+        elif run.kill_sent:
+            how = "TERM, then KILL after " + _format_seconds(run.grace)
+        else:
+            how = "TERM"
+        if run.stop_reason == "timeout":
+            text = f"timed out after {_format_seconds(run.timeout)}"
+        else:
+            signum = run.token.signum if run.token is not None else None
+            text = "interrupted" + (f" by {_signal_name(signum)}" if signum is not None else "")
+        text += f"; process group stopped ({how})"
+    elif code is not None and code < 0:
+        text = f"killed by {_signal_name(-code)}"
+    else:
+        text = f"exited {code}"
+        if run.shell and code in _SHELL_CODES:
+            text += f" ({_SHELL_CODES[code]})"
+    if run.abandoned_output:
+        text += (
+            f"; a background process kept the output open, stopped reading after "
+            f"{_format_seconds(OUTPUT_GRACE)} (redirect its output, e.g. >/dev/null 2>&1)"
+        )
+    if run.callback_error is not None:
+        error = run.callback_error
+        text += f"; output display failed ({type(error).__name__}: {error}), output was not shown"
+    return text
+
+
+def run_command(
+    argv: Sequence[str] | str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str] | None = None,
+    inherit_env: bool = True,
+    shell: bool = False,
+    timeout: float,
+    grace: float = 5.0,
+    on_line: Callable[[str], None] | None = None,
+    tail_lines: int = 40,
+    masker: Masker | None = None,
+    stop: StopToken | None = None,
+) -> CommandResult:
+    """Run one command in its own process group and say what happened.
+
+    `argv` is a list of arguments, never passed through a shell; with `shell=True` it must be
+    one string, run by `/bin/sh -c`. `env` is laid over this process's environment (a step adds
+    its DRILLBOOK_* variables and keeps PATH); with `inherit_env=False` it is the whole
+    environment. Output lines
+    (stdout and stderr merged) are masked, passed to `on_line` as they arrive (in the calling
+    thread) and the last `tail_lines` kept. After `timeout` seconds the group gets SIGTERM, and
+    SIGKILL `grace` seconds later. Raises only for a wrong call (TypeError); a command that cannot
+    start is an outcome.
+    """
+    if shell:
+        if not isinstance(argv, str):
+            msg = "shell=True takes the command as one string"
+            raise TypeError(msg)
+        full = ("/bin/sh", "-c", argv)
+    else:
+        if isinstance(argv, str | bytes):
+            msg = "a command is a list of arguments; pass shell=True to run a string through sh"
+            raise TypeError(msg)
+        full = tuple(argv)
+    masker = masker if masker is not None else _DEFAULT_MASKER
+    shown = tuple(masker.mask(a) for a in full)
+    started = time.monotonic()
+
+    def _result(outcome: Outcome, exit_code: int | None, tail: str, detail: str) -> CommandResult:
+        duration_ms = round((time.monotonic() - started) * 1000)
+        return CommandResult(shown, outcome, exit_code, duration_ms, tail, masker.mask(detail))
+
+    if not full:
+        return _result("error", None, "", "empty command")
+    child_env: dict[str, str] | None = None
+    if env is not None or not inherit_env:
+        child_env = {**os.environ, **(env or {})} if inherit_env else dict(env or {})
+    if stop is not None and stop.stopped:
+        reason = f" by {_signal_name(stop.signum)}" if stop.signum is not None else ""
+        return _result("interrupted", None, "", f"not started: the run was interrupted{reason}")
+    if not cwd.is_dir():
+        what = "is not a directory" if cwd.exists() else "does not exist"
+        return _result("error", None, "", f"working directory {what}: {cwd}")
+
+    run = _Run(
+        timeout=timeout,
+        grace=grace,
+        on_line=on_line,
+        tail_lines=tail_lines,
+        masker=masker,
+        token=stop,
+    )
+    run.shell = shell
+    try:
+        if stop is not None:
+            # Registered before the start, so a stop() from now on reaches this command; the
+            # wait loop checks stop.stopped first thing, so one just before is not missed either.
+            stop._register(run)
+        try:
+            proc = subprocess.Popen(
+                full,
+                cwd=cwd,
+                env=child_env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                bufsize=0,
+            )
+        except OSError as exc:
+            outcome, detail = _not_started(full[0], exc, cwd)
+            return _result(outcome, None, "", detail)
+        run.pgid = proc.pid  # a session leader's group id is its pid
+        try:
+            _wait_loop(proc, run, started)
+        finally:
+            if proc.stdout is not None:
+                proc.stdout.close()
+    finally:
+        if stop is not None:
+            stop._unregister(run)
+        run.close()
+
+    code = run.returncode
+    outcome: Outcome
+    if run.stop_reason is not None:
+        outcome = run.stop_reason
+    elif code == 0:
+        outcome = "ok"
+    else:
+        outcome = "failed"
+    return _result(outcome, code, "\n".join(run.tail), _detail(run))

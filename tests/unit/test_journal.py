@@ -1,0 +1,243 @@
+"""The run journal: written line by line to disk, masked, read back despite torn writes."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from drillbook.errors import JournalUnwritable, UsageError
+from drillbook.journal import (
+    TAIL_BYTES,
+    Journal,
+    check_run_id,
+    format_ts,
+    journal_path,
+    list_runs,
+    new_run_id,
+    read_journal,
+)
+from drillbook.secrets import Masker
+
+RUN = "20261123T232914Z-3f9a1c"
+
+
+def fixed_clock(start: float = 1_795_000_000.0, step: float = 0.25):
+    now = [start - step]
+
+    def clock() -> float:
+        now[0] += step
+        return now[0]
+
+    return clock
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_new_run_id_is_utc_time_and_random_hex() -> None:
+    run_id = new_run_id(datetime(2026, 11, 23, 23, 29, 14, tzinfo=UTC))
+    assert re.fullmatch(r"20261123T232914Z-[0-9a-f]{6}", run_id)
+    east = timezone(timedelta(hours=2))
+    assert new_run_id(datetime(2026, 11, 24, 1, 29, 14, tzinfo=east)).startswith("20261123T2329")
+    assert new_run_id(datetime(2026, 11, 23, 23, 29, 14)).startswith("20261123T232914Z-")
+    assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", new_run_id())
+    assert new_run_id() != new_run_id()
+
+
+def test_run_ids_sort_by_time() -> None:
+    ids = [new_run_id(datetime(2026, 1, d, tzinfo=UTC)) for d in (3, 1, 2)]
+    assert sorted(ids) == [ids[1], ids[2], ids[0]]
+
+
+def test_bad_run_ids_are_refused(tmp_path: Path) -> None:
+    for bad in ("../etc/passwd", "", "a/b", ".hidden", "x" * 200):
+        with pytest.raises(UsageError):
+            check_run_id(bad)
+    with pytest.raises(UsageError):
+        Journal.open(tmp_path, "../../escape")
+
+
+def test_write_adds_ts_run_seq_and_writes_compact_json(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, RUN, clock=fixed_clock()) as journal:
+        first = journal.write("run_started", service="demo", note="café ✓")
+        second = journal.write("step_finished", step="lint", exit=0, argv=["ruff", "check"])
+    path = tmp_path / ".drillbook" / "journal" / f"{RUN}.jsonl"
+    assert path == journal.path == journal_path(tmp_path, RUN)
+    raw = path.read_text(encoding="utf-8")
+    assert raw.splitlines()[0] == (
+        '{"ts":"2026-11-18T11:06:40.000Z","run":"20261123T232914Z-3f9a1c","seq":1,'
+        '"event":"run_started","service":"demo","note":"café ✓"}'
+    )
+    assert raw.endswith("\n")
+    assert first["seq"] == 1
+    assert second == {
+        "ts": "2026-11-18T11:06:40.250Z",
+        "run": RUN,
+        "seq": 2,
+        "event": "step_finished",
+        "step": "lint",
+        "exit": 0,
+        "argv": ["ruff", "check"],
+    }
+    assert lines(path)[1] == second
+    assert journal.seq == 2
+
+
+def test_format_ts_has_milliseconds_and_z() -> None:
+    assert format_ts(0.1234) == "1970-01-01T00:00:00.123Z"
+
+
+def test_every_string_is_masked(tmp_path: Path) -> None:
+    masker = Masker(["hunter2-secret"])
+    with Journal.open(tmp_path, RUN, masker=masker) as journal:
+        written = journal.write(
+            "step_finished",
+            argv=["deploy", "--token=hunter2-secret"],
+            output_tail="connecting to postgresql://app:pw@db\nhunter2-secret",
+            nested={"hunter2-secret": ("hunter2-secret",)},
+            path=Path("/tmp/hunter2-secret/x"),
+        )
+    raw = journal.path.read_text(encoding="utf-8")
+    assert "hunter2" not in raw
+    assert ":pw@" not in raw
+    assert written["argv"] == ["deploy", "--token=***"]
+    assert lines(journal.path)[0]["path"] == "/tmp/***/x"
+
+
+def test_reserved_fields_cannot_be_overridden(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, RUN) as journal, pytest.raises(ValueError, match="seq"):
+        journal.write("x", seq=5)
+
+
+def test_open_creates_the_folder_with_parents(tmp_path: Path) -> None:
+    root = tmp_path / "deep" / "project"
+    root.mkdir(parents=True)
+    with Journal.open(root, RUN, sync=False) as journal:
+        journal.write("run_started")
+    assert (root / ".drillbook" / "journal").is_dir()
+
+
+def test_unwritable_journal_raises_and_stays_broken(tmp_path: Path) -> None:
+    # /dev/full accepts the open and fails every write with ENOSPC, like a full disk.
+    folder = tmp_path / ".drillbook" / "journal"
+    folder.mkdir(parents=True)
+    (folder / f"{RUN}.jsonl").symlink_to("/dev/full")
+    journal = Journal.open(tmp_path, RUN)
+    with pytest.raises(JournalUnwritable) as caught:
+        journal.write("run_started")
+    assert str(folder / f"{RUN}.jsonl") in caught.value.message
+    assert "No space left on device" in caught.value.message
+    assert journal.broken
+    with pytest.raises(JournalUnwritable, match="No space left"):
+        journal.write("step_started")
+    journal.close()
+
+
+def test_journal_folder_that_cannot_be_created(tmp_path: Path) -> None:
+    (tmp_path / ".drillbook").write_text("a file where a folder should be")
+    with pytest.raises(JournalUnwritable) as caught:
+        Journal.open(tmp_path, RUN)
+    assert ".drillbook" in caught.value.message
+    assert caught.value.exit_code == 3
+
+
+def test_write_after_close_is_refused(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path, RUN)
+    journal.close()
+    journal.close()
+    with pytest.raises(ValueError, match="closed"):
+        journal.write("x")
+
+
+def test_read_ignores_a_torn_last_line(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, RUN) as journal:
+        journal.write("run_started")
+        journal.write("step_started", step="deploy")
+    with journal.path.open("ab") as f:
+        f.write(b'{"ts":"2026-11-23T23:29:15.000Z","run":"x","seq":3,"event":"step_fin')
+    read = read_journal(journal.path)
+    assert [e["event"] for e in read.events] == ["run_started", "step_started"]
+    assert read.torn
+    assert read.skipped == 0
+
+
+def test_read_skips_and_counts_bad_lines_in_the_middle(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    path.write_bytes(b'{"event":"a"}\nnot json\n\n[1, 2]\n\xff\xfe\n{"event":"b"}\n')
+    read = read_journal(path)
+    assert [e["event"] for e in read.events] == ["a", "b"]
+    assert read.skipped == 3
+    assert not read.torn
+
+
+def test_read_missing_journal(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="no journal at"):
+        read_journal(tmp_path / "nope.jsonl")
+
+
+def test_reopening_continues_seq_after_a_torn_line(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, RUN) as journal:
+        journal.write("run_started")
+        journal.write("step_started")
+    with journal.path.open("ab") as f:
+        f.write(b'{"event":"tor')  # the crash
+    with Journal.open(tmp_path, RUN) as again:
+        written = again.write("run_resumed")
+    assert written["seq"] == 3
+    read = read_journal(journal.path)
+    assert [e["event"] for e in read.events] == ["run_started", "step_started", "run_resumed"]
+    assert read.skipped == 1
+    assert not read.torn
+
+
+def test_list_runs_newest_first_with_first_last_and_finished(tmp_path: Path) -> None:
+    assert list_runs(tmp_path) == []
+    old, new, torn = (
+        "20261101T000000Z-aaaaaa",
+        "20261102T000000Z-bbbbbb",
+        "20261103T000000Z-cccccc",
+    )
+    with Journal.open(tmp_path, old) as journal:
+        journal.write("run_started", action="release")
+        journal.write("run_finished", outcome="ok")
+    with Journal.open(tmp_path, new) as journal:
+        journal.write("run_started", action="deploy")
+        journal.write("step_started", step="deploy")
+    with Journal.open(tmp_path, torn) as journal:
+        journal.write("run_started", action="rehearse")
+    with journal.path.open("ab") as f:
+        f.write(b'{"event":"run_fin')
+    (journal.path.parent / "notes.txt").write_text("not a journal")
+
+    runs = list_runs(tmp_path)
+    assert [r.run_id for r in runs] == [torn, new, old]
+    assert runs[0].first is not None
+    assert runs[0].first["action"] == "rehearse"
+    assert runs[0].last == runs[0].first
+    assert not runs[0].finished
+    assert runs[1].last is not None
+    assert runs[1].last["event"] == "step_started"
+    assert not runs[1].finished
+    assert runs[2].finished
+    assert runs[2].path == journal_path(tmp_path, old)
+
+
+def test_list_runs_reads_only_the_ends_of_a_long_journal(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, RUN, sync=False) as journal:
+        journal.write("run_started", action="release")
+        for i in range(3000):
+            journal.write("output", line=f"line {i} " + "x" * 40)
+        journal.write("run_finished", outcome="ok")
+        journal.write("lock_released")
+    assert journal.path.stat().st_size > 2 * TAIL_BYTES
+    (info,) = list_runs(tmp_path)
+    assert info.first is not None
+    assert info.first["event"] == "run_started"
+    assert info.last is not None
+    assert info.last["event"] == "lock_released"
+    assert info.finished
