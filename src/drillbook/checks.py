@@ -384,6 +384,15 @@ class CheckRunner:
 
     def _prepare(self, check: HttpCheck | RunCheck, *, name: str | None = None) -> _Prepared:
         """The check with its placeholders filled and its URL checked against `allow_hosts`."""
+        # Expected values may name placeholders too: `json: {version: "{version}"}`.
+        updates = {}
+        for key in ("json_", "body_contains", "header", "output_contains"):
+            value = getattr(check.expect, key, None)
+            filled = _fill(value, self.placeholders)
+            if filled != value:
+                updates[key] = filled
+        if updates:
+            check = check.model_copy(update={"expect": check.expect.model_copy(update=updates)})
         if isinstance(check, RunCheck):
             argv: Sequence[str] | str
             if check.shell:
