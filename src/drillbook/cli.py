@@ -50,7 +50,11 @@ def rewrite_positionals(argv: Sequence[str], collection: Collection) -> list[str
             task = collection[word]
             rest = getattr(task.body, REST_ATTRIBUTE, None)
             value_flags = set()
-            for arg in task.get_arguments():
+            # invoke's get_arguments() consumes the task's help texts; keep them for --help.
+            saved_help = dict(task.help)
+            arguments = task.get_arguments()
+            task.help = saved_help
+            for arg in arguments:
                 if arg.takes_value:
                     value_flags.update(
                         ("--" if len(n) > 1 else "-") + n.replace("_", "-") for n in arg.names

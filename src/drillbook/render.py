@@ -41,7 +41,30 @@ def environment(project_root: Path | None, *, autoescape: bool = False) -> Sandb
     from drillbook.model import format_duration
 
     env.filters["duration"] = format_duration
+    env.filters["md_cell"] = md_cell
+    env.filters["md_code"] = md_code
     return env
+
+
+def md_cell(value: object) -> str:
+    """Text made safe for one Markdown table cell: pipes escaped, lines joined."""
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def md_code(value: object) -> str:
+    """Text as one Markdown code span, fenced with more backticks than it holds."""
+    text = " ".join(str(value).splitlines())
+    ticks = "`" * (_longest_backtick_run(text) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
+
+
+def _longest_backtick_run(text: str) -> int:
+    best = run = 0
+    for char in text:
+        run = run + 1 if char == "`" else 0
+        best = max(best, run)
+    return best
 
 
 def render(

@@ -15,11 +15,17 @@ def _events_newest_first(root: Path) -> list[dict[str, Any]]:
     return events
 
 
-def current_version(root: Path, env: str) -> str | None:
-    """The version last deployed to `env` and left there, by the journal."""
+def current_version(root: Path, env: str, *, service: str | None = None) -> str | None:
+    """The version last deployed to `env` and left there, by the journal.
+
+    With `service`, only that service's deploys count (a project may hold several runbooks).
+    """
     for event in _events_newest_first(root):
-        if event.get("event") == "deployed" and event.get("env") == env:
-            return event.get("version")
+        if event.get("event") != "deployed" or event.get("env") != env:
+            continue
+        if service is not None and event.get("service") not in (None, service):
+            continue
+        return event.get("version")
     return None
 
 

@@ -57,16 +57,25 @@ def _probes(loaded: Any, env: str, found: Any) -> list[tuple[str, str, bool]]:
     ident = gitops.identity(loaded.root)
     probes.append(("identity", f"{ident[0]} <{ident[1]}>" if ident else "missing", bool(ident)))
     url = loaded.runbook.environments[env].url
-    try:
-        import requests
-
-        response = requests.get(url, timeout=(2, 3), allow_redirects=False)
-        probes.append((env, f"{url} answers {response.status_code}", True))
-    except Exception as exc:
-        probes.append(
-            (env, f"{url} does not answer ({type(exc).__name__}); deploy starts it", True)
-        )
+    probes.append((env, _answers(url), True))
     return probes
+
+
+def _answers(url: str) -> str:
+    """Whether something accepts connections at `url`: a TCP connect, never a request.
+
+    A request would be a side effect on the service (a log line, a metric); a connect is not.
+    """
+    import socket
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parts.hostname or "", port), timeout=2):
+            return f"{url} accepts connections"
+    except OSError as exc:
+        return f"{url} does not answer ({exc.strerror or type(exc).__name__}); the deploy starts it"
 
 
 @drill_task(help={**RUN_HELP, "push": "include pushing the tag"})
@@ -356,10 +365,8 @@ def resume(c: Context, run: str | None = None) -> None:
         and e.get("outcome", "ok") in ("ok", "done")
     )
     params = first.get("params", {})
-    from drillbook.journal import Journal
-
-    with Journal.open(root, info.run_id) as old:
-        old.write("run_closed", how="resumed", by=None)
+    # The old run is closed only once the new one holds the lock, after the preflight: a resume
+    # that is refused leaves it as it was, resumable.
     release_, found, planned = _release_plan(
         loaded, params.get("version"), first["env"], bool(params.get("push"))
     )
@@ -370,6 +377,7 @@ def resume(c: Context, run: str | None = None) -> None:
         version=release_.version,
         console=console,
         extra={"params": params, "resumed_from": info.run_id, "previous": found.previous},
+        resuming=info.run_id,
     ) as session:
         console.print(f"resuming {info.run_id}: {len(done)} finished step(s) will not run again")
         outcome = release_flow(
@@ -402,9 +410,13 @@ def abandon(c: Context, run: str | None = None) -> None:
         msg = f"run {info.run_id} is {state}; there is nothing to abandon"
         raise UsageError(msg)
     last_step = next((e.get("step") for e in reversed(events) if e.get("step")), None)
-    with Journal.open(root, info.run_id) as old:
-        old.write("run_closed", how="abandoned", last_step=last_step)
     first = events[0] if events else {}
+    # A run that looks unfinished may still be going: its lock says so (exit 75, naming it).
+    from drillbook.lock import acquire_lock
+
+    env = str(first.get("env", "staging"))
+    with acquire_lock(root, env, f"abandon-{info.run_id}"), Journal.open(root, info.run_id) as old:
+        old.write("run_closed", how="abandoned", last_step=last_step)
     console.print(
         f"abandoned {info.run_id}; it stopped at {last_step or 'its start'}. "
         f"Check {first.get('env', 'the environment')} before the next release."

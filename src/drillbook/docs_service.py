@@ -1,0 +1,445 @@
+"""One service's docs page: what it shows, gathered from the runbook, the journal and git tags.
+
+`service_context` returns plain data (dicts, lists, text) for the `docs-service.*.j2` templates;
+`docs` renders it. Nothing here writes a file.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from drillbook import docs_chart
+from drillbook.describe import check_label, describe_check
+from drillbook.model import Release, Runbook, semver_key
+from drillbook.runbook import LoadedRunbook
+
+#: How many journal entries a service page lists under "what changed recently".
+RECENT_LIMIT = 15
+#: How many rehearsals the time-to-restore chart shows (the newest).
+CHART_LIMIT = 24
+
+
+# --- small words ------------------------------------------------------------------------------
+
+
+def anchor(*parts: str) -> str:
+    """An HTML id from parts: `release-1-2-0`, `change-1-2-0-audit-log`."""
+    text = "-".join(parts).lower()
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
+
+
+def when(ts: Any) -> str | None:
+    """A journal time (ISO text or epoch seconds) as `2026-11-23 23:29:14 UTC`."""
+    moment = _moment(ts)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else None
+
+
+def _moment(ts: Any) -> datetime | None:
+    if isinstance(ts, bool) or ts is None:
+        return None
+    if isinstance(ts, int | float):
+        return datetime.fromtimestamp(ts, UTC)
+    if isinstance(ts, str):
+        try:
+            moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None
+
+
+def _sort_key(ts: Any) -> float:
+    moment = _moment(ts)
+    return moment.timestamp() if moment else 0.0
+
+
+def millis(ms: Any) -> str | None:
+    """Milliseconds as a person reads them: `850 ms`, `1.2 s`, `2 min 5 s`."""
+    if isinstance(ms, bool) or not isinstance(ms, int | float):
+        return None
+    if ms < 1000:
+        return f"{round(ms)} ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f} s".replace(".0 s", " s")
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+
+
+def relative_link(target: Path, out: Path) -> str:
+    """A URL path from the out folder to `target`, percent-encoded, with `/` separators."""
+    rel = os.path.relpath(target, out)
+    return quote(Path(rel).as_posix())
+
+
+# --- facts gathered once per project -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the journal and git say, read once for every page of a project."""
+
+    entries: list[Any]
+    rehearsals: list[dict[str, Any]]
+    current: dict[tuple[str, str], str | None]
+    previous: Callable[[LoadedRunbook, str], str | None]
+
+
+def gather(root: Path, runbooks: Sequence[LoadedRunbook]) -> Facts:
+    """Read the journal (through `history` and `state`) and the git tags for `runbooks`."""
+    from drillbook import history
+    from drillbook.state import current_version
+
+    current: dict[tuple[str, str], str | None] = {}
+    for loaded in runbooks:
+        for env in loaded.runbook.environments:
+            current[(loaded.runbook.service, env)] = current_version(
+                root, env, service=loaded.runbook.service
+            )
+    tag_versions = _tag_lister(root)
+
+    def previous(loaded: LoadedRunbook, version: str) -> str | None:
+        return previous_version(loaded.runbook, version, tag_versions(loaded.runbook))
+
+    return Facts(
+        entries=list(history.entries(root, since=None, env=None)),
+        rehearsals=list(history.rehearsals(root)),
+        current=current,
+        previous=previous,
+    )
+
+
+def _tag_lister(root: Path) -> Callable[[Runbook], list[str] | None]:
+    """Released versions from git tags, or None when the project is not a git repository."""
+    if not (root / ".git").exists():
+        return lambda runbook: None
+    from drillbook import gitops
+    from drillbook.errors import DrillbookError
+
+    try:
+        names = gitops.tags(root)
+    except DrillbookError:
+        return lambda runbook: None
+
+    def versions(runbook: Runbook) -> list[str]:
+        prefix, _, suffix = runbook.tag.partition("{version}")
+        found = []
+        for name in names:
+            if name.startswith(prefix) and name.endswith(suffix):
+                found.append(name[len(prefix) : len(name) - len(suffix)])
+        return found
+
+    return versions
+
+
+def previous_version(runbook: Runbook, version: str, released: list[str] | None) -> str | None:
+    """What `version` rolls back to: the highest released version below it.
+
+    Released versions come from git tags, as for `drillbook rollback`; outside a git repository
+    (or before the first tag) the runbook's own releases stand in for them.
+    """
+    candidates = [v for v in released or [] if semver_key(v) != (-1,)]
+    if not candidates:
+        candidates = [r.version for r in runbook.releases]
+    final_only = "-" not in version.split("+", 1)[0]
+    ceiling = semver_key(version)
+    below = [
+        v
+        for v in candidates
+        if semver_key(v) < ceiling and not (final_only and "-" in v.split("+", 1)[0])
+    ]
+    return max(below, key=semver_key) if below else None
+
+
+# --- one service -------------------------------------------------------------------------------
+
+
+def _of_service(item: Any, service: str) -> bool:
+    got = item.get("service") if isinstance(item, dict) else getattr(item, "service", None)
+    return got in (None, service)
+
+
+def _command(argv: Sequence[str]) -> str:
+    if len(argv) == 3 and argv[:2] == ("sh", "-c"):
+        return argv[2]
+    return shlex.join(argv)
+
+
+def _rollback(loaded: LoadedRunbook, release: Release, previous: str | None) -> dict[str, Any]:
+    """The exact rollback of a release: the command per environment, its steps and checks."""
+    from drillbook.plan import placeholders, rollback_steps
+    from drillbook.release import rollback_command, rollback_items
+
+    runbook = loaded.runbook
+    shown_env = "staging" if "staging" in runbook.environments else next(iter(runbook.environments))
+    values = placeholders(runbook, shown_env, release.version, previous)
+    steps: list[dict[str, Any]] = []
+    redeploy = None
+    for step in rollback_steps(runbook, release, shown_env, previous, values):
+        if step.kind == "rollback" and step.argv is not None:
+            steps.append(
+                {"owner": step.owner, "change": step.change, "command": _command(step.argv)}
+            )
+        elif step.id == "rollback-deploy" and step.argv is not None:
+            redeploy = _command(step.argv)
+    return {
+        "env": shown_env,
+        "to": previous,
+        "retry_safe": all(c.rollback.retry_safe for c in release.changes),
+        "commands": [
+            {"env": env, "command": rollback_command(env, previous)} for env in _env_order(runbook)
+        ],
+        "steps": steps,
+        "redeploy": redeploy,
+        "checks": [
+            {
+                "label": item.label if item.label in runbook.checks or item.check.name else None,
+                "words": describe_check(item.check),
+            }
+            for item in rollback_items(runbook, release)
+        ],
+    }
+
+
+def _env_order(runbook: Runbook) -> list[str]:
+    """Staging first, then the others as the runbook lists them."""
+    envs = list(runbook.environments)
+    return sorted(envs, key=lambda e: e != "staging")
+
+
+def _label(ref: Any, runbook: Runbook) -> str | None:
+    """A check's name when it has one; an inline check's words already say what it does."""
+    if isinstance(ref, str) or getattr(ref, "name", None):
+        return check_label(ref, runbook)
+    return None
+
+
+def _checks(runbook: Runbook, refs: Iterable[Any]) -> list[dict[str, Any]]:
+    return [
+        {"label": _label(ref, runbook), "words": describe_check(runbook.resolve(ref))}
+        for ref in refs
+    ]
+
+
+def _rehearsal(item: dict[str, Any], loaded: LoadedRunbook, out: Path) -> dict[str, Any]:
+    reports = []
+    for key, label in (("report_md", "report"), ("report_json", "JSON")):
+        href = _existing_link(item.get(key), loaded.root, out)
+        if href:
+            reports.append({"label": label, "href": href})
+    sha = item.get("runbook_sha256")
+    return {
+        "run": item.get("run"),
+        "when": when(item.get("ts")),
+        "env": item.get("env"),
+        "version": item.get("version"),
+        "previous": item.get("previous"),
+        "outcome": _words(item.get("outcome")),
+        "ok": item.get("outcome") == "ok",
+        "restore": millis(item.get("restore_ms")),
+        "total": millis(item.get("total_ms")),
+        "failed_checks": list(item.get("failed_checks") or []),
+        "runbook_changed": bool(sha) and sha != loaded.sha256,
+        "reports": reports,
+    }
+
+
+def _existing_link(path: Any, root: Path, out: Path) -> str | None:
+    """A relative link to a file the journal names, only when that file exists."""
+    if not isinstance(path, str) or not path:
+        return None
+    target = Path(path) if Path(path).is_absolute() else root / path
+    return relative_link(target, out) if target.is_file() else None
+
+
+def _warning(
+    release: Release, previous: str | None, rehearsal: dict[str, Any] | None
+) -> dict[str, str] | None:
+    """What is wrong with a release's rehearsal, and the command that fixes it; None if fine."""
+    command = f"drillbook rehearse --version {release.version}"
+    if rehearsal is None:
+        if previous is None:
+            return None  # the first release has nothing older to rehearse a rollback to
+        text = f"{release.version} has never been rehearsed: its rollback is untested."
+    elif not rehearsal["ok"]:
+        changed = " The runbook changed since, too." if rehearsal["runbook_changed"] else ""
+        text = (
+            f"The last rehearsal of {release.version} ({rehearsal['when']}) ended "
+            f"{rehearsal['outcome']}.{changed} Fix the rollback, then rehearse again."
+        )
+    elif rehearsal["runbook_changed"]:
+        text = (
+            f"The runbook changed since {release.version} was last rehearsed "
+            f"({rehearsal['when']}): the rollback it proved may not be today's."
+        )
+    else:
+        return None
+    return {"text": text, "command": command}
+
+
+def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str, Any]:
+    """Everything a service page shows, as plain data for its templates."""
+    runbook = loaded.runbook
+    service = runbook.service
+    entries = [e for e in facts.entries if _of_service(e, service)]
+    rehearsals = sorted(
+        (r for r in facts.rehearsals if _of_service(r, service)),
+        key=lambda r: _sort_key(r.get("ts")),
+    )
+    by_version: dict[str, dict[str, Any]] = {}
+    for item in rehearsals:  # oldest first, so the last one seen wins
+        if isinstance(item.get("version"), str):
+            by_version[item["version"]] = item
+    current = {env: facts.current.get((service, env)) for env in runbook.environments}
+
+    releases = []
+    warnings = []
+    for release in sorted(runbook.releases, key=lambda r: semver_key(r.version), reverse=True):
+        previous = facts.previous(loaded, release.version)
+        found = by_version.get(release.version)
+        rehearsal = _rehearsal(found, loaded, out) if found else None
+        warning = _warning(release, previous, rehearsal)
+        rel_anchor = anchor("release", release.version)
+        if warning:
+            warnings.append({**warning, "anchor": rel_anchor})
+        note = loaded.root / "notes" / f"{service}-{release.version}-rollback.md"
+        releases.append(
+            {
+                "version": release.version,
+                "anchor": rel_anchor,
+                "notes": release.notes,
+                "previous": previous,
+                "running_on": [
+                    env for env, version in current.items() if version == release.version
+                ],
+                "rollback": _rollback(loaded, release, previous),
+                "note_href": relative_link(note, out) if note.is_file() else None,
+                "note_path": note.relative_to(loaded.root).as_posix(),
+                "rehearsal": rehearsal,
+                "warning": warning,
+                "changes": [
+                    {
+                        "id": change.id,
+                        "anchor": anchor("change", release.version, change.id),
+                        "title": change.title,
+                        "owner": change.owner,
+                        "description": change.description,
+                        "links": list(change.links),
+                        "expected": {
+                            "summary": change.expected.summary,
+                            "checks": _checks(runbook, change.expected.checks),
+                        },
+                        "rollback": {
+                            "summary": change.rollback.summary,
+                            "retry_safe": change.rollback.retry_safe,
+                            "steps": len(change.rollback.steps),
+                        },
+                    }
+                    for change in release.changes
+                ],
+            }
+        )
+
+    environments = []
+    for env in _env_order(runbook):
+        version = current[env]
+        target = facts.previous(loaded, version) if version and _is_semver(version) else None
+        environments.append(
+            {
+                "name": env,
+                "url": runbook.environments[env].url,
+                "current": version,
+                "anchor": anchor("release", version) if runbook.release(version or "") else None,
+                "rollback": (
+                    f"drillbook rollback --env {env} --to {target}" if version and target else None
+                ),
+            }
+        )
+
+    recent = [_entry(e) for e in entries[:RECENT_LIMIT]]
+    times = [e.ts for e in entries] + [r.get("ts") for r in rehearsals]
+    rehearsal_rows = [_rehearsal(r, loaded, out) for r in reversed(rehearsals)]
+    return {
+        "service": service,
+        "owner": runbook.owner,
+        "escalation": runbook.escalation,
+        "description": runbook.description,
+        "runbook": loaded.display_path,
+        "runbook_sha256": loaded.sha256[:12],
+        "as_of": when(max(times, key=_sort_key)) if times else None,
+        "warnings": warnings,
+        "environments": environments,
+        "health": [
+            {"label": name, "words": describe_check(check)}
+            for name, check in runbook.checks.items()
+        ],
+        "logs": [
+            {
+                "name": log.name,
+                "format": log.format,
+                "look_for": log.look_for,
+                "where": [
+                    {"env": env, "path": log.where.replace("{env}", env)}
+                    for env in _env_order(runbook)
+                ],
+                "same_everywhere": "{env}" not in log.where,
+            }
+            for log in runbook.logs
+        ],
+        "recent": recent,
+        "recent_more": max(0, len(entries) - RECENT_LIMIT),
+        "rehearsals": rehearsal_rows,
+        "chart": docs_chart.restore_chart(
+            service,
+            [
+                (
+                    r.get("version") or "?",
+                    when(r.get("ts")) or "",
+                    r.get("restore_ms"),
+                    r.get("outcome"),
+                )
+                for r in rehearsals[-CHART_LIMIT:]
+            ],
+        ),
+        "releases": releases,
+    }
+
+
+def _is_semver(version: str) -> bool:
+    return semver_key(version) != (-1,)
+
+
+_KINDS = {"rehearse": "rehearsal"}
+
+
+def _entry(entry: Any) -> dict[str, Any]:
+    data = entry.as_dict() if hasattr(entry, "as_dict") else dict(entry)
+    owners = data.get("owners") or []
+    undo = data.get("undo")
+    kind = data.get("kind")
+    return {
+        "when": when(data.get("ts")),
+        "kind": _KINDS.get(kind, kind),
+        "env": data.get("env"),
+        "version": data.get("version"),
+        "previous": data.get("previous"),
+        "outcome": _words(data.get("outcome")),
+        "ok": str(data.get("outcome") or "").startswith("ok"),
+        "duration": millis(data.get("duration_ms")),
+        "owners": ", ".join(str(o) for o in owners) if isinstance(owners, list) else str(owners),
+        "undo": undo,
+        "undo_is_command": isinstance(undo, str) and undo.startswith("drillbook "),
+        "run": data.get("run"),
+    }
+
+
+def _words(outcome: Any) -> str:
+    """An outcome as words: `failed_checks_restored` reads `failed checks restored`."""
+    return str(outcome).replace("_", " ") if outcome else "unknown"

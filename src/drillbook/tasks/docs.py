@@ -1,0 +1,77 @@
+"""`docs`: Markdown and static HTML runbook docs for the person on call."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import Context, Exit
+
+from drillbook.console import Console
+from drillbook.tasks._base import drill_task
+
+
+@drill_task(
+    help={
+        "out": "the folder to write to (default: site/ in the project)",
+        "check": "write nothing; exit 1 when the docs on disk are stale, missing or extra",
+        "service": "only this service's pages (default: every runbook in runbooks/)",
+    }
+)
+def docs(
+    c: Context, out: str | None = None, check: bool = False, service: str | None = None
+) -> None:
+    """Write runbook docs (Markdown, HTML) for the person on call; --check fails on stale docs."""
+    from drillbook.docs import DEFAULT_OUT, build_site, check_site, require_writable, write_site
+    from drillbook.errors import UsageError
+    from drillbook.runbook import find_runbook_files, load_project_runbook, load_runbook
+
+    root = Path.cwd()
+    folder = root / "runbooks"
+    if not folder.is_dir():
+        msg = f"no runbooks/ folder in {root}; drillbook runs from a project's root"
+        raise UsageError(msg, hint="run `drillbook init` here, or cd to the project's root")
+    if service is not None:
+        loaded = load_project_runbook(root, service)
+        runbooks = [loaded]
+        service = loaded.runbook.service
+    else:
+        runbooks = [load_runbook(f, root=root) for f in find_runbook_files([folder])]
+    target = Path(out) if out else Path(DEFAULT_OUT)
+    target = target if target.is_absolute() else root / target
+    shown = out or DEFAULT_OUT
+    if not check:
+        require_writable(target)
+    pages = build_site(root, runbooks, target, service=service)
+    console = Console()
+    complete = service is None
+    if check:
+        found = check_site(target, pages, complete=complete)
+        if found.fresh:
+            console.print(f"docs in {shown} are fresh ({len(pages)} files)", style="green")
+            return
+        for word, names in (("missing", found.missing), ("stale", found.stale)):
+            for name in names:
+                console.print(f"{word:<8} {Path(shown) / name}")
+        for name in found.extra:
+            console.print(f"extra    {Path(shown) / name} (no runbook describes it any more)")
+        console.error(f"drillbook docs: docs are stale: run `drillbook docs{_args(out, service)}`")
+        raise Exit(code=1)
+    before = write_site(target, pages, complete=complete)
+    written = len(before.missing) + len(before.stale)
+    removed = len(before.extra)
+    summary = f"wrote {written} of {len(pages)} files to {shown}"
+    if removed:
+        summary += f", removed {removed} page{'s' if removed != 1 else ''} of gone services"
+    if not written and not removed:
+        summary = f"docs in {shown} were already fresh ({len(pages)} files)"
+    console.print(summary)
+    console.print(f"  open: {Path(shown) / 'index.html'}")
+
+
+def _args(out: str | None, service: str | None) -> str:
+    words = ""
+    if out:
+        words += f" --out {out}"
+    if service:
+        words += f" --service {service}"
+    return words

@@ -1,0 +1,419 @@
+"""`drillbook docs`: the pages for the person on call, their freshness check, and their links.
+
+The golden files under tests/golden/docs/ are the pages of the fixture project (see
+`_docs_project`); regenerate them with `UPDATE_GOLDEN=1 pytest tests/unit/test_docs.py` and read
+the diff before committing it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import pytest
+from _docs_project import OLD_SHA, SERVICE, T0, make_project, runbook_sha, write_run
+
+from drillbook import docs_chart
+from drillbook.cli import build_program
+from drillbook.docs import build_site
+from drillbook.docs_service import Facts, gather, previous_version, service_context
+from drillbook.runbook import load_runbook
+from drillbook.secrets import Masker
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "docs"
+STAGING_TOKEN = "tok_live_9f8e7d6c5b4a"
+PRODUCTION_TOKEN = "tok_live_prod_1a2b3c4d"
+PAGES = ["index.html", "index.md", "shop.html", "shop.md"]
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return make_project(tmp_path)
+
+
+def loaded(root: Path):
+    return load_runbook(root / "runbooks" / "shop.yaml", root=root)
+
+
+def site(root: Path, out: Path | None = None, **kwargs):
+    """The pages, with only the runbook's own secrets masked, so the goldens do not depend on
+    the environment variables of the machine that runs the tests."""
+    masker = Masker([STAGING_TOKEN, PRODUCTION_TOKEN])
+    return build_site(
+        root, [loaded(root)], out or root / "site", maskers={SERVICE: masker}, **kwargs
+    )
+
+
+def run_cli(root: Path, *args: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    monkeypatch.chdir(root)
+    try:
+        build_program().run(["drillbook", *args])
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
+def local_links(out: Path) -> list[tuple[Path, str, str]]:
+    """(page, href, problem) for every local link of the pages in `out` that does not resolve."""
+    broken = []
+    for page in sorted(out.glob("*.html")) + sorted(out.glob("*.md")):
+        text = page.read_text(encoding="utf-8")
+        hrefs = re.findall(r'href="([^"]*)"', text) + re.findall(r"\]\(([^)\s]+)\)", text)
+        for href in hrefs:
+            parts = urlsplit(href)
+            if parts.scheme in ("http", "https", "mailto"):
+                continue
+            target = (page.parent / unquote(parts.path)).resolve() if parts.path else page
+            if not target.is_file():
+                broken.append((page, href, "no such file"))
+                continue
+            if parts.fragment:
+                body = target.read_text(encoding="utf-8")
+                if f'id="{parts.fragment}"' not in body:
+                    broken.append((page, href, "no such anchor"))
+    return broken
+
+
+# --- golden pages ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", PAGES)
+def test_pages_match_the_golden_files(project: Path, name: str) -> None:
+    pages = {p.name: p.text for p in site(project)}
+    assert sorted(pages) == PAGES
+    golden = GOLDEN / name
+    if os.environ.get("UPDATE_GOLDEN"):
+        golden.parent.mkdir(parents=True, exist_ok=True)
+        golden.write_text(pages[name], encoding="utf-8")
+    assert pages[name] == golden.read_text(encoding="utf-8"), (
+        f"{name} differs from {golden}; if the change is intended, run with UPDATE_GOLDEN=1"
+    )
+
+
+def test_the_same_inputs_give_the_same_bytes(project: Path, tmp_path: Path) -> None:
+    first = site(project)
+    twin = make_project(tmp_path / "twin")
+    assert [(p.name, p.text) for p in site(twin)] == [(p.name, p.text) for p in first]
+
+
+def test_the_page_answers_the_first_questions_of_an_incident(project: Path) -> None:
+    pages = {p.name: p.text for p in site(project)}
+    md = pages["shop.md"]
+    # who, where to page, what healthy looks like, where the logs are
+    assert "- **Owner:** team-checkout" in md
+    assert "- **Page:** #checkout-oncall (PagerDuty: Checkout)" in md
+    assert "GET /health answers 200 with status ok within 2s (up to 10 tries, 500ms apart)" in md
+    assert "staging: `var/staging/logs/shop.jsonl`" in md
+    assert "production: `var/production/logs/shop.jsonl`" in md
+    # what runs where, and how to undo it
+    assert "| staging | http://127.0.0.1:8282 | [1.1.0](#release-1-1-0) |" in md
+    assert "`drillbook rollback --env production --to 1.0.0`" in md
+    # the exact rollback of 1.1.0: the change's step, the redeploy, the checks, NOT retry safe
+    section = md[md.index("### 1.1.0") : md.index("### 1.0.0")]
+    assert "1. `python manage.py flags set saved-cards off --env staging`" in section
+    assert "1. `python deploy.py --env staging --version 1.0.0` (deploy 1.0.0 again)" in section
+    assert "`python manage.py flags get saved-cards` exits 0 and prints 'off'" in section
+    assert "**Retry safe:** NO" in section
+    assert "[notes/shop-1.1.0-rollback.md](../notes/shop-1.1.0-rollback.md)" in section
+    assert "**Last rehearsal:** 2026-11-20 09:00:40 UTC, ok, restored in 2.4 s" in section
+    # newest release first
+    assert md.index("### 1.3.0") < md.index("### 1.2.0") < md.index("### 1.1.0")
+    # what changed recently, newest first, with its undo command
+    recent = md[md.index("## What changed recently") : md.index("## Rehearsals")]
+    assert recent.index("1.1.0 → 1.2.0 | rolled back") < recent.index("| production |")
+
+
+# --- warnings ----------------------------------------------------------------------------------
+
+
+def _warnings(root: Path) -> dict[str, str]:
+    ctx = service_context(loaded(root), gather(root, [loaded(root)]), root / "site")
+    return {r["version"]: (r["warning"] or {}).get("text", "") for r in ctx["releases"]}
+
+
+def test_warns_of_a_release_never_rehearsed_and_of_a_changed_runbook(project: Path) -> None:
+    warnings = _warnings(project)
+    assert warnings["1.3.0"] == "1.3.0 has never been rehearsed: its rollback is untested."
+    assert warnings["1.2.0"].startswith("The runbook changed since 1.2.0 was last rehearsed")
+    assert warnings["1.1.0"] == ""  # its last rehearsal passed with today's runbook
+    assert warnings["1.0.0"] == ""  # the first release has nothing older to go back to
+    md = {p.name: p.text for p in site(project)}["shop.md"]
+    assert "Run `drillbook rehearse --version 1.3.0`. ([details](#release-1-3-0))" in md
+
+
+def test_editing_the_runbook_makes_every_rehearsal_stale(project: Path) -> None:
+    runbook = project / "runbooks" / "shop.yaml"
+    runbook.write_text(runbook.read_text() + "\n# edited\n")
+    warnings = _warnings(project)
+    assert warnings["1.1.0"].startswith("The runbook changed since 1.1.0 was last rehearsed")
+
+
+def test_warns_when_the_last_rehearsal_failed(project: Path) -> None:
+    write_run(
+        project,
+        "20261122T090000Z-ffffff",
+        T0 + 96 * 3600,
+        "rehearse",
+        "staging",
+        "1.1.0",
+        [
+            (
+                "rehearsal_finished",
+                {
+                    "outcome": "restore_failed",
+                    "restore_ms": 60000,
+                    "runbook_sha256": runbook_sha(project),
+                    "previous": "1.0.0",
+                },
+            )
+        ],
+        outcome="rollback_failed",
+    )
+    assert _warnings(project)["1.1.0"].startswith(
+        "The last rehearsal of 1.1.0 (2026-11-22 09:00:10 UTC) ended restore failed."
+    )
+
+
+# --- the chart ---------------------------------------------------------------------------------
+
+
+def test_the_chart_shows_time_to_restore_with_an_accessible_title(project: Path) -> None:
+    html = {p.name: p.text for p in site(project)}["shop.html"]
+    svg = html[html.index("<svg") : html.index("</svg>")]
+    assert 'role="img"' in svg
+    assert '<title id="chart-title">Time to restore shop across 3 rehearsals</title>' in svg
+    assert svg.count("<rect") == 3
+    assert ">4.1 s<" in svg and ">0.8 s<" in svg and ">5 s<" in svg  # bars and axis in seconds
+
+
+def test_without_rehearsals_the_chart_is_a_sentence(tmp_path: Path) -> None:
+    root = tmp_path / "shop"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures" / "docs-project", root)
+    html = {p.name: p.text for p in site(root)}["shop.html"]
+    assert "<svg" not in html
+    assert "No rehearsal of shop recorded a time to restore yet, so there is no chart" in html
+    assert "Nothing yet: the journal holds no release" in html
+
+
+@pytest.mark.parametrize(
+    ("values", "unit", "top"),
+    [([120, 340], "ms", "500 ms"), ([850, 4100, 2350], "s", "5 s"), ([0], "ms", "1 ms")],
+)
+def test_chart_axis_is_a_round_number_in_a_readable_unit(
+    values: list[int], unit: str, top: str
+) -> None:
+    chart = docs_chart.restore_chart("x", [("1.0.0", "2026-11-20", v, "ok") for v in values])
+    assert chart is not None
+    assert chart["unit"] == unit
+    assert chart["ticks"][-1]["label"] == top
+    assert all(chart["top"] <= bar["y"] <= chart["base"] for bar in chart["bars"])
+
+
+def test_no_chart_without_times() -> None:
+    assert docs_chart.restore_chart("x", [("1.0.0", "", None, "ok")]) is None
+
+
+# --- links -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("out", ["site", "docs/runbooks/html"])
+def test_every_local_link_resolves(
+    project: Path, out: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert run_cli(project, "docs", "--out", out, monkeypatch=monkeypatch) == 0
+    assert local_links(project / out) == []
+    html = (project / out / "shop.html").read_text()
+    depth = "../" * len(Path(out).parts)
+    assert f'href="{depth}notes/shop-1.1.0-rollback.md"' in html
+    assert f'href="{depth}reports/shop-1.1.0-rehearsal-20261120T090000Z-bbbbbb.md"' in html
+    # the JSON report of that rehearsal was never written, so it is not linked
+    assert "bbbbbb.json" not in html
+
+
+# --- the command: write, --check, exit codes --------------------------------------------------
+
+
+def test_docs_writes_and_check_finds_them_fresh(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 0
+    assert sorted(p.name for p in (project / "site").iterdir()) == PAGES
+    assert "wrote 4 of 4 files to site" in capsys.readouterr().out
+    assert run_cli(project, "docs", "--check", monkeypatch=monkeypatch) == 0
+    assert "docs in site are fresh (4 files)" in capsys.readouterr().out
+
+
+def test_check_fails_on_missing_docs(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(project, "docs", "--check", monkeypatch=monkeypatch) == 1
+    captured = capsys.readouterr()
+    assert "missing  site/shop.html" in captured.out
+    assert "docs are stale: run `drillbook docs`" in captured.err
+    assert not (project / "site").exists()  # --check writes nothing
+
+
+def test_check_notices_an_edited_runbook(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 0
+    runbook = project / "runbooks" / "shop.yaml"
+    runbook.write_text(runbook.read_text().replace("Cache baskets for ten", "Cache baskets for 5"))
+    capsys.readouterr()
+    assert run_cli(project, "docs", "--check", monkeypatch=monkeypatch) == 1
+    out = capsys.readouterr().out
+    assert "stale    site/shop.html" in out and "stale    site/index.html" in out
+
+
+def test_check_notices_a_new_journal_event(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 0
+    write_run(
+        project,
+        "20261122T120000Z-999999",
+        T0 + 99 * 3600,
+        "deploy",
+        "production",
+        "1.0.0",
+        [("deployed", {"previous": "1.1.0", "by": "deploy"})],
+    )
+    capsys.readouterr()
+    assert run_cli(project, "docs", "--check", monkeypatch=monkeypatch) == 1
+    assert "stale    site/shop.md" in capsys.readouterr().out
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 0
+    md = (project / "site" / "shop.md").read_text()
+    assert "| production | https://shop.example.com | [1.0.0](#release-1-0-0) |" in md
+    assert run_cli(project, "docs", "--check", monkeypatch=monkeypatch) == 0
+
+
+def test_pages_of_a_gone_service_are_extra_and_removed(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 0
+    shutil.copy(project / "site" / "shop.html", project / "site" / "old-service.html")
+    (project / "site" / "README.md").write_text("my own notes, not generated\n")
+    capsys.readouterr()
+    assert run_cli(project, "docs", "--check", monkeypatch=monkeypatch) == 1
+    assert "extra    site/old-service.html" in capsys.readouterr().out
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 0
+    assert not (project / "site" / "old-service.html").exists()
+    assert (project / "site" / "README.md").exists()  # not ours: never touched
+
+
+def test_an_out_folder_that_cannot_be_written_exits_3_before_writing(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "blocked").write_text("a file where a folder should be\n")
+    assert run_cli(project, "docs", "--out", "blocked/site", monkeypatch=monkeypatch) == 3
+    assert "blocked is a file, not a folder" in capsys.readouterr().err
+
+
+def test_service_filter(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_cli(project, "docs", "--service", "shop", monkeypatch=monkeypatch) == 0
+    assert sorted(p.name for p in (project / "site").iterdir()) == PAGES
+    assert run_cli(project, "docs", "--service", "nope", monkeypatch=monkeypatch) == 2
+    assert "no runbook for service 'nope'" in capsys.readouterr().err
+
+
+def test_an_invalid_runbook_exits_2_and_writes_nothing(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "runbooks" / "broken.yaml").write_text("drillbook: 1\nservice: broken\n")
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 2
+    assert "broken.yaml" in capsys.readouterr().err
+    assert not (project / "site").exists()
+
+
+# --- templates, text and secrets ---------------------------------------------------------------
+
+
+def test_a_projects_template_overrides_the_default(project: Path) -> None:
+    (project / "templates").mkdir()
+    (project / "templates" / "docs-service.md.j2").write_text(
+        "<!-- {{ marker }} -->\n# {{ service }} on call: page {{ escalation }}\n"
+    )
+    pages = {p.name: p.text for p in site(project)}
+    assert pages["shop.md"] == (
+        "<!-- generated by drillbook docs -->\n# shop on call: page #checkout-oncall (PagerDuty: "
+        "Checkout)\n"
+    )
+    assert pages["shop.html"].startswith("<!DOCTYPE html>")  # the others stay the defaults
+
+
+def test_template_looking_text_in_the_runbook_is_text(project: Path) -> None:
+    runbook = project / "runbooks" / "shop.yaml"
+    text = runbook.read_text().replace(
+        "title: Pay with a saved card",
+        'title: "Pay with {{ 7*7 }} cards <script>alert(1)</script>"',
+    )
+    runbook.write_text(text)
+    pages = {p.name: p.text for p in site(project)}
+    assert "Pay with {{ 7*7 }} cards" in pages["shop.md"]
+    assert "49" not in pages["shop.md"]
+    assert "Pay with {{ 7*7 }} cards &lt;script&gt;alert(1)&lt;/script&gt;" in pages["shop.html"]
+    assert "<script>alert" not in pages["shop.html"]
+    assert "<script>alert" not in pages["index.html"]
+
+
+def test_secrets_never_reach_the_pages(project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runbook = project / "runbooks" / "shop.yaml"
+    runbook.write_text(
+        runbook.read_text().replace(
+            "Stores a token of the card",
+            f"Calls the gateway with {STAGING_TOKEN} and {PRODUCTION_TOKEN}; stores a token",
+        )
+    )
+    monkeypatch.setenv("GATEWAY_API_KEY", "gw-key-5551234")
+    write_run(
+        project,
+        "20261122T120000Z-5ec5ec",
+        T0 + 99 * 3600,
+        "deploy",
+        "staging",
+        "1.1.0",
+        [("deployed", {"previous": "1.0.0", "by": "deploy", "note": "key gw-key-5551234"})],
+        undo="drillbook rollback --env staging --to 1.0.0 # gw-key-5551234",
+    )
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 0
+    for page in (project / "site").iterdir():
+        text = page.read_text()
+        for secret in (STAGING_TOKEN, PRODUCTION_TOKEN, "gw-key-5551234"):
+            assert secret not in text, (page.name, secret)
+    assert "Calls the gateway with *** and ***" in (project / "site" / "shop.md").read_text()
+
+
+# --- the rollback target -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("version", "tags", "expected"),
+    [
+        ("1.2.0", None, "1.1.0"),  # no git: the runbook's releases stand in
+        ("1.0.0", None, None),
+        ("1.3.0", ["1.0.0", "1.1.0"], "1.1.0"),  # 1.2.0 was never tagged: it never shipped
+        ("1.3.0", [], "1.2.0"),  # no tag yet: the runbook's releases
+        ("1.3.0", ["1.1.0", "1.3.0-rc.1"], "1.1.0"),  # a final release skips pre-releases
+    ],
+)
+def test_previous_version_comes_from_tags_then_the_runbook(
+    project: Path, version: str, tags: list[str] | None, expected: str | None
+) -> None:
+    assert previous_version(loaded(project).runbook, version, tags) == expected
+
+
+def test_rehearsals_of_other_services_do_not_count(project: Path) -> None:
+    lb = loaded(project)
+    facts = gather(project, [lb])
+    other = [{**r, "service": "other"} for r in facts.rehearsals]
+    ctx = service_context(
+        lb, Facts(facts.entries, other, facts.current, facts.previous), project / "site"
+    )
+    assert ctx["chart"] is None
+    assert ctx["rehearsals"] == []
+    assert OLD_SHA not in str(ctx)
