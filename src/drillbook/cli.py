@@ -10,6 +10,7 @@ Two things are solved here once for every task, rather than per task:
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
 
@@ -105,6 +106,12 @@ class DrillbookProgram(Program):
         except KeyboardInterrupt:
             if exit:
                 sys.exit(130)
+        except BrokenPipeError:
+            # The reader went away (`drillbook history | head`): stop quietly, as cat does.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            if exit:
+                sys.exit(141)
 
 
 def build_program() -> DrillbookProgram:

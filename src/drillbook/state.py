@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from drillbook.journal import list_runs, read_journal
 
 
-def _events_newest_first(root: Path) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = []
+def _events_newest_first(root: Path, env: str) -> Iterator[dict[str, Any]]:
+    """Events of the runs that may have changed `env`, newest first, read one run at a time.
+
+    Runs that change nothing (lint, checks, notes) are skipped by their first event alone, so
+    asking for the current version costs one journal read in the usual case, not all of them.
+    """
     for info in list_runs(root):  # newest run first
-        events.extend(reversed(read_journal(info.path).events))
-    return events
+        first = info.first or {}
+        if first.get("env") not in (None, env) or first.get("changes_world") is False:
+            continue
+        yield from reversed(read_journal(info.path).events)
 
 
 def current_version(root: Path, env: str, *, service: str | None = None) -> str | None:
@@ -20,7 +27,7 @@ def current_version(root: Path, env: str, *, service: str | None = None) -> str 
 
     With `service`, only that service's deploys count (a project may hold several runbooks).
     """
-    for event in _events_newest_first(root):
+    for event in _events_newest_first(root, env):
         if event.get("event") != "deployed" or event.get("env") != env:
             continue
         if service is not None and event.get("service") not in (None, service):

@@ -29,7 +29,7 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
             except DrillbookError as exc:
                 report_error(exc, task_name=name)
                 raise Exit(code=exc.exit_code) from None
-            except (Exit, KeyboardInterrupt, SystemExit):
+            except (Exit, KeyboardInterrupt, SystemExit, BrokenPipeError):
                 raise
             except Exception as exc:
                 # A bug, not an input problem; the traceback helps only the maintainers.

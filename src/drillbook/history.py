@@ -1,0 +1,371 @@
+"""What changed, from the journals: releases, deploys, rollbacks and rehearsals, newest first.
+
+Each entry answers the first questions of an incident: when, which run, which version replaced
+which, on which environment, who owns the changes, how it ended, and the command that undoes it.
+
+Only the journals' first and last lines are read to choose the runs (`journal.list_runs`); a
+journal is read whole only for a run that is shown.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from drillbook.errors import DrillbookError, UsageError
+from drillbook.journal import list_runs, read_journal
+
+#: The actions history shows: those that change what an environment runs.
+ACTIONS = ("release", "deploy", "rollback", "rehearse")
+DEFAULT_SINCE = "24h"
+_SINCE = re.compile(r"^(\d+)\s*(s|m|h|d|w)$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+# A run's `run_finished` outcome, in the words a person reads in an incident.
+_OUTCOMES = {
+    "ok": "ok",
+    "failed": "failed",
+    "rolled_back": "rolled back",
+    "rollback_failed": "rollback failed",
+    "interrupted": "interrupted",
+    "push_failed": "ok, push failed",
+    # rehearsals
+    "failed_checks_restored": "rolled back",
+    "restore_failed": "rollback failed",
+    "baseline_failed": "baseline failed",
+}
+UNFINISHED = "unfinished (killed?)"
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One run that changed (or tried to change) what an environment runs.
+
+    `kind` is the run's action: release, deploy, rollback or rehearse. `version` is the version
+    the run put on the environment and `previous` the one it replaced and would go back to (for
+    a rollback: the version it rolled back to, and the one it left). `undo` is a command a
+    person can type, or a sentence that starts with "nothing to undo" when there is none.
+    """
+
+    ts: str
+    run: str
+    kind: str
+    service: str
+    env: str
+    version: str | None
+    previous: str | None
+    outcome: str
+    duration_ms: int | None
+    owners: tuple[str, ...]
+    changes: tuple[dict, ...]
+    undo: str | None
+
+    def as_dict(self) -> dict:
+        """The entry as plain JSON-ready data."""
+        return {
+            "ts": self.ts,
+            "run": self.run,
+            "kind": self.kind,
+            "service": self.service,
+            "env": self.env,
+            "version": self.version,
+            "previous": self.previous,
+            "outcome": self.outcome,
+            "duration_ms": self.duration_ms,
+            "owners": list(self.owners),
+            "changes": [dict(c) for c in self.changes],
+            "undo": self.undo,
+        }
+
+
+def parse_since(text: str, *, now: float | None = None) -> float | None:
+    """`30m`, `24h`, `7d`, `2w` as the epoch seconds that long ago; `all` as None."""
+    value = text.strip().lower()
+    if value == "all":
+        return None
+    match = _SINCE.match(value)
+    if not match:
+        msg = f"--since expects a duration such as 30m, 24h or 7d, or `all`; got {text!r}"
+        raise UsageError(msg)
+    seconds = int(match.group(1)) * _UNITS[match.group(2)]
+    return (time.time() if now is None else now) - seconds
+
+
+def _epoch(ts: Any) -> float | None:
+    if not isinstance(ts, str):
+        return None
+    try:
+        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def entries(root: Path, *, since: float | None = None, env: str | None = None) -> list[Entry]:
+    """Releases, deploys, rollbacks and rehearsals of the project, newest first.
+
+    `since` is in epoch seconds and compared with the start of each run; `env` keeps only the
+    runs on that environment.
+    """
+    out: list[Entry] = []
+    owners_of = _RunbookOwners(root)
+    for info in list_runs(root):
+        first = info.first
+        if not first or first.get("event") != "run_started" or first.get("action") not in ACTIONS:
+            continue
+        if env is not None and first.get("env") != env:
+            continue
+        started = _epoch(first.get("ts"))
+        if since is not None and (started is None or started < since):
+            continue
+        try:
+            events = read_journal(info.path).events
+        except UsageError:  # gone or unreadable since list_runs saw it
+            continue
+        out.append(_entry(first, events, owners_of))
+    out.sort(key=lambda e: (_epoch(e.ts) or 0.0, e.run), reverse=True)
+    return out
+
+
+def rehearsals(root: Path) -> list[dict]:
+    """The `rehearsal_finished` events of the project (with `run`, `ts`, `env`), newest first."""
+    found: list[dict] = []
+    for info in list_runs(root):
+        first = info.first or {}
+        if first.get("action") != "rehearse":
+            continue
+        try:
+            events = read_journal(info.path).events
+        except UsageError:
+            continue
+        for event in reversed(events):
+            if event.get("event") == "rehearsal_finished":
+                found.append(
+                    {
+                        **event,
+                        "run": event.get("run", info.run_id),
+                        "ts": event.get("ts", first.get("ts")),
+                        "env": event.get("env", first.get("env")),
+                    }
+                )
+                break
+    found.sort(key=lambda e: (_epoch(e.get("ts")) or 0.0, e.get("run", "")), reverse=True)
+    return found
+
+
+# --- one entry ---------------------------------------------------------------------------------
+
+
+class _RunbookOwners:
+    """Changes of a version from the project's runbook, for runs whose journal lacks them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._loaded: dict[str, Any] = {}
+
+    def changes(self, service: str, version: str | None) -> tuple[dict, ...]:
+        if not version:
+            return ()
+        if service not in self._loaded:
+            self._loaded[service] = self._load(service)
+        runbook = self._loaded[service]
+        release = runbook.release(version) if runbook is not None else None
+        if release is None:
+            return ()
+        return tuple(
+            {"change": c.id, "title": c.title, "owner": c.owner, "rollback": c.rollback.summary}
+            for c in release.changes
+        )
+
+    def _load(self, service: str) -> Any:
+        from drillbook.runbook import load_project_runbook
+
+        try:
+            return load_project_runbook(self.root, service).runbook
+        except DrillbookError:  # history still answers without a loadable runbook
+            return None
+
+
+def _last(events: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    return next((e for e in reversed(events) if e.get("event") == name), None)
+
+
+def _outcome(events: list[dict[str, Any]]) -> str:
+    finished = _last(events, "run_finished")
+    closed = _last(events, "run_closed")
+    if finished is None:
+        text = UNFINISHED
+    else:
+        raw = str(finished.get("outcome", "?"))
+        text = _OUTCOMES.get(raw, raw.replace("_", " "))
+    if closed is not None and (finished is None or finished.get("outcome") == "interrupted"):
+        text += f", {closed.get('how') or 'closed'}"
+    return text
+
+
+def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _RunbookOwners) -> Entry:
+    kind = str(first.get("action"))
+    env = str(first.get("env", "?"))
+    service = str(first.get("service", "?"))
+    finished = _last(events, "run_finished")
+    deployed = [e for e in events if e.get("event") == "deployed"]
+    touched = bool(deployed) or any(
+        e.get("event") == "step_started" and e.get("changes") for e in events
+    )
+    left_on = deployed[-1].get("version") if deployed else None
+    version: str | None = first.get("version")
+    previous: str | None = first.get("previous")
+    changes_of = version
+    if kind == "rollback":
+        version, previous = first.get("to_version"), first.get("version")
+        changes_of = previous
+    elif kind == "deploy" and deployed:
+        previous = deployed[0].get("previous")
+    outcome = _outcome(events)
+    changes = tuple(first.get("changes") or ()) or owners_of.changes(service, changes_of)
+    owners = tuple(dict.fromkeys(str(c["owner"]) for c in changes if c.get("owner")))
+    if not owners and first.get("owner"):
+        owners = (str(first["owner"]),)
+    if kind == "rehearse":
+        finish = _last(events, "rehearsal_finished") or {}
+        left_on = finish.get("left_on", left_on) if finish else left_on
+        undo = _undo_rehearsal(env, touched, left_on, first.get("found_version"))
+    elif kind == "rollback":
+        undo = _undo_rollback(env, touched, previous)
+    else:
+        undo = _undo_release(kind, env, touched, left_on, previous, outcome, changes)
+    return Entry(
+        ts=str(first.get("ts", "")),
+        run=str(first.get("run", "")),
+        kind=kind,
+        service=service,
+        env=env,
+        version=version,
+        previous=previous,
+        outcome=outcome,
+        duration_ms=finished.get("duration_ms") if finished else None,
+        owners=owners,
+        changes=changes,
+        undo=undo,
+    )
+
+
+def _rollback(env: str, to: str) -> str:
+    return f"drillbook rollback --env {env} --to {to}"
+
+
+def _undo_release(
+    kind: str,
+    env: str,
+    touched: bool,
+    left_on: str | None,
+    previous: str | None,
+    outcome: str,
+    changes: tuple[dict, ...],
+) -> str:
+    if not touched:
+        return "nothing to undo (nothing was deployed)"
+    if previous is not None and left_on == previous:
+        return f"nothing to undo (rolled back to {previous})"
+    if previous is not None:
+        return _rollback(env, previous)
+    if outcome == "rolled back":
+        return "nothing to undo (rolled back: no earlier version, its rollback steps ran)"
+    if kind == "deploy":
+        return f"the journal does not say what ran before: {_rollback(env, 'VERSION')}"
+    how = " ".join(str(c["rollback"]) for c in changes if c.get("rollback"))
+    return "no earlier version to go back to (first release)" + (f": {how}" if how else "")
+
+
+def _undo_rollback(env: str, touched: bool, left: str | None) -> str:
+    if not touched or left is None:
+        return "nothing to undo (nothing was deployed)"
+    return f"drillbook deploy --env {env} --version {left}"
+
+
+def _undo_rehearsal(env: str, touched: bool, left_on: str | None, found: str | None) -> str:
+    if not touched:
+        return "nothing to undo (nothing was deployed)"
+    if left_on is not None and left_on == found:
+        return f"nothing to undo ({env} left on {left_on}, as found)"
+    if found is not None:
+        return f"drillbook deploy --env {env} --version {found}"
+    if left_on is not None:
+        return f"nothing to undo ({env} left on {left_on}; the journal knew no version before)"
+    return f"{env} runs an unknown version: see the rehearsal's report and journal"
+
+
+# --- text --------------------------------------------------------------------------------------
+
+
+def format_duration_ms(ms: int | None) -> str:
+    """`850ms`, `3.1s`, `2m05s`; `-` when unknown."""
+    if ms is None:
+        return "-"
+    if ms < 1000:
+        return f"{ms}ms"
+    seconds = ms / 1000
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, rest = divmod(round(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{rest:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _when(ts: str) -> str:
+    moment = _epoch(ts)
+    if moment is None:
+        return ts[:19] or "?"
+    # UTC, as the journal and most log stores write it, so times can be matched by eye.
+    return datetime.fromtimestamp(moment, UTC).strftime("%m-%d %H:%M:%SZ")
+
+
+def _versions(entry: Entry) -> str:
+    version = entry.version or "?"
+    if entry.previous:
+        return f"{entry.previous} -> {version}"
+    return version
+
+
+def table(rows: list[Entry]) -> list[str]:
+    """The entries as a compact table, each followed by its undo line."""
+    several = len({e.service for e in rows}) > 1
+    header = ["WHEN (UTC)", "WHAT", "VERSION", "ENV", "OUTCOME", "TOOK", "OWNERS", "RUN"]
+    if several:
+        header.insert(1, "SERVICE")
+    body: list[list[str]] = []
+    for e in rows:
+        cells = [
+            _when(e.ts),
+            e.kind,
+            _versions(e),
+            e.env,
+            e.outcome,
+            format_duration_ms(e.duration_ms),
+            ", ".join(e.owners) or "-",
+            e.run,
+        ]
+        if several:
+            cells.insert(1, e.service)
+        body.append(cells)
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+
+    lines = [line(header)]
+    for entry, cells in zip(rows, body, strict=True):
+        lines.append(line(cells))
+        if entry.undo:
+            lines.append(f"{'':{widths[0]}}  undo: {entry.undo}")
+        if entry.outcome == UNFINISHED:
+            lines.append(
+                f"{'':{widths[0]}}  then: `drillbook resume {entry.run}` or "
+                f"`drillbook abandon {entry.run}`"
+            )
+    return lines

@@ -1,0 +1,290 @@
+"""`drillbook history`: what changed, newest first, from real journals.
+
+One run is a real release through the console script; the others are written with
+`journal.Journal` as the engine writes them (a killed release, an interrupted deploy that was
+abandoned, a release that rolled itself back, a rehearsal, a rollback on production three days
+ago, and a lint run that history leaves out).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _project import Project
+
+from drillbook import history
+from drillbook.errors import UsageError
+from drillbook.journal import Journal, new_run_id
+
+NOW = time.time()
+
+
+def write_run(
+    root: Path,
+    *,
+    minutes_ago: float,
+    action: str,
+    version: str,
+    env: str = "staging",
+    events: tuple[tuple[str, dict[str, Any]], ...] = (),
+    finished: dict[str, Any] | None = None,
+    closed: dict[str, Any] | None = None,
+    **first: Any,
+) -> str:
+    """A journal as a run of `action` writes it; its run id."""
+    start = NOW - minutes_ago * 60
+    run_id = new_run_id(datetime.fromtimestamp(start, UTC))
+    ticks = iter(range(10_000))
+    base = {"service": "shop", "env": env}
+    with Journal.open(root, run_id, clock=lambda: start + next(ticks) * 0.25) as journal:
+        journal.write(
+            "run_started",
+            **base,
+            version=version,
+            action=action,
+            run_action=action,
+            changes_world=action != "lint",
+            owner="team-shop",
+            **first,
+        )
+        for name, fields in events:
+            journal.write(name, **base, **fields)
+        if finished is not None:
+            journal.write("run_finished", **base, **finished)
+        if closed is not None:
+            journal.write("run_closed", **closed)
+    return run_id
+
+
+CAROL = ({"change": "basket", "title": "A basket", "owner": "carol", "rollback": "Deploy 1.1.0."},)
+BOB = ({"change": "feature", "title": "Feature", "owner": "bob", "rollback": "Deploy 1.0.0."},)
+DEPLOY_STEP = ("step_started", {"step": "deploy", "kind": "deploy", "changes": True})
+
+
+def write_history(root: Path) -> dict[str, str]:
+    """Six runs besides the real release; their ids by name."""
+    return {
+        "killed": write_run(
+            root,
+            minutes_ago=20,
+            action="release",
+            version="1.2.0",
+            previous="1.1.0",
+            changes=CAROL,
+            events=(DEPLOY_STEP,),
+        ),
+        "abandoned": write_run(
+            root,
+            minutes_ago=40,
+            action="deploy",
+            version="1.1.0",
+            events=(
+                DEPLOY_STEP,
+                ("step_finished", {"step": "deploy", "outcome": "interrupted", "exit": -2}),
+            ),
+            finished={"outcome": "interrupted", "exit": 130, "duration_ms": 1500},
+            closed={"how": "abandoned", "last_step": "deploy"},
+        ),
+        "rolled_back": write_run(
+            root,
+            minutes_ago=90,
+            action="release",
+            version="1.1.0",
+            previous="1.0.0",
+            changes=BOB,
+            events=(
+                DEPLOY_STEP,
+                ("deployed", {"version": "1.1.0", "previous": "1.0.0", "by": "release"}),
+                ("deployed", {"version": "1.0.0", "previous": "1.1.0", "by": "rollback"}),
+            ),
+            finished={"outcome": "rolled_back", "exit": 4, "duration_ms": 4200},
+        ),
+        "rehearsal": write_run(
+            root,
+            minutes_ago=120,
+            action="rehearse",
+            version="1.1.0",
+            previous="1.0.0",
+            found_version="1.0.0",
+            changes=BOB,
+            events=(
+                DEPLOY_STEP,
+                ("deployed", {"version": "1.0.0", "by": "rehearse-baseline"}),
+                ("deployed", {"version": "1.1.0", "by": "rehearse"}),
+                ("deployed", {"version": "1.0.0", "by": "rollback"}),
+                (
+                    "rehearsal_finished",
+                    {
+                        "outcome": "ok",
+                        "version": "1.1.0",
+                        "previous": "1.0.0",
+                        "restore_ms": 640,
+                        "left_on": "1.0.0",
+                    },
+                ),
+            ),
+            finished={"outcome": "ok", "exit": 0, "duration_ms": 2600},
+        ),
+        "production": write_run(
+            root,
+            minutes_ago=3 * 24 * 60,
+            action="rollback",
+            env="production",
+            version="1.1.0",
+            to_version="1.0.0",
+            events=(DEPLOY_STEP, ("deployed", {"version": "1.0.0", "by": "rollback"})),
+            finished={"outcome": "ok", "exit": 0, "duration_ms": 75_000},
+        ),
+        "lint": write_run(
+            root, minutes_ago=5, action="lint", version="1.1.0", finished={"outcome": "ok"}
+        ),
+    }
+
+
+@pytest.fixture
+def project(released: Project) -> tuple[Project, dict[str, str]]:
+    """The fixture project with 1.0.0 really released, and the runs above in its journal."""
+    runs = write_history(released.root)
+    runs["release"] = next(p.stem for p in released.journals() if p.stem not in runs.values())
+    return released, runs
+
+
+def test_the_table_lists_what_changed_newest_first_with_owners_and_undo(
+    project: tuple[Project, dict[str, str]],
+) -> None:
+    shop, runs = project
+    result = shop.run("history")
+
+    assert result.code == 0, result
+    out = result.out
+    assert "what changed in the last 24h: 5 runs, newest first" in out
+    order = ["release", "killed", "abandoned", "rolled_back", "rehearsal"]
+    positions = [out.index(runs[name]) for name in order]
+    assert positions == sorted(positions)
+    assert runs["production"] not in out  # three days ago
+    assert runs["lint"] not in out  # not a change
+    lines = out.splitlines()
+
+    def row(name: str) -> tuple[str, str]:
+        at = next(i for i, line in enumerate(lines) if runs[name] in line)
+        return lines[at], lines[at + 1]
+
+    line, undo = row("release")
+    assert "release" in line and "1.0.0" in line and "ok" in line and "alice" in line
+    assert "undo: no earlier version to go back to (first release)" in undo
+    line, undo = row("killed")
+    assert "1.1.0 -> 1.2.0" in line and "unfinished (killed?)" in line and "carol" in line
+    assert "undo: drillbook rollback --env staging --to 1.1.0" in undo
+    assert f"then: `drillbook resume {runs['killed']}`" in out
+    line, undo = row("abandoned")
+    assert "deploy" in line and "interrupted, abandoned" in line and "1.5s" in line
+    assert "bob" in line  # the journal has no changes: the runbook names the owner of 1.1.0
+    line, undo = row("rolled_back")
+    assert "rolled back" in line and "4.2s" in line
+    assert "undo: nothing to undo (rolled back to 1.0.0)" in undo
+    line, undo = row("rehearsal")
+    assert "rehearse" in line and "1.0.0 -> 1.1.0" in line
+    assert "undo: nothing to undo (staging left on 1.0.0, as found)" in undo
+
+
+def test_since_env_and_json(project: tuple[Project, dict[str, str]]) -> None:
+    shop, runs = project
+
+    recent = shop.run("history", "--since", "30m", "--format", "json")
+    assert recent.code == 0, recent
+    entries = json.loads(recent.out)
+    assert [e["run"] for e in entries] == [runs["release"], runs["killed"]]
+    killed = entries[1]
+    assert killed == {
+        "ts": killed["ts"],
+        "run": runs["killed"],
+        "kind": "release",
+        "service": "shop",
+        "env": "staging",
+        "version": "1.2.0",
+        "previous": "1.1.0",
+        "outcome": "unfinished (killed?)",
+        "duration_ms": None,
+        "owners": ["carol"],
+        "changes": list(CAROL),
+        "undo": "drillbook rollback --env staging --to 1.1.0",
+    }
+    assert isinstance(entries[0]["duration_ms"], int)
+
+    production = json.loads(
+        shop.run("history", "--since", "all", "--env", "production", "--format", "json").out
+    )
+    assert [(e["run"], e["kind"]) for e in production] == [(runs["production"], "rollback")]
+    assert (production[0]["version"], production[0]["previous"]) == ("1.0.0", "1.1.0")
+    assert production[0]["undo"] == "drillbook deploy --env production --version 1.1.0"
+
+    week = shop.run("history", "--since", "7d")
+    assert runs["production"] in week.out
+    assert "1m15s" in week.out
+
+    nothing = shop.run("history", "--env", "qa")
+    assert nothing.code == 0, nothing
+    assert "no releases, deploys, rollbacks or rehearsals on qa in the last 24h" in nothing.out
+
+    bad = shop.run("history", "--since", "yesterday")
+    assert bad.code == 2, bad
+    assert "--since expects a duration such as 30m, 24h or 7d" in bad.err
+
+
+def test_the_library_api_and_rehearsals(project: tuple[Project, dict[str, str]]) -> None:
+    shop, runs = project
+    found = history.entries(shop.root, since=None)
+    assert [e.run for e in found][:2] == [runs["release"], runs["killed"]]
+    assert all(isinstance(e, history.Entry) for e in found)
+    assert {e.kind for e in found} == {"release", "deploy", "rollback", "rehearse"}
+    assert history.entries(shop.root, since=NOW + 3600) == []
+
+    [rehearsal] = history.rehearsals(shop.root)
+    assert rehearsal["run"] == runs["rehearsal"]
+    assert rehearsal["env"] == "staging"
+    assert rehearsal["ts"].endswith("Z")
+    assert (rehearsal["outcome"], rehearsal["restore_ms"]) == ("ok", 640)
+
+
+def test_only_the_runs_shown_are_read_whole(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for i in range(40):  # older runs with long journals
+        write_run(
+            tmp_path,
+            minutes_ago=60 * 48 + i,
+            action="release",
+            version="1.0.0",
+            events=tuple(("check_finished", {"got": "x" * 2000}) for _ in range(50)),
+            finished={"outcome": "ok", "duration_ms": 1},
+        )
+    recent = write_run(
+        tmp_path, minutes_ago=1, action="deploy", version="1.1.0", finished={"outcome": "ok"}
+    )
+    read: list[str] = []
+    real: Callable[[Path], Any] = history.read_journal
+
+    def counting(path: Path) -> Any:
+        read.append(path.stem)
+        return real(path)
+
+    monkeypatch.setattr(history, "read_journal", counting)
+    found = history.entries(tmp_path, since=history.parse_since("24h"))
+    assert [e.run for e in found] == [recent]
+    assert read == [recent]
+
+
+def test_parse_since() -> None:
+    assert history.parse_since("30m", now=10_000) == 10_000 - 1800
+    assert history.parse_since("24h", now=100_000) == 100_000 - 86_400
+    assert history.parse_since(" 7d ", now=1e6) == 1e6 - 7 * 86_400
+    assert history.parse_since("all") is None
+    for bad in ("", "24", "h", "-1h", "1y", "1.5h"):
+        with pytest.raises(UsageError):
+            history.parse_since(bad)
