@@ -1,15 +1,23 @@
 """drillbook's invoke tasks: the only layer that prints and chooses exit codes.
 
-A project's own `tasks.py` exposes them with `from drillbook.tasks import namespace`; the
+A project's own `tasks.py` puts them beside its own tasks with `project_namespace` (what
+`drillbook init` writes), or takes them alone as `from drillbook.tasks import namespace`; the
 `drillbook` console script runs the same collection. Task bodies import the library lazily so
 that `drillbook --help` costs little more than importing invoke.
 """
 
 from __future__ import annotations
 
+import sys
+
 from invoke import Collection
 
 from drillbook.tasks.check import check, schema
+from drillbook.tasks.demo import demo
+from drillbook.tasks.docs import docs
+from drillbook.tasks.history import history
+from drillbook.tasks.init import init
+from drillbook.tasks.rehearse import rehearse
 from drillbook.tasks.release import abandon, plan, release, resume, rollback
 from drillbook.tasks.steps import (
     deploy,
@@ -33,7 +41,27 @@ namespace = Collection(
     tag,
     rollback_note,
     rollback,
+    rehearse,
+    history,
     resume,
     abandon,
     schema,
+    docs,
+    demo,
+    init,
 )
+
+
+def project_namespace(module_name: str) -> Collection:
+    """A project's own tasks (those of the module named) with drillbook's beside them.
+
+    The last line of a project's `tasks.py`: `ns = project_namespace(__name__)`. A task of the
+    project's own wins over drillbook's of the same name; drillbook's stays reachable as
+    `drillbook TASK`.
+    """
+    ns = Collection.from_module(sys.modules[module_name])
+    own = set(ns.task_names)
+    for name, item in namespace.tasks.items():
+        if name not in own:
+            ns.add_task(item, name=name)
+    return ns

@@ -1,0 +1,59 @@
+"""`init`: a starter runbook, the schema, a tasks.py and a .gitignore entry for this project."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from invoke import Context
+
+from drillbook.console import Console
+from drillbook.tasks._base import drill_task
+
+_SAY = {
+    "write": "wrote     ",
+    "overwrite": "overwrote ",
+    "append": "appended  ",
+    "unchanged": "unchanged ",
+    "keep": "kept      ",
+}
+
+
+@drill_task(
+    help={
+        "service": "the service name (default: this folder's name, made a valid name)",
+        "force": "overwrite a runbook or schema that exists; add drillbook's lines to an "
+        "existing tasks.py (your tasks stay)",
+    }
+)
+def init(c: Context, service: str | None = None, force: bool = False) -> None:
+    """Scaffold runbooks/<service>.yaml, its schema, a tasks.py and .gitignore in this project."""
+    from drillbook.scaffold import TASKS_LINES, apply_init, plan_init
+
+    console = Console()
+    root = Path.cwd()
+    plan = plan_init(root, service, force=force)
+    apply_init(plan)
+    for action in plan.actions:
+        word = _SAY[action.action]
+        if action.changes:
+            word = console.paint(word, "green")
+        elif action.action == "keep":
+            word = console.paint(word, "yellow")
+        reason = f" ({action.reason})" if action.reason else ""
+        console.print(f"  {word}{action.path}{reason}")
+        if action.action == "keep" and action.path == "tasks.py":
+            console.print("      add these lines at the end of tasks.py:")
+            for line in TASKS_LINES:
+                console.print(f"        {line}")
+    runbook = f"runbooks/{plan.service}.yaml"
+    console.print("")
+    console.print("next steps:", style="bold")
+    steps = (
+        f"1. edit {runbook}: the owner, staging's url, your deploy command, the checks",
+        "2. drillbook check     validates it, naming FILE:LINE:COLUMN for each problem",
+        "3. drillbook plan      shows every step a release would run; changes nothing",
+        "4. git add -A && git commit, then: drillbook release",
+        "`invoke --list` shows the same tasks beside your own; `drillbook demo` shows a tour",
+    )
+    for line in steps:
+        console.print(f"  {line}")

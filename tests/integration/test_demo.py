@@ -1,0 +1,80 @@
+"""`drillbook demo` from this checkout, for real: a git workspace, uvicorn on loopback, the story.
+
+Each test runs the demo as a user does, in a subprocess, and afterwards looks at the workspace
+(tags, notes, reports, docs) and at the process table: no server of the workspace may be left.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from _demo_checks import assert_nothing_left, assert_story_as_told, demo_env, git_tags
+
+pytestmark = pytest.mark.slow
+
+DEMO_TIMEOUT_S = 240
+
+
+def test_demo_tells_the_whole_story_and_stops_its_server(tmp_path: Path) -> None:
+    root = tmp_path / "tour"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+
+    began = time.monotonic()
+    done = subprocess.run(
+        [sys.executable, "-m", "drillbook", "demo", "--keep", str(root)],
+        cwd=elsewhere,
+        env=demo_env(),
+        capture_output=True,
+        text=True,
+        timeout=DEMO_TIMEOUT_S,
+        check=False,
+    )
+    took = time.monotonic() - began
+
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert "Traceback" not in done.stdout + done.stderr
+    assert_story_as_told(root, done.stdout)
+    assert not list(elsewhere.iterdir())  # the demo writes only in its workspace
+    assert took < 120, f"the demo took {took:.0f}s"
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_demo_stops_its_server_and_exits_128_plus_the_signal(
+    tmp_path: Path, signum: signal.Signals
+) -> None:
+    root = tmp_path / "tour"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drillbook", "demo", "--keep", str(root)],
+        cwd=tmp_path,
+        env=demo_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            # Staging runs 1.1.0 and release 1.2.0 is on its way: the worst moment to stop.
+            if "[5/8] deploy 1.2.0 to staging" in line:
+                proc.send_signal(signum)
+                break
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = "".join(seen) + rest
+
+    assert proc.returncode == 128 + signum, out[-3000:]
+    assert "interrupted" in out
+    assert "the demo was interrupted" in out
+    assert "v1.2.0" not in git_tags(root)
+    assert_nothing_left(root)

@@ -1,0 +1,188 @@
+"""`drillbook init` as a user runs it in a project: real processes, real files, real invoke.
+
+A new project gets a runbook that `drillbook check` accepts, a tasks.py through which `invoke`
+lists drillbook's tasks, and a .gitignore entry; a project with files of its own keeps them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from drillbook.scaffold import SCHEMA_PATH, TASKS_LINES, service_name, starter_runbook
+
+BIN = Path(sys.executable).parent
+DRILLBOOK = str(BIN / "drillbook")
+INVOKE = str(BIN / "invoke")
+OWN_TASKS = '''\
+from invoke import task
+
+
+@task
+def lint(c):
+    """The project's own lint."""
+
+
+@task
+def hello(c):
+    """The project's own hello."""
+'''
+
+
+def run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DRILLBOOK_DEBUG"}
+    env["NO_COLOR"] = "1"
+    done = subprocess.run(
+        argv, cwd=cwd, capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+    assert "Traceback" not in done.stdout + done.stderr, done.stdout + done.stderr
+    return done
+
+
+def listed(cwd: Path) -> set[str]:
+    done = run([INVOKE, "--list", "--list-format", "json"], cwd)
+    assert done.returncode == 0, done.stderr
+    return {t["name"] for t in json.loads(done.stdout)["tasks"]}
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+    }
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "Orders API"
+    root.mkdir()
+    return root
+
+
+def test_init_in_an_empty_project_writes_what_check_and_invoke_accept(project: Path) -> None:
+    done = run([DRILLBOOK, "init"], project)
+
+    assert done.returncode == 0, done.stderr
+    runbook = project / "runbooks" / "orders-api.yaml"
+    assert runbook.read_text() == starter_runbook("orders-api")
+    assert runbook.read_text().startswith(
+        "# yaml-language-server: $schema=runbook-v1.schema.json\n"
+    )
+    schema = json.loads((project / SCHEMA_PATH).read_text())
+    assert "drillbook" in schema["properties"]
+    assert (project / ".gitignore").read_text().splitlines()[-1] == ".drillbook/"
+    for path in ("runbooks/orders-api.yaml", SCHEMA_PATH, "tasks.py", ".gitignore"):
+        assert f"wrote     {path}" in done.stdout
+    assert "next steps:" in done.stdout
+
+    checked = run([DRILLBOOK, "check"], project)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "1 valid, 0 invalid" in checked.stdout
+    assert {"check", "plan", "release", "rehearse", "docs", "init"} <= listed(project)
+    via_invoke = run([INVOKE, "check"], project)
+    assert via_invoke.returncode == 0, via_invoke.stdout + via_invoke.stderr
+
+
+def test_init_twice_changes_nothing(project: Path) -> None:
+    assert run([DRILLBOOK, "init"], project).returncode == 0
+    before = snapshot(project)
+
+    again = run([DRILLBOOK, "init"], project)
+
+    assert again.returncode == 0, again.stderr
+    assert snapshot(project) == before
+    assert again.stdout.count("unchanged ") == 4
+
+
+def test_init_keeps_the_projects_own_tasks_and_gitignore(project: Path) -> None:
+    (project / "tasks.py").write_text(OWN_TASKS)
+    (project / ".gitignore").write_text("node_modules/")  # no newline at the end
+
+    done = run([DRILLBOOK, "init", "--service", "shop"], project)
+
+    assert done.returncode == 0, done.stderr
+    assert (project / "tasks.py").read_text() == OWN_TASKS
+    assert "kept      tasks.py" in done.stdout
+    for line in TASKS_LINES:
+        assert line in done.stdout
+    assert (project / ".gitignore").read_text() == (
+        "node_modules/\n# drillbook's journal and locks\n.drillbook/\n"
+    )
+    assert (project / "runbooks" / "shop.yaml").is_file()
+    assert listed(project) == {"lint", "hello"}
+
+    # The three lines shown are all it takes; the project's own lint wins over drillbook's.
+    with (project / "tasks.py").open("a") as handle:
+        handle.write("\n" + "\n".join(TASKS_LINES) + "\n")
+    names = listed(project)
+    assert {"lint", "hello", "release", "check"} <= names
+    own_lint = run([INVOKE, "--help", "lint"], project)
+    assert "The project's own lint." in own_lint.stdout
+
+
+def test_init_never_duplicates_the_gitignore_entry(project: Path) -> None:
+    (project / ".gitignore").write_text("/.drillbook\n*.pyc\n")
+
+    assert run([DRILLBOOK, "init"], project).returncode == 0
+
+    assert (project / ".gitignore").read_text() == "/.drillbook\n*.pyc\n"
+
+
+def test_init_refuses_to_overwrite_a_runbook_and_writes_nothing(project: Path) -> None:
+    (project / "runbooks").mkdir()
+    mine = project / "runbooks" / "orders-api.yaml"
+    mine.write_text("# my own runbook\n")
+    before = snapshot(project)
+
+    done = run([DRILLBOOK, "init"], project)
+
+    assert done.returncode == 3
+    assert "runbooks/orders-api.yaml exists and differs" in done.stderr
+    assert "nothing was written" in done.stderr
+    assert "--force" in done.stderr
+    assert snapshot(project) == before
+
+
+def test_init_force_replaces_the_runbook_and_adds_to_tasks(project: Path) -> None:
+    (project / "runbooks").mkdir()
+    (project / "runbooks" / "orders-api.yaml").write_text("# my own runbook\n")
+    (project / "tasks.py").write_text(OWN_TASKS)
+    (project / ".gitignore").write_text(".drillbook/\n")
+
+    done = run([DRILLBOOK, "init", "--force"], project)
+
+    assert done.returncode == 0, done.stderr
+    assert "overwrote runbooks/orders-api.yaml (--force)" in done.stdout
+    assert (project / "runbooks" / "orders-api.yaml").read_text() == starter_runbook("orders-api")
+    tasks = (project / "tasks.py").read_text()
+    assert tasks.startswith(OWN_TASKS)  # the project's own tasks stay
+    assert tasks.rstrip().endswith(TASKS_LINES[-1])
+    assert (project / ".gitignore").read_text() == ".drillbook/\n"
+    assert {"lint", "hello", "release"} <= listed(project)
+
+
+def test_init_rejects_a_service_name_the_format_refuses(project: Path) -> None:
+    done = run([DRILLBOOK, "init", "--service", "my shop"], project)
+
+    assert done.returncode == 2
+    assert "--service expects" in done.stderr
+    assert "--service my-shop" in done.stderr
+    assert not any(project.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("folder", "expected"),
+    [
+        ("Orders API", "orders-api"),
+        ("my_service", "my_service"),
+        ("--weird..name--", "weird-name"),
+        ("Ünïcode Café", "unicode-cafe"),
+        ("...", "my-service"),
+    ],
+)
+def test_service_name_from_the_folder(folder: str, expected: str) -> None:
+    assert service_name(folder) == expected
