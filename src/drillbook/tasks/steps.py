@@ -113,7 +113,9 @@ def verify_config(
 
 
 @drill_task(help={"env": RUN_HELP["env"], "service": RUN_HELP["service"], "version": "the version"})
-def deploy(c: Context, version: str, env: str = "staging", service: str | None = None) -> None:
+def deploy(
+    c: Context, version: str | None = None, env: str = "staging", service: str | None = None
+) -> None:
     """Deploy one version to an environment, with its journal."""
     from drillbook.errors import StepFailed, UsageError
     from drillbook.execute import Executor
@@ -121,6 +123,10 @@ def deploy(c: Context, version: str, env: str = "staging", service: str | None =
     from drillbook.release import previous_version, require_env
     from drillbook.session import open_session
 
+    # An option rather than a required positional: invoke would take `--help` as its value.
+    if version is None:
+        msg = "deploy needs --version VERSION"
+        raise UsageError(msg, hint="drillbook deploy --version 1.2.0 [--env staging]")
     loaded = project(service)
     runbook = loaded.runbook
     require_env(runbook, env)
