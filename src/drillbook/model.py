@@ -3,12 +3,16 @@
 The models check one field at a time (types, units, shapes). Rules that need the whole runbook
 (named checks exist, hosts are allowed, paths stay inside the project) live in `runbook`.
 The JSON Schema in `schema/runbook-v1.json` is exported from these models.
+
+Validators raise `PydanticCustomError("drillbook", message, {"drillbook_hint": hint})` so that
+`runbook` can show their message as written, with a hint beside it.
 """
 
 from __future__ import annotations
 
+import functools
 import re
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, NoReturn
 
 from pydantic import (
     AfterValidator,
@@ -21,12 +25,13 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 FORMAT_VERSION = 1
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*$")
+_DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-DURATION_PATTERN = r"^\d+(\.\d+)?(ms|s|m|h)$"
+DURATION_PATTERN = r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h)\s*)+$"
 SEMVER_PATTERN = (
     r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
@@ -36,6 +41,8 @@ _SEMVER = re.compile(SEMVER_PATTERN)
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 _NAME = re.compile(NAME_PATTERN)
 PLACEHOLDERS = ("env", "version", "previous", "url", "service")
+HOST_PATTERN = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?)$"
+_HOST = re.compile(HOST_PATTERN)
 
 
 def _describe(value: Any) -> str:
@@ -43,9 +50,10 @@ def _describe(value: Any) -> str:
     if isinstance(value, bool):
         return f"the boolean {str(value).lower()}"
     if isinstance(value, int | float):
-        return f"the number {value}"
+        return f"the number {source_text(value)}"
     if isinstance(value, str):
-        return f"the text {value!r}"
+        shown = value if len(value) <= 60 else value[:57] + "..."
+        return f"the text {shown!r}"
     if value is None:
         return "nothing (null)"
     if isinstance(value, list):
@@ -55,23 +63,59 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def parse_duration(value: Any) -> float:
-    """Seconds from a duration with a unit (`250ms`, `2s`, `5m`, `1h`)."""
+def source_text(value: Any) -> str:
+    """A scalar as it was written: numbers keep their text (`0755`, `1.10`), booleans read
+    `true`/`false`."""
+    text = getattr(value, "text", None)
+    if isinstance(text, str):
+        return text
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def fail(message: str, hint: str | None = None, *, field: str | None = None) -> NoReturn:
+    """Raise a validation error whose message `runbook` shows as written, with a hint.
+
+    `field`: from a model validator, the field the problem is about (its line is shown); a
+    dotted path reaches into a nested mapping (`expect.p95`).
+    """
+    context: dict[str, str] = {}
+    if hint:
+        context["drillbook_hint"] = hint
+    if field:
+        context["drillbook_field"] = field
+    raise PydanticCustomError("drillbook", message, context or None)
+
+
+# --- scalars -----------------------------------------------------------------------------------
+
+
+def _duration(value: Any, *, zero_ok: bool) -> float:
+    expected = "expected a duration with a unit, such as 250ms, 2s or 5m"
     if isinstance(value, bool) or not isinstance(value, str):
-        hint = f"; write '{value}s'" if isinstance(value, int | float) else ""
-        msg = (
-            f"expected a duration with a unit such as 250ms, 2s or 5m, got {_describe(value)}{hint}"
-        )
-        raise ValueError(msg)
-    match = _DURATION.match(value)
-    if not match:
-        msg = f"expected a duration with a unit such as 250ms, 2s or 5m, got {value!r}"
-        raise ValueError(msg)
-    seconds = float(match.group(1)) * _UNITS[match.group(2)]
-    if seconds <= 0:
-        msg = f"expected a duration above zero, got {value!r}"
-        raise ValueError(msg)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            fail(
+                f"{expected}, got {_describe(value)} without a unit",
+                f"write {source_text(value)}s for seconds, or {source_text(value)}ms",
+            )
+        fail(f"{expected}, got {_describe(value)}")
+    parts = _DURATION_PART.findall(value)
+    if not parts or "".join(_DURATION_PART.sub("", value)) or not value.strip():
+        fail(f"{expected}, got {value!r}", "units are ms, s, m and h")
+    seconds = sum(float(number) * _UNITS[unit] for number, unit in parts)
+    if seconds < 0 or (seconds == 0 and not zero_ok):
+        fail(f"expected a duration above zero, got {value!r}")
     return seconds
+
+
+def parse_duration(value: Any) -> float:
+    """Seconds from a duration with a unit (`250ms`, `2s`, `1.5s`, `5m`, `1h`, `1m30s`)."""
+    return _duration(value, zero_ok=False)
+
+
+def _parse_delay(value: Any) -> float:
+    return _duration(value, zero_ok=True)
 
 
 def format_duration(seconds: float) -> str:
@@ -83,20 +127,30 @@ def format_duration(seconds: float) -> str:
     return f"{seconds / 60:g}m"
 
 
-Duration = Annotated[
-    float,
-    BeforeValidator(parse_duration),
-    WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN, "examples": ["250ms", "2s"]}),
-]
+_DURATION_SCHEMA = {"type": "string", "pattern": DURATION_PATTERN, "examples": ["250ms", "2s"]}
+
+Duration = Annotated[float, BeforeValidator(parse_duration), WithJsonSchema(_DURATION_SCHEMA)]
+Delay = Annotated[float, BeforeValidator(_parse_delay), WithJsonSchema(_DURATION_SCHEMA)]
 
 
 def _check_semver(value: Any) -> str:
+    expected = "expected a semver version such as 1.2.0"
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        text = source_text(value)
+        whole = ".".join([*text.split("."), "0", "0"][:3])
+        fail(f"{expected}, got {_describe(value)}", f"a version has three parts: write {whole}")
     if not isinstance(value, str):
-        msg = f"expected a semver version such as 1.2.0 (quote it), got {_describe(value)}"
-        raise ValueError(msg)
+        fail(f"{expected}, got {_describe(value)}")
     if not _SEMVER.match(value):
-        msg = f"expected a semver version such as 1.2.0, got {value!r}"
-        raise ValueError(msg)
+        bare = value.strip()
+        hint = "three whole numbers: MAJOR.MINOR.PATCH, optionally -pre.release or +build"
+        if bare[:1] in ("v", "V") and _SEMVER.match(bare[1:]):
+            hint = f"drop the v: {bare[1:]} (the tag adds it: tag defaults to v{{version}})"
+        elif bare[:1] in ("v", "V") or re.fullmatch(r"\d+(\.\d+)?", bare):
+            numbers = bare.lstrip("vV").split(".")
+            if all(n.isdigit() for n in numbers) and len(numbers) < 3:
+                hint = f"write {'.'.join([*numbers, '0', '0'][:3])}"
+        fail(f"{expected}, got {value!r}", hint)
     return value
 
 
@@ -111,17 +165,70 @@ Name = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
 Text = Annotated[str, Field(min_length=1)]
 
 
+def _as_text(value: Any) -> Any:
+    """Numbers and booleans where text is wanted (an env value, a header) become their text."""
+    if isinstance(value, int | float):
+        return source_text(value)
+    return value
+
+
+def _texts(value: Any) -> Any:
+    """A mapping whose scalar values become text (environment variables, headers)."""
+    if value is None:  # `env:` with nothing after it
+        return {}
+    if isinstance(value, dict):
+        return {k: _as_text(v) for k, v in value.items()}
+    return value
+
+
+def _text_list(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_as_text(v) for v in value]
+    return value
+
+
+Scalar = str | int | float | bool
+TextMap = Annotated[
+    dict[str, str], BeforeValidator(_texts, json_schema_input_type=dict[str, Scalar] | None)
+]
+
+
+def _null_list(value: Any) -> Any:
+    """A key with nothing after it (`steps:`, `releases:`) is an empty list."""
+    return [] if value is None else value
+
+
+def _null_dict(value: Any) -> Any:
+    """A key with nothing after it (`checks:`, `rules:`) is an empty mapping."""
+    return {} if value is None else value
+
+
+def _or_empty_list(tp: Any) -> Any:
+    return BeforeValidator(_null_list, json_schema_input_type=tp | None)
+
+
+def _or_empty_dict(tp: Any) -> Any:
+    return BeforeValidator(_null_dict, json_schema_input_type=tp | None)
+
+
+Texts = Annotated[list[str], _or_empty_list(list[str])]
+
+
 def _check_relpath(value: str) -> str:
     if value.startswith(("/", "\\", "~")) or re.match(r"^[A-Za-z]:[\\/]", value):
-        msg = f"expected a path relative to the project root, got the absolute path {value!r}"
-        raise ValueError(msg)
+        fail(
+            f"expected a path relative to the project root, got the absolute path {value!r}",
+            "paths in a runbook are relative to the folder that holds runbooks/",
+        )
     depth = 0
     for part in re.split(r"[\\/]+", value):
         if part == "..":
             depth -= 1
             if depth < 0:
-                msg = f"expected a path inside the project, got {value!r}, which leads out of it"
-                raise ValueError(msg)
+                fail(
+                    f"expected a path inside the project, got {value!r}, which leads out of it",
+                    "paths in a runbook are relative to the folder that holds runbooks/",
+                )
         elif part not in ("", "."):
             depth += 1
     return value
@@ -131,35 +238,81 @@ RelPath = Annotated[str, Field(min_length=1), AfterValidator(_check_relpath)]
 
 
 def _check_argv(value: Any) -> Any:
-    """A command is a list of arguments; numbers are accepted and kept as their text."""
+    """A command is a list of arguments; numbers are accepted and kept as the text written."""
     if isinstance(value, str):
-        msg = (
+        fail(
             f"expected a command as a list of arguments such as [ruff, check, .], got the text "
-            f"{value!r}; split it into a list, or add `shell: true` to a step to run it in a shell"
+            f"{value!r}",
+            "split it into a list, or add `shell: true` to run it through a shell",
         )
-        raise ValueError(msg)
     if isinstance(value, list):
         out: list[Any] = []
-        for item in value:
-            if isinstance(item, int) and not isinstance(item, bool):
-                out.append(str(item))
+        for i, item in enumerate(value):
+            if isinstance(item, int | float):
+                out.append(source_text(item))
+            elif isinstance(item, dict) and len(item) == 1 and next(iter(item)) in PLACEHOLDERS:
+                name = next(iter(item))
+                fail(
+                    f"expected text as argument {i + 1} of the command, got a mapping {{{name}}}",
+                    f'quote the placeholder: "{{{name}}}" (unquoted braces are a YAML mapping)',
+                )
+            elif not isinstance(item, str):
+                fail(
+                    f"expected text as argument {i + 1} of the command, got {_describe(item)}",
+                    "every argument of a command is text",
+                )
             else:
                 out.append(item)
+        if not out:
+            fail("expected a command with at least one argument, got an empty list")
         return out
     return value
 
 
 Argv = Annotated[
     list[Annotated[str, Field(min_length=0)]],
-    BeforeValidator(_check_argv),
+    BeforeValidator(_check_argv, json_schema_input_type=list[Scalar]),
     Field(min_length=1),
 ]
 
 
-class Model(BaseModel):
-    """Base of every runbook model: frozen, strict, and closed to unknown keys."""
+def _check_run(value: Any) -> Any:
+    """`run` of a step or check: an argument list, or (with `shell: true`) one string."""
+    if isinstance(value, list):
+        return _check_argv(value)
+    if isinstance(value, str):
+        return value
+    fail(
+        f"expected a command as a list of arguments such as [ruff, check, .], "
+        f"got {_describe(value)}"
+    )
 
-    model_config = ConfigDict(frozen=True, strict=True, extra="forbid")
+
+Run = Annotated[
+    Argv | str,
+    BeforeValidator(_check_run),
+    Field(description="Argument list; a single string only with shell: true."),
+]
+
+
+class Model(BaseModel):
+    """Base of every runbook model: frozen, strict, and closed to unknown keys.
+
+    `defer_build`: a model's validator is built on first use, so `import drillbook.model` stays
+    cheap and only the models a process validates are ever built.
+    """
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="forbid", defer_build=True)
+
+
+def _shell_text_needs_shell(run: Any, shell: bool) -> None:
+    if isinstance(run, str) and not shell:
+        fail(
+            f"expected a command as a list of arguments, got the text {run!r}",
+            "split it into a list such as [" + ", ".join(run.split()[:3]) + "], or set "
+            "`shell: true` to run it through a shell",
+            field="run",
+        )
 
 
 # --- steps -------------------------------------------------------------------------------------
@@ -168,26 +321,21 @@ class Model(BaseModel):
 class Step(Model):
     """A command that changes something: a deploy, or an extra rollback step."""
 
-    run: Argv | str = Field(description="Argument list; a single string only with shell: true.")
+    run: Run
     name: Text | None = None
     shell: bool = False
     timeout: Duration = Field(default=600.0, description="Default 10m.")
-    env: dict[str, str] = Field(default_factory=dict, description="Extra environment variables.")
+    env: TextMap = Field(default_factory=dict, description="Extra environment variables.")
     cwd: RelPath | None = None
 
     @model_validator(mode="after")
     def _shell_matches_run(self) -> Step:
-        if isinstance(self.run, str) and not self.shell:
-            msg = (
-                f"expected a command as a list of arguments, got the text {self.run!r}; split it "
-                "into a list, or set `shell: true` to run it through a shell"
-            )
-            raise ValueError(msg)
+        _shell_text_needs_shell(self.run, self.shell)
         return self
 
 
 def _step_from_list(value: Any) -> Any:
-    """A gate may be written as a bare argument list: `lint: [ruff, check, .]`."""
+    """A step may be written as a bare argument list: `lint: [ruff, check, .]`."""
     if isinstance(value, list):
         return {"run": value}
     if isinstance(value, str):
@@ -195,14 +343,28 @@ def _step_from_list(value: Any) -> Any:
     return value
 
 
-Gate = Annotated[Step, BeforeValidator(_step_from_list)]
+Gate = Annotated[Step, BeforeValidator(_step_from_list, json_schema_input_type=Step | list[Scalar])]
+
+
+@functools.cache
+def _default_step(name: str, argv: tuple[str, ...]) -> Step:
+    return Step(run=list(argv), name=name)
+
+
+def _default_gate(name: str, argv: list[str]) -> Any:
+    # Defaults are built once and shared: the models are frozen, and building one per runbook
+    # is a validation each time.
+    return Field(
+        default_factory=lambda: _default_step(name, tuple(argv)),
+        json_schema_extra={"default": argv},
+    )
 
 
 class Gates(Model):
     """The checklist's commands that run before anything is deployed."""
 
-    lint: Gate | None = Step(run=["ruff", "check", "."], name="lint")
-    unit: Gate | None = Step(run=["pytest", "-q"], name="unit")
+    lint: Gate | None = _default_gate("lint", ["ruff", "check", "."])
+    unit: Gate | None = _default_gate("unit", ["pytest", "-q"])
 
 
 class Deploy(Step):
@@ -216,35 +378,76 @@ class Retry(Model):
     """How often a check is tried before it fails."""
 
     attempts: int = Field(default=1, ge=1, le=1000)
-    interval: Duration = 1.0
+    interval: Delay = 1.0
+
+
+@functools.cache
+def _default_retry() -> Retry:
+    return Retry()
+
+
+def _check_status(value: Any) -> Any:
+    expected = "expected an HTTP status such as 200, or a list of them such as [200, 204]"
+    if value is None:
+        return value
+    items = value if isinstance(value, list) else [value]
+    if isinstance(value, list) and not value:
+        fail(f"{expected}, got an empty list")
+    for item in items:
+        where = " in the list" if isinstance(value, list) else ""
+        if isinstance(item, bool) or not isinstance(item, int):
+            hint = None
+            if isinstance(item, str) and item.strip().isdigit():
+                hint = f"write {item.strip()} without quotes"
+            fail(f"{expected}, got {_describe(item)}{where}", hint)
+        if not 100 <= item <= 599:
+            fail(f"expected an HTTP status between 100 and 599, got the number {item}{where}")
+    return value
+
+
+Status = Annotated[
+    int | list[int] | None,
+    BeforeValidator(_check_status),
+    Field(description="A status or a list of them."),
+]
+
+
+def _header_map(value: Any) -> Any:
+    """`header: "Content-Type: application/json"` is one header, as a mapping."""
+    if isinstance(value, str):
+        name, sep, text = value.partition(":")
+        if not sep or not name.strip():
+            fail(
+                f"expected a header as a mapping such as {{Content-Type: application/json}}, "
+                f"got {value!r}"
+            )
+        return {name.strip(): text.strip()}
+    return _texts(value)
 
 
 class Expect(Model):
     """What an HTTP check must see for it to pass."""
 
-    status: int | list[int] | None = Field(default=None, description="A status or a list of them.")
+    status: Status = None
     json_: dict[str, Any] | None = Field(
         default=None,
         alias="json",
         description="Dotted paths and the values found there (a subset match).",
     )
     body_contains: str | None = None
-    header: dict[str, str] | None = None
+    header: (
+        Annotated[
+            dict[str, str],
+            BeforeValidator(_header_map, json_schema_input_type=dict[str, Scalar] | str),
+        ]
+        | None
+    ) = Field(default=None, description="Header names and their values (or 'Name: value').")
     max_time: Duration | None = None
     p50: Duration | None = None
     p95: Duration | None = None
     p99: Duration | None = None
 
     model_config = ConfigDict(populate_by_name=True)
-
-    @model_validator(mode="after")
-    def _statuses_are_http(self) -> Expect:
-        statuses = self.statuses()
-        for code in statuses:
-            if not 100 <= code <= 599:
-                msg = f"expected an HTTP status between 100 and 599, got {code}"
-                raise ValueError(msg)
-        return self
 
     def statuses(self) -> list[int]:
         """The accepted statuses as a list."""
@@ -261,39 +464,75 @@ class Expect(Model):
         }
 
 
+@functools.cache
+def _default_expect() -> Expect:
+    return Expect(status=200)
+
+
+def _strip_url_placeholder(value: Any) -> Any:
+    """`{url}/health` is the path `/health` under the environment's url."""
+    if isinstance(value, str) and value.startswith("{url}"):
+        rest = value[len("{url}") :]
+        return rest if rest.startswith("/") else "/" + rest
+    return value
+
+
+Target = Annotated[str | None, BeforeValidator(_strip_url_placeholder)]
+
+
 class HttpCheck(Model):
     """A request to the environment and what its answer must be."""
 
-    get: str | None = None
-    head: str | None = None
-    post: str | None = None
+    get: Target = None
+    head: Target = None
+    post: Target = None
     name: Text | None = None
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: TextMap = Field(default_factory=dict)
     body: str | dict[str, Any] | list[Any] | None = Field(
         default=None, description="For post: text, or a mapping or list sent as JSON."
     )
-    expect: Expect = Expect(status=200)
+    expect: Expect = Field(
+        default_factory=_default_expect, json_schema_extra={"default": {"status": 200}}
+    )
     timeout: Duration = Field(default=5.0, description="Connect and read timeout of one request.")
     deadline: Duration | None = Field(
         default=None, description="Overall limit for all attempts; default from timeout x attempts."
     )
-    retry: Retry = Retry()
+    retry: Retry = Field(
+        default_factory=_default_retry, json_schema_extra={"default": {"attempts": 1}}
+    )
     samples: int = Field(default=1, ge=1, le=10000)
     concurrency: int = Field(default=1, ge=1, le=64)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _json_body(cls, data: Any) -> Any:
+        """`json: {...}` on a post check is its body, sent as JSON (as `requests` spells it)."""
+        if isinstance(data, dict) and "json" in data and "body" not in data and "post" in data:
+            data = dict(data)
+            data["body"] = data.pop("json")
+        return data
 
     @model_validator(mode="after")
     def _one_method(self) -> HttpCheck:
         methods = [m for m in ("get", "head", "post") if getattr(self, m) is not None]
         if len(methods) != 1:
-            msg = f"expected exactly one of get, head or post, got {', '.join(methods) or 'none'}"
-            raise ValueError(msg)
+            fail(
+                "expected exactly one of get, head or post, got "
+                + (" and ".join(methods) if methods else "none of them"),
+                "a check is `get: /path`, `head: /path`, `post: /path` or `run: [command]`",
+            )
         if self.body is not None and methods[0] != "post":
-            msg = f"expected body only with post, got it with {methods[0]}"
-            raise ValueError(msg)
+            fail(f"expected body only with post, got it with {methods[0]}", field="body")
         if self.expect.percentiles() and self.samples < 2:
             names = ", ".join(self.expect.percentiles())
-            msg = f"expected samples of 2 or more to measure {names}, got samples {self.samples}"
-            raise ValueError(msg)
+            fail(
+                f"expected samples of 2 or more to measure {names}, got samples {self.samples}",
+                "add `samples: 20` (or more) to the check",
+                field="samples"
+                if "samples" in self.model_fields_set
+                else "expect." + next(iter(self.expect.percentiles())),
+            )
         return self
 
     @property
@@ -314,25 +553,29 @@ class RunExpect(Model):
     output_contains: str | None = None
 
 
+@functools.cache
+def _default_run_expect() -> RunExpect:
+    return RunExpect()
+
+
 class RunCheck(Model):
     """A command whose exit status is the check."""
 
-    run: Argv | str
+    run: Run
     name: Text | None = None
     shell: bool = False
-    env: dict[str, str] = Field(default_factory=dict)
-    expect: RunExpect = RunExpect()
+    env: TextMap = Field(default_factory=dict)
+    expect: RunExpect = Field(
+        default_factory=_default_run_expect, json_schema_extra={"default": {}}
+    )
     timeout: Duration = 60.0
-    retry: Retry = Retry()
+    retry: Retry = Field(
+        default_factory=_default_retry, json_schema_extra={"default": {"attempts": 1}}
+    )
 
     @model_validator(mode="after")
     def _shell_matches_run(self) -> RunCheck:
-        if isinstance(self.run, str) and not self.shell:
-            msg = (
-                f"expected a command as a list of arguments, got the text {self.run!r}; split it "
-                "into a list, or set `shell: true`"
-            )
-            raise ValueError(msg)
+        _shell_text_needs_shell(self.run, self.shell)
         return self
 
 
@@ -378,7 +621,34 @@ CheckRef = Annotated[
 ]
 
 
+CheckRefs = Annotated[list[CheckRef], _or_empty_list(list[CheckRef])]
+
+
 # --- environments, config, logs --------------------------------------------------------------
+
+
+def _check_host(value: Any) -> Any:
+    if not isinstance(value, str):
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return source_text(value)
+        return value
+    if "://" in value or "/" in value or "@" in value:
+        fail(
+            f"expected a host name such as localhost or 127.0.0.1, got {value!r}",
+            "list hosts only: no scheme, path or user",
+        )
+    if value.count(":") == 1 and not value.startswith("["):
+        host = value.split(":")[0]
+        fail(
+            f"expected a host name such as localhost or 127.0.0.1, got {value!r}",
+            f"list the host without its port: {host}",
+        )
+    if value != "*" and not _HOST.match(value) and ":" not in value:
+        fail(f"expected a host name such as localhost or 127.0.0.1, got {value!r}")
+    return value
+
+
+Host = Annotated[str, BeforeValidator(_check_host), Field(min_length=1)]
 
 
 class Environment(Model):
@@ -386,10 +656,10 @@ class Environment(Model):
 
     url: str = Field(description="Base URL; http or https.")
     config: RelPath | None = Field(default=None, description="The file verify-config checks.")
-    allow_hosts: list[str] | None = Field(
+    allow_hosts: list[Host] | None = Field(
         default=None, description="Hosts checks may reach; default: the host of url."
     )
-    deploy_env: dict[str, str] = Field(default_factory=dict)
+    deploy_env: TextMap = Field(default_factory=dict)
 
 
 class IntRange(Model):
@@ -398,12 +668,34 @@ class IntRange(Model):
     min: int | None = None
     max: int | None = None
 
+    @model_validator(mode="after")
+    def _ordered(self) -> IntRange:
+        if self.min is not None and self.max is not None and self.min > self.max:
+            fail(f"expected min at most max, got min {self.min} and max {self.max}", field="max")
+        return self
+
+
+def _int_range(value: Any) -> Any:
+    """`integer: true` means any whole number."""
+    if value is True:
+        return {}
+    return value
+
 
 class ConfigRule(Model):
     """What one setting's value must look like."""
 
-    one_of: list[str] | None = None
-    integer: IntRange | None = None
+    one_of: (
+        Annotated[list[str], BeforeValidator(_text_list, json_schema_input_type=list[Scalar])]
+        | None
+    ) = None
+    integer: (
+        Annotated[
+            IntRange,
+            BeforeValidator(_int_range, json_schema_input_type=IntRange | Literal[True]),
+        ]
+        | None
+    ) = None
     pattern: str | None = None
     boolean: bool | None = None
     url: bool | None = None
@@ -414,25 +706,35 @@ class ConfigRule(Model):
             try:
                 re.compile(self.pattern)
             except re.error as exc:
-                msg = f"expected a valid regular expression, got {self.pattern!r} ({exc})"
-                raise ValueError(msg) from None
+                fail(
+                    f"expected a valid regular expression, got {self.pattern!r} ({exc})",
+                    "in YAML, write the pattern in single quotes so backslashes stay as typed",
+                )
         return self
 
 
 class ConfigRules(Model):
     """The rules that verify-config applies to an environment's config file."""
 
-    required: list[str] = Field(default_factory=list)
-    secrets: list[str] = Field(default_factory=list)
-    rules: dict[str, ConfigRule] = Field(default_factory=dict)
+    required: Texts = Field(default_factory=list)
+    secrets: Texts = Field(default_factory=list)
+    rules: Annotated[dict[str, ConfigRule], _or_empty_dict(dict[str, ConfigRule])] = Field(
+        default_factory=dict
+    )
     same_keys_as: Name | None = None
+
+
+def _log_where(value: str) -> str:
+    return value if "://" in value else _check_relpath(value)
 
 
 class LogSource(Model):
     """Where the person on call looks, and what for."""
 
     name: Name
-    where: RelPath = Field(description="Path of the log; {env} is filled in.")
+    where: Annotated[Text, AfterValidator(_log_where)] = Field(
+        description="Path of the log ({env} is filled in), or an http(s) URL."
+    )
     look_for: Text | None = None
     format: Literal["jsonl", "text"] = "jsonl"
 
@@ -440,20 +742,48 @@ class LogSource(Model):
 # --- releases ---------------------------------------------------------------------------------
 
 
-class Expected(Model):
-    """The result a change is expected to have, in words and in checks."""
+def _summary_only(value: Any) -> Any:
+    """`expected: Admin pages load` is short for `expected: {summary: Admin pages load}`."""
+    if isinstance(value, str):
+        return {"summary": value}
+    return value
 
-    summary: Text
-    checks: list[CheckRef] = Field(default_factory=list)
+
+class Expected(Model):
+    """The result a change is expected to have, in words and in checks (at least one)."""
+
+    summary: Text | None = None
+    checks: CheckRefs = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Expected:
+        if self.summary is None and not self.checks:
+            fail(
+                "expected a summary or checks, got neither",
+                "say in words what the change should do (`summary: ...`), and how to check it",
+            )
+        return self
 
 
 class Rollback(Model):
     """How a change is undone, and how the undo is proven."""
 
-    summary: Text
-    retry_safe: bool = Field(description="Whether running the rollback twice is safe.")
-    steps: list[Step] = Field(default_factory=list)
-    checks: list[CheckRef] = Field(default_factory=list)
+    summary: Text | None = None
+    retry_safe: bool = Field(
+        default=False,
+        description="Whether running the rollback twice is safe; false unless said.",
+    )
+    steps: Annotated[list[Gate], _or_empty_list(list[Gate])] = Field(default_factory=list)
+    checks: CheckRefs = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _says_something(self) -> Rollback:
+        if self.summary is None and not self.steps and not self.checks:
+            fail(
+                "expected a summary, steps or checks, got none of them",
+                "say in words how the change is undone (`summary: ...`)",
+            )
+        return self
 
 
 class Change(Model):
@@ -462,8 +792,12 @@ class Change(Model):
     id: Name
     title: Text
     owner: Text
-    expected: Expected
-    rollback: Rollback
+    expected: Annotated[
+        Expected, BeforeValidator(_summary_only, json_schema_input_type=str | Expected)
+    ]
+    rollback: Annotated[
+        Rollback, BeforeValidator(_summary_only, json_schema_input_type=str | Rollback)
+    ]
     description: str | None = None
     links: list[str] = Field(default_factory=list)
 
@@ -474,6 +808,11 @@ class Release(Model):
     version: Version
     changes: list[Change] = Field(min_length=1)
     notes: str | None = None
+
+
+@functools.cache
+def _default_gates() -> Gates:
+    return Gates()
 
 
 class Runbook(Model):
@@ -487,11 +826,16 @@ class Runbook(Model):
     tag: str = Field(default="v{version}", description="Tag name; {version} is filled in.")
     environments: dict[Name, Environment]
     config: ConfigRules | None = None
-    gates: Gates = Gates()
+    gates: Gates = Field(
+        default_factory=_default_gates,
+        json_schema_extra={"default": {"lint": ["ruff", "check", "."], "unit": ["pytest", "-q"]}},
+    )
     deploy: Deploy | None = None
-    logs: list[LogSource] = Field(default_factory=list)
-    checks: dict[Name, Check] = Field(default_factory=dict)
-    releases: list[Release] = Field(default_factory=list)
+    logs: Annotated[list[LogSource], _or_empty_list(list[LogSource])] = Field(default_factory=list)
+    checks: Annotated[dict[Name, Check], _or_empty_dict(dict[Name, Check])] = Field(
+        default_factory=dict
+    )
+    releases: Annotated[list[Release], _or_empty_list(list[Release])] = Field(default_factory=list)
 
     def release(self, version: str) -> Release | None:
         """The release of that version, if the runbook declares it."""

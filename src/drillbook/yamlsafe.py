@@ -3,12 +3,17 @@
 It reads libyaml's event stream (the C parser, never the pure-Python one) and builds plain
 Python data itself, so that it can:
 
-- read scalars as YAML 1.2 does (only `true`/`false` are booleans; `on`, `yes`, `no` stay text);
+- read scalars as YAML 1.2 does (only `true`/`false` are booleans; `on`, `yes`, `no` stay text),
+  numbers remembering the text they were written as (`0755` stays `0755` as an argument);
 - refuse every tag, so nothing is ever constructed from one;
-- refuse duplicate keys, naming both lines;
+- refuse duplicate keys, naming both lines; read `<<` merge keys as PyYAML does;
 - bound nesting depth and the nodes that aliases expand to (alias bombs), in bounded memory,
   because the tree is built iteratively and aliases share the object they point to;
 - remember where each key and value starts, for messages that name FILE:LINE:COLUMN.
+
+Two readers build the same data: `parse_data` is the fast one, without positions, for the
+common case; `parse` also records positions and says what is wrong. `load` tries the first and
+falls back to the second, which is also what a caller does when it has a problem to report.
 """
 
 from __future__ import annotations
@@ -111,6 +116,30 @@ def _mark(m: Any) -> Mark:
     return Mark(m.line + 1, m.column + 1)
 
 
+class SourceInt(int):
+    """A whole number that remembers how it was written (`0755`, `+1`, `0x1f`).
+
+    Made only when the text differs from `str(number)`, so that a command argument `0755`
+    stays the text `0755`; it equals and validates as the plain int.
+    """
+
+    text: str
+
+
+class SourceFloat(float):
+    """A number that remembers how it was written (`1.10`, `.5`, `1e3`); see `SourceInt`."""
+
+    text: str
+
+
+def _written(number: Any, text: str) -> Any:
+    if str(number) == text:
+        return number
+    kept = SourceInt(number) if isinstance(number, int) else SourceFloat(number)
+    kept.text = text
+    return kept
+
+
 def scalar_value(value: str, style: str | None) -> Any:
     """A scalar as YAML 1.2's core schema reads it."""
     if style:  # quoted or block scalars are always text; plain style is '' or None
@@ -124,17 +153,19 @@ def scalar_value(value: str, style: str | None) -> Any:
     first = value[:1]
     if first and (first.isdigit() or first in "+-."):
         if _INT.match(value):
-            return int(value)
+            if len(value) > 1000:  # int() refuses over 4,300 digits; no runbook means one
+                return value
+            return _written(int(value), value)
         if _OCT.match(value):
-            return int(value[2:], 8)
+            return _written(int(value[2:], 8), value)
         if _HEX.match(value):
-            return int(value[2:], 16)
+            return _written(int(value[2:], 16), value)
         if _FLOAT.match(value):
-            return float(value)
+            return _written(float(value), value)
         if _INF.match(value):
-            return float("-inf") if value.startswith("-") else float("inf")
+            return _written(float("-inf") if value.startswith("-") else float("inf"), value)
         if value in _NAN:
-            return float("nan")
+            return _written(float("nan"), value)
     return value
 
 
@@ -158,6 +189,57 @@ def decode(raw: bytes, *, max_bytes: int = MAX_BYTES) -> str:
     return text
 
 
+def _explain_reader_error(exc: yaml.reader.ReaderError, text: str) -> YamlProblem:
+    """A character YAML does not allow (a NUL, another control character)."""
+    position = exc.position if isinstance(exc.position, int) else 0
+    code = exc.character if isinstance(exc.character, int) else ord(str(exc.character)[:1] or "?")
+    if 0 <= position < len(text) and ord(text[position]) == code:
+        offset = len(text[:position].encode("utf-8"))
+    else:  # libyaml counts bytes of the UTF-8 text, not characters
+        offset = position
+        position = len(text.encode("utf-8")[:position].decode("utf-8", "ignore"))
+    line = text.count("\n", 0, position) + 1
+    column = position - (text.rfind("\n", 0, position) + 1) + 1
+    name = {0: " (NUL)", 0x1B: " (ESC)", 0x7F: " (DEL)"}.get(code, "")
+    msg = (
+        f"expected text, got the control character U+{code:04X}{name} at byte offset {offset}; "
+        "YAML does not allow it"
+    )
+    return YamlProblem(line, column, msg, "remove it; is this a binary file?")
+
+
+def _unclosed_quote(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem | None:
+    """A quoted text whose closing quote is missing swallows the lines after it, and YAML breaks
+    where the next quote closes it: name the line where that quote was opened instead."""
+    mark = exc.problem_mark
+    if mark is None:
+        return None
+    suspect = None
+    try:
+        for token in yaml.scan(text, Loader=_Loader):
+            if token.start_mark.index >= mark.index:
+                break
+            if (
+                type(token) is yaml.ScalarToken
+                and token.style in ("'", '"')
+                and token.end_mark.line > token.start_mark.line
+                and token.end_mark.line >= mark.line - 1
+            ):
+                suspect = token
+                break
+    except yaml.YAMLError:
+        pass
+    if suspect is None:
+        return None
+    start = suspect.start_mark
+    quote = suspect.style
+    msg = (
+        f"invalid YAML: the text quoted with {quote} here is not closed on its line; it runs "
+        f"on to line {suspect.end_mark.line + 1}, where the YAML breaks"
+    )
+    return YamlProblem(start.line + 1, start.column + 1, msg, f"add the closing {quote}")
+
+
 def _explain_parse_error(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem:
     mark = exc.problem_mark or exc.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -176,9 +258,158 @@ def _explain_parse_error(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem:
                 line, column = cm.line + 1, cm.column + 1
             problem = "a quoted text that is never closed"
             hint = "add the closing quote"
-    elif exc.context:
-        problem = f"{problem} ({exc.context})"
+    elif (
+        exc.context
+        and exc.context.startswith("while parsing a flow")
+        and exc.context_mark is not None
+    ):
+        cm = exc.context_mark
+        opener = "[" if "sequence" in exc.context else "{"
+        closer = "]" if opener == "[" else "}"
+        problem = (
+            f"the {opener} opened here is not closed: {exc.problem} by line {line}, column {column}"
+        )
+        line, column = cm.line + 1, cm.column + 1
+        hint = f"add the closing {closer}, or a comma between items"
+    else:
+        unclosed = _unclosed_quote(exc, text)
+        if unclosed is not None:
+            return unclosed
+        if exc.context:
+            problem = f"{problem} ({exc.context})"
     return YamlProblem(line, column, f"invalid YAML: {problem}", hint)
+
+
+class NeedsFullParse(Exception):
+    """The fast reader met something only `parse` judges: a tag, a merge key, a duplicate key,
+    a key that is not text, too deep or too many values, several documents, or broken YAML."""
+
+
+_SCALAR = yaml.ScalarEvent
+_MAP_START = yaml.MappingStartEvent
+_MAP_END = yaml.MappingEndEvent
+_SEQ_START = yaml.SequenceStartEvent
+_SEQ_END = yaml.SequenceEndEvent
+_ALIAS = yaml.AliasEvent
+_DOC_START = yaml.DocumentStartEvent
+_STREAM_END = yaml.StreamEndEvent
+# A plain scalar whose first character is not one of these is text: no need to resolve it.
+_MAYBE_NOT_TEXT = frozenset("0123456789+-.~nNtTfF")
+_WORDS: dict[str, Any] = {
+    **dict.fromkeys(_NULL - {""}),
+    **dict.fromkeys(_TRUE, True),
+    **dict.fromkeys(_FALSE, False),
+}
+
+
+def parse_data(text: str, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> Any:
+    """The plain data of one YAML document, read fast and without positions.
+
+    It accepts exactly what `parse` accepts and builds the same data; on anything that `parse`
+    would refuse or treat specially it raises `NeedsFullParse`, and the caller runs `parse`,
+    which says what is wrong and where. Positions cost time, so they are read only then.
+    """
+    if _Loader is None:  # pragma: no cover
+        raise NeedsFullParse
+    loader = _Loader(text)
+    get_event = loader.get_event
+    no_key = _NO_KEY
+    maybe_not_text = _MAYBE_NOT_TEXT
+    words = _WORDS
+    holder: list[Any] = []
+    current: Any = holder
+    is_map = False
+    key: Any = no_key
+    # Each frame: (container, is_mapping, anchor, values before it) of the enclosing node.
+    stack: list[tuple[Any, bool, str | None, int]] = []
+    anchors: dict[str, tuple[Any, int]] = {}
+    nodes = 0
+    documents = 0
+    try:
+        while True:
+            event = get_event()
+            kind = event.__class__
+            if kind is _SCALAR:
+                if event.tag is not None:
+                    raise NeedsFullParse
+                nodes += 1
+                if nodes > max_nodes:
+                    raise NeedsFullParse
+                value = event.value
+                if is_map and key is no_key:
+                    # Keys stay text (`on:` is the key "on"); `<<` is a merge, read by `parse`.
+                    if value in current or (value == "<<" and not event.style):
+                        raise NeedsFullParse
+                    key = value
+                    continue
+                if not event.style:
+                    if not value:
+                        value = None
+                    elif value[0] in maybe_not_text:
+                        value = words[value] if value in words else scalar_value(value, None)
+                if is_map:
+                    current[key] = value
+                    key = no_key
+                else:
+                    current.append(value)
+                if event.anchor is not None:
+                    anchors[event.anchor] = (value, 1)
+            elif kind is _MAP_START or kind is _SEQ_START:
+                if event.tag is not None or len(stack) >= max_depth:
+                    raise NeedsFullParse
+                nodes += 1
+                new: Any = {} if kind is _MAP_START else []
+                if is_map:
+                    if key is no_key:
+                        raise NeedsFullParse
+                    current[key] = new
+                else:
+                    current.append(new)
+                stack.append((current, is_map, event.anchor, nodes))
+                current = new
+                is_map = kind is _MAP_START
+                key = no_key
+            elif kind is _MAP_END or kind is _SEQ_END:
+                done = current
+                current, is_map, anchor, before = stack.pop()
+                key = no_key
+                if anchor is not None:
+                    anchors[anchor] = (done, nodes - before + 1)
+            elif kind is _ALIAS:
+                target = anchors.get(event.anchor)
+                if target is None:
+                    raise NeedsFullParse
+                nodes += target[1]
+                if nodes > max_nodes:
+                    raise NeedsFullParse
+                if is_map:
+                    if key is no_key:
+                        raise NeedsFullParse
+                    current[key] = target[0]
+                    key = no_key
+                else:
+                    current.append(target[0])
+            elif kind is _STREAM_END:
+                break
+            elif kind is _DOC_START:
+                documents += 1
+                if documents > 1:
+                    raise NeedsFullParse
+    except yaml.YAMLError:
+        raise NeedsFullParse from None
+    finally:
+        loader.dispose()
+    if nodes > max_nodes:
+        raise NeedsFullParse
+    return holder[0] if holder else None
+
+
+def load(text: str, *, what: str = "file") -> Any:
+    """The plain data of one YAML document; YamlError with positions when it is not accepted."""
+    try:
+        return parse_data(text)
+    except NeedsFullParse:
+        return parse(text, what=what).data
 
 
 def parse(
@@ -196,7 +427,8 @@ def parse(
     marks: dict[int, dict[Any, tuple[Mark, Mark]]] = {}
     anchors: dict[str, tuple[Any, int]] = {}
     keep: list[Any] = []
-    # Each frame: [container, is_mapping, pending_key, pending_key_mark, anchor, nodes, start_mark]
+    # Each frame: [container, is_mapping, pending_key, pending_key_mark, anchor, nodes,
+    #              start_mark, mappings merged in with `<<`]
     stack: list[list[Any]] = []
     root: Any = None
     root_mark = Mark(1, 1)
@@ -226,6 +458,20 @@ def parse(
             frame[2] = _NO_KEY
             if key is _BAD_KEY:
                 return
+            if key is _MERGE:
+                sources = value if isinstance(value, list) else [value]
+                if not all(isinstance(source, dict) for source in sources):
+                    problems.append(
+                        YamlProblem(
+                            mark.line,
+                            mark.column,
+                            "`<<` merges a mapping into this one, got something else",
+                            "write `<<: *name` where `&name` marks a mapping",
+                        )
+                    )
+                    return
+                frame[7].extend(sources)
+                return
             entries = marks.setdefault(id(container), {})
             if key in entries:
                 first = entries[key][0]
@@ -233,8 +479,9 @@ def parse(
                     YamlProblem(
                         key_mark.line,
                         key_mark.column,
-                        f"duplicate key {key!r}: it is also at line {first.line}",
-                        "keep one of the two",
+                        f"duplicate key {key!r}: it is also at line {first.line} (set twice: "
+                        f"lines {first.line} and {key_mark.line})",
+                        "keep one of the two (YAML would silently keep only the last)",
                     )
                 )
                 return
@@ -254,6 +501,8 @@ def parse(
                 nodes += 1
                 if stack and stack[-1][1] and stack[-1][2] is _NO_KEY:
                     value: Any = event.value  # keys stay text: `on:` is the key "on"
+                    if value == "<<" and not event.style:
+                        value = _MERGE  # a merge key, as YAML 1.1 and PyYAML read it
                 else:
                     value = scalar_value(event.value, event.style)
                 if event.anchor is not None:
@@ -272,9 +521,11 @@ def parse(
                 is_map = kind is yaml.MappingStartEvent
                 container = {} if is_map else []
                 keep.append(container)
-                stack.append([container, is_map, _NO_KEY, None, event.anchor, 1, mark])
+                stack.append([container, is_map, _NO_KEY, None, event.anchor, 1, mark, []])
             elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
                 frame = stack.pop()
+                if frame[7]:
+                    _merge(frame[0], frame[7], marks)
                 if frame[4] is not None:
                     anchors[frame[4]] = (frame[0], frame[5])
                 add(frame[0], frame[6], frame[5])
@@ -306,6 +557,9 @@ def parse(
     except yaml.MarkedYAMLError as exc:
         problems.append(_explain_parse_error(exc, text))
         raise YamlError(problems) from None
+    except yaml.reader.ReaderError as exc:
+        problems.append(_explain_reader_error(exc, text))
+        raise YamlError(problems) from None
     except yaml.YAMLError as exc:
         problems.append(YamlProblem(1, 1, f"invalid YAML: {exc}"))
         raise YamlError(problems) from None
@@ -320,12 +574,30 @@ class _NoKey:
 
 _NO_KEY = _NoKey()
 _BAD_KEY = _NoKey()
+_MERGE = _NoKey()
+
+
+def _merge(
+    target: dict[Any, Any],
+    sources: list[dict[Any, Any]],
+    marks: dict[int, dict[Any, tuple[Mark, Mark]]],
+) -> None:
+    """Apply `<<` merges: keys written in the mapping win, then the first source that has it."""
+    entries = marks.setdefault(id(target), {})
+    for source in sources:
+        source_marks = marks.get(id(source), {})
+        for key, value in source.items():
+            if key not in target:
+                target[key] = value
+                if key in source_marks:
+                    entries[key] = source_marks[key]
 
 
 def _tag_problem(tag: str, mark: Mark) -> YamlProblem:
+    shown = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org") else tag
     return YamlProblem(
         mark.line,
         mark.column,
-        f"the YAML tag {tag!r} is not allowed; runbooks hold plain data only",
-        "remove the tag (nothing is ever constructed from a tag)",
+        f"the YAML tag `{shown}` is not allowed: a runbook holds plain data only",
+        "remove the tag; nothing is ever constructed from a tag",
     )
