@@ -333,11 +333,11 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
                         "description": change.description,
                         "links": list(change.links),
                         "expected": {
-                            "summary": change.expected.summary,
+                            "summary": change.expected.text,
                             "checks": _checks(runbook, change.expected.checks),
                         },
                         "rollback": {
-                            "summary": change.rollback.summary,
+                            "summary": change.rollback.text,
                             "retry_safe": change.rollback.retry_safe,
                             "steps": len(change.rollback.steps),
                         },

@@ -176,7 +176,7 @@ class _RunbookOwners:
         if release is None:
             return ()
         return tuple(
-            {"change": c.id, "title": c.title, "owner": c.owner, "rollback": c.rollback.summary}
+            {"change": c.id, "title": c.title, "owner": c.owner, "rollback": c.rollback.text}
             for c in release.changes
         )
 

@@ -755,6 +755,14 @@ class Expected(Model):
     summary: Text | None = None
     checks: CheckRefs = Field(default_factory=list)
 
+    @property
+    def text(self) -> str:
+        """The summary, or what stands in for it when only checks were given."""
+        if self.summary:
+            return self.summary
+        count = len(self.checks)
+        return f"its {count} expected check{'s' if count != 1 else ''} pass"
+
     @model_validator(mode="after")
     def _says_something(self) -> Expected:
         if self.summary is None and not self.checks:
@@ -775,6 +783,17 @@ class Rollback(Model):
     )
     steps: Annotated[list[Gate], _or_empty_list(list[Gate])] = Field(default_factory=list)
     checks: CheckRefs = Field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """The summary, or what stands in for it when only steps or checks were given."""
+        if self.summary:
+            return self.summary
+        steps = len(self.steps)
+        return (
+            f"{steps} rollback step{'s' if steps != 1 else ''}, then the previous version "
+            "deployed again"
+        )
 
     @model_validator(mode="after")
     def _says_something(self) -> Rollback:

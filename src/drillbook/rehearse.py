@@ -634,7 +634,7 @@ def report_data(session: RunSession, release: Release, result: Rehearsal) -> dic
                 "id": c.id,
                 "title": c.title,
                 "owner": c.owner,
-                "rollback": c.rollback.summary,
+                "rollback": c.rollback.text,
                 "retry_safe": c.rollback.retry_safe,
             }
             for c in release.changes

@@ -127,6 +127,9 @@ def _require_writable(folder: Path) -> None:
         probe = probe.parent
     import os
 
+    if not probe.is_dir():
+        msg = f"cannot write to {folder}: {probe} is a file, expected a folder"
+        raise PreconditionFailed(msg, hint=f"move {probe} out of the way")
     if not os.access(probe, os.W_OK | os.X_OK):
         msg = f"cannot write to {folder}: {probe} is not writable"
         raise PreconditionFailed(msg, hint=f"fix the permissions of {probe}")
@@ -268,8 +271,8 @@ def note_context(
                 "id": c.id,
                 "title": c.title,
                 "owner": c.owner,
-                "expected": c.expected.summary,
-                "rollback": c.rollback.summary,
+                "expected": c.expected.text,
+                "rollback": c.rollback.text,
                 "retry_safe": c.rollback.retry_safe,
                 "steps": [describe_step(s) for s in c.rollback.steps],
             }
@@ -302,8 +305,8 @@ def tag_message(runbook: Runbook, release: Release, previous: str | None) -> str
     lines = [f"{runbook.service} {release.version}", ""]
     for change in release.changes:
         lines.append(f"- {change.id}: {change.title} (owner: {change.owner})")
-        lines.append(f"  expected: {change.expected.summary}")
-        lines.append(f"  rollback: {change.rollback.summary}")
+        lines.append(f"  expected: {change.expected.text}")
+        lines.append(f"  rollback: {change.rollback.text}")
     lines += ["", f"Roll back: {rollback_command('staging', previous)}", ""]
     return "\n".join(lines)
 

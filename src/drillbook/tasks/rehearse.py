@@ -70,7 +70,7 @@ def rehearse(
         "found_version": found,
         "params": {"version": release.version, "allow_env": allow_env},
         "changes": [
-            {"change": ch.id, "title": ch.title, "owner": ch.owner, "rollback": ch.rollback.summary}
+            {"change": ch.id, "title": ch.title, "owner": ch.owner, "rollback": ch.rollback.text}
             for ch in release.changes
         ],
     }

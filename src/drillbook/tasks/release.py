@@ -164,7 +164,7 @@ def release(
         },
         "previous": found.previous,
         "changes": [
-            {"change": ch.id, "title": ch.title, "owner": ch.owner, "rollback": ch.rollback.summary}
+            {"change": ch.id, "title": ch.title, "owner": ch.owner, "rollback": ch.rollback.text}
             for ch in release_.changes
         ],
         "undo": f"drillbook rollback --env {env}"
