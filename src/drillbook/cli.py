@@ -80,6 +80,16 @@ class DrillbookProgram(Program):
         if self.namespace is not None:
             self.argv = rewrite_positionals(self.argv, self.namespace)
 
+    def parse_core(self, argv: list[str] | str | None) -> None:
+        """invoke's core parse, keeping the interpreter's own bytecode-writing setting."""
+        dont_write = sys.dont_write_bytecode
+        super().parse_core(argv)
+        # invoke turns bytecode writing off (so a project's tasks.py leaves no .pyc behind).
+        # drillbook's tasks come from its package, whose modules are imported lazily after this
+        # point: with it off, a source checkout recompiles them on every run (~100 ms of a
+        # release). `--write-pyc` and PYTHONDONTWRITEBYTECODE keep their meaning.
+        sys.dont_write_bytecode = dont_write and not self.args["write-pyc"].value
+
     def run(self, argv: list[str] | str | None = None, exit: bool = True) -> None:
         """Parse and execute; map invoke's outcomes onto drillbook's exit codes."""
         try:

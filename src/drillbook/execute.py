@@ -103,13 +103,22 @@ class Executor:
         if step.id in self.done:
             self._start_line(step)
             result = StepResult(step, "done", detail="finished in the interrupted run")
-            session.event("step_skipped", step=step.id, reason="finished before the resume")
+            session.event(
+                "step_skipped",
+                sync=step.changes,
+                step=step.id,
+                reason="finished before the resume",
+            )
             self._end_line(result)
             self.results.append(result)
             return result
         self._start_line(step)
+        # A step that changes nothing is journaled without an fsync of its own; the next event
+        # of a changing step (or the end of the run) syncs it. A step that changes something
+        # is on disk before it starts, and its end as soon as it ends.
         session.event(
             "step_started",
+            sync=step.changes,
             step=step.id,
             kind=step.kind,
             title=step.title,
@@ -140,7 +149,7 @@ class Executor:
             fields["change"] = step.change
             fields["owner"] = step.owner
         fields.update(result.data)
-        session.event("step_finished", **fields)
+        session.event("step_finished", sync=step.changes, **fields)
         self._end_line(result)
         self.results.append(result)
         if result.outcome == "interrupted":
@@ -239,6 +248,7 @@ class Executor:
             for item, res in zip(items, results, strict=True):
                 session.event(
                     "check_finished",
+                    sync=False,
                     step=step.id,
                     check=item.label,
                     change=item.change,

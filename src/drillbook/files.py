@@ -8,8 +8,13 @@ import tempfile
 from pathlib import Path
 
 
-def write_atomic(path: Path, text: str | bytes, *, mode: int = 0o644) -> Path:
-    """Write `text` to `path` atomically: a crash leaves the old file or the new one, never half."""
+def write_atomic(path: Path, text: str | bytes, *, mode: int = 0o644, sync: bool = True) -> Path:
+    """Write `text` to `path` atomically: a crash leaves the old file or the new one, never half.
+
+    `sync=False` skips the two fsyncs (the file's and its folder's) for output that can be made
+    again, written by the thousand (docs pages): a reader still never sees half a file, but a
+    crash of the machine may lose the newest; the caller syncs the folder once at the end.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     data = text.encode("utf-8") if isinstance(text, str) else text
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -17,18 +22,20 @@ def write_atomic(path: Path, text: str | bytes, *, mode: int = 0o644) -> Path:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)  # noqa: PTH101 - on the descriptor's path before the rename
         Path(tmp).replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)  # noqa: PTH108
         raise
-    _sync_dir(path.parent)
+    if sync:
+        sync_dir(path.parent)
     return path
 
 
-def _sync_dir(folder: Path) -> None:
+def sync_dir(folder: Path) -> None:
     """Make the rename itself durable (best effort: not every filesystem allows it)."""
     try:
         fd = os.open(folder, os.O_RDONLY)

@@ -4,12 +4,16 @@
 /dev/null and stdout and stderr merged into one pipe. Each line of output is masked and handed to
 `on_line` as it arrives, and the last lines are kept for the journal. A command that outlives its
 timeout, or that is interrupted through a `StopToken`, has its whole group stopped: SIGTERM,
-then SIGKILL after a grace period, grandchildren included. A command that cannot start is a
-result (`not_found`, `error`), never an exception.
+then SIGKILL after a grace period, grandchildren included. A command is over when it has exited
+and its output is closed: a background process that keeps the output open after the command
+exited counts as the command still running, so it is stopped with the group at the timeout (it
+would die of a broken pipe at its next write anyway). A command that cannot start is a result
+(`not_found`, `error`), never an exception.
 
-How it waits: the calling thread blocks in `poll()` on the output pipe and on a wake-up pipe, with
-the next deadline as the poll timeout; a small thread blocks in `waitpid()` and writes to the
-wake-up pipe when the child exits; `StopToken.stop` writes to it too. Nothing polls on a timer in
+How it waits: the calling thread blocks in `poll()` on the output pipe, on a pidfd of the child
+(readable once it exited) and on a wake-up pipe, with the next deadline as the poll timeout;
+`StopToken.stop` writes to the wake-up pipe. Where there is no pidfd, a small thread blocks in
+`waitpid()` and writes to the wake-up pipe when the child exits. Nothing polls on a timer in
 the normal path. The one exception is after a stop: the death of a grandchild cannot be waited
 for (it is not our child), so the group is checked every few milliseconds until it is gone or the
 grace period ends.
@@ -39,8 +43,8 @@ from drillbook.secrets import Masker
 
 Outcome = Literal["ok", "failed", "timeout", "not_found", "interrupted", "error"]
 
-#: After the command itself exited, how long a background process of its group may keep the
-#: output pipe open before we stop reading it.
+#: After its group was stopped and the command exited, how long a process outside the group
+#: (one that left it with setsid) may keep the output pipe open before we stop reading it.
 OUTPUT_GRACE = 1.0
 
 _READ_SIZE = 65536
@@ -246,6 +250,7 @@ class _Run:
         self.child_done_at = 0.0
         self.eof = False
         self.abandoned_output = False
+        self.exited_before_stop = False
         self.stop_reason: Literal["timeout", "interrupted"] | None = None
         self.kill_at = 0.0
         self.killed_at: float | None = None
@@ -336,6 +341,7 @@ class _Run:
     def begin_stop(self, reason: Literal["timeout", "interrupted"], now: float) -> None:
         """SIGTERM the group and set the time for SIGKILL."""
         self.stop_reason = reason
+        self.exited_before_stop = self.child_done
         self.kill_at = now + self.grace
         if self.pgid is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -350,13 +356,11 @@ class _Run:
                 self.kill_sent = True
 
     def output_deadline(self) -> float | None:
-        """When to stop waiting for the end of output, once the child has exited."""
-        if not self.child_done or self.eof:
-            return None
-        base = self.child_done_at
-        if self.stop_reason is not None:
-            # While stopping, a grandchild that ignores TERM holds the pipe until the KILL.
-            base = max(base, self.killed_at if self.killed_at is not None else self.kill_at)
+        """When to stop waiting for the end of output, once the group was stopped."""
+        if not self.child_done or self.eof or self.stop_reason is None:
+            return None  # until the stop, an open output means the command still runs
+        # A grandchild that ignores TERM holds the pipe until the KILL.
+        base = max(self.child_done_at, self.killed_at or self.kill_at)
         return base + OUTPUT_GRACE
 
 
@@ -382,17 +386,24 @@ def _wait_loop(proc: subprocess.Popen[bytes], run: _Run, started: float) -> None
     os.set_blocking(out_fd, False)
     wake_r = run._wake_r
 
-    def _waiter() -> None:
-        # A blocking waitpid(); the wake-up byte tells the loop the child is gone.
-        run.returncode = proc.wait()
-        run.wake()
-
-    waiter = threading.Thread(target=_waiter, name=f"drillbook-wait-{proc.pid}", daemon=True)
-    waiter.start()
-
     poller = select.poll()
     poller.register(out_fd, select.POLLIN)
     poller.register(wake_r, select.POLLIN)
+    # A pidfd becomes readable when the child exits, so the loop waits for the exit in the same
+    # poll() as for output; without one (before Linux 5.3, some sandboxes) a thread waits.
+    pidfd = _pidfd(proc.pid)
+    waiter: threading.Thread | None = None
+    if pidfd is not None:
+        poller.register(pidfd, select.POLLIN)
+    else:
+
+        def _waiter() -> None:
+            # A blocking waitpid(); the wake-up byte tells the loop the child is gone.
+            run.returncode = proc.wait()
+            run.wake()
+
+        waiter = threading.Thread(target=_waiter, name=f"drillbook-wait-{proc.pid}", daemon=True)
+        waiter.start()
     deadline = started + run.timeout
     try:
         while True:
@@ -400,7 +411,7 @@ def _wait_loop(proc: subprocess.Popen[bytes], run: _Run, started: float) -> None
             if not run.child_done and run.returncode is not None:
                 run.child_done = True
                 run.child_done_at = now
-            if not run.child_done and run.stop_reason is None:
+            if run.stop_reason is None and not (run.child_done and run.eof):
                 if run.token is not None and run.token.stopped:
                     run.begin_stop("interrupted", now)
                 elif now >= deadline:
@@ -414,9 +425,9 @@ def _wait_loop(proc: subprocess.Popen[bytes], run: _Run, started: float) -> None
                 break
 
             wake_at: float | None = None
-            if not run.child_done and run.stop_reason is None:
+            if run.stop_reason is None:
                 wake_at = deadline
-            elif run.stop_reason is not None and run.killed_at is None:
+            elif run.killed_at is None:
                 wake_at = run.kill_at
             if output_deadline is not None:
                 wake_at = output_deadline if wake_at is None else min(wake_at, output_deadline)
@@ -429,6 +440,10 @@ def _wait_loop(proc: subprocess.Popen[bytes], run: _Run, started: float) -> None
                 if fd == wake_r:
                     with contextlib.suppress(BlockingIOError):
                         os.read(wake_r, 4096)
+                    continue
+                if fd == pidfd:
+                    run.returncode = proc.wait()  # exited: reaps at once
+                    poller.unregister(pidfd)
                     continue
                 try:
                     chunk = os.read(out_fd, _READ_SIZE)
@@ -450,9 +465,24 @@ def _wait_loop(proc: subprocess.Popen[bytes], run: _Run, started: float) -> None
     except BaseException:
         # KeyboardInterrupt without handle_signals, or a bug: never leave the group behind.
         run.kill_now()
-        waiter.join()
+        if waiter is not None:
+            waiter.join()
+        else:
+            proc.wait()
         raise
-    waiter.join()
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+    if waiter is not None:
+        waiter.join()
+
+
+def _pidfd(pid: int) -> int | None:
+    """A pidfd for `pid`, or None where the system has none."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _finish_stop(run: _Run) -> None:
@@ -487,6 +517,12 @@ def _detail(run: _Run) -> str:
             signum = run.token.signum if run.token is not None else None
             text = "interrupted" + (f" by {_signal_name(signum)}" if signum is not None else "")
         text += f"; process group stopped ({how})"
+        if run.exited_before_stop:
+            text += (
+                f"; the command itself had exited {code}, but a background process of its "
+                "group kept the output open (redirect its output, e.g. >/dev/null 2>&1, or "
+                "start it in a session of its own)"
+            )
     elif code is not None and code < 0:
         text = f"killed by {_signal_name(-code)}"
     else:
@@ -495,8 +531,8 @@ def _detail(run: _Run) -> str:
             text += f" ({_SHELL_CODES[code]})"
     if run.abandoned_output:
         text += (
-            f"; a background process kept the output open, stopped reading after "
-            f"{_format_seconds(OUTPUT_GRACE)} (redirect its output, e.g. >/dev/null 2>&1)"
+            f"; a process outside the group kept the output open, stopped reading "
+            f"{_format_seconds(OUTPUT_GRACE)} after the stop"
         )
     if run.callback_error is not None:
         error = run.callback_error

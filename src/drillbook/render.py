@@ -7,12 +7,15 @@ as it is and never evaluated. Undefined names are errors, not empty strings.
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drillbook.errors import UsageError
 from drillbook.files import write_atomic
 from drillbook.resources import resource
+
+_BACKTICKS = re.compile("`+")
 
 if TYPE_CHECKING:
     from jinja2.sandbox import SandboxedEnvironment
@@ -37,6 +40,9 @@ def environment(project_root: Path | None, *, autoescape: bool = False) -> Sandb
         keep_trailing_newline=True,
         trim_blocks=True,
         lstrip_blocks=True,
+        # A run renders with the templates as they were when it started: no stat of the file
+        # on every render (`docs` renders two pages per service).
+        auto_reload=False,
     )
     from drillbook.model import format_duration
 
@@ -60,11 +66,9 @@ def md_code(value: object) -> str:
 
 
 def _longest_backtick_run(text: str) -> int:
-    best = run = 0
-    for char in text:
-        run = run + 1 if char == "`" else 0
-        best = max(best, run)
-    return best
+    if "`" not in text:
+        return 0
+    return max(len(run) for run in _BACKTICKS.findall(text))
 
 
 def render(

@@ -80,13 +80,16 @@ class RunSession:
         """The project root."""
         return self.loaded.root
 
-    def event(self, event: str, **fields: Any) -> dict[str, Any]:
-        """Write one journal event with the run's service, env and version filled in."""
+    def event(self, event: str, *, sync: bool = True, **fields: Any) -> dict[str, Any]:
+        """Write one journal event with the run's service, env and version filled in.
+
+        `sync=False` for events of steps that change nothing: fsynced with the next event.
+        """
         base: dict[str, Any] = {"service": self.loaded.runbook.service, "env": self.env}
         if self.version is not None:
             base["version"] = self.version
         base.update(fields)
-        return self.journal.write(event, **base)
+        return self.journal.write(event, sync=sync, **base)
 
     def elapsed_ms(self) -> int:
         """Milliseconds since the run started."""
@@ -124,30 +127,19 @@ def open_session(
     extra: dict[str, Any] | None = None,
     check_unfinished: bool = True,
     lock: bool = True,
+    resuming: str | None = None,
 ) -> Iterator[RunSession]:
-    """Open a run: journal, lock, signals; `run_finished` is written however it ends."""
+    """Open a run: journal, lock, signals; `run_finished` is written however it ends.
+
+    `resuming` names the unfinished run this one continues: it does not count as unfinished,
+    and it is closed (`run_closed`, how "resumed") once this run holds the lock.
+    """
     masker = masker or masker_for(loaded)
     console = console or Console(masker=masker)
     if console.masker is None:
         console.masker = masker
     root = loaded.root
     run_id = new_run_id()
-    if check_unfinished and changes_world:
-        stale = unfinished_runs(root, env)
-        if stale:
-            run = stale[0]
-            msg = (
-                f"run {run['run']} ({run.get('action')} {run.get('version') or ''} on {env}, "
-                f"started {run.get('ts')}) never finished: it was killed or crashed, so "
-                f"{env} may be half-changed"
-            )
-            raise PreconditionFailed(
-                msg,
-                hint=(
-                    f"`drillbook resume {run['run']}` continues it from the step it stopped at; "
-                    f"`drillbook abandon {run['run']}` closes it once you have checked {env}"
-                ),
-            )
     held = acquire_lock(root, env, run_id, argv=sys.argv) if lock else None
     try:
         if held is not None and getattr(held, "taken_over_from", None):
@@ -156,6 +148,28 @@ def open_session(
                 f"warning: took over the lock of run {holder.get('run')} (pid {holder.get('pid')} "
                 f"on {holder.get('host')} is gone)"
             )
+        # After the lock: a run that is still going holds it (exit 75, naming it), so an
+        # unfinished journal found from here on is one whose process died.
+        if check_unfinished and changes_world:
+            stale = [r for r in unfinished_runs(root, env) if r["run"] != resuming]
+            if stale:
+                run = stale[0]
+                msg = (
+                    f"run {run['run']} ({run.get('action')} {run.get('version') or ''} on {env}, "
+                    f"started {run.get('ts')}) never finished: it was killed or crashed, so "
+                    f"{env} may be half-changed"
+                )
+                raise PreconditionFailed(
+                    msg,
+                    hint=(
+                        f"`drillbook resume {run['run']}` continues it from the step it "
+                        f"stopped at; `drillbook abandon {run['run']}` closes it once you have "
+                        f"checked {env}"
+                    ),
+                )
+        if resuming is not None:
+            with Journal.open(root, resuming, masker=masker) as old:
+                old.write("run_closed", how="resumed", by=run_id)
         journal = Journal.open(root, run_id, masker=masker)
         stop = StopToken()
         session = RunSession(
@@ -190,6 +204,11 @@ def open_session(
                 yield session
             except Interrupted as exc:
                 session.outcome, session.exit_code = "interrupted", exc.exit_code
+                if exc.hint is None and action == "release":
+                    exc.hint = (
+                        f"`drillbook resume {run_id}` continues from the interrupted step; "
+                        f"`drillbook abandon {run_id}` closes the run"
+                    )
                 raise
             finally:
                 with contextlib.suppress(Exception):

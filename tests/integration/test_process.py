@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from drillbook.process import OUTPUT_GRACE, StopToken, run_command
+from drillbook.process import StopToken, run_command
 from drillbook.secrets import Masker
 
 PY = sys.executable
@@ -323,22 +323,27 @@ def test_timeout_kills_a_grandchild_that_ignores_term_and_holds_the_output(
     assert_group_gone(seen.pgid)
 
 
-def test_background_process_holding_the_output_does_not_hang_the_run(tmp_path: Path) -> None:
+def test_background_process_holding_the_output_is_stopped_at_the_timeout(tmp_path: Path) -> None:
+    # The command exited, but a process of its group still holds the output: the command is not
+    # over. At the timeout the group is stopped, and the detail says what to change.
     seen = Lines()
     started = time.monotonic()
     result = run_command(
         ["sh", "-c", "echo $$; (sleep 30; echo late) & echo parent done"],
         cwd=tmp_path,
-        timeout=60,
+        timeout=1,
+        grace=1,
         on_line=seen,
     )
     elapsed = time.monotonic() - started
     try:
-        assert result.outcome == "ok"
+        assert result.outcome == "timeout"
         assert result.exit == 0
-        assert elapsed < OUTPUT_GRACE + 1.5
-        assert "a background process kept the output open" in result.detail
+        assert elapsed < 1 + 1.5
+        assert "the command itself had exited 0" in result.detail
+        assert "kept the output open" in result.detail
         assert result.output_tail.endswith("parent done")
+        assert_group_gone(seen.pgid)
     finally:
         kill_group(seen.pgid)
 

@@ -1,0 +1,134 @@
+"""Staging misbehaves during the checks: no answer, a redirect elsewhere, a 500. Every check ends
+within its deadline, as fail or inconclusive with expected and got; none hangs the run."""
+
+from __future__ import annotations
+
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from _http_fixtures import LoopbackServer, Reply, serving, silent_listener
+from _project import Project, make_project
+
+CHECKS = """\
+  - version: 2.0.0
+    changes:
+      - id: misbehaving
+        title: Staging misbehaves
+        owner: dora
+        expected:
+          summary: Every check passes.
+          checks:
+            - name: silent
+              get: http://127.0.0.1:{silent}/health
+              timeout: 500ms
+              deadline: 1s
+            - name: redirected
+              get: /moved
+              timeout: 500ms
+            - name: crashing
+              get: /crash
+              timeout: 500ms
+              retry: {{attempts: 2, interval: 100ms}}
+            - name: fine
+              get: /fine
+              expect: {{status: 200, body_contains: fine}}
+        rollback:
+          summary: Nothing to undo.
+          retry_safe: true
+"""
+
+
+@pytest.fixture
+def misbehaving(tmp_path: Path) -> Iterator[tuple[Project, LoopbackServer]]:
+    with serving() as server, silent_listener() as silent:
+        server.routes["/moved"] = Reply(302, "", {"Location": "http://203.0.113.9/elsewhere"})
+        server.routes["/crash"] = Reply(500, "Internal Server Error: boom")
+        server.routes["/fine"] = Reply(200, "all fine")
+        shop = make_project(tmp_path, url=server.url)
+        runbook = shop.root / "runbooks" / "shop.yaml"
+        runbook.write_text(runbook.read_text() + CHECKS.format(silent=silent))
+        shop.commit("misbehaving checks")
+        try:
+            yield shop, server
+        finally:
+            assert not shop.close()
+
+
+def test_checks_against_a_misbehaving_staging_end_in_time(
+    misbehaving: tuple[Project, LoopbackServer],
+) -> None:
+    shop, server = misbehaving
+    began = time.monotonic()
+    result = shop.run("integration", "--version", "2.0.0", timeout=30)
+    elapsed = time.monotonic() - began
+
+    assert result.code == 1, result
+    assert elapsed < 6, result
+    lines = {line.split()[1]: line for line in result.out.splitlines() if line.startswith(" " * 8)}
+    assert lines["silent"].split()[0] == "inconclusive"
+    assert lines["redirected"].split()[0] in ("fail", "inconclusive")
+    assert lines["crashing"].split()[0] == "fail"
+    assert lines["fine"].split()[0] == "pass"
+    assert "203.0.113.9" in lines["redirected"]
+    assert server.hits["/crash"] == 2
+    checks = {e["check"]: e for e in shop.events() if e["event"] == "check_finished"}
+    assert checks["crashing"]["got"].startswith("status 500")
+    assert checks["crashing"]["expected"].startswith("status")
+    assert checks["silent"]["outcome"] == "inconclusive"
+    assert checks["silent"]["duration_ms"] < 2000
+    assert checks["redirected"]["outcome"] != "pass"
+
+
+def test_a_release_whose_checks_get_no_answer_rolls_back_in_time(
+    misbehaving: tuple[Project, LoopbackServer],
+) -> None:
+    # The deploy "succeeds" without a service of its own (staging is the test's server), and
+    # the checks find it misbehaving: the release is rolled back, not hung.
+    shop, _ = misbehaving
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text().replace(
+        'run: [python, deploy.py, --env, "{env}", --version, "{version}", --url, "{url}"]',
+        "run: [python, -c, \"print('deployed')\"]",
+    )
+    runbook.write_text(text)
+    shop.commit("no deploy")
+    began = time.monotonic()
+    result = shop.run("release", "--version", "2.0.0", timeout=60)
+
+    assert result.code == 4, result
+    assert time.monotonic() - began < 10
+    assert "inconclusive silent" in result.out
+    assert "owner: dora (misbehaving)" in result.out
+    assert shop.tags() == []
+
+
+def test_sigterm_during_a_check_that_waits_for_an_answer_ends_within_its_timeout(
+    misbehaving: tuple[Project, LoopbackServer],
+) -> None:
+    # A request in flight is not cut short: the run stops when its read timeout ends (the check
+    # starts no request after the stop), or at once on a second signal.
+    shop, _ = misbehaving
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    runbook.write_text(
+        runbook.read_text().replace(
+            "timeout: 500ms\n              deadline: 1s",
+            "timeout: 2s\n              retry: {attempts: 10, interval: 100ms}",
+        )
+    )
+    proc = shop.start("integration", "--version", "2.0.0")
+    shop.read_until(proc, "[1/1]")
+    time.sleep(0.3)  # the silent check is waiting for its answer now
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=15)
+
+    assert proc.returncode == 143, out + err
+    assert time.monotonic() - began < 2 + 1.5
+    events = shop.events()
+    assert events[-1]["event"] == "run_finished"
+    assert events[-1]["outcome"] == "interrupted"
+    silent = next(e for e in events if e.get("check") == "silent")
+    assert silent["attempts"] == 1

@@ -1,0 +1,323 @@
+"""Faults during a release, through the command line: hung deploys, signals, kills, locks, a
+journal that cannot be written. Each test ends with no process of the project left running."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from _project import Project
+
+SHORT_DEPLOY = pytest.mark.parametrize("shop", [{"deploy_timeout": "2s"}], indirect=True)
+#: run_command's grace between TERM and KILL (the executor uses the default).
+GRACE = 5.0
+
+
+def by_name(events: list[dict], name: str) -> list[dict]:
+    return [e for e in events if e["event"] == name]
+
+
+def finished(events: list[dict], step: str) -> dict:
+    return next(e for e in by_name(events, "step_finished") if e["step"] == step)
+
+
+def started_steps(events: list[dict]) -> list[str]:
+    return [e["step"] for e in by_name(events, "step_started")]
+
+
+def start_slow_release(shop: Project, **env: str) -> subprocess.Popen[str]:
+    """A release whose unit gate sleeps; returns once the gate runs."""
+    proc = shop.start("release", "--version", "1.0.0", FIXTURE_SLOW_GATE="unit", **env)
+    shop.read_until(proc, "unit: sleeping")
+    return proc
+
+
+# --- a deploy that never ends -------------------------------------------------------------------
+
+
+@SHORT_DEPLOY
+@pytest.mark.parametrize("mode", ["wait", "exit"])
+def test_a_deploy_whose_grandchild_never_ends_times_out_and_rolls_back(
+    released: Project, mode: str
+) -> None:
+    shop = released
+    result = shop.run("release", "--version", "1.1.0", FIXTURE_HANG="1.1.0", FIXTURE_HANG_MODE=mode)
+
+    assert result.code == 4, result
+    assert result.seconds < 2 + GRACE + 4
+    assert shop.served_version() == "1.0.0"
+    assert shop.tags() == ["v1.0.0"]
+    events = shop.events()
+    deploy = finished(events, "deploy")
+    assert deploy["outcome"] == "timeout"
+    assert "timed out after 2s; process group stopped" in deploy["detail"]
+    assert by_name(events, "rollback_finished")[0]["outcome"] == "ok"
+    assert "deploy 1.0.0 to staging again" in result.out
+    assert not shop.strays()
+
+
+# --- signals --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_mid_step_stops_the_step_and_records_it(
+    shop: Project, signum: int, code: int
+) -> None:
+    proc = start_slow_release(shop)
+    began = time.monotonic()
+    proc.send_signal(signum)
+    out, err = proc.communicate(timeout=GRACE + 5)
+
+    assert proc.returncode == code, out + err
+    assert time.monotonic() - began < GRACE
+    assert "interrupted" in out + err
+    assert not shop.leftovers()
+    events = shop.events()
+    unit = finished(events, "unit")
+    assert unit["outcome"] == "interrupted"
+    assert signal.Signals(signum).name in unit["detail"]
+    assert "deploy" not in started_steps(events)
+    assert events[-1]["event"] == "run_finished"
+    assert events[-1]["outcome"] == "interrupted"
+    assert events[-1]["exit"] == code
+    assert shop.served_version() is None
+
+
+def test_resume_continues_from_the_interrupted_step_and_repeats_no_finished_one(
+    shop: Project,
+) -> None:
+    proc = start_slow_release(shop)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=GRACE + 5)
+    assert proc.returncode == 143
+    run_id = shop.journals()[-1].stem
+
+    listing = shop.run("resume")
+    assert run_id in listing.out
+    assert "interrupted" in listing.out
+
+    result = shop.run("resume", run_id)
+
+    assert result.code == 0, result
+    assert shop.served_version() == "1.0.0"
+    assert shop.tags() == ["v1.0.0"]
+    old = shop.events(run_id)
+    new = shop.events()
+    assert old[-1]["event"] == "run_closed"
+    assert old[-1]["how"] == "resumed"
+    assert old[-1]["by"] == new[0]["run"]
+    assert new[0]["run"] != run_id
+    assert new[0]["resumed_from"] == run_id
+    # preflight and lint finished before the signal: they are skipped, never run again.
+    assert [e["step"] for e in by_name(new, "step_skipped")] == ["preflight", "lint"]
+    assert started_steps(new) == [
+        "unit",
+        "verify-config",
+        "deploy",
+        "integration",
+        "tag",
+        "rollback-note",
+    ]
+    assert new[-1]["outcome"] == "ok"
+    # A resumed run is closed: it cannot be resumed again.
+    again = shop.run("resume", run_id)
+    assert again.code == 2, again
+    assert "closed" in again.err
+
+
+def test_abandon_closes_an_interrupted_run(shop: Project) -> None:
+    proc = start_slow_release(shop)
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=GRACE + 5)
+    assert proc.returncode == 130
+    run_id = shop.journals()[-1].stem
+
+    result = shop.run("abandon", run_id)
+
+    assert result.code == 0, result
+    assert "abandoned" in result.out
+    assert "unit" in result.out
+    events = shop.events(run_id)
+    assert events[-1]["event"] == "run_closed"
+    assert events[-1]["how"] == "abandoned"
+    assert shop.run("resume", run_id).code == 2
+    assert shop.run("release", "--version", "1.0.0").code == 0
+
+
+def test_resume_refuses_a_run_whose_runbook_changed(shop: Project) -> None:
+    proc = start_slow_release(shop)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=GRACE + 5)
+    run_id = shop.journals()[-1].stem
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    runbook.write_text(runbook.read_text().replace("A tiny shop", "A small shop"))
+    shop.commit("reword")
+
+    result = shop.run("resume", run_id)
+
+    assert result.code == 3, result
+    assert "changed since" in result.err
+    assert f"drillbook abandon {run_id}" in result.err
+    assert shop.events(run_id)[-1]["event"] == "run_finished"  # not closed, not resumed
+    assert shop.served_version() is None
+
+
+def test_a_refused_resume_leaves_the_run_resumable(shop: Project) -> None:
+    proc = start_slow_release(shop)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=GRACE + 5)
+    run_id = shop.journals()[-1].stem
+    scratch = shop.root / "scratch.txt"
+    scratch.write_text("dirty\n")
+
+    refused = shop.run("resume", run_id)
+
+    assert refused.code == 3, refused
+    assert "scratch.txt" in refused.err
+    assert not by_name(shop.events(run_id), "run_closed")
+    scratch.unlink()
+    resumed = shop.run("resume", run_id)
+    assert resumed.code == 0, resumed
+
+
+def test_resume_or_abandon_of_a_run_still_going_is_refused(shop: Project) -> None:
+    first = start_slow_release(shop)
+    run_id = shop.journals()[-1].stem
+
+    for action in ("resume", "abandon"):
+        result = shop.run(action, run_id)
+        assert result.code == 75, result
+        assert f"pid {first.pid}" in result.err
+
+    assert not by_name(shop.events(run_id), "run_closed")
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=GRACE + 5)
+    assert first.returncode == 143
+
+
+def test_a_second_signal_exits_at_once(shop: Project) -> None:
+    # The gate ignores TERM, so the first signal waits out the grace period before KILL.
+    proc = start_slow_release(shop, FIXTURE_IGNORE_TERM="1")
+    proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    began = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=GRACE)
+
+    assert time.monotonic() - began < 1.5
+    assert proc.returncode == 143
+    until = time.monotonic() + 2
+    while shop.leftovers() and time.monotonic() < until:
+        time.sleep(0.02)
+    assert not shop.leftovers()
+
+
+def test_after_sigkill_the_next_release_asks_for_resume_or_abandon(shop: Project) -> None:
+    proc = start_slow_release(shop)
+    run_id = shop.journals()[-1].stem
+    proc.kill()
+    proc.communicate()
+    # Nothing can stop the gate of a SIGKILLed run; the test does.
+    shop.kill_leftovers()
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 3, result
+    assert run_id in result.err
+    assert f"drillbook resume {run_id}" in result.err
+    assert f"drillbook abandon {run_id}" in result.err
+    assert shop.served_version() is None
+    events = shop.events(run_id)
+    assert events[-1]["event"] == "step_started"
+    assert events[-1]["step"] == "unit"
+
+    resumed = shop.run("resume", run_id)
+    assert resumed.code == 0, resumed
+    assert started_steps(shop.events())[0] == "unit"
+    assert shop.served_version() == "1.0.0"
+
+
+# --- the lock -------------------------------------------------------------------------------------
+
+
+def test_a_second_run_during_a_first_exits_75_naming_the_holder(shop: Project) -> None:
+    first = start_slow_release(shop)
+    run_id = shop.journals()[-1].stem
+
+    second = shop.run("release", "--version", "1.0.0")
+
+    assert second.code == 75, second
+    assert run_id in second.err
+    assert f"pid {first.pid}" in second.err
+    assert socket.gethostname() in second.err
+    assert "started 20" in second.err
+    assert len(shop.journals()) == 1
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=GRACE + 5)
+    assert first.returncode == 143
+
+
+def test_a_dead_holders_lock_is_taken_over_with_a_warning(shop: Project) -> None:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    locks = shop.root / ".drillbook" / "locks"
+    locks.mkdir(parents=True)
+    record = {
+        "run": "20260101T000000Z-dead00",
+        "pid": gone.pid,
+        "host": socket.gethostname(),
+        "started": "2026-01-01T00:00:00Z",
+        "argv": ["drillbook", "release"],
+    }
+    (locks / "staging.lock").write_text(json.dumps(record))
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 0, result
+    assert "took over the lock" in result.err
+    assert "20260101T000000Z-dead00" in result.err
+    assert not (locks / "staging.lock").exists()
+
+
+# --- the journal cannot be written ----------------------------------------------------------------
+
+
+def test_a_journal_that_cannot_be_written_stops_the_run_before_it_changes_anything(
+    shop: Project,
+) -> None:
+    # The lint gate prints 40 long lines, so its step_finished event (with the output tail) is
+    # the first that does not fit under the file size limit: the disk is "full" from there on.
+    result = shop.run(
+        "release", "--version", "1.0.0", file_size_limit=48 * 1024, FIXTURE_BIG_OUTPUT="lint"
+    )
+
+    assert result.code == 3, result
+    assert "cannot write the journal" in result.err
+    assert shop.served_version() is None
+    assert not (shop.root / "var" / "staging" / "version").exists()
+    assert shop.tags() == []
+    # What was written stays readable: whole lines parse; a torn last line is all that is lost.
+    [journal] = shop.journals()
+    lines = journal.read_bytes().split(b"\n")
+    events = [json.loads(line) for line in lines[:-1]]
+    assert events[0]["event"] == "run_started"
+    assert "deploy" not in started_steps(events)
+    # The lock was released: the next run (with room to write) goes ahead after a resume or
+    # an abandon of the broken one.
+    assert not (shop.root / ".drillbook" / "locks" / "staging.lock").exists()
+    run_id = journal.stem
+    assert shop.run("abandon", run_id).code == 0
+    assert shop.run("release", "--version", "1.0.0").code == 0
+
+
+def test_only_the_service_runs_after_a_release(released: Project) -> None:
+    shop = released
+    pid = int((shop.root / "var" / "staging" / "server.pid").read_text())
+    [server] = shop.leftovers()
+    assert server.startswith(f"{pid}:")
+    assert not shop.strays()

@@ -1,0 +1,290 @@
+"""`drillbook release` end to end: a real service on loopback, real git, the real console script.
+
+Every test drives the `drillbook` program as a subprocess in a fixture project and judges it by
+its exit code, what it printed, the journal (read line by line as JSON), git and the service.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from _project import Project
+
+
+def steps(events: list[dict], name: str) -> list[str]:
+    """The `step` of every event called `name`, in order."""
+    return [e["step"] for e in events if e["event"] == name]
+
+
+def by_name(events: list[dict], name: str) -> list[dict]:
+    return [e for e in events if e["event"] == name]
+
+
+# --- a good release ---------------------------------------------------------------------------
+
+
+def test_a_good_release_tags_writes_the_note_and_journals_every_step(shop: Project) -> None:
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 0, result
+    assert "release 1.0.0 of shop is done on staging" in result.out
+    assert shop.served_version() == "1.0.0"
+    # The annotated tag holds the changes, their owners and the rollback summary.
+    assert shop.git("cat-file", "-t", "v1.0.0") == "tag"
+    message = shop.git("tag", "-l", "--format=%(contents)", "v1.0.0")
+    assert "catalogue: List the products (owner: alice)" in message
+    assert "expected: /health answers ok and /version says 1.0.0." in message
+    assert "rollback: Nothing to go back to; stop the service." in message
+    note = shop.root / "notes" / "shop-1.0.0-rollback.md"
+    assert note.is_file()
+    assert "alice" in note.read_text()
+
+    # Every line of the journal is JSON with ts, run, seq (increasing) and event.
+    [journal] = shop.journals()
+    lines = journal.read_text().splitlines()
+    events = [json.loads(line) for line in lines]
+    run_id = journal.stem
+    assert all({"ts", "run", "seq", "event"} <= e.keys() for e in events)
+    assert all(e["run"] == run_id for e in events)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["event"] == "run_started"
+    assert events[-1]["event"] == "run_finished"
+    assert events[-1]["outcome"] == "ok"
+    assert events[-1]["exit"] == 0
+    planned = ["preflight", "lint", "unit", "verify-config", "deploy", "integration", "tag"]
+    planned.append("rollback-note")
+    assert steps(events, "step_started") == planned
+    assert steps(events, "step_finished") == planned
+    assert all(e["outcome"] == "ok" for e in by_name(events, "step_finished"))
+    checks = by_name(events, "check_finished")
+    assert [c["outcome"] for c in checks] == ["pass", "pass"]
+    assert {c["owner"] for c in checks} == {"alice"}
+    [deployed] = by_name(events, "deployed")
+    assert deployed["version"] == "1.0.0"
+    assert deployed["env"] == "staging"
+    deploy = next(e for e in by_name(events, "step_finished") if e["step"] == "deploy")
+    assert deploy["argv"][:2] == ["python", "deploy.py"]
+    assert deploy["exit"] == 0
+    assert isinstance(deploy["duration_ms"], int)
+
+
+def test_the_same_release_twice_changes_nothing_the_second_time(released: Project) -> None:
+    shop = released
+    tag_object = shop.git("rev-parse", "v1.0.0")
+    journals = shop.journals()
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 0, result
+    assert "already done" in result.out
+    assert "Nothing changed" in result.out
+    assert shop.git("rev-parse", "v1.0.0") == tag_object
+    assert shop.tags() == ["v1.0.0"]
+    assert shop.journals() == journals
+    assert shop.served_version() == "1.0.0"
+
+
+# --- a broken release -------------------------------------------------------------------------
+
+
+def test_a_broken_release_rolls_itself_back(released: Project) -> None:
+    shop = released
+    result = shop.run("release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0")
+
+    assert result.code == 4, result
+    assert shop.tags() == ["v1.0.0"]
+    assert shop.served_version() == "1.0.0"
+    assert not (shop.root / "notes" / "shop-1.1.0-rollback.md").exists()
+    # The incident digest: what failed, expected and got, the owner and where to page.
+    assert "incident digest" in result.out
+    assert "rolled back to 1.0.0" in result.out
+    assert "expected: status 200" in result.out
+    assert "got:      status 500" in result.out
+    assert "owner: bob (feature)" in result.out
+    assert "#shop-oncall" in result.out
+
+    events = shop.events()
+    started = by_name(events, "rollback_started")
+    finished = by_name(events, "rollback_finished")
+    assert len(started) == 1
+    assert started[0]["from_version"] == "1.1.0"
+    assert started[0]["to_version"] == "1.0.0"
+    assert finished[0]["outcome"] == "ok"
+    assert [d["version"] for d in by_name(events, "deployed")] == ["1.1.0", "1.0.0"]
+    failed = [c for c in by_name(events, "check_finished") if c["outcome"] != "pass"]
+    assert failed[0]["expected"] == "status 200"
+    assert failed[0]["got"] == "status 500"
+    assert failed[0]["owner"] == "bob"
+    assert "tag" not in steps(events, "step_started")
+    assert events[-1]["event"] == "run_finished"
+    assert events[-1]["outcome"] == "rolled_back"
+    assert events[-1]["exit"] == 4
+
+
+def test_a_rollback_that_fails_too_exits_5_and_says_what_to_do(released: Project) -> None:
+    shop = released
+    result = shop.run(
+        "release",
+        "--version",
+        "1.1.0",
+        FIXTURE_BROKEN="1.1.0",
+        FIXTURE_FAIL_DEPLOY="1.0.0",
+    )
+
+    assert result.code == 5, result
+    assert shop.tags() == ["v1.0.0"]
+    assert "the rollback failed at rollback-deploy" in result.out
+    assert "a person must act" in result.out
+    assert "notes/" in result.out
+    events = shop.events()
+    assert by_name(events, "rollback_finished")[0]["outcome"] == "failed"
+    assert events[-1]["outcome"] == "rollback_failed"
+    assert events[-1]["exit"] == 5
+
+
+def test_no_auto_rollback_leaves_the_environment_and_says_how_to_undo(released: Project) -> None:
+    shop = released
+    result = shop.run("release", "--version", "1.1.0", "--no-auto-rollback", FIXTURE_BROKEN="1.1.0")
+
+    assert result.code == 5, result
+    assert "NOT rolled back" in result.out
+    assert "drillbook rollback --env staging --to 1.0.0" in result.out
+    assert shop.served_version() == "1.1.0"
+    assert shop.tags() == ["v1.0.0"]
+    assert not by_name(shop.events(), "rollback_started")
+
+    # ... and the rollback by hand that the message names does it.
+    result = shop.run("rollback", "--env", "staging", "--to", "1.0.0")
+    assert result.code == 0, result
+    assert shop.served_version() == "1.0.0"
+
+
+def test_a_failing_gate_stops_before_the_deploy(shop: Project) -> None:
+    result = shop.run(
+        "release",
+        "--version",
+        "1.0.0",
+        FIXTURE_LEAK="unit",
+        FIXTURE_LEAK_FAIL="1",
+    )
+
+    assert result.code == 1, result
+    assert "nothing was deployed" in result.out
+    assert shop.served_version() is None
+    assert not (shop.root / "var" / "staging" / "version").exists()
+    assert shop.tags() == []
+
+
+# --- plan and dry run -------------------------------------------------------------------------
+
+
+def test_plan_and_dry_run_print_the_steps_and_change_nothing(released: Project) -> None:
+    shop = released
+    shop.commit("next")
+    version_file = shop.root / "var" / "staging" / "version"
+    before = shop.snapshot()
+    journals = shop.journals()
+
+    for args in (("plan", "--version", "1.1.0"), ("release", "--version", "1.1.0", "--dry-run")):
+        result = shop.run(*args)
+        assert result.code == 0, result
+        for step in ("preflight", "lint", "unit", "verify-config", "deploy 1.1.0", "tag v1.1.0"):
+            assert step in result.out
+        assert "[changes] deploy 1.1.0 to staging" in result.out
+        assert "[reads  ] lint" in result.out
+        assert "previous version: 1.0.0" in result.out
+        assert f"ok staging: {shop.url}" in result.out  # the read-only probe of staging
+
+    assert shop.snapshot() == before
+    assert version_file.read_text().strip() == "1.0.0"
+    assert shop.served_version() == "1.0.0"
+    assert shop.tags() == ["v1.0.0"]
+    assert shop.journals() == journals
+
+
+def test_plan_as_json(shop: Project) -> None:
+    result = shop.run("plan", "--version", "1.0.0", "--format", "json")
+    assert result.code == 0, result
+    data = json.loads(result.out)
+    assert [s["step"] for s in data["steps"]][:3] == ["preflight", "lint", "unit"]
+    assert next(s for s in data["steps"] if s["step"] == "deploy")["changes"] is True
+
+
+# --- pushing the tag --------------------------------------------------------------------------
+
+
+def test_a_failed_push_keeps_the_tag_and_a_later_push_sends_the_same_one(
+    shop: Project, tmp_path: Path
+) -> None:
+    result = shop.run("release", "--version", "1.0.0", "--push")
+
+    assert result.code == 1, result
+    assert "the push failed; the tag stays local" in result.out
+    assert shop.tags() == ["v1.0.0"]
+    tag_object = shop.git("rev-parse", "v1.0.0")
+    events = shop.events()
+    assert by_name(events, "push_failed")[0]["tag"] == "v1.0.0"
+    assert events[-1]["outcome"] == "push_failed"
+
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True, env=shop.env)
+    shop.git("remote", "add", "origin", str(remote))
+    result = shop.run("tag", "--version", "1.0.0", "--push")
+
+    assert result.code == 0, result
+    assert "already on" in result.out
+    assert "pushed v1.0.0" in result.out
+    assert shop.git("rev-parse", "v1.0.0") == tag_object
+    remote_tags = shop.git("ls-remote", "--tags", "origin").splitlines()
+    assert remote_tags[0].split("\t") == [tag_object, "refs/tags/v1.0.0"]
+
+
+# --- verify-config ----------------------------------------------------------------------------
+
+
+def test_verify_config_pass_fail_drift_missing_secret_and_invalid(shop: Project) -> None:
+    config = shop.root / "config" / "staging.env"
+    result = shop.run("verify-config", "--env", "staging")
+    assert result.code == 0, result
+    assert "0 fail" in result.out
+
+    config.write_text("LOG_LEVEL=loud\nSECRET_KEY=s3cr3t/p@ss+w0rd=Zq\n")
+    result = shop.run("verify-config", "--env", "staging")
+    assert result.code == 1, result
+    assert "LOG_LEVEL" in result.out
+    assert "loud" in result.out
+
+    (shop.root / "config" / "production.env").write_text(
+        "LOG_LEVEL=info\nSECRET_KEY=x-prod-key\nFEATURE_FLAGS=on\n"
+    )
+    config.write_text("LOG_LEVEL=info\nSECRET_KEY=s3cr3t/p@ss+w0rd=Zq\n")
+    result = shop.run("verify-config", "--env", "staging")
+    assert result.code == 1, result
+    assert "FEATURE_FLAGS" in result.out
+    assert "s3cr3t" not in result.text
+
+    (shop.root / "config" / "production.env").write_text("LOG_LEVEL=info\nSECRET_KEY=x-prod\n")
+    config.write_text("LOG_LEVEL=info\nSECRET_KEY=\n")
+    result = shop.run("verify-config", "--env", "staging")
+    assert result.code == 1, result
+    assert "SECRET_KEY" in result.out
+
+    config.write_text("LOG_LEVEL=info\nLOG_LEVEL=debug\n")
+    result = shop.run("verify-config", "--env", "staging")
+    assert result.code == 2, result
+    assert "config/staging.env:2:" in result.text
+
+
+def test_the_journal_stays_one_event_a_line_whatever_a_command_prints(shop: Project) -> None:
+    result = shop.run("release", "--version", "1.0.0", FIXTURE_ODD_OUTPUT="lint")
+
+    assert result.code == 0, result
+    [journal] = shop.journals()
+    # splitlines() also ends lines at U+2028, U+2029 and U+0085: none may be left raw.
+    events = [json.loads(line) for line in journal.read_text(encoding="utf-8").splitlines()]
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    lint = next(e for e in events if e["event"] == "step_finished" and e["step"] == "lint")
+    assert "a\u2028b\u2029c\x85d" in lint["output_tail"]
+    assert "\ufffd" in lint["output_tail"]

@@ -1,0 +1,120 @@
+"""The world says no: exit 3, nothing changed, and the message says how to fix it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from _project import Project, make_project
+
+
+def assert_nothing_ran(shop: Project, before: dict[str, bytes]) -> None:
+    """No command ran, no journal was written, no file changed."""
+    assert shop.snapshot() == before
+    assert not (shop.root / "var").exists()
+    assert shop.journals() == []
+    assert shop.served_version() is None
+
+
+def test_not_a_git_repository(tmp_path: Path) -> None:
+    shop = make_project(tmp_path, git=False)
+    try:
+        before = shop.snapshot()
+        result = shop.run("release", "--version", "1.0.0")
+        assert result.code == 3, result
+        assert "not a git repository" in result.err
+        assert "hint: " in result.err
+        assert_nothing_ran(shop, before)
+    finally:
+        assert not shop.close()
+
+
+def test_a_dirty_tree_is_refused_listing_the_files(shop: Project) -> None:
+    (shop.root / "deploy.py").write_text((shop.root / "deploy.py").read_text() + "\n# edited\n")
+    (shop.root / "scratch.txt").write_text("notes to self\n")
+    before = shop.snapshot()
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 3, result
+    assert "not clean" in result.err
+    assert "  deploy.py" in result.err
+    assert "  scratch.txt" in result.err
+    assert "git stash" in result.err
+    assert_nothing_ran(shop, before)
+    assert shop.tags() == []
+
+
+def test_no_git_identity_is_refused_with_the_commands_to_set_one(shop: Project) -> None:
+    shop.git("config", "--unset", "user.name")
+    shop.git("config", "--unset", "user.email")
+    before = shop.snapshot()
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 3, result
+    assert "no identity" in result.err
+    assert "config user.name" in result.err
+    assert_nothing_ran(shop, before)
+    assert shop.tags() == []
+
+
+def test_a_tag_on_another_commit_is_refused(shop: Project) -> None:
+    released_commit = shop.git("rev-parse", "HEAD")
+    shop.git("tag", "-a", "v1.0.0", "-m", "made by hand")
+    (shop.root / "README").write_text("more\n")
+    shop.commit("after the tag")
+    before = shop.snapshot()
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 3, result
+    assert "tag v1.0.0 already exists on" in result.err
+    assert released_commit[:9] in result.err
+    assert "git tag -d v1.0.0" in result.err
+    assert_nothing_ran(shop, before)
+    assert shop.git("rev-parse", "v1.0.0^{commit}") == released_commit
+
+
+def test_a_tag_on_the_same_commit_is_a_step_already_done(shop: Project) -> None:
+    shop.git("tag", "-a", "v1.0.0", "-m", "made by hand")
+    tag_object = shop.git("rev-parse", "v1.0.0")
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 0, result
+    assert "tag v1.0.0 (exists on HEAD: done)" in result.out
+    assert shop.git("rev-parse", "v1.0.0") == tag_object
+    tag = next(e for e in shop.events() if e["event"] == "step_finished" and e["step"] == "tag")
+    assert tag["outcome"] == "done"
+    assert tag["state"] == "exists"
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o755])
+def test_a_notes_folder_that_cannot_be_written_is_found_before_the_first_step(
+    shop: Project, mode: int
+) -> None:
+    # Root writes anywhere, so "cannot be written" is made with a file where the folder goes.
+    notes = shop.root / "notes"
+    notes.write_text("not a folder\n")
+    notes.chmod(mode)
+    shop.commit("a file called notes")
+    before = shop.snapshot()
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 3, result
+    assert "notes" in result.err
+    assert_nothing_ran(shop, before)
+    assert shop.tags() == []
+
+
+def test_an_unknown_version_or_environment_is_a_usage_error(shop: Project) -> None:
+    before = shop.snapshot()
+    result = shop.run("release", "--version", "9.9.9")
+    assert result.code == 2, result
+    assert "no release 9.9.9" in result.err
+    result = shop.run("release", "--version", "1.0.0", "--env", "qa")
+    assert result.code == 2, result
+    assert "no environment 'qa'" in result.err
+    assert_nothing_ran(shop, before)

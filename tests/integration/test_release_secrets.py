@@ -1,0 +1,93 @@
+"""Secrets printed by a command never leave drillbook: not on the console, not in the journal, not
+in a note or an error message, in none of their usual spellings; the rest of the line stays."""
+
+from __future__ import annotations
+
+import base64
+from urllib.parse import quote, quote_plus
+
+from _project import API_TOKEN, SECRET_KEY, Project
+
+
+def spellings(value: str) -> set[str]:
+    return {
+        value,
+        quote(value, safe=""),
+        quote(value),
+        quote_plus(value),
+        base64.b64encode(value.encode()).decode(),
+    }
+
+
+def everything_written(shop: Project) -> str:
+    """Every journal and note, as text."""
+    texts = [path.read_text() for path in shop.journals()]
+    texts += [path.read_text() for path in (shop.root / "notes").glob("*")]
+    return "\n".join(texts)
+
+
+def assert_no_secret(text: str) -> None:
+    for secret in (SECRET_KEY, API_TOKEN):
+        for spelling in spellings(secret):
+            assert spelling not in text, f"{spelling!r} leaked"
+
+
+def assert_readable(text: str) -> None:
+    for label in ("config secret", "env token"):
+        assert f"{label} as is: *** (end)" in text
+        assert f"{label} url-encoded: *** (end)" in text
+        assert f"{label} in a url: https://deploy:***@repo.example.com/x (end)" in text
+        assert f"{label} header: Authorization: Bearer *** (end)" in text
+
+
+def test_secrets_printed_by_a_gate_are_masked_everywhere(shop: Project) -> None:
+    result = shop.run("release", "--version", "1.0.0", FIXTURE_LEAK="lint")
+
+    assert result.code == 0, result
+    assert_readable(result.out)
+    assert_no_secret(result.text)
+    written = everything_written(shop)
+    assert_no_secret(written)
+    lint = next(e for e in shop.events() if e["event"] == "step_finished" and e["step"] == "lint")
+    assert_readable(lint["output_tail"])
+
+
+def test_secrets_in_a_failing_steps_error_and_digest_are_masked(shop: Project) -> None:
+    result = shop.run(
+        "release",
+        "--version",
+        "1.0.0",
+        "--format",
+        "json",
+        FIXTURE_LEAK="unit",
+        FIXTURE_LEAK_FAIL="1",
+    )
+
+    assert result.code == 1, result
+    assert "giving up, the key *** was refused" in result.text
+    assert_no_secret(result.text)
+    assert_no_secret(everything_written(shop))
+
+
+def test_the_lint_task_alone_masks_secrets_too(shop: Project) -> None:
+    result = shop.run("lint", FIXTURE_LEAK="lint")
+    assert result.code == 0, result
+    assert_readable(result.out)
+    assert_no_secret(result.text)
+    assert_no_secret(everything_written(shop))
+
+
+def test_verify_config_never_shows_the_secret(shop: Project) -> None:
+    config = shop.root / "config" / "staging.env"
+    config.write_text(f"LOG_LEVEL=loud\nSECRET_KEY={SECRET_KEY}\n")
+    for fmt in ("text", "json"):
+        result = shop.run("verify-config", "--format", fmt)
+        assert result.code == 1, result
+        assert "SECRET_KEY" in result.out
+        assert_no_secret(result.text)
+
+
+def test_no_secret_reaches_the_plan(shop: Project) -> None:
+    result = shop.run("plan", "--version", "1.0.0")
+    assert result.code == 0, result
+    assert_no_secret(result.text)
