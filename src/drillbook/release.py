@@ -32,8 +32,9 @@ from drillbook.plan import Plan, PlannedStep, note_path, placeholders, rollback_
 from drillbook.runbook import LoadedRunbook
 from drillbook.session import RunSession
 
-#: Folders drillbook itself writes into; they never make a tree dirty.
-OWN_OUTPUTS = (".drillbook/", "notes/", "reports/")
+#: Folders drillbook itself writes into (journal, notes, reports, docs); they never make a
+#: tree dirty, or every release would need a commit of the previous one's outputs.
+OWN_OUTPUTS = (".drillbook/", "notes/", "reports/", "site/")
 
 
 @dataclass
@@ -56,7 +57,8 @@ class Preflight:
     previous: str | None
     tag: str
     tag_commit: str | None
-    staging_answers: str | None = None
+    #: What would refuse the run, when surveyed for a plan rather than checked for a run.
+    problems: tuple[PreconditionFailed, ...] = ()
 
     @property
     def tag_done(self) -> bool:
@@ -93,19 +95,38 @@ def previous_version(root: Path, runbook: Runbook, version: str) -> str | None:
 
 
 def preflight(
-    loaded: LoadedRunbook, env: str, version: str, *, need_identity: bool = True
+    loaded: LoadedRunbook,
+    env: str,
+    version: str,
+    *,
+    need_identity: bool = True,
+    survey: bool = False,
 ) -> Preflight:
-    """Look at the world before changing it; raise PreconditionFailed when it says no."""
+    """Look at the world before changing it; raise PreconditionFailed when it says no.
+
+    With `survey`, what would refuse the run is collected in `problems` instead, so that a
+    plan can show every step and every problem at once.
+    """
     root = loaded.root
     runbook = loaded.runbook
+    problems: list[PreconditionFailed] = []
+
+    def refuse(check: Any, *args: Any, **kwargs: Any) -> None:
+        try:
+            check(*args, **kwargs)
+        except PreconditionFailed as exc:
+            if not survey:
+                raise
+            problems.append(exc)
+
     gitops.repo_root(root)
     head = gitops.head_commit(root)
     if head is None:
         msg = f"the git repository at {root} has no commit yet, so there is nothing to release"
         raise PreconditionFailed(msg, hint="commit the project first: git add -A && git commit")
-    gitops.require_clean(root, ignore=OWN_OUTPUTS)
+    refuse(gitops.require_clean, root, ignore=OWN_OUTPUTS)
     if need_identity:
-        gitops.require_identity(root)
+        refuse(gitops.require_identity, root)
     tag = runbook.tag_name(version)
     tag_commit = gitops.tag_commit(root, tag)
     if tag_commit is not None and tag_commit != head:
@@ -113,12 +134,15 @@ def preflight(
             f"tag {tag} already exists on {tag_commit[:9]}, expected it absent or on HEAD "
             f"{head[:9]}; the code at HEAD is not the code that was released as {version}"
         )
-        raise PreconditionFailed(
-            msg,
-            hint=f"release a new version, or delete the tag if it was a mistake: git tag -d {tag}",
-        )
-    _require_writable(root / "notes")
-    return Preflight(head, previous_version(root, runbook, version), tag, tag_commit)
+        hint = f"release a new version, or delete the tag if it was a mistake: git tag -d {tag}"
+        refuse(_raise, PreconditionFailed(msg, hint=hint))
+    refuse(_require_writable, root / "notes")
+    previous = previous_version(root, runbook, version)
+    return Preflight(head, previous, tag, tag_commit, tuple(problems))
+
+
+def _raise(exc: Exception) -> None:
+    raise exc
 
 
 def _require_writable(folder: Path) -> None:
@@ -300,14 +324,16 @@ def write_note(session: RunSession, release: Release, previous: str | None, tag:
     return path
 
 
-def tag_message(runbook: Runbook, release: Release, previous: str | None) -> str:
+def tag_message(
+    runbook: Runbook, release: Release, previous: str | None, env: str = "staging"
+) -> str:
     """The annotated tag's message: the changes, their owners and the rollback summary."""
     lines = [f"{runbook.service} {release.version}", ""]
     for change in release.changes:
         lines.append(f"- {change.id}: {change.title} (owner: {change.owner})")
         lines.append(f"  expected: {change.expected.text}")
         lines.append(f"  rollback: {change.rollback.text}")
-    lines += ["", f"Roll back: {rollback_command('staging', previous)}", ""]
+    lines += ["", f"Roll back: {rollback_command(env, previous)}", ""]
     return "\n".join(lines)
 
 
@@ -377,7 +403,7 @@ def release_flow(
                 )
             continue
         if step.kind == "tag":
-            message = tag_message(runbook, release, previous)
+            message = tag_message(runbook, release, previous, session.env)
 
             def do_tag(s: PlannedStep = step, message: str = message) -> StepResult:
                 state = gitops.create_tag(session.root, found.tag, message)

@@ -21,13 +21,15 @@ from drillbook.tasks._base import (
 # --- plan and release -------------------------------------------------------------------------
 
 
-def _release_plan(loaded: Any, version: str | None, env: str, push: bool) -> tuple[Any, ...]:
+def _release_plan(
+    loaded: Any, version: str | None, env: str, push: bool, *, survey: bool = False
+) -> tuple[Any, ...]:
     from drillbook.plan import plan_release
     from drillbook.release import pick_version, preflight, require_env
 
     release = pick_version(loaded.runbook, version)
     require_env(loaded.runbook, env)
-    found = preflight(loaded, env, release.version)
+    found = preflight(loaded, env, release.version, survey=survey)
     plan = plan_release(
         loaded.runbook,
         env=env,
@@ -44,7 +46,8 @@ def _probes(loaded: Any, env: str, found: Any) -> list[tuple[str, str, bool]]:
     from drillbook import gitops
 
     probes = [
-        ("git", f"clean tree at {found.head[:9]}", True),
+        *[("refused", problem.message, False) for problem in found.problems],
+        ("git", f"HEAD at {found.head[:9]}", True),
         (
             "tag",
             f"{found.tag} on HEAD (done)"
@@ -88,17 +91,32 @@ def plan(
     format: str = "text",
 ) -> None:
     """Print every step `release` would run, marking those that change something."""
-    from drillbook.output import plan_json, print_plan
 
-    console = Console()
     require_format(format)
     loaded = project(service)
-    _, found, planned = _release_plan(loaded, version, env, push)
+    _, found, planned = _release_plan(loaded, version, env, push, survey=True)
+    _show_plan(Console(), loaded, env, planned, found, format)
+
+
+def _show_plan(
+    console: Console, loaded: Any, env: str, planned: Any, found: Any, format: str
+) -> None:
+    """Print a plan with its probes; exit 3 after it when something would refuse the run."""
+    from drillbook.output import plan_json, print_plan
+
     probes = _probes(loaded, env, found)
     if format == "json":
-        console.print(json.dumps(plan_json(planned, probes), indent=2))
+        print(json.dumps(plan_json(planned, probes), indent=2), flush=True)
     else:
         print_plan(console, planned, probes)
+    if found.problems:
+        first = found.problems[0]
+        count = len(found.problems)
+        more = f" (and {count - 1} more above)" if count > 1 else ""
+        first.message = f"the release would be refused: {first.message}{more}"
+        raise first
+    if format != "json":
+        console.print("nothing was changed: a plan runs only read-only probes")
 
 
 @drill_task(
@@ -122,21 +140,15 @@ def release(
     format: str = "text",
 ) -> None:
     """Run the whole checklist in order, stopping at the first failure; roll back on its own."""
-    from drillbook.output import plan_json, print_plan
     from drillbook.release import release_flow
     from drillbook.session import open_session
     from drillbook.state import current_version, finished_release
 
     console = run_console(format)
     loaded = project(service)
-    release_, found, planned = _release_plan(loaded, version, env, push)
+    release_, found, planned = _release_plan(loaded, version, env, push, survey=dry_run)
     if dry_run:
-        probes = _probes(loaded, env, found)
-        if format == "json":
-            print(json.dumps(plan_json(planned, probes), indent=2))
-        else:
-            print_plan(console, planned, probes)
-            console.print("dry run: nothing was changed")
+        _show_plan(console, loaded, env, planned, found, format)
         return
     _confirm(env, yes)
     done = finished_release(loaded.root, env, release_.version, loaded.sha256)
