@@ -118,3 +118,24 @@ def test_an_unknown_version_or_environment_is_a_usage_error(shop: Project) -> No
     assert result.code == 2, result
     assert "no environment 'qa'" in result.err
     assert_nothing_ran(shop, before)
+
+
+def test_a_dry_run_on_a_dirty_tree_shows_the_whole_plan_then_refuses(shop: Project) -> None:
+    (shop.root / "scratch.txt").write_text("notes to self\n")
+    shop.git("config", "--unset", "user.name")
+    shop.git("config", "--unset", "user.email")
+    before = shop.snapshot()
+
+    result = shop.run("release", "--version", "1.0.0", "--dry-run")
+
+    assert result.code == 3, result
+    # Every step is shown, with every problem, before the refusal.
+    assert "deploy 1.0.0 to staging" in result.out
+    assert "tag v1.0.0" in result.out
+    assert "fail refused: the working tree" in result.out
+    assert "fail refused: " in result.out and "identity" in result.out
+    assert "the release would be refused: the working tree" in result.err
+    assert "and 1 more above" in result.err
+    assert shop.snapshot() == before
+    assert shop.served_version() is None
+    assert shop.tags() == []
