@@ -333,6 +333,23 @@ def _list_resumable(console: Console, root: Path) -> None:
         console.print("no interrupted or unfinished runs")
 
 
+def _unclosed_run(
+    console: Console, root: Path, run: str | None, what: str
+) -> tuple[Any, list[dict[str, Any]]] | None:
+    """The run to resume or abandon and its events; without RUN, list the candidates."""
+    from drillbook.errors import UsageError
+
+    if run is None:
+        _list_resumable(console, root)
+        return None
+    info = _find_run(root, run)
+    state, events = _run_state(info)
+    if state not in ("open", "interrupted"):
+        msg = f"run {info.run_id} is {state}; only an interrupted or unfinished run can be {what}"
+        raise UsageError(msg)
+    return info, events
+
+
 @drill_task(rest="run", help={"run": "the run id (a unique prefix is enough)"})
 def resume(c: Context, run: str | None = None) -> None:
     """Continue an interrupted run from the step it stopped at; finished steps never repeat."""
@@ -343,14 +360,10 @@ def resume(c: Context, run: str | None = None) -> None:
 
     root = Path.cwd()
     console = Console()
-    if run is None:
-        _list_resumable(console, root)
+    found_run = _unclosed_run(console, root, run, "resumed")
+    if found_run is None:
         return
-    info = _find_run(root, run)
-    state, events = _run_state(info)
-    if state not in ("open", "interrupted"):
-        msg = f"run {info.run_id} is {state}; only an interrupted or unfinished run can be resumed"
-        raise UsageError(msg)
+    info, events = found_run
     first = events[0]
     if first.get("action") != "release":
         msg = f"run {info.run_id} is a {first.get('action')}; only a release resumes step by step"
@@ -408,19 +421,14 @@ def resume(c: Context, run: str | None = None) -> None:
 @drill_task(rest="run", help={"run": "the run id (a unique prefix is enough)"})
 def abandon(c: Context, run: str | None = None) -> None:
     """Close an interrupted or unfinished run without continuing it."""
-    from drillbook.errors import UsageError
     from drillbook.journal import Journal
 
     root = Path.cwd()
     console = Console()
-    if run is None:
-        _list_resumable(console, root)
+    found_run = _unclosed_run(console, root, run, "abandoned")
+    if found_run is None:
         return
-    info = _find_run(root, run)
-    state, events = _run_state(info)
-    if state not in ("open", "interrupted"):
-        msg = f"run {info.run_id} is {state}; there is nothing to abandon"
-        raise UsageError(msg)
+    info, events = found_run
     last_step = next((e.get("step") for e in reversed(events) if e.get("step")), None)
     first = events[0] if events else {}
     # A run that looks unfinished may still be going: its lock says so (exit 75, naming it).
