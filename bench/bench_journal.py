@@ -1,71 +1,147 @@
-"""Benchmark of the journal writer (run: python bench/bench_journal.py).
+"""The journal: the cost of one event, synced or batched, against writing the same lines plainly.
 
-The cost of one event written with fsync (the default: every event is on disk before the run
-goes on) against the same without fsync, and the ratio. A run writes a few dozen events, so the
-figure that matters is the per-event cost, not the throughput.
+    python bench/bench_journal.py [--quick]
+
+Every side writes the same 200 events and closes its file, the sides alternated:
+
+- `Journal.write(...)` (fsync per event, the default for a step that changes something);
+- `Journal.write(..., sync=False)`, batched: the line is written at once and fsynced with the
+  next synced event or at close (what a gate or a check writes);
+- baseline: the same JSON lines, already made, appended with `os.write` and never fsynced.
+
+A release writes a few dozen events, so the cost per event is the figure, not the throughput.
+Also reported: `list_runs` (what `history` and `resume` read first) over 500 journals against
+reading those files whole.
 """
 
 from __future__ import annotations
 
-import statistics
+import json
+import os
 import sys
 import tempfile
-import time
 from pathlib import Path
+from typing import Any
 
-from drillbook.journal import Journal, list_runs, new_run_id
-from drillbook.secrets import Masker
+import harness
+from harness import Result, Scale, Settings, timed
 
-N_EVENTS = 500
-ROUNDS = 5
-N_RUNS = 500
+EVENTS = 200
+JOURNALS = 500
+FIELDS: dict[str, Any] = {
+    "step": "deploy",
+    "argv": ["python", "deploy.py", "--env", "staging"],
+    "exit": 0,
+    "duration_ms": 1234,
+    "outcome": "ok",
+    "output_tail": "line one\nline two\nconnecting to postgresql://app:pw@db",
+}
 
 
-def per_event(root: Path, *, sync: bool) -> float:
-    """Median over rounds of the mean seconds per event."""
+def figures(settings: Settings) -> tuple[list[Result], list[Scale]]:
+    """The per-event figures and `list_runs`."""
+    from drillbook.journal import Journal, list_runs, new_run_id
+    from drillbook.secrets import Masker
+
+    print(f"journal ({EVENTS} events a run)", flush=True)
     masker = Masker(["hunter2-secret-value"])
-    rounds = []
-    for _ in range(ROUNDS):
-        with Journal.open(root, new_run_id(), masker=masker, sync=sync) as journal:
-            started = time.perf_counter()
-            for i in range(N_EVENTS):
-                journal.write(
-                    "step_finished",
-                    step=f"step-{i}",
-                    argv=["python", "deploy.py", "--env", "staging"],
-                    exit=0,
-                    duration_ms=1234,
-                    outcome="ok",
-                    output_tail="line one\nline two\nconnecting to postgresql://app:pw@db",
-                )
-            rounds.append((time.perf_counter() - started) / N_EVENTS)
-    return statistics.median(rounds)
+    lines = [
+        json.dumps(
+            {"ts": "2026-11-23T23:29:14.123Z", "run": "r", "seq": i, "event": "step"} | FIELDS
+        ).encode()
+        + b"\n"
+        for i in range(EVENTS)
+    ]
+    with tempfile.TemporaryDirectory(prefix="drillbook-bench-journal-") as tmp:
+        root = Path(tmp)
 
+        def journal(sync: bool) -> harness.Runner:
+            opened: list[Journal] = []
 
-def bench_list_runs(root: Path) -> None:
-    for i in range(N_RUNS):
-        with Journal.open(root, f"20260101T{i:06d}Z-000000", sync=False) as journal:
-            journal.write("run_started", action="release")
-            journal.write("run_finished", outcome="ok")
-    started = time.perf_counter()
-    runs = list_runs(root)
-    elapsed = time.perf_counter() - started
-    print(f"list_runs over {len(runs)} journals: {elapsed * 1e3:.1f} ms")
+            def open_one() -> None:
+                opened[:] = [Journal.open(root, new_run_id(), masker=masker)]
 
+            def write() -> None:
+                with opened[0] as j:
+                    for _ in range(EVENTS):
+                        j.write("step_finished", sync=sync, **FIELDS)
 
-def main() -> int:
-    with tempfile.TemporaryDirectory() as folder:
-        root = Path(folder)
-        synced = per_event(root, sync=True)
-        unsynced = per_event(root, sync=False)
-        print(
-            f"journal event x{N_EVENTS}: with fsync {synced * 1e6:.0f} us, "
-            f"without {unsynced * 1e6:.0f} us -> ratio {synced / unsynced:.1f}x"
+            return timed(write, before=open_one)
+
+        def plain() -> harness.Runner:
+            fds: list[int] = []
+
+            def open_one() -> None:
+                path = root / f"plain-{new_run_id()}.jsonl"
+                flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+                fds[:] = [os.open(path, flags, 0o644)]
+
+            def write() -> None:
+                for line in lines:
+                    os.write(fds[0], line)
+                os.close(fds[0])
+
+            return timed(write, before=open_one)
+
+        samples = harness.measure(
+            {
+                "Journal.write, fsync per event": journal(True),
+                "Journal.write, batched (sync=False)": journal(False),
+                "same lines, os.write, no sync": plain(),
+            },
+            runs=settings.runs(15, 3),
         )
-    with tempfile.TemporaryDirectory() as folder:
-        bench_list_runs(Path(folder))
-    return 0
+    base = samples["same lines, os.write, no sync"]
+    results = [
+        Result(
+            "journal cost per event, fsync per event",
+            samples["Journal.write, fsync per event"],
+            base,
+            per=EVENTS,
+            per_unit="event",
+        ),
+        Result(
+            "journal cost per event, batched where safe",
+            samples["Journal.write, batched (sync=False)"],
+            base,
+            per=EVENTS,
+            per_unit="event",
+        ),
+    ]
+    with tempfile.TemporaryDirectory(prefix="drillbook-bench-journal-") as tmp:
+        root = Path(tmp)
+        for i in range(settings.pick(JOURNALS, 50)):
+            with Journal.open(root, f"20260101T{i:06d}Z-000000", sync=False) as j:
+                j.write("run_started", action="release", service="shop", version="1.0.0")
+                for _ in range(20):
+                    j.write("step_finished", sync=False, **FIELDS)
+                j.write("run_finished", outcome="ok")
+        files = sorted((root / ".drillbook" / "journal").glob("*.jsonl"))
+
+        def read_all() -> None:
+            for path in files:
+                path.read_bytes()
+
+        listed = harness.measure(
+            {
+                "list_runs": timed(lambda: list_runs(root)),
+                "read every journal whole": timed(read_all),
+            },
+            runs=settings.runs(15, 3),
+        )
+    results.append(
+        Result(
+            f"`list_runs` over {len(files)} journals",
+            listed["list_runs"],
+            listed["read every journal whole"],
+            per=len(files),
+            per_unit="journal",
+        )
+    )
+    for result in results:
+        harness.report(result)
+    return results, []
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(harness.standalone("journal", figures))
