@@ -246,6 +246,11 @@ def _explain_parse_error(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem:
     problem = exc.problem or "invalid YAML"
     hint = None
     at = text[mark.index] if mark is not None and 0 <= mark.index < len(text) else ""
+    if problem == "exceeded maximum nesting depth":
+        # libyaml 0.2.6 stops at 1,000 levels while scanning ahead, before drillbook's own
+        # limit (counted on events) is reached: the same refusal, in drillbook's words.
+        problem = f"nesting deeper than {MAX_DEPTH} levels"
+        return YamlProblem(line, column, problem, "a runbook is never this deep")
     if at == "\t" or "'\\t'" in problem:
         problem = "a tab character here; YAML is indented with spaces only"
         hint = "replace the tab with spaces"
