@@ -17,8 +17,9 @@ from urllib.parse import quote
 
 from drillbook import docs_chart
 from drillbook.describe import check_label, describe_check
-from drillbook.model import Release, Runbook, semver_key
+from drillbook.model import Release, Runbook
 from drillbook.runbook import LoadedRunbook
+from drillbook.versions import semver_key
 
 #: How many journal entries a service page lists under "what changed recently".
 RECENT_LIMIT = 15

@@ -12,15 +12,16 @@ import os
 import re
 import signal
 import subprocess
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from drillbook.errors import PreconditionFailed, UsageError
-from drillbook.model import is_semver, semver_key
+from drillbook.versions import is_semver, semver_key, tag_name_problem
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Mapping, Sequence
 
 #: Seconds a local git command may take before drillbook gives up on it.
 LOCAL_TIMEOUT = 30.0
@@ -42,6 +43,14 @@ _REPO_VARS = (
 # user.useConfigOnly: a tag by "root@host" guessed from the machine is worse than no tag.
 _STRICT_IDENTITY = ("-c", "user.useConfigOnly=true")
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
+_FULL_HASH = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_IDENT = re.compile(r"(.*?) <(.*)> \d+ [+-]\d{4}$")
+# One line per tag: its name, what it points at, and (annotated tags) what that points at.
+_TAG_FORMAT = "%(refname:strip=2)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)"
+_TOP_AND_HEAD = ("rev-parse", "--show-toplevel", "--verify", "--quiet", "HEAD^{commit}")
+_STATUS = ("status", "--porcelain=v1", "-z", "--untracked-files=all")
+# A probe must not take the index lock from a user's git running at the same time.
+_STATUS_ENV = {"GIT_OPTIONAL_LOCKS": "0"}
 
 
 @dataclass(frozen=True)
@@ -99,6 +108,50 @@ def _git(
         raise PreconditionFailed(msg, hint="check for a stale lock file in .git/") from None
 
 
+def _git_all(
+    root: Path,
+    calls: Mapping[str, tuple[Sequence[str], dict[str, str] | None]],
+    *,
+    timeout: float = LOCAL_TIMEOUT,
+) -> dict[str, subprocess.CompletedProcess[str]]:
+    """Run several read-only `git -C root ARGS` at once; their results by name.
+
+    They are independent reads, so they run side by side: one look at a repository costs
+    about one git start instead of four.
+    """
+    started: dict[str, tuple[Sequence[str], subprocess.Popen[str]]] = {}
+    try:
+        for name, (args, env) in calls.items():
+            try:
+                proc = subprocess.Popen(
+                    ["git", "-C", str(root), *args],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    env=_env(env),
+                )
+            except FileNotFoundError:
+                msg = "git is not installed: expected the `git` program on PATH, found none"
+                raise PreconditionFailed(msg, hint="install git, then run again") from None
+            started[name] = (args, proc)
+        deadline = time.monotonic() + timeout
+        done: dict[str, subprocess.CompletedProcess[str]] = {}
+        for name, (args, proc) in started.items():
+            try:
+                out, err = proc.communicate(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                msg = f"`git {' '.join(args)}` in {root} did not finish within {timeout:g}s"
+                raise PreconditionFailed(msg, hint="check for a stale lock file in .git/") from None
+            done[name] = subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+        return done
+    finally:
+        for _, proc in started.values():
+            if proc.returncode is None:
+                proc.kill()
+                proc.communicate()
+
+
 def _check_repo(root: Path, proc: subprocess.CompletedProcess[str]) -> None:
     """Raise when git refused to work in `root` at all (no repository, unsafe owner)."""
     err = proc.stderr
@@ -122,9 +175,13 @@ def repo_root(path: Path) -> Path:
     proc = _git(path, "rev-parse", "--show-toplevel")
     _check_repo(path, proc)
     if proc.returncode != 0:
-        msg = f"not a git repository: {path} ({_tail(proc.stderr)})"
-        raise PreconditionFailed(msg, hint="run `git init` there, or run drillbook inside one")
+        raise _not_a_repository(path, proc)
     return Path(proc.stdout.strip())
+
+
+def _not_a_repository(path: Path, proc: subprocess.CompletedProcess[str]) -> PreconditionFailed:
+    msg = f"not a git repository: {path} ({_tail(proc.stderr)})"
+    return PreconditionFailed(msg, hint="run `git init` there, or run drillbook inside one")
 
 
 def _commit_of(root: Path, rev: str) -> str | None:
@@ -140,19 +197,65 @@ def head_commit(root: Path) -> str | None:
     return _commit_of(root, "HEAD")
 
 
-def dirty_files(root: Path, *, ignore: Sequence[str] = DEFAULT_IGNORE) -> list[str]:
-    """Files that are staged, modified or untracked, relative to the repository root.
+@dataclass(frozen=True)
+class RepoState:
+    """One look at a repository: what a release must know before it changes anything."""
 
-    A path under an `ignore` prefix (a folder ends with '/') is left out.
+    #: The repository's top folder.
+    top: Path
+    #: The full hash of HEAD; None before the first commit.
+    head: str | None
+    #: Staged, modified and untracked files, relative to `top`.
+    changed: tuple[str, ...]
+    #: The tagger git would record, or None when git has no identity.
+    identity: tuple[str, str] | None
+    #: Every tag and the commit it points at (annotated tags peeled).
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    def dirty_files(self, *, ignore: Sequence[str] = DEFAULT_IGNORE) -> list[str]:
+        """The changed files, those under an `ignore` prefix left out."""
+        return [path for path in self.changed if not _ignored(path, ignore)]
+
+    def tag_commit(self, tag: str) -> str | None:
+        """The commit a tag points at, or None when there is no such tag."""
+        return self.tags.get(tag)
+
+    def previous_version(self, version: str, tag_format: str = "v{version}") -> str | None:
+        """The highest version below `version` that has a tag (see `previous_version`)."""
+        return _previous(sorted(self.tags), version, tag_format)
+
+
+def look(root: Path) -> RepoState:
+    """Look at the repository that holds `root`: HEAD, changed files, identity and tags.
+
+    Raises `PreconditionFailed` when `root` is not in a git repository, or git is missing.
     """
-    proc = _git(
+    found = _git_all(
         root,
-        "status",
-        "--porcelain=v1",
-        "-z",
-        "--untracked-files=all",
-        env={"GIT_OPTIONAL_LOCKS": "0"},  # a probe must not take the index lock from a user's git
+        {
+            "head": (_TOP_AND_HEAD, None),
+            "status": (_STATUS, _STATUS_ENV),
+            "identity": ((*_STRICT_IDENTITY, "var", "GIT_COMMITTER_IDENT"), None),
+            "tags": (("for-each-ref", f"--format={_TAG_FORMAT}", "refs/tags"), None),
+        },
     )
+    head_proc = found["head"]
+    _check_repo(root, head_proc)
+    lines = head_proc.stdout.splitlines()
+    if not lines:  # rev-parse prints the top folder even when there is no commit yet
+        raise _not_a_repository(root, head_proc)
+    head = lines[1] if head_proc.returncode == 0 and len(lines) > 1 else None
+    return RepoState(
+        top=Path(lines[0]),
+        head=head,
+        changed=tuple(_changed_files(root, found["status"])),
+        identity=_identity_of(found["identity"]),
+        tags=_tags_of(root, found["tags"]),
+    )
+
+
+def _changed_files(root: Path, proc: subprocess.CompletedProcess[str]) -> list[str]:
+    """The paths of `git status --porcelain=v1 -z`."""
     _check_repo(root, proc)
     if proc.returncode != 0:
         msg = f"`git status` failed in {root}: {_tail(proc.stderr)}"
@@ -168,9 +271,49 @@ def dirty_files(root: Path, *, ignore: Sequence[str] = DEFAULT_IGNORE) -> list[s
         status, path = entry[:2], entry[3:]
         if "R" in status or "C" in status:
             i += 1  # a rename or copy is followed by its source path
-        if not _ignored(path, ignore):
-            files.append(path)
+        files.append(path)
     return files
+
+
+def _identity_of(proc: subprocess.CompletedProcess[str]) -> tuple[str, str] | None:
+    """Name and email from `git var GIT_COMMITTER_IDENT`, or None when it found none."""
+    if proc.returncode != 0:
+        return None
+    match = _IDENT.match(proc.stdout.strip())
+    if not match or not match.group(1) or not match.group(2):
+        return None
+    return match.group(1), match.group(2)
+
+
+def _tags_of(root: Path, proc: subprocess.CompletedProcess[str]) -> dict[str, str]:
+    """Tag names and their commits, from `for-each-ref` in `_TAG_FORMAT`."""
+    _check_repo(root, proc)
+    found: dict[str, str] = {}
+    for line in proc.stdout.splitlines():
+        parts = line.split("\0")
+        if len(parts) != 5 or not parts[0]:
+            continue
+        name, kind, obj, peeled_kind, peeled = parts
+        if kind == "commit":
+            found[name] = obj
+        elif kind == "tag" and peeled_kind == "commit":
+            found[name] = peeled
+        elif kind == "tag":
+            # A tag of a tag: rare enough to ask git to peel it all the way.
+            commit = _commit_of(root, f"refs/tags/{name}")
+            if commit is not None:
+                found[name] = commit
+        # A tag of a tree or a blob marks no version.
+    return found
+
+
+def dirty_files(root: Path, *, ignore: Sequence[str] = DEFAULT_IGNORE) -> list[str]:
+    """Files that are staged, modified or untracked, relative to the repository root.
+
+    A path under an `ignore` prefix (a folder ends with '/') is left out.
+    """
+    proc = _git(root, *_STATUS, env=_STATUS_ENV)
+    return [path for path in _changed_files(root, proc) if not _ignored(path, ignore)]
 
 
 def _ignored(path: str, ignore: Sequence[str]) -> bool:
@@ -183,9 +326,14 @@ def _ignored(path: str, ignore: Sequence[str]) -> bool:
     return False
 
 
-def require_clean(root: Path, *, ignore: Sequence[str] = DEFAULT_IGNORE) -> None:
-    """Raise `PreconditionFailed` listing the changed files unless the tree is clean."""
-    files = dirty_files(root, ignore=ignore)
+def require_clean(
+    root: Path, *, ignore: Sequence[str] = DEFAULT_IGNORE, state: RepoState | None = None
+) -> None:
+    """Raise `PreconditionFailed` listing the changed files unless the tree is clean.
+
+    With `state`, the files of that look are judged instead of asking git again.
+    """
+    files = state.dirty_files(ignore=ignore) if state else dirty_files(root, ignore=ignore)
     if not files:
         return
     listed = [f"  {name}" for name in files[:MAX_LISTED]]
@@ -208,17 +356,15 @@ def identity(root: Path) -> tuple[str, str] | None:
     """
     proc = _git(root, *_STRICT_IDENTITY, "var", "GIT_COMMITTER_IDENT")
     _check_repo(root, proc)
-    if proc.returncode != 0:
-        return None
-    match = re.match(r"(.*?) <(.*)> \d+ [+-]\d{4}$", proc.stdout.strip())
-    if not match or not match.group(1) or not match.group(2):
-        return None
-    return match.group(1), match.group(2)
+    return _identity_of(proc)
 
 
-def require_identity(root: Path) -> None:
-    """Raise `PreconditionFailed` with the exact commands to run unless git has an identity."""
-    if identity(root) is not None:
+def require_identity(root: Path, *, state: RepoState | None = None) -> None:
+    """Raise `PreconditionFailed` with the exact commands to run unless git has an identity.
+
+    With `state`, the identity of that look is judged instead of asking git again.
+    """
+    if (state.identity if state else identity(root)) is not None:
         return
     msg = (
         "git has no identity to record on the tag: expected user.name and user.email to be "
@@ -250,6 +396,10 @@ def previous_version(root: Path, version: str, tag_format: str = "v{version}") -
     final releases count (1.1.0-rc.1 is not what 1.1.0 rolls back to); for a pre-release,
     pre-releases count too.
     """
+    return _previous(tags(root), version, tag_format)
+
+
+def _previous(names: Sequence[str], version: str, tag_format: str) -> str | None:
     if not is_semver(version):
         msg = f"expected a semver version such as 1.2.0, got {version!r}"
         raise UsageError(msg)
@@ -263,7 +413,7 @@ def previous_version(root: Path, version: str, tag_format: str = "v{version}") -
     final_only = "-" not in version.split("+", 1)[0]
     ceiling = semver_key(version)
     best: tuple[tuple[object, ...], str] | None = None
-    for name in tags(root):
+    for name in names:
         match = pattern.fullmatch(name)
         if not match or not is_semver(candidate := match.group(1)):
             continue
@@ -282,13 +432,11 @@ def _describe(root: Path, commit: str) -> str:
     return f'{commit[:7]} ("{subject}")' if subject else commit[:7]
 
 
-def _check_tag_name(root: Path, tag: str) -> None:
-    # A leading '-' would read as an option; check-ref-format knows the rest of git's rules.
-    valid = bool(tag) and not tag.startswith("-")
-    if valid:
-        valid = _git(root, "check-ref-format", f"refs/tags/{tag}").returncode == 0
-    if not valid:
-        msg = f"expected a valid git tag name, got {tag!r}"
+def check_tag_name(tag: str) -> None:
+    """Raise `UsageError` unless git accepts `tag` as a tag name (git's rules, no git call)."""
+    problem = tag_name_problem(tag)
+    if problem is not None:
+        msg = f"expected a valid git tag name, got {tag!r}: {problem}"
         hint = "check the runbook's `tag:` format; names cannot hold spaces, '..', '~', '^' or ':'"
         raise UsageError(msg, hint=hint)
 
@@ -300,9 +448,14 @@ def create_tag(
 
     A tag already on that commit is "exists": the step is done. A tag on another commit raises
     `PreconditionFailed` naming both commits; so do a missing commit and a missing identity.
+    A full commit hash is taken as it is (a release tags the commit its preflight saw, even if
+    HEAD moved since); any other name is resolved first.
+
+    It acts, then looks: git refuses a tag that exists, and only then is asked why, so the
+    usual case costs two git calls (the tag, and the look that proves it).
     """
-    _check_tag_name(root, tag)
-    target = _commit_of(root, commit)
+    check_tag_name(tag)
+    target = commit if _FULL_HASH.fullmatch(commit) else _commit_of(root, commit)
     if target is None:
         if commit == "HEAD":
             msg = f"cannot tag {tag}: expected a commit at HEAD, found no commits in {root}"
@@ -311,12 +464,6 @@ def create_tag(
             msg = f"cannot tag {tag}: expected {commit} to be a commit, found no such commit"
             hint = "check the commit name"
         raise PreconditionFailed(msg, hint=hint)
-    existing = tag_commit(root, tag)
-    if existing == target:
-        return "exists"
-    if existing is not None:
-        raise _tag_elsewhere(root, tag, existing, commit, target)
-    require_identity(root)
     proc = _git(
         root,
         *_STRICT_IDENTITY,
@@ -331,12 +478,15 @@ def create_tag(
         timeout=60.0,
     )
     if proc.returncode != 0:
-        # Made by someone else between the look and the act: judge it like one found before.
+        _check_repo(root, proc)
+        # Made before (a run resumed or repeated) or by someone else between the look and the
+        # act: judged like a tag found before.
         existing = tag_commit(root, tag)
         if existing == target:
             return "exists"
         if existing is not None:
             raise _tag_elsewhere(root, tag, existing, commit, target)
+        require_identity(root)
         msg = f"git could not create the tag {tag} on {target[:7]}: {_tail(proc.stderr)}"
         raise PreconditionFailed(msg)
     if tag_commit(root, tag) != target:

@@ -27,17 +27,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from drillbook.versions import SEMVER_PATTERN, is_semver, tag_name_problem
+
 FORMAT_VERSION = 1
 
 _DURATION_PART = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)\s*")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 DURATION_PATTERN = r"^\s*(\d+(\.\d+)?\s*(ms|s|m|h)\s*)+$"
-SEMVER_PATTERN = (
-    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
-    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
-    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
-)
-_SEMVER = re.compile(SEMVER_PATTERN)
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 _NAME = re.compile(NAME_PATTERN)
 PLACEHOLDERS = ("env", "version", "previous", "url", "service")
@@ -141,10 +137,10 @@ def _check_semver(value: Any) -> str:
         fail(f"{expected}, got {_describe(value)}", f"a version has three parts: write {whole}")
     if not isinstance(value, str):
         fail(f"{expected}, got {_describe(value)}")
-    if not _SEMVER.match(value):
+    if not is_semver(value):
         bare = value.strip()
         hint = "three whole numbers: MAJOR.MINOR.PATCH, optionally -pre.release or +build"
-        if bare[:1] in ("v", "V") and _SEMVER.match(bare[1:]):
+        if bare[:1] in ("v", "V") and is_semver(bare[1:]):
             hint = f"drop the v: {bare[1:]} (the tag adds it: tag defaults to v{{version}})"
         elif bare[:1] in ("v", "V") or re.fullmatch(r"\d+(\.\d+)?", bare):
             numbers = bare.lstrip("vV").split(".")
@@ -162,6 +158,25 @@ Version = Annotated[
 
 
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
+
+
+def _check_tag_format(value: str) -> str:
+    expected = "expected a tag format with {version} once, such as v{version}"
+    if value.count("{version}") != 1:
+        fail(f"{expected}, got {value!r}", "every release needs a tag of its own: v{version}")
+    # A pre-release with build metadata holds every character a version can bring.
+    for sample in ("1.0.0", "1.0.0-rc.1+build.5"):
+        problem = tag_name_problem(value.replace("{version}", sample))
+        if problem is not None:
+            fail(
+                f"expected a format that makes a valid git tag name, got {value!r}, whose tag "
+                f"for {sample} is not one: {problem}",
+                "formats such as v{version} or release/{version} make valid tag names",
+            )
+    return value
+
+
+TagFormat = Annotated[str, AfterValidator(_check_tag_format)]
 Text = Annotated[str, Field(min_length=1)]
 
 
@@ -842,7 +857,7 @@ class Runbook(Model):
     owner: Text
     escalation: str | None = None
     description: str | None = None
-    tag: str = Field(default="v{version}", description="Tag name; {version} is filled in.")
+    tag: TagFormat = Field(default="v{version}", description="Tag name; {version} is filled in.")
     environments: dict[Name, Environment]
     config: ConfigRules | None = None
     gates: Gates = Field(
@@ -869,28 +884,6 @@ class Runbook(Model):
         if isinstance(ref, str):
             return self.checks[ref]
         return ref
-
-
-def semver_key(version: str) -> tuple[Any, ...]:
-    """A sort key that orders versions as semver does (pre-releases before releases)."""
-    match = _SEMVER.match(version)
-    if not match:
-        return (-1,)
-    major, minor, patch, pre = match.group(1), match.group(2), match.group(3), match.group(4)
-    pre_key: tuple[Any, ...]
-    if pre is None:
-        pre_key = (1,)
-    else:
-        pre_key = (
-            0,
-            tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")),
-        )
-    return (int(major), int(minor), int(patch), pre_key)
-
-
-def is_semver(version: str) -> bool:
-    """Whether the text is a semver version."""
-    return bool(_SEMVER.match(version))
 
 
 def json_schema() -> dict[str, Any]:

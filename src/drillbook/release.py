@@ -27,10 +27,11 @@ from drillbook.errors import (
     UsageError,
 )
 from drillbook.execute import CheckItem, Executor, StepResult
-from drillbook.model import Release, Runbook, semver_key
+from drillbook.model import Release, Runbook
 from drillbook.plan import Plan, PlannedStep, note_path, placeholders, rollback_steps
 from drillbook.runbook import LoadedRunbook
 from drillbook.session import RunSession
+from drillbook.versions import semver_key
 
 #: Folders drillbook itself writes into (journal, notes, reports, docs); they never make a
 #: tree dirty, or every release would need a commit of the previous one's outputs.
@@ -59,6 +60,8 @@ class Preflight:
     tag_commit: str | None
     #: What would refuse the run, when surveyed for a plan rather than checked for a run.
     problems: tuple[PreconditionFailed, ...] = ()
+    #: The tagger git would record (name, email), or None.
+    identity: tuple[str, str] | None = None
 
     @property
     def tag_done(self) -> bool:
@@ -119,16 +122,17 @@ def preflight(
                 raise
             problems.append(exc)
 
-    gitops.repo_root(root)
-    head = gitops.head_commit(root)
+    # One look at the repository (its git calls side by side); every rule below judges it.
+    state = gitops.look(root)
+    head = state.head
     if head is None:
         msg = f"the git repository at {root} has no commit yet, so there is nothing to release"
         raise PreconditionFailed(msg, hint="commit the project first: git add -A && git commit")
-    refuse(gitops.require_clean, root, ignore=OWN_OUTPUTS)
+    refuse(gitops.require_clean, root, ignore=OWN_OUTPUTS, state=state)
     if need_identity:
-        refuse(gitops.require_identity, root)
+        refuse(gitops.require_identity, root, state=state)
     tag = runbook.tag_name(version)
-    tag_commit = gitops.tag_commit(root, tag)
+    tag_commit = state.tag_commit(tag)
     if tag_commit is not None and tag_commit != head:
         msg = (
             f"tag {tag} already exists on {tag_commit[:9]}, expected it absent or on HEAD "
@@ -137,8 +141,8 @@ def preflight(
         hint = f"release a new version, or delete the tag if it was a mistake: git tag -d {tag}"
         refuse(_raise, PreconditionFailed(msg, hint=hint))
     refuse(_require_writable, root / "notes")
-    previous = previous_version(root, runbook, version)
-    return Preflight(head, previous, tag, tag_commit, tuple(problems))
+    previous = state.previous_version(version, runbook.tag)
+    return Preflight(head, previous, tag, tag_commit, tuple(problems), state.identity)
 
 
 def _raise(exc: Exception) -> None:
@@ -406,8 +410,9 @@ def release_flow(
             message = tag_message(runbook, release, previous, session.env)
 
             def do_tag(s: PlannedStep = step, message: str = message) -> StepResult:
-                state = gitops.create_tag(session.root, found.tag, message)
-                commit = gitops.tag_commit(session.root, found.tag) or ""
+                # The commit the preflight saw, the one the gates and checks judged.
+                state = gitops.create_tag(session.root, found.tag, message, commit=found.head)
+                commit = found.head
                 outcome = "ok" if state == "created" else "done"
                 return StepResult(
                     s,

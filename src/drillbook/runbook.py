@@ -599,12 +599,6 @@ def _cross_field(runbook: Runbook, source: _Source, name: str, root: Path) -> It
                 f"expected the name of an environment ({', '.join(envs)}), got {other!r}",
                 f"did you mean `{close}`?" if close else None,
             )
-    if "{version}" not in runbook.tag:
-        yield at(
-            ("tag",),
-            f"expected a tag name holding {{version}}, got {runbook.tag!r}",
-            'for example tag: "release-{version}"; the default is v{version}',
-        )
     for i, log in enumerate(runbook.logs):
         for env_name in envs:
             where = log.where.replace("{env}", env_name)

@@ -224,6 +224,11 @@ if os.environ.get("FIXTURE_LEAK") == name:
     if os.environ.get("FIXTURE_LEAK_FAIL"):
         print(f"giving up, the key {secret} was refused", flush=True)
         sys.exit(3)
+if os.environ.get("FIXTURE_MOVE_HEAD") == name:
+    # Someone commits in the same checkout while the release runs.
+    import subprocess
+
+    subprocess.run(["git", "commit", "-q", "--allow-empty", "-m", "moved on"], check=True)
 if os.environ.get("FIXTURE_ODD_OUTPUT") == name:
     # Line separators that JSON keeps raw, a byte that is not UTF-8, a carriage return.
     sys.stdout.buffer.write("a\\u2028b\\u2029c\\x85d".encode() + b" \\xff\\xfe\\r\\n")

@@ -301,6 +301,88 @@ def test_delete_tag(repo: Path) -> None:
     assert gitops.delete_tag(repo, "v1.0.0") is False
 
 
+def test_create_tag_on_a_full_hash_takes_it_as_it_is(repo: Path) -> None:
+    first = gitops.head_commit(repo)
+    assert first is not None
+    commit(repo, message="HEAD moved on")
+    assert gitops.create_tag(repo, "v1.0.0", "release", commit=first) == "created"
+    assert gitops.tag_commit(repo, "v1.0.0") == first
+
+
+def test_create_tag_on_a_missing_full_hash_makes_no_tag(repo: Path) -> None:
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.create_tag(repo, "v1.0.0", "release", commit="0" * 40)
+    assert "could not create the tag v1.0.0 on 0000000" in exc.value.message
+    assert gitops.tags(repo) == []
+
+
+# --- one look at a repository -------------------------------------------------------------------
+
+
+def test_look_at_a_repository(repo: Path) -> None:
+    first = gitops.head_commit(repo)
+    git(repo, "tag", "v1.0.0")  # lightweight
+    head = commit(repo, message="second")
+    git(repo, "tag", "-a", "-m", "annotated", "v1.1.0")
+    git(repo, "tag", "-a", "-m", "a tag of a tag", "v1.1.0-again", "v1.1.0")
+    tree = git(repo, "rev-parse", "HEAD^{tree}")
+    git(repo, "tag", "a-tree", tree)
+    (repo / "new.txt").write_text("x")
+    (repo / ".drillbook").mkdir()
+    (repo / ".drillbook" / "lock").write_text("x")
+    state = gitops.look(repo / ".drillbook")  # from a subfolder, as a user may stand there
+    assert state.top.resolve() == repo.resolve()
+    assert state.head == head
+    assert state.identity == ("Alice Example", "alice@example.com")
+    assert dict(state.tags) == {"v1.0.0": first, "v1.1.0": head, "v1.1.0-again": head}
+    assert state.tag_commit("v1.1.0") == head
+    assert state.tag_commit("v9.9.9") is None
+    assert state.dirty_files() == ["new.txt"]
+    assert sorted(state.dirty_files(ignore=())) == [".drillbook/lock", "new.txt"]
+    assert state.previous_version("1.2.0") == "1.1.0"
+    assert state.previous_version("1.1.0") == "1.0.0"
+    # The same answers as the one-call-at-a-time functions.
+    assert state.dirty_files() == gitops.dirty_files(repo)
+    assert state.identity == gitops.identity(repo)
+    assert state.previous_version("1.2.0") == gitops.previous_version(repo, "1.2.0")
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.require_clean(repo, state=state)
+    assert "found 1 changed file:" in exc.value.message
+
+
+def test_look_at_a_repository_without_commits(empty_repo: Path) -> None:
+    (empty_repo / "a.txt").write_text("x")
+    state = gitops.look(empty_repo)
+    assert state.head is None
+    assert state.top.resolve() == empty_repo.resolve()
+    assert state.dirty_files() == ["a.txt"]
+    assert dict(state.tags) == {}
+
+
+@pytest.mark.usefixtures("no_identity")
+def test_look_without_identity(repo: Path) -> None:
+    state = gitops.look(repo)
+    assert state.identity is None
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.require_identity(repo, state=state)
+    assert "expected user.name and user.email" in exc.value.message
+
+
+def test_look_outside_a_repository(tmp_path: Path) -> None:
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.look(plain)
+    assert exc.value.message == f"not a git repository: {plain}"
+
+
+def test_look_without_git(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(repo / "no-such-folder"))
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.look(repo)
+    assert "git is not installed" in exc.value.message
+
+
 # --- previous version ---------------------------------------------------------------------------
 
 

@@ -70,6 +70,21 @@ def test_a_good_release_tags_writes_the_note_and_journals_every_step(shop: Proje
     assert isinstance(deploy["duration_ms"], int)
 
 
+def test_the_tag_marks_the_commit_the_gates_judged_even_if_head_moves(shop: Project) -> None:
+    judged = shop.git("rev-parse", "HEAD")
+    result = shop.run("release", "--version", "1.0.0", FIXTURE_MOVE_HEAD="unit")
+
+    assert result.code == 0, result
+    moved = shop.git("rev-parse", "HEAD")
+    assert moved != judged
+    assert shop.git("rev-parse", "v1.0.0^{commit}") == judged
+    [journal] = shop.journals()
+    events = [json.loads(line) for line in journal.read_text().splitlines()]
+    tag = next(e for e in by_name(events, "step_finished") if e["step"] == "tag")
+    assert tag["commit"] == judged
+    assert tag["detail"] == f"v1.0.0 created on {judged[:9]}"
+
+
 def test_the_same_release_twice_changes_nothing_the_second_time(released: Project) -> None:
     shop = released
     tag_object = shop.git("rev-parse", "v1.0.0")

@@ -19,9 +19,7 @@ from drillbook.model import (
     RunCheck,
     Step,
     format_duration,
-    is_semver,
     parse_duration,
-    semver_key,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,25 +89,6 @@ def test_durations_refused(bad: Any) -> None:
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
-
-
-def test_semver() -> None:
-    versions = [
-        "1.0.0-alpha",
-        "1.0.0-alpha.1",
-        "1.0.0-beta",
-        "1.0.0-rc.1",
-        "1.0.0",
-        "1.1.0",
-        "2.0.0",
-    ]
-    shuffled = [versions[i] for i in (4, 0, 6, 2, 5, 1, 3)]
-    assert sorted(shuffled, key=semver_key) == versions
-    assert semver_key("1.10.0") > semver_key("1.9.0")
-    assert is_semver("1.2.3+build.5")
-    assert not is_semver("v1.2.3")
-    assert not is_semver("1.2")
-    assert not is_semver("01.2.3")
 
 
 def test_models_are_frozen_and_strict() -> None:

@@ -220,9 +220,12 @@ def tag(
     release_ = pick_version(loaded.runbook, version)
     found = preflight(loaded, "staging", release_.version)
     state = gitops.create_tag(
-        loaded.root, found.tag, tag_message(loaded.runbook, release_, found.previous)
+        loaded.root,
+        found.tag,
+        tag_message(loaded.runbook, release_, found.previous),
+        commit=found.head,
     )
-    commit = gitops.tag_commit(loaded.root, found.tag) or ""
+    commit = found.head
     if state == "exists":
         console.print(f"{found.tag} already on {commit[:9]} (HEAD): done")
     else:
