@@ -6,11 +6,17 @@ as it is and never evaluated. Undefined names are errors, not empty strings.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import os
 import re
+import stat
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from drillbook import __version__
 from drillbook.errors import UsageError
 from drillbook.files import write_atomic
 from drillbook.resources import resource
@@ -18,6 +24,7 @@ from drillbook.resources import resource
 _BACKTICKS = re.compile("`+")
 
 if TYPE_CHECKING:
+    from jinja2.bccache import Bucket, BytecodeCache
     from jinja2.sandbox import SandboxedEnvironment
 
     from drillbook.secrets import Masker
@@ -37,12 +44,11 @@ def environment(project_root: Path | None, *, autoescape: bool = False) -> Sandb
         loader=ChoiceLoader(loaders),
         undefined=StrictUndefined,
         autoescape=autoescape,
-        keep_trailing_newline=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
         # A run renders with the templates as they were when it started: no stat of the file
         # on every render (`docs` renders two pages per service).
         auto_reload=False,
+        bytecode_cache=bytecode_cache(autoescape),
+        **_OPTIONS,
     )
     from drillbook.model import format_duration
 
@@ -50,6 +56,61 @@ def environment(project_root: Path | None, *, autoescape: bool = False) -> Sandb
     env.filters["md_cell"] = md_cell
     env.filters["md_code"] = md_code
     return env
+
+
+#: How every template is read; part of the bytecode cache's key, since they shape the code.
+_OPTIONS = {"keep_trailing_newline": True, "trim_blocks": True, "lstrip_blocks": True}
+
+
+def bytecode_cache(autoescape: bool) -> BytecodeCache | None:
+    """Templates compiled once and kept between runs, or None when no safe folder is found.
+
+    Compiling the rollback note's template costs about as much as rendering it a hundred
+    times, and a run renders it once. The compiled code is loaded like a `.pyc`, so it lives
+    only in a folder that this user owns and nobody else can write (the user's cache folder,
+    `$XDG_CACHE_HOME/drillbook`), never in the project: a cloned repository cannot bring code
+    that would run. The folder's name holds every version and option the code depends on, and
+    jinja2 checks each entry against its template's source, so an edited template is compiled
+    again. The sandbox is not weakened: its checks run when the code runs.
+    """
+    from jinja2 import __version__ as jinja_version
+    from jinja2.bccache import FileSystemBytecodeCache
+
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "drillbook"
+        shape = (__version__, jinja_version, sys.version_info[:2], autoescape, _OPTIONS)
+        key = hashlib.sha256(repr(shape).encode()).hexdigest()[:16]
+        folder = base / f"templates-{key}"
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if not (_private(base, 0o022) and _private(folder, 0o077)):
+            return None
+    except (OSError, RuntimeError):  # no home, or a cache folder that cannot be made
+        return None
+
+    class QuietCache(FileSystemBytecodeCache):
+        """A cache whose failures (a full disk, a folder removed) only cost a compile."""
+
+        def load_bytecode(self, bucket: Bucket) -> None:
+            try:
+                super().load_bytecode(bucket)
+            except (OSError, ValueError, EOFError):
+                bucket.reset()
+
+        def dump_bytecode(self, bucket: Bucket) -> None:
+            with contextlib.suppress(OSError):
+                super().dump_bytecode(bucket)
+
+    return QuietCache(str(folder), "%s.jinja2")
+
+
+def _private(folder: Path, forbidden: int) -> bool:
+    """Whether `folder` is a real folder of this user's, without the `forbidden` mode bits."""
+    info = folder.lstat()
+    return (
+        stat.S_ISDIR(info.st_mode)
+        and info.st_uid == os.getuid()
+        and not stat.S_IMODE(info.st_mode) & forbidden
+    )
 
 
 def md_cell(value: object) -> str:
