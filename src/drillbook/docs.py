@@ -130,7 +130,7 @@ def build_site(
     pages: list[Page] = []
     for loaded in sorted(runbooks, key=lambda lb: lb.runbook.service):
         masker = maskers[loaded.runbook.service]
-        ctx = masker.mask_obj(
+        ctx = masker.mask_data(
             {
                 **service_context(loaded, facts, out),
                 "marker": MARKER,
@@ -141,7 +141,7 @@ def build_site(
         for suffix in ("md", "html"):
             text = render(f"docs-service.{suffix}.j2", ctx, project_root=root, masker=masker)
             pages.append(Page(f"{ctx['page']}.{suffix}", text))
-    index = every.mask_obj(index_context(contexts))
+    index = every.mask_data(index_context(contexts))
     for suffix in ("md", "html"):
         text = render(f"docs-index.{suffix}.j2", index, project_root=root, masker=every)
         pages.append(Page(f"index.{suffix}", text))

@@ -187,15 +187,20 @@ class Journal:
                 "event": event,
                 **fields,
             }
-            masked = self._masker.mask_obj(record)
-            line = json.dumps(
-                masked,
-                ensure_ascii=False,
-                separators=(",", ":"),
-                # An object json cannot write (a Path, a datetime) goes in as its text, masked
-                # too: mask_obj only sees strings.
-                default=lambda obj: self._masker.mask(str(obj)),
-            )
+            # Written first as it is; masked value by value only when a secret, a URL's
+            # password or a credential header may be in it (see Masker.may_change_json).
+            masked = record
+            line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+            if self._masker.may_change_json(line):
+                masked = self._masker.mask_obj(record)
+                line = json.dumps(
+                    masked,
+                    ensure_ascii=False,
+                    separators=(",", ":"),
+                    # An object json cannot write (a Path, a datetime) goes in as its text,
+                    # masked too: mask_obj only sees strings.
+                    default=lambda obj: self._masker.mask(str(obj)),
+                )
             if not line.isascii():
                 # JSON allows these inside strings, but many line readers (str.splitlines, some
                 # log shippers) end a line at them: escaped, one event stays one line.

@@ -212,3 +212,93 @@ def test_from_environ_masks_values_of_secret_names_only() -> None:
 def test_masking_is_idempotent(masker: Masker) -> None:
     once = masker.mask(f"a {SECRET} https://u:pw@h Authorization: Bearer x")
     assert masker.mask(once) == once
+
+
+# --- the journal's one-scan check: `may_change_json` ------------------------------------------
+
+JSON_SECRETS = [
+    "plain-secret-value",
+    'with"quote',
+    "back\\slash",
+    "tab\there",
+    "ünïcode-sécret",
+]
+
+JSON_RECORDS = [
+    {"event": "step_finished", "detail": "exited 0", "duration_ms": 12},
+    {"output_tail": "deploying 1.2.0\nready", "argv": ["python", "deploy.py"]},
+    {"detail": "token plain-secret-value was refused"},
+    {"detail": 'the key with"quote leaked'},
+    {"detail": "a path back\\slash\\x"},
+    {"got": 'printed {"key": "with\\"quote"} as JSON'},
+    {"detail": "a url https://deploy:hunter22@repo.example.com/x"},
+    {"detail": 'a url https://deploy:hun\\ter\u0001"22@repo.example.com/x'},
+    {"detail": "a url without a password: https://repo.example.com/x"},
+    {"headers": {"Authorization": "Bearer abcdefgh"}},
+    {"nested": [{"k": ["tab\there"]}], "n": None, "ok": True},
+    {"key ünïcode-sécret": "as a key"},
+    {"path": Path("/srv/plain-secret-value/x")},
+]
+
+
+@pytest.mark.parametrize("secret", JSON_SECRETS)
+@pytest.mark.parametrize("record", JSON_RECORDS, ids=range(len(JSON_RECORDS)))
+def test_may_change_json_is_false_only_when_nothing_needs_masking(
+    secret: str, record: dict
+) -> None:
+    masker = Masker([secret])
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+    if not masker.may_change_json(text):
+        assert masker.mask_obj(record) == record
+        assert secret not in text
+    else:
+        masked = json.dumps(
+            masker.mask_obj(record), ensure_ascii=False, default=lambda o: masker.mask(str(o))
+        )
+        assert secret not in masked
+
+
+def test_may_change_json_lets_ordinary_events_through_in_one_scan() -> None:
+    masker = Masker(["plain-secret-value"])
+    event = {"event": "step_started", "step": "lint", "argv": ["ruff", "check", "."]}
+    assert masker.may_change_json(json.dumps(event, ensure_ascii=False)) is False
+    assert masker.may_change_json('{"detail":"plain-secret-value"}') is True
+    assert masker.may_change_json('{"url":"https://h/x"}') is False
+    assert masker.may_change_json('{"url":"https://u:pw@h/x"}') is True
+    assert masker.may_change_json('{"url":"https://u:p\\\\w@h/x"}') is True
+    # A secret that JSON writes escaped is never judged from the text: always the full masking.
+    assert Masker(['a"quoted"secret']).may_change_json('{"a":"b"}') is True
+
+
+def test_may_change_json_never_lets_a_change_through_random_records() -> None:
+    # Random strings over an alphabet dense in what matters: secret pieces, quotes,
+    # backslashes, control characters, URL and header syntax. Seeded: the same cases each run.
+    import random
+
+    rng = random.Random(20261201)  # noqa: S311 - test cases, not secrets
+    pieces = ["sec", "ret", '"', "\\", "\x01", "\n", "://", "u:", "p", "@", "h/", "Author", "iz"]
+    pieces += ["ation: ", "Bearer ", "é", " ", "x", "%22", "c2Vj"]
+    secrets = ["secret", 'se"cret', "sec\\ret", "secr\x01t", "sécret"]
+    pieces += secrets
+
+    def text() -> str:
+        return "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+
+    def data(depth: int = 0) -> object:
+        kind = rng.random()
+        if depth > 2 or kind < 0.5:
+            return text()
+        if kind < 0.75:
+            return [data(depth + 1) for _ in range(rng.randint(0, 3))]
+        return {text(): data(depth + 1) for _ in range(rng.randint(0, 3))}
+
+    changed = 0
+    for _ in range(3000):
+        masker = Masker([rng.choice(secrets), "plain-" + text()])
+        record = {"event": "x", "value": data()}
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
+        masked = masker.mask_obj(record)
+        if masked != record:
+            changed += 1
+            assert masker.may_change_json(line), (record, masker.secrets)
+    assert changed > 300  # the cases did exercise masking
