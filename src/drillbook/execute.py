@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from drillbook.errors import Interrupted
+from drillbook.leftovers import RUN_VARIABLE
 from drillbook.plan import PlannedStep, placeholders, step_env
 
 if TYPE_CHECKING:
@@ -177,12 +178,17 @@ class Executor:
         environment = runbook.environments.get(session.env)
         if environment is not None:
             env.update(environment.deploy_env)
+        # Which run started it: how a later run finds what this one left running if it dies.
+        env[RUN_VARIABLE] = session.run_id
         console = session.console
         prefix = console.paint(f"      {step.id} │ ", "dim")
 
         def on_line(line: str) -> None:
             if not self.quiet_output:
                 console.print(prefix + line)
+
+        def on_start(pid: int) -> None:
+            session.event("command_started", sync=step.changes, step=step.id, pid=pid, pgid=pid)
 
         def action() -> StepResult:
             cwd = session.root / spec.cwd if spec.cwd else session.root
@@ -200,6 +206,7 @@ class Executor:
                 on_line=on_line,
                 masker=session.masker,
                 stop=session.stop,
+                on_start=on_start,
             )
             return StepResult(
                 step,

@@ -18,10 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from drillbook import __version__
+from drillbook import __version__, leftovers
 from drillbook.console import Console
 from drillbook.errors import DrillbookError, Interrupted, PreconditionFailed
 from drillbook.journal import Journal, list_runs, new_run_id, read_journal
+from drillbook.leftovers import Leftover
 from drillbook.lock import acquire_lock
 from drillbook.process import StopToken, handle_signals
 from drillbook.runbook import LoadedRunbook
@@ -110,8 +111,32 @@ def unfinished_runs(root: Path, env: str) -> list[dict[str, Any]]:
         read = read_journal(info.path)
         if any(e.get("event") in ("run_closed", "run_finished") for e in read.events):
             continue
-        out.append({**first, "path": str(info.path), "last": info.last})
+        out.append(
+            {
+                **first,
+                "path": str(info.path),
+                "last": info.last,
+                "leftovers": leftovers_of(first, read.events),
+            }
+        )
     return out
+
+
+def leftovers_of(first: dict[str, Any], events: list[dict[str, Any]]) -> list[Leftover] | None:
+    """What the run whose journal this is left running; None when it ran on another host."""
+    if first.get("host") not in (None, socket.gethostname()):
+        return None
+    return leftovers.find(events, str(first.get("run")))
+
+
+def describe_leftovers(run: dict[str, Any], found: list[Leftover] | None) -> str:
+    """One sentence on what a killed run left running, for the messages that name the run."""
+    if found is None:
+        return f"; it ran on {run.get('host')}: check there for its commands still running"
+    if not found:
+        return ""
+    running = ", ".join(item.describe() for item in found)
+    return f"; its {running} {'is' if len(found) == 1 else 'are'} still running"
 
 
 @contextlib.contextmanager
@@ -157,14 +182,15 @@ def open_session(
                 msg = (
                     f"run {run['run']} ({run.get('action')} {run.get('version') or ''} on {env}, "
                     f"started {run.get('ts')}) never finished: it was killed or crashed, so "
-                    f"{env} may be half-changed"
+                    f"{env} may be half-changed" + describe_leftovers(run, run["leftovers"])
                 )
+                stops = " (it stops what the run left running first)" if run["leftovers"] else ""
                 raise PreconditionFailed(
                     msg,
                     hint=(
                         f"`drillbook resume {run['run']}` continues it from the step it "
-                        f"stopped at; `drillbook abandon {run['run']}` closes it once you have "
-                        f"checked {env}"
+                        f"stopped at{stops}; `drillbook abandon {run['run']}` closes it once you "
+                        f"have checked {env}"
                     ),
                 )
         if resuming is not None:

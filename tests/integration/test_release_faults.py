@@ -4,6 +4,7 @@ journal that cannot be written. Each test ends with no process of the project le
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -217,29 +218,85 @@ def test_a_second_signal_exits_at_once(shop: Project) -> None:
     assert not shop.leftovers()
 
 
-def test_after_sigkill_the_next_release_asks_for_resume_or_abandon(shop: Project) -> None:
+def gate_pids(shop: Project) -> list[int]:
+    """The pids of the sleeping gate (`gate.py unit`), wherever its drillbook is."""
+    return [int(line.split(":", 1)[0]) for line in shop.leftovers() if "gate.py unit" in line]
+
+
+def killed_mid_gate(shop: Project) -> tuple[str, list[int]]:
+    """A release SIGKILLed while its unit gate sleeps: its run id and the gate's pids."""
     proc = start_slow_release(shop)
     run_id = shop.journals()[-1].stem
     proc.kill()
     proc.communicate()
-    # Nothing can stop the gate of a SIGKILLed run; the test does.
-    shop.kill_leftovers()
+    # SIGKILL cannot be handled: the gate lives on, in a process group of its own.
+    orphans = gate_pids(shop)
+    assert orphans, shop.leftovers()
+    return run_id, orphans
+
+
+def test_after_sigkill_the_next_release_names_what_is_left_running(shop: Project) -> None:
+    run_id, orphans = killed_mid_gate(shop)
+    events = shop.events(run_id)
+    assert events[-2]["event"] == "step_started"
+    assert events[-1]["event"] == "command_started"
+    assert events[-1]["step"] == "unit"
+    assert events[-1]["pgid"] in orphans
 
     result = shop.run("release", "--version", "1.0.0")
 
     assert result.code == 3, result
     assert run_id in result.err
+    assert f"its unit (pid {orphans[0]}) is still running" in result.err
     assert f"drillbook resume {run_id}" in result.err
+    assert "it stops what the run left running first" in result.err
     assert f"drillbook abandon {run_id}" in result.err
     assert shop.served_version() is None
-    events = shop.events(run_id)
-    assert events[-1]["event"] == "step_started"
-    assert events[-1]["step"] == "unit"
+    assert gate_pids(shop) == orphans  # a refused run touches nothing
 
     resumed = shop.run("resume", run_id)
     assert resumed.code == 0, resumed
-    assert started_steps(shop.events())[0] == "unit"
+    assert f"stopping what run {run_id} left running: unit (pid {orphans[0]})" in resumed.out
+    assert gate_pids(shop) == []
+    new = shop.events()
+    [stopped] = by_name(new, "leftovers_stopped")
+    assert stopped["of_run"] == run_id
+    assert stopped["stopped"] == [{"step": "unit", "pgid": orphans[0], "pids": orphans}]
+    assert started_steps(new)[0] == "unit"
     assert shop.served_version() == "1.0.0"
+
+
+def test_abandon_after_sigkill_stops_what_the_run_left_running(shop: Project) -> None:
+    run_id, orphans = killed_mid_gate(shop)
+
+    result = shop.run("abandon", run_id)
+
+    assert result.code == 0, result
+    assert f"stopping what run {run_id} left running: unit (pid {orphans[0]})" in result.out
+    assert gate_pids(shop) == []
+    [closed] = by_name(shop.events(run_id), "run_closed")
+    assert closed["how"] == "abandoned"
+    assert closed["stopped"] == [{"step": "unit", "pgid": orphans[0], "pids": orphans}]
+    # And the next release runs.
+    assert shop.run("release", "--version", "1.0.0").code == 0
+
+
+def test_a_command_left_running_that_exits_on_its_own_is_not_stopped_twice(shop: Project) -> None:
+    run_id, orphans = killed_mid_gate(shop)
+    for pid in orphans:
+        os.kill(pid, signal.SIGKILL)
+    until = time.monotonic() + 5
+    while gate_pids(shop) and time.monotonic() < until:
+        time.sleep(0.02)
+
+    result = shop.run("release", "--version", "1.0.0")
+    assert result.code == 3, result
+    assert "still running" not in result.err
+    abandoned = shop.run("abandon", run_id)
+    assert abandoned.code == 0, abandoned
+    assert "stopping" not in abandoned.out
+    [closed] = by_name(shop.events(run_id), "run_closed")
+    assert closed["stopped"] is None
 
 
 # --- the lock -------------------------------------------------------------------------------------

@@ -43,8 +43,6 @@ def _release_plan(
 
 def _probes(loaded: Any, env: str, found: Any) -> list[tuple[str, str, bool]]:
     """Read-only probes for plan and --dry-run: git state, the tag, whether env answers."""
-    from drillbook import gitops
-
     probes = [
         *[("refused", problem.message, False) for problem in found.problems],
         ("git", f"HEAD at {found.head[:9]}", True),
@@ -57,7 +55,7 @@ def _probes(loaded: Any, env: str, found: Any) -> list[tuple[str, str, bool]]:
         ),
         ("previous", found.previous or "none (first release)", True),
     ]
-    ident = gitops.identity(loaded.root)
+    ident = found.identity
     probes.append(("identity", f"{ident[0]} <{ident[1]}>" if ident else "missing", bool(ident)))
     url = loaded.runbook.environments[env].url
     probes.append((env, _answers(url), True))
@@ -350,6 +348,41 @@ def _unclosed_run(
     return info, events
 
 
+def _stop_leftovers(
+    console: Console, run_id: str, events: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Stop what a killed run left running (its last command's group); what was stopped.
+
+    Called with the environment's lock held, so nothing else of drillbook's is running there.
+    """
+    from drillbook import leftovers
+    from drillbook.errors import PreconditionFailed
+    from drillbook.session import leftovers_of
+
+    first = events[0] if events else {}
+    found = leftovers_of(first, events)
+    if found is None:
+        console.error(
+            f"warning: run {run_id} ran on {first.get('host')}; what it left running there "
+            "cannot be seen from here"
+        )
+        return []
+    stopped = []
+    for item in found:
+        console.print(f"stopping what run {run_id} left running: {item.describe()}")
+        survivors = leftovers.stop(item, run_id)
+        if survivors:
+            msg = (
+                f"could not stop what run {run_id} left running: pids "
+                f"{', '.join(map(str, survivors))} of its {item.step} survive SIGKILL"
+            )
+            raise PreconditionFailed(
+                msg, hint="look at them with ps; a process in D state waits on I/O"
+            )
+        stopped.append({"step": item.step, "pgid": item.pgid, "pids": list(item.pids)})
+    return stopped
+
+
 @drill_task(rest="run", help={"run": "the run id (a unique prefix is enough)"})
 def resume(c: Context, run: str | None = None) -> None:
     """Continue an interrupted run from the step it stopped at; finished steps never repeat."""
@@ -404,6 +437,9 @@ def resume(c: Context, run: str | None = None) -> None:
         extra={"params": params, "resumed_from": info.run_id, "previous": found.previous},
         resuming=info.run_id,
     ) as session:
+        stopped = _stop_leftovers(console, info.run_id, events)
+        if stopped:
+            session.event("leftovers_stopped", of_run=info.run_id, stopped=stopped)
         console.print(f"resuming {info.run_id}: {len(done)} finished step(s) will not run again")
         outcome = release_flow(
             session,
@@ -435,8 +471,10 @@ def abandon(c: Context, run: str | None = None) -> None:
     from drillbook.lock import acquire_lock
 
     env = str(first.get("env", "staging"))
-    with acquire_lock(root, env, f"abandon-{info.run_id}"), Journal.open(root, info.run_id) as old:
-        old.write("run_closed", how="abandoned", last_step=last_step)
+    with acquire_lock(root, env, f"abandon-{info.run_id}"):
+        stopped = _stop_leftovers(console, info.run_id, events)
+        with Journal.open(root, info.run_id) as old:
+            old.write("run_closed", how="abandoned", last_step=last_step, stopped=stopped or None)
     console.print(
         f"abandoned {info.run_id}; it stopped at {last_step or 'its start'}. "
         f"Check {first.get('env', 'the environment')} before the next release."
