@@ -1,0 +1,66 @@
+"""The console script's entry: interpreter settings for a short-lived process, and only there."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+from drillbook.__main__ import GC_THRESHOLDS
+
+
+def run_python(code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout.strip()
+
+
+def test_the_entry_sets_the_collector_then_freezes_at_the_end() -> None:
+    out = run_python(
+        """
+        import gc
+        import drillbook.cli
+        seen = []
+        drillbook.cli.main = lambda: seen.append(gc.get_threshold())
+        from drillbook.__main__ import main
+        main()
+        print(seen[0], gc.get_freeze_count() > 0)
+        """
+    )
+    assert out == f"{GC_THRESHOLDS} True"
+
+
+def test_the_entry_freezes_even_when_the_program_exits_with_an_error() -> None:
+    out = run_python(
+        """
+        import gc, sys
+        import drillbook.cli
+        def fail():
+            sys.exit(3)
+        drillbook.cli.main = fail
+        from drillbook.__main__ import main
+        try:
+            main()
+        except SystemExit as exc:
+            print(exc.code, gc.get_freeze_count() > 0)
+        """
+    )
+    assert out == "3 True"
+
+
+def test_importing_drillbook_leaves_the_interpreter_as_it_was() -> None:
+    # A project's own `invoke` imports drillbook's tasks: its interpreter must not change.
+    out = run_python(
+        """
+        import gc
+        before = gc.get_threshold()
+        import drillbook, drillbook.cli, drillbook.tasks, drillbook.__main__
+        print(gc.get_threshold() == before, gc.get_freeze_count())
+        """
+    )
+    assert out == "True 0"
