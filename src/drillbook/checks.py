@@ -17,11 +17,13 @@ once `timeout` has passed since the request started. The deadline is `deadline`,
 `timeout x ceil(samples / concurrency) x attempts + interval x (attempts - 1)`; no attempt and
 no sample starts after it. A sample's time is `time.perf_counter` from before the request is
 sent until its body is read, redirects included.
+
+This module talks to the network, runs commands and drives each check; judging the answers
+against the check's `expect` is `drillbook.expectations`, which does no I/O.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import re
 import shlex
@@ -30,19 +32,32 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from drillbook.errors import PreconditionFailed
-from drillbook.model import Environment, HttpCheck, RunCheck, RunExpect, format_duration
+from drillbook.expectations import (
+    Finding,
+    Outcome,
+    Sample,
+    Verdict,
+    excerpt_source,
+    expected_text,
+    fmt_ms,
+    judge_command,
+    merge_samples,
+    nearest_rank,
+    one_line,
+    pass_got,
+    sample_findings,
+)
+from drillbook.model import Environment, HttpCheck, RunCheck, format_duration
 
 if TYPE_CHECKING:
     import requests
 
-    from drillbook.process import CommandResult, StopToken
+    from drillbook.process import StopToken
     from drillbook.secrets import Masker
-
-Outcome = Literal["pass", "fail", "inconclusive"]
 
 CONNECT_TIMEOUT_CAP = 3.05
 MAX_REDIRECTS = 5
@@ -53,7 +68,6 @@ PARALLEL_CHECKS = 8
 _CHUNK = 64 * 1024
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*:)?//[^/?#@]*@")
-_RANK = {"pass": 0, "inconclusive": 1, "fail": 2}
 _CREDENTIAL_HEADERS = frozenset(("authorization", "proxy-authorization", "cookie"))
 
 
@@ -84,34 +98,6 @@ class CheckResult:
         return data
 
 
-@dataclass
-class _Finding:
-    """One expectation that does not hold, in one sample."""
-
-    kind: str
-    outcome: Outcome
-    got: str  # e.g. "status 503"
-    phrase: str  # e.g. "-> 503, expected 200", read after the check's label
-    weight: float = 0.0  # orders findings of one kind across samples (the slowest time wins)
-
-
-@dataclass
-class _Sample:
-    """One request's answer, or why there was none."""
-
-    status: int | None = None
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes = b""
-    truncated: bool = False
-    elapsed_s: float = 0.0
-    no_answer: str | None = None
-    redirect: _Finding | None = None
-
-    @property
-    def answered(self) -> bool:
-        return self.no_answer is None
-
-
 @dataclass(frozen=True)
 class _Prepared:
     """A check made concrete: placeholders filled and its URL allowed."""
@@ -123,16 +109,6 @@ class _Prepared:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: Any = None
     argv: Sequence[str] | str = ()
-
-
-def _fmt_ms(ms: float) -> str:
-    return f"{ms:.1f}ms" if ms < 10 else f"{round(ms)}ms"
-
-
-def _show(value: Any, limit: int = 80) -> str:
-    """A JSON value as a person reads it: text bare, everything else as JSON."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def redact_url(url: str) -> str:
@@ -148,61 +124,6 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     return scheme, _norm_host(parts.hostname or ""), parts.port or _DEFAULT_PORTS.get(scheme)
-
-
-def nearest_rank(values: Sequence[float], percent: float) -> float:
-    """The nearest-rank percentile: the smallest value with at least `percent`% at or below."""
-    ordered = sorted(values)
-    rank = max(1, math.ceil(percent / 100 * len(ordered)))
-    return ordered[rank - 1]
-
-
-_MISSING = object()
-
-
-def json_path(data: Any, path: str) -> Any:
-    """The value at a dotted path (`data.items.0.id`); a key holding dots is found too."""
-    parts = path.split(".")
-    current = data
-    i = 0
-    while i < len(parts):
-        if isinstance(current, dict):
-            # Longest key first, so that a key written with dots ("app.version") still matches.
-            for j in range(len(parts), i, -1):
-                key = ".".join(parts[i:j])
-                if key in current:
-                    current, i = current[key], j
-                    break
-            else:
-                return _MISSING
-        elif isinstance(current, list) and re.fullmatch(r"-?\d+", parts[i]):
-            index = int(parts[i])
-            if not -len(current) <= index < len(current):
-                return _MISSING
-            current, i = current[index], i + 1
-        else:
-            return _MISSING
-    return current
-
-
-def json_matches(expected: Any, actual: Any) -> bool:
-    """Whether `actual` holds `expected`: mappings as a subset (by dotted path), rest equal."""
-    if isinstance(expected, dict):
-        if not isinstance(actual, dict):
-            return False
-        return all(json_matches(v, json_path(actual, str(k))) for k, v in expected.items())
-    if actual is _MISSING:
-        return False
-    # true is not 1 and 1 is not "1": the types must agree, except int against float.
-    if isinstance(expected, bool) or isinstance(actual, bool):
-        return isinstance(expected, bool) and isinstance(actual, bool) and expected == actual
-    if isinstance(expected, int | float) and isinstance(actual, int | float):
-        return expected == actual
-    if type(expected) is not type(actual):
-        return False
-    if isinstance(expected, list):
-        return len(expected) == len(actual) and all(map(json_matches, expected, actual))
-    return expected == actual
 
 
 def _exception_chain(exc: BaseException) -> list[BaseException]:
@@ -239,7 +160,7 @@ def describe_no_answer(exc: BaseException, *, connect_s: float, read_s: float) -
         return f"no answer within {format_duration(read_s)} (read timeout)"
     if isinstance(exc, requests.exceptions.SSLError) or has(ssl.SSLError):
         detail = next((str(e) for e in chain if isinstance(e, ssl.SSLError)), str(exc))
-        return f"TLS error: {_one_line(detail, 160)}"
+        return f"TLS error: {one_line(detail, 160)}"
     if has(ConnectionRefusedError):
         return "connection refused"
     if has(socket.gaierror) or "NameResolutionError" in names:
@@ -253,13 +174,8 @@ def describe_no_answer(exc: BaseException, *, connect_s: float, read_s: float) -
     if isinstance(
         exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError
     ):
-        return f"answer cut short: {_one_line(str(exc), 160)}"
-    return f"{type(exc).__name__}: {_one_line(str(exc), 160)}"
-
-
-def _one_line(text: str, limit: int) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+        return f"answer cut short: {one_line(str(exc), 160)}"
+    return f"{type(exc).__name__}: {one_line(str(exc), 160)}"
 
 
 def _fill(value: Any, placeholders: Mapping[str, str]) -> Any:
@@ -402,11 +318,11 @@ class CheckRunner:
             else:
                 argv = [_fill(a, self.placeholders) for a in check.run]
                 label = "run " + shlex.join(argv)
-            label = _one_line(self._mask(label), 80)
+            label = one_line(self._mask(label), 80)
             return _Prepared(check, name or check.name or label, label, argv=argv)
         target = _fill(check.target, self.placeholders)
         url = self.resolve_url(target)
-        label = _one_line(f"{check.method} {self._mask(redact_url(target))}", 120)
+        label = one_line(f"{check.method} {self._mask(redact_url(target))}", 120)
         headers = _fill(dict(check.headers), self.placeholders)
         body = _fill(check.body, self.placeholders)
         return _Prepared(check, name or check.name or label, label, url, headers, body)
@@ -469,7 +385,7 @@ class CheckRunner:
             return None
         return "another host" if host != first_host else "another origin (scheme or port)"
 
-    def _request(self, prep: _Prepared, limit_s: float) -> _Sample:
+    def _request(self, prep: _Prepared, limit_s: float) -> Sample:
         """One request, redirects followed by hand, the body read within `limit_s`."""
         import requests
 
@@ -492,7 +408,7 @@ class CheckRunner:
             read_s = min(check.timeout, left)
             connect_s = min(CONNECT_TIMEOUT_CAP, read_s)
             if left <= 0:
-                return _Sample(
+                return Sample(
                     no_answer=f"no answer within {format_duration(limit_s)}",
                     elapsed_s=time.perf_counter() - start,
                 )
@@ -511,7 +427,7 @@ class CheckRunner:
                     elapsed = time.perf_counter() - start
                     if not complete:
                         why = f"answer not complete within {format_duration(check.timeout)}"
-                        return _Sample(no_answer=why, elapsed_s=elapsed)
+                        return Sample(no_answer=why, elapsed_s=elapsed)
                     status = response.status_code
                     location = response.headers.get("Location")
                     # A redirect the check expects (`status: 302`) is the answer itself.
@@ -533,27 +449,27 @@ class CheckRunner:
                                 method, kwargs = "GET", {}
                             continue
                         shown = redact_url(target)
-                        finding = _Finding(
+                        finding = Finding(
                             "redirect",
                             "fail",
                             f"redirect to {shown} (not followed: {refusal})",
                             f"-> {status} redirect to {shown}, not followed: {refusal}",
                         )
-                        return _Sample(
+                        return Sample(
                             status, response.headers, body, truncated, elapsed, redirect=finding
                         )
-                    return _Sample(status, response.headers, body, truncated, elapsed)
+                    return Sample(status, response.headers, body, truncated, elapsed)
             except requests.RequestException as exc:
                 why = describe_no_answer(exc, connect_s=connect_s, read_s=read_s)
-                return _Sample(no_answer=why, elapsed_s=time.perf_counter() - start)
+                return Sample(no_answer=why, elapsed_s=time.perf_counter() - start)
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
 
-    def _attempt(self, prep: _Prepared, deadline: float) -> tuple[list[_Sample], int]:
+    def _attempt(self, prep: _Prepared, deadline: float) -> tuple[list[Sample], int]:
         """One attempt: `samples` requests, up to `concurrency` at once, none after deadline."""
         check = prep.check
         assert isinstance(check, HttpCheck)  # noqa: S101
 
-        def one(_: int) -> _Sample | None:
+        def one(_: int) -> Sample | None:
             left = deadline - self._clock()
             if left <= 0 or self._stopped():
                 return None
@@ -570,14 +486,14 @@ class CheckRunner:
         return samples, check.samples - len(samples)
 
     def _judge(
-        self, prep: _Prepared, samples: list[_Sample], skipped: int, budget: float
-    ) -> _Verdict:
+        self, prep: _Prepared, samples: list[Sample], skipped: int, budget: float
+    ) -> Verdict:
         check = prep.check
         assert isinstance(check, HttpCheck)  # noqa: S101
         expect = check.expect
         wanted = check.samples
-        per_sample = [_sample_findings(check, s) for s in samples]
-        findings = _merge(per_sample, wanted, expect.max_time)
+        per_sample = [sample_findings(check, s) for s in samples]
+        findings = merge_samples(per_sample, wanted, expect.max_time)
         answered = [s for s in samples if s.answered]
         timings = tuple(round(s.elapsed_s * 1000, 3) for s in samples if s.answered)
         measured: dict[str, float] = {}
@@ -589,9 +505,9 @@ class CheckRunner:
             for pname, limit in limits.items():
                 value = measured[pname]
                 if value > limit * 1000:
-                    over = f"{pname} {_fmt_ms(value)}"
+                    over = f"{pname} {fmt_ms(value)}"
                     findings.append(
-                        _Finding(
+                        Finding(
                             pname,
                             "fail",
                             f"{over} over {len(answered)} samples",
@@ -607,9 +523,9 @@ class CheckRunner:
                 got = f"no answer to any sample: {why}"
             else:
                 got = f"only {len(samples)} of {wanted} samples taken: {why}"
-            findings.append(_Finding("short", "inconclusive", got, got))
-        last = _excerpt_source(samples, per_sample)
-        return _Verdict(findings, answered, measured, timings if wanted > 1 else (), last)
+            findings.append(Finding("short", "inconclusive", got, got))
+        last = excerpt_source(samples, per_sample)
+        return Verdict(findings, answered, measured, timings if wanted > 1 else (), last)
 
     def _run_http(self, prep: _Prepared) -> CheckResult:
         check = prep.check
@@ -646,7 +562,7 @@ class CheckRunner:
     def _http_result(
         self,
         prep: _Prepared,
-        verdict: _Verdict,
+        verdict: Verdict,
         *,
         attempt: int,
         duration_ms: int,
@@ -663,16 +579,16 @@ class CheckRunner:
             failing = {f.kind for f in verdict.findings}
             shown = next((p for p in ("p50", "p95") if p not in failing), None)
             if shown and shown in verdict.measured:
-                extra = f"; {shown} {_fmt_ms(verdict.measured[shown])}"
+                extra = f"; {shown} {fmt_ms(verdict.measured[shown])}"
             answered = len(verdict.answered)
             count = f"{answered}" if answered == check.samples else f"{answered} of {check.samples}"
             suffix = f"{count} samples{extra}; {suffix}"
         if outcome == "pass":
-            got = _pass_got(check, verdict)
+            got = pass_got(check, verdict)
             statuses = sorted({s.status for s in verdict.answered if s.status is not None})
             head = f"-> {' / '.join(map(str, statuses))}"
             for pname, limit in check.expect.percentiles().items():
-                head += f"; {pname} {_fmt_ms(verdict.measured[pname])} <= {format_duration(limit)}"
+                head += f"; {pname} {fmt_ms(verdict.measured[pname])} <= {format_duration(limit)}"
             message = f"{prep.label} {head} ({suffix})"
         else:
             worst = [f for f in verdict.findings if f.outcome == outcome]
@@ -684,9 +600,9 @@ class CheckRunner:
         return CheckResult(
             name=self._mask(prep.name),
             outcome=outcome,
-            expected=self._mask(_expected_text(check)),
+            expected=self._mask(expected_text(check)),
             got=self._mask(got),
-            message=self._mask(_one_line(message, 400)),
+            message=self._mask(one_line(message, 400)),
             attempts=attempt,
             duration_ms=duration_ms,
             retry_safe=retry_safe,
@@ -739,7 +655,7 @@ class CheckRunner:
                 stop=self._stop,
             )
             found = bool(seen) or (needle is not None and needle in result.output_tail)
-            outcome, got, phrase = _judge_command(expect, result, timeout, found=found)
+            outcome, got, phrase = judge_command(expect, result, timeout, found=found)
             if outcome == "pass" or attempt >= attempts or self._stopped():
                 break
             if self._clock() + check.retry.interval >= deadline:
@@ -757,7 +673,7 @@ class CheckRunner:
             outcome=outcome,
             expected=self._mask(expected),
             got=self._mask(got),
-            message=self._mask(_one_line(message, 400)),
+            message=self._mask(one_line(message, 400)),
             attempts=attempt,
             duration_ms=round((self._clock() - started) * 1000),
             retry_safe=retry_safe,
@@ -796,25 +712,6 @@ _REFUSAL_HINTS = {
 }
 
 
-@dataclass
-class _Verdict:
-    """One attempt judged: its findings and what was measured."""
-
-    findings: list[_Finding]
-    answered: list[_Sample]
-    measured: dict[str, float]
-    timings: tuple[float, ...]
-    last: _Sample | None
-
-    @property
-    def outcome(self) -> Outcome:
-        worst: Outcome = "pass"
-        for f in self.findings:
-            if _RANK[f.outcome] > _RANK[worst]:
-                worst = f.outcome
-        return worst
-
-
 def _is_read(check: HttpCheck | RunCheck) -> bool:
     return isinstance(check, HttpCheck) and check.method in ("GET", "HEAD")
 
@@ -831,199 +728,3 @@ def _read_body(response: Any, end: float) -> tuple[bytes, bool, bool]:
         if time.perf_counter() > end:
             return b"", False, False
     return b"".join(chunks), False, True
-
-
-def _expected_statuses(statuses: list[int]) -> str:
-    return " or ".join(map(str, statuses)) if statuses else "2xx"
-
-
-def _expected_text(check: HttpCheck) -> str:
-    expect = check.expect
-    parts = [f"status {_expected_statuses(expect.statuses())}"]
-    if expect.json_:
-        parts.append("json " + ", ".join(f"{k}={_show(v)}" for k, v in expect.json_.items()))
-    if expect.body_contains is not None:
-        parts.append(f"body contains {expect.body_contains!r}")
-    for hname, value in (expect.header or {}).items():
-        parts.append(f"header {hname}: {value}")
-    if expect.max_time is not None:
-        parts.append(f"time <= {format_duration(expect.max_time)}")
-    for pname, limit in expect.percentiles().items():
-        parts.append(f"{pname} <= {format_duration(limit)}")
-    return "; ".join(parts)
-
-
-def _sample_findings(check: HttpCheck, sample: _Sample) -> list[_Finding]:
-    """Every expectation one sample does not meet (percentiles are judged over all samples)."""
-    if sample.no_answer is not None:
-        why = f"no answer: {sample.no_answer}"
-        return [_Finding("no-answer", "inconclusive", why, why)]
-    if sample.redirect is not None:
-        return [sample.redirect]
-    expect = check.expect
-    found: list[_Finding] = []
-    statuses = expect.statuses()
-    status = sample.status or 0
-    if (status not in statuses) if statuses else not 200 <= status < 300:
-        found.append(
-            _Finding(
-                "status",
-                "fail",
-                f"status {status}",
-                f"-> {status}, expected {_expected_statuses(statuses)}",
-            )
-        )
-    if expect.json_:
-        found.extend(_json_findings(expect.json_, sample))
-    if expect.body_contains is not None:
-        text = sample.body.decode("utf-8", errors="replace")
-        if expect.body_contains not in text:
-            needle = expect.body_contains
-            why = " (the first 4 MiB)" if sample.truncated else ""
-            found.append(
-                _Finding(
-                    "body",
-                    "fail",
-                    f"body without {needle!r}{why}",
-                    f"body does not contain {needle!r}{why}",
-                )
-            )
-    for hname, value in (expect.header or {}).items():
-        actual = sample.headers.get(hname)  # requests' headers ignore case
-        if actual != value:
-            seen = "missing" if actual is None else f"is {_one_line(actual, 80)}"
-            got = f"header {hname} {seen}" if actual is None else f"header {hname}: {actual}"
-            found.append(
-                _Finding(
-                    "header",
-                    "fail",
-                    _one_line(got, 120),
-                    f"header {hname} {seen}, expected {value}",
-                )
-            )
-    if expect.max_time is not None and sample.elapsed_s > expect.max_time:
-        took = _fmt_ms(sample.elapsed_s * 1000)
-        limit = format_duration(expect.max_time)
-        found.append(
-            _Finding(
-                "time",
-                "fail",
-                f"time {took}",
-                f"took {took}, expected <= {limit}",
-                weight=sample.elapsed_s,
-            )
-        )
-    return found
-
-
-def _json_findings(wanted: Mapping[str, Any], sample: _Sample) -> list[_Finding]:
-    try:
-        data = json.loads(sample.body)
-    except (ValueError, UnicodeDecodeError):
-        ctype = sample.headers.get("Content-Type", "no content type")
-        size = "the first 4 MiB of " if sample.truncated else ""
-        why = f"cannot check json: {size}the body is not JSON ({_one_line(ctype, 60)})"
-        return [_Finding("json-unreadable", "inconclusive", why, why)]
-    found = []
-    for path, value in wanted.items():
-        actual = json_path(data, str(path))
-        if not json_matches(value, actual):
-            seen = "missing" if actual is _MISSING else f"is {_show(actual)}"
-            got = f"json {path} missing" if actual is _MISSING else f"json {path}={_show(actual)}"
-            found.append(
-                _Finding("json", "fail", got, f"json {path} {seen}, expected {_show(value)}")
-            )
-    return found
-
-
-def _merge(per_sample: list[list[_Finding]], wanted: int, max_time: float | None) -> list[_Finding]:
-    """Findings of all samples, one per kind, with how many samples had it."""
-    if wanted == 1:
-        return [f for found in per_sample for f in found]
-    by_kind: dict[str, tuple[_Finding, int]] = {}
-    for found in per_sample:
-        for f in found:
-            seen = by_kind.get(f.kind)
-            if seen is None:
-                by_kind[f.kind] = (f, 1)
-            else:
-                example = f if f.weight > seen[0].weight else seen[0]
-                by_kind[f.kind] = (example, seen[1] + 1)
-    merged = []
-    for f, count in by_kind.values():
-        share = f" in {count} of {wanted} samples"
-        if f.kind == "time" and max_time is not None:
-            limit = format_duration(max_time)
-            slowest = _fmt_ms(f.weight * 1000)
-            got = f"{count} of {wanted} samples over {limit} (slowest {slowest})"
-            merged.append(_Finding(f.kind, f.outcome, got, f"{got}, expected each <= {limit}"))
-        else:
-            merged.append(_Finding(f.kind, f.outcome, f.got + share, f.phrase + share))
-    return merged
-
-
-def _excerpt_source(samples: list[_Sample], per_sample: list[list[_Finding]]) -> _Sample | None:
-    """The sample whose body is shown: the last one that failed, else the last answered."""
-    for sample, found in zip(reversed(samples), reversed(per_sample), strict=True):
-        if sample.answered and found:
-            return sample
-    return next((s for s in reversed(samples) if s.answered), None)
-
-
-def _pass_got(check: HttpCheck, verdict: _Verdict) -> str:
-    expect = check.expect
-    last = verdict.answered[-1]
-    statuses = sorted({s.status for s in verdict.answered if s.status is not None})
-    parts = [f"status {' / '.join(map(str, statuses))}"]
-    if expect.json_:
-        try:
-            data = json.loads(last.body)
-        except ValueError:  # pragma: no cover - a pass means it parsed
-            data = None
-        shown = ", ".join(f"{k}={_show(json_path(data, str(k)))}" for k in expect.json_)
-        parts.append(f"json {shown}")
-    if expect.body_contains is not None:
-        parts.append(f"body contains {expect.body_contains!r}")
-    for hname in expect.header or {}:
-        parts.append(f"header {hname}: {last.headers.get(hname)}")
-    if check.samples == 1:
-        parts.append(f"time {_fmt_ms(last.elapsed_s * 1000)}")
-    else:
-        slowest = max(s.elapsed_s for s in verdict.answered)
-        for pname in expect.percentiles() or {"p95": 0}:
-            parts.append(f"{pname} {_fmt_ms(verdict.measured[pname])}")
-        parts.append(f"slowest {_fmt_ms(slowest * 1000)} over {len(verdict.answered)} samples")
-    return "; ".join(parts)
-
-
-def _judge_command(
-    expect: RunExpect, result: CommandResult, timeout: float, *, found: bool
-) -> tuple[Outcome, str, str]:
-    """Outcome, got and the message's phrase for a command's result."""
-    detail = _one_line(result.detail, 160)
-    if result.outcome == "not_found":
-        return "inconclusive", detail, detail
-    if result.outcome == "timeout":
-        got = f"no result: timed out after {format_duration(timeout)}"
-        return "inconclusive", got, got
-    if result.outcome == "interrupted":
-        got = f"no result: {detail}"
-        return "inconclusive", got, got
-    if result.outcome == "error" or result.exit is None:
-        got = f"no result: {detail or 'the command could not run'}"
-        return "inconclusive", got, got
-    if result.exit < 0:
-        # Killed by a signal from outside (the OOM killer, a person): the check did not finish.
-        got = f"no result: {detail}"
-        return "inconclusive", got, got
-    if result.exit != expect.exit:
-        got = f"exit {result.exit}"
-        return "fail", got, f"-> exit {result.exit}, expected {expect.exit}"
-    needle = expect.output_contains
-    if needle is not None and not found:
-        got = f"exit {result.exit}; output without {needle!r}"
-        return "fail", got, f"-> exit {result.exit}, output does not contain {needle!r}"
-    got = f"exit {result.exit}"
-    if needle is not None:
-        got += f"; output contains {needle!r}"
-    return "pass", got, f"-> exit {result.exit}"

@@ -10,16 +10,9 @@ from typing import Any
 import pytest
 import requests
 
-from drillbook.checks import (
-    CheckResult,
-    CheckRunner,
-    describe_no_answer,
-    json_matches,
-    json_path,
-    nearest_rank,
-    redact_url,
-)
+from drillbook.checks import CheckResult, CheckRunner, describe_no_answer, redact_url
 from drillbook.errors import PreconditionFailed
+from drillbook.expectations import json_matches, json_path, nearest_rank
 from drillbook.model import Environment, HttpCheck
 
 DATA = {"status": "ok", "data": {"items": [{"id": 7}, {"id": 8}]}, "app.version": "1.0.0"}

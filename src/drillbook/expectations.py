@@ -1,0 +1,349 @@
+"""Judging answers against a check's `expect`: findings, verdicts and the words for them.
+
+Everything here is pure: it judges answers already received and sends no request, runs no
+process and reads no clock; `drillbook.checks` does those and hands the answers here.
+`sample_findings` lists what one HTTP sample fails to meet, `merge_samples` folds the findings
+of many samples into one per kind, and a `Verdict` takes the worst of them as its outcome (fail over
+inconclusive over pass); `judge_command` judges a command's result. `expected_text` and
+`pass_got` word what was expected and what came back. `json_path` and `json_matches` read and
+compare JSON by dotted path; `nearest_rank` gives the percentiles.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from drillbook.model import HttpCheck, RunExpect, format_duration
+
+if TYPE_CHECKING:
+    from drillbook.process import CommandResult
+
+Outcome = Literal["pass", "fail", "inconclusive"]
+#: How bad each outcome is: an attempt's outcome is that of its worst finding.
+_RANK = {"pass": 0, "inconclusive": 1, "fail": 2}
+
+
+def fmt_ms(ms: float) -> str:
+    """Milliseconds as a person reads them: one decimal below 10 ms, whole above."""
+    return f"{ms:.1f}ms" if ms < 10 else f"{round(ms)}ms"
+
+
+def _show(value: Any, limit: int = 80) -> str:
+    """A JSON value as a person reads it: text bare, everything else as JSON."""
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def one_line(text: str, limit: int) -> str:
+    """The text on one line (whitespace runs made one space), cut to `limit` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+@dataclass
+class Finding:
+    """One expectation that does not hold, in one sample."""
+
+    kind: str
+    outcome: Outcome
+    got: str  # e.g. "status 503"
+    phrase: str  # e.g. "-> 503, expected 200", read after the check's label
+    weight: float = 0.0  # orders findings of one kind across samples (the slowest time wins)
+
+
+@dataclass
+class Sample:
+    """One request's answer, or why there was none."""
+
+    status: int | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes = b""
+    truncated: bool = False
+    elapsed_s: float = 0.0
+    no_answer: str | None = None
+    redirect: Finding | None = None
+
+    @property
+    def answered(self) -> bool:
+        """Whether the request got an answer (any status counts)."""
+        return self.no_answer is None
+
+
+@dataclass
+class Verdict:
+    """One attempt judged: its findings and what was measured."""
+
+    findings: list[Finding]
+    answered: list[Sample]
+    measured: dict[str, float]
+    timings: tuple[float, ...]
+    last: Sample | None
+
+    @property
+    def outcome(self) -> Outcome:
+        """The worst outcome among the findings; pass when there are none."""
+        worst: Outcome = "pass"
+        for f in self.findings:
+            if _RANK[f.outcome] > _RANK[worst]:
+                worst = f.outcome
+        return worst
+
+
+def nearest_rank(values: Sequence[float], percent: float) -> float:
+    """The nearest-rank percentile: the smallest value with at least `percent`% at or below."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(percent / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+_MISSING = object()
+
+
+def json_path(data: Any, path: str) -> Any:
+    """The value at a dotted path (`data.items.0.id`); a key holding dots is found too."""
+    parts = path.split(".")
+    current = data
+    i = 0
+    while i < len(parts):
+        if isinstance(current, dict):
+            # Longest key first, so that a key written with dots ("app.version") still matches.
+            for j in range(len(parts), i, -1):
+                key = ".".join(parts[i:j])
+                if key in current:
+                    current, i = current[key], j
+                    break
+            else:
+                return _MISSING
+        elif isinstance(current, list) and re.fullmatch(r"-?\d+", parts[i]):
+            index = int(parts[i])
+            if not -len(current) <= index < len(current):
+                return _MISSING
+            current, i = current[index], i + 1
+        else:
+            return _MISSING
+    return current
+
+
+def json_matches(expected: Any, actual: Any) -> bool:
+    """Whether `actual` holds `expected`: mappings as a subset (by dotted path), rest equal."""
+    if isinstance(expected, dict):
+        if not isinstance(actual, dict):
+            return False
+        return all(json_matches(v, json_path(actual, str(k))) for k, v in expected.items())
+    if actual is _MISSING:
+        return False
+    # true is not 1 and 1 is not "1": the types must agree, except int against float.
+    if isinstance(expected, bool) or isinstance(actual, bool):
+        return isinstance(expected, bool) and isinstance(actual, bool) and expected == actual
+    if isinstance(expected, int | float) and isinstance(actual, int | float):
+        return expected == actual
+    if type(expected) is not type(actual):
+        return False
+    if isinstance(expected, list):
+        return len(expected) == len(actual) and all(map(json_matches, expected, actual))
+    return expected == actual
+
+
+def _expected_statuses(statuses: list[int]) -> str:
+    return " or ".join(map(str, statuses)) if statuses else "2xx"
+
+
+def expected_text(check: HttpCheck) -> str:
+    """What an HTTP check expects, in words, for a result's `expected`."""
+    expect = check.expect
+    parts = [f"status {_expected_statuses(expect.statuses())}"]
+    if expect.json_:
+        parts.append("json " + ", ".join(f"{k}={_show(v)}" for k, v in expect.json_.items()))
+    if expect.body_contains is not None:
+        parts.append(f"body contains {expect.body_contains!r}")
+    for hname, value in (expect.header or {}).items():
+        parts.append(f"header {hname}: {value}")
+    if expect.max_time is not None:
+        parts.append(f"time <= {format_duration(expect.max_time)}")
+    for pname, limit in expect.percentiles().items():
+        parts.append(f"{pname} <= {format_duration(limit)}")
+    return "; ".join(parts)
+
+
+def sample_findings(check: HttpCheck, sample: Sample) -> list[Finding]:
+    """Every expectation one sample does not meet (percentiles are judged over all samples)."""
+    if sample.no_answer is not None:
+        why = f"no answer: {sample.no_answer}"
+        return [Finding("no-answer", "inconclusive", why, why)]
+    if sample.redirect is not None:
+        return [sample.redirect]
+    expect = check.expect
+    found: list[Finding] = []
+    statuses = expect.statuses()
+    status = sample.status or 0
+    if (status not in statuses) if statuses else not 200 <= status < 300:
+        found.append(
+            Finding(
+                "status",
+                "fail",
+                f"status {status}",
+                f"-> {status}, expected {_expected_statuses(statuses)}",
+            )
+        )
+    if expect.json_:
+        found.extend(_json_findings(expect.json_, sample))
+    if expect.body_contains is not None:
+        text = sample.body.decode("utf-8", errors="replace")
+        if expect.body_contains not in text:
+            needle = expect.body_contains
+            why = " (the first 4 MiB)" if sample.truncated else ""
+            found.append(
+                Finding(
+                    "body",
+                    "fail",
+                    f"body without {needle!r}{why}",
+                    f"body does not contain {needle!r}{why}",
+                )
+            )
+    for hname, value in (expect.header or {}).items():
+        actual = sample.headers.get(hname)  # requests' headers ignore case
+        if actual != value:
+            seen = "missing" if actual is None else f"is {one_line(actual, 80)}"
+            got = f"header {hname} {seen}" if actual is None else f"header {hname}: {actual}"
+            found.append(
+                Finding(
+                    "header",
+                    "fail",
+                    one_line(got, 120),
+                    f"header {hname} {seen}, expected {value}",
+                )
+            )
+    if expect.max_time is not None and sample.elapsed_s > expect.max_time:
+        took = fmt_ms(sample.elapsed_s * 1000)
+        limit = format_duration(expect.max_time)
+        found.append(
+            Finding(
+                "time",
+                "fail",
+                f"time {took}",
+                f"took {took}, expected <= {limit}",
+                weight=sample.elapsed_s,
+            )
+        )
+    return found
+
+
+def _json_findings(wanted: Mapping[str, Any], sample: Sample) -> list[Finding]:
+    try:
+        data = json.loads(sample.body)
+    except (ValueError, UnicodeDecodeError):
+        ctype = sample.headers.get("Content-Type", "no content type")
+        size = "the first 4 MiB of " if sample.truncated else ""
+        why = f"cannot check json: {size}the body is not JSON ({one_line(ctype, 60)})"
+        return [Finding("json-unreadable", "inconclusive", why, why)]
+    found = []
+    for path, value in wanted.items():
+        actual = json_path(data, str(path))
+        if not json_matches(value, actual):
+            seen = "missing" if actual is _MISSING else f"is {_show(actual)}"
+            got = f"json {path} missing" if actual is _MISSING else f"json {path}={_show(actual)}"
+            found.append(
+                Finding("json", "fail", got, f"json {path} {seen}, expected {_show(value)}")
+            )
+    return found
+
+
+def merge_samples(
+    per_sample: list[list[Finding]], wanted: int, max_time: float | None
+) -> list[Finding]:
+    """Findings of all samples, one per kind, with how many samples had it."""
+    if wanted == 1:
+        return [f for found in per_sample for f in found]
+    by_kind: dict[str, tuple[Finding, int]] = {}
+    for found in per_sample:
+        for f in found:
+            seen = by_kind.get(f.kind)
+            if seen is None:
+                by_kind[f.kind] = (f, 1)
+            else:
+                example = f if f.weight > seen[0].weight else seen[0]
+                by_kind[f.kind] = (example, seen[1] + 1)
+    merged = []
+    for f, count in by_kind.values():
+        share = f" in {count} of {wanted} samples"
+        if f.kind == "time" and max_time is not None:
+            limit = format_duration(max_time)
+            slowest = fmt_ms(f.weight * 1000)
+            got = f"{count} of {wanted} samples over {limit} (slowest {slowest})"
+            merged.append(Finding(f.kind, f.outcome, got, f"{got}, expected each <= {limit}"))
+        else:
+            merged.append(Finding(f.kind, f.outcome, f.got + share, f.phrase + share))
+    return merged
+
+
+def excerpt_source(samples: list[Sample], per_sample: list[list[Finding]]) -> Sample | None:
+    """The sample whose body is shown: the last one that failed, else the last answered."""
+    for sample, found in zip(reversed(samples), reversed(per_sample), strict=True):
+        if sample.answered and found:
+            return sample
+    return next((s for s in reversed(samples) if s.answered), None)
+
+
+def pass_got(check: HttpCheck, verdict: Verdict) -> str:
+    """What came back for a check that passed, in words, for a result's `got`."""
+    expect = check.expect
+    last = verdict.answered[-1]
+    statuses = sorted({s.status for s in verdict.answered if s.status is not None})
+    parts = [f"status {' / '.join(map(str, statuses))}"]
+    if expect.json_:
+        try:
+            data = json.loads(last.body)
+        except ValueError:  # pragma: no cover - a pass means it parsed
+            data = None
+        shown = ", ".join(f"{k}={_show(json_path(data, str(k)))}" for k in expect.json_)
+        parts.append(f"json {shown}")
+    if expect.body_contains is not None:
+        parts.append(f"body contains {expect.body_contains!r}")
+    for hname in expect.header or {}:
+        parts.append(f"header {hname}: {last.headers.get(hname)}")
+    if check.samples == 1:
+        parts.append(f"time {fmt_ms(last.elapsed_s * 1000)}")
+    else:
+        slowest = max(s.elapsed_s for s in verdict.answered)
+        for pname in expect.percentiles() or {"p95": 0}:
+            parts.append(f"{pname} {fmt_ms(verdict.measured[pname])}")
+        parts.append(f"slowest {fmt_ms(slowest * 1000)} over {len(verdict.answered)} samples")
+    return "; ".join(parts)
+
+
+def judge_command(
+    expect: RunExpect, result: CommandResult, timeout: float, *, found: bool
+) -> tuple[Outcome, str, str]:
+    """Outcome, got and the message's phrase for a command's result."""
+    detail = one_line(result.detail, 160)
+    if result.outcome == "not_found":
+        return "inconclusive", detail, detail
+    if result.outcome == "timeout":
+        got = f"no result: timed out after {format_duration(timeout)}"
+        return "inconclusive", got, got
+    if result.outcome == "interrupted":
+        got = f"no result: {detail}"
+        return "inconclusive", got, got
+    if result.outcome == "error" or result.exit is None:
+        got = f"no result: {detail or 'the command could not run'}"
+        return "inconclusive", got, got
+    if result.exit < 0:
+        # Killed by a signal from outside (the OOM killer, a person): the check did not finish.
+        got = f"no result: {detail}"
+        return "inconclusive", got, got
+    if result.exit != expect.exit:
+        got = f"exit {result.exit}"
+        return "fail", got, f"-> exit {result.exit}, expected {expect.exit}"
+    needle = expect.output_contains
+    if needle is not None and not found:
+        got = f"exit {result.exit}; output without {needle!r}"
+        return "fail", got, f"-> exit {result.exit}, output does not contain {needle!r}"
+    got = f"exit {result.exit}"
+    if needle is not None:
+        got += f"; output contains {needle!r}"
+    return "pass", got, f"-> exit {result.exit}"
