@@ -10,7 +10,10 @@ Both sides are whole processes, alternated:
   (untimed), so every page is written;
 - baseline: one process that imports jinja2 and renders `docs-service.html.j2` (the largest
   page) N times from one service's context, with a plain `jinja2.Environment`, writing nothing;
-- also reported: `drillbook check` of the same runbooks, the loading `docs` cannot skip.
+- also reported: `drillbook check` of the same runbooks, the loading `docs` cannot skip; and
+  the same work done plainly: one process that parses every runbook with libyaml, renders
+  both of its pages (Markdown and HTML) with a plain jinja2 `Environment` from one saved
+  context, and writes them, without validation, masking, sandbox or atomic writes.
 
 The scale series times both at 10, 100, 1,000 and 10,000 runbooks and fits a line.
 """
@@ -32,6 +35,7 @@ SIZES = (10, 100, 1000, 10_000)
 TEMPLATE = "docs-service.html.j2"
 BASELINE_NAME = "jinja2: one template rendered N times"
 CHECK_NAME = "drillbook check of the same runbooks"
+PLAIN_NAME = "parse, render both pages, write: done plainly"
 
 BASELINE = """
 import json, sys
@@ -46,6 +50,33 @@ with open(context_file, encoding="utf-8") as f:
 template = env.get_template(sys.argv[4])
 for _ in range(n):
     template.render(**context)
+"""
+
+
+PLAIN = """
+import json, shutil, sys, yaml
+from pathlib import Path
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+from drillbook.render import md_cell, md_code
+templates, context_file, project = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+out = project / "plain-site"
+shutil.rmtree(out, ignore_errors=True)
+out.mkdir()
+with open(context_file, encoding="utf-8") as f:
+    context = json.load(f)
+pages = []
+for autoescape, suffix in ((False, "md"), (True, "html")):
+    env = Environment(
+        loader=FileSystemLoader(templates), undefined=StrictUndefined, autoescape=autoescape,
+        keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
+    )
+    env.filters.update(md_cell=md_cell, md_code=md_code, duration=lambda s: f"{s:g}s")
+    pages.append((suffix, env.get_template(f"docs-service.{suffix}.j2")))
+for path in sorted((project / "runbooks").glob("*.yaml")):
+    with path.open("rb") as f:
+        yaml.load(f, Loader=yaml.CSafeLoader)
+    for suffix, template in pages:
+        (out / f"{path.stem}.{suffix}").write_text(template.render(**context), encoding="utf-8")
 """
 
 
@@ -84,15 +115,20 @@ def sides(project: Path, context: Path) -> dict[str, harness.Runner]:
 
 def time_docs(
     project: Path, context: Path, runs: int, *, with_check: bool = False
-) -> tuple[Samples, Samples, Samples | None]:
-    """Subject and baseline samples for the project; `drillbook check` of it too if asked."""
+) -> tuple[Samples, Samples, Samples | None, Samples | None]:
+    """Subject and baseline samples; `drillbook check` and the plain work too if asked."""
+    from drillbook.resources import resource
+
     more = sides(project, context)
     if with_check:
         more[CHECK_NAME] = process(
             [harness.drillbook_script(), "check", project / "runbooks"], cwd=project
         )
+        more[PLAIN_NAME] = process(
+            [sys.executable, "-c", PLAIN, resource("templates"), context, project], cwd=project
+        )
     got = harness.measure(more, runs=runs)
-    return got["drillbook docs"], got[BASELINE_NAME], got.get(CHECK_NAME)
+    return got["drillbook docs"], got[BASELINE_NAME], got.get(CHECK_NAME), got.get(PLAIN_NAME)
 
 
 def figures(settings: Settings) -> tuple[list[Result], list[Scale]]:
@@ -103,7 +139,9 @@ def figures(settings: Settings) -> tuple[list[Result], list[Scale]]:
         root = Path(tmp)
         project = generate(root / str(n), n).parent
         context = service_context_file(project, root)
-        subject, baseline, check = time_docs(project, context, settings.runs(9, 3), with_check=True)
+        subject, baseline, check, plain = time_docs(
+            project, context, settings.runs(9, 3), with_check=True
+        )
         result = Result(
             f"`docs` for {n:,} runbooks, whole process",
             subject,
@@ -123,8 +161,18 @@ def figures(settings: Settings) -> tuple[list[Result], list[Scale]]:
             per=n,
             per_unit="runbook",
         )
+        assert plain is not None
+        # The same reading, rendering and writing, without what drillbook adds to each.
+        plainly = Result(
+            f"`docs` for {n:,} runbooks, against the same work done plainly",
+            subject,
+            plain,
+            per=n,
+            per_unit="runbook",
+        )
         harness.report(result)
         harness.report(beyond)
+        harness.report(plainly)
         scales = []
         if settings.scale and not settings.quick:
             subjects, baselines = [], []
@@ -133,7 +181,7 @@ def figures(settings: Settings) -> tuple[list[Result], list[Scale]]:
                     s, b = subject, baseline
                 else:
                     folder = generate(root / str(size), size).parent
-                    s, b, _ = time_docs(folder, context, 3 if size >= 10_000 else 5)
+                    s, b, _, _ = time_docs(folder, context, 3 if size >= 10_000 else 5)
                     shutil.rmtree(folder, ignore_errors=True)
                 print(
                     f"    scale {size:>6,} runbooks: docs {harness.seconds(s.median)}, "
@@ -145,7 +193,7 @@ def figures(settings: Settings) -> tuple[list[Result], list[Scale]]:
             scales.append(
                 Scale("docs", "runbooks", list(SIZES), subjects, baselines, BASELINE_NAME)
             )
-    return [result, beyond], scales
+    return [result, beyond, plainly], scales
 
 
 if __name__ == "__main__":

@@ -7,8 +7,15 @@ whose checks (two expected and one rollback check per change) hit a tiny HTTP se
 127.0.0.1. `drillbook release --version 1.0.0` is timed as a whole process: load the runbook,
 preflight (git probes), lint, unit, verify-config, deploy, checks, tag, rollback note, and the
 journal of it all. Before each run, untimed, the tag, the note and the journal are removed so
-every run releases afresh. The baseline is `drillbook --help`: the start-up every command
-pays. Also reported: importing the libraries a release needs, against the same baseline.
+every run releases afresh. The baseline of the goal is `drillbook --help`: the start-up every
+command pays. Also reported, against the same start-up:
+
+- importing the libraries a release needs (pydantic's `BaseModel` included: `import pydantic`
+  alone imports almost nothing, its names load on first use), with the interpreter settings of
+  drillbook's entry (`drillbook/__main__.py`) so that it is a floor;
+- `plain_release.py`: the same work written as a plain script with the same libraries (no
+  masking, lock, signals, plan or process groups); the release against it is what drillbook's
+  orchestration costs.
 
 The scale series releases 1, 10 and 100 changes.
 """
@@ -25,8 +32,12 @@ import harness
 from harness import Goal, Result, Samples, Scale, Settings, process
 
 VERSION = "1.0.0"
-IMPORTS = "import invoke, yaml, pydantic, jinja2.sandbox, requests"
-IMPORTS_NAME = f'python -c "{IMPORTS}"'
+LIBRARIES = "import invoke, yaml, jinja2.sandbox, requests; from pydantic import BaseModel"
+# With the interpreter settings of drillbook's entry (drillbook/__main__.py), as every side has.
+IMPORTS = f"import gc; gc.set_threshold(50_000, 20, 20); {LIBRARIES}; gc.freeze()"
+IMPORTS_NAME = f'python -c "{LIBRARIES}"'
+PLAIN = Path(__file__).resolve().parent / "plain_release.py"
+PLAIN_NAME = "plain_release.py: the same work, a plain script"
 
 SIZES = (1, 10, 100)
 
@@ -114,6 +125,12 @@ def release_side(folder: Path) -> harness.Runner:
     return process(argv, cwd=folder, before=lambda: reset(folder))
 
 
+def plain_side(folder: Path) -> harness.Runner:
+    """The same release as a plain script, reset before each run."""
+    argv = [sys.executable, str(PLAIN), str(folder), VERSION]
+    return process(argv, cwd=folder, before=lambda: reset(folder))
+
+
 def help_side(folder: Path) -> harness.Runner:
     """`drillbook --help`, the start-up floor."""
     return process([harness.drillbook_script(), "--help"], cwd=folder)
@@ -135,6 +152,7 @@ def figures(settings: Settings) -> tuple[list[Result], list[Scale]]:
                 "drillbook release, 1 change": release_side(one),
                 "drillbook --help": help_side(one),
                 IMPORTS_NAME: process([sys.executable, "-c", IMPORTS], cwd=one),
+                PLAIN_NAME: plain_side(one),
             },
             runs=settings.runs(15, 3),
         )
@@ -148,13 +166,25 @@ def figures(settings: Settings) -> tuple[list[Result], list[Scale]]:
         # The floor a release cannot go under: the libraries it needs (validation, templates,
         # HTTP), imported and nothing else, against the same start-up.
         floor = Result(
-            "floor: importing what a release needs",
+            "floor: importing the libraries a release needs",
             samples[IMPORTS_NAME],
             samples["drillbook --help"],
         )
-        harness.report(result)
-        harness.report(floor)
-        results += [result, floor]
+        # The same work by hand, against the same start-up, and the release against it.
+        plain = Result(
+            "floor: the same work as a plain script",
+            samples[PLAIN_NAME],
+            samples["drillbook --help"],
+        )
+        overhead = Result(
+            "whole release against the same work as a plain script",
+            samples["drillbook release, 1 change"],
+            samples[PLAIN_NAME],
+            note="what drillbook's orchestration costs",
+        )
+        for item in (result, floor, plain, overhead):
+            harness.report(item)
+        results += [result, floor, plain, overhead]
         if settings.scale and not settings.quick:
             subjects: list[Samples] = []
             bases: list[Samples] = []
