@@ -365,9 +365,10 @@ def _read_tail(path: Path, limit: int) -> bytes:
 def list_runs(project_root: Path) -> list[RunInfo]:
     """Every run with a journal in the project, newest first.
 
-    Reads only the first line and the last 64 KiB of each journal, so it stays cheap with
-    many runs. `finished` is judged from those last events: `run_finished` is written at the
-    end of a run, after at most a few closing events.
+    Reads one journal at most once, and at most its first line and its last 64 KiB, and parses
+    only its first and last few lines, so it stays cheap with many runs. `finished` is judged
+    from those last events: `run_finished` is written at the end of a run, followed by at most
+    a `run_closed`.
     """
     folder = journal_dir(project_root)
     try:
@@ -380,12 +381,10 @@ def list_runs(project_root: Path) -> list[RunInfo]:
     runs = []
     for path in paths:
         try:
-            head, _, _ = _parse_lines(_read_head(path, HEAD_BYTES))
-            tail, _, _ = _parse_lines(_read_tail(path, TAIL_BYTES))
+            first, tail = _first_and_last(path)
         except OSError:
             runs.append(RunInfo(path.stem, path, None, None, finished=False))
             continue
-        first = head[0] if head else None
         last = tail[-1] if tail else first
         finished = any(event.get("event") == "run_finished" for event in tail)
         runs.append(RunInfo(path.stem, path, first, last, finished))
@@ -393,6 +392,28 @@ def list_runs(project_root: Path) -> list[RunInfo]:
     # second (a release and its resume) sort by the millisecond `ts` of their first event.
     runs.sort(key=_start_key, reverse=True)
     return runs
+
+
+#: How many lines from a journal's end `list_runs` parses.
+_LAST_LINES = 4
+
+
+def _first_and_last(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """A journal's first event and its last few valid events (oldest first), from one read."""
+    with path.open("rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size <= TAIL_BYTES:
+            data = f.read()
+            head = data[: data.find(b"\n") + 1] if b"\n" in data else data
+        else:
+            head = f.readline(HEAD_BYTES)
+            f.seek(size - TAIL_BYTES)
+            data = f.read()
+            data = data[data.find(b"\n") + 1 :]  # the first line read is probably cut
+    first = next(iter(_parse_lines(head)[0]), None)
+    lines = [line for line in data.split(b"\n")[-(_LAST_LINES + 1) :] if line.strip()]
+    tail, _, _ = _parse_lines(b"\n".join(lines[-_LAST_LINES:]))
+    return first, tail
 
 
 def _start_key(info: RunInfo) -> tuple[str, str]:
