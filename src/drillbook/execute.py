@@ -188,7 +188,9 @@ class Executor:
                 console.print(prefix + line)
 
         def on_start(pid: int) -> None:
-            session.event("command_started", sync=step.changes, step=step.id, pid=pid, pgid=pid)
+            # Not fsynced on its own: the pid is of use only while this machine stays up (to
+            # find what a killed drillbook left running), and a killed process loses no write.
+            session.event("command_started", sync=False, step=step.id, pid=pid, pgid=pid)
 
         def action() -> StepResult:
             cwd = session.root / spec.cwd if spec.cwd else session.root
