@@ -219,6 +219,7 @@ class CheckRunner:
         self._session = session
         self._own_session = session is None
         self._session_lock = threading.Lock()
+        self._forget_stop: Callable[[], object] | None = None
         self._masker = masker
         self._clock = clock
         self._sleep = sleep
@@ -244,6 +245,9 @@ class CheckRunner:
     def close(self) -> None:
         """Close the HTTP session if this runner made it."""
         with self._session_lock:
+            if self._forget_stop is not None:
+                self._forget_stop()
+                self._forget_stop = None
             if self._own_session and self._session is not None:
                 self._session.close()
                 self._session = None
@@ -251,15 +255,13 @@ class CheckRunner:
     def _get_session(self) -> requests.Session:
         with self._session_lock:
             if self._session is None:
-                # Imported here: requests costs ~100 ms of start-up that most commands never need.
-                import requests
-                from requests.adapters import HTTPAdapter
+                # Imported here: requests costs ~30 ms of start-up that most commands never need.
+                from drillbook.httpsession import cuttable_session
 
-                session = requests.Session()
-                # Enough pooled connections for the widest sampling, so none is thrown away.
-                adapter = HTTPAdapter(pool_connections=4, pool_maxsize=64)
-                session.mount("http://", adapter)
-                session.mount("https://", adapter)
+                session, cut = cuttable_session()
+                if self._stop is not None:
+                    # A stopped run does not wait out the read timeouts of requests in flight.
+                    self._forget_stop = self._stop.on_stop(cut)
                 self._session = session
             return self._session
 
@@ -460,7 +462,10 @@ class CheckRunner:
                         )
                     return Sample(status, response.headers, body, truncated, elapsed)
             except requests.RequestException as exc:
-                why = describe_no_answer(exc, connect_s=connect_s, read_s=read_s)
+                if self._stopped():  # cut by the stop (httpsession), not the service's doing
+                    why = "the run was stopped while the request waited for its answer"
+                else:
+                    why = describe_no_answer(exc, connect_s=connect_s, read_s=read_s)
                 return Sample(no_answer=why, elapsed_s=time.perf_counter() - start)
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
 

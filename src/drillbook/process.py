@@ -98,6 +98,7 @@ class StopToken:
         self._signum: int | None = None
         self._stopped = False
         self._runs: dict[int, _Run] = {}
+        self._hooks: dict[int, Callable[[], None]] = {}
 
     @property
     def signum(self) -> int | None:
@@ -117,12 +118,33 @@ class StopToken:
         # dict.copy() is one C call, so a signal handler never sees the dict mid-change.
         for run in self._runs.copy().values():
             run.wake()
+        self._run_hooks()
 
     def kill(self) -> None:
         """SIGKILL every running command's process group now, without a grace period."""
         self._stopped = True
         for run in self._runs.copy().values():
             run.kill_now()
+        self._run_hooks()
+
+    def on_stop(self, hook: Callable[[], None]) -> Callable[[], None]:
+        """Call `hook` when the run is stopped, at once if it already is; returns its undo.
+
+        A second signal (`kill`) calls the hooks again. A hook runs inside the signal handler,
+        in the main thread, possibly while that thread is in the middle of something else: it
+        must be quick, take no lock and not raise (an exception from it is dropped).
+        """
+        key = id(hook)
+        self._hooks[key] = hook
+        if self._stopped:
+            with contextlib.suppress(Exception):
+                hook()
+        return lambda: self._hooks.pop(key, None)
+
+    def _run_hooks(self) -> None:
+        for hook in self._hooks.copy().values():
+            with contextlib.suppress(Exception):
+                hook()
 
     def _register(self, run: _Run) -> None:
         self._runs[id(run)] = run

@@ -346,6 +346,43 @@ def test_stop_ends_retries(server: LoopbackServer) -> None:
     assert "(attempt 1/10; the run was stopped; retry safe)" in result.message
 
 
+@pytest.mark.parametrize("how", ["signal", "thread"])
+def test_a_stop_cuts_the_request_in_flight(how: str) -> None:
+    # A service that accepts and never answers, a 30 s read timeout: the stop ends the wait.
+    import signal
+    import threading
+
+    from drillbook.process import StopToken, handle_signals
+
+    stop = StopToken()
+    with silent_listener() as port, handle_signals(stop, (signal.SIGALRM,)):
+        url = f"http://127.0.0.1:{port}"
+        with CheckRunner(env(url), env_name="staging", stop=stop) as runner:
+            if how == "signal":  # delivered to this thread, blocked in the socket's read
+                signal.setitimer(signal.ITIMER_REAL, 0.3)
+            else:
+                threading.Timer(0.3, stop.stop).start()
+            began = time.monotonic()
+            result = runner.run(http_check(get="/health", timeout="30s"))
+            took = time.monotonic() - began
+    assert took < 2
+    assert result.outcome == "inconclusive"
+    assert "the run was stopped while the request waited for its answer" in result.got
+    assert result.attempts == 1
+
+
+def test_a_runner_closed_forgets_its_stop_hook() -> None:
+    from drillbook.process import StopToken
+
+    stop = StopToken()
+    with serving() as srv:
+        srv.routes["/health"] = Reply(200, "ok")
+        with CheckRunner(env(srv.url), env_name="staging", stop=stop) as runner:
+            assert runner.run(http_check(get="/health")).passed
+            assert len(stop._hooks) == 1
+    assert stop._hooks == {}
+
+
 def test_injected_clock_drives_the_deadline(server: LoopbackServer) -> None:
     server.routes["/health"] = Reply(503, "starting")
     now = [1000.0]

@@ -136,3 +136,18 @@ def test_first_signal_in_process_stops_the_token() -> None:
                 break
             time.sleep(0.01)
     assert token.signum == signal.SIGTERM
+
+
+def test_stop_hooks_run_once_stopped_and_can_be_undone() -> None:
+    from drillbook.process import StopToken
+
+    token = StopToken()
+    calls: list[str] = []
+    undo_a = token.on_stop(lambda: calls.append("a"))
+    token.on_stop(lambda: 1 / 0)  # a failing hook is dropped, the others still run
+    undo_a()
+    token.on_stop(lambda: calls.append("b"))
+    token.stop()
+    assert calls == ["b"]
+    token.on_stop(lambda: calls.append("late"))  # already stopped: it runs at once
+    assert calls == ["b", "late"]
