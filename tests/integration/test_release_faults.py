@@ -253,6 +253,10 @@ def test_after_sigkill_the_next_release_names_what_is_left_running(shop: Project
     assert f"drillbook abandon {run_id}" in result.err
     assert shop.served_version() is None
     assert gate_pids(shop) == orphans  # a refused run touches nothing
+    listed = shop.run("resume")
+    assert listed.code == 0, listed
+    assert f"{run_id}  open" in listed.out
+    assert f"its unit (pid {orphans[0]}) is still running" in listed.out
 
     resumed = shop.run("resume", run_id)
     assert resumed.code == 0, resumed

@@ -314,6 +314,7 @@ def _run_state(info: Any) -> tuple[str, list[dict[str, Any]]]:
 
 def _list_resumable(console: Console, root: Path) -> None:
     from drillbook.journal import list_runs
+    from drillbook.session import describe_leftovers, leftovers_of
 
     found = False
     for info in list_runs(root):
@@ -321,10 +322,11 @@ def _list_resumable(console: Console, root: Path) -> None:
         if state in ("open", "interrupted"):
             first = events[0] if events else {}
             last = events[-1] if events else {}
+            running = describe_leftovers(first, leftovers_of(first, events)) if first else ""
             console.print(
                 f"{info.run_id}  {state:<11} {first.get('action', '?')} "
                 f"{first.get('version') or ''} on {first.get('env', '?')}, "
-                f"last: {last.get('event')} {last.get('step') or ''}"
+                f"last: {last.get('event')} {last.get('step') or ''}{running}"
             )
             found = True
     if not found:
