@@ -51,16 +51,30 @@ def _boot_id() -> str | None:
 
 def _process_start(pid: int) -> int | None:
     """When `pid` started, in clock ticks since boot (Linux), to detect a reused pid."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return None
-    # Field 22; counted after the command name, which may hold spaces and parentheses.
-    fields = stat[stat.rfind(b")") + 2 :].split()
+    fields = _stat_fields(pid)
     try:
         return int(fields[19])
     except (IndexError, ValueError):
         return None
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether `pid` has died and waits only to be reaped (Linux).
+
+    A killed drillbook whose parent had already gone is reaped by init, which some inits do
+    only every few seconds; until then `kill(pid, 0)` still finds it.
+    """
+    fields = _stat_fields(pid)
+    return bool(fields) and fields[0] in (b"Z", b"X")
+
+
+def _stat_fields(pid: int) -> list[bytes]:
+    """The fields of /proc/PID/stat after the command name (which may hold spaces, parens)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return []
+    return stat[stat.rfind(b")") + 2 :].split()
 
 
 @dataclass
@@ -175,6 +189,8 @@ def _holder_state(record: dict[str, Any]) -> str | None:
         return "its process is gone"
     except PermissionError:
         pass  # a process of another user has this pid
+    if _is_zombie(pid):
+        return "its process is gone (it died and waits to be reaped)"
     start = record.get("pid_start")
     if isinstance(start, int):
         actual = _process_start(pid)

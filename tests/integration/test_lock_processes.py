@@ -80,6 +80,25 @@ def test_a_live_holder_refuses_and_a_killed_one_is_taken_over(tmp_path: Path) ->
     assert not path.exists()
 
 
+def test_a_killed_holder_not_yet_reaped_is_taken_over(tmp_path: Path) -> None:
+    # Killed, but a zombie until its parent (here: this test) reaps it, as when init is slow.
+    proc = start_holder(tmp_path, "20261123T000000Z-h01d3r", 60)
+    proc.send_signal(signal.SIGKILL)
+    until = time.monotonic() + 5
+    while time.monotonic() < until:
+        stat = Path(f"/proc/{proc.pid}/stat").read_text()
+        if stat[stat.rfind(")") + 2] == "Z":
+            break
+        time.sleep(0.01)
+    os.kill(proc.pid, 0)  # still there for kill(2)
+    try:
+        with acquire_lock(tmp_path, "staging", "20261123T000001Z-5ec0nd") as lock:
+            assert lock.taken_over_from is not None
+            assert lock.taken_over_from["pid"] == proc.pid
+    finally:
+        proc.communicate()
+
+
 def test_a_holder_that_finishes_releases(tmp_path: Path) -> None:
     proc = start_holder(tmp_path, "20261123T000000Z-h01d3r", 0)
     proc.communicate(timeout=10)
