@@ -557,9 +557,22 @@ def push_tag(root: Path, tag: str, remote: str = "origin", *, timeout: float = 6
     if status is None:
         detail = f"no answer from {remote} within {timeout:g}s"
     else:
-        last = tail.splitlines()[-1] if tail else ""
-        detail = f"git push exited {status}" + (f": {last}" if last else "")
+        why = _first_error(tail)
+        detail = f"git push exited {status}" + (f": {why}" if why else "")
     return PushResult(tag, remote, "failed", detail, tail)
+
+
+def _first_error(output: str) -> str:
+    """The line of git's output that says what went wrong: its first `fatal:` or `error:`.
+
+    git ends a failed push with advice ("Please make sure you have the correct access rights
+    and the repository exists."), so its last line says least.
+    """
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("fatal:", "error:", "remote: error:", "! [rejected]", "! [remote")):
+            return line
+    return lines[-1] if lines else ""
 
 
 def remote_has_tag(root: Path, tag: str, remote: str = "origin") -> bool | None:

@@ -463,7 +463,10 @@ def test_push_to_a_missing_remote_fails_and_keeps_the_tag(repo: Path) -> None:
     result = gitops.push_tag(repo, "v1.0.0", "nowhere", timeout=30)
     assert not result.ok
     assert result.outcome == "failed"
-    assert result.detail.startswith("git push exited 128")
+    # The line that says what went wrong, not git's closing advice.
+    assert result.detail == (
+        "git push exited 128: fatal: 'nowhere' does not appear to be a git repository"
+    )
     assert "does not appear to be a git repository" in result.output_tail
     assert gitops.tag_commit(repo, "v1.0.0") == gitops.head_commit(repo)
     assert gitops.remote_has_tag(repo, "v1.0.0", "nowhere") is None
@@ -491,6 +494,7 @@ def test_push_is_refused_when_the_remote_tag_differs(repo: Path, remote: Path) -
     result = gitops.push_tag(repo, "v1.0.0")
     assert not result.ok
     assert "rejected" in result.output_tail
+    assert "[rejected]" in result.detail
 
 
 def test_push_of_a_tag_that_does_not_exist(repo: Path, remote: Path) -> None:
