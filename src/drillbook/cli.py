@@ -10,7 +10,9 @@ Two things are solved here once for every task, rather than per task:
 
 from __future__ import annotations
 
+import difflib
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -102,10 +104,7 @@ class DrillbookProgram(Program):
             self.execute()
         except ParseError as exc:
             print(f"drillbook: {exc}", file=sys.stderr)
-            print(
-                "  hint: `drillbook --list` lists the tasks; `drillbook TASK --help`",
-                file=sys.stderr,
-            )
+            print(f"  hint: {self._usage_hint(str(exc))}", file=sys.stderr)
             if exit:
                 sys.exit(EXIT_INVALID)
         except Exit as exc:
@@ -122,6 +121,36 @@ class DrillbookProgram(Program):
             os.dup2(devnull, sys.stdout.fileno())
             if exit:
                 sys.exit(141)
+
+    def _usage_hint(self, error: str) -> str:
+        """`did you mean release?` for a mistyped task or option, else where to look."""
+        general = "`drillbook --list` lists the tasks; `drillbook TASK --help`"
+        match = re.fullmatch(r"No idea what '(.+)' is!", error)
+        if match is None or self.namespace is None:
+            return general
+        word = match.group(1)
+        try:
+            if word.startswith("-"):
+                known = [f"--{name}" for name in self._option_names()]
+            else:
+                known = sorted(_task_names(self.namespace))
+        except Exception:  # a hint must never hide the error it explains
+            return general
+        close = difflib.get_close_matches(word, known, n=1)
+        return f"did you mean `{close[0]}`? {general}" if close else general
+
+    def _option_names(self) -> list[str]:
+        """The long options of the task named on the command line, and the program's own."""
+        names = [n for arg in self.core_args() for n in arg.names if len(n) > 1]
+        assert self.namespace is not None  # noqa: S101 - the caller checked
+        for word in self.argv[1:]:
+            if word in _task_names(self.namespace):
+                task = self.namespace[word]
+                saved_help = dict(task.help)  # get_arguments() consumes the help texts
+                names += [n for arg in task.get_arguments() for n in arg.names if len(n) > 1]
+                task.help = saved_help
+                break
+        return [n.replace("_", "-") for n in names]
 
 
 def build_program() -> DrillbookProgram:

@@ -8,7 +8,6 @@ shows, so `drillbook docs --check` can tell fresh docs from stale ones.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,35 +197,30 @@ def check_site(out: Path, pages: Sequence[Page], *, complete: bool = True) -> St
     return Staleness(missing, stale, extra)
 
 
-def require_writable(out: Path) -> None:
-    """Refuse, before anything is written, an out folder that cannot be written."""
-    probe = out
-    while not probe.exists():
-        if probe.parent == probe:
-            break
-        probe = probe.parent
-    if probe.exists() and not probe.is_dir():
-        msg = f"cannot write the docs to {out}: {probe} is a file, not a folder"
-        raise PreconditionFailed(msg, hint="choose another folder with --out")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        msg = f"cannot write the docs to {out}: {probe} is not writable"
-        raise PreconditionFailed(msg, hint=f"fix the permissions of {probe}, or use --out")
-
-
 def write_site(out: Path, pages: Sequence[Page], *, complete: bool = True) -> Staleness:
-    """Write the pages that differ, atomically; drop pages of ours that no longer exist."""
-    from drillbook.files import sync_dir, write_atomic
+    """Write the pages that differ, atomically; drop pages of ours that no longer exist.
 
-    require_writable(out)
+    Raises `PreconditionFailed` when the folder cannot be written, found before the first page
+    is written when it can be; a page already written stays whole (each is written atomically).
+    """
+    from drillbook.files import require_writable, sync_dir, write_atomic
+
+    require_writable(out, "the docs")
     before = check_site(out, pages, complete=complete)
     changed = set(before.missing) | set(before.stale)
-    for page in pages:
-        if page.name in changed:
-            # Pages can be made again, and `docs --check` finds a lost one: no fsync per page
-            # (two per page cost seconds for a thousand services), one of the folder at the end.
-            write_atomic(out / page.name, page.text, sync=False)
-    for name in before.extra:
-        (out / name).unlink(missing_ok=True)
+    try:
+        for page in pages:
+            if page.name in changed:
+                # Pages can be made again, and `docs --check` finds a lost one: no fsync per
+                # page (two a page cost seconds for a thousand services), one at the end.
+                write_atomic(out / page.name, page.text, sync=False)
+        for name in before.extra:
+            (out / name).unlink(missing_ok=True)
+    except OSError as exc:
+        msg = f"cannot write the docs to {out}: {exc.strerror or exc}"
+        raise PreconditionFailed(
+            msg, hint="fix the folder (space, permissions) or use --out; then run docs again"
+        ) from exc
     if changed or before.extra:
         sync_dir(out)
     return before

@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from drillbook.errors import PreconditionFailed
+
 
 def write_atomic(path: Path, text: str | bytes, *, mode: int = 0o644, sync: bool = True) -> Path:
     """Write `text` to `path` atomically: a crash leaves the old file or the new one, never half.
@@ -47,3 +49,28 @@ def sync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def require_writable(folder: Path, what: str) -> None:
+    """Refuse, before anything is written, a folder where `what` cannot be written.
+
+    The folder need not exist: its nearest existing parent must be a folder this process may
+    write, on a file system that is not mounted read-only (root passes every permission check,
+    but not that one). Nothing is created to find out: a plan must change nothing.
+    """
+    probe = folder
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    if not probe.is_dir():
+        msg = f"cannot write {what} to {folder}: {probe} is a file, expected a folder"
+        raise PreconditionFailed(msg, hint=f"move {probe} out of the way")
+    try:
+        read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
+    except OSError:
+        read_only = False
+    if read_only:
+        msg = f"cannot write {what} to {folder}: {probe} is on a file system mounted read-only"
+        raise PreconditionFailed(msg, hint="write it elsewhere, or remount the file system")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        msg = f"cannot write {what} to {folder}: {probe} is not writable"
+        raise PreconditionFailed(msg, hint=f"fix the permissions of {probe}")

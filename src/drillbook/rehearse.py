@@ -33,7 +33,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from drillbook.describe import describe_check
@@ -706,15 +705,3 @@ def finish_rehearsal(session: RunSession, release: Release, result: Rehearsal) -
     if error is not None:
         data["report_error"] = error
     return data
-
-
-def require_writable(folder: Path) -> None:
-    """Refuse the run before its first step when the report folder cannot be written."""
-    import os
-
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        msg = f"cannot write the rehearsal report to {folder}: {probe} is not writable"
-        raise PreconditionFailed(msg, hint=f"fix the permissions of {probe}")

@@ -27,6 +27,7 @@ from drillbook.errors import (
     UsageError,
 )
 from drillbook.execute import CheckItem, Executor, StepResult
+from drillbook.files import require_writable
 from drillbook.model import Release, Runbook
 from drillbook.plan import Plan, PlannedStep, note_path, placeholders, rollback_steps
 from drillbook.runbook import LoadedRunbook
@@ -140,27 +141,13 @@ def preflight(
         )
         hint = f"release a new version, or delete the tag if it was a mistake: git tag -d {tag}"
         refuse(_raise, PreconditionFailed(msg, hint=hint))
-    refuse(_require_writable, root / "notes")
+    refuse(require_writable, root / "notes", "the rollback note")
     previous = state.previous_version(version, runbook.tag)
     return Preflight(head, previous, tag, tag_commit, tuple(problems), state.identity)
 
 
 def _raise(exc: Exception) -> None:
     raise exc
-
-
-def _require_writable(folder: Path) -> None:
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    import os
-
-    if not probe.is_dir():
-        msg = f"cannot write to {folder}: {probe} is a file, expected a folder"
-        raise PreconditionFailed(msg, hint=f"move {probe} out of the way")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        msg = f"cannot write to {folder}: {probe} is not writable"
-        raise PreconditionFailed(msg, hint=f"fix the permissions of {probe}")
 
 
 def expected_items(runbook: Runbook, release: Release) -> list[CheckItem]:

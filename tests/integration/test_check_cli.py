@@ -128,6 +128,26 @@ def test_usage_errors_exit_2_without_a_traceback(project: Path, argv: list[str])
     assert "drillbook check:" in done.stderr
 
 
+@pytest.mark.parametrize(
+    ("argv", "word", "hint"),
+    [
+        (["relase"], "relase", "did you mean `release`?"),
+        (["check", "--formt", "json"], "--formt", "did you mean `--format`?"),
+        (["history", "--snice", "2h"], "--snice", "did you mean `--since`?"),
+        (["--lst"], "--lst", "did you mean `--list`?"),
+        (["xyzzy"], "xyzzy", "`drillbook --list` lists the tasks"),
+    ],
+)
+def test_a_mistyped_task_or_option_exits_2_with_the_closest_name(
+    project: Path, argv: list[str], word: str, hint: str
+) -> None:
+    done = run([DRILLBOOK, *argv], project)
+    assert done.returncode == 2
+    assert f"No idea what '{word}' is!" in done.stderr
+    assert f"hint: {hint}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_check_without_a_runbooks_folder(tmp_path: Path) -> None:
     done = run([DRILLBOOK, "check"], tmp_path)
     assert done.returncode == 2

@@ -309,7 +309,17 @@ def test_an_out_folder_that_cannot_be_written_exits_3_before_writing(
 ) -> None:
     (project / "blocked").write_text("a file where a folder should be\n")
     assert run_cli(project, "docs", "--out", "blocked/site", monkeypatch=monkeypatch) == 3
-    assert "blocked is a file, not a folder" in capsys.readouterr().err
+    assert "blocked is a file, expected a folder" in capsys.readouterr().err
+
+
+def test_an_out_folder_the_system_refuses_exits_3_with_its_reason(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Permission checks pass there even for root, yet nothing can be made in /proc.
+    assert run_cli(project, "docs", "--out", "/proc/drillbook-docs", monkeypatch=monkeypatch) == 3
+    err = capsys.readouterr().err
+    assert "cannot write the docs to /proc/drillbook-docs: No such file or directory" in err
+    assert "internal error" not in err
 
 
 def test_service_filter(

@@ -21,8 +21,9 @@ def docs(
     c: Context, out: str | None = None, check: bool = False, service: str | None = None
 ) -> None:
     """Write runbook docs (Markdown, HTML) for the person on call; --check fails on stale docs."""
-    from drillbook.docs import DEFAULT_OUT, build_site, check_site, require_writable, write_site
+    from drillbook.docs import DEFAULT_OUT, build_site, check_site, write_site
     from drillbook.errors import UsageError
+    from drillbook.files import require_writable
     from drillbook.runbook import find_runbook_files, load_project_runbook, load_runbook
 
     root = Path.cwd()
@@ -40,7 +41,7 @@ def docs(
     target = target if target.is_absolute() else root / target
     shown = out or DEFAULT_OUT
     if not check:
-        require_writable(target)
+        require_writable(target, "the docs")
     pages = build_site(root, runbooks, target, service=service)
     console = Console()
     complete = service is None

@@ -30,6 +30,7 @@ def rehearse(
     format: str = "text",
 ) -> None:
     """Rehearse a rollback: baseline, deploy V, verify, roll back, verify again; timed, reported."""
+    from drillbook.files import require_writable
     from drillbook.output import plan_json, print_plan
     from drillbook.rehearse import (
         finish_rehearsal,
@@ -37,7 +38,6 @@ def rehearse(
         rehearse_flow,
         require_previous,
         require_rehearsal_env,
-        require_writable,
     )
     from drillbook.release import pick_version, previous_version, require_env
     from drillbook.session import open_session
@@ -64,7 +64,7 @@ def rehearse(
             print_plan(console, planned, probes)
             console.print("dry run: nothing was changed")
         return
-    require_writable(loaded.root / "reports")
+    require_writable(loaded.root / "reports", "the rehearsal report")
     extra = {
         "previous": previous,
         "found_version": found,
