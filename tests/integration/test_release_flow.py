@@ -176,6 +176,30 @@ def test_no_auto_rollback_leaves_the_environment_and_says_how_to_undo(released: 
     assert shop.served_version() == "1.0.0"
 
 
+def test_rollback_to_a_version_never_released_or_not_below_is_refused(released: Project) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    before = shop.snapshot()
+
+    typo = shop.run("rollback", "--env", "staging", "--to", "1.0.1")
+    assert typo.code == 2, typo
+    assert "1.0.1 was never released: expected a tag v1.0.1, found none" in typo.err
+    assert "(released below 1.1.0: 1.0.0)" in typo.err
+    forward = shop.run("rollback", "--env", "staging", "--to", "1.2.0")
+    assert forward.code == 2, forward
+    assert "staging runs 1.1.0; --to 1.2.0 is not below it" in forward.err
+    assert "drillbook release --version 1.2.0" in forward.err
+    bad = shop.run("rollback", "--env", "staging", "--to", "v1.0.0")
+    assert bad.code == 2, bad
+    assert "--to expects a semver version" in bad.err
+    assert shop.served_version() == "1.1.0"
+    assert shop.snapshot() == before  # nothing ran
+
+    done = shop.run("rollback", "--env", "staging", "--to", "1.0.0")
+    assert done.code == 0, done
+    assert shop.served_version() == "1.0.0"
+
+
 def test_a_failing_gate_stops_before_the_deploy(shop: Project) -> None:
     result = shop.run(
         "release",

@@ -241,6 +241,8 @@ def rollback(
     if target is None:
         msg = f"{env} runs {current} and no released version below it was found in git tags"
         raise UsageError(msg, hint="say where to go with --to VERSION")
+    if to is not None:
+        _require_rollback_target(loaded, env, current, to)
     release_ = runbook.release(current)
     with open_session(
         loaded,
@@ -278,6 +280,57 @@ def rollback(
         finish(session, outcome, format)
     if outcome.exit_code:
         raise Exit(code=outcome.exit_code)
+
+
+def _require_rollback_target(loaded: Any, env: str, current: str, to: str) -> None:
+    """Refuse a `--to` that is not a released version below the one `env` runs.
+
+    On the worst day a typo (`--to 1.1.1` for 1.1.0) must not deploy a version nobody
+    released, and a version above the current one is a release, with its gates and checks.
+    """
+    from drillbook import gitops
+    from drillbook.errors import UsageError
+    from drillbook.versions import is_semver, semver_key
+
+    runbook = loaded.runbook
+    if not is_semver(to):
+        msg = f"--to expects a semver version such as 1.2.0, got {to!r}"
+        raise UsageError(msg)
+    if semver_key(to) >= semver_key(current):
+        msg = f"{env} runs {current}; --to {to} is not below it, and a rollback goes back"
+        hint = (
+            f"to go forward, release it: drillbook release --version {to} --env {env} "
+            "(its gates and checks run)"
+        )
+        raise UsageError(msg, hint=hint)
+    state = gitops.look(loaded.root)
+    if state.tag_commit(runbook.tag_name(to)) is None:
+        released = sorted(
+            (
+                v
+                for v in _tagged_versions(state, runbook.tag)
+                if semver_key(v) < semver_key(current)
+            ),
+            key=semver_key,
+        )
+        known = ", ".join(released[-5:]) or "none"
+        msg = (
+            f"{to} was never released: expected a tag {runbook.tag_name(to)}, found none "
+            f"(released below {current}: {known})"
+        )
+        raise UsageError(msg, hint="check the version; `drillbook history` lists what was deployed")
+
+
+def _tagged_versions(state: Any, tag_format: str) -> list[str]:
+    """The versions that have a tag of the runbook's format."""
+    import re
+
+    from drillbook.versions import is_semver
+
+    prefix, suffix = tag_format.split("{version}")
+    pattern = re.compile(re.escape(prefix) + "(.+)" + re.escape(suffix))
+    found = (pattern.fullmatch(name) for name in state.tags)
+    return [m.group(1) for m in found if m and is_semver(m.group(1))]
 
 
 # --- resume and abandon -----------------------------------------------------------------------
