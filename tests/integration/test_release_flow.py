@@ -200,6 +200,20 @@ def test_rollback_to_a_version_never_released_or_not_below_is_refused(released: 
     assert shop.served_version() == "1.0.0"
 
 
+def test_deploy_of_a_version_neither_declared_nor_released_is_refused(shop: Project) -> None:
+    before = shop.snapshot()
+    result = shop.run("deploy", "--env", "staging", "--version", "7.7.7")
+    assert result.code == 2, result
+    assert "7.7.7 is neither declared in the runbook" in result.err
+    assert "(no tag v7.7.7)" in result.err
+    assert shop.served_version() is None
+    assert shop.snapshot() == before
+    # A version that has a tag but is no longer declared may be deployed: it was released.
+    shop.git("tag", "v0.9.0")
+    assert shop.run("deploy", "--env", "staging", "--version", "0.9.0").code == 0
+    assert shop.served_version() == "0.9.0"
+
+
 def test_a_failing_gate_stops_before_the_deploy(shop: Project) -> None:
     result = shop.run(
         "release",

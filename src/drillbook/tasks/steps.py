@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from invoke import Context, Exit
 
@@ -132,6 +133,7 @@ def deploy(
     require_env(runbook, env)
     if runbook.deploy is None:
         raise UsageError("the runbook has no `deploy:` command")
+    _require_known_version(loaded, version)
     previous = previous_version(loaded.root, runbook, version)
     argv = command_of(runbook.deploy, placeholders(runbook, env, version, previous))
     step = PlannedStep("deploy", "deploy", f"deploy {version} to {env}", changes=True, argv=argv)
@@ -146,6 +148,28 @@ def deploy(
     if not result.ok:
         msg = f"deploy of {version} to {env} failed: {result.detail}"
         raise StepFailed(msg, hint=f"{env} may be half-deployed; look at the output above")
+
+
+def _require_known_version(loaded: Any, version: str) -> None:
+    """Refuse a version that the runbook does not declare and no tag marks: a typo, surely."""
+    from drillbook import gitops
+    from drillbook.errors import UsageError
+    from drillbook.versions import is_semver
+
+    runbook = loaded.runbook
+    if not is_semver(version):
+        msg = f"--version expects a semver version such as 1.2.0, got {version!r}"
+        raise UsageError(msg)
+    if runbook.release(version) is not None:
+        return
+    tag = runbook.tag_name(version)
+    if gitops.look(loaded.root).tag_commit(tag) is None:
+        declared = ", ".join(r.version for r in runbook.releases) or "none"
+        msg = (
+            f"{version} is neither declared in the runbook (declared: {declared}) nor released "
+            f"(no tag {tag}), so there is nothing to deploy"
+        )
+        raise UsageError(msg, hint="check the version, or declare it under `releases:`")
 
 
 @drill_task(help={**RUN_HELP, "version": "the version whose expected checks to run"})
