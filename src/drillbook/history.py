@@ -125,7 +125,8 @@ def entries(root: Path, *, since: float | None = None, env: str | None = None) -
             events = read_journal(info.path).events
         except UsageError:  # gone or unreadable since list_runs saw it
             continue
-        out.append(_entry(first, events, owners_of))
+        # The whole first event: list_runs holds only a summary of it.
+        out.append(_entry(events[0] if events else first, events, owners_of))
     out.sort(key=lambda e: (_epoch(e.ts) or 0.0, e.run), reverse=True)
     return out
 

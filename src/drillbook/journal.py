@@ -336,8 +336,8 @@ class RunInfo:
 
     run_id: str
     path: Path
-    first: dict[str, Any] | None  # the first event
-    last: dict[str, Any] | None  # the last complete event
+    first: dict[str, Any] | None  # the first event's summary (runindex.SUMMARY_KEYS)
+    last: dict[str, Any] | None  # the last complete event's summary
     finished: bool  # a `run_finished` event is among the last events
 
 
@@ -363,31 +363,42 @@ def _read_tail(path: Path, limit: int) -> bytes:
 
 
 def list_runs(project_root: Path) -> list[RunInfo]:
-    """Every run with a journal in the project, newest first.
+    """Every run with a journal in the project, newest first, each with a summary.
 
-    Reads one journal at most once, and at most its first line and its last 64 KiB, and parses
-    only its first and last few lines, so it stays cheap with many runs. `finished` is judged
-    from those last events: `run_finished` is written at the end of a run, followed by at most
-    a `run_closed`.
+    A journal's summary is read from its first and last few lines, once: it is kept in the
+    run index (`runindex`) and read again only when the journal changed. `first` and `last`
+    hold the fields in `runindex.SUMMARY_KEYS`; read the journal for the rest. `finished` is
+    judged from the last events: `run_finished` is written at the end of a run, followed at
+    most by a `run_closed`.
     """
+    from drillbook.runindex import RunIndex, stamp, summarize
+
     folder = journal_dir(project_root)
     try:
-        paths = [p for p in folder.iterdir() if p.suffix == SUFFIX and p.is_file()]
+        entries = [e for e in os.scandir(folder) if e.name.endswith(SUFFIX) and e.is_file()]
     except FileNotFoundError:
         return []
     except OSError as exc:
         msg = f"cannot list the journals in {folder}: {exc.strerror or exc}"
         raise UsageError(msg) from exc
+    index = RunIndex.load(project_root)
     runs = []
-    for path in paths:
+    for entry in entries:
+        path = Path(entry.path)
+        run_id = entry.name[: -len(SUFFIX)]
         try:
-            first, tail = _first_and_last(path)
+            current = stamp(entry.stat())
+            summary = index.get(entry.name, current)
+            if summary is None:
+                first, tail = _first_and_last(path)
+                finished = any(event.get("event") == "run_finished" for event in tail)
+                summary = (summarize(first), summarize(tail[-1] if tail else first), finished)
+                index.put(entry.name, current, summary)
         except OSError:
-            runs.append(RunInfo(path.stem, path, None, None, finished=False))
+            runs.append(RunInfo(run_id, path, None, None, finished=False))
             continue
-        last = tail[-1] if tail else first
-        finished = any(event.get("event") == "run_finished" for event in tail)
-        runs.append(RunInfo(path.stem, path, first, last, finished))
+        runs.append(RunInfo(run_id, path, *summary))
+    index.save(entry.name for entry in entries)
     # Run ids start with their UTC time to the second, and a random part: two runs of the same
     # second (a release and its resume) sort by the millisecond `ts` of their first event.
     runs.sort(key=_start_key, reverse=True)

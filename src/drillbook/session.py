@@ -111,6 +111,7 @@ def unfinished_runs(root: Path, env: str) -> list[dict[str, Any]]:
         read = read_journal(info.path)
         if any(e.get("event") in ("run_closed", "run_finished") for e in read.events):
             continue
+        first = read.events[0] if read.events else first  # whole, not list_runs' summary
         out.append(
             {
                 **first,
