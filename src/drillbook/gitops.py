@@ -575,6 +575,15 @@ def _first_error(output: str) -> str:
     return lines[-1] if lines else ""
 
 
+def remote_url(root: Path, remote: str = "origin") -> str | None:
+    """The URL of `remote` (credentials masked), or None when the repository has no such one."""
+    proc = _git(root, "remote", "get-url", "--", remote)
+    _check_repo(root, proc)
+    if proc.returncode != 0:
+        return None
+    return _URL_USERINFO.sub(r"\1***@", proc.stdout.strip())
+
+
 def remote_has_tag(root: Path, tag: str, remote: str = "origin") -> bool | None:
     """Whether `remote` has the tag, or None when the remote cannot be asked."""
     ref = f"refs/tags/{tag}"

@@ -105,6 +105,7 @@ def preflight(
     *,
     need_identity: bool = True,
     survey: bool = False,
+    push: bool = False,
 ) -> Preflight:
     """Look at the world before changing it; raise PreconditionFailed when it says no.
 
@@ -142,12 +143,22 @@ def preflight(
         hint = f"release a new version, or delete the tag if it was a mistake: git tag -d {tag}"
         refuse(_raise, PreconditionFailed(msg, hint=hint))
     refuse(require_writable, root / "notes", "the rollback note")
+    if push:
+        refuse(_require_remote, root, "origin")
     previous = state.previous_version(version, runbook.tag)
     return Preflight(head, previous, tag, tag_commit, tuple(problems), state.identity)
 
 
 def _raise(exc: Exception) -> None:
     raise exc
+
+
+def _require_remote(root: Path, remote: str) -> None:
+    """Refuse `--push` before the first step when there is no remote to push to."""
+    if gitops.remote_url(root, remote) is None:
+        msg = f"--push needs a git remote named {remote}, and the repository has none"
+        hint = f"git remote add {remote} URL, or release without --push and push the tag later"
+        raise PreconditionFailed(msg, hint=hint)
 
 
 def expected_items(runbook: Runbook, release: Release) -> list[CheckItem]:

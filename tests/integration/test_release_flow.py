@@ -271,6 +271,8 @@ def test_plan_as_json(shop: Project) -> None:
 def test_a_failed_push_keeps_the_tag_and_a_later_push_sends_the_same_one(
     shop: Project, tmp_path: Path
 ) -> None:
+    remote = tmp_path / "remote.git"  # configured, but not there yet: the push fails
+    shop.git("remote", "add", "origin", str(remote))
     result = shop.run("release", "--version", "1.0.0", "--push")
 
     assert result.code == 1, result
@@ -281,9 +283,7 @@ def test_a_failed_push_keeps_the_tag_and_a_later_push_sends_the_same_one(
     assert by_name(events, "push_failed")[0]["tag"] == "v1.0.0"
     assert events[-1]["outcome"] == "push_failed"
 
-    remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True, env=shop.env)
-    shop.git("remote", "add", "origin", str(remote))
     result = shop.run("tag", "--version", "1.0.0", "--push")
 
     assert result.code == 0, result
@@ -292,6 +292,19 @@ def test_a_failed_push_keeps_the_tag_and_a_later_push_sends_the_same_one(
     assert shop.git("rev-parse", "v1.0.0") == tag_object
     remote_tags = shop.git("ls-remote", "--tags", "origin").splitlines()
     assert remote_tags[0].split("\t") == [tag_object, "refs/tags/v1.0.0"]
+
+
+def test_push_without_a_remote_is_refused_before_the_first_step(shop: Project) -> None:
+    before = shop.snapshot()
+    result = shop.run("release", "--version", "1.0.0", "--push")
+    assert result.code == 3, result
+    assert "--push needs a git remote named origin, and the repository has none" in result.err
+    assert shop.tags() == []
+    assert shop.served_version() is None
+    assert shop.snapshot() == before
+    tag = shop.run("tag", "--version", "1.0.0", "--push")
+    assert tag.code == 3, tag
+    assert shop.tags() == []
 
 
 # --- verify-config ----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ def _release_plan(
 
     release = pick_version(loaded.runbook, version)
     require_env(loaded.runbook, env)
-    found = preflight(loaded, env, release.version, survey=survey)
+    found = preflight(loaded, env, release.version, survey=survey, push=push)
     plan = plan_release(
         loaded.runbook,
         env=env,

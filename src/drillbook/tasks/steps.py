@@ -242,7 +242,7 @@ def tag(
     console = Console()
     loaded = project(service)
     release_ = pick_version(loaded.runbook, version)
-    found = preflight(loaded, "staging", release_.version)
+    found = preflight(loaded, "staging", release_.version, push=push)
     state = gitops.create_tag(
         loaded.root,
         found.tag,
