@@ -18,7 +18,8 @@ from drillbook.tasks.docs import docs
 from drillbook.tasks.history import history
 from drillbook.tasks.init import init
 from drillbook.tasks.rehearse import rehearse
-from drillbook.tasks.release import abandon, plan, release, resume, rollback
+from drillbook.tasks.release import plan, release, rollback
+from drillbook.tasks.resume import abandon, resume
 from drillbook.tasks.steps import (
     deploy,
     integration,

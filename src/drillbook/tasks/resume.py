@@ -1,0 +1,216 @@
+"""`resume` and `abandon`: continue or close a run that was interrupted or killed.
+
+Both first stop what a killed run left running (its last command's process group, see
+`leftovers`), under the environment's lock, so that nothing of it runs twice at once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from invoke import Context, Exit
+
+from drillbook.console import Console
+from drillbook.tasks._base import drill_task, finish
+
+
+def _find_run(root: Path, run: str) -> Any:
+    from drillbook.errors import UsageError
+    from drillbook.journal import list_runs
+
+    runs = list_runs(root)
+    matches = [r for r in runs if r.run_id == run or r.run_id.startswith(run)]
+    if len(matches) != 1:
+        recent = ", ".join(r.run_id for r in runs[:5]) or "none"
+        what = "no run" if not matches else f"{len(matches)} runs"
+        msg = f"{what} matching {run!r} in .drillbook/journal (recent: {recent})"
+        raise UsageError(msg)
+    return matches[0]
+
+
+def _run_state(info: Any) -> tuple[str, list[dict[str, Any]]]:
+    """open (killed), interrupted, closed or finished; and the events."""
+    from drillbook.journal import read_journal
+
+    events = read_journal(info.path).events
+    if any(e.get("event") == "run_closed" for e in events):
+        return "closed", events
+    finished = [e for e in events if e.get("event") == "run_finished"]
+    if not finished:
+        return "open", events
+    if finished[-1].get("outcome") == "interrupted":
+        return "interrupted", events
+    return "finished", events
+
+
+def _list_resumable(console: Console, root: Path) -> None:
+    from drillbook.journal import list_runs
+    from drillbook.session import describe_leftovers, leftovers_of
+
+    found = False
+    for info in list_runs(root):
+        state, events = _run_state(info)
+        if state in ("open", "interrupted"):
+            first = events[0] if events else {}
+            last = events[-1] if events else {}
+            running = describe_leftovers(first, leftovers_of(first, events)) if first else ""
+            console.print(
+                f"{info.run_id}  {state:<11} {first.get('action', '?')} "
+                f"{first.get('version') or ''} on {first.get('env', '?')}, "
+                f"last: {last.get('event')} {last.get('step') or ''}{running}"
+            )
+            found = True
+    if not found:
+        console.print("no interrupted or unfinished runs")
+
+
+def _unclosed_run(
+    console: Console, root: Path, run: str | None, what: str
+) -> tuple[Any, list[dict[str, Any]]] | None:
+    """The run to resume or abandon and its events; without RUN, list the candidates."""
+    from drillbook.errors import UsageError
+
+    if run is None:
+        _list_resumable(console, root)
+        return None
+    info = _find_run(root, run)
+    state, events = _run_state(info)
+    if state not in ("open", "interrupted"):
+        msg = f"run {info.run_id} is {state}; only an interrupted or unfinished run can be {what}"
+        raise UsageError(msg)
+    return info, events
+
+
+def _stop_leftovers(
+    console: Console, run_id: str, events: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Stop what a killed run left running (its last command's group); what was stopped.
+
+    Called with the environment's lock held, so nothing else of drillbook's is running there.
+    """
+    from drillbook import leftovers
+    from drillbook.errors import PreconditionFailed
+    from drillbook.session import leftovers_of
+
+    first = events[0] if events else {}
+    found = leftovers_of(first, events)
+    if found is None:
+        console.error(
+            f"warning: run {run_id} ran on {first.get('host')}; what it left running there "
+            "cannot be seen from here"
+        )
+        return []
+    stopped = []
+    for item in found:
+        console.print(f"stopping what run {run_id} left running: {item.describe()}")
+        survivors = leftovers.stop(item, run_id)
+        if survivors:
+            msg = (
+                f"could not stop what run {run_id} left running: pids "
+                f"{', '.join(map(str, survivors))} of its {item.step} survive SIGKILL"
+            )
+            raise PreconditionFailed(
+                msg, hint="look at them with ps; a process in D state waits on I/O"
+            )
+        stopped.append({"step": item.step, "pgid": item.pgid, "pids": list(item.pids)})
+    return stopped
+
+
+@drill_task(rest="run", help={"run": "the run id (a unique prefix is enough)"})
+def resume(c: Context, run: str | None = None) -> None:
+    """Continue an interrupted run from the step it stopped at; finished steps never repeat."""
+    from drillbook.errors import PreconditionFailed, UsageError
+    from drillbook.release import release_flow
+    from drillbook.runbook import load_runbook
+    from drillbook.session import open_session
+    from drillbook.tasks.release import release_plan
+
+    root = Path.cwd()
+    console = Console()
+    found_run = _unclosed_run(console, root, run, "resumed")
+    if found_run is None:
+        return
+    info, events = found_run
+    first = events[0]
+    if first.get("action") != "release":
+        msg = f"run {info.run_id} is a {first.get('action')}; only a release resumes step by step"
+        raise UsageError(
+            msg, hint=f"run the {first.get('action')} again, then `drillbook abandon {info.run_id}`"
+        )
+    loaded = load_runbook(root / first["runbook"], root=root)
+    if loaded.sha256 != first.get("runbook_sha256"):
+        msg = (
+            f"the runbook {first['runbook']} changed since run {info.run_id} started, so its "
+            "plan may no longer be the one that was half run"
+        )
+        raise PreconditionFailed(
+            msg,
+            hint=(
+                f"check {first.get('env')}, then `drillbook abandon {info.run_id}` "
+                "and release again"
+            ),
+        )
+    done = frozenset(
+        e["step"]
+        for e in events
+        if e.get("event") in ("step_finished", "step_skipped")
+        and e.get("outcome", "ok") in ("ok", "done")
+    )
+    params = first.get("params", {})
+    # The old run is closed only once the new one holds the lock, after the preflight: a resume
+    # that is refused leaves it as it was, resumable.
+    release_, found, planned = release_plan(
+        loaded, params.get("version"), first["env"], bool(params.get("push"))
+    )
+    with open_session(
+        loaded,
+        action="release",
+        env=first["env"],
+        version=release_.version,
+        console=console,
+        extra={"params": params, "resumed_from": info.run_id, "previous": found.previous},
+        resuming=info.run_id,
+    ) as session:
+        stopped = _stop_leftovers(console, info.run_id, events)
+        if stopped:
+            session.event("leftovers_stopped", of_run=info.run_id, stopped=stopped)
+        console.print(f"resuming {info.run_id}: {len(done)} finished step(s) will not run again")
+        outcome = release_flow(
+            session,
+            planned,
+            release_,
+            found,
+            auto_rollback=params.get("auto_rollback", True),
+            done=done,
+        )
+        finish(session, outcome, "text")
+    if outcome.exit_code:
+        raise Exit(code=outcome.exit_code)
+
+
+@drill_task(rest="run", help={"run": "the run id (a unique prefix is enough)"})
+def abandon(c: Context, run: str | None = None) -> None:
+    """Close an interrupted or unfinished run without continuing it."""
+    from drillbook.journal import Journal
+
+    root = Path.cwd()
+    console = Console()
+    found_run = _unclosed_run(console, root, run, "abandoned")
+    if found_run is None:
+        return
+    info, events = found_run
+    last_step = next((e.get("step") for e in reversed(events) if e.get("step")), None)
+    first = events[0] if events else {}
+    # A run that looks unfinished may still be going: its lock says so (exit 75, naming it).
+    from drillbook.lock import acquire_lock
+
+    env = str(first.get("env", "staging"))
+    with acquire_lock(root, env, f"abandon-{info.run_id}"):
+        stopped = _stop_leftovers(console, info.run_id, events)
+        with Journal.open(root, info.run_id) as old:
+            old.write("run_closed", how="abandoned", last_step=last_step, stopped=stopped or None)
+    console.print(
+        f"abandoned {info.run_id}; it stopped at {last_step or 'its start'}. "
+        f"Check {first.get('env', 'the environment')} before the next release."
+    )
