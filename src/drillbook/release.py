@@ -130,7 +130,7 @@ def preflight(
     if head is None:
         msg = f"the git repository at {root} has no commit yet, so there is nothing to release"
         raise PreconditionFailed(msg, hint="commit the project first: git add -A && git commit")
-    refuse(gitops.require_clean, root, ignore=OWN_OUTPUTS, state=state)
+    refuse(gitops.require_clean, root, ignore=own_outputs(root, state.top), state=state)
     if need_identity:
         refuse(gitops.require_identity, root, state=state)
     tag = runbook.tag_name(version)
@@ -147,6 +147,21 @@ def preflight(
         refuse(_require_remote, root, "origin")
     previous = state.previous_version(version, runbook.tag)
     return Preflight(head, previous, tag, tag_commit, tuple(problems), state.identity)
+
+
+def own_outputs(root: Path, top: Path) -> tuple[str, ...]:
+    """`OWN_OUTPUTS` as git names them: relative to the repository's top folder.
+
+    A project may be a folder of a larger repository (a monorepo): its `notes/` are then
+    `services/shop/notes/` to git.
+    """
+    try:
+        prefix = root.resolve().relative_to(top.resolve()).as_posix()
+    except ValueError:
+        return OWN_OUTPUTS
+    if prefix in ("", "."):
+        return OWN_OUTPUTS
+    return tuple(f"{prefix}/{output}" for output in OWN_OUTPUTS)
 
 
 def _raise(exc: Exception) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,31 @@ def test_a_tag_on_the_same_commit_is_a_step_already_done(shop: Project) -> None:
     tag = next(e for e in shop.events() if e["event"] == "step_finished" and e["step"] == "tag")
     assert tag["outcome"] == "done"
     assert tag["state"] == "exists"
+
+
+def test_a_project_in_a_folder_of_a_larger_repository_releases_again(tmp_path: Path) -> None:
+    # A monorepo: git names the project's own outputs services/shop/notes/..., not notes/...
+    shop = make_project(tmp_path / "repo" / "services", git=False)
+    top = tmp_path / "repo"
+    (top / ".gitignore").write_text("services/home/\n")  # the fixture's HOME lies beside it
+    for args in (
+        ("init", "-q", "-b", "main"),
+        ("config", "user.name", "Release Bot"),
+        ("config", "user.email", "release@example.com"),
+        ("add", "-A"),
+        ("commit", "-q", "-m", "the monorepo"),
+    ):
+        subprocess.run(["git", "-C", str(top), *args], check=True, env=shop.env)
+    try:
+        assert shop.run("release", "--version", "1.0.0").code == 0
+        assert shop.run("release", "--version", "1.1.0").code == 0  # notes/ and .drillbook/
+        (top / "elsewhere.txt").write_text("a change outside the project still counts\n")
+        refused = shop.run("release", "--version", "1.2.0")
+        assert refused.code == 3, refused
+        assert "  elsewhere.txt" in refused.err
+        assert "notes" not in refused.err
+    finally:
+        assert not shop.close()
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o755])
