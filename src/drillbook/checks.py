@@ -198,6 +198,8 @@ class CheckRunner:
     `clock` and `sleep` for deadlines and retry intervals, `cwd` for command checks, `stop` to
     end early when the run is interrupted. `placeholders` fill `{env}`, `{version}`,
     `{previous}`, `{url}` and `{service}`; `env` and `url` default to this environment's.
+    Command checks get `command_env` in their environment (the run's id) and `on_command_start`
+    is called with each one's pid, so that a run can record what it started.
     Use as a context manager, or call `close`, to close a session the runner made.
     """
 
@@ -213,8 +215,12 @@ class CheckRunner:
         cwd: Path | None = None,
         placeholders: Mapping[str, str] | None = None,
         stop: StopToken | None = None,
+        command_env: Mapping[str, str] | None = None,
+        on_command_start: Callable[[int], None] | None = None,
     ) -> None:
         self.environment = environment
+        self._command_env = dict(command_env or {})
+        self._on_command_start = on_command_start
         self.env_name = env_name
         self._session = session
         self._own_session = session is None
@@ -630,6 +636,7 @@ class CheckRunner:
         assert isinstance(check, RunCheck)  # noqa: S101
         env = {k: _fill(v, self.placeholders) for k, v in check.env.items()}
         env.update({f"DRILLBOOK_{k.upper()}": v for k, v in self.placeholders.items()})
+        env.update(self._command_env)
         expect = check.expect
         attempts = check.retry.attempts
         # Nobody declared a command free of side effects; a runbook that retries it says it is.
@@ -658,6 +665,7 @@ class CheckRunner:
                 on_line=scan,
                 masker=self._masker,
                 stop=self._stop,
+                on_start=self._on_command_start,
             )
             found = bool(seen) or (needle is not None and needle in result.output_tail)
             outcome, got, phrase = judge_command(expect, result, timeout, found=found)

@@ -247,6 +247,10 @@ class Executor:
                 cwd=session.root,
                 placeholders=placeholders(runbook, session.env, version, previous),
                 stop=session.stop,
+                command_env={RUN_VARIABLE: session.run_id},
+                on_command_start=lambda pid: session.event(
+                    "command_started", sync=False, step=step.id, pid=pid, pgid=pid
+                ),
             )
             try:
                 results = runner.run_many([(item.label, item.check) for item in items])

@@ -43,15 +43,19 @@ class Leftover:
 
 
 def unfinished_commands(events: Iterable[Mapping[str, Any]]) -> list[tuple[str, int]]:
-    """(step, process group) of the commands a journal shows started and never finished."""
-    started: dict[str, int] = {}
+    """(step, process group) of the commands a journal shows started in a step never finished.
+
+    A step may start several (a checks step runs each command check, and retries it).
+    """
+    started: dict[int, str] = {}
     for event in events:
         kind = event.get("event")
         if kind == "command_started" and isinstance(event.get("pgid"), int):
-            started[str(event.get("step"))] = event["pgid"]
+            started[event["pgid"]] = str(event.get("step"))
         elif kind == "step_finished":
-            started.pop(str(event.get("step")), None)
-    return list(started.items())
+            step = str(event.get("step"))
+            started = {pgid: s for pgid, s in started.items() if s != step}
+    return [(step, pgid) for pgid, step in started.items()]
 
 
 def group_pids(pgid: int, run_id: str, *, proc: Path = Path("/proc")) -> list[int]:

@@ -171,3 +171,23 @@ def test_run_many_mixes_commands_and_http_in_order(runner: CheckRunner) -> None:
     refused = HttpCheck.model_validate({"get": "http://evil.example/"})
     with pytest.raises(PreconditionFailed, match="not on allow_hosts"):
         runner.run_many([("ok", checks[0][1]), ("bad", refused)])
+
+
+def test_a_command_check_carries_the_run_id_and_reports_its_start(tmp_path: Path) -> None:
+    environment = Environment.model_validate({"url": "http://127.0.0.1:8181"})
+    started: list[int] = []
+    runner = CheckRunner(
+        environment,
+        env_name="staging",
+        cwd=tmp_path,
+        command_env={"DRILLBOOK_RUN": "20261201T000000Z-abcdef"},
+        on_command_start=started.append,
+    )
+    check = run_check(
+        run=[PY, "-c", "import os; print('run', os.environ['DRILLBOOK_RUN'], os.getpid())"],
+        expect={"output_contains": "run 20261201T000000Z-abcdef"},
+    )
+    result = runner.run(check)
+    assert result.outcome == "pass", result
+    assert len(started) == 1
+    assert f"20261201T000000Z-abcdef {started[0]}" in result.excerpt

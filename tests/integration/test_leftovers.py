@@ -80,3 +80,14 @@ def test_stop_terms_then_kills_the_group(started: list) -> None:
     assert stubborn.wait(timeout=5) == -9
     stubborn.stdout.close()
     assert leftovers.stop(item, run_id, grace=0.2) == []  # gone: nothing to do
+
+
+def test_every_command_of_an_unfinished_step_counts() -> None:
+    events = [
+        {"event": "command_started", "step": "integration", "pgid": 11},
+        {"event": "command_started", "step": "integration", "pgid": 12},
+        {"event": "step_finished", "step": "lint"},
+    ]
+    assert leftovers.unfinished_commands(events) == [("integration", 11), ("integration", 12)]
+    events.append({"event": "step_finished", "step": "integration"})
+    assert leftovers.unfinished_commands(events) == []
