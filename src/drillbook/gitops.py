@@ -399,10 +399,8 @@ def previous_version(root: Path, version: str, tag_format: str = "v{version}") -
     return _previous(tags(root), version, tag_format)
 
 
-def _previous(names: Sequence[str], version: str, tag_format: str) -> str | None:
-    if not is_semver(version):
-        msg = f"expected a semver version such as 1.2.0, got {version!r}"
-        raise UsageError(msg)
+def tagged_versions(names: Sequence[str], tag_format: str = "v{version}") -> list[str]:
+    """The semver versions that the tags among `names` mark, as `tag_format` spells them."""
     if tag_format.count("{version}") != 1:
         msg = (
             f"expected a tag format with {{version}} once, such as v{{version}}, got {tag_format!r}"
@@ -410,19 +408,23 @@ def _previous(names: Sequence[str], version: str, tag_format: str) -> str | None
         raise UsageError(msg)
     prefix, suffix = tag_format.split("{version}")
     pattern = re.compile(re.escape(prefix) + "(.+)" + re.escape(suffix))
+    found = (pattern.fullmatch(name) for name in names)
+    return [m.group(1) for m in found if m and is_semver(m.group(1))]
+
+
+def _previous(names: Sequence[str], version: str, tag_format: str) -> str | None:
+    if not is_semver(version):
+        msg = f"expected a semver version such as 1.2.0, got {version!r}"
+        raise UsageError(msg)
     final_only = "-" not in version.split("+", 1)[0]
     ceiling = semver_key(version)
-    best: tuple[tuple[object, ...], str] | None = None
-    for name in names:
-        match = pattern.fullmatch(name)
-        if not match or not is_semver(candidate := match.group(1)):
-            continue
-        if final_only and "-" in candidate.split("+", 1)[0]:
-            continue
-        key = semver_key(candidate)
-        if key < ceiling and (best is None or key > best[0]):
-            best = (key, candidate)
-    return best[1] if best else None
+    below = [
+        candidate
+        for candidate in tagged_versions(names, tag_format)
+        if semver_key(candidate) < ceiling
+        and not (final_only and "-" in candidate.split("+", 1)[0])
+    ]
+    return max(below, key=semver_key) if below else None
 
 
 def _describe(root: Path, commit: str) -> str:

@@ -302,12 +302,11 @@ def _require_rollback_target(loaded: Any, env: str, current: str, to: str) -> No
             "(its gates and checks run)"
         )
         raise UsageError(msg, hint=hint)
-    state = gitops.look(loaded.root)
-    if state.tag_commit(runbook.tag_name(to)) is None:
+    if gitops.tag_commit(loaded.root, runbook.tag_name(to)) is None:
         released = sorted(
             (
                 v
-                for v in _tagged_versions(state, runbook.tag)
+                for v in gitops.tagged_versions(gitops.tags(loaded.root), runbook.tag)
                 if semver_key(v) < semver_key(current)
             ),
             key=semver_key,
@@ -318,15 +317,3 @@ def _require_rollback_target(loaded: Any, env: str, current: str, to: str) -> No
             f"(released below {current}: {known})"
         )
         raise UsageError(msg, hint="check the version; `drillbook history` lists what was deployed")
-
-
-def _tagged_versions(state: Any, tag_format: str) -> list[str]:
-    """The versions that have a tag of the runbook's format."""
-    import re
-
-    from drillbook.versions import is_semver
-
-    prefix, suffix = tag_format.split("{version}")
-    pattern = re.compile(re.escape(prefix) + "(.+)" + re.escape(suffix))
-    found = (pattern.fullmatch(name) for name in state.tags)
-    return [m.group(1) for m in found if m and is_semver(m.group(1))]

@@ -163,7 +163,7 @@ def _require_known_version(loaded: Any, version: str) -> None:
     if runbook.release(version) is not None:
         return
     tag = runbook.tag_name(version)
-    if gitops.look(loaded.root).tag_commit(tag) is None:
+    if gitops.tag_commit(loaded.root, tag) is None:
         declared = ", ".join(r.version for r in runbook.releases) or "none"
         msg = (
             f"{version} is neither declared in the runbook (declared: {declared}) nor released "
