@@ -58,26 +58,19 @@ def unfinished_commands(events: Iterable[Mapping[str, Any]]) -> list[tuple[str, 
     return [(step, pgid) for pgid, step in started.items()]
 
 
-def group_pids(pgid: int, run_id: str, *, proc: Path = Path("/proc")) -> list[int]:
+def group_pids(pgid: int, run_id: str) -> list[int]:
     """Live processes of group `pgid` whose environment says they belong to run `run_id`."""
+    from drillbook.process import group_members
+
     marker = f"{RUN_VARIABLE}={run_id}".encode()
-    try:
-        entries = [e for e in proc.iterdir() if e.name.isdigit()]
-    except OSError:
-        return []
     pids = []
-    for entry in entries:
+    for pid in group_members(pgid) or []:
         try:
-            stat = (entry / "stat").read_bytes()
-            # Fields after the command name (which may hold spaces and parentheses).
-            fields = stat[stat.rfind(b")") + 2 :].split()
-            if len(fields) < 3 or int(fields[2]) != pgid or fields[0] in (b"Z", b"X"):
-                continue
-            environ = (entry / "environ").read_bytes()
-        except (OSError, ValueError):  # gone meanwhile, or another user's
+            environ = Path(f"/proc/{pid}/environ").read_bytes()
+        except OSError:  # gone meanwhile, or another user's
             continue
         if marker in environ.split(b"\0"):
-            pids.append(int(entry.name))
+            pids.append(pid)
     return sorted(pids)
 
 

@@ -27,6 +27,7 @@ from types import TracebackType
 from typing import Any
 
 from drillbook.errors import LockHeld, PreconditionFailed, UsageError
+from drillbook.process import proc_stat
 
 #: Where lock files live, relative to the project root.
 LOCK_DIR = Path(".drillbook") / "locks"
@@ -51,7 +52,7 @@ def _boot_id() -> str | None:
 
 def _process_start(pid: int) -> int | None:
     """When `pid` started, in clock ticks since boot (Linux), to detect a reused pid."""
-    fields = _stat_fields(pid)
+    fields = proc_stat(pid)
     try:
         return int(fields[19])
     except (IndexError, ValueError):
@@ -64,17 +65,8 @@ def _is_zombie(pid: int) -> bool:
     A killed drillbook whose parent had already gone is reaped by init, which some inits do
     only every few seconds; until then `kill(pid, 0)` still finds it.
     """
-    fields = _stat_fields(pid)
+    fields = proc_stat(pid)
     return bool(fields) and fields[0] in (b"Z", b"X")
-
-
-def _stat_fields(pid: int) -> list[bytes]:
-    """The fields of /proc/PID/stat after the command name (which may hold spaces, parens)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
-    except OSError:
-        return []
-    return stat[stat.rfind(b")") + 2 :].split()
 
 
 @dataclass

@@ -199,6 +199,32 @@ def _signal_name(signum: int) -> str:
         return f"signal {signum}"
 
 
+def proc_stat(pid: int | str) -> list[bytes]:
+    """The fields of /proc/PID/stat after the command name (state first); [] when unreadable.
+
+    The command name is cut off at its last ')': it may hold spaces and parentheses.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return []
+    return stat[stat.rfind(b")") + 2 :].split()
+
+
+def group_members(pgid: int) -> list[int] | None:
+    """The live (not zombie) processes of a process group, from /proc; None without /proc."""
+    try:
+        names = [entry.name for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+    except OSError:
+        return None
+    members = []
+    for name in names:
+        fields = proc_stat(name)
+        if len(fields) > 2 and fields[2] == str(pgid).encode() and fields[0] not in (b"Z", b"X"):
+            members.append(int(name))
+    return members
+
+
 def _live_members(pgid: int) -> bool:
     """Whether the process group still has a process that is not a zombie.
 
@@ -212,22 +238,8 @@ def _live_members(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:
-        entries = list(Path("/proc").iterdir())
-    except OSError:
-        return True  # no /proc: trust killpg
-    for entry in entries:
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_bytes()
-        except OSError:
-            continue
-        # Fields after the command name (which may hold spaces and parentheses).
-        fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) > 2 and int(fields[2]) == pgid and fields[0] not in (b"Z", b"X"):
-            return True
-    return False
+    members = group_members(pgid)
+    return True if members is None else bool(members)  # no /proc: trust killpg
 
 
 def _not_started(argv0: str, error: OSError, cwd: Path) -> tuple[Outcome, str]:
