@@ -15,6 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from invoke import Collection, Exit, ParseError, Program
 
@@ -53,16 +54,21 @@ def rewrite_positionals(argv: Sequence[str], collection: Collection) -> list[str
             task = collection[word]
             rest = getattr(task.body, REST_ATTRIBUTE, None)
             value_flags = set()
-            # invoke's get_arguments() consumes the task's help texts; keep them for --help.
-            saved_help = dict(task.help)
-            arguments = task.get_arguments()
-            task.help = saved_help
-            for arg in arguments:
+            for arg in _arguments(task):
                 if arg.takes_value:
                     value_flags.update(
                         ("--" if len(n) > 1 else "-") + n.replace("_", "-") for n in arg.names
                     )
     return out
+
+
+def _arguments(task: Any) -> list[Any]:
+    """A task's invoke arguments, its help texts kept (get_arguments() consumes them)."""
+    saved_help = dict(task.help)
+    try:
+        return task.get_arguments()
+    finally:
+        task.help = saved_help
 
 
 def _task_names(collection: Collection) -> set[str]:
@@ -146,9 +152,7 @@ class DrillbookProgram(Program):
         for word in self.argv[1:]:
             if word in _task_names(self.namespace):
                 task = self.namespace[word]
-                saved_help = dict(task.help)  # get_arguments() consumes the help texts
-                names += [n for arg in task.get_arguments() for n in arg.names if len(n) > 1]
-                task.help = saved_help
+                names += [n for arg in _arguments(task) for n in arg.names if len(n) > 1]
                 break
         return [n.replace("_", "-") for n in names]
 

@@ -33,17 +33,19 @@ def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
     # when a server closes every connection.
     made: dict[int, Any] = {}
 
-    class NotingHTTPPool(HTTPConnectionPool):
+    class Noting:
+        """Notes every connection the pool makes."""
+
         def _new_conn(self) -> Any:
-            conn = super()._new_conn()
+            conn = super()._new_conn()  # the pool class it is mixed into
             made[id(conn)] = conn
             return conn
 
-    class NotingHTTPSPool(HTTPSConnectionPool):
-        def _new_conn(self) -> Any:
-            conn = super()._new_conn()
-            made[id(conn)] = conn
-            return conn
+    class NotingHTTPPool(Noting, HTTPConnectionPool):
+        pass
+
+    class NotingHTTPSPool(Noting, HTTPSConnectionPool):
+        pass
 
     class NotingAdapter(HTTPAdapter):
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
