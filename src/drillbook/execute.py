@@ -95,6 +95,16 @@ class Executor:
             msg = f"interrupted by {name}; the journal records where the run stopped"
             raise Interrupted(signum, msg)
 
+    def _command_started(self, step: PlannedStep) -> Callable[[int], None]:
+        """What records each command a step starts: its pid and process group (`leftovers`)."""
+
+        def record(pid: int) -> None:
+            # Not fsynced on its own: the pid is of use only while this machine stays up (to
+            # find what a killed drillbook left running), and a killed process loses no write.
+            self.session.event("command_started", sync=False, step=step.id, pid=pid, pgid=pid)
+
+        return record
+
     # --- generic step -------------------------------------------------------------------------
 
     def run(self, step: PlannedStep, action: Callable[[], StepResult]) -> StepResult:
@@ -187,11 +197,6 @@ class Executor:
             if not self.quiet_output:
                 console.print(prefix + line)
 
-        def on_start(pid: int) -> None:
-            # Not fsynced on its own: the pid is of use only while this machine stays up (to
-            # find what a killed drillbook left running), and a killed process loses no write.
-            session.event("command_started", sync=False, step=step.id, pid=pid, pgid=pid)
-
         def action() -> StepResult:
             cwd = session.root / spec.cwd if spec.cwd else session.root
             argv: Sequence[str] | str
@@ -208,7 +213,7 @@ class Executor:
                 on_line=on_line,
                 masker=session.masker,
                 stop=session.stop,
-                on_start=on_start,
+                on_start=self._command_started(step),
             )
             return StepResult(
                 step,
@@ -248,9 +253,7 @@ class Executor:
                 placeholders=placeholders(runbook, session.env, version, previous),
                 stop=session.stop,
                 command_env={RUN_VARIABLE: session.run_id},
-                on_command_start=lambda pid: session.event(
-                    "command_started", sync=False, step=step.id, pid=pid, pgid=pid
-                ),
+                on_command_start=self._command_started(step),
             )
             try:
                 results = runner.run_many([(item.label, item.check) for item in items])

@@ -341,12 +341,6 @@ class RunInfo:
     finished: bool  # a `run_finished` event is among the last events
 
 
-def _read_head(path: Path, limit: int) -> bytes:
-    """The first line of a file, read no further than `limit` bytes."""
-    with path.open("rb") as f:
-        return f.readline(limit)
-
-
 def _read_tail(path: Path, limit: int) -> bytes:
     """The last whole lines within the last `limit` bytes of a file."""
     with path.open("rb") as f:
