@@ -7,13 +7,15 @@ Both sides are whole processes, alternated:
 - subject: `drillbook docs` in a project of N generated runbooks (`gen_runbooks.py`): load and
   validate every runbook, gather tags and journals, render a Markdown and an HTML page per
   service and the index, and write them atomically; the out folder is removed before each run
-  (untimed), so every page is written;
+  (untimed), so every page is written. The runbooks are read and rendered by forked workers,
+  one a CPU (`parallel`); the same in one process (`DRILLBOOK_JOBS=1`) is reported too;
 - baseline: one process that imports jinja2 and renders `docs-service.html.j2` (the largest
   page) N times from one service's context, with a plain `jinja2.Environment`, writing nothing;
 - also reported: `drillbook check` of the same runbooks, the loading `docs` cannot skip; and
   the same work done plainly: one process that parses every runbook with libyaml, renders
   both of its pages (Markdown and HTML) with a plain jinja2 `Environment` from one saved
-  context, and writes them, without validation, masking, sandbox or atomic writes.
+  context, and writes them, without validation, masking, sandbox or atomic writes. It is one
+  process, so it is compared with `docs` in one process.
 
 The scale series times both at 10, 100, 1,000 and 10,000 runbooks and fits a line.
 """
@@ -36,6 +38,7 @@ TEMPLATE = "docs-service.html.j2"
 BASELINE_NAME = "jinja2: one template rendered N times"
 CHECK_NAME = "drillbook check of the same runbooks"
 PLAIN_NAME = "parse, render both pages, write: done plainly"
+ONE_NAME = "drillbook docs, DRILLBOOK_JOBS=1"
 
 BASELINE = """
 import json, sys
@@ -115,12 +118,19 @@ def sides(project: Path, context: Path) -> dict[str, harness.Runner]:
 
 def time_docs(
     project: Path, context: Path, runs: int, *, with_check: bool = False
-) -> tuple[Samples, Samples, Samples | None, Samples | None]:
-    """Subject and baseline samples; `drillbook check` and the plain work too if asked."""
+) -> tuple[Samples, Samples, dict[str, Samples]]:
+    """Subject and baseline samples; with `with_check`, check, the plain work and one process."""
     from drillbook.resources import resource
 
     more = sides(project, context)
     if with_check:
+        site = project / "site"
+        more[ONE_NAME] = process(
+            [harness.drillbook_script(), "docs"],
+            cwd=project,
+            env={"DRILLBOOK_JOBS": "1"},
+            before=lambda: shutil.rmtree(site, ignore_errors=True),
+        )
         more[CHECK_NAME] = process(
             [harness.drillbook_script(), "check", project / "runbooks"], cwd=project
         )
@@ -128,7 +138,7 @@ def time_docs(
             [sys.executable, "-c", PLAIN, resource("templates"), context, project], cwd=project
         )
     got = harness.measure(more, runs=runs)
-    return got["drillbook docs"], got[BASELINE_NAME], got.get(CHECK_NAME), got.get(PLAIN_NAME)
+    return got.pop("drillbook docs"), got.pop(BASELINE_NAME), got
 
 
 def figures(settings: Settings) -> tuple[list[Result], list[Scale]]:
@@ -139,40 +149,47 @@ def figures(settings: Settings) -> tuple[list[Result], list[Scale]]:
         root = Path(tmp)
         project = generate(root / str(n), n).parent
         context = service_context_file(project, root)
-        subject, baseline, check, plain = time_docs(
-            project, context, settings.runs(9, 3), with_check=True
-        )
-        result = Result(
-            f"`docs` for {n:,} runbooks, whole process",
-            subject,
-            baseline,
-            goal=GOAL,
-            per=n,
-            per_unit="runbook",
-            note=f"{2 * n + 2} pages written, each fsynced (write_atomic)",
-        )
-        assert check is not None
-        # What docs adds to loading the runbooks, which it cannot skip: the loading alone
-        # (`check`) is already over the goal's 1.5x of the one-template baseline.
-        beyond = Result(
-            f"`docs` for {n:,} runbooks, against `check` of them",
-            subject,
-            check,
-            per=n,
-            per_unit="runbook",
-        )
-        assert plain is not None
-        # The same reading, rendering and writing, without what drillbook adds to each.
-        plainly = Result(
-            f"`docs` for {n:,} runbooks, against the same work done plainly",
-            subject,
-            plain,
-            per=n,
-            per_unit="runbook",
-        )
-        harness.report(result)
-        harness.report(beyond)
-        harness.report(plainly)
+        subject, baseline, more = time_docs(project, context, settings.runs(9, 3), with_check=True)
+        check, plain, one = more[CHECK_NAME], more[PLAIN_NAME], more[ONE_NAME]
+        results = [
+            Result(
+                f"`docs` for {n:,} runbooks, whole process",
+                subject,
+                baseline,
+                goal=GOAL,
+                per=n,
+                per_unit="runbook",
+                note=f"{2 * n + 2} pages written; workers on every CPU",
+            ),
+            Result(
+                f"`docs` for {n:,} runbooks in one process (`DRILLBOOK_JOBS=1`)",
+                one,
+                baseline,
+                per=n,
+                per_unit="runbook",
+            ),
+            Result(f"`docs` for {n:,} runbooks, workers against one process", subject, one),
+            # What docs adds to loading the runbooks, which it cannot skip: the loading alone
+            # (`check`) is already over the goal's 1.5x of the one-template baseline.
+            Result(
+                f"`docs` for {n:,} runbooks, against `check` of them",
+                subject,
+                check,
+                per=n,
+                per_unit="runbook",
+            ),
+            # The same reading, rendering and writing, without what drillbook adds to each;
+            # one process against one process.
+            Result(
+                f"`docs` for {n:,} runbooks in one process, against the same work done plainly",
+                one,
+                plain,
+                per=n,
+                per_unit="runbook",
+            ),
+        ]
+        for result in results:
+            harness.report(result)
         scales = []
         if settings.scale and not settings.quick:
             subjects, baselines = [], []
@@ -181,7 +198,7 @@ def figures(settings: Settings) -> tuple[list[Result], list[Scale]]:
                     s, b = subject, baseline
                 else:
                     folder = generate(root / str(size), size).parent
-                    s, b, _, _ = time_docs(folder, context, 3 if size >= 10_000 else 5)
+                    s, b, _ = time_docs(folder, context, 3 if size >= 10_000 else 5)
                     shutil.rmtree(folder, ignore_errors=True)
                 print(
                     f"    scale {size:>6,} runbooks: docs {harness.seconds(s.median)}, "
@@ -193,7 +210,7 @@ def figures(settings: Settings) -> tuple[list[Result], list[Scale]]:
             scales.append(
                 Scale("docs", "runbooks", list(SIZES), subjects, baselines, BASELINE_NAME)
             )
-    return [result, beyond, plainly], scales
+    return results, scales
 
 
 if __name__ == "__main__":

@@ -54,49 +54,76 @@ def page_stem(service: str) -> str:
 # --- the site ----------------------------------------------------------------------------------
 
 
-def index_context(services: list[dict[str, Any]]) -> dict[str, Any]:
-    """What the index shows: every service, and every change across them."""
-    rows = []
-    changes = []
-    for ctx in services:
-        last = ctx["rehearsals"][0] if ctx["rehearsals"] else None
-        newest = ctx["releases"][0]["version"] if ctx["releases"] else None
-        rows.append(
-            {
-                "service": ctx["service"],
-                "page": ctx["page"],
-                "owner": ctx["owner"],
-                "escalation": ctx["escalation"],
-                "description": ctx["description"],
-                "environments": [
-                    {"name": e["name"], "current": e["current"]} for e in ctx["environments"]
-                ],
-                "newest": newest,
-                "last_rehearsal": last,
-                "warnings": len(ctx["warnings"]),
-            }
-        )
-        for release in ctx["releases"]:
-            for change in release["changes"]:
-                changes.append(
-                    {
-                        "service": ctx["service"],
-                        "page": ctx["page"],
-                        "version": release["version"],
-                        "anchor": change["anchor"],
-                        "id": change["id"],
-                        "title": change["title"],
-                        "owner": change["owner"],
-                        "warning": bool(release["warning"]),
-                    }
-                )
-    stamps = [c["as_of"] for c in services if c["as_of"]]
+def index_part(ctx: dict[str, Any]) -> dict[str, Any]:
+    """What the index shows of one service page's context: its row, its changes, its time."""
+    last = ctx["rehearsals"][0] if ctx["rehearsals"] else None
+    newest = ctx["releases"][0]["version"] if ctx["releases"] else None
+    row = {
+        "service": ctx["service"],
+        "page": ctx["page"],
+        "owner": ctx["owner"],
+        "escalation": ctx["escalation"],
+        "description": ctx["description"],
+        "environments": [{"name": e["name"], "current": e["current"]} for e in ctx["environments"]],
+        "newest": newest,
+        "last_rehearsal": last,
+        "warnings": len(ctx["warnings"]),
+    }
+    changes = [
+        {
+            "service": ctx["service"],
+            "page": ctx["page"],
+            "version": release["version"],
+            "anchor": change["anchor"],
+            "id": change["id"],
+            "title": change["title"],
+            "owner": change["owner"],
+            "warning": bool(release["warning"]),
+        }
+        for release in ctx["releases"]
+        for change in release["changes"]
+    ]
+    return {"row": row, "changes": changes, "as_of": ctx["as_of"]}
+
+
+def index_context(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """What the index shows: every service, and every change across them (`index_part`s)."""
+    stamps = [part["as_of"] for part in parts if part["as_of"]]
     return {
         "marker": MARKER,
-        "services": rows,
-        "changes": changes,
+        "services": [part["row"] for part in parts],
+        "changes": [change for part in parts for change in part["changes"]],
         "as_of": max(stamps) if stamps else None,
     }
+
+
+@dataclass(frozen=True)
+class ServicePages:
+    """One service's two pages, with what the index and the checks across services need."""
+
+    service: str
+    display_path: str
+    pages: tuple[Page, ...]
+    index: dict[str, Any]
+    secrets: frozenset[str]
+
+
+def service_pages(loaded: LoadedRunbook, facts: Facts, out: Path, masker: Masker) -> ServicePages:
+    """A service's Markdown and HTML pages, rendered in memory, masked by `masker`."""
+    from drillbook.render import render
+
+    stem = page_stem(loaded.runbook.service)
+    ctx = masker.mask_data({**service_context(loaded, facts, out), "marker": MARKER, "page": stem})
+    pages = tuple(
+        Page(
+            f"{stem}.{suffix}",
+            render(f"docs-service.{suffix}.j2", ctx, project_root=loaded.root, masker=masker),
+        )
+        for suffix in ("md", "html")
+    )
+    return ServicePages(
+        loaded.runbook.service, loaded.display_path, pages, index_part(ctx), masker.secrets
+    )
 
 
 def build_site(
@@ -109,9 +136,7 @@ def build_site(
     maskers: dict[str, Masker] | None = None,
 ) -> list[Page]:
     """Every page of the site, rendered in memory: the index and each service's two pages."""
-    from drillbook.render import render
-
-    _unique_services(runbooks)
+    _unique_services([(lb.runbook.service, lb.display_path) for lb in runbooks])
     if service is not None and service not in {lb.runbook.service for lb in runbooks}:
         known = ", ".join(sorted(lb.runbook.service for lb in runbooks))
         msg = f"no runbook for service {service!r} in runbooks/ (found: {known})"
@@ -123,41 +148,63 @@ def build_site(
     if maskers is None:
         from drillbook.session import masker_for
 
-        maskers = {lb.runbook.service: masker_for(lb) for lb in runbooks}
-    every = Masker(frozenset().union(*(maskers[lb.runbook.service].secrets for lb in runbooks)))
-    contexts = []
-    pages: list[Page] = []
-    for loaded in sorted(runbooks, key=lambda lb: lb.runbook.service):
-        masker = maskers[loaded.runbook.service]
-        ctx = masker.mask_data(
-            {
-                **service_context(loaded, facts, out),
-                "marker": MARKER,
-                "page": page_stem(loaded.runbook.service),
-            }
-        )
-        contexts.append(ctx)
-        for suffix in ("md", "html"):
-            text = render(f"docs-service.{suffix}.j2", ctx, project_root=root, masker=masker)
-            pages.append(Page(f"{ctx['page']}.{suffix}", text))
-    index = every.mask_data(index_context(contexts))
+        environ = Masker.from_environ().secrets
+        maskers = {lb.runbook.service: masker_for(lb, environ=environ) for lb in runbooks}
+    parts = [
+        service_pages(lb, facts, out, maskers[lb.runbook.service])
+        for lb in sorted(runbooks, key=lambda lb: lb.runbook.service)
+    ]
+    return _site(root, parts)
+
+
+def build_site_from_files(root: Path, files: Sequence[Path], out: Path) -> list[Page]:
+    """`build_site` of every runbook in `files`, each read and rendered on its own.
+
+    The runbooks are spread over worker processes when there are many (`parallel`); the
+    pages, and the first error if one fails, are the same as in one process.
+    """
+    from drillbook import parallel
+    from drillbook.runbook import load_runbook
+    from drillbook.session import masker_for
+
+    # Read once, here, before any worker is forked: the journal, the tags, the environment.
+    facts = gather(root)
+    environ = Masker.from_environ().secrets
+
+    def one(file: Path) -> ServicePages:
+        loaded = load_runbook(file, root=root)
+        return service_pages(loaded, facts, out, masker_for(loaded, environ=environ))
+
+    parts = parallel.map_ordered(one, files)
+    _unique_services([(part.service, part.display_path) for part in parts])
+    return _site(root, sorted(parts, key=lambda part: part.service))
+
+
+def _site(root: Path, parts: Sequence[ServicePages]) -> list[Page]:
+    """The services' pages and the index of them, in name order."""
+    from drillbook.render import render
+
+    every = Masker(frozenset().union(*(part.secrets for part in parts)))
+    index = every.mask_data(index_context([part.index for part in parts]))
+    pages = [page for part in parts for page in part.pages]
     for suffix in ("md", "html"):
         text = render(f"docs-index.{suffix}.j2", index, project_root=root, masker=every)
         pages.append(Page(f"index.{suffix}", text))
     return sorted(pages, key=lambda p: p.name)
 
 
-def _unique_services(runbooks: Sequence[LoadedRunbook]) -> None:
-    seen: dict[str, LoadedRunbook] = {}
-    for loaded in runbooks:
-        key = page_stem(loaded.runbook.service).lower()
+def _unique_services(services: Sequence[tuple[str, str]]) -> None:
+    """Refuse two runbooks whose pages would have one name: (service, display path) each."""
+    seen: dict[str, str] = {}
+    for service, path in services:
+        key = page_stem(service).lower()
         if key in seen:
             msg = (
-                f"runbooks {seen[key].display_path} and {loaded.display_path} both describe "
-                f"service {loaded.runbook.service!r}; their pages would overwrite each other"
+                f"runbooks {seen[key]} and {path} both describe service {service!r}; "
+                "their pages would overwrite each other"
             )
             raise UsageError(msg, hint="give each runbook its own `service:` name")
-        seen[key] = loaded
+        seen[key] = path
 
 
 def _ours(path: Path) -> bool:

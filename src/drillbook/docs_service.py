@@ -91,30 +91,43 @@ class Facts:
     rehearsals: list[dict[str, Any]]
     current: dict[tuple[str, str], str | None]
     previous: Callable[[LoadedRunbook, str], str | None]
+    #: The project, for the current version of a (service, env) not read yet.
+    root: Path | None = None
+
+    def current_of(self, service: str, env: str) -> str | None:
+        """The version deployed to `env` for `service`, by the journal (read once a pair)."""
+        key = (service, env)
+        if key not in self.current and self.root is not None:
+            from drillbook.state import current_version
+
+            self.current[key] = current_version(self.root, env, service=service)
+        return self.current.get(key)
 
 
-def gather(root: Path, runbooks: Sequence[LoadedRunbook]) -> Facts:
-    """Read the journal (through `history` and `state`) and the git tags for `runbooks`."""
+def gather(root: Path, runbooks: Sequence[LoadedRunbook] = ()) -> Facts:
+    """Read the journal (through `history` and `state`) and the git tags for `runbooks`.
+
+    The current versions of runbooks not given are read when a page first asks for them.
+    """
     from drillbook import history
-    from drillbook.state import current_version
 
     current: dict[tuple[str, str], str | None] = {}
-    for loaded in runbooks:
-        for env in loaded.runbook.environments:
-            current[(loaded.runbook.service, env)] = current_version(
-                root, env, service=loaded.runbook.service
-            )
     tag_versions = _tag_lister(root)
 
     def previous(loaded: LoadedRunbook, version: str) -> str | None:
         return previous_version(loaded.runbook, version, tag_versions(loaded.runbook))
 
-    return Facts(
+    facts = Facts(
         entries=list(history.entries(root, since=None, env=None)),
         rehearsals=list(history.rehearsals(root)),
         current=current,
         previous=previous,
+        root=root,
     )
+    for loaded in runbooks:
+        for env in loaded.runbook.environments:
+            facts.current_of(loaded.runbook.service, env)
+    return facts
 
 
 def _tag_lister(root: Path) -> Callable[[Runbook], list[str] | None]:
@@ -298,7 +311,7 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
     for item in rehearsals:  # oldest first, so the last one seen wins
         if isinstance(item.get("version"), str):
             by_version[item["version"]] = item
-    current = {env: facts.current.get((service, env)) for env in runbook.environments}
+    current = {env: facts.current_of(service, env) for env in runbook.environments}
 
     releases = []
     warnings = []

@@ -29,9 +29,13 @@ from drillbook.runbook import LoadedRunbook
 from drillbook.secrets import Masker
 
 
-def masker_for(loaded: LoadedRunbook) -> Masker:
-    """A masker that knows the environment's secret values and the runbook's config secrets."""
-    masker = Masker.from_environ()
+def masker_for(loaded: LoadedRunbook, *, environ: frozenset[str] | None = None) -> Masker:
+    """A masker that knows the environment's secret values and the runbook's config secrets.
+
+    `environ`: the secrets `Masker.from_environ()` found, when the caller read them once for
+    many runbooks (docs), instead of reading the environment again.
+    """
+    masker = Masker(environ) if environ is not None else Masker.from_environ()
     runbook = loaded.runbook
     if runbook.config is None or not runbook.config.secrets:
         return masker

@@ -28,37 +28,14 @@ from drillbook.tasks._base import (
 )
 def check(c: Context, path: list[str] | None = None, format: str = "text") -> None:
     """Validate runbooks: every problem with FILE:LINE:COLUMN, exit 2 if any."""
-    from drillbook.runbook import find_runbook_files, load_runbook
+    from drillbook import parallel
+    from drillbook.runbook import find_runbook_files
 
     require_format(format)
     console = Console()
     targets = [Path(p) for p in path] if path else [Path("runbooks")]
     files = find_runbook_files(targets)
-    results: list[dict[str, Any]] = []
-    for file in files:
-        try:
-            loaded = load_runbook(file)
-        except InvalidInput as exc:
-            results.append(
-                {
-                    "file": str(file),
-                    "valid": False,
-                    "service": None,
-                    "problems": [p.as_dict() for p in exc.problems],
-                    "_problems": exc.problems,
-                }
-            )
-            continue
-        rb = loaded.runbook
-        results.append(
-            {
-                "file": str(file),
-                "valid": True,
-                "service": rb.service,
-                "releases": [r.version for r in rb.releases],
-                "problems": [],
-            }
-        )
+    results = parallel.map_ordered(_check_file, files)
     invalid = [r for r in results if not r["valid"]]
     problems = sum(len(r["problems"]) for r in results)
     summary = (
@@ -90,6 +67,30 @@ def check(c: Context, path: list[str] | None = None, format: str = "text") -> No
         console.print(summary, style="bold" if not invalid else "red")
     if invalid:
         raise Exit(code=InvalidInput.exit_code)
+
+
+def _check_file(file: Path) -> dict[str, Any]:
+    """What `check` reports of one runbook; a file it cannot read at all raises."""
+    from drillbook.runbook import load_runbook
+
+    try:
+        loaded = load_runbook(file)
+    except InvalidInput as exc:
+        return {
+            "file": str(file),
+            "valid": False,
+            "service": None,
+            "problems": [p.as_dict() for p in exc.problems],
+            "_problems": exc.problems,
+        }
+    rb = loaded.runbook
+    return {
+        "file": str(file),
+        "valid": True,
+        "service": rb.service,
+        "releases": [r.version for r in rb.releases],
+        "problems": [],
+    }
 
 
 # --- schema -----------------------------------------------------------------------------------

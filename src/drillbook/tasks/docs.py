@@ -21,28 +21,36 @@ def docs(
     c: Context, out: str | None = None, check: bool = False, service: str | None = None
 ) -> None:
     """Write runbook docs (Markdown, HTML) for the person on call; --check fails on stale docs."""
-    from drillbook.docs import DEFAULT_OUT, build_site, check_site, write_site
+    from drillbook.docs import (
+        DEFAULT_OUT,
+        build_site,
+        build_site_from_files,
+        check_site,
+        write_site,
+    )
     from drillbook.errors import UsageError
     from drillbook.files import require_writable
-    from drillbook.runbook import find_runbook_files, load_project_runbook, load_runbook
+    from drillbook.runbook import find_runbook_files, load_project_runbook
 
     root = Path.cwd()
     folder = root / "runbooks"
     if not folder.is_dir():
         msg = f"no runbooks/ folder in {root}; drillbook runs from a project's root"
         raise UsageError(msg, hint="run `drillbook init` here, or cd to the project's root")
-    if service is not None:
-        loaded = load_project_runbook(root, service)
-        runbooks = [loaded]
-        service = loaded.runbook.service
-    else:
-        runbooks = [load_runbook(f, root=root) for f in find_runbook_files([folder])]
     target = Path(out) if out else Path(DEFAULT_OUT)
     target = target if target.is_absolute() else root / target
     shown = out or DEFAULT_OUT
-    if not check:
-        require_writable(target, "the docs")
-    pages = build_site(root, runbooks, target, service=service)
+    if service is not None:
+        loaded = load_project_runbook(root, service)
+        service = loaded.runbook.service
+        if not check:
+            require_writable(target, "the docs")
+        pages = build_site(root, [loaded], target, service=service)
+    else:
+        files = find_runbook_files([folder])
+        if not check:
+            require_writable(target, "the docs")
+        pages = build_site_from_files(root, files, target)
     console = Console()
     complete = service is None
     if check:
