@@ -1,11 +1,11 @@
 """The runbook format, version 1, as frozen pydantic models.
 
 The models check one field at a time (types, units, shapes). Rules that need the whole runbook
-(named checks exist, hosts are allowed, paths stay inside the project) live in `runbook`.
+(named checks exist, hosts are allowed, paths stay inside the project) live in `crossfield`.
 The JSON Schema in `schema/runbook-v1.json` is exported from these models.
 
 Validators raise `PydanticCustomError("drillbook", message, {"drillbook_hint": hint})` so that
-`runbook` can show their message as written, with a hint beside it.
+`explain` can show their message as written, with a hint beside it.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from drillbook import yamlsafe
+from drillbook.crossfield import mask_url
 from drillbook.errors import InvalidInput, UsageError
 from drillbook.model import HttpCheck, Runbook, RunCheck
 from drillbook.runbook import (
@@ -16,7 +17,6 @@ from drillbook.runbook import (
     load_project_runbook,
     load_runbook,
     load_runbook_bytes,
-    mask_url,
     project_root_for,
 )
 
