@@ -58,3 +58,33 @@ def test_ratio_direction_and_goal(bench_run) -> None:
     assert throughput.ratio == 2.0
     assert throughput.met is True
     assert harness.row(time_ratio)[-1] == "**no**"
+
+
+@pytest.mark.slow
+def test_the_whole_quick_bench_runs_and_reports_every_figure(tmp_path: Path) -> None:
+    """CI's mode, as a user runs it: every figure measured, each a ratio against a baseline."""
+    import subprocess
+
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--quick", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    written = json.loads((tmp_path / "all.json").read_text())
+    assert written["quick"] is True
+    names = {path.stem for path in tmp_path.glob("*.json")} - {"all"}
+    assert names == {
+        "startup", "check", "steps", "release", "checks", "docs", "ready", "journal", "process"
+    }  # fmt: skip
+    figures = written["figures"]
+    for figure in figures:
+        assert figure["ratio"] > 0, figure["figure"]
+        assert figure["baseline"], figure["figure"]
+        assert len(figure["subject_s"]) == figure["runs"] >= 2, figure["figure"]
+    goals = [f for f in figures if f["goal"]]
+    assert len(goals) >= 9  # every figure of the issue's table that has a goal
+    assert all(isinstance(f["met"], bool) for f in goals)
