@@ -10,8 +10,9 @@ sends back a marker and this process calls the function on that item again, itse
 error (its type, message, hint and exit code) is exactly the one a run in one process gives.
 
 It stays in this process, one item after another, when forking cannot be trusted or would not
-pay: fewer than `MIN_ITEMS` items, one CPU, `DRILLBOOK_JOBS=1`, a platform other than Linux,
-or another thread running (a fork copies locks another thread may hold).
+pay: fewer than `MIN_ITEMS` items (unless `DRILLBOOK_JOBS` asks for more processes), one CPU,
+`DRILLBOOK_JOBS=1`, a platform other than Linux, or another thread running (a fork copies
+locks another thread may hold).
 """
 
 from __future__ import annotations
