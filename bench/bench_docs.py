@@ -90,7 +90,7 @@ def service_context_file(project: Path, out: Path) -> Path:
     from drillbook.runbook import load_runbook
 
     loaded = load_runbook(sorted((project / "runbooks").glob("*.yaml"))[0], root=project)
-    ctx = service_context(loaded, gather(project, [loaded]), project / "site")
+    ctx = service_context(loaded, gather(project), project / "site")
     ctx = {**ctx, "marker": MARKER, "page": page_stem(loaded.runbook.service)}
     path = out / "context.json"
     path.write_text(json.dumps(ctx), encoding="utf-8")

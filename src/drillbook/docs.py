@@ -144,7 +144,7 @@ def build_site(
     if service is not None:
         # The site of one service: its pages and an index of it alone, so every link resolves.
         runbooks = [lb for lb in runbooks if lb.runbook.service == service]
-    facts = facts if facts is not None else gather(root, runbooks)
+    facts = facts if facts is not None else gather(root)
     if maskers is None:
         from drillbook.session import masker_for
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from drillbook import docs_chart
@@ -20,6 +20,9 @@ from drillbook.describe import check_label, describe_check
 from drillbook.model import Release, Runbook
 from drillbook.runbook import LoadedRunbook
 from drillbook.versions import semver_key
+
+if TYPE_CHECKING:
+    from drillbook.state import CurrentVersions
 
 #: How many journal entries a service page lists under "what changed recently".
 RECENT_LIMIT = 15
@@ -91,43 +94,34 @@ class Facts:
     rehearsals: list[dict[str, Any]]
     current: dict[tuple[str, str], str | None]
     previous: Callable[[LoadedRunbook, str], str | None]
-    #: The project, for the current version of a (service, env) not read yet.
-    root: Path | None = None
+    #: Every deploy the journal records, for a (service, env) not in `current` yet.
+    deployed: CurrentVersions | None = None
 
     def current_of(self, service: str, env: str) -> str | None:
-        """The version deployed to `env` for `service`, by the journal (read once a pair)."""
+        """The version deployed to `env` for `service`, by the journal."""
         key = (service, env)
-        if key not in self.current and self.root is not None:
-            from drillbook.state import current_version
-
-            self.current[key] = current_version(self.root, env, service=service)
+        if key not in self.current and self.deployed is not None:
+            self.current[key] = self.deployed.of(env, service)
         return self.current.get(key)
 
 
-def gather(root: Path, runbooks: Sequence[LoadedRunbook] = ()) -> Facts:
-    """Read the journal (through `history` and `state`) and the git tags for `runbooks`.
-
-    The current versions of runbooks not given are read when a page first asks for them.
-    """
+def gather(root: Path) -> Facts:
+    """Read the journal (through `history` and `state`) and the git tags, once for every page."""
     from drillbook import history
+    from drillbook.state import CurrentVersions
 
-    current: dict[tuple[str, str], str | None] = {}
     tag_versions = _tag_lister(root)
 
     def previous(loaded: LoadedRunbook, version: str) -> str | None:
         return previous_version(loaded.runbook, version, tag_versions(loaded.runbook))
 
-    facts = Facts(
+    return Facts(
         entries=list(history.entries(root, since=None, env=None)),
         rehearsals=list(history.rehearsals(root)),
-        current=current,
+        current={},
         previous=previous,
-        root=root,
+        deployed=CurrentVersions(root),
     )
-    for loaded in runbooks:
-        for env in loaded.runbook.environments:
-            facts.current_of(loaded.runbook.service, env)
-    return facts
 
 
 def _tag_lister(root: Path) -> Callable[[Runbook], list[str] | None]:

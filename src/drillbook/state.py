@@ -36,6 +36,44 @@ def current_version(root: Path, env: str, *, service: str | None = None) -> str 
     return None
 
 
+class CurrentVersions:
+    """`current_version` for every environment and service at once, from one read of the journal.
+
+    `current_version` reads the journals newest first until it finds the answer, which costs
+    every journal when a service was never deployed; the docs of a project ask it once for
+    each service and environment. This reads each journal that may have changed something
+    once, and then answers each question from what it kept, with the same rules.
+    """
+
+    def __init__(self, root: Path) -> None:
+        # (env, service or None) -> (how new: 0 is the newest deploy, version)
+        self._first: dict[tuple[str, str | None], tuple[int, str | None]] = {}
+        order = 0
+        for info in list_runs(root):  # newest run first
+            first = info.first or {}
+            if first.get("changes_world") is False:
+                continue
+            run_env = first.get("env")
+            for event in reversed(read_journal(info.path).events):
+                env = event.get("env")
+                if event.get("event") != "deployed" or not isinstance(env, str):
+                    continue
+                if run_env not in (None, env):  # current_version skips such a run for env
+                    continue
+                service = event.get("service")
+                if service is not None and not isinstance(service, str):
+                    continue  # names no service a runbook can have, and is not "any service"
+                key = (env, service)
+                self._first.setdefault(key, (order, event.get("version")))
+                order += 1
+
+    def of(self, env: str, service: str) -> str | None:
+        """What `current_version(root, env, service=service)` answers."""
+        found = [self._first.get((env, service)), self._first.get((env, None))]
+        newest = min((f for f in found if f is not None), default=None, key=lambda f: f[0])
+        return newest[1] if newest is not None else None
+
+
 def finished_release(root: Path, env: str, version: str, sha256: str) -> dict[str, Any] | None:
     """The `run_finished` event of a successful release of `version` with this runbook, if any."""
     for info in list_runs(root):

@@ -7,6 +7,7 @@ the diff before committing it.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -19,7 +20,7 @@ from _docs_project import OLD_SHA, SERVICE, T0, make_project, runbook_sha, write
 from drillbook import docs_chart
 from drillbook.cli import build_program
 from drillbook.docs import build_site
-from drillbook.docs_service import Facts, gather, previous_version, service_context
+from drillbook.docs_service import gather, previous_version, service_context
 from drillbook.runbook import load_runbook
 from drillbook.secrets import Masker
 
@@ -130,7 +131,7 @@ def test_the_page_answers_the_first_questions_of_an_incident(project: Path) -> N
 
 
 def _warnings(root: Path) -> dict[str, str]:
-    ctx = service_context(loaded(root), gather(root, [loaded(root)]), root / "site")
+    ctx = service_context(loaded(root), gather(root), root / "site")
     return {r["version"]: (r["warning"] or {}).get("text", "") for r in ctx["releases"]}
 
 
@@ -419,11 +420,9 @@ def test_previous_version_comes_from_tags_then_the_runbook(
 
 def test_rehearsals_of_other_services_do_not_count(project: Path) -> None:
     lb = loaded(project)
-    facts = gather(project, [lb])
+    facts = gather(project)
     other = [{**r, "service": "other"} for r in facts.rehearsals]
-    ctx = service_context(
-        lb, Facts(facts.entries, other, facts.current, facts.previous), project / "site"
-    )
+    ctx = service_context(lb, dataclasses.replace(facts, rehearsals=other), project / "site")
     assert ctx["chart"] is None
     assert ctx["rehearsals"] == []
     assert OLD_SHA not in str(ctx)
