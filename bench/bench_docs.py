@@ -15,7 +15,9 @@ Both sides are whole processes, alternated:
   the same work done plainly: one process that parses every runbook with libyaml, renders
   both of its pages (Markdown and HTML) with a plain jinja2 `Environment` from one saved
   context, and writes them, without validation, masking, sandbox or atomic writes. It is one
-  process, so it is compared with `docs` in one process.
+  process, so it is compared with `docs` in one process;
+- in full mode, the same `docs` in a copy of the project with 300 release journals, against
+  the project with none: what reading the journal costs.
 
 The scale series times both at 10, 100, 1,000 and 10,000 runbooks and fits a line.
 """
@@ -39,6 +41,8 @@ BASELINE_NAME = "jinja2: one template rendered N times"
 CHECK_NAME = "drillbook check of the same runbooks"
 PLAIN_NAME = "parse, render both pages, write: done plainly"
 ONE_NAME = "drillbook docs, DRILLBOOK_JOBS=1"
+JOURNALS = 300
+JOURNALS_NAME = f"drillbook docs, {JOURNALS} journals"
 
 BASELINE = """
 import json, sys
@@ -81,6 +85,37 @@ for path in sorted((project / "runbooks").glob("*.yaml")):
     for suffix, template in pages:
         (out / f"{path.stem}.{suffix}").write_text(template.render(**context), encoding="utf-8")
 """
+
+
+def with_journals(project: Path, copy: Path, runs: int) -> Path:
+    """`project` copied to `copy`, with `runs` release journals of its services (seeded).
+
+    Each run deploys one service, picked at random, to staging, so most services have none:
+    the case where reading the current versions one service at a time read every journal.
+    """
+    import random
+    import re
+
+    from drillbook.journal import Journal
+
+    shutil.copytree(project, copy)
+    services = [
+        m.group(1)
+        for path in sorted((copy / "runbooks").glob("*.yaml"))
+        if (m := re.search(r"(?m)^service: *(\S+)", path.read_text(encoding="utf-8")))
+    ]
+    rng = random.Random(11)
+    start = 1_780_000_000.0
+    for i in range(runs):
+        service = rng.choice(services)
+        ticks = iter(start + 60 * i + k for k in range(10))
+        run_id = f"20260601T{i // 3600:02d}{i // 60 % 60:02d}{i % 60:02d}Z-{i:06x}"
+        base = {"service": service, "env": "staging", "version": f"1.{i}.0"}
+        with Journal.open(copy, run_id, clock=lambda t=ticks: next(t), sync=False) as journal:
+            journal.write("run_started", action="release", changes_world=True, **base)
+            journal.write("deployed", **base)
+            journal.write("run_finished", outcome="ok", exit=0, duration_ms=900, **base)
+    return copy
 
 
 def service_context_file(project: Path, out: Path) -> Path:
@@ -188,6 +223,29 @@ def figures(settings: Settings) -> tuple[list[Result], list[Scale]]:
                 per_unit="runbook",
             ),
         ]
+        if not settings.quick:
+            # The journal's part: the same runbooks in a project with 300 journals.
+            journaled = with_journals(project, root / f"{n}-journals", JOURNALS)
+            site = journaled / "site"
+            got = harness.measure(
+                {
+                    JOURNALS_NAME: process(
+                        [harness.drillbook_script(), "docs"],
+                        cwd=journaled,
+                        before=lambda: shutil.rmtree(site, ignore_errors=True),
+                    ),
+                    "drillbook docs": sides(project, context)["drillbook docs"],
+                },
+                runs=5,
+            )
+            results.append(
+                Result(
+                    f"`docs` for {n:,} runbooks with {JOURNALS} journals, against none",
+                    got[JOURNALS_NAME],
+                    got["drillbook docs"],
+                    note="one release journal each, of a random service",
+                )
+            )
         for result in results:
             harness.report(result)
         scales = []

@@ -166,6 +166,10 @@ class _RunbookOwners:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._loaded: dict[str, Any] = {}
+        self._files: list[Path] | None = None
+        # Every runbook of the project by service, read once when a file is not named after
+        # its service: asking the folder again for each service read every file each time.
+        self._by_service: dict[str, Any] | None = None
 
     def changes(self, service: str, version: str | None) -> tuple[dict, ...]:
         if not version:
@@ -182,12 +186,29 @@ class _RunbookOwners:
         )
 
     def _load(self, service: str) -> Any:
-        from drillbook.runbook import load_project_runbook
+        """The runbook of `service`, or None; history still answers without one."""
+        from drillbook.runbook import find_runbook_files, load_runbook
 
-        try:
-            return load_project_runbook(self.root, service).runbook
-        except DrillbookError:  # history still answers without a loadable runbook
-            return None
+        if self._files is None:
+            try:
+                self._files = find_runbook_files([self.root / "runbooks"])
+            except DrillbookError:
+                self._files = []
+        for file in self._files:
+            if file.stem == service:
+                try:
+                    return load_runbook(file, root=self.root).runbook
+                except DrillbookError:
+                    return None
+        if self._by_service is None:
+            self._by_service = {}
+            for file in self._files:
+                try:
+                    runbook = load_runbook(file, root=self.root).runbook
+                except DrillbookError:  # a bad runbook hides only its own service
+                    continue
+                self._by_service.setdefault(runbook.service, runbook)
+        return self._by_service.get(service)
 
 
 def _last(events: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
