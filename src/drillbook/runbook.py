@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from drillbook import crossfield, model, yamlsafe
-from drillbook.errors import InvalidInput, Problem, UsageError
+from drillbook.errors import DrillbookError, InvalidInput, Problem, UsageError
 from drillbook.model import Runbook
 
 RUNBOOK_SUFFIXES = (".yaml", ".yml")
@@ -175,18 +176,51 @@ def load_project_runbook(root: Path, service: str | None = None) -> LoadedRunboo
         raise UsageError(msg, hint="run `drillbook init` here, or cd to the project's root")
     files = find_runbook_files([folder])
     if service is not None:
-        for file in files:
-            if file.stem == service:
-                return load_runbook(file, root=root)
-        loaded = [load_runbook(f, root=root) for f in files]
-        for item in loaded:
-            if item.runbook.service == service:
-                return item
-        names = ", ".join(sorted(f.stem for f in files))
-        msg = f"no runbook for service {service!r} in runbooks/ (found: {names})"
-        raise UsageError(msg)
+        return _runbook_of(service, files, root)
     if len(files) > 1:
         names = ", ".join(sorted(f.stem for f in files))
         msg = f"several runbooks in runbooks/ ({names}); say which with --service NAME"
         raise UsageError(msg)
     return load_runbook(files[0], root=root)
+
+
+_SERVICE_LINE = re.compile(rb"""^service:[ \t]*["']?([A-Za-z0-9_.-]+)["']?[ \t]*(?:#.*)?$""", re.M)
+
+
+def _runbook_of(service: str, files: list[Path], root: Path) -> LoadedRunbook:
+    """The runbook of `service` among `files`, read without reading the others if it can be.
+
+    The file named after the service, then the files whose `service:` line names it, are read
+    first; their problems are the service's own and are raised. Only when neither finds it is
+    every file read, and a broken runbook of another service is then passed over: it must not
+    keep a person from releasing, or rolling back, a service it does not describe.
+    """
+    named = [f for f in files if f.stem == service]
+    if named:
+        return load_runbook(named[0], root=root)
+    for file in files:
+        try:
+            head = file.read_bytes()
+        except OSError:
+            continue
+        if any(m.group(1) == service.encode() for m in _SERVICE_LINE.finditer(head)):
+            loaded = load_runbook(file, root=root)
+            if loaded.runbook.service == service:
+                return loaded
+    broken: list[str] = []
+    for file in files:
+        try:
+            loaded = load_runbook(file, root=root)
+        except DrillbookError:
+            broken.append(
+                file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)
+            )
+            continue
+        if loaded.runbook.service == service:
+            return loaded
+    names = ", ".join(sorted(f.stem for f in files))
+    msg = f"no runbook for service {service!r} in runbooks/ (found: {names})"
+    if broken:
+        msg += f"; {len(broken)} could not be read: {', '.join(broken)}"
+        raise UsageError(msg, hint="`drillbook check` shows what is wrong with them")
+    raise UsageError(msg)

@@ -11,8 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _spies import runbook_loads
 
-from drillbook import history, runbook
+from drillbook import history
 from drillbook.journal import Journal
 
 SPEC = Path(__file__).resolve().parents[1] / "fixtures" / "runbooks" / "good" / "spec-outline.yaml"
@@ -45,17 +46,9 @@ def project(tmp_path: Path) -> Path:
 def test_changes_come_from_each_services_runbook_read_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    root = project(tmp_path)
-    loads: list[str] = []
-    real = runbook.load_runbook
+    loads = runbook_loads(monkeypatch)  # writing the project reads no runbook
 
-    def counted(path: Path, **kwargs: object) -> runbook.LoadedRunbook:
-        loads.append(path.name)
-        return real(path, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(runbook, "load_runbook", counted)
-
-    found = {entry.service: entry for entry in history.entries(root)}
+    found = {entry.service: entry for entry in history.entries(project(tmp_path))}
 
     assert set(found) == {f"svc-{i:02d}" for i in range(SERVICES)}
     for i in range(SERVICES):

@@ -6,6 +6,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from _spies import runbook_loads
 
 from drillbook import yamlsafe
 from drillbook.crossfield import mask_url
@@ -355,6 +356,53 @@ def test_load_project_runbook(tmp_path: Path) -> None:
     assert load_project_runbook(tmp_path, "tiny").runbook.service == "tiny"
     with pytest.raises(UsageError, match="no runbook for service 'nope'"):
         load_project_runbook(tmp_path, "nope")
+
+
+def _services_project(tmp_path: Path) -> Path:
+    """Runbooks not named after their services; beta's is broken."""
+    folder = tmp_path / "runbooks"
+    folder.mkdir()
+    text = SPEC.read_text()
+    for name, service in (("a", "alpha"), ("b", "beta"), ("c", '"gamma"  # quoted')):
+        body = text.replace("service: demo-service", f"service: {service}")
+        if name == "b":
+            body = body.replace("owner: alice", "owner: 42")
+        (folder / f"{name}.yaml").write_text(body)
+    return tmp_path
+
+
+def test_a_service_is_found_by_its_line_and_only_its_file_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = _services_project(tmp_path)
+    read = runbook_loads(monkeypatch)
+
+    assert load_project_runbook(root, "gamma").runbook.service == "gamma"
+    assert read == ["c.yaml"]
+
+
+def test_a_broken_runbook_of_another_service_does_not_block_this_one(tmp_path: Path) -> None:
+    root = _services_project(tmp_path)
+    (root / "runbooks" / "a.yaml").write_text(
+        (root / "runbooks" / "a.yaml").read_text().replace("service: alpha", "service: 'alpha'")
+    )
+
+    assert load_project_runbook(root, "alpha").runbook.service == "alpha"
+    # Its own problems are the service's own, and are raised.
+    with pytest.raises(InvalidInput) as caught:
+        load_project_runbook(root, "beta")
+    assert "b.yaml" in str(caught.value)
+
+
+def test_a_missing_service_names_the_runbooks_that_could_not_be_read(tmp_path: Path) -> None:
+    root = _services_project(tmp_path)
+
+    with pytest.raises(UsageError) as caught:
+        load_project_runbook(root, "delta")
+
+    assert "no runbook for service 'delta' in runbooks/ (found: a, b, c)" in str(caught.value)
+    assert "1 could not be read: runbooks/b.yaml" in str(caught.value)
+    assert caught.value.hint and "drillbook check" in caught.value.hint
 
 
 @pytest.mark.parametrize(
