@@ -166,9 +166,10 @@ class _RunbookOwners:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._loaded: dict[str, Any] = {}
-        self._files: list[Path] | None = None
-        # Every runbook of the project by service, read once when a file is not named after
-        # its service: asking the folder again for each service read every file each time.
+        # The runbook files by the service their `service:` line names, read once: asking the
+        # folder again for each service read every runbook each time.
+        self._files: dict[str, list[Path]] | None = None
+        # Every runbook by service, parsed once, for a service no `service:` line names.
         self._by_service: dict[str, Any] | None = None
 
     def changes(self, service: str, version: str | None) -> tuple[dict, ...]:
@@ -187,25 +188,30 @@ class _RunbookOwners:
 
     def _load(self, service: str) -> Any:
         """The runbook of `service`, or None; history still answers without one."""
-        from drillbook.runbook import find_runbook_files, load_runbook
+        from drillbook.runbook import find_runbook_files, load_runbook, named_services
 
         if self._files is None:
             try:
-                self._files = find_runbook_files([self.root / "runbooks"])
+                files = find_runbook_files([self.root / "runbooks"])
             except DrillbookError:
-                self._files = []
-        for file in self._files:
-            if file.stem == service:
-                try:
-                    return load_runbook(file, root=self.root).runbook
-                except DrillbookError:
-                    return None
+                files = []
+            self._files = {}
+            for file in files:
+                for name in {file.stem, *named_services(file)}:
+                    self._files.setdefault(name, []).append(file)
+        for file in self._files.get(service, []):
+            try:
+                runbook = load_runbook(file, root=self.root).runbook
+            except DrillbookError:  # a broken runbook hides only its own service
+                return None
+            if runbook.service == service:
+                return runbook
         if self._by_service is None:
             self._by_service = {}
-            for file in self._files:
+            for file in sorted({f for found in self._files.values() for f in found}):
                 try:
                     runbook = load_runbook(file, root=self.root).runbook
-                except DrillbookError:  # a bad runbook hides only its own service
+                except DrillbookError:
                     continue
                 self._by_service.setdefault(runbook.service, runbook)
         return self._by_service.get(service)

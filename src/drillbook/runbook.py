@@ -187,6 +187,15 @@ def load_project_runbook(root: Path, service: str | None = None) -> LoadedRunboo
 _SERVICE_LINE = re.compile(rb"""^service:[ \t]*["']?([A-Za-z0-9_.-]+)["']?[ \t]*(?:#.*)?$""", re.M)
 
 
+def named_services(file: Path) -> list[str]:
+    """The services that top-level `service:` lines of `file` name (the file is not parsed)."""
+    try:
+        text = file.read_bytes()
+    except OSError:
+        return []
+    return [m.group(1).decode() for m in _SERVICE_LINE.finditer(text)]
+
+
 def _runbook_of(service: str, files: list[Path], root: Path) -> LoadedRunbook:
     """The runbook of `service` among `files`, read without reading the others if it can be.
 
@@ -199,11 +208,7 @@ def _runbook_of(service: str, files: list[Path], root: Path) -> LoadedRunbook:
     if named:
         return load_runbook(named[0], root=root)
     for file in files:
-        try:
-            head = file.read_bytes()
-        except OSError:
-            continue
-        if any(m.group(1) == service.encode() for m in _SERVICE_LINE.finditer(head)):
+        if service in named_services(file):
             loaded = load_runbook(file, root=root)
             if loaded.runbook.service == service:
                 return loaded
