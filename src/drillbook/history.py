@@ -166,11 +166,7 @@ class _RunbookOwners:
     def __init__(self, root: Path) -> None:
         self.root = root
         self._loaded: dict[str, Any] = {}
-        # The runbook files by the service their `service:` line names, read once: asking the
-        # folder again for each service read every runbook each time.
-        self._files: dict[str, list[Path]] | None = None
-        # Every runbook by service, parsed once, for a service no `service:` line names.
-        self._by_service: dict[str, Any] | None = None
+        self._runbooks: Any = None  # runbook.ProjectRunbooks, made when first needed
 
     def changes(self, service: str, version: str | None) -> tuple[dict, ...]:
         if not version:
@@ -188,33 +184,19 @@ class _RunbookOwners:
 
     def _load(self, service: str) -> Any:
         """The runbook of `service`, or None; history still answers without one."""
-        from drillbook.runbook import find_runbook_files, load_runbook, named_services
+        from drillbook.runbook import ProjectRunbooks, find_runbook_files
 
-        if self._files is None:
+        if self._runbooks is None:
             try:
                 files = find_runbook_files([self.root / "runbooks"])
             except DrillbookError:
                 files = []
-            self._files = {}
-            for file in files:
-                for name in {file.stem, *named_services(file)}:
-                    self._files.setdefault(name, []).append(file)
-        for file in self._files.get(service, []):
-            try:
-                runbook = load_runbook(file, root=self.root).runbook
-            except DrillbookError:  # a broken runbook hides only its own service
-                return None
-            if runbook.service == service:
-                return runbook
-        if self._by_service is None:
-            self._by_service = {}
-            for file in sorted({f for found in self._files.values() for f in found}):
-                try:
-                    runbook = load_runbook(file, root=self.root).runbook
-                except DrillbookError:
-                    continue
-                self._by_service.setdefault(runbook.service, runbook)
-        return self._by_service.get(service)
+            # One finder for every service asked: each runbook is read at most once.
+            self._runbooks = ProjectRunbooks(self.root, files)
+        try:
+            return self._runbooks.find(service).runbook
+        except DrillbookError:  # a broken runbook hides only its own service
+            return None
 
 
 def _last(events: list[dict[str, Any]], name: str) -> dict[str, Any] | None:

@@ -176,7 +176,7 @@ def load_project_runbook(root: Path, service: str | None = None) -> LoadedRunboo
         raise UsageError(msg, hint="run `drillbook init` here, or cd to the project's root")
     files = find_runbook_files([folder])
     if service is not None:
-        return _runbook_of(service, files, root)
+        return ProjectRunbooks(root, files).find(service)
     if len(files) > 1:
         names = ", ".join(sorted(f.stem for f in files))
         msg = f"several runbooks in runbooks/ ({names}); say which with --service NAME"
@@ -187,45 +187,69 @@ def load_project_runbook(root: Path, service: str | None = None) -> LoadedRunboo
 _SERVICE_LINE = re.compile(rb"""^service:[ \t]*["']?([A-Za-z0-9_.-]+)["']?[ \t]*(?:#.*)?$""", re.M)
 
 
-def named_services(file: Path) -> list[str]:
-    """The services that top-level `service:` lines of `file` name (the file is not parsed)."""
-    try:
-        text = file.read_bytes()
-    except OSError:
-        return []
-    return [m.group(1).decode() for m in _SERVICE_LINE.finditer(text)]
+class ProjectRunbooks:
+    """A project's runbook files, found by service; each file read and parsed at most once.
 
-
-def _runbook_of(service: str, files: list[Path], root: Path) -> LoadedRunbook:
-    """The runbook of `service` among `files`, read without reading the others if it can be.
-
-    The file named after the service, then the files whose `service:` line names it, are read
-    first; their problems are the service's own and are raised. Only when neither finds it is
-    every file read, and a broken runbook of another service is then passed over: it must not
-    keep a person from releasing, or rolling back, a service it does not describe.
+    `find` reads the file named after the service, then the files whose top-level `service:`
+    line names it; their problems are the service's own and are raised. Only when neither
+    finds it is every file parsed, and a broken runbook of another service is then passed
+    over: it must not keep a person from releasing, or rolling back, a service it does not
+    describe. `history` asks for many services through one of these.
     """
-    named = [f for f in files if f.stem == service]
-    if named:
-        return load_runbook(named[0], root=root)
-    for file in files:
-        if service in named_services(file):
-            loaded = load_runbook(file, root=root)
+
+    def __init__(self, root: Path, files: list[Path]) -> None:
+        self.root = root
+        self.files = files
+        self._names: dict[Path, list[str]] = {}
+        self._parsed: dict[Path, LoadedRunbook | DrillbookError] = {}
+
+    def find(self, service: str) -> LoadedRunbook:
+        """The runbook of `service`; raises its own problems, or `UsageError` if none has it."""
+        named = [f for f in self.files if f.stem == service]
+        if named:
+            return self._load(named[0])
+        for file in self.files:
+            if service in self._named(file):
+                loaded = self._load(file)
+                if loaded.runbook.service == service:
+                    return loaded
+        broken: list[str] = []
+        for file in self.files:
+            try:
+                loaded = self._load(file)
+            except DrillbookError:
+                broken.append(
+                    file.relative_to(self.root).as_posix()
+                    if file.is_relative_to(self.root)
+                    else str(file)
+                )
+                continue
             if loaded.runbook.service == service:
                 return loaded
-    broken: list[str] = []
-    for file in files:
-        try:
-            loaded = load_runbook(file, root=root)
-        except DrillbookError:
-            broken.append(
-                file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)
-            )
-            continue
-        if loaded.runbook.service == service:
-            return loaded
-    names = ", ".join(sorted(f.stem for f in files))
-    msg = f"no runbook for service {service!r} in runbooks/ (found: {names})"
-    if broken:
-        msg += f"; {len(broken)} could not be read: {', '.join(broken)}"
-        raise UsageError(msg, hint="`drillbook check` shows what is wrong with them")
-    raise UsageError(msg)
+        names = ", ".join(sorted(f.stem for f in self.files))
+        msg = f"no runbook for service {service!r} in runbooks/ (found: {names})"
+        if broken:
+            msg += f"; {len(broken)} could not be read: {', '.join(broken)}"
+            raise UsageError(msg, hint="`drillbook check` shows what is wrong with them")
+        raise UsageError(msg)
+
+    def _named(self, file: Path) -> list[str]:
+        """The services the top-level `service:` lines of `file` name (the file is not parsed)."""
+        if file not in self._names:
+            try:
+                text = file.read_bytes()
+            except OSError:
+                text = b""
+            self._names[file] = [m.group(1).decode() for m in _SERVICE_LINE.finditer(text)]
+        return self._names[file]
+
+    def _load(self, file: Path) -> LoadedRunbook:
+        if file not in self._parsed:
+            try:
+                self._parsed[file] = load_runbook(file, root=self.root)
+            except DrillbookError as exc:
+                self._parsed[file] = exc
+        found = self._parsed[file]
+        if isinstance(found, DrillbookError):
+            raise found
+        return found
