@@ -10,7 +10,6 @@ Two things are solved here once for every task, rather than per task:
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import sys
@@ -149,6 +148,8 @@ class DrillbookProgram(Program):
                 known = sorted(_task_names(self.namespace))
         except Exception:  # a hint must never hide the error it explains
             return general
+        import difflib  # only for a mistyped word: start-up stays light
+
         close = difflib.get_close_matches(word, known, n=1)
         return f"did you mean `{close[0]}`? {general}" if close else general
 

@@ -410,11 +410,10 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rpartition(")")[2].split()[:1] not in (["Z"], ["X"])
+    from drillbook.process import proc_stat
+
+    state = proc_stat(pid)[:1]  # [] without /proc: kill(pid, 0) said it exists
+    return state not in ([b"Z"], [b"X"])
 
 
 def processes_of(root: Path) -> list[int]:
