@@ -177,7 +177,38 @@ def _check_tag_format(value: str) -> str:
 
 
 TagFormat = Annotated[str, AfterValidator(_check_tag_format)]
-Text = Annotated[str, Field(min_length=1)]
+
+
+def _not_blank(hint: str) -> BeforeValidator:
+    """A validator refusing text that is empty or only whitespace, with `hint` to say why.
+
+    It runs before the type check, so an empty text gets the hint too; what is not text is
+    left to the type check and its own message.
+    """
+
+    def check(value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            blank = ", which is only whitespace" if value else ""
+            fail(f"expected some text, got {_describe(value)}{blank}", hint)
+        return value
+
+    return BeforeValidator(check)
+
+
+# Text a person reads (an owner, a summary, a name): blank text would show as nothing in the
+# rollback note and the docs, so it is refused as a missing value is. The schema says so too
+# (`\S`: at least one character that is not whitespace), for editors.
+Text = Annotated[
+    str,
+    Field(min_length=1, json_schema_extra={"pattern": r"\S"}),
+    _not_blank("write it in words; a blank value says nothing"),
+]
+ServiceOwner = Annotated[
+    Text, _not_blank("name the team or person accountable for the service, such as team-web")
+]
+ChangeOwner = Annotated[
+    Text, _not_blank("name the person or team who owns this change, such as alice")
+]
 
 
 def _as_text(value: Any) -> Any:
@@ -767,7 +798,15 @@ def _summary_only(value: Any) -> Any:
 class Expected(Model):
     """The result a change is expected to have, in words and in checks (at least one)."""
 
-    summary: Text | None = None
+    summary: (
+        Annotated[
+            Text,
+            _not_blank(
+                "say in words what the change should do, or leave `summary` out and give checks"
+            ),
+        ]
+        | None
+    ) = None
     checks: CheckRefs = Field(default_factory=list)
 
     @property
@@ -791,7 +830,16 @@ class Expected(Model):
 class Rollback(Model):
     """How a change is undone, and how the undo is proven."""
 
-    summary: Text | None = None
+    summary: (
+        Annotated[
+            Text,
+            _not_blank(
+                "say in words how the change is undone, or leave `summary` out and give steps "
+                "or checks"
+            ),
+        ]
+        | None
+    ) = None
     retry_safe: bool = Field(
         default=False,
         description="Whether running the rollback twice is safe; false unless said.",
@@ -824,8 +872,8 @@ class Change(Model):
     """One change in a release: who owns it, what it should do, how to undo it."""
 
     id: Name
-    title: Text
-    owner: Text
+    title: Annotated[Text, _not_blank("say in a few words what the change is")]
+    owner: ChangeOwner
     expected: Annotated[
         Expected, BeforeValidator(_summary_only, json_schema_input_type=str | Expected)
     ]
@@ -854,8 +902,14 @@ class Runbook(Model):
 
     drillbook: Literal[1] = Field(description="Format version.")
     service: Name
-    owner: Text
-    escalation: str | None = None
+    owner: ServiceOwner
+    escalation: (
+        Annotated[
+            Text,
+            _not_blank("say where to page, such as #team-web-oncall, or leave `escalation` out"),
+        ]
+        | None
+    ) = None
     description: str | None = None
     tag: TagFormat = Field(default="v{version}", description="Tag name; {version} is filled in.")
     environments: dict[Name, Environment]

@@ -7,8 +7,9 @@ Python data itself, so that it can:
   numbers remembering the text they were written as (`0755` stays `0755` as an argument);
 - refuse every tag, so nothing is ever constructed from one;
 - refuse duplicate keys, naming both lines; read `<<` merge keys as PyYAML does;
-- bound nesting depth and the nodes that aliases expand to (alias bombs), in bounded memory,
-  because the tree is built iteratively and aliases share the object they point to;
+- bound nesting depth, and the values and the text that aliases expand to (alias bombs), in
+  bounded memory, because the tree is built iteratively and aliases share the object they
+  point to;
 - remember where each key and value starts, for messages that name FILE:LINE:COLUMN.
 
 Two readers build the same data: `parse_data` is the fast one, without positions, for the
@@ -32,6 +33,15 @@ except ImportError:  # pragma: no cover - refusing is the point: the pure-Python
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 64
 MAX_NODES = 200_000
+# Characters of scalar text (keys and values) in one document, each alias counted as all the
+# text under its anchor. Without aliases a document's scalar text is never longer than the
+# document (no scalar is longer than its source), so at most MAX_BYTES. Aliases cost nothing
+# here, since they share one object, but whatever uses the runbook copies every use (a step's
+# argv, a note, the docs): this bounds those copies to 8 MiB of text, tens of MB at worst, not
+# the ~180 GB that one 900 KB text used 200,000 times would be. 8x is far above legitimate
+# reuse: a shared check of a few hundred characters used on a few hundred changes is ~100 KB.
+# It is checked at each alias, since only aliases multiply the text.
+MAX_CHARS = 8 * MAX_BYTES
 
 _NULL = frozenset(("", "~", "null", "Null", "NULL"))
 _TRUE = frozenset(("true", "True", "TRUE"))
@@ -287,7 +297,8 @@ def _explain_parse_error(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem:
 
 class NeedsFullParse(Exception):
     """The fast reader met something only `parse` judges: a tag, a merge key, a duplicate key,
-    a key that is not text, too deep or too many values, several documents, or broken YAML."""
+    a key that is not text, too deep, too many values or too much text, several documents, or
+    broken YAML."""
 
 
 _SCALAR = yaml.ScalarEvent
@@ -307,7 +318,13 @@ _WORDS: dict[str, Any] = {
 }
 
 
-def parse_data(text: str, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NODES) -> Any:
+def parse_data(
+    text: str,
+    *,
+    max_depth: int = MAX_DEPTH,
+    max_nodes: int = MAX_NODES,
+    max_chars: int = MAX_CHARS,
+) -> Any:
     """The plain data of one YAML document, read fast and without positions.
 
     It accepts exactly what `parse` accepts and builds the same data; on anything that `parse`
@@ -325,10 +342,13 @@ def parse_data(text: str, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NO
     current: Any = holder
     is_map = False
     key: Any = no_key
-    # Each frame: (container, is_mapping, anchor, values before it) of the enclosing node.
-    stack: list[tuple[Any, bool, str | None, int]] = []
-    anchors: dict[str, tuple[Any, int]] = {}
+    # Each frame: (container, is_mapping, anchor, values before it, characters before it) of
+    # the enclosing node.
+    stack: list[tuple[Any, bool, str | None, int, int]] = []
+    # anchor -> (value, values in it, characters of text in it), aliases inside expanded
+    anchors: dict[str, tuple[Any, int, int]] = {}
     nodes = 0
+    chars = 0
     documents = 0
     try:
         while True:
@@ -341,6 +361,7 @@ def parse_data(text: str, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NO
                 if nodes > max_nodes:
                     raise NeedsFullParse
                 value = event.value
+                chars += len(value)
                 if is_map and key is no_key:
                     # Keys stay text (`on:` is the key "on"); `<<` is a merge, read by `parse`.
                     if value in current or (value == "<<" and not event.style):
@@ -358,7 +379,7 @@ def parse_data(text: str, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NO
                 else:
                     current.append(value)
                 if event.anchor is not None:
-                    anchors[event.anchor] = (value, 1)
+                    anchors[event.anchor] = (value, 1, len(event.value))
             elif kind is _MAP_START or kind is _SEQ_START:
                 if event.tag is not None or len(stack) >= max_depth:
                     raise NeedsFullParse
@@ -370,22 +391,23 @@ def parse_data(text: str, *, max_depth: int = MAX_DEPTH, max_nodes: int = MAX_NO
                     current[key] = new
                 else:
                     current.append(new)
-                stack.append((current, is_map, event.anchor, nodes))
+                stack.append((current, is_map, event.anchor, nodes, chars))
                 current = new
                 is_map = kind is _MAP_START
                 key = no_key
             elif kind is _MAP_END or kind is _SEQ_END:
                 done = current
-                current, is_map, anchor, before = stack.pop()
+                current, is_map, anchor, before, chars_before = stack.pop()
                 key = no_key
                 if anchor is not None:
-                    anchors[anchor] = (done, nodes - before + 1)
+                    anchors[anchor] = (done, nodes - before + 1, chars - chars_before)
             elif kind is _ALIAS:
                 target = anchors.get(event.anchor)
                 if target is None:
                     raise NeedsFullParse
                 nodes += target[1]
-                if nodes > max_nodes:
+                chars += target[2]
+                if nodes > max_nodes or chars > max_chars:
                     raise NeedsFullParse
                 if is_map:
                     if key is no_key:
@@ -422,23 +444,30 @@ def parse(
     *,
     max_depth: int = MAX_DEPTH,
     max_nodes: int = MAX_NODES,
+    max_chars: int = MAX_CHARS,
     what: str = "file",
 ) -> Document:
-    """Parse one YAML document into plain data with marks; raise YamlError on any problem."""
+    """Parse one YAML document into plain data with marks; raise YamlError on any problem.
+
+    `max_nodes` and `max_chars` bound the values and the characters of scalar text that the
+    document stands for, each alias counted as everything under its anchor.
+    """
     if _Loader is None:  # pragma: no cover
         msg = "PyYAML was built without libyaml; install PyYAML with its C extension"
         raise YamlError([YamlProblem(1, 1, msg)])
     problems: list[YamlProblem] = []
     marks: dict[int, dict[Any, tuple[Mark, Mark]]] = {}
-    anchors: dict[str, tuple[Any, int]] = {}
+    # anchor -> (value, values in it, characters of text in it), aliases inside expanded
+    anchors: dict[str, tuple[Any, int, int]] = {}
     keep: list[Any] = []
     # Each frame: [container, is_mapping, pending_key, pending_key_mark, anchor, nodes,
-    #              start_mark, mappings merged in with `<<`]
+    #              start_mark, mappings merged in with `<<`, characters before it]
     stack: list[list[Any]] = []
     root: Any = None
     root_mark = Mark(1, 1)
     documents = 0
     nodes = 0
+    chars = 0
 
     def add(value: Any, mark: Mark, size: int) -> None:
         nonlocal root, root_mark
@@ -504,6 +533,7 @@ def parse(
                 if event.tag is not None:
                     problems.append(_tag_problem(event.tag, mark))
                 nodes += 1
+                chars += len(event.value)
                 if stack and stack[-1][1] and stack[-1][2] is _NO_KEY:
                     value: Any = event.value  # keys stay text: `on:` is the key "on"
                     if value == "<<" and not event.style:
@@ -511,7 +541,7 @@ def parse(
                 else:
                     value = scalar_value(event.value, event.style)
                 if event.anchor is not None:
-                    anchors[event.anchor] = (value, 1)
+                    anchors[event.anchor] = (value, 1, len(event.value))
                 add(value, mark, 1)
             elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
                 mark = _mark(event.start_mark)
@@ -526,13 +556,13 @@ def parse(
                 is_map = kind is yaml.MappingStartEvent
                 container = {} if is_map else []
                 keep.append(container)
-                stack.append([container, is_map, _NO_KEY, None, event.anchor, 1, mark, []])
+                stack.append([container, is_map, _NO_KEY, None, event.anchor, 1, mark, [], chars])
             elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
                 frame = stack.pop()
                 if frame[7]:
                     _merge(frame[0], frame[7], marks)
                 if frame[4] is not None:
-                    anchors[frame[4]] = (frame[0], frame[5])
+                    anchors[frame[4]] = (frame[0], frame[5], chars - frame[8])
                 add(frame[0], frame[6], frame[5])
             elif kind is yaml.AliasEvent:
                 mark = _mark(event.start_mark)
@@ -547,6 +577,14 @@ def parse(
                         "(an alias bomb?)"
                     )
                     raise YamlError([YamlProblem(mark.line, mark.column, msg)])
+                chars += target[2]
+                if chars > max_chars:
+                    msg = (
+                        f"aliases expand this {what} to more than {max_chars:,} characters of "
+                        "text (an alias bomb?)"
+                    )
+                    hint = "each alias repeats all the text under its anchor: repeat less of it"
+                    raise YamlError([YamlProblem(mark.line, mark.column, msg, hint)])
                 add(target[0], mark, target[1])
             elif kind is yaml.DocumentStartEvent:
                 documents += 1

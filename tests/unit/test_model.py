@@ -62,6 +62,43 @@ def test_good_runbooks_validate_against_the_json_schema(name: str, data: Any) ->
 
 
 @pytest.mark.parametrize(
+    "path",
+    [
+        ("owner",),
+        ("escalation",),
+        ("releases", 0, "changes", 0, "owner"),
+        ("releases", 0, "changes", 0, "title"),
+        ("releases", 0, "changes", 0, "expected", "summary"),
+        ("releases", 0, "changes", 0, "rollback", "summary"),
+        ("logs", 0, "look_for"),
+    ],
+    ids=lambda path: ".".join(map(str, path)),
+)
+@pytest.mark.parametrize("blank", ["", "   ", "\t\n"], ids=["empty", "spaces", "tab-newline"])
+def test_blank_text_is_refused_by_the_model_and_the_schema(
+    path: tuple[Any, ...], blank: str
+) -> None:
+    data = yamlsafe.load((GOOD / "spec-outline.yaml").read_text(encoding="utf-8"))
+    node = data
+    for part in path[:-1]:
+        node = node[part]
+    node[path[-1]] = blank
+    with pytest.raises(ValidationError) as info:
+        Runbook.model_validate(data)
+    assert [error["loc"] for error in info.value.errors()] == [path]
+    assert "expected some text" in info.value.errors()[0]["msg"]
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads(SCHEMA.read_text(encoding="utf-8"))
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(data))
+    assert errors, "the schema accepts what the model refuses"
+    node[path[-1]] = f" {blank}x "  # blanks around some text are fine, and kept as written
+    found: Any = Runbook.model_validate(data)
+    for part in path:
+        found = found[part] if isinstance(part, int) else getattr(found, part)
+    assert found == f" {blank}x "
+
+
+@pytest.mark.parametrize(
     ("text", "seconds"),
     [
         ("250ms", 0.25),

@@ -423,6 +423,90 @@ CASES = [
         offset=9,
         words=("expected a mapping", "summary", "nothing (null)", CHANGE),
     ),
+    # --- blank text where words are required: the rollback note would say nothing -----------
+    Bad(
+        "change-owner-blank",
+        edit("owner: alice", 'owner: "   "'),
+        at='"   "',
+        field="releases[0].changes[0].owner",
+        words=("expected some text", "got the text '   '", "only whitespace", CHANGE, "owns"),
+    ),
+    Bad(
+        "change-owner-tab-and-newline",
+        edit("owner: alice", r'owner: "\t\n"'),
+        at='"\\t',
+        field="releases[0].changes[0].owner",
+        words=("expected some text", "only whitespace", CHANGE),
+    ),
+    Bad(
+        "change-owner-no-break-space",
+        edit("owner: alice", r'owner: "\u00a0"'),
+        at='"\\u00a0"',
+        field="releases[0].changes[0].owner",
+        words=("expected some text", "only whitespace", CHANGE),
+    ),
+    Bad(
+        "change-owner-empty",
+        edit("owner: alice", "owner: ''"),
+        at="''",
+        field="releases[0].changes[0].owner",
+        words=("expected some text", "got the text ''", CHANGE, "owns this change"),
+    ),
+    Bad(
+        "runbook-owner-blank",
+        edit("owner: team-storefront", "owner: ' '"),
+        at="' '",
+        field="owner",
+        words=("expected some text", "only whitespace", "team or person accountable"),
+    ),
+    Bad(
+        "escalation-blank",
+        edit('escalation: "#storefront-oncall"', 'escalation: "  "'),
+        at='"  "',
+        field="escalation",
+        words=("expected some text", "only whitespace", "where to page"),
+    ),
+    Bad(
+        "change-title-blank",
+        edit("title: Record who changed an order in the admin area", "title: '  '"),
+        at="'  '",
+        field="releases[0].changes[0].title",
+        words=("expected some text", "only whitespace", CHANGE),
+    ),
+    Bad(
+        "expected-summary-blank",
+        edit(
+            "summary: Admin order pages show the audit trail and stay under 300 ms at p95.",
+            "summary: '  '",
+        ),
+        at="'  '",
+        field="releases[0].changes[0].expected.summary",
+        words=("expected some text", "only whitespace", CHANGE, "leave `summary` out"),
+    ),
+    Bad(
+        "expected-shorthand-blank",
+        BASE.replace(EXPECTED_BLOCK, '        expected: "   "\n'),
+        at='"   "',
+        field="releases[0].changes[0].expected",
+        words=("expected some text", "only whitespace", CHANGE),
+    ),
+    Bad(
+        "rollback-summary-blank",
+        edit(
+            "summary: Deploy 1.0.0 again; the audit table stays and 1.0.0 ignores it.",
+            "summary: ' '",
+        ),
+        at="' '",
+        field="releases[0].changes[0].rollback.summary",
+        words=("expected some text", "only whitespace", CHANGE, "undone"),
+    ),
+    Bad(
+        "log-look-for-blank",
+        edit("look_for: lines whose level is error; follow their request_id", "look_for: ' '"),
+        at="' '",
+        field="logs[0].look_for",
+        words=("expected some text", "only whitespace"),
+    ),
     Bad(
         "release-without-changes",
         BASE[: BASE.index("    changes:")] + "    changes: []\n",
@@ -765,6 +849,60 @@ def test_many_small_aliases_are_counted_too(tmp_path: Path) -> None:
     assert elapsed < 1.0
     assert peak < 50 * 1024 * 1024
     assert any("200,000" in p.message for p in problems)
+
+
+def _amplified(uses: int) -> str:
+    """The audit's runbook: one 900,000-character text used `uses` times as gate arguments."""
+    text = edit(
+        "description: Orders API with an admin area used by support staff.",
+        "description: &d " + "x" * 900_000,
+    )
+    return edit("lint: [ruff, check, .]", "lint: [touch, lint-ran" + ", *d" * uses + "]", text)
+
+
+def test_text_amplified_by_aliases_is_refused_at_the_alias(tmp_path: Path) -> None:
+    # A 913 KB file that stands for 2.7 GB of argv: `check` accepted it, and `plan` then ran
+    # out of memory building the gate's arguments. Refused at the first alias over the limit.
+    text = _amplified(3000)
+    problems, _, peak = _measure(tmp_path, text)
+    assert len(problems) == 1
+    problem = problems[0]
+    limit = f"{yamlsafe.MAX_CHARS:,}"
+    assert f"aliases expand this runbook to more than {limit} characters of text" in str(problem)
+    assert "alias bomb" in problem.message
+    assert "repeat less" in (problem.hint or "")
+    # The description's 900,000 characters, then 900,000 more per alias: the alias that takes
+    # the total over the limit is number MAX_CHARS // 900,000 (the 9th: 10 x 900,000 > 8 MiB).
+    alias = text.index("lint: [")
+    for _ in range(yamlsafe.MAX_CHARS // 900_000):
+        alias = text.index("*d", alias + 1)
+    line = text.count("\n", 0, alias) + 1
+    column = alias - (text.rfind("\n", 0, alias) + 1) + 1
+    assert (problem.line, problem.column) == (line, column)
+    assert str(problem).startswith(f"{problem.file}:{line}:{column}: ")
+    assert peak < 50 * 1024 * 1024
+
+
+def test_text_under_the_alias_limit_still_loads(tmp_path: Path) -> None:
+    # One alias fewer: 900,000 characters and 8 aliases of them, 8.1 million, under 8 MiB.
+    uses = yamlsafe.MAX_CHARS // 900_000 - 1
+    loaded = load_runbook(_write(tmp_path, _amplified(uses)), root=tmp_path)
+    assert loaded.runbook.gates.lint is not None
+    assert len(loaded.runbook.gates.lint.run) == 2 + uses
+
+
+def test_anchors_and_aliases_in_a_runbook_still_work(tmp_path: Path) -> None:
+    text = edit("owner: team-storefront", "owner: &team team-storefront")
+    text = edit("owner: alice", "owner: *team", text)
+    text = edit("  healthy:\n", "  healthy: &healthy\n", text)
+    text = edit("  admin-responsive:\n", "  also-healthy: *healthy\n  admin-responsive:\n", text)
+    text = edit("  lint: [ruff, check, .]", "  lint: &lint [ruff, check, .]", text)
+    text = edit("steps: []", "steps: [*lint, *lint]", text)
+    runbook = load_runbook(_write(tmp_path, text), root=tmp_path).runbook
+    change = runbook.releases[0].changes[0]
+    assert change.owner == runbook.owner == "team-storefront"
+    assert runbook.checks["also-healthy"] == runbook.checks["healthy"]
+    assert [step.run for step in change.rollback.steps] == [["ruff", "check", "."]] * 2
 
 
 @pytest.mark.parametrize(

@@ -207,6 +207,47 @@ def test_alias_bomb_is_refused_fast() -> None:
     assert "alias bomb" in found[0].message
 
 
+@pytest.mark.parametrize(
+    ("text", "chars", "at"),
+    [
+        # a(1) xxxx(4) b(1), then 4 per alias: 14 characters in all
+        ("a: &a xxxx\nb: [*a, *a]\n", 14, (2, 9)),
+        # an anchored mapping counts its keys and values: a(1) k(1) vvv(3) b(1) 4 4
+        ("a: &a {k: vvv}\nb: [*a, *a]\n", 14, (2, 9)),
+        # an anchor holding aliases holds their text: *b is 4; a(1) xx(2) b(1) 4 c(1) 4 4
+        ("a: &a [xx]\nb: &b [*a, *a]\nc: [*b, *b]\n", 17, (3, 9)),
+        # merged keys are text the alias brings too: a(1) k(1) v(1) b(1) z(1) w(1) <<(2) 2
+        ("a: &a {k: v}\nb: {z: w, <<: *a}\n", 10, (2, 15)),
+    ],
+    ids=["scalar", "mapping", "nested", "merge"],
+)
+def test_text_that_aliases_expand_to_is_counted(text: str, chars: int, at: tuple[int, int]) -> None:
+    both(text)
+    assert yamlsafe.parse(text, max_chars=chars).data == yamlsafe.parse(text).data
+    with pytest.raises(YamlError) as info:
+        yamlsafe.parse(text, max_chars=chars - 1, what="config file")
+    problem = info.value.problems[0]
+    assert (problem.line, problem.column) == at
+    assert problem.message == (
+        f"aliases expand this config file to more than {chars - 1:,} characters of text "
+        "(an alias bomb?)"
+    )
+    with pytest.raises(NeedsFullParse):
+        yamlsafe.parse_data(text, max_chars=chars - 1)
+    if "<<" not in text:  # the fast reader leaves merges to `parse`
+        assert yamlsafe.parse_data(text, max_chars=chars) == yamlsafe.parse(text).data
+
+
+def test_a_long_text_repeated_by_aliases_is_refused_at_default_limits() -> None:
+    # Few values, so MAX_NODES never trips: only the text's size says this is a bomb.
+    text = "d: &d " + "x" * 900_000 + "\nlint: [touch, " + ", ".join(["*d"] * 3000) + "]\n"
+    found = problems(text)
+    assert len(found) == 1
+    assert "more than 8,388,608 characters of text (an alias bomb?)" in found[0].message
+    assert found[0].line == 2
+    assert text.splitlines()[1][found[0].column - 1 :].startswith("*d")
+
+
 def test_limits_can_be_set_per_call() -> None:
     with pytest.raises(YamlError) as info:
         yamlsafe.parse("a: [[[x]]]\n", max_depth=3)
