@@ -20,8 +20,9 @@ ones as Python writes the float), and a list is written as JSON. Line numbers ar
 
 Secret values (keys listed in `config.secrets`, and keys whose names say token, secret, password
 or key) never appear in a finding: their `got` says `set (masked)` or describes the value without
-showing it, and `secrets.Masker` replaces any of their values (of 4 characters or more) found in
-another finding's text, as well as passwords inside URLs.
+showing it, and `secrets.Masker` replaces any of their values found in another finding's text
+(a listed secret from 3 characters, one guessed from its name from 4), as well as passwords
+inside URLs.
 """
 
 from __future__ import annotations
@@ -597,7 +598,12 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
             )
         )
 
-    masker = Masker(values[key][0] for key in masked if key in values)
+    # Listed secrets are masked from 3 characters; a key only named like a secret
+    # (TOKEN_TTL=300) from 4, so that a short setting does not mask every "300".
+    masker = Masker(values[key][0] for key in secrets if key in values)
+    for key in masked - secrets:
+        if key in values:
+            masker.add(values[key][0], guessed=True)
     return ConfigReport(env, rel, tuple(_mask(f, masker) for f in findings))
 
 

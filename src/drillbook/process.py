@@ -48,7 +48,9 @@ Outcome = Literal["ok", "failed", "timeout", "not_found", "interrupted", "error"
 OUTPUT_GRACE = 1.0
 
 _READ_SIZE = 65536
-#: A line longer than this many bytes is passed on in pieces, so memory stays bounded.
+#: A line longer than this many bytes is passed on in pieces, so memory stays bounded. A piece
+#: ends between characters and never inside a secret (see `Masker.cut_point`), so it may be a
+#: little shorter; only a secret or credential longer than this could make it longer.
 MAX_LINE_BYTES = 65536
 #: How often the group is checked while waiting for stopped grandchildren to go.
 _GROUP_CHECK_INTERVAL = 0.01
@@ -349,19 +351,47 @@ class _Run:
                 self.callback_error = exc
                 self.on_line = None
 
+    def _emit_piece(self, raw: bytes, *, more: bool) -> bytes:
+        """Pass on the first piece of the over-long line `raw`; return the rest of it.
+
+        `more`: the line goes on in output not read yet. The rest is `raw` itself when no cut
+        can be made yet.
+        """
+        # Cut as text, not bytes: a byte offset may fall inside a character or a secret, and
+        # masking each piece apart would then show both halves. surrogateescape keeps bytes
+        # that are not UTF-8 as they are, so text and bytes convert back exactly.
+        text = raw.decode("utf-8", "surrogateescape")
+        at = min(MAX_LINE_BYTES, len(raw) - 1) if more else MAX_LINE_BYTES
+        # Back off continuation bytes to a character's start (at most 3 in UTF-8).
+        for _ in range(3):
+            if at <= 0 or raw[at] & 0xC0 != 0x80:
+                break
+            at -= 1
+        limit = len(raw[:at].decode("utf-8", "surrogateescape"))
+        cut = self.masker.cut_point(text, limit, more=more)
+        if cut <= 0:
+            return raw
+        piece = text[:cut].encode("utf-8", "surrogateescape")
+        self._emit(piece)
+        return raw[len(piece) :]
+
     def feed(self, chunk: bytes) -> None:
         """Split `chunk` into lines and pass the complete ones on."""
         buffer = self._buffer + chunk
         if b"\n" in buffer:
             *lines, buffer = buffer.split(b"\n")
             for raw in lines:
-                while len(raw) > MAX_LINE_BYTES:
-                    self._emit(raw[:MAX_LINE_BYTES])
-                    raw = raw[MAX_LINE_BYTES:]  # noqa: PLW2901 - cut a long line in pieces
-                self._emit(raw)
+                rest = raw
+                while len(rest) > MAX_LINE_BYTES:
+                    rest = self._emit_piece(rest, more=False)
+                # A cut line whose last piece took all of it has nothing left to pass on.
+                if rest or len(raw) <= MAX_LINE_BYTES:
+                    self._emit(rest)
         while len(buffer) > MAX_LINE_BYTES:
-            self._emit(buffer[:MAX_LINE_BYTES])
-            buffer = buffer[MAX_LINE_BYTES:]
+            rest = self._emit_piece(buffer, more=True)
+            if len(rest) == len(buffer):
+                break  # too short yet to see whole a secret that may run across a cut
+            buffer = rest
         self._buffer = buffer
 
     def flush(self) -> None:

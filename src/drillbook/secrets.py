@@ -1,10 +1,11 @@
 """Masking of secret values in every text that leaves the program.
 
 A `Masker` knows a set of secret values and replaces each of them with `***` wherever it
-appears: as is, URL-encoded, base64-encoded, JSON-escaped. Independently of the known values it
-also masks the password of any `scheme://user:password@host` URL and the credentials of any
-`Authorization` header, in plain text and in JSON-ish text. The rest of the text stays as it was,
-so a masked message is still readable.
+appears: as is, URL-encoded, base64-encoded, JSON-escaped, escaped as in a Python repr.
+Independently of the known values it also masks the password of any `scheme://user:password@host`
+URL and the credentials of any `Authorization` header, in plain text and in JSON-ish text. The
+rest of the text stays as it was, so a masked message is still readable. `cut_point` says where
+a line too long to pass on whole may be cut without splitting anything that would be masked.
 
 The known values are compiled into one regular expression (a prefix trie of every variant),
 rebuilt only when a secret is added, because masking runs on every line of streamed command
@@ -24,18 +25,31 @@ from urllib.parse import quote, quote_plus
 
 MASK = "***"
 
-#: Values shorter than this are never treated as secrets. An environment variable named like a
-#: secret often holds a flag ("1", "on", "no"); masking such a value would replace every "1" or
-#: "on" in every message, which destroys the output and protects nothing (a value that short can
-#: be guessed anyway).
+#: Values guessed to be secrets from an environment variable's name are masked only from this
+#: length on. Such a variable often holds a flag ("1", "on", "no"); masking it would replace
+#: every "1" or "on" in every message, which destroys the output and protects nothing (a value
+#: that short can be guessed anyway).
 MIN_SECRET_LENGTH = 4
 
+#: Values listed explicitly (`Masker(...)`, `add`: a runbook's `config.secrets`) are masked from
+#: this length on. Someone said they are secrets, so a three-character one is masked too; a value
+#: of one or two characters is not, because it would turn every message into asterisks.
+MIN_LISTED_LENGTH = 3
+
+#: How far around a cut of an over-long line `Masker.cut_point` looks for a URL's password or an
+#: Authorization header running across it: longer than any credential such text carries (a JWT
+#: is a few kilobytes), far shorter than the pieces such a line is cut into.
+CUT_WINDOW = 8192
+
 # TOKEN, SECRET, PASSWORD and PASSWD are matched anywhere in the name (GITHUB_TOKEN, DBPASSWORD,
-# CLIENT_SECRET). KEY is matched only as a whole `_`-delimited part (API_KEY, SECRET_KEY, KEY,
-# SSH_KEY_PATH, API_KEYS) because as a plain substring it hits names like KEYBOARD, KEYMAP,
-# MONKEY or PIP_KEYRING_PROVIDER. APIKEY is common enough without a separator to name it.
+# CLIENT_SECRET). KEY or KEYS counts at the end of the name, with or without a separator
+# (API_KEY, PRIVATEKEY, SigningKey, MY-KEY, API_KEYS), and anywhere as a part delimited by `_` or
+# `-` (KEY_ID, SSH_KEY_PATH, MY-KEY-FILE). As a plain substring KEY would hit settings like
+# KEYBOARD, KEYMAP, XKB_DEFAULT_KEYMAP or PIP_KEYRING_PROVIDER; a name that merely ends in "key"
+# (MONKEY) is a false positive we accept, since it only masks a harmless value. APIKEY is common
+# enough without a separator (APIKEY_FILE) to name it anywhere.
 _SECRET_NAME = re.compile(
-    r"TOKEN|SECRET|PASSWORD|PASSWD|APIKEY|(?:^|_)KEYS?(?:_|$)",
+    r"TOKEN|SECRET|PASSWORD|PASSWD|APIKEY|KEYS?$|(?:^|[_-])KEYS?[_-]",
     re.IGNORECASE,
 )
 
@@ -135,7 +149,10 @@ def _variants(value: str) -> set[str]:
     # As it appears inside JSON text (a quote or backslash in the value is escaped there).
     out.add(json.dumps(value)[1:-1])
     out.add(json.dumps(value, ensure_ascii=False)[1:-1])
-    return {v for v in out if len(v) >= MIN_SECRET_LENGTH}
+    # As it appears in a Python repr (`got 'Ab\'cd"ef'`, a list or dict printed): the text
+    # between the quotes, which differs from the value only by its escapes.
+    out.add(repr(value)[1:-1])
+    return {v for v in out if len(v) >= MIN_LISTED_LENGTH}
 
 
 def _trie_pattern(words: Iterable[str]) -> str:
@@ -157,21 +174,68 @@ def _trie_pattern(words: Iterable[str]) -> str:
         children = sorted(char for char in node if char)
         if not children:
             return ""
-        alternatives = [re.escape(char) + build(node[char]) for char in children]
+        alternatives = []
+        for char in children:
+            # A node with one child and no word ending there adds just its character. Walked
+            # in a loop, so recursion goes one level per branch, not per character: a secret
+            # of a thousand characters (a PEM key) would exceed Python's recursion limit.
+            run, child = [re.escape(char)], node[char]
+            while len(child) == 1 and "" not in child:
+                ((next_char, child),) = child.items()
+                run.append(re.escape(next_char))
+            alternatives.append("".join(run) + build(child))
         body = alternatives[0] if len(alternatives) == 1 else f"(?:{'|'.join(alternatives)})"
         return f"(?:{body})?" if "" in node else body
 
     return build(trie)
 
 
+def _credential_spans(text: str, low: int, high: int) -> list[tuple[int, int]]:
+    """Where `text[low:high]` holds a URL's password or an Authorization header's credentials."""
+    window = text[low:high]
+    spans = []
+    if "://" in window:
+        # The password is masked only where an `@` follows it: the `@` belongs to the span.
+        spans += [(low + m.start(), low + m.end() + 1) for m in _URL_PASSWORD.finditer(window)]
+    if "uthoriz" in window.lower():
+        spans += [(low + m.start(), low + m.end()) for m in _AUTH_HEADER.finditer(window)]
+    return spans
+
+
+def _stretch(spans: list[tuple[int, int]], point: int) -> tuple[int, int]:
+    """The stretch that `spans` cover around `point`; (point, point) if none runs across it.
+
+    Spans that overlap one another leave no point between them to cut at, so the stretch grows
+    by every span that overlaps it until none does.
+    """
+    across = [(left, right) for left, right in spans if left < point < right]
+    if not across:
+        return point, point
+    start, end = min(left for left, _ in across), max(right for _, right in across)
+    grown = True
+    while grown:
+        grown = False
+        for left, right in spans:
+            if left < end and right > start and (left < start or right > end):
+                start, end = min(start, left), max(end, right)
+                grown = True
+    return start, end
+
+
 class Masker:
-    """Replaces known secret values, and credentials in URLs and headers, with `***`."""
+    """Replaces known secret values, and credentials in URLs and headers, with `***`.
+
+    `secrets` are listed explicitly: each is masked from `MIN_LISTED_LENGTH` (3) characters on;
+    a value of one or two characters is never masked.
+    """
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets: set[str] = set()
         self._lock = threading.Lock()
         self._literals: re.Pattern[str] | None = None
         self._compiled = True
+        # The length of the longest variant: how far back a cut must look (see `cut_point`).
+        self._longest = 0
         # Whether every variant reads the same inside JSON text (see `may_change_json`).
         self._json_plain = True
         for value in secrets:
@@ -183,31 +247,41 @@ class Masker:
     ) -> Masker:
         """A masker for `extra` plus the values of variables whose name says secret.
 
-        A name qualifies when it contains TOKEN, SECRET, PASSWORD or PASSWD, or has KEY as a
-        `_`-delimited part (see `is_secret_name`). Values that read as settings (`true`,
-        `false`, `auto`, ...) are skipped, and so are values shorter than `MIN_SECRET_LENGTH`.
-        False positives remain possible (PASSWORD_STORE_DIR holds a path); they only make a
-        message show `***` where a harmless value was.
+        A name qualifies when it contains TOKEN, SECRET, PASSWORD or PASSWD, ends in KEY or
+        KEYS, or has KEY or KEYS as a `_`- or `-`-delimited part (see `is_secret_name`). Values
+        that read as settings (`true`, `false`, `auto`, ...) are skipped, and so are values
+        shorter than `MIN_SECRET_LENGTH` (4); `extra` is listed explicitly and masked from
+        `MIN_LISTED_LENGTH` (3). False positives remain possible (PASSWORD_STORE_DIR holds a
+        path); they only make a message show `***` where a harmless value was.
         """
         masker = cls(extra)
         for name, value in environ.items():
             if is_secret_name(name) and value.strip().lower() not in _SETTING_WORDS:
-                masker.add(value)
+                masker.add(value, guessed=True)
         return masker
 
     @property
     def secrets(self) -> frozenset[str]:
-        """The values added so far (short ones excluded)."""
+        """The values added so far (too short ones excluded)."""
         return frozenset(self._secrets)
 
-    def add(self, value: str) -> None:
-        """Treat `value` as a secret from now on; values under 4 characters are ignored."""
+    def add(self, value: str, *, guessed: bool = False) -> None:
+        """Treat `value` as a secret from now on.
+
+        A value listed explicitly is masked from `MIN_LISTED_LENGTH` (3) characters on; one or
+        two characters are ignored. `guessed=True` says the value was only guessed to be a
+        secret from a variable's name: it is ignored under `MIN_SECRET_LENGTH` (4) characters.
+        The length is counted without surrounding blanks.
+        """
+        floor = MIN_SECRET_LENGTH if guessed else MIN_LISTED_LENGTH
         candidates = {value, value.strip()}
         if "\n" in value:
             # A multi-line secret (a PEM key) reaches streamed output one line at a time, so
             # each of its lines is a secret of its own.
             candidates |= {line.strip() for line in value.splitlines()}
-        new = {c for c in candidates if len(c) >= MIN_SECRET_LENGTH} - self._secrets
+        # Judged without surrounding blanks, which a value read from a file often carries: " 9 "
+        # would mask every 9 between spaces, and "   " the spaces of every message.
+        new = {c for c in candidates if len(c.strip()) >= floor} - self._secrets
         if not new:
             return
         with self._lock:
@@ -224,6 +298,7 @@ class Masker:
                 literal = _trie_pattern(variants)
                 self._literals = re.compile(literal) if literal else None
                 self._json_plain = not any(_JSON_ESCAPED.search(v) for v in variants)
+                self._longest = max(map(len, variants), default=0)
                 self._compiled = True
             return self._literals
 
@@ -245,6 +320,73 @@ class Masker:
         if "uthoriz" in text.lower():
             text = _AUTH_HEADER.sub(_mask_auth, text)
         return text
+
+    def cut_point(self, text: str, limit: int, *, more: bool = False) -> int:
+        """Where to cut `text`, too long to pass on whole, at about `limit` characters.
+
+        The cut is never inside what `mask` would mask: a known secret in any of its spellings,
+        a URL's password (with the `@` after it), an Authorization header's credentials. It is
+        `limit` when nothing masked runs across that point, else a point before it, or, when
+        what runs across starts at 0, the end of that. For known secrets the two pieces then
+        mask exactly as `text` whole does; credentials found by pattern are looked for within
+        `CUT_WINDOW` characters of `limit`.
+
+        `more=True` says that `text` goes on beyond what is given. The cut is then at least
+        `CUT_WINDOW` characters, and the longest spelling of a secret less one, before the end,
+        so that whatever could run across it is seen whole; 0 means "no cut yet, wait for more
+        text". Otherwise the result is at least 1 for `limit >= 1`.
+        """
+        literals = self._literals if self._compiled else self._compile()
+        if more:
+            limit = min(limit, len(text) - max(self._longest - 1, CUT_WINDOW))
+        if limit <= 0:
+            return 0
+        if limit >= len(text):
+            return len(text)
+        low, high = max(0, limit - CUT_WINDOW), limit + CUT_WINDOW
+        credentials = _credential_spans(text, low, high)
+        # Quick: step back from `limit` to a point that no spelling runs across. The scan of
+        # `mask` cannot be inside a match there, so it masks the pieces as it masks the whole.
+        lowest = max(1, limit - CUT_WINDOW // 2)
+        cut = limit
+        while True:
+            if literals is not None:
+                cut = self._clear_point(literals, text, cut, lowest)
+            if cut < lowest:
+                break
+            start = _stretch(credentials, cut)[0]
+            if start == cut:
+                return cut
+            cut = start  # before a credential: check the secrets again from there
+        # Exact when no such point is near (text like "aaaa..." for a secret "aaaa"): the
+        # occurrences as `mask` finds them, scanning from the start, so the cut is never
+        # inside one that is masked. `endpos` only shortens matches starting at `high` or later.
+        spans = credentials
+        if literals is not None:
+            end = min(len(text), high + self._longest)
+            for match in literals.finditer(text, 0, end):
+                if match.start() >= high:
+                    break
+                if match.end() > low:
+                    spans.append(match.span())
+        start, end = _stretch(spans, limit)
+        return start if start > 0 else end
+
+    def _clear_point(self, literals: re.Pattern[str], text: str, cut: int, lowest: int) -> int:
+        """The greatest point at or before `cut` that no spelling of a secret runs across.
+
+        -1 if that point is before `lowest`.
+        """
+        position = cut - 1
+        while position > cut - self._longest and position >= 0:
+            # The trie's match is the longest spelling that starts here.
+            match = literals.match(text, position)
+            if match is not None and match.end() > cut:
+                cut = position
+                if cut < lowest:
+                    return -1
+            position -= 1
+        return cut
 
     def may_change_json(self, text: str) -> bool:
         """Whether `mask_obj` could change the data that JSON `text` was written from.

@@ -113,12 +113,14 @@ def test_authorization_credentials_are_masked(text: str, expected: str) -> None:
 
 
 def test_short_values_are_not_secrets() -> None:
-    masker = Masker(["1", "on", "abc"])
+    masker = Masker(["1", "on"])
     assert masker.secrets == frozenset()
     text = "step 1 of 3 is on abc"
     assert masker.mask(text) == text
-    assert MIN_SECRET_LENGTH == 4
+    assert MIN_SECRET_LENGTH == 4  # the floor for values guessed from a variable's name
     assert Masker(["abcd"]).mask("abcd") == MASK
+    # Listed explicitly, three characters are enough (test_secrets_gaps covers the rest).
+    assert Masker(["abc"]).mask(text) == "step 1 of 3 is on ***"
 
 
 def test_longest_secret_is_masked_whole() -> None:
@@ -184,7 +186,7 @@ def test_mask_obj_masks_nested_strings_and_returns_a_new_object() -> None:
         ("api_key", True),
         ("KEYBOARD", False),
         ("XKB_KEYMAP", False),
-        ("MONKEY", False),
+        ("MONKEY", True),  # ends in KEY as PRIVATEKEY does: a false positive we accept
         ("PIP_KEYRING_PROVIDER", False),
         ("PATH", False),
         ("HOME", False),
