@@ -335,6 +335,10 @@ class CheckRunner:
         body = _fill(check.body, self.placeholders)
         return _Prepared(check, name or check.name or label, label, url, headers, body)
 
+    def url_of(self, check: HttpCheck) -> str:
+        """The URL `check` would request, placeholders filled; refused as `resolve_url` does."""
+        return self.resolve_url(_fill(check.target, self.placeholders))
+
     def resolve_url(self, target: str) -> str:
         """The URL of a check's path or URL; refused (`PreconditionFailed`) when not allowed.
 
@@ -431,7 +435,7 @@ class CheckRunner:
                     stream=True,
                     **kwargs,
                 ) as response:
-                    body, truncated, complete = _read_body(response, end)
+                    body, truncated, complete = _read_body(response, end, self._stopped)
                     elapsed = time.perf_counter() - start
                     if not complete:
                         why = f"answer not complete within {format_duration(check.timeout)}"
@@ -729,15 +733,46 @@ def _is_read(check: HttpCheck | RunCheck) -> bool:
     return isinstance(check, HttpCheck) and check.method in ("GET", "HEAD")
 
 
-def _read_body(response: Any, end: float) -> tuple[bytes, bool, bool]:
-    """The body (at most MAX_BODY_BYTES), whether it was cut, whether it came before `end`."""
+def _read1(raw: Any) -> bytes:
+    """What has arrived of a body, urllib3's errors raised as requests raises them when it
+    reads a body itself (`Response.iter_content`), so that one handler sees them all."""
+    import requests
+    from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
+
+    try:
+        return raw.read1(_CHUNK, decode_content=True)
+    except ProtocolError as exc:
+        raise requests.exceptions.ChunkedEncodingError(exc) from exc
+    except DecodeError as exc:
+        raise requests.exceptions.ContentDecodingError(exc) from exc
+    except ReadTimeoutError as exc:
+        raise requests.exceptions.ConnectionError(exc) from exc
+    except SSLError as exc:
+        raise requests.exceptions.SSLError(exc) from exc
+
+
+def _read_body(
+    response: Any, end: float, stopped: Callable[[], bool] = lambda: False
+) -> tuple[bytes, bool, bool]:
+    """The body (at most MAX_BODY_BYTES), whether it was cut, whether it came before `end`.
+
+    Each read returns what has arrived (`read1`), not a full chunk: a server that sends a byte
+    every half second never trips the socket's read timeout, and a reader that waited for
+    full chunks would wait for the whole body, past the check's deadline and past a Ctrl-C.
+    So the deadline and the run's stop are looked at after every arrival; the overshoot is at
+    most one read timeout.
+    """
+    raw = response.raw
     chunks: list[bytes] = []
     size = 0
-    for chunk in response.iter_content(_CHUNK):
+    while True:
+        chunk = _read1(raw)
+        if not chunk:
+            break
         chunks.append(chunk)
         size += len(chunk)
         if size > MAX_BODY_BYTES:
             return b"".join(chunks)[:MAX_BODY_BYTES], True, True
-        if time.perf_counter() > end:
+        if time.perf_counter() > end or stopped():
             return b"", False, False
     return b"".join(chunks), False, True

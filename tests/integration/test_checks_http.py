@@ -12,7 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _http_fixtures import Handler, LoopbackServer, Reply, closed_port, serving, silent_listener
+from _http_fixtures import (
+    Handler,
+    LoopbackServer,
+    Reply,
+    closed_port,
+    serving,
+    silent_listener,
+    trickling_server,
+)
 
 from drillbook.checks import CheckRunner
 from drillbook.errors import PreconditionFailed
@@ -368,6 +376,40 @@ def test_a_stop_cuts_the_request_in_flight(how: str) -> None:
     assert took < 2
     assert result.outcome == "inconclusive"
     assert "the run was stopped while the request waited for its answer" in result.got
+    assert result.attempts == 1
+
+
+def test_a_body_that_trickles_in_ends_at_the_checks_deadline() -> None:
+    # A byte every 0.2 s never trips the 1 s read timeout; the answer as a whole must.
+    with (
+        trickling_server() as port,
+        CheckRunner(env(f"http://127.0.0.1:{port}"), env_name="staging") as runner,
+    ):
+        began = time.monotonic()
+        result = runner.run(http_check(get="/slow", timeout="1s", retry={"attempts": 2}))
+        took = time.monotonic() - began
+    assert result.outcome == "inconclusive"
+    assert "answer not complete within 1s" in result.message
+    assert result.attempts == 2
+    assert took < 4, took
+
+
+def test_a_stop_ends_the_read_of_a_body_that_trickles_in() -> None:
+    import threading
+
+    from drillbook.process import StopToken
+
+    stop = StopToken()
+    with (
+        trickling_server() as port,
+        CheckRunner(env(f"http://127.0.0.1:{port}"), env_name="staging", stop=stop) as runner,
+    ):
+        threading.Timer(0.5, stop.stop).start()
+        began = time.monotonic()
+        result = runner.run(http_check(get="/slow", timeout="30s"))
+        took = time.monotonic() - began
+    assert took < 2, took
+    assert result.outcome == "inconclusive"
     assert result.attempts == 1
 
 
