@@ -108,7 +108,7 @@ class DrillbookProgram(Program):
             self.update_config()
             self.execute()
         except ParseError as exc:
-            print(f"drillbook: {exc}", file=sys.stderr)
+            print(f"drillbook: {_parse_message(str(exc))}", file=sys.stderr)
             print(f"  hint: {self._usage_hint(str(exc))}", file=sys.stderr)
             if exit:
                 sys.exit(EXIT_INVALID)
@@ -133,6 +133,20 @@ class DrillbookProgram(Program):
             os.dup2(devnull, sys.stdout.fileno())
             if exit:
                 sys.exit(141)
+
+    def print_help(self) -> None:
+        """What drillbook is and its tasks first; invoke's core options after them."""
+        print(f"Usage: {self.binary} [--core-opts] <task> [--task-opts] ...")
+        print("")
+        print("drillbook turns a release checklist into code: runbooks/*.yaml say, for every")
+        print("change, who owns it, what result is expected and how to roll it back.")
+        print(f"`{self.binary} TASK --help` shows a task's options.")
+        print("")
+        if self.namespace is not None:
+            self.list_tasks()
+        print("Core options:")
+        print("")
+        self.print_columns(self.initial_context.help_tuples())
 
     def _usage_hint(self, error: str) -> str:
         """`did you mean release?` for a mistyped task or option, else where to look."""
@@ -163,6 +177,20 @@ class DrillbookProgram(Program):
                 names += [n for arg in _arguments(task) for n in arg.names if len(n) > 1]
                 break
         return [n.replace("_", "-") for n in names]
+
+
+_NEEDS_VALUE = re.compile(
+    r"Flag <Argument: ([\w-]+)(?: \([^)]*\))?> needed value and was not given one!"
+)
+
+
+def _parse_message(error: str) -> str:
+    """invoke's parse error in a person's words (`--version needs a value`)."""
+    match = _NEEDS_VALUE.fullmatch(error)
+    if match:
+        name = match.group(1).replace("_", "-")
+        return f"{'--' if len(name) > 1 else '-'}{name} needs a value"
+    return error
 
 
 def build_program() -> DrillbookProgram:

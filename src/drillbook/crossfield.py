@@ -160,7 +160,15 @@ def _check_problems(
         return
     key = check.method.lower()
     target = check.target
-    if target.startswith("/"):
+    if target.startswith("/") and not target.startswith("//"):
+        return
+    if target.startswith("//"):
+        yield at(
+            (*path, key),
+            f"expected a path starting with one / or an http(s) URL, got {mask_url(target)!r}: "
+            "a URL without its scheme",
+            "write the path under the environment's url (/health), or the URL with http(s)://",
+        )
         return
     if "://" not in target:
         yield at(

@@ -478,7 +478,7 @@ def stop_staging(ws: Workspace) -> list[str]:
 
 # --- what of a command's output tells the story ---------------------------------------------------
 
-_STEP = re.compile(r"^\[(\d+)/(\d+)\] (.*)$")
+_STEP = re.compile(r"^\[(?:rollback )?(\d+)/(\d+)\] (.*)$")
 _STEP_END = re.compile(
     r"^\s+(ok|done|failed|skipped|timeout|interrupted|error|not_found)\s+(\S+)\s+\(([\d.]+s)\)(.*)$"
 )

@@ -250,6 +250,7 @@ def _rehearsal(item: dict[str, Any], loaded: LoadedRunbook, out: Path) -> dict[s
         "version": item.get("version"),
         "previous": item.get("previous"),
         "outcome": _words(item.get("outcome")),
+        "outcome_raw": item.get("outcome"),
         "ok": item.get("outcome") == "ok",
         "restore": millis(item.get("restore_ms")),
         "total": millis(item.get("total_ms")),
@@ -267,6 +268,14 @@ def _existing_link(path: Any, root: Path, out: Path) -> str | None:
     return relative_link(target, out) if target.is_file() else None
 
 
+#: A failed rehearsal's outcome: what it found, and what to fix first.
+_FAILED = {
+    "failed_checks_restored": ("found it failing its checks; the rollback worked", "Fix it"),
+    "restore_failed": ("ended with a rollback that failed its checks", "Fix the rollback"),
+    "baseline_failed": ("stopped at its baseline checks, before any deploy", "Fix the environment"),
+}
+
+
 def _warning(
     release: Release, previous: str | None, rehearsal: dict[str, Any] | None
 ) -> dict[str, str] | None:
@@ -278,9 +287,12 @@ def _warning(
         text = f"{release.version} has never been rehearsed: its rollback is untested."
     elif not rehearsal["ok"]:
         changed = " The runbook changed since, too." if rehearsal["runbook_changed"] else ""
+        found, fix = _FAILED.get(
+            rehearsal["outcome_raw"], (f"ended {rehearsal['outcome']}", "Fix what it found")
+        )
         text = (
-            f"The last rehearsal of {release.version} ({rehearsal['when']}) ended "
-            f"{rehearsal['outcome']}.{changed} Fix the rollback, then rehearse again."
+            f"The last rehearsal of {release.version} ({rehearsal['when']}) {found}.{changed} "
+            f"{fix}, then rehearse again."
         )
     elif rehearsal["runbook_changed"]:
         text = (
@@ -448,6 +460,15 @@ def _entry(entry: Any) -> dict[str, Any]:
     }
 
 
+#: Outcomes as a badge shows them; others read as their words (`push_failed`: push failed).
+_BADGES = {
+    "failed_checks_restored": "checks failed, rolled back",
+    "restore_failed": "rollback failed",
+}
+
+
 def _words(outcome: Any) -> str:
-    """An outcome as words: `failed_checks_restored` reads `failed checks restored`."""
-    return str(outcome).replace("_", " ") if outcome else "unknown"
+    """An outcome as short words: `restore_failed` reads `rollback failed`."""
+    if not outcome:
+        return "unknown"
+    return _BADGES.get(str(outcome), str(outcome).replace("_", " "))

@@ -64,16 +64,23 @@ class Executor:
         self.session = session
         self.total = total
         self.index = 0
+        self.phase = ""
         self.done = done
         self.quiet_output = quiet_output
         self.results: list[StepResult] = []
 
     # --- progress ---------------------------------------------------------------------------
 
+    def begin_phase(self, name: str, total: int) -> None:
+        """Count the next `total` steps apart, as `[name 1/total]`: a rollback that starts
+        after step 6 of 8 reads `[rollback 1/3]`, not `[7/11]` of a release that stopped."""
+        self.phase, self.index, self.total = name, 0, total
+
     def _start_line(self, step: PlannedStep) -> None:
         self.index += 1
         console = self.session.console
-        counter = console.paint(f"[{self.index}/{self.total}]", "dim")
+        phase = f"{self.phase} " if self.phase else ""
+        counter = console.paint(f"[{phase}{self.index}/{self.total}]", "dim")
         console.print(f"{counter} {step.title}")
 
     def _end_line(self, result: StepResult) -> None:
@@ -95,7 +102,7 @@ class Executor:
             msg = f"interrupted by {name}; the journal records where the run stopped"
             raise Interrupted(signum, msg)
 
-    def _command_started(self, step: PlannedStep) -> Callable[[int], None]:
+    def command_started(self, step: PlannedStep) -> Callable[[int], None]:
         """What records each command a step starts: its pid and process group (`leftovers`)."""
 
         def record(pid: int) -> None:
@@ -213,7 +220,7 @@ class Executor:
                 on_line=on_line,
                 masker=session.masker,
                 stop=session.stop,
-                on_start=self._command_started(step),
+                on_start=self.command_started(step),
             )
             return StepResult(
                 step,
@@ -253,7 +260,7 @@ class Executor:
                 placeholders=placeholders(runbook, session.env, version, previous),
                 stop=session.stop,
                 command_env={RUN_VARIABLE: session.run_id},
-                on_command_start=self._command_started(step),
+                on_command_start=self.command_started(step),
             )
             try:
                 results = runner.run_many([(item.label, item.check) for item in items])

@@ -21,7 +21,9 @@ from drillbook.errors import PreconditionFailed, UsageError
 from drillbook.versions import is_semver, semver_key, tag_name_problem
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
+
+    from drillbook.process import StopToken
 
 #: Seconds a local git command may take before drillbook gives up on it.
 LOCAL_TIMEOUT = 30.0
@@ -59,7 +61,7 @@ class PushResult:
 
     tag: str
     remote: str
-    outcome: Literal["ok", "failed"]
+    outcome: Literal["ok", "failed", "interrupted"]
     #: One line: what happened ("pushed", "git push exited 128", "no answer within 60s").
     detail: str
     #: The tail of git's output, credentials in URLs masked.
@@ -368,7 +370,7 @@ def require_identity(root: Path, *, state: RepoState | None = None) -> None:
         return
     msg = (
         "git has no identity to record on the tag: expected user.name and user.email to be "
-        "set, found them missing"
+        "set, found one or both missing"
     )
     hint = (
         f'run git -C {root} config user.name "Your Name" && '
@@ -522,8 +524,21 @@ def _tag_elsewhere(
     return PreconditionFailed(msg, hint=hint)
 
 
-def _run_remote(root: Path, args: Sequence[str], timeout: float) -> tuple[int | None, str, str]:
-    """Run a git command that talks to a remote: (exit status or None on timeout, out, err)."""
+#: The status `_run_remote` gives when the run's stop ended the command.
+STOPPED = -1
+
+
+def _run_remote(
+    root: Path,
+    args: Sequence[str],
+    timeout: float,
+    *,
+    stop: StopToken | None = None,
+    on_start: Callable[[int], None] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> tuple[int | None, str, str]:
+    """Run a git command that talks to a remote: (exit status, None on timeout or `STOPPED`
+    when `stop` ended it; out; err). `on_start` gets the pid (its process group's too)."""
     argv = ["git", "-C", str(root), *args]
     try:
         # A session of its own: no controlling terminal, so ssh cannot stop to ask for a
@@ -534,28 +549,65 @@ def _run_remote(root: Path, args: Sequence[str], timeout: float) -> tuple[int | 
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=_env(),
+            env={**_env(), **(env or {})},
             start_new_session=True,
         )
     except FileNotFoundError:
         return 127, "", "git is not installed"
+    if on_start is not None:
+        on_start(child.pid)
+    deadline = time.monotonic() + timeout
     try:
-        out, err = child.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(child.pid, signal.SIGKILL)
-        out, err = child.communicate()
-        return None, out, err
-    return child.returncode, out, err
+        while True:
+            # In short waits, so that Ctrl-C or SIGTERM stops a push that hangs at once rather
+            # than after its timeout; without a stop token, one wait.
+            left = deadline - time.monotonic()
+            try:
+                out, err = child.communicate(timeout=min(left, 0.1) if stop else max(left, 0))
+                return child.returncode, out, err
+            except subprocess.TimeoutExpired:
+                stopped = stop is not None and stop.stopped
+                if not stopped and time.monotonic() < deadline:
+                    continue
+                _kill_group(child.pid)
+                out, err = child.communicate()
+                return (STOPPED if stopped else None), out, err
+    except BaseException:
+        # Ctrl-C in a task without a stop token: git and ssh, in a session of their own,
+        # would outlive drillbook.
+        _kill_group(child.pid)
+        raise
 
 
-def push_tag(root: Path, tag: str, remote: str = "origin", *, timeout: float = 60) -> PushResult:
-    """Push only `refs/tags/TAG` to `remote`; a failure is reported in the result, not raised."""
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def push_tag(
+    root: Path,
+    tag: str,
+    remote: str = "origin",
+    *,
+    timeout: float = 60,
+    stop: StopToken | None = None,
+    on_start: Callable[[int], None] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> PushResult:
+    """Push only `refs/tags/TAG` to `remote`; a failure is reported in the result, not raised.
+
+    With `stop`, a stop of the run (Ctrl-C, SIGTERM) ends the push at once: "interrupted".
+    """
     ref = f"refs/tags/{tag}"
-    status, out, err = _run_remote(root, ["push", "--", remote, f"{ref}:{ref}"], timeout)
+    status, out, err = _run_remote(
+        root, ["push", "--", remote, f"{ref}:{ref}"], timeout, stop=stop, on_start=on_start, env=env
+    )
     tail = _tail("\n".join(part for part in (err, out) if part.strip()))
     if status == 0:
         return PushResult(tag, remote, "ok", f"pushed {tag} to {remote}", tail)
+    if status == STOPPED:
+        detail = f"the run was stopped while pushing {tag}; the remote may or may not have it"
+        return PushResult(tag, remote, "interrupted", detail, tail)
     if status is None:
         detail = f"no answer from {remote} within {timeout:g}s"
     else:

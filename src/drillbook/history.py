@@ -48,7 +48,8 @@ class Entry:
     `kind` is the run's action: release, deploy, rollback or rehearse. `version` is the version
     the run put on the environment and `previous` the one it replaced and would go back to (for
     a rollback: the version it rolled back to, and the one it left). `undo` is a command a
-    person can type, or a sentence that starts with "nothing to undo" when there is none.
+    person can type, a sentence that starts with "nothing to undo" when there is none, or one
+    that starts with "a person must act" when a rollback failed its checks.
     """
 
     ts: str
@@ -232,14 +233,25 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
     if kind == "rollback":
         version, previous = first.get("to_version"), first.get("version")
         changes_of = previous
-    elif kind == "deploy" and deployed:
-        previous = deployed[0].get("previous")
+    elif kind == "deploy":
+        # What ran before, as the deploy found it in the journals; a deploy that failed has
+        # no `deployed` event to say it.
+        previous = first.get("found_version") or (deployed[0].get("previous") if deployed else None)
     outcome = _outcome(events)
     changes = tuple(first.get("changes") or ()) or owners_of.changes(service, changes_of)
     owners = tuple(dict.fromkeys(str(c["owner"]) for c in changes if c.get("owner")))
     if not owners and first.get("owner"):
         owners = (str(first["owner"]),)
-    if kind == "rehearse":
+    raw_outcome = str(finished.get("outcome")) if finished else None
+    closed = _last(events, "run_closed")
+    if closed is not None and closed.get("how") == "resumed" and closed.get("by"):
+        undo = f"see run {closed['by']}, which resumed this one"
+    elif raw_outcome in ("rollback_failed", "restore_failed"):
+        target = first.get("found_version") if kind == "rehearse" else previous
+        if kind == "rollback":
+            target = version
+        undo = _undo_failed_rollback(env, target)
+    elif kind == "rehearse":
         finish = _last(events, "rehearsal_finished") or {}
         left_on = finish.get("left_on", left_on) if finish else left_on
         undo = _undo_rehearsal(env, touched, left_on, first.get("found_version"))
@@ -288,6 +300,16 @@ def _undo_release(
         return f"the journal does not say what ran before: {_rollback(env, 'VERSION')}"
     how = " ".join(str(c["rollback"]) for c in changes if c.get("rollback"))
     return "no earlier version to go back to (first release)" + (f": {how}" if how else "")
+
+
+def _undo_failed_rollback(env: str, target: str | None) -> str:
+    """A rollback that did not prove itself: no command is safe to type without looking."""
+    where = f"the rollback to {target}" if target else "the rollback"
+    redeploy = f"; once the cause is fixed, `drillbook deploy --env {env} --version {target}`"
+    return (
+        f"a person must act: {where} did not pass its checks, so {env} is in an unknown "
+        f"state; start with the run's journal (expected and got){redeploy if target else ''}"
+    )
 
 
 def _undo_rollback(env: str, touched: bool, left: str | None) -> str:

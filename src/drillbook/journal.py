@@ -254,7 +254,10 @@ class Journal:
         self.close()
 
 
-_HINT = "free disk space or fix the folder's permissions, then `drillbook resume` the run"
+_HINT = (
+    "free disk space or fix the folder's permissions, then run the command again (a run that "
+    "had started is listed by `drillbook resume`)"
+)
 
 
 def _unwritable(path: Path, exc: OSError) -> JournalUnwritable:

@@ -85,10 +85,20 @@ def print_digest(session: RunSession, outcome: Outcome) -> None:
         steps = ", ".join(f"{r.step.id} {r.outcome}" for r in outcome.rollback)
         console.print(f"rollback: {steps}")
     if outcome.outcome == "rollback_failed":
+        from drillbook.plan import note_path
+
+        # The note of this version exists only if an earlier run wrote it; a failed release
+        # stops before its note step, and then the runbook holds each change's rollback.
+        note = note_path(runbook, session.version or "", session.env)
+        guide = (
+            f"the rollback note {note}"
+            if session.version and (session.root / note).is_file()
+            else f"each change's `rollback:` in {session.loaded.display_path}"
+        )
         console.print(
             console.paint(
-                "a person must act: start with the failed rollback step above, then the "
-                f"rollback note in notes/, and page {runbook.escalation or runbook.owner}",
+                "a person must act: start with the failed rollback step above, then "
+                f"{guide}, and page {runbook.escalation or runbook.owner}",
                 "red",
             )
         )

@@ -174,7 +174,7 @@ def plan_release(
         PlannedStep(
             "preflight",
             "probe",
-            "preflight: git repository, clean tree, identity, tag, lock, staging answers",
+            "preflight: git repository, clean tree, identity, tag, lock, config file, check URLs",
             changes=False,
         ),
         *_gate_steps(runbook, values),
@@ -215,7 +215,7 @@ def plan_release(
         PlannedStep(
             "rollback-note",
             "note",
-            f"rollback note: notes/{runbook.service}-{version}-rollback.md",
+            f"rollback note: {note_path(runbook, version, env)}",
             changes=True,
         )
     )
@@ -236,6 +236,11 @@ def plan_release(
     return Plan("release", runbook.service, env, version, previous, tuple(steps), tuple(notes))
 
 
-def note_path(runbook: Runbook, version: str) -> str:
-    """Where the rollback note of a version is written, relative to the project."""
-    return f"notes/{runbook.service}-{version}-rollback.md"
+def note_path(runbook: Runbook, version: str, env: str = "staging") -> str:
+    """Where the rollback note of a version on `env` is written, relative to the project.
+
+    Staging's note keeps the short name; another environment's has its own file, so a note
+    rendered for production never overwrites the one the staging release wrote.
+    """
+    where = "" if env == "staging" else f"-{env}"
+    return f"notes/{runbook.service}-{version}{where}-rollback.md"

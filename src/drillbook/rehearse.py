@@ -52,6 +52,13 @@ from drillbook.session import RunSession
 
 #: The outcomes a `rehearsal_finished` event can hold.
 OUTCOMES = ("ok", "failed_checks_restored", "restore_failed", "baseline_failed")
+#: Each outcome as a person reads it, after "the rehearsal ...".
+OUTCOME_WORDS = {
+    "ok": "passed: the version and its rollback both proved themselves",
+    "failed_checks_restored": "found the version failing its checks; the rollback worked",
+    "restore_failed": "failed: the rollback did not pass its checks",
+    "baseline_failed": "stopped before it began: the baseline checks failed",
+}
 #: The environment a rehearsal runs on unless `--allow-env` says otherwise.
 REHEARSAL_ENV = "staging"
 REPORT_TEMPLATE = "rehearsal-report.md.j2"
@@ -315,6 +322,7 @@ class _Flow:
             from_version=from_version,
             target=self.previous,
             reason=reason,
+            counted_apart=False,
         )
         self.result.rollback.extend(results)
         return ok, results, _ms(self.clock() - started)
@@ -617,6 +625,7 @@ def report_data(session: RunSession, release: Release, result: Rehearsal) -> dic
             "%Y-%m-%d %H:%M:%S UTC"
         ),
         "outcome": result.outcome,
+        "outcome_text": OUTCOME_WORDS.get(result.outcome, result.outcome.replace("_", " ")),
         "exit": result.exit_code,
         "headline": result.headline,
         "timings": result.timings.as_dict(),

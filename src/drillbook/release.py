@@ -28,9 +28,10 @@ from drillbook.errors import (
 )
 from drillbook.execute import CheckItem, Executor, StepResult
 from drillbook.files import require_writable
-from drillbook.model import Release, Runbook
+from drillbook.model import HttpCheck, Release, Runbook
 from drillbook.plan import Plan, PlannedStep, note_path, placeholders, rollback_steps
 from drillbook.runbook import LoadedRunbook
+from drillbook.secrets import Masker
 from drillbook.session import RunSession
 from drillbook.versions import semver_key
 
@@ -115,6 +116,12 @@ def preflight(
     root = loaded.root
     runbook = loaded.runbook
     problems: list[PreconditionFailed] = []
+    if runbook.environments[env].config is not None:
+        from drillbook.configcheck import verify_config
+
+        # A config file that is missing or does not parse is bad input (exit 2) and found
+        # before the gates run; its rules are judged by the verify-config step, in order.
+        verify_config(runbook, env, root)
 
     def refuse(check: Any, *args: Any, **kwargs: Any) -> None:
         try:
@@ -146,7 +153,42 @@ def preflight(
     if push:
         refuse(_require_remote, root, "origin")
     previous = state.previous_version(version, runbook.tag)
+    release = runbook.release(version)
+    if release is not None:
+        for exc in check_url_refusals(runbook, env, release, previous):
+            refuse(_raise, exc)
     return Preflight(head, previous, tag, tag_commit, tuple(problems), state.identity)
+
+
+def check_url_refusals(
+    runbook: Runbook, env: str, release: Release, previous: str | None
+) -> list[PreconditionFailed]:
+    """The checks of `release` (expected and rollback) whose URL `env` would refuse.
+
+    `check` accepts an absolute URL whose host is on any environment's `allow_hosts`, since
+    it cannot know where a check will run; a run knows, and refuses before its first step
+    rather than at the check, after the deploy.
+    """
+    from drillbook.checks import CheckRunner
+
+    runner = CheckRunner(
+        runbook.environments[env],
+        env_name=env,
+        placeholders=placeholders(runbook, env, release.version, previous),
+    )
+    refusals: list[PreconditionFailed] = []
+    for kind, items in (
+        ("expected", expected_items(runbook, release)),
+        ("rollback", rollback_items(runbook, release)),
+    ):
+        for item in items:
+            if isinstance(item.check, HttpCheck):
+                try:
+                    runner.url_of(item.check)
+                except PreconditionFailed as exc:
+                    exc.message = f"{kind} check {item.label} of {item.change}: {exc.message}"
+                    refusals.append(exc)
+    return refusals
 
 
 def own_outputs(root: Path, top: Path) -> tuple[str, ...]:
@@ -217,13 +259,21 @@ def run_rollback(
     from_version: str | None,
     target: str | None,
     reason: str,
+    counted_apart: bool = True,
 ) -> tuple[bool, list[StepResult]]:
-    """Undo `release` on the session's environment; True when the rollback checks pass."""
+    """Undo `release` on the session's environment; True when the rollback checks pass.
+
+    `counted_apart`: the progress lines count the rollback's steps on their own (a release
+    that stopped); a rehearsal, whose plan holds them, counts them on.
+    """
     runbook = session.loaded.runbook
     env = session.env
     values = placeholders(runbook, env, from_version, target)
     steps = rollback_steps(runbook, release, env, target, values)
-    executor.total += len(steps)
+    if counted_apart:
+        executor.begin_phase("rollback", len(steps))
+    else:
+        executor.total += len(steps)
     session.event(
         "rollback_started",
         reason=reason,
@@ -303,6 +353,10 @@ def note_context(
         "tag": tag,
         "run_id": session.run_id,
         "released_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        # A release writes its note after its tag; `rollback-note` may render one for a
+        # version that was never released, and the note must not claim otherwise.
+        "released": session.action == "release",
+        "tagged": session.action == "release" or gitops.tag_commit(session.root, tag) is not None,
         "retry_safe": all(c.rollback.retry_safe for c in release.changes),
         "rollback_command": rollback_command(env, previous),
         "steps": steps,
@@ -330,7 +384,7 @@ def write_note(session: RunSession, release: Release, previous: str | None, tag:
     """Render the rollback note of a release into notes/, atomically."""
     from drillbook.render import render_to
 
-    path = session.root / note_path(session.loaded.runbook, release.version)
+    path = session.root / note_path(session.loaded.runbook, release.version, session.env)
     render_to(
         path,
         "rollback-note.md.j2",
@@ -342,16 +396,25 @@ def write_note(session: RunSession, release: Release, previous: str | None, tag:
 
 
 def tag_message(
-    runbook: Runbook, release: Release, previous: str | None, env: str = "staging"
+    runbook: Runbook,
+    release: Release,
+    previous: str | None,
+    env: str = "staging",
+    *,
+    masker: Masker | None = None,
 ) -> str:
-    """The annotated tag's message: the changes, their owners and the rollback summary."""
+    """The annotated tag's message: the changes, their owners and the rollback summary.
+
+    Masked with `masker`: a tag is pushed and kept for good, so a secret must not reach it.
+    """
     lines = [f"{runbook.service} {release.version}", ""]
     for change in release.changes:
         lines.append(f"- {change.id}: {change.title} (owner: {change.owner})")
         lines.append(f"  expected: {change.expected.text}")
         lines.append(f"  rollback: {change.rollback.text}")
     lines += ["", f"Roll back: {rollback_command(env, previous)}", ""]
-    return "\n".join(lines)
+    text = "\n".join(lines)
+    return masker.mask(text) if masker is not None else text
 
 
 def release_flow(
@@ -420,7 +483,7 @@ def release_flow(
                 )
             continue
         if step.kind == "tag":
-            message = tag_message(runbook, release, previous, session.env)
+            message = tag_message(runbook, release, previous, session.env, masker=session.masker)
 
             def do_tag(s: PlannedStep = step, message: str = message) -> StepResult:
                 # The commit the preflight saw, the one the gates and checks judged.
@@ -457,22 +520,11 @@ def release_flow(
                 return _after_failure(
                     session, executor, release, previous, result, auto_rollback, deployed
                 )
-            artifacts["note"] = result.data["path"]
+            # A note written by the run this one resumes is a step done: its path is the same.
+            artifacts["note"] = result.data.get("path") or note_path(runbook, version, session.env)
             continue
         if step.kind == "push":
-
-            def do_push(s: PlannedStep = step) -> StepResult:
-                pushed = gitops.push_tag(session.root, found.tag)
-                if pushed.ok:
-                    return StepResult(s, "ok", detail=f"pushed {found.tag}")
-                return StepResult(
-                    s,
-                    "failed",
-                    detail=f"push of {found.tag} failed; the tag stays local: {pushed.detail}",
-                    output_tail=pushed.output_tail,
-                )
-
-            result = executor.run(step, do_push)
+            result = push_step(session, executor, step, found.tag)
             if not result.ok:
                 session.event("push_failed", tag=found.tag, detail=result.detail)
                 return Outcome(
@@ -491,6 +543,33 @@ def release_flow(
         f"release {version} of {runbook.service} is done on {session.env}",
         artifacts=artifacts,
     )
+
+
+def push_step(session: RunSession, executor: Executor, step: PlannedStep, tag: str) -> StepResult:
+    """Push the release tag to origin as a step: a failure keeps the tag local, and a stop of
+    the run (Ctrl-C, SIGTERM) ends the push at once, recorded as interrupted."""
+    from drillbook.leftovers import RUN_VARIABLE
+
+    def do_push() -> StepResult:
+        pushed = gitops.push_tag(
+            session.root,
+            tag,
+            stop=session.stop,
+            on_start=executor.command_started(step),
+            env={RUN_VARIABLE: session.run_id},
+        )
+        if pushed.ok:
+            return StepResult(step, "ok", detail=f"pushed {tag}")
+        if pushed.outcome == "interrupted":
+            return StepResult(step, "interrupted", detail=pushed.detail)
+        return StepResult(
+            step,
+            "failed",
+            detail=f"push of {tag} failed; the tag stays local: {pushed.detail}",
+            output_tail=pushed.output_tail,
+        )
+
+    return executor.run(step, do_push)
 
 
 def _guarded(executor: Executor, step: PlannedStep, fn: Any) -> StepResult:

@@ -148,7 +148,8 @@ class _Source:
 
 
 def find_runbook_files(paths: Iterable[Path]) -> list[Path]:
-    """Runbook files named directly or found (not recursively) in the given folders."""
+    """Runbook files named directly or found (not recursively) in the given folders; a file
+    named twice (`check a.yaml runbooks/`) is listed once, where it first came."""
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -165,15 +166,22 @@ def find_runbook_files(paths: Iterable[Path]) -> list[Path]:
         else:
             msg = f"no such file or folder: {display(path)}"
             raise UsageError(msg)
-    return found
+    seen: set[Path] = set()
+    unique = []
+    for file in found:
+        key = file.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append(file)
+    return unique
 
 
 def load_project_runbook(root: Path, service: str | None = None) -> LoadedRunbook:
     """The runbook a task acts on: the only one in `runbooks/`, or the one for `service`."""
     folder = root / "runbooks"
     if not folder.is_dir():
-        msg = f"no runbooks/ folder in {root}; drillbook runs from a project's root"
-        raise UsageError(msg, hint="run `drillbook init` here, or cd to the project's root")
+        msg = f"no runbooks/ folder in {root}; drillbook acts on a project's runbooks"
+        raise UsageError(msg, hint="cd into the project, or run `drillbook init` to start one here")
     files = find_runbook_files([folder])
     if service is not None:
         return ProjectRunbooks(root, files).find(service)

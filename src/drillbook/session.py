@@ -175,8 +175,10 @@ def open_session(
         if held is not None and getattr(held, "taken_over_from", None):
             holder = held.taken_over_from or {}
             console.error(
-                f"warning: took over the lock of run {holder.get('run')} (pid {holder.get('pid')} "
-                f"on {holder.get('host')} is gone)"
+                f"warning: {held.warning}"
+                if held.warning
+                else f"warning: took over the lock of run {holder.get('run')} (pid "
+                f"{holder.get('pid')} on {holder.get('host')} is gone)"
             )
         # After the lock: a run that is still going holds it (exit 75, naming it), so an
         # unfinished journal found from here on is one whose process died.
@@ -240,6 +242,10 @@ def open_session(
                         f"`drillbook resume {run_id}` continues from the interrupted step; "
                         f"`drillbook abandon {run_id}` closes the run"
                     )
+                raise
+            except DrillbookError as exc:
+                # The process exits with this error's code: the journal says the same.
+                session.exit_code = exc.exit_code
                 raise
             finally:
                 with contextlib.suppress(Exception):

@@ -75,7 +75,11 @@ class CurrentVersions:
 
 
 def finished_release(root: Path, env: str, version: str, sha256: str) -> dict[str, Any] | None:
-    """The `run_finished` event of a successful release of `version` with this runbook, if any."""
+    """The `run_finished` event of a successful release of `version` with this runbook, if any.
+
+    A release whose push alone failed (`push_failed`) counts: everything but the push is done,
+    and running it again only pushes.
+    """
     for info in list_runs(root):
         first = info.first or {}
         if first.get("action") != "release" or first.get("env") != env:
@@ -83,6 +87,6 @@ def finished_release(root: Path, env: str, version: str, sha256: str) -> dict[st
         if first.get("version") != version or first.get("runbook_sha256") != sha256:
             continue
         last = info.last or {}
-        if last.get("event") == "run_finished" and last.get("outcome") == "ok":
+        if last.get("event") == "run_finished" and last.get("outcome") in ("ok", "push_failed"):
             return last
     return None

@@ -232,3 +232,112 @@ def test_invoke_check_in_a_project(project: Path, form: str) -> None:
     done = run([INVOKE, "check", "--path", "runbooks/bad.yaml"], project)
     assert done.returncode == 2
     assert "runbooks/bad.yaml:1:12: drillbook:" in done.stdout + done.stderr
+
+
+def test_a_path_with_two_slashes_is_a_url_without_its_scheme(tmp_path: Path) -> None:
+    # `//evil.example.com/x` would be joined to no base: it is a host, not a path under the
+    # environment's url, and it is refused before anything runs.
+    folder = tmp_path / "runbooks"
+    folder.mkdir()
+    text = (GOOD / "minimal-release.yaml").read_text()
+    text = text.replace(
+        "          summary: The service answers on /health.\n",
+        "          summary: The service answers on /health.\n"
+        "          checks: [{get: //evil.example.com/health}]\n",
+    )
+    (folder / "billing.yaml").write_text(text)
+
+    done = run([DRILLBOOK, "check"], tmp_path)
+
+    assert done.returncode == 2, done
+    assert (
+        "runbooks/billing.yaml:15:26: releases[0].changes[0].expected.checks[0].get: expected a "
+        "path starting with one / or an http(s) URL, got '//evil.example.com/health'"
+    ) in done.stdout
+
+
+def test_two_runbooks_of_one_service_are_refused_and_a_file_named_twice_is_checked_once(
+    tmp_path: Path,
+) -> None:
+    folder = tmp_path / "runbooks"
+    folder.mkdir()
+    shutil.copyfile(GOOD / "minimal-release.yaml", folder / "billing.yaml")
+    shutil.copyfile(GOOD / "minimal-release.yaml", folder / "billing-copy.yaml")
+
+    done = run([DRILLBOOK, "check"], tmp_path)
+
+    assert done.returncode == 2, done
+    assert (
+        "runbooks/billing.yaml:2:10: service: expected one runbook per service, got "
+        "'billing_api' here and in runbooks/billing-copy.yaml"
+    ) in done.stdout
+    assert "2 runbooks checked: 1 valid, 1 invalid" in done.stdout
+
+    (folder / "billing-copy.yaml").unlink()
+    twice = run([DRILLBOOK, "check", "runbooks/billing.yaml", "runbooks"], tmp_path)
+    assert twice.returncode == 0, twice
+    assert "1 runbook checked: 1 valid, 0 invalid" in twice.stdout
+
+
+def test_check_never_shows_a_secret_of_the_environment(tmp_path: Path) -> None:
+    folder = tmp_path / "runbooks"
+    folder.mkdir()
+    text = (GOOD / "minimal-release.yaml").read_text()
+    text += "deploy:\n  run: [./deploy]\n  timeout: tokval-9876\n"
+    (folder / "billing.yaml").write_text(text)
+    env_secret = {"MY_TOKEN": "tokval-9876"}
+
+    for form in ([], ["--format", "json"]):
+        done = subprocess.run(
+            [DRILLBOOK, "check", *form],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, "NO_COLOR": "1", **env_secret},
+            check=False,
+        )
+        assert done.returncode == 2, done
+        assert "expected a duration with a unit" in done.stdout
+        assert "tokval-9876" not in done.stdout + done.stderr
+        assert "got '***'" in done.stdout
+
+
+def test_json_is_written_when_check_cannot_start(tmp_path: Path) -> None:
+    done = run([DRILLBOOK, "check", "nothere.yaml", "--format", "json"], tmp_path)
+    assert done.returncode == 2, done
+    payload = json.loads(done.stdout)
+    assert payload["exit"] == 2
+    assert payload["outcome"] == "invalid"
+    assert payload["error"] == "no such file or folder: nothere.yaml"
+
+    outside = run([DRILLBOOK, "check", "--format", "json"], tmp_path)
+    assert outside.returncode == 2, outside
+    assert "no runbooks/ folder in" in json.loads(outside.stdout)["error"]
+
+
+def test_schema_out_a_folder_writes_the_schema_into_it(tmp_path: Path) -> None:
+    done = run([DRILLBOOK, "schema", "--out", str(tmp_path)], tmp_path)
+    assert done.returncode == 0, done
+    written = json.loads((tmp_path / "runbook-v1.json").read_text())
+    assert written["title"]
+    assert done.stdout.strip() == f"wrote {tmp_path / 'runbook-v1.json'}"
+
+
+def test_help_shows_what_drillbook_is_and_its_tasks_before_invokes_options(
+    tmp_path: Path,
+) -> None:
+    for argv in ([DRILLBOOK], [DRILLBOOK, "--help"]):
+        done = run(argv, tmp_path)
+        assert done.returncode == 0, done
+        text = done.stdout
+        assert "turns a release checklist into code" in text
+        assert text.index("Subcommands:") < text.index("Core options:")
+        assert "  release " in text and "  rollback " in text
+
+
+def test_an_option_without_its_value_is_named_plainly(tmp_path: Path) -> None:
+    done = run([DRILLBOOK, "deploy", "--version"], tmp_path)
+    assert done.returncode == 2, done
+    assert "drillbook: --version needs a value" in done.stderr
+    assert "<Argument" not in done.stderr

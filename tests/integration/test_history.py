@@ -228,9 +228,12 @@ def test_since_env_and_json(project: tuple[Project, dict[str, str]]) -> None:
     assert runs["production"] in week.out
     assert "1m15s" in week.out
 
-    nothing = shop.run("history", "--env", "qa")
-    assert nothing.code == 0, nothing
-    assert "no releases, deploys, rollbacks or rehearsals on qa in the last 24h" in nothing.out
+    # An environment no runbook declares and no journal names is a typo, not a quiet week.
+    typo = shop.run("history", "--env", "qa")
+    assert typo.code == 2, typo
+    assert "no environment 'qa' in the runbooks or the journals (known: production, staging)" in (
+        typo.err
+    )
 
     bad = shop.run("history", "--since", "yesterday")
     assert bad.code == 2, bad

@@ -201,6 +201,42 @@ def test_resume_or_abandon_of_a_run_still_going_is_refused(shop: Project) -> Non
     assert first.returncode == 143
 
 
+def test_tag_waits_for_no_release_it_would_race(shop: Project) -> None:
+    # A release that is running may fail and roll back: a tag made beside it would mark a
+    # release that never was.
+    first = start_slow_release(shop)
+    result = shop.run("tag", "--version", "1.0.0")
+    assert result.code == 75, result
+    assert f"pid {first.pid}" in result.err
+    assert shop.tags() == []
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=GRACE + 5)
+
+
+def test_resume_refuses_when_head_moved_since_the_gates_judged_it(shop: Project) -> None:
+    proc = start_slow_release(shop)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=GRACE + 5)
+    run_id = shop.journals()[-1].stem
+    judged = shop.events(run_id)[0]["head"]
+    (shop.root / "README").write_text("a change lint never saw\n")
+    shop.git("add", "README")  # only it: the journal stays drillbook's, outside git
+    shop.git("commit", "-q", "-m", "after the interruption")
+
+    result = shop.run("resume", run_id)
+
+    assert result.code == 3, result
+    assert f"HEAD moved since run {run_id} started: its finished steps judged {judged[:9]}" in (
+        result.err
+    )
+    assert f"drillbook abandon {run_id}" in result.err
+    assert shop.tags() == []
+    # Refused before anything: the run can still be resumed from the commit it judged.
+    shop.git("checkout", "-q", judged)
+    assert shop.run("resume", run_id).code == 0
+    assert shop.git("rev-parse", "v1.0.0^{commit}") == judged
+
+
 def test_a_second_signal_exits_at_once(shop: Project) -> None:
     # The gate ignores TERM, so the first signal waits out the grace period before KILL.
     proc = start_slow_release(shop, FIXTURE_IGNORE_TERM="1")

@@ -152,7 +152,17 @@ def test_a_rollback_that_fails_too_exits_5_and_says_what_to_do(released: Project
     assert shop.tags() == ["v1.0.0"]
     assert "the rollback failed at rollback-deploy" in result.out
     assert "a person must act" in result.out
-    assert "notes/" in result.out
+    # The release stopped before its note step: the digest points at the runbook, which
+    # holds each change's rollback, and not at a note that was never written.
+    assert not (shop.root / "notes" / "shop-1.1.0-rollback.md").exists()
+    assert "each change's `rollback:` in runbooks/shop.yaml" in result.out
+    # History never calls such a run done with: it says a person must act.
+    row = json.loads(shop.run("history", "--format", "json").out)[0]
+    assert row["outcome"] == "rollback failed"
+    assert row["undo"].startswith(
+        "a person must act: the rollback to 1.0.0 did not pass its checks, so staging is in "
+        "an unknown state"
+    )
     events = shop.events()
     assert by_name(events, "rollback_finished")[0]["outcome"] == "failed"
     assert events[-1]["outcome"] == "rollback_failed"
@@ -354,3 +364,15 @@ def test_the_journal_stays_one_event_a_line_whatever_a_command_prints(shop: Proj
     lint = next(e for e in events if e["event"] == "step_finished" and e["step"] == "lint")
     assert "a\u2028b\u2029c\x85d" in lint["output_tail"]
     assert "\ufffd" in lint["output_tail"]
+
+
+def test_a_failed_deploy_says_what_ran_before_it(released: Project) -> None:
+    shop = released
+    result = shop.run("deploy", "--version", "1.1.0", FIXTURE_FAIL_DEPLOY="1.1.0")
+    assert result.code != 0, result
+
+    first = shop.events(shop.journals()[-1].stem)[0]
+    assert first["found_version"] == "1.0.0"
+    row = json.loads(shop.run("history", "--format", "json").out)[0]
+    assert (row["kind"], row["previous"]) == ("deploy", "1.0.0")
+    assert row["undo"] == "drillbook rollback --env staging --to 1.0.0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
@@ -165,3 +166,74 @@ def test_a_dry_run_on_a_dirty_tree_shows_the_whole_plan_then_refuses(shop: Proje
     assert shop.snapshot() == before
     assert shop.served_version() is None
     assert shop.tags() == []
+
+
+def test_a_check_url_the_environment_refuses_is_found_before_the_first_step(
+    shop: Project,
+) -> None:
+    # `check` accepts a host on any environment's allow_hosts: it cannot know where a check
+    # runs. The release knows, and refuses before its gates, not after its deploy.
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text().replace(
+        "            - get: /feature\n              expect: {status: 200}\n",
+        "            - get: https://shop.example.com/feature\n"
+        "              expect: {status: 200}\n",
+        1,
+    )
+    runbook.write_text(
+        text.replace("  production:\n", "  production:\n    allow_hosts: [shop.example.com]\n", 1)
+    )
+    shop.commit("a check of production's host")
+    before = shop.snapshot()
+
+    result = shop.run("release", "--version", "1.1.0", "--format", "json")
+
+    assert result.code == 3, result
+    assert (
+        "expected check GET https://shop.example.com/feature of feature: check URL "
+        "https://shop.example.com/feature refused for environment staging: host "
+        "shop.example.com is not on allow_hosts" in result.err
+    )
+    assert_nothing_ran(shop, before)
+    # A pipeline that asked for JSON gets it, for a refusal too.
+    summary = json.loads(result.out)
+    assert summary["exit"] == 3 and summary["outcome"] == "refused"
+    assert "shop.example.com is not on allow_hosts" in summary["error"]
+
+    plan = shop.run("plan", "--version", "1.1.0")
+    assert plan.code == 3, plan
+    assert "fail refused: expected check GET https://shop.example.com/feature" in plan.out
+
+
+@pytest.mark.parametrize("config", ["LOG_LEVEL=info\nthis is not a line\n", None])
+def test_a_broken_or_missing_config_file_is_bad_input_and_nothing_runs(
+    shop: Project, config: str | None
+) -> None:
+    path = shop.root / "config" / "staging.env"
+    if config is None:
+        shop.git("rm", "-q", "config/staging.env")
+    else:
+        path.write_text(config)
+    shop.commit("a broken config")
+    before = shop.snapshot()
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 2, result
+    assert "config/staging.env" in result.err
+    assert "nothing ran" in result.err
+    assert_nothing_ran(shop, before)
+    assert shop.run("plan", "--version", "1.0.0").code == 2
+
+
+def test_a_dry_run_says_where_a_tag_on_another_commit_is(shop: Project) -> None:
+    shop.git("tag", "-a", "v1.0.0", "-m", "made by hand")
+    (shop.root / "README").write_text("more\n")
+    shop.commit("after the tag")
+
+    result = shop.run("release", "--version", "1.0.0", "--dry-run")
+
+    assert result.code == 3, result
+    assert "tag: v1.0.0 exists on " in result.out
+    assert "not on HEAD" in result.out
+    assert "absent; it will be made" not in result.out

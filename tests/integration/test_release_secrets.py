@@ -91,3 +91,22 @@ def test_no_secret_reaches_the_plan(shop: Project) -> None:
     result = shop.run("plan", "--version", "1.0.0")
     assert result.code == 0, result
     assert_no_secret(result.text)
+
+
+def test_a_secret_written_into_a_change_never_reaches_the_tag(shop: Project) -> None:
+    # A tag is pushed and kept for good: its message is masked like every other output.
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    runbook.write_text(
+        runbook.read_text().replace(
+            "title: List the products", f'title: "List the products (key {SECRET_KEY})"', 1
+        )
+    )
+    shop.commit("a secret in a title")
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 0, result
+    message = shop.git("cat-file", "-p", "v1.0.0")
+    assert "List the products (key ***)" in message
+    assert_no_secret(message)
+    assert_no_secret(result.out + result.err + everything_written(shop))

@@ -25,7 +25,7 @@ RELEASE_OUTPUT = """\
 expected <= 300ms (20 samples; p50 507ms; attempt 1/1; retry safe)
       failed integration (10.2s) - 1 of 3 checks did not pass
 rolling back staging from 1.2.0 to 1.1.0: integration failed: 1 of 3 checks did not pass
-[7/10] deploy 1.1.0 to staging again
+[rollback 1/2] deploy 1.1.0 to staging again
       rollback-deploy │ deploying demo-service 1.1.0 to staging at http://127.0.0.1:36519
       ok rollback-deploy (0.7s)
 """
@@ -49,7 +49,7 @@ def test_compact_keeps_steps_checks_and_the_rollback_and_drops_tool_output() -> 
         "expected <= 300ms",
         "      failed integration (10.2s) - 1 of 3 checks did not pass",
         "rolling back staging from 1.2.0 to 1.1.0: integration failed: 1 of 3 checks did not pass",
-        "[7/10] deploy 1.1.0 to staging again  ok 0.7s",
+        "[rollback 1/2] deploy 1.1.0 to staging again  ok 0.7s",
     ]
 
 

@@ -174,7 +174,37 @@ def test_warns_when_the_last_rehearsal_failed(project: Path) -> None:
         outcome="rollback_failed",
     )
     assert _warnings(project)["1.1.0"].startswith(
-        "The last rehearsal of 1.1.0 (2026-11-22 09:00:10 UTC) ended restore failed."
+        "The last rehearsal of 1.1.0 (2026-11-22 09:00:10 UTC) ended with a rollback that "
+        "failed its checks. Fix the rollback, then rehearse again."
+    )
+
+
+def test_a_rehearsal_that_found_the_version_failing_says_the_rollback_worked(
+    project: Path,
+) -> None:
+    write_run(
+        project,
+        "20261122T090000Z-fefefe",
+        T0 + 96 * 3600,
+        "rehearse",
+        "staging",
+        "1.1.0",
+        [
+            (
+                "rehearsal_finished",
+                {
+                    "outcome": "failed_checks_restored",
+                    "restore_ms": 4000,
+                    "runbook_sha256": runbook_sha(project),
+                    "previous": "1.0.0",
+                },
+            )
+        ],
+        outcome="failed_checks_restored",
+    )
+    assert _warnings(project)["1.1.0"] == (
+        "The last rehearsal of 1.1.0 (2026-11-22 09:00:10 UTC) found it failing its checks; "
+        "the rollback worked. Fix it, then rehearse again."
     )
 
 

@@ -5,14 +5,21 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 from invoke import Context, Exit, task
 
 from drillbook.cli import REST_ATTRIBUTE
 from drillbook.console import Console
-from drillbook.errors import EXIT_INVALID, DrillbookError, InvalidInput
+from drillbook.errors import (
+    EXIT_INVALID,
+    EXIT_LOCKED,
+    EXIT_PRECONDITION,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    DrillbookError,
+    InvalidInput,
+)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,10 +31,14 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
         @functools.wraps(fn)
         def body(c: Context, *args: Any, **kwargs: Any) -> Any:
             name = fn.__name__.replace("_", "-")
+            _json_written.clear()
             try:
                 return fn(c, *args, **kwargs)
             except DrillbookError as exc:
                 report_error(exc, task_name=name)
+                if kwargs.get("format") == "json" and not _json_written:
+                    # A pipeline that asked for JSON gets JSON, refusals included.
+                    emit_json(error_json(exc, task_name=name))
                 raise Exit(code=exc.exit_code) from None
             except (Exit, KeyboardInterrupt, SystemExit, BrokenPipeError):
                 raise
@@ -47,6 +58,46 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
         return task(**options)(body)
 
     return wrap
+
+
+#: Set once a task has written its JSON document to stdout (a list, for a module-level flag).
+_json_written: list[bool] = []
+
+
+def emit_json(text: str, console: Console | None = None) -> None:
+    """Write a task's JSON document to stdout (through `console` when given: it masks)."""
+    if console is not None:
+        console.print(text)
+    else:
+        print(text, flush=True)
+    _json_written.append(True)
+
+
+_ERROR_OUTCOMES = {
+    EXIT_INVALID: "invalid",
+    EXIT_PRECONDITION: "refused",
+    EXIT_LOCKED: "locked",
+    EXIT_SIGINT: "interrupted",
+    EXIT_SIGTERM: "interrupted",
+}
+
+
+def error_json(exc: DrillbookError, *, task_name: str) -> str:
+    """An error as the JSON document of a task run with `--format json`."""
+    import json
+
+    payload: dict[str, Any] = {
+        "task": task_name,
+        "outcome": _ERROR_OUTCOMES.get(exc.exit_code, "failed"),
+        "exit": exc.exit_code,
+        "error": exc.message,
+        "hint": exc.hint,
+        "retry_safe": exc.retry_safe,
+    }
+    if isinstance(exc, InvalidInput):
+        payload["problems"] = [p.as_dict() for p in exc.problems]
+    masker = _masker()
+    return json.dumps(masker.mask_obj(payload) if masker else payload, indent=2)
 
 
 def report_error(exc: DrillbookError, *, task_name: str, console: Console | None = None) -> None:
@@ -86,9 +137,10 @@ def require_format(value: str) -> None:
 
 
 def project(service: str | None = None) -> Any:
+    from drillbook.project import find_project_root
     from drillbook.runbook import load_project_runbook
 
-    return load_project_runbook(Path.cwd(), service)
+    return load_project_runbook(find_project_root(), service)
 
 
 def run_console(format: str) -> Console:
@@ -113,7 +165,7 @@ def finish(session: Any, outcome: Any, format: str) -> None:
             console.print(f"  {name}: {value}")
         console.print(f"  journal: .drillbook/journal/{session.run_id}.jsonl")
     if format == "json":
-        print(summary_json(session, outcome), flush=True)
+        emit_json(summary_json(session, outcome))
 
 
 RUN_HELP = {

@@ -12,6 +12,7 @@ from drillbook.console import Console
 from drillbook.errors import InvalidInput
 from drillbook.tasks._base import (
     drill_task,
+    emit_json,
     require_format,
 )
 
@@ -22,20 +23,26 @@ from drillbook.tasks._base import (
     rest="path",
     iterable=["path"],
     help={
-        "path": "a runbook file or a folder of them (repeatable; default: runbooks/)",
+        "path": (
+            "PATH: a runbook file or a folder of them; repeatable, and the words after "
+            "`check` are paths too (default: the project's runbooks/)"
+        ),
         "format": "text (default) or json",
     },
 )
 def check(c: Context, path: list[str] | None = None, format: str = "text") -> None:
-    """Validate runbooks: every problem with FILE:LINE:COLUMN, exit 2 if any."""
+    """Validate runbooks (check [PATH...]): every problem with FILE:LINE:COLUMN, exit 2 if any."""
     from drillbook import parallel
     from drillbook.runbook import find_runbook_files
+    from drillbook.secrets import Masker
 
     require_format(format)
-    console = Console()
-    targets = [Path(p) for p in path] if path else [Path("runbooks")]
+    # Problems quote what they found, and a found value may be a secret of the environment.
+    console = Console(masker=Masker.from_environ())
+    targets = [Path(p) for p in path] if path else [_project_runbooks()]
     files = find_runbook_files(targets)
     results = parallel.map_ordered(_check_file, files)
+    _one_runbook_a_service(results)
     invalid = [r for r in results if not r["valid"]]
     problems = sum(len(r["problems"]) for r in results)
     summary = (
@@ -52,7 +59,7 @@ def check(c: Context, path: list[str] | None = None, format: str = "text") -> No
             "files": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
             "summary": summary,
         }
-        console.print(json.dumps(payload, indent=2))
+        emit_json(json.dumps(payload, indent=2), console)
     else:
         for result in results:
             if result["valid"]:
@@ -67,6 +74,57 @@ def check(c: Context, path: list[str] | None = None, format: str = "text") -> No
         console.print(summary, style="bold" if not invalid else "red")
     if invalid:
         raise Exit(code=InvalidInput.exit_code)
+
+
+def _one_runbook_a_service(results: list[dict[str, Any]]) -> None:
+    """Mark a runbook invalid when another one of its project declares the same service.
+
+    Tasks find a service's runbook by its name; two would make `release --service S` act on
+    whichever was found first.
+    """
+    from drillbook.errors import Problem
+    from drillbook.runbook import project_root_for
+
+    first: dict[tuple[Path, str], str] = {}
+    for result in results:
+        if not result["valid"]:
+            continue
+        key = (project_root_for(Path(result["file"])).resolve(), result["service"])
+        if key not in first:
+            first[key] = result["file"]
+            continue
+        line, column = _service_line(Path(result["file"]))
+        problem = Problem(
+            result["file"],
+            line,
+            column,
+            "service",
+            f"expected one runbook per service, got {result['service']!r} here and in {first[key]}",
+            "rename one service, or merge the two runbooks",
+        )
+        result.update(valid=False, problems=[problem.as_dict()], _problems=[problem])
+
+
+def _service_line(file: Path) -> tuple[int, int]:
+    """Where the top-level `service:` value is written (1, 1 when it cannot be found)."""
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return 1, 1
+    for number, text in enumerate(lines, start=1):
+        if text.startswith("service:"):
+            value = text[len("service:") :]
+            return number, len("service:") + len(value) - len(value.lstrip()) + 1
+    return 1, 1
+
+
+def _project_runbooks() -> Path:
+    """The project's runbooks/ folder, as a path from here (`runbooks`, `../runbooks`)."""
+    import os
+
+    from drillbook.project import find_project_root
+
+    return Path(os.path.relpath(find_project_root() / "runbooks"))
 
 
 def _check_file(file: Path) -> dict[str, Any]:
@@ -96,7 +154,9 @@ def _check_file(file: Path) -> dict[str, Any]:
 # --- schema -----------------------------------------------------------------------------------
 
 
-@drill_task(help={"out": "where to write the schema (default: print it)"})
+@drill_task(
+    help={"out": "a file, or a folder for runbook-v1.json, to write it to (default: print)"}
+)
 def schema(c: Context, out: str | None = None) -> None:
     """Print (or write) the JSON Schema of the runbook format, generated from the model."""
     from drillbook.model import json_schema
@@ -105,7 +165,15 @@ def schema(c: Context, out: str | None = None) -> None:
     if out is None:
         Console().print(text.rstrip("\n"))
         return
+    from drillbook.errors import PreconditionFailed
     from drillbook.files import write_atomic
 
-    write_atomic(Path(out), text)
-    Console().print(f"wrote {out}")
+    target = Path(out)
+    if target.is_dir():
+        target = target / "runbook-v1.json"
+    try:
+        write_atomic(target, text)
+    except OSError as exc:
+        msg = f"cannot write the schema to {target}: {exc.strerror or exc}"
+        raise PreconditionFailed(msg, hint="choose another --out, or fix the folder") from None
+    Console().print(f"wrote {target}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from invoke import Context, Exit
@@ -28,18 +29,15 @@ def docs(
         check_site,
         write_site,
     )
-    from drillbook.errors import UsageError
     from drillbook.files import require_writable
+    from drillbook.project import find_project_root
     from drillbook.runbook import find_runbook_files, load_project_runbook
 
-    root = Path.cwd()
+    root = find_project_root()
     folder = root / "runbooks"
-    if not folder.is_dir():
-        msg = f"no runbooks/ folder in {root}; drillbook runs from a project's root"
-        raise UsageError(msg, hint="run `drillbook init` here, or cd to the project's root")
-    target = Path(out) if out else Path(DEFAULT_OUT)
-    target = target if target.is_absolute() else root / target
-    shown = out or DEFAULT_OUT
+    # --out is a path as typed, from here; the default is the project's own site/.
+    target = Path(out).absolute() if out else root / DEFAULT_OUT
+    shown = out or os.path.relpath(target)
     if service is not None:
         loaded = load_project_runbook(root, service)
         service = loaded.runbook.service

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import Any
 
 from invoke import Context
 
 from drillbook.console import Console
-from drillbook.tasks._base import drill_task, require_format
+from drillbook.tasks._base import drill_task, emit_json, require_format
 
 
 @drill_task(
@@ -21,14 +21,18 @@ from drillbook.tasks._base import drill_task, require_format
 def history(c: Context, since: str = "24h", env: str | None = None, format: str = "text") -> None:
     """What changed: releases, deploys, rollbacks and rehearsals, owners and undo commands."""
     from drillbook.history import entries, parse_since, table
+    from drillbook.project import find_project_root
     from drillbook.secrets import Masker
 
     require_format(format)
     console = Console(masker=Masker.from_environ())
     cutoff = parse_since(since)
-    rows = entries(Path.cwd(), since=cutoff, env=env)
+    root = find_project_root()
+    rows = entries(root, since=cutoff, env=env)
+    if env is not None and not rows:
+        _require_known_env(root, env)
     if format == "json":
-        console.print(json.dumps([e.as_dict() for e in rows], indent=2))
+        emit_json(json.dumps([e.as_dict() for e in rows], indent=2), console)
         return
     span = "since the first journal" if cutoff is None else f"in the last {since.strip()}"
     where = f" on {env}" if env else ""
@@ -41,3 +45,22 @@ def history(c: Context, since: str = "24h", env: str | None = None, format: str 
     console.print(f"what changed{where} {span}: {count}, newest first", style="bold")
     for line in table(rows):
         console.print(line)
+
+
+def _require_known_env(root: Any, env: str) -> None:
+    """Refuse an environment that no runbook declares and no journal names: a typo, surely."""
+    from drillbook.errors import DrillbookError, UsageError
+    from drillbook.journal import list_runs
+    from drillbook.runbook import find_runbook_files, load_runbook
+
+    known = {str(info.first.get("env")) for info in list_runs(root) if info.first}
+    for file in find_runbook_files([root / "runbooks"]):
+        try:
+            known.update(load_runbook(file, root=root).runbook.environments)
+        except DrillbookError:  # a broken runbook is `check`'s to report
+            continue
+    known.discard("None")
+    if env not in known:
+        msg = f"no environment {env!r} in the runbooks or the journals (known: "
+        msg += ", ".join(sorted(known)) + ")" if known else "none)"
+        raise UsageError(msg)

@@ -7,7 +7,7 @@ from typing import Any
 
 from invoke import Context, Exit
 
-from drillbook.tasks._base import RUN_HELP, drill_task, project, run_console
+from drillbook.tasks._base import RUN_HELP, drill_task, emit_json, project, run_console
 
 
 @drill_task(
@@ -59,7 +59,7 @@ def rehearse(
     if dry_run:
         probes = [("previous", previous, True), (env, f"runs {found or 'unknown'}", True)]
         if format == "json":
-            print(json.dumps(plan_json(planned, probes), indent=2))
+            emit_json(json.dumps(plan_json(planned, probes), indent=2))
         else:
             print_plan(console, planned, probes)
             console.print("dry run: nothing was changed")
@@ -87,7 +87,7 @@ def rehearse(
         session.outcome, session.exit_code = result.outcome, result.exit_code
         _summary(session, result, data)
         if format == "json":
-            print(json.dumps(data, indent=2), flush=True)
+            emit_json(json.dumps(data, indent=2))
     if result.exit_code:
         raise Exit(code=result.exit_code)
 

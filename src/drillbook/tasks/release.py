@@ -11,6 +11,7 @@ from drillbook.console import Console
 from drillbook.tasks._base import (
     RUN_HELP,
     drill_task,
+    emit_json,
     finish,
     project,
     require_format,
@@ -45,13 +46,7 @@ def _probes(loaded: Any, env: str, found: Any) -> list[tuple[str, str, bool]]:
     probes = [
         *[("refused", problem.message, False) for problem in found.problems],
         ("git", f"HEAD at {found.head[:9]}", True),
-        (
-            "tag",
-            f"{found.tag} on HEAD (done)"
-            if found.tag_done
-            else f"{found.tag} absent; it will be made on {found.head[:9]}",
-            True,
-        ),
+        _tag_probe(found),
         ("previous", found.previous or "none (first release)", True),
     ]
     ident = found.identity
@@ -59,6 +54,16 @@ def _probes(loaded: Any, env: str, found: Any) -> list[tuple[str, str, bool]]:
     url = loaded.runbook.environments[env].url
     probes.append((env, _answers(url), True))
     return probes
+
+
+def _tag_probe(found: Any) -> tuple[str, str, bool]:
+    """The release tag as the preflight found it: on HEAD, on another commit, or absent."""
+    if found.tag_done:
+        return ("tag", f"{found.tag} on HEAD (done)", True)
+    if found.tag_commit is not None:
+        where = f"{found.tag} exists on {found.tag_commit[:9]}, not on HEAD {found.head[:9]}"
+        return ("tag", where, False)
+    return ("tag", f"{found.tag} absent; it will be made on {found.head[:9]}", True)
 
 
 def _answers(url: str) -> str:
@@ -103,7 +108,7 @@ def _show_plan(
 
     probes = _probes(loaded, env, found)
     if format == "json":
-        print(json.dumps(plan_json(planned, probes), indent=2), flush=True)
+        emit_json(json.dumps(plan_json(planned, probes), indent=2))
     else:
         print_plan(console, planned, probes)
     if found.problems:
@@ -137,6 +142,7 @@ def release(
     format: str = "text",
 ) -> None:
     """Run the whole checklist in order, stopping at the first failure; roll back on its own."""
+    from drillbook.plan import note_path
     from drillbook.release import release_flow
     from drillbook.session import open_session
     from drillbook.state import current_version, finished_release
@@ -149,21 +155,26 @@ def release(
         return
     _confirm(env, yes)
     done = finished_release(loaded.root, env, release_.version, loaded.sha256)
-    note = loaded.root / "notes" / f"{loaded.runbook.service}-{release_.version}-rollback.md"
+    note = loaded.root / note_path(loaded.runbook, release_.version, env)
     if (
         done is not None
         and found.tag_done
         and note.is_file()
         and current_version(loaded.root, env) == release_.version
-        and not push
     ):
-        console.print(
+        said = (
             f"release {release_.version} of {loaded.runbook.service} is already done on {env} "
             f"(run {done.get('run')}, {done.get('ts')}): tag {found.tag} on HEAD, "
-            f"{env} runs {release_.version}, note {note.relative_to(loaded.root)}. Nothing changed."
+            f"{env} runs {release_.version}, note {note.relative_to(loaded.root)}"
         )
+        if push and not _remote_has(loaded.root, found.tag):
+            # Done but for the push (it failed, or --push is new): push, and nothing else.
+            console.print(f"{said}; its tag is not on origin yet")
+            _push_only(loaded, env, release_.version, found.tag, console, format)
+            return
+        console.print(f"{said}{', pushed' if push else ''}. Nothing changed.")
         if format == "json":
-            print(json.dumps({"outcome": "already_done", "exit": 0, "run": done.get("run")}))
+            emit_json(json.dumps({"outcome": "already_done", "exit": 0, "run": done.get("run")}))
         return
     params = {
         "params": {
@@ -172,6 +183,8 @@ def release(
             "auto_rollback": not no_auto_rollback,
         },
         "previous": found.previous,
+        # The commit the gates judge and the tag goes on: a resume must find the same one.
+        "head": found.head,
         "changes": [
             {"change": ch.id, "title": ch.title, "owner": ch.owner, "rollback": ch.rollback.text}
             for ch in release_.changes
@@ -185,6 +198,50 @@ def release(
         outcome = release_flow(
             session, planned, release_, found, auto_rollback=not no_auto_rollback
         )
+        finish(session, outcome, format)
+    if outcome.exit_code:
+        raise Exit(code=outcome.exit_code)
+
+
+def _remote_has(root: Any, tag: str) -> bool:
+    """Whether origin has `tag`; when origin cannot be asked, no (the push will say why)."""
+    from drillbook import gitops
+
+    return gitops.remote_has_tag(root, tag) is True
+
+
+def _push_only(
+    loaded: Any, env: str, version: str, tag: str, console: Console, format: str
+) -> None:
+    """The one step left of a release that is otherwise done: push its tag, with a journal."""
+    from drillbook.execute import Executor
+    from drillbook.plan import PlannedStep
+    from drillbook.release import Outcome, push_step
+    from drillbook.session import open_session
+
+    step = PlannedStep("push", "push", f"push tag {tag} to origin", changes=True)
+    with open_session(
+        loaded,
+        action="push",
+        env=env,
+        version=version,
+        console=console,
+        extra={"tag": tag},
+    ) as session:
+        executor = Executor(session, total=1)
+        session.results = executor.results
+        result = push_step(session, executor, step, tag)
+        if result.ok:
+            outcome = Outcome(0, "ok", f"pushed {tag}; release {version} is done on {env}")
+        else:
+            session.event("push_failed", tag=tag, detail=result.detail)
+            outcome = Outcome(
+                1,
+                "push_failed",
+                f"the push of {tag} failed; the tag stays local. Run the release with --push "
+                "again later (retry safe): it pushes and changes nothing else",
+                failed=result,
+            )
         finish(session, outcome, format)
     if outcome.exit_code:
         raise Exit(code=outcome.exit_code)
@@ -208,7 +265,7 @@ def _confirm(env: str, yes: bool) -> None:
 
 @drill_task(
     help={
-        "env": "the environment to roll back",
+        "env": "the environment to roll back (default: staging)",
         "to": "the version to go back to (default: the one before the current)",
         "service": RUN_HELP["service"],
         "format": RUN_HELP["format"],

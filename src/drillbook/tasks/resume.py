@@ -12,6 +12,7 @@ from typing import Any
 from invoke import Context, Exit
 
 from drillbook.console import Console
+from drillbook.project import find_project_root
 from drillbook.tasks._base import drill_task, finish
 
 
@@ -126,7 +127,7 @@ def resume(c: Context, run: str | None = None) -> None:
     from drillbook.session import open_session
     from drillbook.tasks.release import release_plan
 
-    root = Path.cwd()
+    root = find_project_root()
     console = Console()
     found_run = _unclosed_run(console, root, run, "resumed")
     if found_run is None:
@@ -151,6 +152,7 @@ def resume(c: Context, run: str | None = None) -> None:
                 "and release again"
             ),
         )
+    _require_resumable(info.run_id, first, events)
     done = frozenset(
         e["step"]
         for e in events
@@ -163,6 +165,19 @@ def resume(c: Context, run: str | None = None) -> None:
     release_, found, planned = release_plan(
         loaded, params.get("version"), first["env"], bool(params.get("push"))
     )
+    if first.get("head") and found.head != first["head"]:
+        msg = (
+            f"HEAD moved since run {info.run_id} started: its finished steps judged "
+            f"{first['head'][:9]}, HEAD is {found.head[:9]}; a resume would tag code they "
+            "never saw"
+        )
+        raise PreconditionFailed(
+            msg,
+            hint=(
+                f"`git checkout {first['head'][:9]}` and resume, or "
+                f"`drillbook abandon {info.run_id}` and release again"
+            ),
+        )
     with open_session(
         loaded,
         action="release",
@@ -189,12 +204,50 @@ def resume(c: Context, run: str | None = None) -> None:
         raise Exit(code=outcome.exit_code)
 
 
+def _require_resumable(run_id: str, first: dict[str, Any], events: list[dict[str, Any]]) -> None:
+    """Refuse to resume a run that had failed: it was rolling back, or about to.
+
+    Resuming runs the steps that did not finish; a check that failed and passes on a second
+    try would then let a failed release be tagged, and a rollback cut short would be left
+    half-done while the release went on.
+    """
+    from drillbook.errors import PreconditionFailed
+
+    env = first.get("env", "staging")
+    rolling = next((e for e in events if e.get("event") == "rollback_started"), None)
+    failed = next(
+        (
+            e
+            for e in events
+            if e.get("event") == "step_finished" and e.get("outcome") in ("failed", "fail")
+        ),
+        None,
+    )
+    if rolling is None and failed is None:
+        return
+    target = (rolling or {}).get("to_version") or first.get("previous")
+    what = (
+        f"was rolling {env} back to {target or 'its earlier version'}"
+        if rolling is not None
+        else f"had failed at {failed.get('step') if failed else '?'}"
+    )
+    finish = (
+        f"`drillbook rollback --env {env} --to {target}` rolls back and proves it"
+        if target
+        else f"check {env} and undo the changes by hand, as their rollback says"
+    )
+    raise PreconditionFailed(
+        f"run {run_id} {what} when it stopped: it cannot be resumed as a release",
+        hint=f"{finish}; then `drillbook abandon {run_id}`",
+    )
+
+
 @drill_task(rest="run", help={"run": "the run id (a unique prefix is enough)"})
 def abandon(c: Context, run: str | None = None) -> None:
     """Close an interrupted or unfinished run without continuing it."""
     from drillbook.journal import Journal
 
-    root = Path.cwd()
+    root = find_project_root()
     console = Console()
     found_run = _unclosed_run(console, root, run, "abandoned")
     if found_run is None:

@@ -11,6 +11,7 @@ from drillbook.console import Console
 from drillbook.tasks._base import (
     RUN_HELP,
     drill_task,
+    emit_json,
     project,
     require_format,
     run_console,
@@ -100,7 +101,7 @@ def verify_config(
                 for f in report.findings
             ],
         }
-        console.print(json.dumps(masker.mask_obj(payload), indent=2))
+        emit_json(json.dumps(masker.mask_obj(payload), indent=2), console)
     else:
         for finding in report.findings:
             console.print(f"{console.outcome(finding.outcome)} {format_finding(finding)}")
@@ -137,7 +138,18 @@ def deploy(
     previous = previous_version(loaded.root, runbook, version)
     argv = command_of(runbook.deploy, placeholders(runbook, env, version, previous))
     step = PlannedStep("deploy", "deploy", f"deploy {version} to {env}", changes=True, argv=argv)
-    with open_session(loaded, action="deploy", env=env, version=version) as session:
+    from drillbook.state import current_version
+
+    # What runs there now, so that the journal alone says what to go back to, even when this
+    # deploy fails half-way.
+    found = current_version(loaded.root, env, service=runbook.service)
+    with open_session(
+        loaded,
+        action="deploy",
+        env=env,
+        version=version,
+        extra={"previous": previous, "found_version": found},
+    ) as session:
         result = Executor(session, total=1).command(
             step, runbook.deploy, version=version, previous=previous
         )
@@ -211,7 +223,7 @@ def integration(
         session.outcome = "ok" if result.ok else "failed"
         session.exit_code = 0 if result.ok else 1
         if format == "json":
-            print(
+            emit_json(
                 json.dumps(
                     session.masker.mask_obj(
                         {"ok": result.ok, "checks": [r.as_dict() for r in result.checks]}
@@ -235,18 +247,28 @@ def tag(
     c: Context, version: str | None = None, push: bool = False, service: str | None = None
 ) -> None:
     """Make the annotated tag of a version: its changes, owners and rollback summary."""
-    from drillbook import gitops
-    from drillbook.errors import StepFailed
-    from drillbook.release import pick_version, preflight, tag_message
+    from drillbook.lock import acquire_lock
+    from drillbook.release import pick_version
 
     console = Console()
     loaded = project(service)
     release_ = pick_version(loaded.runbook, version)
+    # A release that is running may yet fail and roll back: its tag is its own to make.
+    with acquire_lock(loaded.root, "staging", f"tag-{release_.version}"):
+        _tag(console, loaded, release_, push)
+
+
+def _tag(console: Console, loaded: Any, release_: Any, push: bool) -> None:
+    from drillbook import gitops
+    from drillbook.errors import StepFailed
+    from drillbook.release import preflight, tag_message
+    from drillbook.session import masker_for
+
     found = preflight(loaded, "staging", release_.version, push=push)
     state = gitops.create_tag(
         loaded.root,
         found.tag,
-        tag_message(loaded.runbook, release_, found.previous),
+        tag_message(loaded.runbook, release_, found.previous, masker=masker_for(loaded)),
         commit=found.head,
     )
     commit = found.head

@@ -1,0 +1,51 @@
+"""The rollback note says what is true: who released it, whether it is tagged, how to undo it."""
+
+from __future__ import annotations
+
+from _project import Project
+
+
+def note(shop: Project, name: str) -> str:
+    return (shop.root / "notes" / name).read_text()
+
+
+def test_the_first_release_note_says_to_roll_back_by_hand(released: Project) -> None:
+    text = note(released, "shop-1.0.0-rollback.md")
+    assert "released to staging on " in text
+    assert "(tag `v1.0.0`)" in text
+    # There is no version below the first: `drillbook rollback` would refuse, so the note
+    # does not offer it.
+    assert "## Roll back by hand" in text
+    assert "drillbook rollback" in text  # named only to say it has nothing to go back to
+    assert "```sh" not in text
+    assert "Undo each change as its rollback below says" in text
+    assert "Nothing to go back to; stop the service." in text
+
+
+def test_a_later_release_note_gives_the_one_command(released: Project) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    text = note(shop, "shop-1.1.0-rollback.md")
+    assert "## Roll back in one command" in text
+    assert "drillbook rollback --env staging --to 1.0.0" in text
+    assert "## Roll back by hand" not in text
+
+
+def test_a_note_rendered_alone_never_claims_a_release(released: Project) -> None:
+    shop = released
+    staging_note = note(shop, "shop-1.0.0-rollback.md")
+
+    alone = shop.run("rollback-note", "--version", "1.2.0")
+    assert alone.code == 0, alone
+    text = note(shop, "shop-1.2.0-rollback.md")
+    assert "(tag `v1.2.0`, not made yet)" in text
+    assert "by `drillbook rollback-note`" in text
+    assert "not by a release" in text
+    assert "released to" not in text
+
+    # Another environment's note has a file of its own: the staging release's stays.
+    production = shop.run("rollback-note", "--version", "1.0.0", "--env", "production")
+    assert production.code == 0, production
+    assert "wrote notes/shop-1.0.0-production-rollback.md" in production.out
+    assert "note written for production" in note(shop, "shop-1.0.0-production-rollback.md")
+    assert note(shop, "shop-1.0.0-rollback.md") == staging_note

@@ -1,0 +1,84 @@
+"""The undo line of `history`: what a person types, or why there is nothing safe to type."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from _docs_project import FIXTURE, T0, write_run
+
+from drillbook.history import entries
+
+
+def project(tmp_path: Path) -> Path:
+    root = tmp_path / "shop"
+    shutil.copytree(FIXTURE, root)
+    return root
+
+
+def only(root: Path, run: str):
+    return next(e for e in entries(root) if e.run == run)
+
+
+def test_a_release_whose_rollback_failed_needs_a_person(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    # The rollback deployed 1.1.0 again, then its checks failed: 1.1.0 runs, unproven.
+    write_run(
+        root,
+        "20261118T090000Z-aaaaaa",
+        T0,
+        "release",
+        "staging",
+        "1.2.0",
+        [
+            ("deployed", {"version": "1.2.0", "previous": "1.1.0", "by": "release"}),
+            ("deployed", {"version": "1.1.0", "previous": "1.2.0", "by": "rollback"}),
+        ],
+        outcome="rollback_failed",
+        previous="1.1.0",
+    )
+    entry = only(root, "20261118T090000Z-aaaaaa")
+    assert entry.outcome == "rollback failed"
+    assert entry.undo == (
+        "a person must act: the rollback to 1.1.0 did not pass its checks, so staging is in an "
+        "unknown state; start with the run's journal (expected and got); once the cause is "
+        "fixed, `drillbook deploy --env staging --version 1.1.0`"
+    )
+
+
+def test_a_run_that_another_resumed_points_at_it(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    write_run(
+        root,
+        "20261118T090000Z-bbbbbb",
+        T0,
+        "release",
+        "staging",
+        "1.2.0",
+        [
+            ("deployed", {"version": "1.2.0", "previous": "1.1.0", "by": "release"}),
+            ("run_closed", {"how": "resumed", "by": "20261118T091000Z-cccccc"}),
+        ],
+        outcome="interrupted",
+        previous="1.1.0",
+    )
+    entry = only(root, "20261118T090000Z-bbbbbb")
+    assert entry.undo == "see run 20261118T091000Z-cccccc, which resumed this one"
+
+
+def test_a_failed_deploy_goes_back_to_what_it_found(tmp_path: Path) -> None:
+    root = project(tmp_path)
+    write_run(
+        root,
+        "20261118T090000Z-dddddd",
+        T0,
+        "deploy",
+        "staging",
+        "1.2.0",
+        [("step_started", {"step": "deploy", "changes": True})],
+        outcome="failed",
+        found_version="1.1.0",
+    )
+    entry = only(root, "20261118T090000Z-dddddd")
+    assert entry.previous == "1.1.0"
+    assert entry.undo == "drillbook rollback --env staging --to 1.1.0"
