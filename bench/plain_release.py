@@ -116,6 +116,8 @@ def main(root: Path, version: str) -> int:
         tag=tag,
         run_id="plain",
         released_at=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        released=True,
+        tagged=True,
         retry_safe=True,
         rollback_command="drillbook rollback --env staging",
         steps=[],
