@@ -74,3 +74,20 @@ def require_writable(folder: Path, what: str) -> None:
     if not os.access(probe, os.W_OK | os.X_OK):
         msg = f"cannot write {what} to {folder}: {probe} is not writable"
         raise PreconditionFailed(msg, hint=f"fix the permissions of {probe}")
+
+
+def require_replaceable(path: Path, what: str) -> None:
+    """Refuse, before anything is written, a file that an atomic write could not replace.
+
+    An immutable file (`chattr +i`) refuses the rename even to root, and the folder's
+    permissions do not say so. Opening it to append writes nothing, and fails for the same
+    reason; a file that does not exist yet is left to `require_writable`.
+    """
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        msg = f"cannot write {what} to {path}: {exc.strerror or exc}"
+        raise PreconditionFailed(msg, hint=f"fix {path} (lsattr shows an immutable flag)") from None
+    os.close(fd)

@@ -27,7 +27,7 @@ from drillbook.errors import (
     UsageError,
 )
 from drillbook.execute import CheckItem, Executor, StepResult
-from drillbook.files import require_writable
+from drillbook.files import require_replaceable, require_writable
 from drillbook.model import HttpCheck, Release, Runbook
 from drillbook.plan import Plan, PlannedStep, note_path, placeholders, rollback_steps
 from drillbook.runbook import LoadedRunbook
@@ -150,6 +150,7 @@ def preflight(
         hint = f"release a new version, or delete the tag if it was a mistake: git tag -d {tag}"
         refuse(_raise, PreconditionFailed(msg, hint=hint))
     refuse(require_writable, root / "notes", "the rollback note")
+    refuse(require_replaceable, root / note_path(runbook, version, env), "the rollback note")
     if push:
         refuse(_require_remote, root, "origin")
     previous = state.previous_version(version, runbook.tag)

@@ -237,3 +237,25 @@ def test_a_dry_run_says_where_a_tag_on_another_commit_is(shop: Project) -> None:
     assert "tag: v1.0.0 exists on " in result.out
     assert "not on HEAD" in result.out
     assert "absent; it will be made" not in result.out
+
+
+def test_a_note_that_cannot_be_replaced_is_found_before_the_first_step(released: Project) -> None:
+    shop = released
+    note = shop.root / "notes" / "shop-1.1.0-rollback.md"
+    assert shop.run("rollback-note", "--version", "1.1.0").code == 0
+    shop.commit("a note kept in git")
+    # Root writes through every permission: an immutable file is what refuses it.
+    flagged = subprocess.run(["chattr", "+i", str(note)], capture_output=True, check=False)
+    if flagged.returncode != 0:
+        pytest.skip(f"chattr +i is not available here: {flagged.stderr.decode().strip()}")
+    try:
+        journals = shop.journals()
+        result = shop.run("release", "--version", "1.1.0")
+        assert result.code == 3, result
+        assert "cannot write the rollback note to " in result.err
+        assert "shop-1.1.0-rollback.md" in result.err
+        assert shop.journals() == journals
+        assert shop.served_version() == "1.0.0"
+        assert shop.tags() == ["v1.0.0"]
+    finally:
+        subprocess.run(["chattr", "-i", str(note)], check=False)
