@@ -217,7 +217,8 @@ def _ours(path: Path) -> bool:
     return MARKER.encode() in head
 
 
-def _our_files(out: Path) -> set[str]:
+def our_files(out: Path) -> set[str]:
+    """The names of the pages in `out` that `docs` wrote (they carry its marker)."""
     if not out.is_dir():
         return set()
     return {
@@ -240,7 +241,7 @@ def check_site(out: Path, pages: Sequence[Page], *, complete: bool = True) -> St
             continue
         if on_disk != page.text.encode("utf-8"):
             stale.append(page.name)
-    extra = sorted(_our_files(out) - {p.name for p in pages}) if complete else []
+    extra = sorted(our_files(out) - {p.name for p in pages}) if complete else []
     return Staleness(missing, stale, extra)
 
 

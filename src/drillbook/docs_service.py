@@ -96,6 +96,8 @@ class Facts:
     previous: Callable[[LoadedRunbook, str], str | None]
     #: Every deploy the journal records, for a (service, env) not in `current` yet.
     deployed: CurrentVersions | None = None
+    #: Whether the project holds several runbooks: its commands then name the service.
+    several: bool = False
 
     def current_of(self, service: str, env: str) -> str | None:
         """The version deployed to `env` for `service`, by the journal."""
@@ -121,12 +123,18 @@ def gather(root: Path) -> Facts:
         current={},
         previous=previous,
         deployed=CurrentVersions(root),
+        several=history.several_runbooks(root),
     )
 
 
 def _tag_lister(root: Path) -> Callable[[Runbook], list[str] | None]:
-    """Released versions from git tags, or None when the project is not a git repository."""
-    if not (root / ".git").exists():
+    """Released versions from git tags, or None when the project is not in a git repository.
+
+    The project may be a folder of a larger repository (`services/shop/`): its tags are the
+    repository's, wherever `.git` is above it.
+    """
+    absolute = root.absolute()
+    if not any((folder / ".git").exists() for folder in (absolute, *absolute.parents)):
         return lambda runbook: None
     from drillbook import gitops
     from drillbook.errors import DrillbookError
@@ -386,7 +394,7 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
     recent = [_entry(e) for e in entries[:RECENT_LIMIT]]
     times = [e.ts for e in entries] + [r.get("ts") for r in rehearsals]
     rehearsal_rows = [_rehearsal(r, loaded, out) for r in reversed(rehearsals)]
-    return {
+    context = {
         "service": service,
         "owner": runbook.owner,
         "escalation": runbook.escalation,
@@ -430,6 +438,11 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
         ),
         "releases": releases,
     }
+    if facts.several:
+        from drillbook.history import for_service
+
+        context = for_service(context, service)
+    return context
 
 
 def _is_semver(version: str) -> bool:

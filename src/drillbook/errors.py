@@ -146,3 +146,16 @@ class Interrupted(DrillbookError):
         super().__init__(message)
         self.signum = signum
         self.exit_code = 128 + signum
+
+
+class Crashed(DrillbookError):
+    """A run stopped on an error of drillbook itself; the journal says where.
+
+    Its exit code says what is left: 5 when a step that changes something had started (a
+    person must act), else 1.
+    """
+
+    def __init__(self, message: str, *, hint: str | None = None, changed: bool) -> None:
+        super().__init__(message, hint=hint)
+        self.exit_code = EXIT_ROLLBACK_FAILED if changed else EXIT_CHECK_FAILED
+        self.retry_safe = not changed

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -129,7 +129,18 @@ def entries(root: Path, *, since: float | None = None, env: str | None = None) -
         # The whole first event: list_runs holds only a summary of it.
         out.append(_entry(events[0] if events else first, events, owners_of))
     out.sort(key=lambda e: (_epoch(e.ts) or 0.0, e.run), reverse=True)
+    if several_runbooks(root):
+        out = [replace(e, undo=for_service(e.undo, e.service)) for e in out]
     return out
+
+
+def several_runbooks(root: Path) -> bool:
+    """Whether the project's runbooks/ holds more than one runbook."""
+    folder = root / "runbooks"
+    try:
+        return sum(1 for p in folder.iterdir() if p.suffix in (".yaml", ".yml")) > 1
+    except OSError:
+        return False
 
 
 def rehearsals(root: Path) -> list[dict]:
@@ -257,6 +268,8 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
         undo = _undo_rehearsal(env, touched, left_on, first.get("found_version"))
     elif kind == "rollback":
         undo = _undo_rollback(env, touched, previous)
+    elif kind == "deploy":
+        undo = _undo_deploy(env, touched, bool(deployed), previous, version)
     else:
         undo = _undo_release(kind, env, touched, left_on, previous, outcome, changes)
     return Entry(
@@ -273,6 +286,34 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
         changes=changes,
         undo=undo,
     )
+
+
+#: Tasks that act on one service's runbook: with several runbooks they need `--service`.
+_SERVICE_TASKS = frozenset(
+    ("deploy", "rollback", "rehearse", "release", "integration", "tag", "rollback-note", "plan")
+)
+
+
+_SERVICE_COMMAND = re.compile(
+    r"(?<![\w./-])(drillbook (?:"
+    + "|".join(sorted(_SERVICE_TASKS, key=len, reverse=True))
+    + r"))(?=[ `]|$)(?! --service)"
+)
+
+
+def for_service(value: Any, service: str) -> Any:
+    """`value` with `--service SERVICE` put into every drillbook command it holds that acts on
+    one service (`drillbook rollback --env staging` -> `drillbook rollback --service shop
+    --env staging`): in a project of several runbooks, the command as printed must work."""
+    if isinstance(value, str):
+        if "drillbook " not in value:
+            return value
+        return _SERVICE_COMMAND.sub(lambda m: f"{m.group(1)} --service {service}", value)
+    if isinstance(value, dict):
+        return {k: for_service(v, service) for k, v in value.items()}
+    if isinstance(value, list):
+        return [for_service(v, service) for v in value]
+    return value
 
 
 def _rollback(env: str, to: str) -> str:
@@ -307,9 +348,32 @@ def _undo_failed_rollback(env: str, target: str | None) -> str:
     where = f"the rollback to {target}" if target else "the rollback"
     redeploy = f"; once the cause is fixed, `drillbook deploy --env {env} --version {target}`"
     return (
-        f"a person must act: {where} did not pass its checks, so {env} is in an unknown "
+        f"a person must act: {where} failed (a step or its checks), so {env} is in an unknown "
         f"state; start with the run's journal (expected and got){redeploy if target else ''}"
     )
+
+
+def _undo_deploy(env: str, touched: bool, ok: bool, found: str | None, version: str | None) -> str:
+    """Undo a `drillbook deploy`: the command that puts back what ran before, and works.
+
+    `rollback` goes only down from what the journal says runs; a deploy that failed left
+    the journal saying `found`, and a deploy down (or over itself) has nothing below it.
+    """
+    from drillbook.versions import is_semver, semver_key
+
+    if not touched:
+        return "nothing to undo (nothing was deployed)"
+    redeploy = f"drillbook deploy --env {env} --version {found or 'VERSION'}"
+    if found is None:
+        return f"the journal does not say what ran before: {redeploy}"
+    if not ok:
+        return redeploy  # it did not finish: what ran before, deployed again
+    if found == version:
+        return f"nothing to undo ({version} was deployed again over itself)"
+    going_up = bool(version) and is_semver(found) and is_semver(version or "")
+    if going_up and semver_key(found) < semver_key(version or ""):
+        return _rollback(env, found)
+    return redeploy
 
 
 def _undo_rollback(env: str, touched: bool, left: str | None) -> str:

@@ -122,7 +122,8 @@ class Journal:
         """Open (or continue) the journal of `run_id`, creating `.drillbook/journal/` as needed.
 
         An existing journal is continued: `seq` goes on from its last event, and a torn last
-        line is closed with a newline so the next event starts on a line of its own.
+        line (an event a crash cut short, never complete) is cut off, so that every line stays
+        one JSON object for whatever reads the file, a log shipper included.
         """
         check_run_id(run_id)
         path = journal_path(project_root, run_id)
@@ -148,8 +149,11 @@ class Journal:
             if sync and not existed:
                 # The new file's name must survive a crash too, not only its lines.
                 _fsync_dir(path.parent)
-            if _ends_torn(path):
-                journal._write_bytes(b"\n")
+            torn = _torn_tail(path)
+            if torn is not None:
+                os.truncate(path, torn)
+                if sync:
+                    os.fsync(journal._fd)
         except OSError as exc:
             journal.close()
             raise _unwritable(path, exc) from exc
@@ -274,14 +278,26 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def _ends_torn(path: Path) -> bool:
-    """Whether the file is non-empty and does not end with a newline."""
+def _torn_tail(path: Path) -> int | None:
+    """Where a torn last line starts (the size to cut the file to), or None when it ends whole."""
     with path.open("rb") as f:
-        f.seek(0, os.SEEK_END)
-        if f.tell() == 0:
-            return False
+        end = f.seek(0, os.SEEK_END)
+        if end == 0:
+            return None
         f.seek(-1, os.SEEK_END)
-        return f.read(1) != b"\n"
+        if f.read(1) == b"\n":
+            return None
+        # Back from the end, block by block, to the newline before the torn line.
+        pos = end
+        while pos > 0:
+            start = max(0, pos - 65536)
+            f.seek(start)
+            block = f.read(pos - start)
+            cut = block.rfind(b"\n")
+            if cut >= 0:
+                return start + cut + 1
+            pos = start
+        return 0
 
 
 def _last_seq(path: Path) -> int:

@@ -111,29 +111,36 @@ def _gate_steps(runbook: Runbook, values: Mapping[str, str]) -> list[PlannedStep
 
 def rollback_steps(
     runbook: Runbook,
-    release: Release | None,
+    release: Release | Sequence[Release] | None,
     env: str,
     target: str | None,
     values: Mapping[str, str],
+    *,
+    proven_by: Release | None = None,
 ) -> list[PlannedStep]:
-    """Undo a release: each change's rollback steps in reverse order, the redeploy, the checks."""
+    """Undo a release: each change's rollback steps in reverse order, the redeploy, the checks.
+
+    `release` may be several, newest first (a rollback past versions in between): their steps
+    run newest first. The checks are those of `proven_by`, by default the oldest undone: its
+    rollback is the one that leads to `target`, so its checks describe `target`.
+    """
     steps: list[PlannedStep] = []
-    changes: list[Change] = list(reversed(release.changes)) if release else []
-    for change in changes:
-        for i, step in enumerate(change.rollback.steps):
-            argv = command_of(step, values)
-            title = step.name or " ".join(argv)
-            steps.append(
-                PlannedStep(
-                    f"rollback-step:{change.id}:{i + 1}",
-                    "rollback",
-                    f"rollback step of {change.id}: {title}",
-                    changes=True,
-                    argv=argv,
-                    owner=change.owner,
-                    change=change.id,
-                )
+    releases = as_releases(release)
+    proven_by = proven_by if proven_by is not None else (releases[-1] if releases else None)
+    for step_id, change, step in rollback_specs(releases):
+        argv = command_of(step, values)
+        title = step.name or " ".join(argv)
+        steps.append(
+            PlannedStep(
+                step_id,
+                "rollback",
+                f"rollback step of {change.id}: {title}",
+                changes=True,
+                argv=argv,
+                owner=change.owner,
+                change=change.id,
             )
+        )
     if runbook.deploy is not None and target is not None:
         redeploy_values = {**values, "version": target, "previous": values.get("version", "")}
         argv = command_of(runbook.deploy, redeploy_values)
@@ -146,7 +153,7 @@ def rollback_steps(
                 argv=argv,
             )
         )
-    count = sum(len(c.rollback.checks) for c in changes)
+    count = sum(len(c.rollback.checks) for c in proven_by.changes) if proven_by else 0
     steps.append(
         PlannedStep(
             "rollback-checks",
@@ -234,6 +241,32 @@ def plan_release(
             "an automatic rollback can only run the changes' rollback steps"
         )
     return Plan("release", runbook.service, env, version, previous, tuple(steps), tuple(notes))
+
+
+def rollback_specs(releases: Sequence[Release]) -> list[tuple[str, Change, Step]]:
+    """Every rollback step of `releases` (newest first), each change's in reverse order, with
+    its step id: `rollback-step:CHANGE:N`, and the version in front when an earlier release
+    already used that id (a change id may come back in a later release)."""
+    out: list[tuple[str, Change, Step]] = []
+    seen: set[str] = set()
+    for release in releases:
+        for change in reversed(release.changes):
+            for i, step in enumerate(change.rollback.steps):
+                step_id = f"rollback-step:{change.id}:{i + 1}"
+                if step_id in seen:
+                    step_id = f"rollback-step:{release.version}:{change.id}:{i + 1}"
+                seen.add(step_id)
+                out.append((step_id, change, step))
+    return out
+
+
+def as_releases(release: Release | Sequence[Release] | None) -> list[Release]:
+    """One release, several, or none, as a list (newest first when several)."""
+    if release is None:
+        return []
+    if isinstance(release, Release):
+        return [release]
+    return list(release)
 
 
 def note_path(runbook: Runbook, version: str, env: str = "staging") -> str:

@@ -565,6 +565,22 @@ def _finish_stop(run: _Run) -> None:
             time.sleep(_GROUP_CHECK_INTERVAL)
 
 
+#: Characters of output kept in a result's tail (and so in a journal line): 40 lines of a
+#: terminal's width, and far from the line limits of log shippers (often 16 KiB to 256 KiB).
+MAX_TAIL_CHARS = 8192
+
+
+def _clip_tail(text: str) -> str:
+    """The end of `text`, at most MAX_TAIL_CHARS, cut at a line start when one is near."""
+    if len(text) <= MAX_TAIL_CHARS:
+        return text
+    end = text[-MAX_TAIL_CHARS:]
+    newline = end.find("\n")
+    if 0 <= newline < MAX_TAIL_CHARS // 2:
+        end = end[newline + 1 :]
+    return "[...]\n" + end
+
+
 def _detail(run: _Run) -> str:
     """The one-line explanation of a finished command."""
     code = run.returncode
@@ -721,4 +737,4 @@ def run_command(
         outcome = "ok"
     else:
         outcome = "failed"
-    return _result(outcome, code, "\n".join(run.tail), _detail(run))
+    return _result(outcome, code, _clip_tail("\n".join(run.tail)), _detail(run))

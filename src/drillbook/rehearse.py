@@ -56,7 +56,7 @@ OUTCOMES = ("ok", "failed_checks_restored", "restore_failed", "baseline_failed")
 OUTCOME_WORDS = {
     "ok": "passed: the version and its rollback both proved themselves",
     "failed_checks_restored": "found the version failing its checks; the rollback worked",
-    "restore_failed": "failed: the rollback did not pass its checks",
+    "restore_failed": "failed: the rollback failed, a step or its checks",
     "baseline_failed": "stopped before it began: the baseline checks failed",
 }
 #: The environment a rehearsal runs on unless `--allow-env` says otherwise.

@@ -29,7 +29,15 @@ from drillbook.errors import (
 from drillbook.execute import CheckItem, Executor, StepResult
 from drillbook.files import require_replaceable, require_writable
 from drillbook.model import HttpCheck, Release, Runbook
-from drillbook.plan import Plan, PlannedStep, note_path, placeholders, rollback_steps
+from drillbook.plan import (
+    Plan,
+    PlannedStep,
+    as_releases,
+    note_path,
+    placeholders,
+    rollback_specs,
+    rollback_steps,
+)
 from drillbook.runbook import LoadedRunbook
 from drillbook.secrets import Masker
 from drillbook.session import RunSession
@@ -255,22 +263,28 @@ def rollback_command(env: str, target: str | None) -> str:
 def run_rollback(
     session: RunSession,
     executor: Executor,
-    release: Release | None,
+    release: Release | Sequence[Release] | None,
     *,
     from_version: str | None,
     target: str | None,
     reason: str,
     counted_apart: bool = True,
+    proven_by: Release | None = None,
 ) -> tuple[bool, list[StepResult]]:
     """Undo `release` on the session's environment; True when the rollback checks pass.
 
-    `counted_apart`: the progress lines count the rollback's steps on their own (a release
-    that stopped); a rehearsal, whose plan holds them, counts them on.
+    `release` may be several releases, newest first, when the rollback goes back past
+    versions in between; the checks are those of `proven_by`, by default the oldest of them
+    (see `plan.rollback_steps`). `counted_apart`: the progress lines count the rollback's
+    steps on their own (a release that stopped); a rehearsal, whose plan holds them, counts
+    them on.
     """
     runbook = session.loaded.runbook
     env = session.env
+    releases = as_releases(release)
+    proven_by = proven_by if proven_by is not None else (releases[-1] if releases else None)
     values = placeholders(runbook, env, from_version, target)
-    steps = rollback_steps(runbook, release, env, target, values)
+    steps = rollback_steps(runbook, releases, env, target, values, proven_by=proven_by)
     if counted_apart:
         executor.begin_phase("rollback", len(steps))
     else:
@@ -292,13 +306,10 @@ def run_rollback(
     results: list[StepResult] = []
     ok = True
     started = time.monotonic()
-    specs = {}
-    for change in reversed(release.changes) if release else []:
-        for i, spec in enumerate(change.rollback.steps):
-            specs[f"rollback-step:{change.id}:{i + 1}"] = spec
+    specs = {step_id: spec for step_id, _, spec in rollback_specs(releases)}
     for step in steps:
         if step.kind == "checks":
-            items = rollback_items(runbook, release)
+            items = rollback_items(runbook, proven_by)
             result = executor.checks(step, items, version=target, previous=from_version)
         elif step.id == "rollback-deploy":
             deploy = runbook.deploy
@@ -467,7 +478,8 @@ def release_flow(
             result = executor.command(step, runbook.deploy, version=version, previous=previous)
             deployed = True  # even a failed deploy may have changed the environment
             if result.ok:
-                session.event("deployed", version=version, previous=previous, by="release")
+                if result.outcome != "done":  # a resumed run's deploy is the first run's
+                    session.event("deployed", version=version, previous=previous, by="release")
             else:
                 return _after_failure(
                     session, executor, release, previous, result, auto_rollback, deployed
@@ -582,7 +594,9 @@ def _guarded(executor: Executor, step: PlannedStep, fn: Any) -> StepResult:
             return fn()
         except DrillbookError as exc:
             return StepResult(step, "failed", detail=exc.message)
-        except OSError as exc:
+        except Exception as exc:  # a project's template, a full disk, a bug
+            # After the deploy a crash would leave the release half-done; a failed step rolls
+            # it back and says why.
             return StepResult(step, "failed", detail=f"{type(exc).__name__}: {exc}")
 
     return executor.run(step, action)

@@ -20,7 +20,14 @@ from typing import Any
 
 from drillbook import __version__, leftovers
 from drillbook.console import Console
-from drillbook.errors import DrillbookError, Interrupted, PreconditionFailed
+from drillbook.errors import (
+    EXIT_ROLLBACK_FAILED,
+    Crashed,
+    DrillbookError,
+    Interrupted,
+    JournalUnwritable,
+    PreconditionFailed,
+)
 from drillbook.journal import Journal, list_runs, new_run_id, read_journal
 from drillbook.leftovers import Leftover
 from drillbook.lock import acquire_lock
@@ -79,6 +86,10 @@ class RunSession:
     outcome: str = "failed"
     exit_code: int = 1
     results: list[Any] = field(default_factory=list)
+    #: Whether running this run's rollback again is safe (every change it undoes says so).
+    retry_safe: bool = True
+    #: The steps that change something and have started, as the journal recorded them.
+    changed: list[str] = field(default_factory=list)
 
     @property
     def root(self) -> Path:
@@ -94,7 +105,10 @@ class RunSession:
         if self.version is not None:
             base["version"] = self.version
         base.update(fields)
-        return self.journal.write(event, sync=sync, **base)
+        written = self.journal.write(event, sync=sync, **base)
+        if event == "step_started" and fields.get("changes"):
+            self.changed.append(str(fields.get("step")))
+        return written
 
     def elapsed_ms(self) -> int:
         """Milliseconds since the run started."""
@@ -158,6 +172,7 @@ def open_session(
     check_unfinished: bool = True,
     lock: bool = True,
     resuming: str | None = None,
+    retry_safe: bool = True,
 ) -> Iterator[RunSession]:
     """Open a run: journal, lock, signals; `run_finished` is written however it ends.
 
@@ -215,6 +230,7 @@ def open_session(
             console=console,
             masker=masker,
             stop=stop,
+            retry_safe=retry_safe,
         )
         with journal, handle_signals(stop):
             session.event(
@@ -242,11 +258,51 @@ def open_session(
                         f"`drillbook resume {run_id}` continues from the interrupted step; "
                         f"`drillbook abandon {run_id}` closes the run"
                     )
+                if not session.retry_safe and session.changed:
+                    exc.retry_safe = False
+                    unsafe = (
+                        f"a rollback step that is not safe to run twice may have run: check "
+                        f"{env} before running it again"
+                    )
+                    exc.hint = f"{exc.hint}; {unsafe}" if exc.hint else unsafe
+                raise
+            except JournalUnwritable as exc:
+                if session.changed:
+                    # What ran changed the environment; the rest cannot be recorded, so
+                    # nothing more runs, and that is not "nothing changed" (exit 3).
+                    exc.message += (
+                        f"; {env} was already changed by {', '.join(session.changed)}, and "
+                        "the run stopped there: a person must act"
+                    )
+                    exc.exit_code, exc.retry_safe = EXIT_ROLLBACK_FAILED, False
+                session.exit_code = exc.exit_code
                 raise
             except DrillbookError as exc:
                 # The process exits with this error's code: the journal says the same.
                 session.exit_code = exc.exit_code
                 raise
+            except Exception as exc:
+                if os.environ.get("DRILLBOOK_DEBUG"):
+                    raise
+                changed = bool(session.changed)
+                where = (
+                    f"{env} was changed by {', '.join(session.changed)}: a person must act"
+                    if changed
+                    else "nothing was changed"
+                )
+                crash = Crashed(
+                    f"internal error: {type(exc).__name__}: {exc}; {where}",
+                    hint=(
+                        f"the journal .drillbook/journal/{run_id}.jsonl says where it stopped; "
+                        "this is a bug in drillbook: run again with DRILLBOOK_DEBUG=1 for the "
+                        "traceback and report it"
+                    ),
+                    changed=changed,
+                )
+                session.outcome, session.exit_code = "crashed", crash.exit_code
+                with contextlib.suppress(Exception):
+                    session.event("run_crashed", error=f"{type(exc).__name__}: {exc}")
+                raise crash from exc
             finally:
                 with contextlib.suppress(Exception):
                     session.event(

@@ -101,6 +101,23 @@ def test_tail_keeps_the_last_lines(tmp_path: Path) -> None:
     assert len(seen.lines) == 100
 
 
+def test_the_tail_of_wide_output_is_cut_to_a_size_a_journal_line_can_carry(
+    tmp_path: Path,
+) -> None:
+    from drillbook.process import MAX_TAIL_CHARS
+
+    script = "for i in range(40): print(f'{i:02d} ' + 'x' * 4000)"
+    result = run_command([sys.executable, "-c", script], cwd=tmp_path, timeout=10)
+    assert result.ok
+    assert len(result.output_tail) <= MAX_TAIL_CHARS + len("[...]\n")
+    assert result.output_tail.startswith("[...]\n")
+    # Whole lines where it can: the last two of 4,004 characters, not a piece of a third.
+    assert result.output_tail.split("\n")[1:] == [
+        "38 " + "x" * 4000,
+        "39 " + "x" * 4000,
+    ]
+
+
 def test_last_line_without_newline_and_bad_utf8_are_kept(tmp_path: Path) -> None:
     result = run_command(["printf", "caf\\303\\251 \\377\\nno newline"], cwd=tmp_path, timeout=10)
     assert result.output_tail == "café \ufffd\nno newline"

@@ -73,3 +73,36 @@ def test_outside_any_project_tasks_say_so_and_exit_2(tmp_path: Path, shop: Proje
         assert "or above it" in done.stderr
         assert "drillbook init" in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def test_docs_of_a_project_inside_a_larger_repository_read_its_tags(tmp_path: Path) -> None:
+    # The project is services/shop of a monorepo: git's .git is two folders up.
+    from drillbook.docs_service import _tag_lister
+    from drillbook.runbook import load_runbook
+
+    repo = tmp_path / "mono"
+    project = repo / "services" / "shop"
+    (project / "runbooks").mkdir(parents=True)
+    source = Path(__file__).resolve().parents[1] / "fixtures" / "runbooks" / "good"
+    (project / "runbooks" / "billing.yaml").write_text(
+        (source / "minimal-release.yaml").read_text()
+    )
+    for args in (
+        ["init", "-q"],
+        [
+            "-c",
+            "user.name=A",
+            "-c",
+            "user.email=a@example.com",
+            "commit",
+            "-q",
+            "--allow-empty",
+            "-m",
+            "x",
+        ],
+        ["tag", "v0.1.0"],
+    ):
+        subprocess.run(["git", "-C", str(repo), *args], check=True)
+    loaded = load_runbook(project / "runbooks" / "billing.yaml", root=project)
+
+    assert _tag_lister(project)(loaded.runbook) == ["0.1.0"]

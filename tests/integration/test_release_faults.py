@@ -387,10 +387,11 @@ def test_a_dead_holders_lock_is_taken_over_with_a_warning(shop: Project) -> None
 def test_a_journal_that_cannot_be_written_stops_the_run_before_it_changes_anything(
     shop: Project,
 ) -> None:
-    # The lint gate prints 40 long lines, so its step_finished event (with the output tail) is
-    # the first that does not fit under the file size limit: the disk is "full" from there on.
+    # The lint gate prints 40 long lines, so its step_finished event (with the 8 KiB tail of
+    # its output) is the first that does not fit under the file size limit: the disk is
+    # "full" from there on.
     result = shop.run(
-        "release", "--version", "1.0.0", file_size_limit=48 * 1024, FIXTURE_BIG_OUTPUT="lint"
+        "release", "--version", "1.0.0", file_size_limit=8 * 1024, FIXTURE_BIG_OUTPUT="lint"
     )
 
     assert result.code == 3, result

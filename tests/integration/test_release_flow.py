@@ -160,7 +160,7 @@ def test_a_rollback_that_fails_too_exits_5_and_says_what_to_do(released: Project
     row = json.loads(shop.run("history", "--format", "json").out)[0]
     assert row["outcome"] == "rollback failed"
     assert row["undo"].startswith(
-        "a person must act: the rollback to 1.0.0 did not pass its checks, so staging is in "
+        "a person must act: the rollback to 1.0.0 failed (a step or its checks), so staging is in "
         "an unknown state"
     )
     events = shop.events()
@@ -375,4 +375,7 @@ def test_a_failed_deploy_says_what_ran_before_it(released: Project) -> None:
     assert first["found_version"] == "1.0.0"
     row = json.loads(shop.run("history", "--format", "json").out)[0]
     assert (row["kind"], row["previous"]) == ("deploy", "1.0.0")
-    assert row["undo"] == "drillbook rollback --env staging --to 1.0.0"
+    assert row["undo"] == "drillbook deploy --env staging --version 1.0.0"
+    # ... and typing it puts 1.0.0 back.
+    assert shop.run("deploy", "--version", "1.0.0").code == 0
+    assert shop.served_version() == "1.0.0"

@@ -40,9 +40,9 @@ def test_a_release_whose_rollback_failed_needs_a_person(tmp_path: Path) -> None:
     entry = only(root, "20261118T090000Z-aaaaaa")
     assert entry.outcome == "rollback failed"
     assert entry.undo == (
-        "a person must act: the rollback to 1.1.0 did not pass its checks, so staging is in an "
-        "unknown state; start with the run's journal (expected and got); once the cause is "
-        "fixed, `drillbook deploy --env staging --version 1.1.0`"
+        "a person must act: the rollback to 1.1.0 failed (a step or its checks), so staging is "
+        "in an unknown state; start with the run's journal (expected and got); once the cause "
+        "is fixed, `drillbook deploy --env staging --version 1.1.0`"
     )
 
 
@@ -81,4 +81,26 @@ def test_a_failed_deploy_goes_back_to_what_it_found(tmp_path: Path) -> None:
     )
     entry = only(root, "20261118T090000Z-dddddd")
     assert entry.previous == "1.1.0"
-    assert entry.undo == "drillbook rollback --env staging --to 1.1.0"
+    # `rollback --to 1.1.0` would be refused: the journal still says 1.1.0 runs.
+    assert entry.undo == "drillbook deploy --env staging --version 1.1.0"
+
+
+def test_commands_name_the_service_when_a_project_has_several() -> None:
+    from drillbook.history import for_service
+
+    assert for_service("drillbook rollback --env staging --to 1.0.0", "shop") == (
+        "drillbook rollback --service shop --env staging --to 1.0.0"
+    )
+    assert for_service("drillbook rollback-note --version 1.0.0", "shop") == (
+        "drillbook rollback-note --service shop --version 1.0.0"
+    )
+    text = "the journal does not say what ran before: drillbook deploy --env staging"
+    assert for_service(text, "pay") == (
+        "the journal does not say what ran before: drillbook deploy --service pay --env staging"
+    )
+    # Project-wide commands, and commands that already name one, are left as they are.
+    assert for_service("drillbook history --since all", "shop") == "drillbook history --since all"
+    assert for_service("drillbook deploy --service pay --env s", "shop") == (
+        "drillbook deploy --service pay --env s"
+    )
+    assert for_service({"a": ["drillbook tag"]}, "shop") == {"a": ["drillbook tag --service shop"]}

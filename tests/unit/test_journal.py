@@ -191,8 +191,25 @@ def test_reopening_continues_seq_after_a_torn_line(tmp_path: Path) -> None:
     assert written["seq"] == 3
     read = read_journal(journal.path)
     assert [e["event"] for e in read.events] == ["run_started", "step_started", "run_resumed"]
-    assert read.skipped == 1
+    # The torn event was never whole: it is cut off, so every line stays one JSON object.
+    assert read.skipped == 0
     assert not read.torn
+    for line in journal.path.read_text().splitlines():
+        json.loads(line)
+
+
+def test_a_torn_line_longer_than_a_block_is_cut_off_whole(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, RUN) as journal:
+        journal.write("run_started")
+    size = journal.path.stat().st_size
+    with journal.path.open("ab") as f:
+        f.write(b'{"event":"step_finished","output_tail":"' + b"x" * 200_000)
+    with Journal.open(tmp_path, RUN) as again:
+        again.write("run_resumed")
+    lines = journal.path.read_bytes().splitlines()
+    assert len(lines) == 2
+    assert journal.path.read_bytes()[:size].endswith(b"\n")
+    assert [json.loads(line)["event"] for line in lines] == ["run_started", "run_resumed"]
 
 
 def test_list_runs_newest_first_with_first_last_and_finished(tmp_path: Path) -> None:

@@ -174,3 +174,23 @@ RUN_HELP = {
     "service": "which runbook, when runbooks/ holds several",
     "format": "text (default) or json (a summary on stdout for CI)",
 }
+
+
+def confirm_env(env: str, yes: bool, doing: str) -> None:
+    """Ask before `doing` (releasing, deploying) anything to an environment other than staging.
+
+    Without a terminal to ask, `--yes` is the answer; nothing has run when this refuses.
+    """
+    import sys
+
+    from drillbook.errors import UsageError
+
+    if env == "staging" or yes:
+        return
+    if not sys.stdin.isatty():
+        msg = f"{doing} to {env} needs confirmation, and there is no terminal to ask"
+        raise UsageError(msg, hint="pass --yes to confirm")
+    answer = input(f"{doing} to {env}: type the environment's name to go on: ")
+    if answer.strip() != env:
+        msg = f"not confirmed (expected {env!r}); nothing ran"
+        raise UsageError(msg)

@@ -44,6 +44,10 @@ def docs(
         if not check:
             require_writable(target, "the docs")
         pages = build_site(root, [loaded], target, service=service)
+        if _holds_others(target, pages):
+            # The folder is the whole site: its index lists every service. One service's
+            # docs are its own two pages; the index stays as `drillbook docs` wrote it.
+            pages = [p for p in pages if not p.name.startswith("index.")]
     else:
         files = find_runbook_files([folder])
         if not check:
@@ -73,6 +77,14 @@ def docs(
         summary = f"docs in {shown} were already fresh ({len(pages)} files)"
     console.print(summary)
     console.print(f"  open: {Path(shown) / 'index.html'}")
+
+
+def _holds_others(target: Path, pages: list) -> bool:
+    """Whether `target` holds docs pages of services other than those of `pages`."""
+    from drillbook.docs import our_files
+
+    own = {p.name for p in pages}
+    return any(not name.startswith("index.") and name not in own for name in our_files(target))
 
 
 def _args(out: str | None, service: str | None) -> str:

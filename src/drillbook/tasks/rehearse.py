@@ -52,7 +52,7 @@ def rehearse(
     previous = require_previous(
         runbook, release.version, previous_version(loaded.root, runbook, release.version)
     )
-    found = current_version(loaded.root, env)
+    found = current_version(loaded.root, env, service=runbook.service)
     planned = plan_rehearsal(
         runbook, env=env, version=release.version, previous=previous, found=found
     )

@@ -10,6 +10,7 @@ from invoke import Context, Exit
 from drillbook.console import Console
 from drillbook.tasks._base import (
     RUN_HELP,
+    confirm_env,
     drill_task,
     emit_json,
     finish,
@@ -153,14 +154,14 @@ def release(
     if dry_run:
         _show_plan(console, loaded, env, planned, found, format)
         return
-    _confirm(env, yes)
+    confirm_env(env, yes, "releasing")
     done = finished_release(loaded.root, env, release_.version, loaded.sha256)
     note = loaded.root / note_path(loaded.runbook, release_.version, env)
     if (
         done is not None
         and found.tag_done
         and note.is_file()
-        and current_version(loaded.root, env) == release_.version
+        and current_version(loaded.root, env, service=loaded.runbook.service) == release_.version
     ):
         said = (
             f"release {release_.version} of {loaded.runbook.service} is already done on {env} "
@@ -247,22 +248,6 @@ def _push_only(
         raise Exit(code=outcome.exit_code)
 
 
-def _confirm(env: str, yes: bool) -> None:
-    import sys
-
-    from drillbook.errors import UsageError
-
-    if env == "staging" or yes:
-        return
-    if not sys.stdin.isatty():
-        msg = f"releasing to {env} needs confirmation, and there is no terminal to ask"
-        raise UsageError(msg, hint="pass --yes to confirm")
-    answer = input(f"release to {env}? type the environment's name to go on: ")
-    if answer.strip() != env:
-        msg = f"not confirmed (expected {env!r}); nothing ran"
-        raise UsageError(msg)
-
-
 @drill_task(
     help={
         "env": "the environment to roll back (default: staging)",
@@ -289,34 +274,58 @@ def rollback(
     loaded = project(service)
     runbook = loaded.runbook
     require_env(runbook, env)
-    current = current_version(loaded.root, env)
-    if current is None:
-        msg = f"the journal has no deploy to {env}, so the current version is unknown"
+    current = current_version(loaded.root, env, service=runbook.service)
+    if current is None and to is None:
+        msg = (
+            f"the journal has no deploy of {runbook.service} to {env}, so what runs there is "
+            "unknown"
+        )
         raise UsageError(msg, hint="say where to go with --to VERSION")
-    target = to or previous_version(loaded.root, runbook, current)
+    target = to or previous_version(loaded.root, runbook, current or "")
     if target is None:
         msg = f"{env} runs {current} and no released version below it was found in git tags"
         raise UsageError(msg, hint="say where to go with --to VERSION")
     if to is not None:
         _require_rollback_target(loaded, env, current, to)
-    release_ = runbook.release(current)
+    undone, proven_by = _undone(loaded, current, target)
+    if current is None:
+        console.print(
+            f"the journal does not say what {env} runs: the changes' rollback steps are skipped; "
+            f"{target} is deployed and proven with "
+            + (f"the rollback checks of {proven_by.version}" if proven_by else "no checks"),
+            style="yellow",
+        )
+    changes = [
+        {"change": c.id, "title": c.title, "owner": c.owner, "rollback": c.rollback.text}
+        for r in undone
+        for c in r.changes
+    ]
+    retry_safe = all(c.rollback.retry_safe for r in undone for c in r.changes)
     with open_session(
         loaded,
         action="rollback",
         env=env,
         version=current,
         console=console,
-        extra={"to_version": target},
+        extra={
+            "to_version": target,
+            "changes": changes,
+            "undone": [r.version for r in undone],
+            "retry_safe": retry_safe,
+            "undo": f"drillbook deploy --env {env} --version {current}" if current else None,
+        },
+        retry_safe=retry_safe,
     ) as session:
         executor = Executor(session, total=0)
         session.results = executor.results
         ok, results = run_rollback(
             session,
             executor,
-            release_,
+            undone,
             from_version=current,
             target=target,
             reason="requested by hand",
+            proven_by=proven_by,
         )
         if ok:
             outcome = Outcome(
@@ -338,7 +347,39 @@ def rollback(
         raise Exit(code=outcome.exit_code)
 
 
-def _require_rollback_target(loaded: Any, env: str, current: str, to: str) -> None:
+def _undone(loaded: Any, current: str | None, target: str) -> tuple[list[Any], Any]:
+    """The releases a rollback from `current` to `target` undoes, newest first, and the one
+    whose rollback checks prove `target` (the oldest of them: its rollback leads to `target`).
+
+    Between the two, only released versions count (a tag says so): a version that failed
+    and was rolled back never ran, and its rollback steps must not run now. With `current`
+    unknown nothing is undone step by step; the checks are those of the first released
+    version above `target`.
+    """
+    from drillbook import gitops
+    from drillbook.versions import semver_key
+
+    runbook = loaded.runbook
+    tags = gitops.tags(loaded.root)
+    low = semver_key(target)
+    above = sorted(
+        (r for r in runbook.releases if semver_key(r.version) > low),
+        key=lambda r: semver_key(r.version),
+        reverse=True,
+    )
+    released = [r for r in above if runbook.tag_name(r.version) in tags]
+    if current is None:
+        return [], (released[-1] if released else None)
+    high = semver_key(current)
+    undone = [
+        r
+        for r in above
+        if semver_key(r.version) <= high and (r.version == current or r in released)
+    ]
+    return undone, (undone[-1] if undone else None)
+
+
+def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str) -> None:
     """Refuse a `--to` that is not a released version below the one `env` runs.
 
     On the worst day a typo (`--to 1.1.1` for 1.1.0) must not deploy a version nobody
@@ -352,7 +393,7 @@ def _require_rollback_target(loaded: Any, env: str, current: str, to: str) -> No
     if not is_semver(to):
         msg = f"--to expects a semver version such as 1.2.0, got {to!r}"
         raise UsageError(msg)
-    if semver_key(to) >= semver_key(current):
+    if current is not None and semver_key(to) >= semver_key(current):
         msg = f"{env} runs {current}; --to {to} is not below it, and a rollback goes back"
         hint = (
             f"to go forward, release it: drillbook release --version {to} --env {env} "
@@ -364,13 +405,14 @@ def _require_rollback_target(loaded: Any, env: str, current: str, to: str) -> No
             (
                 v
                 for v in gitops.tagged_versions(gitops.tags(loaded.root), runbook.tag)
-                if semver_key(v) < semver_key(current)
+                if current is None or semver_key(v) < semver_key(current)
             ),
             key=semver_key,
         )
         known = ", ".join(released[-5:]) or "none"
+        below = f"below {current}" if current else "so far"
         msg = (
             f"{to} was never released: expected a tag {runbook.tag_name(to)}, found none "
-            f"(released below {current}: {known})"
+            f"(released {below}: {known})"
         )
         raise UsageError(msg, hint="check the version; `drillbook history` lists what was deployed")

@@ -137,7 +137,11 @@ def resume(c: Context, run: str | None = None) -> None:
     if first.get("action") != "release":
         msg = f"run {info.run_id} is a {first.get('action')}; only a release resumes step by step"
         raise UsageError(
-            msg, hint=f"run the {first.get('action')} again, then `drillbook abandon {info.run_id}`"
+            msg,
+            hint=(
+                f"`drillbook abandon {info.run_id}` closes it (and stops what it left "
+                f"running); then run the {first.get('action')} again"
+            ),
         )
     loaded = load_runbook(root / first["runbook"], root=root)
     if loaded.sha256 != first.get("runbook_sha256"):
@@ -184,7 +188,13 @@ def resume(c: Context, run: str | None = None) -> None:
         env=first["env"],
         version=release_.version,
         console=console,
-        extra={"params": params, "resumed_from": info.run_id, "previous": found.previous},
+        extra={
+            "params": params,
+            "resumed_from": info.run_id,
+            "previous": found.previous,
+            # What the run it continues said: who owns the changes, how to undo them.
+            **{key: first[key] for key in ("changes", "undo", "head") if key in first},
+        },
         resuming=info.run_id,
     ) as session:
         stopped = _stop_leftovers(console, info.run_id, events)

@@ -10,6 +10,7 @@ from invoke import Context, Exit
 from drillbook.console import Console
 from drillbook.tasks._base import (
     RUN_HELP,
+    confirm_env,
     drill_task,
     emit_json,
     project,
@@ -114,9 +115,20 @@ def verify_config(
         raise Exit(code=CheckFailed.exit_code)
 
 
-@drill_task(help={"env": RUN_HELP["env"], "service": RUN_HELP["service"], "version": "the version"})
+@drill_task(
+    help={
+        "env": RUN_HELP["env"],
+        "service": RUN_HELP["service"],
+        "version": "the version",
+        "yes": "do not ask before deploying to an environment other than staging",
+    }
+)
 def deploy(
-    c: Context, version: str | None = None, env: str = "staging", service: str | None = None
+    c: Context,
+    version: str | None = None,
+    env: str = "staging",
+    service: str | None = None,
+    yes: bool = False,
 ) -> None:
     """Deploy one version to an environment, with its journal."""
     from drillbook.errors import StepFailed, UsageError
@@ -135,6 +147,7 @@ def deploy(
     if runbook.deploy is None:
         raise UsageError("the runbook has no `deploy:` command")
     _require_known_version(loaded, version)
+    confirm_env(env, yes, "deploying")
     previous = previous_version(loaded.root, runbook, version)
     argv = command_of(runbook.deploy, placeholders(runbook, env, version, previous))
     step = PlannedStep("deploy", "deploy", f"deploy {version} to {env}", changes=True, argv=argv)
@@ -143,12 +156,27 @@ def deploy(
     # What runs there now, so that the journal alone says what to go back to, even when this
     # deploy fails half-way.
     found = current_version(loaded.root, env, service=runbook.service)
+    release_ = runbook.release(version)
     with open_session(
         loaded,
         action="deploy",
         env=env,
         version=version,
-        extra={"previous": previous, "found_version": found},
+        extra={
+            "previous": previous,
+            "found_version": found,
+            # The journal alone answers who owns what was deployed and how to undo it.
+            "changes": [
+                {
+                    "change": ch.id,
+                    "title": ch.title,
+                    "owner": ch.owner,
+                    "rollback": ch.rollback.text,
+                }
+                for ch in (release_.changes if release_ else ())
+            ],
+            "undo": f"drillbook deploy --env {env} --version {found}" if found else None,
+        },
     ) as session:
         result = Executor(session, total=1).command(
             step, runbook.deploy, version=version, previous=previous
@@ -205,6 +233,16 @@ def integration(
     require_env(loaded.runbook, env)
     previous = previous_version(loaded.root, loaded.runbook, release_.version)
     items = expected_items(loaded.runbook, release_)
+    from drillbook.state import current_version
+
+    running = current_version(loaded.root, env, service=loaded.runbook.service)
+    if running is not None and running != release_.version:
+        # The checks may pass on another version (a health check does): say which is there.
+        console.print(
+            f"note: the journal says {env} runs {running}; these are the expected checks of "
+            f"{release_.version}",
+            style="yellow",
+        )
     step = PlannedStep(
         "integration", "checks", f"expected checks of {release_.version} on {env}", changes=False
     )

@@ -1,0 +1,127 @@
+"""`drillbook rollback` by hand: past versions in between, with the journal lost, cut short;
+and runs that cannot finish: a journal that fills up after the deploy, a note that crashes."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+
+from _project import Project
+
+
+def by_name(events: list[dict], name: str) -> list[dict]:
+    return [e for e in events if e.get("event") == name]
+
+
+def test_a_rollback_past_a_version_is_proven_by_the_checks_of_its_target(
+    released: Project,
+) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    assert shop.run("release", "--version", "1.2.0").code == 0
+
+    result = shop.run("rollback", "--env", "staging", "--to", "1.0.0")
+
+    assert result.code == 0, result
+    assert shop.served_version() == "1.0.0"
+    events = shop.events()
+    assert events[0]["undone"] == ["1.2.0", "1.1.0"]
+    assert {c["owner"] for c in events[0]["changes"]} == {"bob", "carol"}
+    checks = by_name(events, "check_finished")
+    # 1.1.0's rollback checks describe 1.0.0; 1.2.0's would expect 1.1.0.
+    assert [c["expected"] for c in checks if c["check"].startswith("GET /version")] == [
+        "status 2xx; json version=1.0.0"
+    ]
+    assert all(c["outcome"] == "pass" for c in checks)
+
+
+def test_with_the_journal_lost_a_rollback_to_a_named_version_still_works(
+    released: Project,
+) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    shutil.rmtree(shop.root / ".drillbook")
+
+    unknown = shop.run("rollback", "--env", "staging")
+    assert unknown.code == 2, unknown
+    assert "say where to go with --to VERSION" in unknown.err
+
+    result = shop.run("rollback", "--env", "staging", "--to", "1.0.0")
+    assert result.code == 0, result
+    assert "the journal does not say what staging runs" in result.out
+    assert "proven with the rollback checks of 1.1.0" in result.out
+    assert shop.served_version() == "1.0.0"
+
+
+def test_a_rollback_not_safe_to_repeat_says_so_when_cut_short(released: Project) -> None:
+    shop = released
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text().replace(
+        "          summary: Deploy 1.0.0 again; the feature goes away.\n"
+        "          retry_safe: true\n",
+        "          summary: Deploy 1.0.0 again; the feature goes away.\n"
+        "          retry_safe: false\n"
+        "          steps:\n"
+        "            - [python, -c, \"import time; print('undoing', flush=True); "
+        'time.sleep(30)"]\n',
+        1,
+    )
+    assert "retry_safe: false" in text
+    runbook.write_text(text)
+    shop.commit("a rollback step that must not run twice")
+    assert shop.run("release", "--version", "1.1.0").code == 0
+
+    proc = shop.start("rollback", "--env", "staging")
+    shop.read_until(proc, "undoing")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+
+    assert proc.returncode == 130, out + err
+    assert "retry safe: no" in err
+    assert "not safe to run twice" in err
+    assert shop.events()[0]["retry_safe"] is False
+
+
+def test_a_journal_that_fills_up_after_the_deploy_is_not_nothing_changed(
+    released: Project,
+) -> None:
+    shop = released
+    # Measure where the deploy's event ends in a whole run of 1.1.0, then run it again with
+    # the journal's file capped just past it: the next event fails, as on a full disk.
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    journal = shop.journals()[-1].read_bytes()
+    cap = journal.index(b'"event":"deployed"')
+    cap = journal.index(b"\n", cap) + 1 + 40
+    assert shop.run("rollback", "--env", "staging", "--to", "1.0.0").code == 0
+    shop.git("tag", "-d", "v1.1.0")
+    (shop.root / "notes" / "shop-1.1.0-rollback.md").unlink()
+
+    result = shop.run("release", "--version", "1.1.0", file_size_limit=cap)
+
+    assert result.code == 5, result
+    assert "cannot write the journal" in result.err
+    assert "staging was already changed by deploy" in result.err
+    assert "a person must act" in result.err
+    assert "retry safe: no" in result.err
+    assert shop.served_version() == "1.1.0"
+
+
+def test_a_note_template_that_crashes_fails_its_step_and_the_release_rolls_back(
+    released: Project,
+) -> None:
+    shop = released
+    templates = shop.root / "templates"
+    templates.mkdir()
+    (templates / "rollback-note.md.j2").write_text("{% for x in range(10**9) %}{% endfor %}\n")
+    shop.commit("a note template that cannot render")
+
+    result = shop.run("release", "--version", "1.1.0", "--format", "json")
+
+    assert result.code == 4, result
+    assert shop.served_version() == "1.0.0"
+    assert shop.tags() == ["v1.0.0"]  # the tag made before the note is taken back
+    events = shop.events()
+    note = [e for e in by_name(events, "step_finished") if e["step"] == "rollback-note"]
+    assert note and note[0]["outcome"] == "failed"
+    assert events[-1]["event"] == "run_finished"
+    assert events[-1]["exit"] == 4

@@ -1,0 +1,85 @@
+"""A project of several runbooks: each service's versions are its own, and every command that
+drillbook prints names the service, so that typing it works."""
+
+from __future__ import annotations
+
+import json
+
+from _project import Project
+
+PAYMENTS = """\
+drillbook: 1
+service: payments
+owner: team-pay
+tag: "payments-v{version}"
+environments:
+  staging:
+    url: http://127.0.0.1:9
+gates:
+  lint: [python, -c, "pass"]
+  unit: [python, -c, "pass"]
+deploy:
+  run: [python, -c, "pass"]
+  timeout: 10s
+releases:
+  - version: 2.0.0
+    changes:
+      - id: cards
+        title: Take cards
+        owner: dana
+        expected: Cards are taken.
+        rollback: Deploy the previous version again.
+  - version: 2.1.0
+    changes:
+      - id: wallets
+        title: Take wallets
+        owner: dana
+        expected: Wallets are taken.
+        rollback: Deploy 2.0.0 again.
+"""
+
+
+def test_each_service_rolls_back_from_its_own_version(released: Project) -> None:
+    shop = released
+    (shop.root / "runbooks" / "pay.yaml").write_text(PAYMENTS)
+    shop.commit("a second service")
+    assert shop.run("release", "--service", "shop", "--version", "1.1.0").code == 0
+    deployed = shop.run("deploy", "--service", "payments", "--version", "2.1.0")
+    assert deployed.code == 0, deployed
+
+    # The newest deploy to staging is payments'; shop still runs 1.1.0.
+    result = shop.run("rollback", "--service", "shop", "--env", "staging")
+
+    assert result.code == 0, result
+    assert "rolling back staging from 1.1.0 to 1.0.0" in result.out
+    assert shop.served_version() == "1.0.0"
+
+    history = json.loads(shop.run("history", "--format", "json").out)
+    shop_rollback = next(e for e in history if e["service"] == "shop")
+    assert shop_rollback["undo"] == "drillbook deploy --service shop --env staging --version 1.1.0"
+    payments = next(e for e in history if e["service"] == "payments")
+    assert "drillbook deploy --service payments --env staging" in payments["undo"]
+
+    docs = shop.run("docs")
+    assert docs.code == 0, docs
+    page = (shop.root / "site" / "shop.md").read_text()
+    assert "drillbook rollback --service shop --env staging" in page
+    assert "drillbook rollback --env staging" not in page
+
+    several = shop.run("rollback", "--env", "staging")
+    assert several.code == 2, several
+    assert "several runbooks in runbooks/ (services payments, shop)" in several.err
+
+
+def test_docs_of_one_service_keep_the_index_of_the_whole_site(shop: Project) -> None:
+    (shop.root / "runbooks" / "pay.yaml").write_text(PAYMENTS)
+    shop.commit("a second service")
+    assert shop.run("docs").code == 0
+    index = (shop.root / "site" / "index.md").read_text()
+    assert "payments" in index and "shop" in index
+
+    one = shop.run("docs", "--service", "payments")
+
+    assert one.code == 0, one
+    assert (shop.root / "site" / "index.md").read_text() == index
+    assert shop.run("docs", "--check").code == 0
