@@ -438,7 +438,11 @@ class CheckRunner:
                     body, truncated, complete = _read_body(response, end, self._stopped)
                     elapsed = time.perf_counter() - start
                     if not complete:
-                        why = f"answer not complete within {format_duration(check.timeout)}"
+                        why = (
+                            "the run was stopped while the answer came in"
+                            if self._stopped()
+                            else f"answer not complete within {format_duration(check.timeout)}"
+                        )
                         return Sample(no_answer=why, elapsed_s=elapsed)
                     status = response.status_code
                     location = response.headers.get("Location")

@@ -217,7 +217,14 @@ def open_session(
                 )
         if resuming is not None:
             with Journal.open(root, resuming, masker=masker) as old:
-                old.write("run_closed", how="resumed", by=run_id)
+                old.write(
+                    "run_closed",
+                    how="resumed",
+                    by=run_id,
+                    service=loaded.runbook.service,
+                    env=env,
+                    **({"version": version} if version is not None else {}),
+                )
         journal = Journal.open(root, run_id, masker=masker)
         stop = StopToken()
         session = RunSession(

@@ -411,6 +411,8 @@ def test_a_stop_ends_the_read_of_a_body_that_trickles_in() -> None:
     assert took < 2, took
     assert result.outcome == "inconclusive"
     assert result.attempts == 1
+    # Said as it was: a stop, not a timeout that never happened.
+    assert "the run was stopped" in result.message
 
 
 def test_a_runner_closed_forgets_its_stop_hook() -> None:

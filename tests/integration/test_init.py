@@ -98,6 +98,20 @@ def test_init_twice_changes_nothing(project: Path) -> None:
     assert again.stdout.count("unchanged ") == 4
 
 
+def test_init_inside_a_project_refuses_to_nest_another(project: Path) -> None:
+    assert run([DRILLBOOK, "init"], project).returncode == 0
+    inside = project / "config"
+    inside.mkdir()
+    before = snapshot(project)
+
+    nested = run([DRILLBOOK, "init"], inside)
+
+    assert nested.returncode == 2, nested
+    assert f"{inside} is inside the project at {project}" in nested.stderr
+    assert "drillbook init --service NAME" in nested.stderr
+    assert snapshot(project) == before
+
+
 def test_init_keeps_the_projects_own_tasks_and_gitignore(project: Path) -> None:
     (project / "tasks.py").write_text(OWN_TASKS)
     (project / ".gitignore").write_text("node_modules/")  # no newline at the end

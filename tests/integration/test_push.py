@@ -102,3 +102,19 @@ def test_a_release_done_but_for_its_push_only_pushes(shop: Project, tmp_path: Pa
     assert not by_name(new, "deployed")
     assert remote_tags(gone) == ["v1.0.0"]
     assert shop.git("rev-parse", "v1.0.0") == tag_object
+
+
+def test_tag_by_hand_is_a_run_with_its_journal(shop: Project, tmp_path: Path) -> None:
+    bare = bare_remote(shop, tmp_path)
+    shop.git("remote", "add", "origin", str(bare))
+
+    result = shop.run("tag", "--version", "1.0.0", "--push")
+
+    assert result.code == 0, result
+    events = shop.events()
+    assert events[0]["action"] == "tag"
+    tagged = by_name(events, "tagged")[0]
+    assert (tagged["tag"], tagged["state"]) == ("v1.0.0", "created")
+    assert by_name(events, "pushed")[0]["tag"] == "v1.0.0"
+    assert events[-1]["event"] == "run_finished" and events[-1]["exit"] == 0
+    assert remote_tags(bare) == ["v1.0.0"]

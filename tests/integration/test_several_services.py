@@ -83,3 +83,19 @@ def test_docs_of_one_service_keep_the_index_of_the_whole_site(shop: Project) -> 
     assert one.code == 0, one
     assert (shop.root / "site" / "index.md").read_text() == index
     assert shop.run("docs", "--check").code == 0
+
+
+def test_two_services_tagging_alike_get_a_warning_not_a_failure(shop: Project) -> None:
+    (shop.root / "runbooks" / "pay.yaml").write_text(
+        PAYMENTS.replace('tag: "payments-v{version}"\n', "")
+    )
+
+    result = shop.run("check")
+
+    assert result.code == 0, result
+    assert (
+        "warning: runbooks/shop.yaml:1:1: tag: tags its releases 'v{version}', as service "
+        "'payments' in runbooks/pay.yaml does"
+    ) in result.out
+    data = json.loads(shop.run("check", "--format", "json").out)
+    assert [w["field"] for w in data["warnings"]] == ["tag"]

@@ -42,7 +42,7 @@ def check(c: Context, path: list[str] | None = None, format: str = "text") -> No
     targets = [Path(p) for p in path] if path else [_project_runbooks()]
     files = find_runbook_files(targets)
     results = parallel.map_ordered(_check_file, files)
-    _one_runbook_a_service(results)
+    warnings = _one_runbook_a_service(results)
     invalid = [r for r in results if not r["valid"]]
     problems = sum(len(r["problems"]) for r in results)
     summary = (
@@ -57,6 +57,7 @@ def check(c: Context, path: list[str] | None = None, format: str = "text") -> No
             "valid": len(results) - len(invalid),
             "invalid": len(invalid),
             "files": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
+            "warnings": [w.as_dict() for w in warnings],
             "summary": summary,
         }
         emit_json(json.dumps(payload, indent=2), console)
@@ -71,50 +72,79 @@ def check(c: Context, path: list[str] | None = None, format: str = "text") -> No
             else:
                 for problem in result["_problems"]:
                     console.print(str(problem))
+        for warning in warnings:
+            console.print(f"warning: {warning}", style="yellow")
         console.print(summary, style="bold" if not invalid else "red")
     if invalid:
         raise Exit(code=InvalidInput.exit_code)
 
 
-def _one_runbook_a_service(results: list[dict[str, Any]]) -> None:
-    """Mark a runbook invalid when another one of its project declares the same service.
+def _one_runbook_a_service(results: list[dict[str, Any]]) -> list[Any]:
+    """Mark a runbook invalid when another one of its project declares the same service; the
+    warnings (problems that do not fail the check) of runbooks that tag their releases the
+    same way.
 
     Tasks find a service's runbook by its name; two would make `release --service S` act on
-    whichever was found first.
+    whichever was found first. A tag names a released version; shared, one service's tags
+    may be taken for the other's (its previous version, its rollback target) when their
+    version numbers meet.
     """
     from drillbook.errors import Problem
     from drillbook.runbook import project_root_for
 
     first: dict[tuple[Path, str], str] = {}
+    tags: dict[tuple[Path, str], tuple[str, str]] = {}
+    warnings: list[Any] = []
     for result in results:
         if not result["valid"]:
             continue
-        key = (project_root_for(Path(result["file"])).resolve(), result["service"])
-        if key not in first:
+        root = project_root_for(Path(result["file"])).resolve()
+        key = (root, result["service"])
+        if key in first:
+            line, column = _top_line(Path(result["file"]), "service")
+            problem = Problem(
+                result["file"],
+                line,
+                column,
+                "service",
+                f"expected one runbook per service, got {result['service']!r} here and in "
+                f"{first[key]}",
+                "rename one service, or merge the two runbooks",
+            )
+        else:
             first[key] = result["file"]
+            if (root, result["_tag"]) in tags:
+                other, where = tags[(root, result["_tag"])]
+                line, column = _top_line(Path(result["file"]), "tag")
+                warnings.append(
+                    Problem(
+                        result["file"],
+                        line,
+                        column,
+                        "tag",
+                        f"tags its releases {result['_tag']!r}, as service {other!r} in {where} "
+                        "does: a version of one may be taken for the other's",
+                        f'write `tag: "{result["service"]}-v{{version}}"`, and another on {other}',
+                    )
+                )
+            else:
+                tags[(root, result["_tag"])] = (result["service"], result["file"])
             continue
-        line, column = _service_line(Path(result["file"]))
-        problem = Problem(
-            result["file"],
-            line,
-            column,
-            "service",
-            f"expected one runbook per service, got {result['service']!r} here and in {first[key]}",
-            "rename one service, or merge the two runbooks",
-        )
         result.update(valid=False, problems=[problem.as_dict()], _problems=[problem])
+    return warnings
 
 
-def _service_line(file: Path) -> tuple[int, int]:
-    """Where the top-level `service:` value is written (1, 1 when it cannot be found)."""
+def _top_line(file: Path, key: str) -> tuple[int, int]:
+    """Where the top-level `key:` value is written (1, 1 when it is not written: a default)."""
     try:
         lines = file.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return 1, 1
+    head = f"{key}:"
     for number, text in enumerate(lines, start=1):
-        if text.startswith("service:"):
-            value = text[len("service:") :]
-            return number, len("service:") + len(value) - len(value.lstrip()) + 1
+        if text.startswith(head):
+            value = text[len(head) :]
+            return number, len(head) + len(value) - len(value.lstrip()) + 1
     return 1, 1
 
 
@@ -148,6 +178,7 @@ def _check_file(file: Path) -> dict[str, Any]:
         "service": rb.service,
         "releases": [r.version for r in rb.releases],
         "problems": [],
+        "_tag": rb.tag,
     }
 
 

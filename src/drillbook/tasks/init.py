@@ -31,6 +31,7 @@ def init(c: Context, service: str | None = None, force: bool = False) -> None:
 
     console = Console()
     root = Path.cwd()
+    _refuse_inside_a_project(root)
     plan = plan_init(root, service, force=force)
     apply_init(plan)
     for action in plan.actions:
@@ -57,3 +58,23 @@ def init(c: Context, service: str | None = None, force: bool = False) -> None:
     )
     for line in steps:
         console.print(f"  {line}")
+
+
+def _refuse_inside_a_project(here: Path) -> None:
+    """Refuse to start a project inside another: every task run from here would act on the
+    nested one, and the outer project's history would look empty from here."""
+    from drillbook.errors import DrillbookError, UsageError
+    from drillbook.project import find_project_root
+
+    if (here / "runbooks").is_dir():
+        return  # this folder is a project already: init adds to it
+    try:
+        outer = find_project_root(here)
+    except DrillbookError:
+        return
+    msg = f"{here} is inside the project at {outer}, which holds runbooks/ already"
+    raise UsageError(
+        msg,
+        hint=f"run `drillbook init --service NAME` in {outer} to add a runbook there, or init "
+        "in a folder outside it",
+    )

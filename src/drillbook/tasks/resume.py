@@ -272,7 +272,14 @@ def abandon(c: Context, run: str | None = None) -> None:
     with acquire_lock(root, env, f"abandon-{info.run_id}"):
         stopped = _stop_leftovers(console, info.run_id, events)
         with Journal.open(root, info.run_id) as old:
-            old.write("run_closed", how="abandoned", last_step=last_step, stopped=stopped or None)
+            old.write(
+                "run_closed",
+                how="abandoned",
+                last_step=last_step,
+                stopped=stopped or None,
+                # The line says on its own what it closes, for a log store that sees it alone.
+                **{k: first[k] for k in ("service", "env", "version") if k in first},
+            )
     console.print(
         f"abandoned {info.run_id}; it stopped at {last_step or 'its start'}. "
         f"Check {first.get('env', 'the environment')} before the next release."

@@ -285,44 +285,50 @@ def tag(
     c: Context, version: str | None = None, push: bool = False, service: str | None = None
 ) -> None:
     """Make the annotated tag of a version: its changes, owners and rollback summary."""
-    from drillbook.lock import acquire_lock
-    from drillbook.release import pick_version
+    from drillbook import gitops
+    from drillbook.errors import Interrupted, StepFailed
+    from drillbook.leftovers import RUN_VARIABLE
+    from drillbook.release import pick_version, preflight, tag_message
+    from drillbook.session import open_session
 
     console = Console()
     loaded = project(service)
     release_ = pick_version(loaded.runbook, version)
-    # A release that is running may yet fail and roll back: its tag is its own to make.
-    with acquire_lock(loaded.root, "staging", f"tag-{release_.version}"):
-        _tag(console, loaded, release_, push)
-
-
-def _tag(console: Console, loaded: Any, release_: Any, push: bool) -> None:
-    from drillbook import gitops
-    from drillbook.errors import StepFailed
-    from drillbook.release import preflight, tag_message
-    from drillbook.session import masker_for
-
     found = preflight(loaded, "staging", release_.version, push=push)
-    state = gitops.create_tag(
-        loaded.root,
-        found.tag,
-        tag_message(loaded.runbook, release_, found.previous, masker=masker_for(loaded)),
-        commit=found.head,
-    )
-    commit = found.head
-    if state == "exists":
-        console.print(f"{found.tag} already on {commit[:9]} (HEAD): done")
-    else:
-        console.print(f"created {found.tag} on {commit[:9]}")
-    if push:
-        pushed = gitops.push_tag(loaded.root, found.tag)
-        if not pushed.ok:
-            msg = f"push of {found.tag} failed; the tag stays local: {pushed.detail}"
-            raise StepFailed(
-                msg,
-                hint="run `drillbook tag --push` again once the remote is reachable (retry safe)",
+    # A run of its own: the lock (a release that is running may yet fail and roll back, and
+    # its tag is its own to make) and a journal of what was tagged and pushed.
+    with open_session(
+        loaded,
+        action="tag",
+        env="staging",
+        version=release_.version,
+        console=console,
+        extra={"tag": found.tag, "head": found.head, "push": push},
+    ) as session:
+        message = tag_message(loaded.runbook, release_, found.previous, masker=session.masker)
+        state = gitops.create_tag(loaded.root, found.tag, message, commit=found.head)
+        session.event("tagged", tag=found.tag, commit=found.head, state=state)
+        if state == "exists":
+            console.print(f"{found.tag} already on {found.head[:9]} (HEAD): done")
+        else:
+            console.print(f"created {found.tag} on {found.head[:9]}")
+        if push:
+            pushed = gitops.push_tag(
+                loaded.root, found.tag, stop=session.stop, env={RUN_VARIABLE: session.run_id}
             )
-        console.print(f"pushed {found.tag}")
+            if pushed.outcome == "interrupted":
+                raise Interrupted(session.stop.signum or 2, pushed.detail)
+            if not pushed.ok:
+                session.event("push_failed", tag=found.tag, detail=pushed.detail)
+                msg = f"push of {found.tag} failed; the tag stays local: {pushed.detail}"
+                raise StepFailed(
+                    msg,
+                    hint="run `drillbook tag --push` again once the remote is reachable "
+                    "(retry safe)",
+                )
+            session.event("pushed", tag=found.tag)
+            console.print(f"pushed {found.tag}")
+        session.outcome, session.exit_code = "ok", 0
 
 
 @drill_task(
