@@ -342,13 +342,18 @@ def parse_data(
     current: Any = holder
     is_map = False
     key: Any = no_key
-    # Each frame: (container, is_mapping, anchor, values before it, characters before it) of
-    # the enclosing node.
-    stack: list[tuple[Any, bool, str | None, int, int]] = []
-    # anchor -> (value, values in it, characters of text in it), aliases inside expanded
+    # Each frame: (container, is_mapping, anchor, values before it, characters aliases had
+    # added before it, where its source starts) of the enclosing node.
+    stack: list[tuple[Any, bool, str | None, int, int, int]] = []
+    # anchor -> (value, values in it, at most the characters of text in it, aliases inside
+    # expanded). An anchored collection's text is bounded by its span in the source, so no
+    # scalar is measured: the text a document stands for is at most the document plus what
+    # its aliases add. That bound is never below `parse`'s exact count, so this reader never
+    # accepts what `parse` refuses; near the limit, `parse` judges.
     anchors: dict[str, tuple[Any, int, int]] = {}
     nodes = 0
-    chars = 0
+    added = 0
+    room = max_chars - len(text)
     documents = 0
     try:
         while True:
@@ -361,7 +366,6 @@ def parse_data(
                 if nodes > max_nodes:
                     raise NeedsFullParse
                 value = event.value
-                chars += len(value)
                 if is_map and key is no_key:
                     # Keys stay text (`on:` is the key "on"); `<<` is a merge, read by `parse`.
                     if value in current or (value == "<<" and not event.style):
@@ -391,23 +395,25 @@ def parse_data(
                     current[key] = new
                 else:
                     current.append(new)
-                stack.append((current, is_map, event.anchor, nodes, chars))
+                start = event.start_mark.index if event.anchor is not None else 0
+                stack.append((current, is_map, event.anchor, nodes, added, start))
                 current = new
                 is_map = kind is _MAP_START
                 key = no_key
             elif kind is _MAP_END or kind is _SEQ_END:
                 done = current
-                current, is_map, anchor, before, chars_before = stack.pop()
+                current, is_map, anchor, before, added_before, start = stack.pop()
                 key = no_key
                 if anchor is not None:
-                    anchors[anchor] = (done, nodes - before + 1, chars - chars_before)
+                    span = event.end_mark.index - start
+                    anchors[anchor] = (done, nodes - before + 1, span + added - added_before)
             elif kind is _ALIAS:
                 target = anchors.get(event.anchor)
                 if target is None:
                     raise NeedsFullParse
                 nodes += target[1]
-                chars += target[2]
-                if nodes > max_nodes or chars > max_chars:
+                added += target[2]
+                if nodes > max_nodes or added > room:
                     raise NeedsFullParse
                 if is_map:
                     if key is no_key:

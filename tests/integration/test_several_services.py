@@ -94,8 +94,8 @@ def test_two_services_tagging_alike_get_a_warning_not_a_failure(shop: Project) -
 
     assert result.code == 0, result
     assert (
-        "warning: runbooks/shop.yaml:1:1: tag: tags its releases 'v{version}', as service "
-        "'payments' in runbooks/pay.yaml does"
+        "warning: runbooks/pay.yaml:1:1: tag: 2 services of this project tag their releases "
+        "'v{version}' (payments, shop): a version of one may be taken for another's"
     ) in result.out
     data = json.loads(shop.run("check", "--format", "json").out)
     assert [w["field"] for w in data["warnings"]] == ["tag"]

@@ -232,10 +232,13 @@ def test_text_that_aliases_expand_to_is_counted(text: str, chars: int, at: tuple
         f"aliases expand this config file to more than {chars - 1:,} characters of text "
         "(an alias bomb?)"
     )
+    # The fast reader bounds the text by the source's spans, never below the exact count: it
+    # never accepts what `parse` refuses, and near the limit it leaves the judging to `parse`.
     with pytest.raises(NeedsFullParse):
         yamlsafe.parse_data(text, max_chars=chars - 1)
     if "<<" not in text:  # the fast reader leaves merges to `parse`
-        assert yamlsafe.parse_data(text, max_chars=chars) == yamlsafe.parse(text).data
+        roomy = chars + 4 * len(text)
+        assert yamlsafe.parse_data(text, max_chars=roomy) == yamlsafe.parse(text).data
 
 
 def test_a_long_text_repeated_by_aliases_is_refused_at_default_limits() -> None:

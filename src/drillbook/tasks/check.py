@@ -80,57 +80,60 @@ def check(c: Context, path: list[str] | None = None, format: str = "text") -> No
 
 
 def _one_runbook_a_service(results: list[dict[str, Any]]) -> list[Any]:
-    """Mark a runbook invalid when another one of its project declares the same service; the
-    warnings (problems that do not fail the check) of runbooks that tag their releases the
-    same way.
+    """Mark a runbook invalid when another one of its project declares the same service; and
+    warn, once for each format, of services of one project that tag their releases alike.
 
     Tasks find a service's runbook by its name; two would make `release --service S` act on
     whichever was found first. A tag names a released version; shared, one service's tags
     may be taken for the other's (its previous version, its rollback target) when their
-    version numbers meet.
+    version numbers meet. That is a warning, not a failure: it is safe while they do not.
     """
     from drillbook.errors import Problem
     from drillbook.runbook import project_root_for
 
     first: dict[tuple[Path, str], str] = {}
-    tags: dict[tuple[Path, str], tuple[str, str]] = {}
-    warnings: list[Any] = []
+    tagging: dict[tuple[Path, str], list[dict[str, Any]]] = {}
+    roots: dict[Path, Path] = {}  # a folder's project, resolved once (not once a runbook)
     for result in results:
         if not result["valid"]:
             continue
-        root = project_root_for(Path(result["file"])).resolve()
+        folder = Path(result["file"]).parent
+        if folder not in roots:
+            roots[folder] = project_root_for(Path(result["file"])).resolve()
+        root = roots[folder]
         key = (root, result["service"])
-        if key in first:
-            line, column = _top_line(Path(result["file"]), "service")
-            problem = Problem(
-                result["file"],
+        if key not in first:
+            first[key] = result["file"]
+            tagging.setdefault((root, result["_tag"]), []).append(result)
+            continue
+        line, column = _top_line(Path(result["file"]), "service")
+        problem = Problem(
+            result["file"],
+            line,
+            column,
+            "service",
+            f"expected one runbook per service, got {result['service']!r} here and in {first[key]}",
+            "rename one service, or merge the two runbooks",
+        )
+        result.update(valid=False, problems=[problem.as_dict()], _problems=[problem])
+    warnings = []
+    for (_, tag), alike in tagging.items():
+        if len(alike) < 2:
+            continue
+        names = [r["service"] for r in alike]
+        shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+        line, column = _top_line(Path(alike[0]["file"]), "tag")
+        warnings.append(
+            Problem(
+                alike[0]["file"],
                 line,
                 column,
-                "service",
-                f"expected one runbook per service, got {result['service']!r} here and in "
-                f"{first[key]}",
-                "rename one service, or merge the two runbooks",
+                "tag",
+                f"{len(alike)} services of this project tag their releases {tag!r} ({shown}): "
+                "a version of one may be taken for another's",
+                'give each a format of its own, such as `tag: "SERVICE-v{version}"`',
             )
-        else:
-            first[key] = result["file"]
-            if (root, result["_tag"]) in tags:
-                other, where = tags[(root, result["_tag"])]
-                line, column = _top_line(Path(result["file"]), "tag")
-                warnings.append(
-                    Problem(
-                        result["file"],
-                        line,
-                        column,
-                        "tag",
-                        f"tags its releases {result['_tag']!r}, as service {other!r} in {where} "
-                        "does: a version of one may be taken for the other's",
-                        f'write `tag: "{result["service"]}-v{{version}}"`, and another on {other}',
-                    )
-                )
-            else:
-                tags[(root, result["_tag"])] = (result["service"], result["file"])
-            continue
-        result.update(valid=False, problems=[problem.as_dict()], _problems=[problem])
+        )
     return warnings
 
 
