@@ -391,6 +391,17 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
             }
         )
 
+    if facts.several:
+        # The commands of the page name the service (history's already do); only they are
+        # rewritten, a page's text is left as written.
+        from drillbook.history import for_service
+
+        for item in environments:
+            item["rollback"] = for_service(item["rollback"], service)
+        for rel in releases:
+            rel["rollback"]["commands"] = for_service(rel["rollback"]["commands"], service)
+            rel["warning"] = for_service(rel["warning"], service)
+        warnings = [for_service(w, service) for w in warnings]
     recent = [_entry(e) for e in entries[:RECENT_LIMIT]]
     times = [e.ts for e in entries] + [r.get("ts") for r in rehearsals]
     rehearsal_rows = [_rehearsal(r, loaded, out) for r in reversed(rehearsals)]
@@ -438,10 +449,6 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
         ),
         "releases": releases,
     }
-    if facts.several:
-        from drillbook.history import for_service
-
-        context = for_service(context, service)
     return context
 
 
