@@ -657,12 +657,18 @@ def report_data(session: RunSession, release: Release, result: Rehearsal) -> dic
 
 
 def write_report(session: RunSession, release: Release, result: Rehearsal) -> dict[str, Any]:
-    """Render the Markdown report and write the JSON one, both atomically; the data."""
+    """Write the JSON report, then render the Markdown one, both atomically; the data.
+
+    The JSON comes first and needs no template: a project's report template that fails to
+    render (raised here) still leaves the figures on disk.
+    """
     from drillbook.files import write_atomic
     from drillbook.render import render_to
 
     data = session.masker.mask_obj(report_data(session, release, result))
     root = session.root
+    write_atomic(root / data["report_json"], json.dumps(data, indent=2) + "\n")
+    result.report_json = data["report_json"]
     render_to(
         root / data["report_md"],
         REPORT_TEMPLATE,
@@ -670,8 +676,7 @@ def write_report(session: RunSession, release: Release, result: Rehearsal) -> di
         project_root=root,
         masker=session.masker,
     )
-    write_atomic(root / data["report_json"], json.dumps(data, indent=2) + "\n")
-    result.report_md, result.report_json = data["report_md"], data["report_json"]
+    result.report_md = data["report_md"]
     return data
 
 
@@ -689,7 +694,8 @@ def finish_rehearsal(session: RunSession, release: Release, result: Rehearsal) -
     except (DrillbookError, OSError) as exc:
         error = exc.message if isinstance(exc, DrillbookError) else f"{type(exc).__name__}: {exc}"
         data = session.masker.mask_obj(report_data(session, release, result))
-        data["report_md"] = data["report_json"] = None
+        data["report_md"] = None
+        data["report_json"] = result.report_json  # written before the Markdown failed, or None
     t = result.timings
     session.event(
         "rehearsal_finished",

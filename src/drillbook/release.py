@@ -166,6 +166,8 @@ def preflight(
     if release is not None:
         for exc in check_url_refusals(runbook, env, release, previous):
             refuse(_raise, exc)
+        if (root / "templates" / "rollback-note.md.j2").is_file():
+            _require_note_renders(loaded, env, release, previous, tag)
     return Preflight(head, previous, tag, tag_commit, tuple(problems), state.identity)
 
 
@@ -198,6 +200,30 @@ def check_url_refusals(
                     exc.message = f"{kind} check {item.label} of {item.change}: {exc.message}"
                     refusals.append(exc)
     return refusals
+
+
+def _require_note_renders(
+    loaded: LoadedRunbook, env: str, release: Release, previous: str | None, tag: str
+) -> None:
+    """Render the project's own rollback note template once, before the first step.
+
+    drillbook's default is tested; a project's override is found broken (a syntax error, an
+    undefined name) here, as bad input (exit 2), and not after the deploy and the tag.
+    """
+    from types import SimpleNamespace
+
+    from drillbook.render import render
+
+    trial = SimpleNamespace(loaded=loaded, env=env, run_id="(this run)", action="release")
+    try:
+        render(
+            "rollback-note.md.j2",
+            note_context(trial, release, previous, tag),  # type: ignore[arg-type]
+            project_root=loaded.root,
+        )
+    except UsageError as exc:
+        exc.message += "; found before the first step, nothing ran"
+        raise
 
 
 def own_outputs(root: Path, top: Path) -> tuple[str, ...]:

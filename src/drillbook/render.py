@@ -169,15 +169,63 @@ def render(
         autoescape = name.endswith((".html", ".html.j2", ".svg.j2"))
     env = environment(project_root.resolve() if project_root else None, autoescape=autoescape)
     try:
-        text = env.get_template(name).render(**context)
-    except TemplateNotFound:
-        msg = f"template {name!r} not found in the project's templates/ or drillbook's defaults"
+        template = env.get_template(name)
+        text = template.render(**context)
+    except TemplateNotFound as exc:
+        missing = exc.name or name
+        within = "" if missing == name else f" (included by {name})"
+        msg = (
+            f"template {missing!r}{within} not found in the project's templates/ or "
+            "drillbook's defaults"
+        )
         raise UsageError(msg) from None
     except TemplateError as exc:
-        where = f"{exc.filename}:{exc.lineno}" if getattr(exc, "lineno", None) else name
+        lineno = getattr(exc, "lineno", None)
+        where = f"{exc.filename}:{lineno}" if lineno else _where(exc, name)
         msg = f"template {where} failed to render: {exc}"
-        raise UsageError(msg, hint="fix the template; undefined names are errors") from None
+        raise UsageError(msg, hint=_hint(exc)) from None
+    except (RecursionError, OverflowError, MemoryError, ValueError, TypeError) as exc:
+        # Raised by a template itself ({% extends %} of its own name, range(10**9), a filter
+        # given the wrong thing): the template's problem, not drillbook's.
+        msg = f"template {_where(exc, name)} failed to render: {type(exc).__name__}: {exc}"
+        raise UsageError(
+            msg,
+            hint="fix the template (an override that extends the default "
+            "of its own name extends itself)",
+        ) from None
     return masker.mask(text) if masker is not None else text
+
+
+def _where(exc: BaseException, name: str) -> str:
+    """`FILE:LINE` of the innermost template frame of a rendering error, else `name`.
+
+    jinja2 rewrites tracebacks so that a template's frames carry its file and line.
+    """
+    found = name
+    tb = exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            found = f"{filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return found
+
+
+def _hint(exc: BaseException) -> str:
+    """What to fix, by the kind of template error."""
+    from jinja2 import TemplateSyntaxError, UndefinedError
+    from jinja2.exceptions import SecurityError
+
+    if isinstance(exc, TemplateSyntaxError):
+        return "fix the template's syntax at that line"
+    if isinstance(exc, UndefinedError):
+        return (
+            "fix the template: undefined names are errors (drillbook's default of the same "
+            "name shows what a template receives)"
+        )
+    if isinstance(exc, SecurityError):
+        return "templates render in a sandbox: internals of Python objects are not reachable"
+    return "fix the template"
 
 
 def render_to(

@@ -31,6 +31,7 @@ IGNORE_COMMENT = "# drillbook's journal and locks"
 TASKS_LINES = (
     "# drillbook's release tasks beside this file's own (yours win on a name clash)",
     "from drillbook.tasks import project_namespace",
+    "",  # isort's blank line after an import: the project's own linter passes it
     "ns = project_namespace(__name__)",
 )
 _IGNORE_FORMS = {".drillbook", ".drillbook/", "/.drillbook", "/.drillbook/", ".drillbook/*"}

@@ -177,6 +177,9 @@ def test_init_force_replaces_the_runbook_and_adds_to_tasks(project: Path) -> Non
     assert tasks.rstrip().endswith(TASKS_LINES[-1])
     assert (project / ".gitignore").read_text() == ".drillbook/\n"
     assert {"lint", "hello", "release"} <= listed(project)
+    # The lines keep the starter gate (ruff) passing: isort's blank line after the import.
+    sorted_imports = run([str(BIN / "ruff"), "check", "--isolated", "--select", "I", "."], project)
+    assert sorted_imports.returncode == 0, sorted_imports.stdout
 
 
 def test_init_rejects_a_service_name_the_format_refuses(project: Path) -> None:

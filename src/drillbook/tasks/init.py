@@ -45,7 +45,7 @@ def init(c: Context, service: str | None = None, force: bool = False) -> None:
         if action.action == "keep" and action.path == "tasks.py":
             console.print("      add these lines at the end of tasks.py:")
             for line in TASKS_LINES:
-                console.print(f"        {line}")
+                console.print(f"        {line}".rstrip())
     runbook = f"runbooks/{plan.service}.yaml"
     console.print("")
     console.print("next steps:", style="bold")

@@ -1,0 +1,79 @@
+"""A project's own templates: used in place of the defaults, and when broken, said so with the
+file and the line, found before a release changes anything."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from _project import Project
+
+
+def template(shop: Project, name: str, text: str) -> None:
+    folder = shop.root / "templates"
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text(text)
+    shop.commit(f"the project's {name}")
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("# note\n{% if %}\n", "rollback-note.md.j2:2 failed to render"),
+        ("# note\n\n{{ no_such_name }}\n", "rollback-note.md.j2:3 failed to render"),
+        ("{% extends 'rollback-note.md.j2' %}\n", "RecursionError"),
+    ],
+    ids=["syntax", "undefined", "extends-itself"],
+)
+def test_a_broken_note_template_is_bad_input_found_before_the_first_step(
+    released: Project, text: str, said: str
+) -> None:
+    shop = released
+    template(shop, "rollback-note.md.j2", text)
+    journals = shop.journals()
+
+    result = shop.run("release", "--version", "1.1.0")
+
+    assert result.code == 2, result
+    assert said in result.err
+    assert "templates/rollback-note.md.j2" in result.err
+    assert "found before the first step, nothing ran" in result.err
+    assert "internal error" not in result.err
+    assert shop.journals() == journals
+    assert shop.served_version() == "1.0.0"
+    assert shop.tags() == ["v1.0.0"]
+
+
+def test_a_template_error_names_the_file_and_line_and_a_missing_include_by_its_name(
+    released: Project,
+) -> None:
+    shop = released
+    template(shop, "rollback-note.md.j2", "# note\n\n\n{{ no_such }}\n")
+    undefined = shop.run("rollback-note", "--version", "1.0.0")
+    assert undefined.code == 2, undefined
+    assert "templates/rollback-note.md.j2:4 failed to render: 'no_such' is undefined" in (
+        undefined.err
+    )
+
+    template(shop, "rollback-note.md.j2", '{% include "partials/fotter.md.j2" %}\n')
+    missing = shop.run("rollback-note", "--version", "1.0.0")
+    assert missing.code == 2, missing
+    assert "template 'partials/fotter.md.j2' (included by rollback-note.md.j2) not found" in (
+        missing.err
+    )
+
+
+def test_a_report_template_that_fails_still_leaves_the_json_report(released: Project) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    template(shop, "rehearsal-report.md.j2", "{{ range(10**9)|length }}\n")
+
+    result = shop.run("rehearse", "--version", "1.1.0")
+
+    assert "internal error" not in result.err, result
+    assert "the report was not written" in result.out + result.err
+    assert "OverflowError" in result.out + result.err
+    finished = next(e for e in shop.events() if e["event"] == "rehearsal_finished")
+    assert finished["report_md"] is None
+    report = json.loads((shop.root / finished["report_json"]).read_text())
+    assert report["outcome"] == "ok"
