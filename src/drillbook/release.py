@@ -171,6 +171,33 @@ def preflight(
     return Preflight(head, previous, tag, tag_commit, tuple(problems), state.identity)
 
 
+def require_check_urls(
+    runbook: Runbook,
+    env: str,
+    items: Sequence[CheckItem],
+    *,
+    version: str | None,
+    previous: str | None,
+    kind: str,
+) -> None:
+    """Refuse, before anything runs, the first of `items` whose URL `env` would refuse."""
+    from drillbook.checks import CheckRunner
+
+    runner = CheckRunner(
+        runbook.environments[env],
+        env_name=env,
+        placeholders=placeholders(runbook, env, version or "", previous),
+    )
+    for item in items:
+        if isinstance(item.check, HttpCheck):
+            try:
+                runner.url_of(item.check)
+            except PreconditionFailed as exc:
+                exc.message = f"{kind} check {item.label} of {item.change}: {exc.message}"
+                exc.message += "; nothing ran"
+                raise
+
+
 def check_url_refusals(
     runbook: Runbook, env: str, release: Release, previous: str | None
 ) -> list[PreconditionFailed]:
@@ -324,7 +351,8 @@ def run_rollback(
     )
     session.console.print(
         session.console.paint(
-            f"rolling back {env} from {from_version} to {target or '(no earlier version)'}: "
+            f"rolling back {env} from {from_version or 'a version the journal does not know'} "
+            f"to {target or '(no earlier version)'}: "
             f"{reason}",
             "yellow",
         )

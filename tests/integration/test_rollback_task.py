@@ -129,3 +129,32 @@ def test_a_note_template_that_crashes_fails_its_step_and_the_release_rolls_back(
     assert note and note[0]["outcome"] == "failed"
     assert events[-1]["event"] == "run_finished"
     assert events[-1]["exit"] == 4
+
+
+def test_rollback_and_rehearse_refuse_a_check_url_before_any_step(released: Project) -> None:
+    shop = released
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    text = text.replace(
+        "  production:\n", "  production:\n    allow_hosts: [shop.example.com, other.example.com]\n"
+    )
+    text = text.replace(
+        "            - get: /version\n              expect: {json: {version: 1.0.0}}\n",
+        "            - get: /version\n              expect: {json: {version: 1.0.0}}\n"
+        "            - get: https://other.example.com/x\n",
+    )
+    runbook.write_text(text)
+    shop.commit("a rollback check on a host staging may not reach")
+    assert shop.run("check").code == 0  # allowed somewhere: check cannot know where it runs
+    assert shop.run("release", "--version", "1.1.0").code == 3  # refused up front
+    shop.git("tag", "-a", "v1.1.0", "-m", "made by hand")
+    assert shop.run("deploy", "--version", "1.1.0").code == 0
+    journals = shop.journals()
+
+    for args in (("rollback", "--env", "staging"), ("rehearse", "--version", "1.1.0")):
+        result = shop.run(*args)
+        assert result.code == 3, result
+        assert "https://other.example.com/x refused for environment staging" in result.err
+        assert "nothing ran" in result.err
+        assert shop.journals() == journals
+        assert shop.served_version() == "1.1.0"

@@ -203,7 +203,7 @@ def schema(c: Context, out: str | None = None) -> None:
     from drillbook.files import write_atomic
 
     target = Path(out)
-    if target.is_dir():
+    if target.is_dir() or out.endswith(("/", "\\")):
         target = target / "runbook-v1.json"
     try:
         write_atomic(target, text)

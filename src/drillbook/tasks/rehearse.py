@@ -65,6 +65,14 @@ def rehearse(
             console.print("dry run: nothing was changed")
         return
     require_writable(loaded.root / "reports", "the rehearsal report")
+    from drillbook.release import expected_items, require_check_urls, rollback_items
+
+    # Every check the rehearsal runs, judged before its first deploy, as a release does.
+    for kind, checked, items in (
+        ("expected", release.version, expected_items(runbook, release)),
+        ("rollback", previous, rollback_items(runbook, release)),
+    ):
+        require_check_urls(runbook, env, items, version=checked, previous=previous, kind=kind)
     extra = {
         "previous": previous,
         "found_version": found,

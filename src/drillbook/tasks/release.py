@@ -288,6 +288,17 @@ def rollback(
     if to is not None:
         _require_rollback_target(loaded, env, current, to)
     undone, proven_by = _undone(loaded, current, target)
+    from drillbook.release import require_check_urls, rollback_items
+
+    # As a release does: a check this environment would refuse is found before any step.
+    require_check_urls(
+        runbook,
+        env,
+        rollback_items(runbook, proven_by),
+        version=target,
+        previous=current,
+        kind="rollback",
+    )
     if current is None:
         console.print(
             f"the journal does not say what {env} runs: the changes' rollback steps are skipped; "
