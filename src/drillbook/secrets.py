@@ -152,6 +152,10 @@ def _variants(value: str) -> set[str]:
     # As it appears in a Python repr (`got 'Ab\'cd"ef'`, a list or dict printed): the text
     # between the quotes, which differs from the value only by its escapes.
     out.add(repr(value)[1:-1])
+    # ascii() of it, and the repr of its UTF-8 bytes (`b'caf\xc3\xa9'`), which print a
+    # secret with non-ASCII characters escaped.
+    out.add(ascii(value)[1:-1])
+    out.add(repr(raw)[2:-1])
     return {v for v in out if len(v) >= MIN_LISTED_LENGTH}
 
 

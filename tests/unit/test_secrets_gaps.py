@@ -231,3 +231,12 @@ def test_a_secret_of_thousands_of_characters_is_masked() -> None:
     assert masker.mask(f"key: {key!r}") == "key: '***'"
     assert masker.mask("x" + "L" * 9000 + "y") == "x" + "L" * 9000 + "y"
     assert Masker(["L" * 9000]).mask("x" + "L" * 9000 + "y") == "x***y"
+
+
+def test_a_secret_printed_by_ascii_or_as_bytes_is_masked() -> None:
+    secret = "Qx'\\é7_secretval"
+    masker = Masker([secret])
+    for printed in (ascii(secret), repr(secret.encode()), repr(secret)):
+        shown = masker.mask(f"got {printed} here")
+        assert "secretval" not in shown, shown
+        assert shown.startswith("got ") and shown.endswith(" here")
