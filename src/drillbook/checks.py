@@ -424,17 +424,21 @@ class CheckRunner:
                     no_answer=f"no answer within {format_duration(limit_s)}",
                     elapsed_s=time.perf_counter() - start,
                 )
+            watchdog = _Watchdog(session, left)
             try:
-                with session.request(
-                    method,
-                    url,
-                    headers=headers,
-                    timeout=(connect_s, read_s),
-                    allow_redirects=False,
-                    verify=True,
-                    stream=True,
-                    **kwargs,
-                ) as response:
+                with (
+                    watchdog,
+                    session.request(
+                        method,
+                        url,
+                        headers=headers,
+                        timeout=(connect_s, read_s),
+                        allow_redirects=False,
+                        verify=True,
+                        stream=True,
+                        **kwargs,
+                    ) as response,
+                ):
                     body, truncated, complete = _read_body(response, end, self._stopped)
                     elapsed = time.perf_counter() - start
                     if not complete:
@@ -478,6 +482,8 @@ class CheckRunner:
             except requests.RequestException as exc:
                 if self._stopped():  # cut by the stop (httpsession), not the service's doing
                     why = "the run was stopped while the request waited for its answer"
+                elif watchdog.fired:
+                    why = f"answer not complete within {format_duration(check.timeout)}"
                 else:
                     why = describe_no_answer(exc, connect_s=connect_s, read_s=read_s)
                 return Sample(no_answer=why, elapsed_s=time.perf_counter() - start)
@@ -735,6 +741,29 @@ _REFUSAL_HINTS = {
 
 def _is_read(check: HttpCheck | RunCheck) -> bool:
     return isinstance(check, HttpCheck) and check.method in ("GET", "HEAD")
+
+
+class _Watchdog:
+    """Cuts the calling thread's request when `seconds` pass: the check's deadline holds even
+    for a status line or headers sent a byte at a time, which no read timeout notices.
+
+    A no-op for a session that cannot cut one thread's connection (one a caller passed in).
+    """
+
+    def __init__(self, session: Any, seconds: float) -> None:
+        self.fired = False
+        self._deadlines = getattr(session, "drillbook_deadlines", None)
+        self._seconds = seconds + 0.05  # after the request's own timeouts had their turn
+        self._token: int | None = None
+
+    def __enter__(self) -> _Watchdog:
+        if self._deadlines is not None:
+            self._token = self._deadlines.arm(self._seconds)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._deadlines is not None and self._token is not None:
+            self.fired = self._deadlines.disarm(self._token)
 
 
 def _read1(raw: Any) -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +24,13 @@ POOL_SIZE = 64
 
 
 def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
-    """A `requests.Session` for the checks, and the function that cuts its connections."""
+    """A `requests.Session` for the checks, and the function that cuts its connections.
+
+    The session also has `drillbook_deadlines`, a `Deadlines` that cuts only the connection
+    a thread took from the pool last when that thread's deadline passes: a check's deadline
+    ends its own request (an answer that trickles in a byte at a time never trips a read
+    timeout) and no other.
+    """
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -32,13 +39,20 @@ def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
     # entries live as long as the session (one checks step): a few connections, a few hundred
     # when a server closes every connection.
     made: dict[int, Any] = {}
+    # thread ident -> the connection it took from a pool last (one request at a time each)
+    taken: dict[int, Any] = {}
 
     class Noting:
-        """Notes every connection the pool makes."""
+        """Notes every connection the pool makes, and which thread took each."""
 
         def _new_conn(self) -> Any:
             conn = super()._new_conn()  # the pool class it is mixed into
             made[id(conn)] = conn
+            return conn
+
+        def _get_conn(self, timeout: float | None = None) -> Any:
+            conn = super()._get_conn(timeout)
+            taken[threading.get_ident()] = conn
             return conn
 
     class NotingHTTPPool(Noting, HTTPConnectionPool):
@@ -57,13 +71,108 @@ def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
 
     def cut() -> None:
         for conn in made.copy().values():
-            sock = getattr(conn, "sock", None)
-            if sock is not None:
-                with contextlib.suppress(OSError, AttributeError, ValueError):
-                    sock.shutdown(socket.SHUT_RDWR)
+            _shut(conn)
+
+    def cut_thread(ident: int) -> None:
+        conn = taken.get(ident)
+        if conn is not None:
+            _shut(conn)
 
     session = requests.Session()
     adapter = NotingAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
+    session.drillbook_deadlines = Deadlines(cut_thread)  # type: ignore[attr-defined]
     return session, cut
+
+
+#: How long the deadline watcher waits for another request before it ends.
+_LINGER_S = 0.25
+#: The watcher thread's name, by which `parallel` tells it from a thread that may hold locks.
+WATCHER_NAME = "drillbook-check-deadlines"
+
+
+class Deadlines:
+    """One thread that cuts a thread's request when its deadline passes.
+
+    `arm` and `disarm` are a lock and a heap push each (microseconds), and wake the watcher
+    only for a deadline nearer than the one it sleeps until: a thread, or a wake-up, a request
+    would cost a quarter of a loopback check. A deadline disarmed in time is dropped when
+    it comes up, unacted on. The watcher ends a moment after the last deadline it holds; it
+    never takes part in a fork (`parallel` knows it by its name: a worker never uses it).
+    """
+
+    def __init__(self, cut_thread: Callable[[int], None]) -> None:
+        self._cut_thread = cut_thread
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, int]] = []
+        self._live: set[int] = set()
+        self._fired: set[int] = set()
+        self._count = 0
+        self._watcher: threading.Thread | None = None
+        self._wake_at = float("inf")
+
+    def arm(self, seconds: float) -> int:
+        """Cut the calling thread's request in `seconds`; a token for `disarm`."""
+        import heapq
+        import time
+
+        with self._cond:
+            self._count += 1
+            token = self._count
+            at = time.monotonic() + max(seconds, 0.0)
+            heapq.heappush(self._heap, (at, token, threading.get_ident()))
+            self._live.add(token)
+            if self._watcher is None:
+                self._watcher = threading.Thread(target=self._watch, name=WATCHER_NAME, daemon=True)
+                self._watcher.start()
+            elif at < self._wake_at:
+                self._cond.notify()
+            return token
+
+    def disarm(self, token: int) -> bool:
+        """Forget a deadline; whether it had already fired (the request was cut)."""
+        with self._cond:
+            self._live.discard(token)
+            fired = token in self._fired
+            self._fired.discard(token)
+            return fired
+
+    def _watch(self) -> None:
+        import heapq
+        import time
+
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                while self._heap and (
+                    self._heap[0][1] not in self._live or self._heap[0][0] <= now
+                ):
+                    _, token, ident = heapq.heappop(self._heap)
+                    if token in self._live:
+                        self._live.discard(token)
+                        self._fired.add(token)
+                        # Under the lock: once `disarm` returns, this deadline cuts nothing,
+                        # so a thread's next request is never cut for the one before.
+                        self._cut_thread(ident)
+                if not self._heap:
+                    # Linger a moment (the next request of a run of checks comes at once),
+                    # then end; the next `arm` starts a watcher again.
+                    self._wake_at = now + _LINGER_S
+                    self._cond.wait(_LINGER_S)
+                    self._wake_at = float("inf")
+                    if not self._heap:
+                        self._watcher = None
+                        return
+                    continue
+                self._wake_at = self._heap[0][0]
+                self._cond.wait(self._heap[0][0] - now)
+                self._wake_at = float("inf")
+
+
+def _shut(conn: Any) -> None:
+    """Shut a connection's socket down: a read that waits on it returns at once."""
+    sock = getattr(conn, "sock", None)
+    if sock is not None:
+        with contextlib.suppress(OSError, AttributeError, ValueError):
+            sock.shutdown(socket.SHUT_RDWR)

@@ -83,9 +83,18 @@ def jobs_for(count: int, environ: dict[str, str] | os._Environ[str] = os.environ
     return max(1, min(cpus(), count // PER_WORKER))
 
 
+#: Threads a fork may leave behind: the checks' deadline watcher (`httpsession`) holds no lock
+#: a worker ever takes, since a worker never makes a request.
+_FORK_SAFE_THREADS = frozenset({"drillbook-check-deadlines"})
+
+
 def can_fork() -> bool:
-    """Whether forking workers is safe here: Linux, and no other thread running."""
-    return sys.platform == "linux" and threading.active_count() == 1
+    """Whether forking workers is safe here: Linux, and no other thread running (but ones
+    known to hold nothing a worker uses)."""
+    if sys.platform != "linux":
+        return False
+    main = threading.main_thread()
+    return all(t is main or t.name in _FORK_SAFE_THREADS for t in threading.enumerate())
 
 
 def map_ordered(fn: Callable[[T], R], items: Sequence[T], *, jobs: int | None = None) -> list[R]:

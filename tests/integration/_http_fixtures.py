@@ -121,8 +121,9 @@ def closed_port() -> int:
 
 
 @contextmanager
-def trickling_server(interval: float = 0.2) -> Iterator[int]:
-    """A port whose answer is a 200 with a 1,000-byte body sent one byte every `interval`.
+def trickling_server(interval: float = 0.2, *, head_too: bool = False) -> Iterator[int]:
+    """A port whose answer is a 200 with a 1,000-byte body sent one byte every `interval`
+    (`head_too`: the status line and headers as well, a byte at a time).
 
     Each byte arrives well inside any read timeout, so only a deadline over the whole answer
     (or the run's stop) ends the wait.
@@ -137,7 +138,14 @@ def trickling_server(interval: float = 0.2) -> Iterator[int]:
         with conn:
             try:
                 conn.recv(65536)
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+                head = b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n"
+                if head_too:
+                    for byte in head:
+                        if done.wait(interval):
+                            return
+                        conn.sendall(bytes([byte]))
+                else:
+                    conn.sendall(head)
                 for _ in range(1000):
                     if done.wait(interval):
                         return

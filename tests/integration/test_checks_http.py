@@ -394,6 +394,44 @@ def test_a_body_that_trickles_in_ends_at_the_checks_deadline() -> None:
     assert took < 4, took
 
 
+def test_a_status_line_and_headers_that_trickle_in_end_at_the_deadline_too() -> None:
+    # Read timeouts never trip on them: the check's own deadline cuts its request, and only
+    # its own, so a second check on the same session still gets its answer.
+    with (
+        trickling_server(head_too=True) as port,
+        CheckRunner(env(f"http://127.0.0.1:{port}"), env_name="staging") as runner,
+    ):
+        began = time.monotonic()
+        result = runner.run(http_check(get="/slow", timeout="1s"))
+        took = time.monotonic() - began
+    assert result.outcome == "inconclusive"
+    assert "answer not complete within 1s" in result.message
+    assert took < 2.5, took
+
+
+def test_a_deadline_cuts_only_its_own_request(server: LoopbackServer) -> None:
+    import threading
+
+    server.routes["/health"] = Reply(200, "ok", {}, 0.3)
+    with (
+        trickling_server(head_too=True) as port,
+        CheckRunner(env(server.url, allow_hosts=["127.0.0.1"]), env_name="staging") as runner,
+    ):
+        slow = http_check(get=f"http://127.0.0.1:{port}/slow", timeout="1s")
+        good = http_check(get="/health", timeout="5s", samples=6)
+        results: dict[str, object] = {}
+        threads = [
+            threading.Thread(target=lambda: results.update(slow=runner.run(slow))),
+            threading.Thread(target=lambda: results.update(good=runner.run(good))),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+    assert results["slow"].outcome == "inconclusive"  # type: ignore[attr-defined]
+    assert results["good"].outcome == "pass", results["good"]  # type: ignore[attr-defined]
+
+
 def test_a_stop_ends_the_read_of_a_body_that_trickles_in() -> None:
     import threading
 
