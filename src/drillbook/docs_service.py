@@ -18,6 +18,7 @@ from urllib.parse import quote
 from drillbook import docs_chart
 from drillbook.describe import check_label, describe_check
 from drillbook.model import Release, Runbook
+from drillbook.plan import note_path
 from drillbook.runbook import LoadedRunbook
 from drillbook.versions import semver_key
 
@@ -337,7 +338,7 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
         rel_anchor = anchor("release", release.version)
         if warning:
             warnings.append({**warning, "anchor": rel_anchor})
-        note = loaded.root / "notes" / f"{service}-{release.version}-rollback.md"
+        note = loaded.root / note_path(runbook, release.version)
         releases.append(
             {
                 "version": release.version,

@@ -370,10 +370,14 @@ def _undo_deploy(env: str, touched: bool, ok: bool, found: str | None, version: 
         return redeploy  # it did not finish: what ran before, deployed again
     if found == version:
         return f"nothing to undo ({version} was deployed again over itself)"
-    going_up = bool(version) and is_semver(found) and is_semver(version or "")
-    if going_up and semver_key(found) < semver_key(version or ""):
-        return _rollback(env, found)
-    return redeploy
+    went_up = (
+        version is not None
+        and is_semver(found)
+        and is_semver(version)
+        and semver_key(found) < semver_key(version)
+    )
+    # Up: a rollback goes back, with its checks; down or sideways, only a deploy does.
+    return _rollback(env, found) if went_up else redeploy
 
 
 def _undo_rollback(env: str, touched: bool, left: str | None) -> str:

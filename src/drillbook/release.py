@@ -171,7 +171,7 @@ def preflight(
     return Preflight(head, previous, tag, tag_commit, tuple(problems), state.identity)
 
 
-def require_check_urls(
+def url_refusals(
     runbook: Runbook,
     env: str,
     items: Sequence[CheckItem],
@@ -179,29 +179,8 @@ def require_check_urls(
     version: str | None,
     previous: str | None,
     kind: str,
-) -> None:
-    """Refuse, before anything runs, the first of `items` whose URL `env` would refuse."""
-    from drillbook.checks import CheckRunner
-
-    runner = CheckRunner(
-        runbook.environments[env],
-        env_name=env,
-        placeholders=placeholders(runbook, env, version or "", previous),
-    )
-    for item in items:
-        if isinstance(item.check, HttpCheck):
-            try:
-                runner.url_of(item.check)
-            except PreconditionFailed as exc:
-                exc.message = f"{kind} check {item.label} of {item.change}: {exc.message}"
-                exc.message += "; nothing ran"
-                raise
-
-
-def check_url_refusals(
-    runbook: Runbook, env: str, release: Release, previous: str | None
 ) -> list[PreconditionFailed]:
-    """The checks of `release` (expected and rollback) whose URL `env` would refuse.
+    """The checks among `items` (`kind`: expected or rollback) whose URL `env` would refuse.
 
     `check` accepts an absolute URL whose host is on any environment's `allow_hosts`, since
     it cannot know where a check will run; a run knows, and refuses before its first step
@@ -212,21 +191,48 @@ def check_url_refusals(
     runner = CheckRunner(
         runbook.environments[env],
         env_name=env,
-        placeholders=placeholders(runbook, env, release.version, previous),
+        placeholders=placeholders(runbook, env, version or "", previous),
     )
     refusals: list[PreconditionFailed] = []
-    for kind, items in (
-        ("expected", expected_items(runbook, release)),
-        ("rollback", rollback_items(runbook, release)),
-    ):
-        for item in items:
-            if isinstance(item.check, HttpCheck):
-                try:
-                    runner.url_of(item.check)
-                except PreconditionFailed as exc:
-                    exc.message = f"{kind} check {item.label} of {item.change}: {exc.message}"
-                    refusals.append(exc)
+    for item in items:
+        if isinstance(item.check, HttpCheck):
+            try:
+                runner.url_of(item.check)
+            except PreconditionFailed as exc:
+                exc.message = f"{kind} check {item.label} of {item.change}: {exc.message}"
+                refusals.append(exc)
     return refusals
+
+
+def require_check_urls(
+    runbook: Runbook,
+    env: str,
+    items: Sequence[CheckItem],
+    *,
+    version: str | None,
+    previous: str | None,
+    kind: str,
+) -> None:
+    """Refuse, before anything runs, the first of `items` whose URL `env` would refuse."""
+    for exc in url_refusals(runbook, env, items, version=version, previous=previous, kind=kind):
+        exc.message += "; nothing ran"
+        raise exc
+
+
+def check_url_refusals(
+    runbook: Runbook, env: str, release: Release, previous: str | None
+) -> list[PreconditionFailed]:
+    """The checks of `release`, expected and rollback, whose URL `env` would refuse."""
+    return [
+        exc
+        for kind, items in (
+            ("expected", expected_items(runbook, release)),
+            ("rollback", rollback_items(runbook, release)),
+        )
+        for exc in url_refusals(
+            runbook, env, items, version=release.version, previous=previous, kind=kind
+        )
+    ]
 
 
 def _require_note_renders(
@@ -237,17 +243,11 @@ def _require_note_renders(
     drillbook's default is tested; a project's override is found broken (a syntax error, an
     undefined name) here, as bad input (exit 2), and not after the deploy and the tag.
     """
-    from types import SimpleNamespace
-
     from drillbook.render import render
 
-    trial = SimpleNamespace(loaded=loaded, env=env, run_id="(this run)", action="release")
+    context = note_context(loaded, env, "(this run)", release, previous, tag, released=True)
     try:
-        render(
-            "rollback-note.md.j2",
-            note_context(trial, release, previous, tag),  # type: ignore[arg-type]
-            project_root=loaded.root,
-        )
+        render("rollback-note.md.j2", context, project_root=loaded.root)
     except UsageError as exc:
         exc.message += "; found before the first step, nothing ran"
         raise
@@ -392,11 +392,18 @@ def run_rollback(
 
 
 def note_context(
-    session: RunSession, release: Release, previous: str | None, tag: str
+    loaded: LoadedRunbook,
+    env: str,
+    run_id: str,
+    release: Release,
+    previous: str | None,
+    tag: str,
+    *,
+    released: bool,
 ) -> dict[str, Any]:
-    """What the rollback note template receives."""
-    runbook = session.loaded.runbook
-    env = session.env
+    """What the rollback note template receives; `released`: a release writes it (after its
+    tag), else `rollback-note` does, perhaps for a version never released."""
+    runbook = loaded.runbook
     values = placeholders(runbook, env, release.version, previous)
     steps = [
         describe_step(s) for s in (c.rollback.steps for c in reversed(release.changes)) for s in s
@@ -417,12 +424,11 @@ def note_context(
         "previous": previous,
         "env": env,
         "tag": tag,
-        "run_id": session.run_id,
+        "run_id": run_id,
         "released_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        # A release writes its note after its tag; `rollback-note` may render one for a
-        # version that was never released, and the note must not claim otherwise.
-        "released": session.action == "release",
-        "tagged": session.action == "release" or gitops.tag_commit(session.root, tag) is not None,
+        # The note must not claim a release, or a tag, that is not there.
+        "released": released,
+        "tagged": released or gitops.tag_commit(loaded.root, tag) is not None,
         "retry_safe": all(c.rollback.retry_safe for c in release.changes),
         "rollback_command": rollback_command(env, previous),
         "steps": steps,
@@ -454,7 +460,15 @@ def write_note(session: RunSession, release: Release, previous: str | None, tag:
     render_to(
         path,
         "rollback-note.md.j2",
-        note_context(session, release, previous, tag),
+        note_context(
+            session.loaded,
+            session.env,
+            session.run_id,
+            release,
+            previous,
+            tag,
+            released=session.action == "release",
+        ),
         project_root=session.root,
         masker=session.masker,
     )

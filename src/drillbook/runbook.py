@@ -150,6 +150,7 @@ class _Source:
 def find_runbook_files(paths: Iterable[Path]) -> list[Path]:
     """Runbook files named directly or found (not recursively) in the given folders; a file
     named twice (`check a.yaml runbooks/`) is listed once, where it first came."""
+    paths = list(paths)
     found: list[Path] = []
     for path in paths:
         if path.is_dir():
@@ -166,6 +167,8 @@ def find_runbook_files(paths: Iterable[Path]) -> list[Path]:
         else:
             msg = f"no such file or folder: {display(path)}"
             raise UsageError(msg)
+    if len(paths) < 2:
+        return found  # one folder lists each file once: no path is resolved for nothing
     seen: set[Path] = set()
     unique = []
     for file in found:
