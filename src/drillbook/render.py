@@ -13,6 +13,8 @@ import os
 import re
 import stat
 import sys
+import time
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,7 +25,25 @@ from drillbook.resources import resource
 
 _BACKTICKS = re.compile("`+")
 
+#: The most text one render may make. A page or a note holds its runbook's text a few times
+#: over, and a runbook is at most a few MiB; far more is a template looping out of control,
+#: stopped before it fills the memory or the disk.
+MAX_RENDER_CHARS = 32 * 2**20
+#: The longest one render may take. A page takes milliseconds; a template that loops for
+#: minutes would hold a release's preflight or a docs build until someone stops it.
+RENDER_SECONDS = 30.0
+
+
+class _RenderLimit(Exception):
+    """A render went past `MAX_RENDER_CHARS` or `RENDER_SECONDS`."""
+
+
+#: When the render running in this process must end (`time.monotonic`); checked on each
+#: call a template makes, which is where its loops get their items (`range`, `.items()`).
+_deadline = [float("inf")]
+
 if TYPE_CHECKING:
+    from jinja2 import Template
     from jinja2.bccache import Bucket, BytecodeCache
     from jinja2.sandbox import SandboxedEnvironment
 
@@ -65,6 +85,19 @@ def _sandbox_class() -> type[SandboxedEnvironment]:
     dict_names = frozenset(dir(dict))
 
     class Sandbox(SandboxedEnvironment):
+        # Routed through `call_binop`, so that `*` and `**` are bounded; jinja2 then also
+        # leaves them out of its constant folding, which would run them while compiling.
+        intercepted_binops = frozenset({"*", "**"})
+
+        def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+            if time.monotonic() > _deadline[0]:
+                raise _RenderLimit(f"took over {RENDER_SECONDS:g} s")
+            return super().call(__context, __obj, *args, **kwargs)
+
+        def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+            _check_binop(operator, left, right)
+            return super().call_binop(context, operator, left, right)
+
         def getattr(self, obj: Any, attribute: str) -> Any:
             # jinja2 tries the attribute first and the key after its AttributeError. A plain
             # dict has no attribute but dict's own, so for any other name the key is the
@@ -78,6 +111,44 @@ def _sandbox_class() -> type[SandboxedEnvironment]:
             return super().getattr(obj, attribute)
 
     return Sandbox
+
+
+def _check_binop(operator: str, left: Any, right: Any) -> None:
+    """Refuse `text * n` and `a ** b` whose result would be past what a render may make."""
+    if operator == "*":
+        for seq, count in ((left, right), (right, left)):
+            sized = isinstance(seq, str | list | tuple) and isinstance(count, int)
+            if sized and len(seq) * count > MAX_RENDER_CHARS:
+                raise _RenderLimit(f"repeats a text or list {count:,} times")
+    elif _huge_power(left, right):
+        raise _RenderLimit(f"raises {left} to the power {right:,}")
+
+
+def _huge_power(left: Any, right: Any) -> bool:
+    """Whether `left ** right` has more bits than a render may make (it would take minutes)."""
+    if not (isinstance(left, int) and isinstance(right, int)) or right <= 0 or abs(left) < 2:
+        return False
+    return right * left.bit_length() > 8 * MAX_RENDER_CHARS
+
+
+def _bounded(template: Template, context: dict[str, Any]) -> str:
+    """`template.render(**context)`, done as jinja2 does it, stopped at `MAX_RENDER_CHARS`."""
+    pieces = template.root_render_func(template.new_context(dict(context)))
+    out: list[str] = []
+    size = 0
+    try:
+        # Counted 512 pieces at a time, so that the count costs little next to the render
+        # (a docs page is about 350 pieces).
+        while chunk := list(islice(pieces, 512)):
+            size += sum(map(len, chunk))
+            if size > MAX_RENDER_CHARS:
+                raise _RenderLimit(f"made over {MAX_RENDER_CHARS // 2**20} MiB of text")
+            out += chunk
+    except Exception:
+        # As `render` does: the traceback is rewritten so that its frames name the
+        # template's file and line, and the error is raised again.
+        template.environment.handle_exception()
+    return "".join(out)
 
 
 #: How every template is read; part of the bytecode cache's key, since they shape the code.
@@ -170,7 +241,17 @@ def render(
     env = environment(project_root.resolve() if project_root else None, autoescape=autoescape)
     try:
         template = env.get_template(name)
-        text = template.render(**context)
+        _deadline[0] = time.monotonic() + RENDER_SECONDS
+        text = _bounded(template, context)
+    except _RenderLimit as exc:
+        # Stopped by its size, the render is outside the template's frames: name its file.
+        msg = (
+            f"template {_where(exc, template.filename or name)} {exc}; expected a page of at most "
+            f"{MAX_RENDER_CHARS // 2**20} MiB in at most {RENDER_SECONDS:g} s"
+        )
+        raise UsageError(
+            msg, hint="fix the template: a loop that never ends, or one over far too much"
+        ) from None
     except TemplateNotFound as exc:
         missing = exc.name or name
         within = "" if missing == name else f" (included by {name})"
@@ -193,6 +274,8 @@ def render(
             hint="fix the template (an override that extends the default "
             "of its own name extends itself)",
         ) from None
+    finally:
+        _deadline[0] = float("inf")
     return masker.mask(text) if masker is not None else text
 
 

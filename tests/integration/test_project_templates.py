@@ -22,8 +22,13 @@ def template(shop: Project, name: str, text: str) -> None:
         ("# note\n{% if %}\n", "rollback-note.md.j2:2 failed to render"),
         ("# note\n\n{{ no_such_name }}\n", "rollback-note.md.j2:3 failed to render"),
         ("{% extends 'rollback-note.md.j2' %}\n", "RecursionError"),
+        (
+            "# note\n{% for a in range(99999) %}{% for b in range(99999) %}{{ 'undo ' * 9 }}"
+            "{% endfor %}{% endfor %}\n",
+            "rollback-note.md.j2 made over 32 MiB of text",
+        ),
     ],
-    ids=["syntax", "undefined", "extends-itself"],
+    ids=["syntax", "undefined", "extends-itself", "runaway-loop"],
 )
 def test_a_broken_note_template_is_bad_input_found_before_the_first_step(
     released: Project, text: str, said: str

@@ -7,6 +7,7 @@ methods, subclasses, missing names and the attributes the sandbox must refuse.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ import pytest
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
+from drillbook import render as render_module
 from drillbook.errors import UsageError
 from drillbook.render import render
 
@@ -86,3 +88,63 @@ def test_the_sandbox_still_refuses_internals(tmp_path: Path, template: str) -> N
     with pytest.raises(UsageError) as caught:
         render("page.md.j2", context, project_root=root)
     assert "failed to render" in str(caught.value)
+
+
+# A template that runs away is stopped with a message, before it fills the memory, the disk or
+# the preflight's time: by the text it makes, by the time it takes, and by `*` and `**` whose
+# result alone would be past the limit.
+
+
+@pytest.mark.parametrize(
+    ("template", "said"),
+    [
+        (
+            "{% for a in range(99999) %}{% for b in range(99999) %}{{ a }}{% endfor %}{% endfor %}",
+            "page.md.j2 made over 32 MiB of text",
+        ),
+        ("{{ 'x' * 10**9 }}", "page.md.j2:1 repeats a text or list 1,000,000,000 times"),
+        ("{{ ([1, 2] * 99999999) | length }}", "repeats a text or list 99,999,999 times"),
+        ("{{ 3 ** 999999999 }}", "page.md.j2:1 raises 3 to the power 999,999,999"),
+    ],
+    ids=["text", "repeat-text", "repeat-list", "power"],
+)
+def test_a_runaway_template_is_stopped_with_a_message(
+    tmp_path: Path, template: str, said: str
+) -> None:
+    root = project(tmp_path, template)
+
+    with pytest.raises(UsageError) as caught:
+        render("page.md.j2", {}, project_root=root)
+
+    assert said in str(caught.value)
+    assert "expected a page of at most 32 MiB in at most 30 s" in str(caught.value)
+    assert "a loop that never ends" in (caught.value.hint or "")
+
+
+def test_a_template_that_loops_past_its_time_is_stopped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Loops that make no text: only the time stops them (10**15 turns, at full speed).
+    loops = "{% for a in range(99999) %}{% for b in range(99999) %}{% for c in range(99999) %}"
+    root = project(tmp_path, loops + "{% endfor %}{% endfor %}{% endfor %}done")
+    monkeypatch.setattr(render_module, "RENDER_SECONDS", 0.3)
+    started = time.monotonic()
+
+    with pytest.raises(UsageError) as caught:
+        render("page.md.j2", {}, project_root=root)
+
+    assert "page.md.j2:1 took over 0.3 s" in str(caught.value)
+    assert time.monotonic() - started < 10
+    # The limit is for one render: the next one has its own time.
+    (tmp_path / "templates" / "ok.md.j2").write_text("{{ 6 * 7 }} {{ 'ab' * 2 }} {{ 2 ** 10 }}")
+    assert render("ok.md.j2", {}, project_root=root) == "42 abab 1024"
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{{ 'ab' * 3 }}{{ 3 * 'c' }}{{ [0] * 2 }}", "{{ 2 ** 64 }} {{ (-2) ** 3 }} {{ 2 ** -1 }}"],
+)
+def test_bounded_operators_render_as_in_jinja2(tmp_path: Path, template: str) -> None:
+    root = project(tmp_path, template)
+
+    assert render("page.md.j2", {}, project_root=root) == jinja2_renders(root, {})
