@@ -179,6 +179,18 @@ def _check_tag_format(value: str) -> str:
 TagFormat = Annotated[str, AfterValidator(_check_tag_format)]
 
 
+def _blank(text: str) -> bool:
+    """Whether `text` shows nothing: empty, whitespace, or invisible characters only.
+
+    A zero-width space or a byte-order mark pasted in an owner's place looks blank on every
+    page and in every message, and names nobody.
+    """
+    stripped = text.strip()
+    if not stripped or stripped[0].isprintable():
+        return not stripped
+    return not any(char.isprintable() and not char.isspace() for char in stripped)
+
+
 def _not_blank(hint: str) -> BeforeValidator:
     """A validator refusing text that is empty or only whitespace, with `hint` to say why.
 
@@ -187,8 +199,8 @@ def _not_blank(hint: str) -> BeforeValidator:
     """
 
     def check(value: Any) -> Any:
-        if isinstance(value, str) and not value.strip():
-            blank = ", which is only whitespace" if value else ""
+        if isinstance(value, str) and _blank(value):
+            blank = ", which is only whitespace or invisible characters" if value else ""
             fail(f"expected some text, got {_describe(value)}{blank}", hint)
         return value
 

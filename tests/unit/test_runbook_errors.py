@@ -446,6 +446,20 @@ CASES = [
         words=("expected some text", "only whitespace", CHANGE),
     ),
     Bad(
+        "change-owner-zero-width-space",
+        edit("owner: alice", r'owner: "\u200b"'),
+        at='"\\u200b"',
+        field="releases[0].changes[0].owner",
+        words=("expected some text", "'\\u200b'", "invisible characters", CHANGE, "owns"),
+    ),
+    Bad(
+        "runbook-owner-byte-order-mark-and-spaces",
+        edit("owner: team-storefront", r'owner: " \ufeff\u2060 "'),
+        at='" \\ufeff',
+        field="owner",
+        words=("expected some text", "invisible characters", "team or person accountable"),
+    ),
+    Bad(
         "change-owner-empty",
         edit("owner: alice", "owner: ''"),
         at="''",

@@ -280,6 +280,18 @@ def test_unicode_text() -> None:
     assert "🚀" in (rb.description or "")
 
 
+@pytest.mark.parametrize("owner", ["\u200balice", "al\u00adice", "\ufeffteam-web", "\u0301a", "🚀"])
+def test_text_with_invisible_characters_beside_visible_ones_is_not_blank(
+    tmp_path: Path, owner: str
+) -> None:
+    text = (GOOD / "unicode.yaml").read_text(encoding="utf-8")
+    path = tmp_path / "runbooks" / "unicode.yaml"
+    path.parent.mkdir()
+    path.write_text(text.replace('owner: "Zoë Ångström"', f'owner: "{owner}"', 1), "utf-8")
+
+    assert load_runbook(path).runbook.owner == owner
+
+
 def test_expected_and_rollback_as_plain_text() -> None:
     rb = _load("shorthand.yaml")
     quick, checks_only = rb.releases[0].changes
