@@ -743,8 +743,15 @@ def _int_range(value: Any) -> Any:
 class ConfigRule(Model):
     """What one setting's value must look like."""
 
+    # A rule that checks nothing would pass every value and read as if it had checked something.
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
     one_of: (
-        Annotated[list[str], BeforeValidator(_text_list, json_schema_input_type=list[Scalar])]
+        Annotated[
+            list[str],
+            BeforeValidator(_text_list, json_schema_input_type=list[Scalar]),
+            Field(json_schema_extra={"minItems": 1}),
+        ]
         | None
     ) = None
     integer: (
@@ -759,6 +766,28 @@ class ConfigRule(Model):
     url: bool | None = None
 
     @model_validator(mode="after")
+    def _checks_something(self) -> ConfigRule:
+        if self.one_of == []:
+            fail(
+                "expected at least one allowed value, got an empty list, which no value matches",
+                "list the values the setting may take, such as [debug, info]",
+                field="one_of",
+            )
+        if not (
+            self.one_of is not None
+            or self.integer is not None
+            or self.pattern is not None
+            or self.boolean
+            or self.url
+        ):
+            fail(
+                "expected a rule that checks something (one_of, integer, pattern, boolean: true "
+                "or url: true), got none",
+                "add what the value must look like, or remove the rule",
+            )
+        return self
+
+    @model_validator(mode="after")
     def _pattern_compiles(self) -> ConfigRule:
         if self.pattern is not None:
             try:
@@ -767,6 +796,16 @@ class ConfigRule(Model):
                 fail(
                     f"expected a valid regular expression, got {self.pattern!r} ({exc})",
                     "in YAML, write the pattern in single quotes so backslashes stay as typed",
+                )
+            # re raises these outside re.error: a repeat count above 4294967295, or groups
+            # nested deeper than its parser recurses.
+            except OverflowError as exc:
+                fail(f"expected a valid regular expression, got {self.pattern!r} ({exc})")
+            except RecursionError:
+                fail(
+                    f"expected a valid regular expression, got {_describe(self.pattern)}, "
+                    "whose groups are nested too deeply to compile",
+                    "nest fewer groups",
                 )
         return self
 
