@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 import stat
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -444,9 +445,10 @@ def _url_ok(value: str) -> bool:
         return False
     try:
         parts = urlsplit(value)
-        return bool(parts.scheme) and bool(parts.hostname)
+        _ = parts.port  # raises on a port that is not a number from 0 to 65535
     except ValueError:
         return False
+    return bool(parts.scheme) and bool(parts.hostname)
 
 
 _RuleCheck = tuple[str, str, "Callable[[str], bool]", str]
@@ -467,7 +469,13 @@ def _rule_checks(rule: ConfigRule) -> list[_RuleCheck]:
             # A strict pattern: int() would also take '1_000', ' 7 ' and non-ASCII digits.
             if not re.fullmatch(r"[+-]?[0-9]+", value):
                 return False
-            number = int(value)
+            digits = value.lstrip("+-").lstrip("0") or "0"
+            limit = sys.get_int_max_str_digits()
+            if limit and len(digits) > limit:
+                # int() refuses this many digits; the runbook's bounds were read under the same
+                # limit, so the number is beyond them and its sign says which one.
+                return bounds.min is None if value.startswith("-") else bounds.max is None
+            number = int(value[0] + digits if value[0] in "+-" else digits)
             return (bounds.min is None or number >= bounds.min) and (
                 bounds.max is None or number <= bounds.max
             )

@@ -466,6 +466,10 @@ RULE_CASES = [
     ({"url": True}, "redis://cache:6379/0", "pass", "a URL"),
     ({"url": True}, "example.com", "fail", "a URL"),
     ({"url": True}, "sqlite:///x.db", "fail", "a URL"),
+    ({"url": True}, "http://cache:abc/", "fail", "a URL"),
+    ({"url": True}, "http://cache:99999/", "fail", "a URL"),
+    ({"url": True}, "http://[::1/", "fail", "a URL"),
+    ({"url": True}, "http://cache:6379/", "pass", "a URL"),
 ]
 
 
@@ -484,6 +488,26 @@ def test_rule(
         assert format_finding(result) == (
             f"A: expected {result.expected}, got {value!r} (config/staging.env:2)"
         )
+
+
+@pytest.mark.parametrize(
+    ("bounds", "value", "outcome"),
+    [
+        ({"min": 1, "max": 500}, "9" * 5000, "fail"),
+        ({"min": 1}, "9" * 5000, "pass"),
+        ({"min": 1}, "-" + "9" * 5000, "fail"),
+        ({"max": 1}, "-" + "9" * 5000, "pass"),
+        ({"min": 1, "max": 500}, "0" * 5000 + "42", "pass"),
+        ({}, "9" * 5000, "pass"),
+    ],
+)
+def test_integer_with_more_digits_than_int_takes(
+    tmp_path: Path, bounds: dict[str, int], value: str, outcome: str
+) -> None:
+    report = verify(tmp_path, f"A={value}\n", {"rules": {"A": {"integer": bounds}}})
+    (result,) = report.findings
+    assert result.outcome == outcome
+    assert result.got == repr(value[:200] + "...")
 
 
 def test_rule_on_an_optional_key_that_is_not_set(tmp_path: Path) -> None:

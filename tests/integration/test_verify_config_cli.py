@@ -1,0 +1,92 @@
+"""`drillbook verify-config` as the person on call runs it: real processes on real files.
+
+Each test writes a small project (a runbook and its config files) into `tmp_path` and runs the
+console script, asserting on the exit code, the output and what must never be in it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+DRILLBOOK = str(BIN / "drillbook")
+SECRET = "s3cr3t-value-Zq9x"
+
+RUNBOOK = """\
+drillbook: 1
+service: shop
+owner: team-shop
+environments:
+  staging:
+    url: http://127.0.0.1:8181
+    config: config/staging.env
+  production:
+    url: https://shop.example.com
+    config: config/production.env
+config:
+  required: [LOG_LEVEL, SECRET_KEY]
+  secrets: [SECRET_KEY]
+  rules:
+    LOG_LEVEL: {one_of: [debug, info]}
+{extra_rules}
+  same_keys_as: production
+"""
+
+
+def make(tmp_path: Path, staging: str, *, rules: str = "", production: str = "") -> Path:
+    """A project whose staging config is `staging`, with `rules` added under `config.rules`."""
+    (tmp_path / "runbooks").mkdir()
+    extra = textwrap.indent(textwrap.dedent(rules).strip("\n"), "    ") if rules else ""
+    text = RUNBOOK.replace("{extra_rules}\n", extra + "\n" if extra else "")
+    (tmp_path / "runbooks" / "shop.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "staging.env").write_text(staging, encoding="utf-8")
+    (tmp_path / "config" / "production.env").write_text(
+        production or f"LOG_LEVEL=info\nSECRET_KEY={SECRET}-prod\n", encoding="utf-8"
+    )
+    return tmp_path
+
+
+def run(root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DRILLBOOK_DEBUG"}
+    env["NO_COLOR"] = "1"
+    done = subprocess.run(
+        [DRILLBOOK, "verify-config", *args],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+    assert "Traceback" not in done.stdout + done.stderr, done
+    assert "internal error" not in done.stdout + done.stderr, done
+    return done
+
+
+def test_a_huge_integer_is_judged_not_a_crash(tmp_path: Path) -> None:
+    root = make(
+        tmp_path,
+        f"LOG_LEVEL=info\nSECRET_KEY={SECRET}\nPAGE_SIZE={'9' * 5000}\n",
+        rules="PAGE_SIZE: {integer: {min: 1, max: 500}}",
+        production=f"LOG_LEVEL=info\nSECRET_KEY=x{SECRET}\nPAGE_SIZE=50\n",
+    )
+    done = run(root)
+    assert done.returncode == 1, done
+    assert "PAGE_SIZE: expected an integer from 1 to 500, got '999" in done.stdout, done.stdout
+
+
+def test_a_pattern_too_big_to_compile_is_an_invalid_runbook(tmp_path: Path) -> None:
+    root = make(
+        tmp_path,
+        f"LOG_LEVEL=info\nSECRET_KEY={SECRET}\n",
+        rules="NAME: {pattern: 'a{99999999999}'}",
+    )
+    done = run(root)
+    assert done.returncode == 2, done
+    assert "runbooks/shop.yaml:16:" in done.stderr, done.stderr
+    assert "expected a valid regular expression" in done.stderr, done.stderr
