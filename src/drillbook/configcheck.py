@@ -18,6 +18,12 @@ empty text, integers are written in decimal, JSON and TOML decimals as written i
 ones as Python writes the float), and a list is written as JSON. Line numbers are known for
 `.env` and YAML files; JSON and TOML give none.
 
+A `pattern` is matched with `re.search` in a child process with a deadline (`PATTERN_SECONDS`
+for all the patterns of one file): `re` has no timeout, and a pattern with nested repetition
+such as `(a+)+$` backtracks for days on a short value that almost matches. A pattern still
+matching at the deadline stops verify-config as invalid input (exit 2) naming its rule; it is
+not refused at `check` time, since nested repetition is often sound (`^[a-z]+(-[a-z]+)*$`).
+
 Secret values (keys listed in `config.secrets`, and keys whose names say token, secret, password
 or key) never appear in a finding: their `got` says `set (masked)` or describes the value without
 showing it, and `secrets.Masker` replaces any of their values found in another finding's text
@@ -454,8 +460,11 @@ def _url_ok(value: str) -> bool:
 _RuleCheck = tuple[str, str, "Callable[[str], bool]", str]
 
 
-def _rule_checks(rule: ConfigRule) -> list[_RuleCheck]:
-    """(rule name, expected, predicate, how a failing secret value is described) per rule part."""
+def _rule_checks(rule: ConfigRule, matched: bool | None = None) -> list[_RuleCheck]:
+    """(rule name, expected, predicate, how a failing secret value is described) per rule part.
+
+    `matched`: whether the value matched the rule's pattern, as `match_patterns` found it.
+    """
     checks: list[_RuleCheck] = []
     if rule.one_of is not None:
         allowed = rule.one_of
@@ -482,12 +491,11 @@ def _rule_checks(rule: ConfigRule) -> list[_RuleCheck]:
 
         checks.append(("integer", _integer_expected(bounds), integer_ok, "another value"))
     if rule.pattern is not None:
-        compiled = re.compile(rule.pattern)
         checks.append(
             (
                 "pattern",
                 f"text matching '{rule.pattern}'",
-                lambda v: compiled.search(v) is not None,
+                lambda _v: bool(matched),
                 "a value that does not match",
             )
         )
@@ -510,6 +518,73 @@ def _rule_checks(rule: ConfigRule) -> list[_RuleCheck]:
             )
         )
     return checks
+
+
+#: How long the pattern rules of one config file may take together, the matcher's start
+#: included. A sound pattern takes microseconds; one with nested repetition, such as '(a+)+$',
+#: can backtrack for days on a value of 40 characters that almost matches.
+PATTERN_SECONDS = 5.0
+
+# Runs in a child process: `re` gives no deadline, and a runaway match holds the interpreter.
+# It writes one 1 or 0 per pattern as each ends, so that, past the deadline, the count of
+# answers names the pattern that did not end.
+_MATCHER = """\
+import json, re, sys
+for pattern, value in json.load(sys.stdin):
+    sys.stdout.write("1" if re.search(pattern, value) else "0")
+    sys.stdout.flush()
+"""
+
+
+def match_patterns(
+    patterns: dict[str, tuple[str, tuple[str, int | None]]],
+    *,
+    file: str,
+    seconds: float = PATTERN_SECONDS,
+) -> dict[str, bool]:
+    """Whether each key's value matches its pattern (`re.search`), all within `seconds`.
+
+    `patterns` maps a key to its pattern and its value with the value's line in `file`.
+    Raises `InvalidInput`, naming the key's line and the rule, when a pattern is still matching
+    at the deadline: the runbook's pattern is at fault, and no value is ever shown.
+    """
+    if not patterns:
+        return {}
+    import json
+    import subprocess
+
+    pairs = [(pattern, value) for pattern, (value, _) in patterns.values()]
+    argv = [sys.executable, "-I", "-S", "-c", _MATCHER]
+    try:
+        # Values reach the matcher on its standard input, never in its arguments.
+        done = subprocess.run(
+            argv,
+            input=json.dumps(pairs),
+            capture_output=True,
+            text=True,
+            timeout=seconds,
+            check=False,
+        )
+        answers, why = done.stdout, f"the matcher ended with exit {done.returncode}"
+    except subprocess.TimeoutExpired as exc:  # run() has stopped the matcher
+        out = exc.stdout or ""
+        answers = out.decode() if isinstance(out, bytes) else out
+        why = ""
+    except OSError as exc:
+        answers, why = "", f"the matcher could not start: {exc.strerror or exc}"
+    if len(answers) == len(pairs):
+        return {key: answer == "1" for key, answer in zip(patterns, answers, strict=True)}
+    key = list(patterns)[len(answers)]
+    pattern, (_, line) = patterns[key]
+    msg, hint = f"expected the pattern {pattern!r} to judge the value of {key}, but {why}", None
+    if not why:
+        msg = (
+            f"expected the pattern {pattern!r} to judge the value of {key}, but it was still "
+            f"matching after {seconds:g}s: a repetition inside a repetition, such as (a+)+, "
+            "can backtrack without end on a value that almost matches"
+        )
+        hint = "rewrite the pattern without nested repetition, e.g. '^a+$' for '^(a+)+$'"
+    raise _invalid(file, line or 1, 1, msg, field=f"config.rules.{key}.pattern", hint=hint)
 
 
 def _config_path(project_root: Path, rel: str, field: str) -> Path:
@@ -581,11 +656,19 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
         presence(key, "secret set", "a non-empty secret")
 
     must_be_set = set(rules.required) | secrets
+    matched = match_patterns(
+        {
+            key: (rule.pattern, values[key])
+            for key, rule in rules.rules.items()
+            if rule.pattern is not None and key in values
+        },
+        file=rel,
+    )
     for key, rule in rules.rules.items():
         present = key in values
         if key in must_be_set and not (present and values[key][0]):
             continue  # already failed as missing or empty; a second finding says nothing new
-        for name, expected, predicate, secret_got in _rule_checks(rule):
+        for name, expected, predicate, secret_got in _rule_checks(rule, matched.get(key)):
             if not present:
                 add(key, "pass", name, expected, "not set (optional)")
             elif predicate(values[key][0]):

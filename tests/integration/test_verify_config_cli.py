@@ -6,11 +6,15 @@ console script, asserting on the exit code, the output and what must never be in
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+
+from _project import Project
 
 BIN = Path(sys.executable).parent
 DRILLBOOK = str(BIN / "drillbook")
@@ -68,6 +72,37 @@ def run(root: Path, *args: str, timeout: float = 60) -> subprocess.CompletedProc
     return done
 
 
+def test_a_catastrophic_pattern_stops_with_exit_2_instead_of_hanging(tmp_path: Path) -> None:
+    # '(a+)+$' backtracks 2**40 ways on 40 a's and a '!': without a bound it runs for days.
+    root = make(
+        tmp_path,
+        f"LOG_LEVEL=info\nSECRET_KEY={SECRET}\nNAME={'a' * 40}!\n",
+        rules="NAME: {pattern: '^(a+)+$'}",
+        production=f"LOG_LEVEL=info\nSECRET_KEY=x{SECRET}\nNAME=a\n",
+    )
+    start = time.monotonic()
+    done = run(root, timeout=60)
+    assert time.monotonic() - start < 30, "verify-config must not hang on a pattern"
+    assert done.returncode == 2, done
+    assert "config/staging.env:3:" in done.stderr, done.stderr
+    assert "config.rules.NAME.pattern" in done.stderr, done.stderr
+    assert "'^(a+)+$'" in done.stderr, done.stderr
+    assert "a" * 40 not in done.stdout + done.stderr
+
+
+def test_a_catastrophic_pattern_on_a_secret_names_no_value(tmp_path: Path) -> None:
+    root = make(
+        tmp_path,
+        f"LOG_LEVEL=info\nSECRET_KEY={'a' * 40}!\n",
+        rules="SECRET_KEY: {pattern: '^(a+)+$'}",
+    )
+    done = run(root, "--format", "json", timeout=60)
+    assert done.returncode == 2, done
+    payload = json.loads(done.stdout)
+    assert payload["exit"] == 2
+    assert "a" * 40 not in done.stdout + done.stderr
+
+
 def test_a_huge_integer_is_judged_not_a_crash(tmp_path: Path) -> None:
     root = make(
         tmp_path,
@@ -90,3 +125,24 @@ def test_a_pattern_too_big_to_compile_is_an_invalid_runbook(tmp_path: Path) -> N
     assert done.returncode == 2, done
     assert "runbooks/shop.yaml:16:" in done.stderr, done.stderr
     assert "expected a valid regular expression" in done.stderr, done.stderr
+
+
+def test_release_stops_before_its_gates_on_a_catastrophic_pattern(shop: Project) -> None:
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    rule = "    LOG_LEVEL: {one_of: [debug, info, warning, error]}\n"
+    runbook.write_text(text.replace(rule, rule + "    NAME: {pattern: '^(a+)+$'}\n"))
+    for env in ("staging", "production"):
+        with (shop.root / "config" / f"{env}.env").open("a") as config:
+            config.write(f"NAME={'a' * 40}!\n")
+    shop.commit("a pattern that backtracks")
+    before = shop.snapshot()
+    start = time.monotonic()
+    result = shop.run("release", "--version", "1.0.0", timeout=60)
+    assert time.monotonic() - start < 30, "release must not hang on a pattern"
+    assert result.code == 2, result
+    assert "config.rules.NAME.pattern" in result.err, result
+    assert "gate.py" not in result.text
+    assert shop.served_version() is None
+    assert shop.tags() == []
+    assert shop.snapshot() == before

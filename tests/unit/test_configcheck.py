@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ from drillbook.configcheck import (
     ConfigFinding,
     ConfigReport,
     format_finding,
+    match_patterns,
     read_config,
     verify_config,
 )
@@ -508,6 +510,34 @@ def test_integer_with_more_digits_than_int_takes(
     (result,) = report.findings
     assert result.outcome == outcome
     assert result.got == repr(value[:200] + "...")
+
+
+def test_patterns_are_matched_with_search_in_one_go() -> None:
+    patterns = {
+        "A": (r"\d", ("abc1", 1)),
+        "B": ("^x$", ("x\n", 2)),  # search: $ matches before a final newline, as re does
+        "C": ("^(sqlite|postgresql)://", ("mysql://x", 3)),
+    }
+    assert match_patterns(patterns, file="c.env") == {"A": True, "B": True, "C": False}
+    assert match_patterns({}, file="c.env") == {}
+
+
+def test_a_pattern_still_matching_at_the_deadline_is_invalid_input() -> None:
+    patterns = {
+        "FAST": ("^a", ("abc", 1)),
+        "SLOW": ("^(a+)+$", ("a" * 40 + "!", 7)),
+        "NEVER": ("x", ("x", 9)),
+    }
+    start = time.monotonic()
+    with pytest.raises(InvalidInput) as exc:
+        match_patterns(patterns, file="config/c.env", seconds=0.5)
+    assert time.monotonic() - start < 10
+    file, line, column, message = one_problem(exc)
+    assert (file, line, column) == ("config/c.env", 7, 1)
+    assert exc.value.problems[0].field == "config.rules.SLOW.pattern"
+    assert "'^(a+)+$'" in message
+    assert "was still matching after 0.5s" in message
+    assert "a" * 40 not in str(exc.value)
 
 
 def test_rule_on_an_optional_key_that_is_not_set(tmp_path: Path) -> None:
