@@ -103,6 +103,23 @@ def test_a_catastrophic_pattern_on_a_secret_names_no_value(tmp_path: Path) -> No
     assert "a" * 40 not in done.stdout + done.stderr
 
 
+def test_json_findings_name_the_file_their_line_is_in(tmp_path: Path) -> None:
+    # The drift finding for a key only production has points at production's file and line.
+    root = make(
+        tmp_path,
+        f"LOG_LEVEL=info\nSECRET_KEY={SECRET}\n",
+        production=f"LOG_LEVEL=info\nSECRET_KEY=x{SECRET}\nFEATURE=on\n",
+    )
+    done = run(root, "--format", "json")
+    assert done.returncode == 1, done
+    findings = json.loads(done.stdout)["findings"]
+    (drift,) = [f for f in findings if f["outcome"] == "fail"]
+    assert (drift["key"], drift["line"], drift["file"]) == ("FEATURE", 3, "config/production.env")
+    level = next(f for f in findings if f["key"] == "LOG_LEVEL")
+    assert (level["line"], level["file"]) == (1, "config/staging.env")
+    assert SECRET not in done.stdout + done.stderr
+
+
 def test_a_huge_integer_is_judged_not_a_crash(tmp_path: Path) -> None:
     root = make(
         tmp_path,

@@ -97,6 +97,8 @@ def verify_config(
                     "rule": f.rule,
                     "expected": f.expected,
                     "got": f.got,
+                    # A drift finding's line is in the other environment's file.
+                    "file": f.file,
                     "line": f.line,
                 }
                 for f in report.findings
