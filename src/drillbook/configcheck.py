@@ -3,7 +3,8 @@
 The file's extension says how it is read:
 
 - `.env` (also a file named just `.env`): `KEY=VALUE` lines, optionally `export KEY=VALUE`;
-  blank lines and lines starting with `#` are skipped. A value in single quotes is taken as
+  blank lines and lines starting with `#` are skipped; lines end in LF or CRLF, and a lone CR
+  or a NUL byte is an error. A value in single quotes is taken as
   written; in double quotes, `\\n`, `\\t`, `\\r`, `\\"` and `\\\\` are unescaped. An unquoted value
   ends at ` #` (an inline comment) and loses its surrounding blanks. Values span one line only. A
   key set twice is an error, since the application would silently read only one of the two.
@@ -212,6 +213,7 @@ def _parse_env(text: str, file: str) -> ConfigValues:
     # or U+2028 inside a value must not shift the line numbers of later errors.
     for lineno, raw in enumerate(text.split("\n"), start=1):
         line = raw.removesuffix("\r")
+        _refuse_control(line, file, lineno)
         body = line.lstrip(" \t")
         if not body or body.startswith("#"):
             continue
@@ -248,6 +250,26 @@ def _parse_env(text: str, file: str) -> ConfigValues:
             raise _invalid(file, lineno, 1, msg, field=key, hint=hint)
         values[key] = (value, lineno)
     return values
+
+
+def _refuse_control(line: str, file: str, lineno: int) -> None:
+    """Refuse a lone carriage return or a NUL in a `.env` line; neither is ever meant.
+
+    A file saved with old Mac line endings (CR alone) would otherwise read as one line, the
+    whole file the value of its first key, while tools that split at CR see every key; and no
+    environment variable can hold a NUL.
+    """
+    for char, msg, hint in (
+        (
+            "\r",
+            "expected lines that end in LF or CRLF, got a carriage return (CR) alone",
+            "save the file with LF line endings",
+        ),
+        ("\x00", "expected text, got a NUL byte, which no environment variable can hold", None),
+    ):
+        index = line.find(char)
+        if index >= 0:
+            raise _invalid(file, lineno, index + 1, msg, hint=hint)
 
 
 def _env_value(text: str, file: str, lineno: int, col: int, key: str) -> str:

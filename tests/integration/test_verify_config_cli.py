@@ -144,6 +144,16 @@ def test_a_pattern_too_big_to_compile_is_an_invalid_runbook(tmp_path: Path) -> N
     assert "expected a valid regular expression" in done.stderr, done.stderr
 
 
+def test_old_mac_line_endings_are_refused_not_read_as_one_value(tmp_path: Path) -> None:
+    # Lone carriage returns once made the whole file the value of its first key.
+    root = make(tmp_path, f"LOG_LEVEL=info\rSECRET_KEY={SECRET}\r")
+    done = run(root)
+    assert done.returncode == 2, done
+    assert "config/staging.env:1:15:" in done.stderr, done.stderr
+    assert "carriage return" in done.stderr, done.stderr
+    assert SECRET not in done.stdout + done.stderr
+
+
 def test_release_stops_before_its_gates_on_a_catastrophic_pattern(shop: Project) -> None:
     runbook = shop.root / "runbooks" / "shop.yaml"
     text = runbook.read_text()
