@@ -74,7 +74,8 @@ class ConfigFinding:
     #: "required", "one_of", "integer", "pattern", "boolean", "url", "drift" or "secret set".
     rule: str
     expected: str
-    #: What was found; a secret's value never: "set (masked)", "empty", "missing".
+    #: What was found; a secret's value never: "set (masked)", "empty", "only whitespace",
+    #: "missing".
     got: str
     #: The line in `file` when known.
     line: int | None
@@ -668,6 +669,9 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
             add(key, "fail", rule, expected, "missing")
         elif not values[key][0]:
             add(key, "fail", rule, expected, "empty")
+        elif not values[key][0].strip():
+            # Only a quoted value can be blank ("  "): a setting no application can use.
+            add(key, "fail", rule, expected, "only whitespace")
         else:
             add(key, "pass", rule, expected, shown(key))
 
@@ -688,8 +692,8 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
     )
     for key, rule in rules.rules.items():
         present = key in values
-        if key in must_be_set and not (present and values[key][0]):
-            continue  # already failed as missing or empty; a second finding says nothing new
+        if key in must_be_set and not (present and values[key][0].strip()):
+            continue  # already failed as missing or blank; a second finding says nothing new
         for name, expected, predicate, secret_got in _rule_checks(rule, matched.get(key)):
             if not present:
                 add(key, "pass", name, expected, "not set (optional)")

@@ -437,7 +437,14 @@ def test_runbook_without_config_rules_only_reads_the_file(tmp_path: Path) -> Non
 
 @pytest.mark.parametrize(
     ("text", "outcome", "got"),
-    [("A=x\n", "pass", "'x'"), ("B=x\n", "fail", "missing"), ("A=\n", "fail", "empty")],
+    [
+        ("A=x\n", "pass", "'x'"),
+        ("B=x\n", "fail", "missing"),
+        ("A=\n", "fail", "empty"),
+        ('A="  "\n', "fail", "only whitespace"),
+        ('A="\\t"\n', "fail", "only whitespace"),
+        ('A=" x "\n', "pass", "' x '"),
+    ],
 )
 def test_required(tmp_path: Path, text: str, outcome: str, got: str) -> None:
     report = verify(tmp_path, text, {"required": ["A"]})
@@ -639,6 +646,7 @@ SECRET = "s3cr3t-Value-9f8e"
         (f"TOKEN={SECRET}\n", "pass", "set (masked)"),
         ("OTHER=1\n", "fail", "missing"),
         ("TOKEN=\n", "fail", "empty"),
+        ("TOKEN='   '\n", "fail", "only whitespace"),
     ],
 )
 def test_secret_set_missing_empty(tmp_path: Path, text: str, outcome: str, got: str) -> None:
