@@ -394,6 +394,8 @@ def _parse_toml(text: str, file: str) -> dict[str, Any]:
             message = message.removesuffix("(at end of document)").rstrip()
         msg = f"expected valid TOML, got an error: {message}"
         raise _invalid(file, line, column, msg) from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise _invalid(file, 1, 1, f"expected at most {MAX_DEPTH} levels of nesting") from None
 
 
 # flattening ----------------------------------------------------------------------------------

@@ -290,6 +290,9 @@ def test_rules_apply_to_every_format(tmp_path: Path, name: str) -> None:
         ("c.json", "[1, 2]", 1, 1, "expected a JSON object"),
         ("c.json", '{"a": 1, "a": 2}', 1, 1, "got 'a' twice"),
         ("c.toml", "a = 1\nb = \n", 2, 5, "expected valid TOML"),
+        ("c.toml", "a = " + "[" * 5000 + "]" * 5000 + "\n", 1, 1, "levels of nesting"),
+        ("c.toml", "a = " + "{b = " * 5000 + "1" + "}" * 5000, 1, 1, "levels of nesting"),
+        ("c.json", '{"a": ' + "[" * 5000 + "]" * 5000 + "}", 1, 1, "levels of nesting"),
         ("c.toml", 'a = 1\n"b.c" = 2\n[b]\nc = 3\n', 1, 1, "got b.c twice"),
     ],
 )
