@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from drillbook.errors import InvalidInput, Problem, UsageError
-from drillbook.model import ConfigRule, ConfigRules, IntRange
+from drillbook.model import CONFIG_SUFFIXES, ConfigRule, ConfigRules, IntRange
 from drillbook.secrets import Masker, is_secret_name
 
 if TYPE_CHECKING:
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
 #: Deeper nesting than this is refused: a config file has no business being deeper.
 MAX_DEPTH = 50
-SUFFIXES = (".env", ".yaml", ".yml", ".json", ".toml")
+SUFFIXES = CONFIG_SUFFIXES
 _MAX_SHOWN = 200
 
 # The spellings YAML 1.2 reads as booleans.

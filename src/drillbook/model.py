@@ -294,6 +294,24 @@ def _check_relpath(value: str) -> str:
 
 RelPath = Annotated[str, Field(min_length=1), AfterValidator(_check_relpath)]
 
+#: The config files verify-config reads, by how the name ends (a file named just `.env` too).
+CONFIG_SUFFIXES = (".env", ".yaml", ".yml", ".json", ".toml")
+
+
+def _check_config_suffix(value: str) -> str:
+    # Found here rather than at the first verify-config: `check` passing a runbook whose
+    # config file can never be read would only move the error to release day.
+    name = re.split(r"[\\/]", value)[-1].lower()
+    if not name.endswith(CONFIG_SUFFIXES):
+        fail(
+            f"expected a config file ending in {', '.join(CONFIG_SUFFIXES)}, got {value!r}",
+            "verify-config reads .env, YAML, JSON and TOML files",
+        )
+    return value
+
+
+ConfigPath = Annotated[RelPath, AfterValidator(_check_config_suffix)]
+
 
 def _check_argv(value: Any) -> Any:
     """A command is a list of arguments; numbers are accepted and kept as the text written."""
@@ -713,7 +731,9 @@ class Environment(Model):
     """Where a version runs, and what its checks may reach."""
 
     url: str = Field(description="Base URL; http or https.")
-    config: RelPath | None = Field(default=None, description="The file verify-config checks.")
+    config: ConfigPath | None = Field(
+        default=None, description="The file verify-config checks: .env, .yaml, .json or .toml."
+    )
     allow_hosts: list[Host] | None = Field(
         default=None, description="Hosts checks may reach; default: the host of url."
     )

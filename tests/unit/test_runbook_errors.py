@@ -693,6 +693,13 @@ CASES = [
         words=("regular expression", "'^(sqlite|postgresql://'"),
     ),
     Bad(
+        "config-file-of-an-unread-kind",
+        edit("config: config/staging.env", "config: config/staging.ini"),
+        at="config/staging.ini",
+        field="environments.staging.config",
+        words=("expected a config file ending in .env", "'config/staging.ini'"),
+    ),
+    Bad(
         "regular-expression-repeat-too-large",
         edit("'^(sqlite|postgresql)://'", "'a{99999999999}'"),
         at="{pattern",
