@@ -620,7 +620,12 @@ def _config_path(project_root: Path, rel: str, field: str) -> Path:
         msg = f"expected a path relative to the project root {root}, got {rel!r}"
         raise _invalid(rel, 1, 1, msg, field=field)
     # resolve() follows symlinks, so a link that points out of the project is caught too.
-    full = (root / candidate).resolve()
+    try:
+        full = (root / candidate).resolve()
+    except RuntimeError:  # Python before 3.13 raises this, not OSError, for a loop
+        msg = "expected a config file, found a symlink loop: the link leads back to itself"
+        hint = "point the link at a file, or correct the environment's `config:` path"
+        raise _invalid(rel, 1, 1, msg, field=field, hint=hint) from None
     if not full.is_relative_to(root):
         msg = f"expected a path inside the project {root}, got {rel!r}, which leads to {full}"
         raise _invalid(rel, 1, 1, msg, field=field, hint="keep config files inside the project")

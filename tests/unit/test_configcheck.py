@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from pathlib import Path
@@ -408,6 +409,21 @@ def test_symlink_inside_the_project_is_followed(tmp_path: Path) -> None:
     (tmp_path / "config" / "staging.env").symlink_to(tmp_path / "shared" / "base.env")
     report = verify_config(make_runbook({"required": ["A"]}), "staging", tmp_path)
     assert report.ok
+
+
+@pytest.mark.parametrize("links", [["staging.env"], ["other.env", "staging.env"]])
+def test_symlink_loop_is_invalid_input(tmp_path: Path, links: list[str]) -> None:
+    config = tmp_path / "config"
+    config.mkdir()
+    # staging.env -> itself, or staging.env -> other.env -> staging.env
+    names = ["staging.env", *links]
+    for name, target in itertools.pairwise(names):
+        (config / name).symlink_to(target)
+    with pytest.raises(InvalidInput) as exc:
+        verify_config(make_runbook({"required": ["A"]}), "staging", tmp_path)
+    file, line, column, message = one_problem(exc)
+    assert (file, line, column) == ("config/staging.env", 1, 1)
+    assert "symlink loop" in message
 
 
 # --- environments -----------------------------------------------------------------------------
