@@ -52,11 +52,10 @@ def masker_for(loaded: LoadedRunbook, *, environ: frozenset[str] | None = None) 
     for env in runbook.environments.values():
         if env.config is None:
             continue
-        path = loaded.root / env.config
-        if not path.is_file():
-            continue
         try:
-            values = read_config(path)
+            # read_config refuses what is not a readable regular file; is_file() would raise
+            # on a name too long or a folder that cannot be entered.
+            values = read_config(loaded.root / env.config)
         except DrillbookError:  # verify-config reports a bad file; masking goes on without it
             values = {}
         for key in names:

@@ -14,6 +14,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 from _project import Project
 
 BIN = Path(sys.executable).parent
@@ -173,3 +174,27 @@ def test_release_stops_before_its_gates_on_a_catastrophic_pattern(shop: Project)
     assert shop.served_version() is None
     assert shop.tags() == []
     assert shop.snapshot() == before
+
+
+def test_a_config_path_the_system_refuses_to_look_at_is_exit_2(tmp_path: Path) -> None:
+    # A name longer than the file system takes: stat() fails with ENAMETOOLONG, not ENOENT.
+    name = f"config/{'a' * 300}.env"
+    root = make(tmp_path, f"LOG_LEVEL=info\nSECRET_KEY={SECRET}\n")
+    runbook = root / "runbooks" / "shop.yaml"
+    runbook.write_text(runbook.read_text().replace("config/staging.env", name, 1))
+    done = run(root)
+    assert done.returncode == 2, done
+    assert f"{name}:1:1: expected a readable config file" in done.stderr, done.stderr
+
+
+def test_a_config_folder_that_cannot_be_entered_is_exit_2(tmp_path: Path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip("root enters a folder of mode 000: the refusal cannot happen")
+    root = make(tmp_path, f"LOG_LEVEL=info\nSECRET_KEY={SECRET}\n")
+    (root / "config").chmod(0)
+    try:
+        done = run(root)
+    finally:
+        (root / "config").chmod(0o755)
+    assert done.returncode == 2, done
+    assert "config/staging.env:1:1: expected a readable config file" in done.stderr, done.stderr
