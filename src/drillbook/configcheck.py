@@ -13,7 +13,8 @@ The file's extension says how it is read:
 - `.json`: an object.
 - `.toml`: read with `tomllib`.
 
-Nested mappings are flattened with dots: `database: {url: x}` gives the key `database.url`.
+Keys are printed as they are, so a key holding a control character (a newline, an escape
+sequence) is an error. Nested mappings are flattened with dots: `database: {url: x}` gives the key `database.url`.
 Every value is compared as text: booleans are `true`/`false`, null and an empty mapping are the
 empty text, integers are written in decimal, JSON and TOML decimals as written in the file (YAML
 ones as Python writes the float), and a list is written as JSON. Line numbers are known for
@@ -422,6 +423,10 @@ def _render(value: Any) -> str:
     return str(value)
 
 
+# C0 and C1 control characters, DEL, and the line and paragraph separators.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def _flatten(tree: dict[str, Any], doc: Document | None, file: str) -> ConfigValues:
     """Nested mappings as dotted keys; lines come from the YAML document's marks."""
     out: ConfigValues = {}
@@ -431,6 +436,12 @@ def _flatten(tree: dict[str, Any], doc: Document | None, file: str) -> ConfigVal
             raise _invalid(file, 1, 1, f"expected at most {MAX_DEPTH} levels of nesting")
         marks = doc.marks.get(id(node), {}) if doc is not None else {}
         for key, value in node.items():
+            if _CONTROL.search(str(key)):
+                # A key is printed as it is: a newline or an escape sequence in it would forge
+                # or hide lines of the report.
+                line = marks[key][0].line if key in marks else 1
+                msg = f"expected a key of printable characters, got {str(key)!r}"
+                raise _invalid(file, line, 1, msg, field=".".join(path))
             key_path = (*path, str(key))
             if isinstance(value, dict) and value:
                 walk(value, key_path)

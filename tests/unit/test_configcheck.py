@@ -294,6 +294,10 @@ def test_rules_apply_to_every_format(tmp_path: Path, name: str) -> None:
         ("c.toml", "a = " + "[" * 5000 + "]" * 5000 + "\n", 1, 1, "levels of nesting"),
         ("c.toml", "a = " + "{b = " * 5000 + "1" + "}" * 5000, 1, 1, "levels of nesting"),
         ("c.json", '{"a": ' + "[" * 5000 + "]" * 5000 + "}", 1, 1, "levels of nesting"),
+        ("c.json", '{"a": {"x\\nok: fake": 1}}', 1, 1, "key of printable characters"),
+        ("c.json", '{"\\u001b[2Jx": 1}', 1, 1, "key of printable characters, got '\\x1b[2Jx'"),
+        ("c.yaml", 'a: 1\n"b\\tc": 2\n', 2, 1, "key of printable characters, got 'b\\tc'"),
+        ("c.toml", '"x\\u2028y" = 1\n', 1, 1, "key of printable characters"),
         ("c.toml", 'a = 1\n"b.c" = 2\n[b]\nc = 3\n', 1, 1, "got b.c twice"),
     ],
 )
