@@ -3,22 +3,22 @@
 The file's extension says how it is read:
 
 - `.env` (also a file named just `.env`): `KEY=VALUE` lines, optionally `export KEY=VALUE`;
-  blank lines and lines starting with `#` are skipped; lines end in LF or CRLF, and a lone CR
-  or a NUL byte is an error. A value in single quotes is taken as
-  written; in double quotes, `\\n`, `\\t`, `\\r`, `\\"` and `\\\\` are unescaped. An unquoted value
-  ends at ` #` (an inline comment) and loses its surrounding blanks. Values span one line only. A
-  key set twice is an error, since the application would silently read only one of the two.
+  blank lines and lines starting with `#` are skipped. Lines end in LF or CRLF; a lone CR or a
+  NUL byte is an error. A value in single quotes is taken as written; in double quotes, `\\n`,
+  `\\t`, `\\r`, `\\"` and `\\\\` are unescaped. An unquoted value ends at ` #` (an inline
+  comment) and loses its surrounding blanks. Values span one line only. A key set twice is an
+  error, since the application would silently read only one of the two.
 - `.yaml` / `.yml`: one document holding a mapping, read by `yamlsafe` (libyaml, YAML 1.2
   scalars: only `true`/`false` are booleans, `yes`/`on` stay text; tags refused; aliases bounded).
 - `.json`: an object.
 - `.toml`: read with `tomllib`.
 
+Nested mappings are flattened with dots: `database: {url: x}` gives the key `database.url`.
 Keys are printed as they are, so a key holding a control character (a newline, an escape
-sequence) is an error. Nested mappings are flattened with dots: `database: {url: x}` gives the key `database.url`.
-Every value is compared as text: booleans are `true`/`false`, null and an empty mapping are the
-empty text, integers are written in decimal, JSON and TOML decimals as written in the file (YAML
-ones as Python writes the float), and a list is written as JSON. Line numbers are known for
-`.env` and YAML files; JSON and TOML give none.
+sequence) is an error. Every value is compared as text: booleans are `true`/`false`, null and
+an empty mapping are the empty text, integers are written in decimal, JSON and TOML decimals as
+written in the file (YAML ones as Python writes the float), and a list is written as JSON. Line
+numbers are known for `.env` and YAML files; JSON and TOML give none.
 
 A `pattern` is matched with `re.search` in a child process with a deadline (`PATTERN_SECONDS`
 for all the patterns of one file): `re` has no timeout, and a pattern with nested repetition
