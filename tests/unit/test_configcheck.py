@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+import os
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _procs import live_children
 
 from drillbook.configcheck import (
     ConfigFinding,
@@ -20,6 +25,7 @@ from drillbook.configcheck import (
 )
 from drillbook.errors import EXIT_INVALID, InvalidInput, UsageError
 from drillbook.model import Runbook
+from drillbook.parallel import can_fork
 
 STAGING_ENV = """\
 # staging settings
@@ -547,26 +553,47 @@ def test_integer_with_more_digits_than_int_takes(
     assert result.got == repr(value[:200] + "...")
 
 
-def test_patterns_are_matched_with_search_in_one_go() -> None:
+@contextlib.contextmanager
+def another_thread() -> Iterator[None]:
+    """A thread running beside this one: forking is then unsafe, and a spawned matcher used."""
+    stop = threading.Event()
+    thread = threading.Thread(target=stop.wait, name="a-thread-of-the-test")
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@pytest.mark.parametrize("child", ["forked", "spawned"])
+def test_patterns_are_matched_with_search_in_one_go(child: str) -> None:
     patterns = {
         "A": (r"\d", ("abc1", 1)),
         "B": ("^x$", ("x\n", 2)),  # search: $ matches before a final newline, as re does
         "C": ("^(sqlite|postgresql)://", ("mysql://x", 3)),
     }
-    assert match_patterns(patterns, file="c.env") == {"A": True, "B": True, "C": False}
-    assert match_patterns({}, file="c.env") == {}
+    with another_thread() if child == "spawned" else contextlib.nullcontext():
+        assert can_fork() is (child == "forked")
+        assert match_patterns(patterns, file="c.env") == {"A": True, "B": True, "C": False}
+        assert match_patterns({}, file="c.env") == {}
 
 
-def test_a_pattern_still_matching_at_the_deadline_is_invalid_input() -> None:
+@pytest.mark.parametrize("child", ["forked", "spawned"])
+def test_a_pattern_still_matching_at_the_deadline_is_invalid_input(child: str) -> None:
     patterns = {
         "FAST": ("^a", ("abc", 1)),
         "SLOW": ("^(a+)+$", ("a" * 40 + "!", 7)),
         "NEVER": ("x", ("x", 9)),
     }
     start = time.monotonic()
-    with pytest.raises(InvalidInput) as exc:
+    with (
+        another_thread() if child == "spawned" else contextlib.nullcontext(),
+        pytest.raises(InvalidInput) as exc,
+    ):
         match_patterns(patterns, file="config/c.env", seconds=0.5)
     assert time.monotonic() - start < 10
+    assert not live_children(os.getpid())  # the matcher was stopped and reaped
     file, line, column, message = one_problem(exc)
     assert (file, line, column) == ("config/c.env", 7, 1)
     assert exc.value.problems[0].field == "config.rules.SLOW.pattern"
