@@ -237,7 +237,10 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
     touched = bool(deployed) or any(
         e.get("event") == "step_started" and e.get("changes") for e in events
     )
-    left_on = deployed[-1].get("version") if deployed else None
+    # A deploy that started and never said `deployed` (killed, interrupted, or failed with no
+    # rollback after it) may have changed the environment or not: what it left is unknown.
+    unproven = _deploy_unproven(events)
+    left_on = deployed[-1].get("version") if deployed and not unproven else None
     version: str | None = first.get("version")
     previous: str | None = first.get("previous")
     changes_of = version
@@ -271,7 +274,7 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
     elif kind == "deploy":
         undo = _undo_deploy(env, touched, bool(deployed), previous, version)
     else:
-        undo = _undo_release(kind, env, touched, left_on, previous, outcome, changes)
+        undo = _undo_release(kind, env, touched, unproven, left_on, previous, outcome, changes)
     return Entry(
         ts=str(first.get("ts", "")),
         run=str(first.get("run", "")),
@@ -316,6 +319,16 @@ def for_service(value: Any, service: str) -> Any:
     return value
 
 
+def _deploy_unproven(events: list[dict[str, Any]]) -> bool:
+    """Whether the run's last deploy step started and no `deployed` event followed it."""
+    for event in reversed(events):
+        if event.get("event") == "deployed":
+            return False
+        if event.get("event") == "step_started" and event.get("kind") == "deploy":
+            return True
+    return False
+
+
 def _rollback(env: str, to: str) -> str:
     return f"drillbook rollback --env {env} --to {to}"
 
@@ -324,6 +337,7 @@ def _undo_release(
     kind: str,
     env: str,
     touched: bool,
+    unproven: bool,
     left_on: str | None,
     previous: str | None,
     outcome: str,
@@ -333,6 +347,10 @@ def _undo_release(
         return "nothing to undo (nothing was deployed)"
     if previous is not None and left_on == previous:
         return f"nothing to undo (rolled back to {previous})"
+    if unproven and previous is not None:
+        # The journal still says what ran before the cut-short deploy (or names the new version
+        # with the rollback's redeploy cut short), so only a deploy is sure to be accepted.
+        return f"drillbook deploy --env {env} --version {previous}"
     if previous is not None:
         return _rollback(env, previous)
     if outcome == "rolled back":

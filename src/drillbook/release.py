@@ -712,12 +712,18 @@ def _after_failure(
             failed=failed,
         )
     if not auto_rollback:
+        if failed.step.kind == "deploy" and previous is not None:
+            # The deploy itself failed: the journal still says `previous` runs (so `rollback`
+            # would refuse to go "down" to it), and the environment may run either version.
+            state = f"{env} may run {previous} or a half-deployed {version}. Put {previous} back"
+            undo = f"drillbook deploy --env {env} --version {previous}"
+        else:
+            state, undo = f"{env} runs {version}. Roll back", rollback_command(env, previous)
         return Outcome(
             EXIT_ROLLBACK_FAILED,
             "failed",
             f"release {version} failed at {failed.step.id} on {env} and was NOT rolled back "
-            f"(--no-auto-rollback); {env} runs {version}. Roll back with "
-            f"`{rollback_command(env, previous)}`",
+            f"(--no-auto-rollback); {state} with `{undo}`",
             failed=failed,
         )
     ok, results = run_rollback(

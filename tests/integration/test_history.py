@@ -180,7 +180,9 @@ def test_the_table_lists_what_changed_newest_first_with_owners_and_undo(
     assert "undo: no earlier version to go back to (first release)" in undo
     line, undo = row("killed")
     assert "1.1.0 -> 1.2.0" in line and "unfinished (killed?)" in line and "carol" in line
-    assert "undo: drillbook rollback --env staging --to 1.1.0" in undo
+    # Its deploy never said `deployed`: the journal does not say 1.2.0 runs, so `rollback`
+    # would refuse to go "down" to 1.1.0; a deploy of 1.1.0 puts it back.
+    assert "undo: drillbook deploy --env staging --version 1.1.0" in undo
     assert f"then: `drillbook resume {runs['killed']}`" in out
     line, undo = row("abandoned")
     assert "deploy" in line and "interrupted, abandoned" in line and "1.5s" in line
@@ -213,7 +215,7 @@ def test_since_env_and_json(project: tuple[Project, dict[str, str]]) -> None:
         "duration_ms": None,
         "owners": ["carol"],
         "changes": list(CAROL),
-        "undo": "drillbook rollback --env staging --to 1.1.0",
+        "undo": "drillbook deploy --env staging --version 1.1.0",
     }
     assert isinstance(entries[0]["duration_ms"], int)
 

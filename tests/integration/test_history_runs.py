@@ -1,0 +1,104 @@
+"""`drillbook history` after real runs that did not end well: killed, interrupted, failed.
+
+Every run here is a real `drillbook` process on the fixture project; the undo line that history
+prints is then typed as it is, and must work.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import signal
+from typing import Any
+
+import pytest
+from _project import Project
+
+
+def history_json(shop: Project, *args: str) -> list[dict[str, Any]]:
+    result = shop.run("history", "--format", "json", *args)
+    assert result.code == 0, result
+    return json.loads(result.out)
+
+
+def entry_of(shop: Project, run_id: str) -> dict[str, Any]:
+    return next(e for e in history_json(shop) if e["run"] == run_id)
+
+
+def stopped_mid_deploy(shop: Project, how: str, *args: str) -> str:
+    """`drillbook ARGS` whose deploy of 1.1.0 hangs, killed or interrupted there; its run id."""
+    proc = shop.start(*args, FIXTURE_HANG="1.1.0")
+    shop.wait_for_event(
+        # Of this run (1.1.0), and `deploy`, not a rehearsal's `baseline-deploy`.
+        lambda e: (
+            e["event"] == "command_started"
+            and e.get("version") == "1.1.0"
+            and e.get("step") == "deploy"
+        ),
+        proc=proc,
+    )
+    run_id = shop.journals()[-1].stem
+    proc.send_signal(signal.SIGKILL if how == "killed" else signal.SIGINT)
+    proc.communicate(timeout=30)
+    return run_id
+
+
+def type_undo(shop: Project, undo: str) -> None:
+    """Run the undo command as a person pastes it, once the run is closed."""
+    argv = shlex.split(undo)
+    assert argv[0] == "drillbook", undo
+    result = shop.run(*argv[1:])
+    assert result.code == 0, result
+
+
+@pytest.mark.parametrize("how", ["killed", "interrupted"])
+def test_a_release_stopped_mid_deploy_is_undone_by_a_deploy_of_what_ran(
+    released: Project, how: str
+) -> None:
+    run_id = stopped_mid_deploy(released, how, "release", "--version", "1.1.0")
+
+    entry = entry_of(released, run_id)
+
+    assert entry["outcome"] == ("unfinished (killed?)" if how == "killed" else "interrupted")
+    # The journal never saw 1.1.0 deployed, so it still says 1.0.0 runs: `rollback --to 1.0.0`
+    # would be refused ("not below it"); deploying 1.0.0 again puts back what ran.
+    assert entry["undo"] == "drillbook deploy --env staging --version 1.0.0"
+    assert released.run("abandon", run_id).code == 0
+    type_undo(released, entry["undo"])
+    assert released.served_version() == "1.0.0"
+
+
+def test_a_release_whose_deploy_failed_without_rollback_is_undone_by_a_deploy(
+    released: Project,
+) -> None:
+    result = released.run(
+        "release", "--version", "1.1.0", "--no-auto-rollback", FIXTURE_FAIL_DEPLOY="1.1.0"
+    )
+    assert result.code == 5, result
+    # The deploy failed: staging does not (surely) run 1.1.0, and the journal says 1.0.0 runs.
+    assert "staging runs 1.1.0" not in result.out
+    assert "`drillbook deploy --env staging --version 1.0.0`" in result.out
+    run_id = released.journals()[-1].stem
+
+    entry = entry_of(released, run_id)
+
+    assert entry["outcome"] == "failed"
+    assert entry["undo"] == "drillbook deploy --env staging --version 1.0.0"
+    type_undo(released, entry["undo"])
+
+
+@pytest.mark.parametrize("how", ["killed", "interrupted"])
+def test_a_rehearsal_stopped_mid_deploy_is_not_called_nothing_to_undo(
+    released: Project, how: str
+) -> None:
+    run_id = stopped_mid_deploy(released, how, "rehearse", "--version", "1.1.0")
+
+    entry = entry_of(released, run_id)
+
+    # Its baseline (1.0.0) was deployed, then the deploy of 1.1.0 was cut short: staging may run
+    # either, so there is something to undo.
+    assert not entry["undo"].startswith("nothing to undo"), entry
+    assert entry["undo"] == "drillbook deploy --env staging --version 1.0.0"
+    assert released.run("abandon", run_id).code == 0
+    type_undo(released, entry["undo"])
+    assert released.served_version() == "1.0.0"
