@@ -129,9 +129,23 @@ def entries(root: Path, *, since: float | None = None, env: str | None = None) -
         # The whole first event: list_runs holds only a summary of it.
         out.append(_entry(events[0] if events else first, events, owners_of))
     out.sort(key=lambda e: (_epoch(e.ts) or 0.0, e.run), reverse=True)
+    out = [_still_running(root, e) for e in out]
     if several_runbooks(root):
         out = [replace(e, undo=for_service(e.undo, e.service)) for e in out]
     return out
+
+
+def _still_running(root: Path, entry: Entry) -> Entry:
+    """`entry` as running when its run still holds its environment's lock: it was not killed,
+    and neither `resume` nor `abandon` would take it (they wait for the lock)."""
+    if entry.outcome != UNFINISHED:
+        return entry
+    from drillbook.lock import live_holder
+
+    holder = live_holder(root, entry.env)
+    if holder is None or holder.get("run") != entry.run:
+        return entry
+    return replace(entry, outcome=f"running (pid {holder['pid']} on {holder['host']})")
 
 
 def several_runbooks(root: Path) -> bool:
@@ -481,9 +495,17 @@ def table(rows: list[Entry]) -> list[str]:
         lines.append(line(cells))
         if entry.undo:
             lines.append(f"{'':{widths[0]}}  undo: {entry.undo}")
-        if entry.outcome == UNFINISHED:
-            lines.append(
-                f"{'':{widths[0]}}  then: `drillbook resume {entry.run}` or "
-                f"`drillbook abandon {entry.run}`"
-            )
+        then = _then(entry)
+        if then:
+            lines.append(f"{'':{widths[0]}}  then: {then}")
     return lines
+
+
+def _then(entry: Entry) -> str | None:
+    """What to do about a run that stopped and that nobody resumed or abandoned yet."""
+    if entry.outcome not in (UNFINISHED, _OUTCOMES["interrupted"]):
+        return None
+    if entry.kind == "release":
+        return f"`drillbook resume {entry.run}` or `drillbook abandon {entry.run}`"
+    # Only a release resumes step by step: `resume` refuses the others.
+    return f"`drillbook abandon {entry.run}`, then run the {entry.kind} again if still needed"

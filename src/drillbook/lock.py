@@ -191,6 +191,19 @@ def _holder_state(record: dict[str, Any]) -> str | None:
     return None
 
 
+def live_holder(project_root: Path, scope: str) -> dict[str, Any] | None:
+    """The record of whoever holds the lock of `scope`, if it may still be running; else None.
+
+    Only looks: a lock whose holder is gone, or that cannot be read, is None and stays as it is.
+    """
+    if not _SCOPE.match(scope):
+        return None
+    record, _ = _read(lock_path(project_root, scope))
+    if record is None or _holder_state(record) is not None:
+        return None
+    return record
+
+
 def _held_message(path: Path, scope: str, record: dict[str, Any]) -> str:
     """Who holds the lock and what to do about it."""
     argv = record.get("argv")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import shlex
 import signal
+import socket
 from typing import Any
 
 import pytest
@@ -101,4 +102,49 @@ def test_a_rehearsal_stopped_mid_deploy_is_not_called_nothing_to_undo(
     assert entry["undo"] == "drillbook deploy --env staging --version 1.0.0"
     assert released.run("abandon", run_id).code == 0
     type_undo(released, entry["undo"])
+    assert released.served_version() == "1.0.0"
+
+
+def test_a_release_still_running_is_shown_running_not_killed(released: Project) -> None:
+    proc = released.start("release", "--version", "1.1.0", FIXTURE_SLOW_GATE="unit")
+    released.read_until(proc, "unit: sleeping")
+    run_id = released.journals()[-1].stem
+
+    entry = entry_of(released, run_id)
+    text = released.run("history")
+    listed = released.run("resume")
+
+    assert entry["outcome"] == f"running (pid {proc.pid} on {socket.gethostname()})"
+    assert text.code == 0, text
+    assert "killed?" not in text.out
+    # `resume` and `abandon` would only wait for its lock (exit 75): not offered.
+    assert f"drillbook resume {run_id}" not in text.out
+    assert listed.code == 0, listed
+    assert f"{run_id}  running" in listed.out
+    assert f"it still runs (pid {proc.pid}" in listed.out
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert entry_of(released, run_id)["outcome"] == "interrupted"
+
+
+def test_a_killed_rollback_is_offered_only_abandon(released: Project) -> None:
+    assert released.run("release", "--version", "1.1.0").code == 0
+    proc = released.start("rollback", "--env", "staging", FIXTURE_HANG="1.0.0")
+    released.wait_for_event(
+        lambda e: e["event"] == "command_started" and e.get("step") == "rollback-deploy",
+        proc=proc,
+    )
+    run_id = released.journals()[-1].stem
+    proc.kill()
+    proc.communicate()
+
+    text = released.run("history")
+
+    assert text.code == 0, text
+    # `resume` refuses all but a release; the line names what works.
+    assert f"drillbook resume {run_id}" not in text.out
+    then = f"then: `drillbook abandon {run_id}`, then run the rollback again if still needed"
+    assert then in text.out
+    assert released.run("abandon", run_id).code == 0
+    assert released.run("rollback", "--env", "staging").code == 0
     assert released.served_version() == "1.0.0"

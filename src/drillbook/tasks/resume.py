@@ -47,6 +47,7 @@ def _run_state(info: Any) -> tuple[str, list[dict[str, Any]]]:
 
 def _list_resumable(console: Console, root: Path) -> None:
     from drillbook.journal import list_runs
+    from drillbook.lock import live_holder
     from drillbook.session import describe_leftovers, leftovers_of
 
     found = False
@@ -56,6 +57,11 @@ def _list_resumable(console: Console, root: Path) -> None:
             first = events[0] if events else {}
             last = events[-1] if events else {}
             running = describe_leftovers(first, leftovers_of(first, events)) if first else ""
+            holder = live_holder(root, str(first.get("env"))) if state == "open" else None
+            if holder is not None and holder.get("run") == info.run_id:
+                # Not killed: it still runs, and resume or abandon would wait for its lock.
+                state = "running"
+                running = f"; it still runs (pid {holder['pid']} on {holder['host']})"
             console.print(
                 f"{info.run_id}  {state:<11} {first.get('action', '?')} "
                 f"{first.get('version') or ''} on {first.get('env', '?')}, "
