@@ -9,6 +9,7 @@ journal is read whole only for a run that is shown.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from dataclasses import dataclass, replace
@@ -100,9 +101,14 @@ def _epoch(ts: Any) -> float | None:
     if not isinstance(ts, str):
         return None
     try:
-        return datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+        moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+        if moment.tzinfo is None:  # the journal writes UTC; one without a zone means it too
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp()
+        datetime.fromtimestamp(seconds, UTC)  # a moment `_when` can show
+    except (ValueError, OverflowError, OSError):
         return None
+    return seconds
 
 
 def entries(root: Path, *, since: float | None = None, env: str | None = None) -> list[Entry]:
@@ -229,16 +235,53 @@ def _last(events: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
     return next((e for e in reversed(events) if e.get("event") == name), None)
 
 
+# A journal is read as written by this drillbook, but a newer one, a hand edit or a log tool may
+# leave a field of another type: what is not of the expected type is left out, so that one odd
+# journal costs its own details, never the whole answer.
+
+
+def _text(value: Any) -> str | None:
+    """A field that should hold text (a version, an owner): the text, a number as text, or None."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
+        return str(value)
+    return None
+
+
+def _millis(value: Any) -> int | None:
+    """A duration in milliseconds, or None when it is not a number of them."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    if not math.isfinite(value) or value < 0:
+        return None
+    return round(value)
+
+
+_CHANGE_KEYS = ("change", "title", "owner", "rollback")
+
+
+def _changes(value: Any) -> tuple[dict, ...]:
+    """A run's `changes` as a list of objects with the keys history shows, each text or None."""
+    if not isinstance(value, list):
+        return ()
+    return tuple(
+        {key: _text(item.get(key)) for key in _CHANGE_KEYS}
+        for item in value
+        if isinstance(item, dict)
+    )
+
+
 def _outcome(events: list[dict[str, Any]]) -> str:
     finished = _last(events, "run_finished")
     closed = _last(events, "run_closed")
     if finished is None:
         text = UNFINISHED
     else:
-        raw = str(finished.get("outcome", "?"))
+        raw = _text(finished.get("outcome")) or "?"
         text = _OUTCOMES.get(raw, raw.replace("_", " "))
     if closed is not None and (finished is None or finished.get("outcome") == "interrupted"):
-        text += f", {closed.get('how') or 'closed'}"
+        text += f", {_text(closed.get('how')) or 'closed'}"
     return text
 
 
@@ -254,35 +297,36 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
     # A deploy that started and never said `deployed` (killed, interrupted, or failed with no
     # rollback after it) may have changed the environment or not: what it left is unknown.
     unproven = _deploy_unproven(events)
-    left_on = deployed[-1].get("version") if deployed and not unproven else None
-    version: str | None = first.get("version")
-    previous: str | None = first.get("previous")
+    left_on = _text(deployed[-1].get("version")) if deployed and not unproven else None
+    found = _text(first.get("found_version"))
+    version = _text(first.get("version"))
+    previous = _text(first.get("previous"))
     changes_of = version
     if kind == "rollback":
-        version, previous = first.get("to_version"), first.get("version")
+        version, previous = _text(first.get("to_version")), _text(first.get("version"))
         changes_of = previous
     elif kind == "deploy":
         # What ran before, as the deploy found it in the journals; a deploy that failed has
         # no `deployed` event to say it.
-        previous = first.get("found_version") or (deployed[0].get("previous") if deployed else None)
+        previous = found or (_text(deployed[0].get("previous")) if deployed else None)
     outcome = _outcome(events)
-    changes = tuple(first.get("changes") or ()) or owners_of.changes(service, changes_of)
+    changes = _changes(first.get("changes")) or owners_of.changes(service, changes_of)
     owners = tuple(dict.fromkeys(str(c["owner"]) for c in changes if c.get("owner")))
-    if not owners and first.get("owner"):
+    if not owners and _text(first.get("owner")):
         owners = (str(first["owner"]),)
-    raw_outcome = str(finished.get("outcome")) if finished else None
+    raw_outcome = _text(finished.get("outcome")) if finished else None
     closed = _last(events, "run_closed")
-    if closed is not None and closed.get("how") == "resumed" and closed.get("by"):
+    if closed is not None and closed.get("how") == "resumed" and _text(closed.get("by")):
         undo = f"see run {closed['by']}, which resumed this one"
     elif raw_outcome in ("rollback_failed", "restore_failed"):
-        target = first.get("found_version") if kind == "rehearse" else previous
+        target = found if kind == "rehearse" else previous
         if kind == "rollback":
             target = version
         undo = _undo_failed_rollback(env, target)
     elif kind == "rehearse":
         finish = _last(events, "rehearsal_finished") or {}
-        left_on = finish.get("left_on", left_on) if finish else left_on
-        undo = _undo_rehearsal(env, touched, left_on, first.get("found_version"))
+        left_on = _text(finish.get("left_on", left_on)) if finish else left_on
+        undo = _undo_rehearsal(env, touched, left_on, found)
     elif kind == "rollback":
         undo = _undo_rollback(env, touched, previous)
     elif kind == "deploy":
@@ -298,7 +342,7 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
         version=version,
         previous=previous,
         outcome=outcome,
-        duration_ms=finished.get("duration_ms") if finished else None,
+        duration_ms=_millis(finished.get("duration_ms")) if finished else None,
         owners=owners,
         changes=changes,
         undo=undo,

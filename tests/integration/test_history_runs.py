@@ -148,3 +148,88 @@ def test_a_killed_rollback_is_offered_only_abandon(released: Project) -> None:
     assert released.run("abandon", run_id).code == 0
     assert released.run("rollback", "--env", "staging").code == 0
     assert released.served_version() == "1.0.0"
+
+
+def write_journal(shop: Project, run_id: str, *lines: str | dict[str, Any]) -> None:
+    """A journal as a newer drillbook, a hand edit or a log tool may leave it."""
+    folder = shop.root / ".drillbook" / "journal"
+    folder.mkdir(parents=True, exist_ok=True)
+    text = "".join((line if isinstance(line, str) else json.dumps(line)) + "\n" for line in lines)
+    (folder / f"{run_id}.jsonl").write_text(text)
+
+
+def started(run_id: str, **fields: Any) -> dict[str, Any]:
+    base = {"ts": "2026-11-23T10:00:00.000Z", "run": run_id, "seq": 1, "event": "run_started"}
+    return {**base, "action": "release", "service": "shop", "env": "staging", **fields}
+
+
+#: Fields of a type this drillbook does not write, as a newer one or a hand edit may.
+ODD_RUNS = {
+    "20261123T100000Z-0000a1": [started("20261123T100000Z-0000a1", changes=["basket"])],
+    "20261123T100000Z-0000a2": [started("20261123T100000Z-0000a2", changes="basket")],
+    "20261123T100000Z-0000a3": [
+        started(
+            "20261123T100000Z-0000a3",
+            version=1.2,
+            previous=["1.1.0"],
+            owner={"team": "shop"},
+            changes=[{"change": "basket", "owner": {"team": "carol"}, "rollback": 7}, 3],
+        ),
+        {"event": "step_started", "step": "deploy", "kind": "deploy", "changes": True},
+        {"event": "deployed", "version": {"v": 1}},
+        {"event": "run_finished", "outcome": {"x": 1}, "duration_ms": "12"},
+    ],
+    "20261123T100000Z-0000a4": [
+        started("20261123T100000Z-0000a4", version="1.2.0"),
+        '{"event": "run_finished", "outcome": "ok", "duration_ms": 1e400}',
+    ],
+    "20261123T100000Z-0000a5": [
+        started("20261123T100000Z-0000a5", version="1.2.0", ts="9999-12-31T23:59:59-05:00"),
+        {"event": "run_finished", "outcome": "ok", "duration_ms": -5},
+        {"event": "run_closed", "how": 5, "by": {"run": "x"}},
+    ],
+}
+
+
+def test_odd_fields_in_a_journal_leave_the_rest_of_history_readable(released: Project) -> None:
+    [real] = [p.stem for p in released.journals()]
+    for run_id, lines in ODD_RUNS.items():
+        write_journal(released, run_id, *lines)
+
+    text = released.run("history", "--since", "all")
+    found = history_json(released, "--since", "all")
+
+    assert text.code == 0, text
+    assert "internal error" not in text.err
+    for run_id in [*ODD_RUNS, real]:
+        assert run_id in text.out
+    assert {e["run"] for e in found} == {*ODD_RUNS, real}
+    keys = {tuple(e) for e in found}
+    assert len(keys) == 1, keys
+    for entry in found:
+        assert all(isinstance(o, str) for o in entry["owners"]), entry
+        assert entry["duration_ms"] is None or entry["duration_ms"] >= 0, entry
+        for change in entry["changes"]:
+            assert set(change) == {"change", "title", "owner", "rollback"}, entry
+            assert all(v is None or isinstance(v, str) for v in change.values()), entry
+        for key in ("version", "previous", "undo"):
+            assert entry[key] is None or isinstance(entry[key], str), entry
+    # A number stands as its text; what is neither text nor a number is left out.
+    odd = next(e for e in found if e["run"] == "20261123T100000Z-0000a3")
+    assert (odd["version"], odd["previous"], odd["owners"]) == ("1.2", None, [])
+    assert odd["changes"] == [{"change": "basket", "title": None, "owner": None, "rollback": "7"}]
+
+
+def test_a_timestamp_without_a_zone_is_read_as_utc_whatever_the_local_zone(
+    released: Project,
+) -> None:
+    run_id = "20261123T100000Z-0000b1"
+    write_journal(released, run_id, started(run_id, version="1.2.0", ts="2026-11-23T10:00:00"))
+    lines = {}
+    for zone in ("UTC", "America/New_York", "Asia/Tokyo"):
+        result = released.run("history", "--since", "all", TZ=zone)
+        assert result.code == 0, result
+        lines[zone] = next(line for line in result.out.splitlines() if run_id in line)
+
+    # The run id, the journal and the column all speak UTC.
+    assert all(line.startswith("11-23 10:00:00Z") for line in lines.values()), lines
