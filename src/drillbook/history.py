@@ -85,7 +85,8 @@ class Entry:
 
 
 def parse_since(text: str, *, now: float | None = None) -> float | None:
-    """`30m`, `24h`, `7d`, `2w` as the epoch seconds that long ago; `all` as None."""
+    """`30m`, `24h`, `7d`, `2w` as the epoch seconds that long ago; `all`, or a span that
+    reaches back before 1970, as None (every run)."""
     value = text.strip().lower()
     if value == "all":
         return None
@@ -93,8 +94,13 @@ def parse_since(text: str, *, now: float | None = None) -> float | None:
     if not match:
         msg = f"--since expects a duration such as 30m, 24h or 7d, or `all`; got {text!r}"
         raise UsageError(msg)
-    seconds = int(match.group(1)) * _UNITS[match.group(2)]
-    return (time.time() if now is None else now) - seconds
+    now = time.time() if now is None else now
+    digits = match.group(1).lstrip("0") or "0"
+    # More digits than any span back to 1970 has (and int() refuses thousands): everything.
+    if len(digits) > 12:
+        return None
+    seconds = int(digits) * _UNITS[match.group(2)]
+    return None if seconds >= now else now - seconds
 
 
 def _epoch(ts: Any) -> float | None:

@@ -233,3 +233,20 @@ def test_a_timestamp_without_a_zone_is_read_as_utc_whatever_the_local_zone(
 
     # The run id, the journal and the column all speak UTC.
     assert all(line.startswith("11-23 10:00:00Z") for line in lines.values()), lines
+
+
+@pytest.mark.parametrize("since", ["1" + "0" * 400 + "d", "1" + "0" * 5000 + "w"])
+def test_a_since_longer_than_the_clock_goes_back_to_the_first_journal(
+    released: Project, since: str
+) -> None:
+    result = released.run("history", "--since", since)
+
+    assert result.code == 0, result
+    assert "what changed since the first journal: 1 run" in result.out
+
+
+def test_a_since_of_leading_zeros_is_its_value(released: Project) -> None:
+    result = released.run("history", "--since", "0" * 40 + "1h")
+
+    assert result.code == 0, result
+    assert "what changed in the last " in result.out
