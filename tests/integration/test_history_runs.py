@@ -250,3 +250,30 @@ def test_a_since_of_leading_zeros_is_its_value(released: Project) -> None:
 
     assert result.code == 0, result
     assert "what changed in the last " in result.out
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        (),  # a zero-byte journal: created, then the disk filled or the machine died
+        (
+            '{"ts": "2026-11-23T10:00:00.000Z", "run": "x", "seq": 1, "event": "run_star',
+            '{"event": "step_started", "step": "deploy", "kind": "deploy", "changes": true}',
+        ),
+        (json.dumps({"event": "run_started", "action": "release", "env": "staging"}),),
+    ],
+    ids=["empty", "first-line-torn", "no-runbook"],
+)
+def test_resume_of_a_journal_without_its_start_is_refused_and_abandon_closes_it(
+    released: Project, lines: tuple[str, ...]
+) -> None:
+    run_id = "20261123T100000Z-0000c1"
+    write_journal(released, run_id, *lines)
+
+    result = released.run("resume", run_id)
+
+    assert result.code == 2, result
+    assert "internal error" not in result.err
+    assert f"the journal of run {run_id} does not start with a run_started event" in result.err
+    assert f"drillbook abandon {run_id}" in result.err
+    assert released.run("abandon", run_id).code == 0

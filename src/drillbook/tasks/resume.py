@@ -139,7 +139,28 @@ def resume(c: Context, run: str | None = None) -> None:
     if found_run is None:
         return
     info, events = found_run
-    first = events[0]
+    first = events[0] if events else {}
+    if first.get("event") != "run_started" or not isinstance(first.get("runbook"), str):
+        # A crash leaves a torn last line, never a torn first one: this journal was cut short
+        # at its start, or edited, and says neither what ran nor from which runbook.
+        found = (
+            "it is empty"
+            if not events
+            else f"its first event is {first.get('event')!r}"
+            if first.get("event") != "run_started"
+            else "it names no runbook"
+        )
+        msg = (
+            f"the journal of run {info.run_id} does not start with a run_started event that "
+            f"names its runbook ({found}), so what it ran is unknown; it cannot be resumed"
+        )
+        raise UsageError(
+            msg,
+            hint=(
+                f"check {first.get('env') or 'the environment it ran on'}, then "
+                f"`drillbook abandon {info.run_id}` closes it"
+            ),
+        )
     if first.get("action") != "release":
         msg = f"run {info.run_id} is a {first.get('action')}; only a release resumes step by step"
         raise UsageError(
