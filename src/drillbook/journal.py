@@ -40,8 +40,10 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _LINE_BREAKS = {0x85: "\\u0085", 0x2028: "\\u2028", 0x2029: "\\u2029"}
 #: `list_runs` reads at most this much from the end of a journal to find its last events.
 TAIL_BYTES = 64 * 1024
-#: ... and at most this much from its start to find the first event.
-HEAD_BYTES = 64 * 1024
+#: ... and at most this much from its start to find the first event. The first event holds
+#: every change of the release with its title and rollback (a release of a few hundred changes
+#: writes more than 64 KiB), from a runbook of at most 1 MiB (`yamlsafe.MAX_BYTES`), escaped.
+HEAD_BYTES = 16 * 1024 * 1024
 
 
 def journal_dir(project_root: Path) -> Path:

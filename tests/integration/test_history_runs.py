@@ -277,3 +277,45 @@ def test_resume_of_a_journal_without_its_start_is_refused_and_abandon_closes_it(
     assert f"the journal of run {run_id} does not start with a run_started event" in result.err
     assert f"drillbook abandon {run_id}" in result.err
     assert released.run("abandon", run_id).code == 0
+
+
+def many_changes(count: int) -> str:
+    """Release 1.3.0 of `count` changes, each with a long title: a run_started line of ~100 KiB."""
+    out = ["  - version: 1.3.0\n    changes:\n"]
+    for i in range(count):
+        out.append(
+            f"      - id: change-{i:03d}\n"
+            f"        title: Change {i:03d} {'of the big spring clean-up ' * 10}\n"
+            f"        owner: owner-{i % 7}\n"
+            "        expected:\n"
+            "          summary: /health answers ok.\n"
+            "          checks: [healthy]\n"
+            "        rollback:\n"
+            "          summary: Deploy 1.0.0 again.\n"
+            "          retry_safe: true\n"
+        )
+    return "".join(out)
+
+
+def test_a_killed_release_of_many_changes_is_still_seen(released: Project) -> None:
+    runbook = released.root / "runbooks" / "shop.yaml"
+    runbook.write_text(runbook.read_text() + many_changes(250))
+    released.commit("a big release")
+    proc = released.start("release", "--version", "1.3.0", FIXTURE_HANG="1.3.0")
+    released.wait_for_event(
+        lambda e: e["event"] == "command_started" and e.get("version") == "1.3.0", proc=proc
+    )
+    run_id = released.journals()[-1].stem
+    assert len(released.journals()[-1].read_bytes().split(b"\n", 1)[0]) > 64 * 1024
+    proc.kill()
+    proc.communicate()
+
+    entry = entry_of(released, run_id)
+    deploy = released.run("deploy", "--env", "staging", "--version", "1.0.0")
+
+    assert entry["outcome"] == "unfinished (killed?)"
+    assert len(entry["owners"]) == 7
+    # The next run that changes staging sees it too, and asks for resume or abandon.
+    assert deploy.code == 3, deploy
+    assert f"run {run_id} (release 1.3.0 on staging" in deploy.err
+    assert released.run("abandon", run_id).code == 0
