@@ -325,8 +325,10 @@ def _parse_lines(data: bytes) -> tuple[list[dict[str, Any]], bool, int]:
     skipped = 0
     for index, raw in enumerate(lines):
         try:
-            event = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+            # The writer writes UTF-8; a byte that is not (a hand edit, a bit flipped) costs
+            # only the character it stands for, not the whole event.
+            event = json.loads(raw.decode("utf-8", errors="replace"))
+        except ValueError:
             event = None
         if isinstance(event, dict):
             events.append(event)

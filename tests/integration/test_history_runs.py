@@ -319,3 +319,22 @@ def test_a_killed_release_of_many_changes_is_still_seen(released: Project) -> No
     assert deploy.code == 3, deploy
     assert f"run {run_id} (release 1.3.0 on staging" in deploy.err
     assert released.run("abandon", run_id).code == 0
+
+
+def test_a_byte_that_is_not_utf8_in_a_journal_line_hides_nothing(released: Project) -> None:
+    run_id = stopped_mid_deploy(released, "killed", "release", "--version", "1.1.0")
+    path = released.root / ".drillbook" / "journal" / f"{run_id}.jsonl"
+    # A hand edit in a Latin-1 editor: "Turn the feature on" -> "Turn the café on".
+    data = path.read_bytes()
+    assert b"Turn the feature on" in data.split(b"\n", 1)[0]
+    path.write_bytes(data.replace(b"Turn the feature on", b"Turn the caf\xe9 on", 1))
+
+    entry = entry_of(released, run_id)
+    deploy = released.run("deploy", "--env", "staging", "--version", "1.0.0")
+
+    assert entry["outcome"] == "unfinished (killed?)"
+    assert entry["owners"] == ["bob"]
+    assert entry["changes"][0]["title"] == "Turn the caf\ufffd on"
+    assert deploy.code == 3, deploy
+    assert f"run {run_id} (release 1.1.0 on staging" in deploy.err
+    assert released.run("abandon", run_id).code == 0
