@@ -499,12 +499,20 @@ def format_duration_ms(ms: int | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def _when(ts: str) -> str:
+def _when(ts: str, *, with_year: bool = False) -> str:
     moment = _epoch(ts)
     if moment is None:
         return ts[:19] or "?"
     # UTC, as the journal and most log stores write it, so times can be matched by eye.
-    return datetime.fromtimestamp(moment, UTC).strftime("%m-%d %H:%M:%SZ")
+    shown = "%Y-%m-%d %H:%M:%SZ" if with_year else "%m-%d %H:%M:%SZ"
+    return datetime.fromtimestamp(moment, UTC).strftime(shown)
+
+
+def _other_year(rows: list[Entry], now: float) -> bool:
+    """Whether a row is of another year than `now`'s: then month and day alone mislead."""
+    year = datetime.fromtimestamp(now, UTC).year
+    moments = (_epoch(e.ts) for e in rows)
+    return any(datetime.fromtimestamp(m, UTC).year != year for m in moments if m is not None)
 
 
 def _versions(entry: Entry) -> str:
@@ -514,16 +522,20 @@ def _versions(entry: Entry) -> str:
     return version
 
 
-def table(rows: list[Entry]) -> list[str]:
-    """The entries as a compact table, each followed by its undo line."""
+def table(rows: list[Entry], *, now: float | None = None) -> list[str]:
+    """The entries as a compact table, each followed by its undo line.
+
+    Times show month and day, and the year too when a row is of another year than `now`'s.
+    """
     several = len({e.service for e in rows}) > 1
+    with_year = _other_year(rows, time.time() if now is None else now)
     header = ["WHEN (UTC)", "WHAT", "VERSION", "ENV", "OUTCOME", "TOOK", "OWNERS", "RUN"]
     if several:
         header.insert(1, "SERVICE")
     body: list[list[str]] = []
     for e in rows:
         cells = [
-            _when(e.ts),
+            _when(e.ts, with_year=with_year),
             e.kind,
             _versions(e),
             e.env,

@@ -338,3 +338,28 @@ def test_a_byte_that_is_not_utf8_in_a_journal_line_hides_nothing(released: Proje
     assert deploy.code == 3, deploy
     assert f"run {run_id} (release 1.1.0 on staging" in deploy.err
     assert released.run("abandon", run_id).code == 0
+
+
+def test_runs_of_another_year_show_their_year(released: Project) -> None:
+    """The column showed month and day only: a run of a year ago read as one of today."""
+    from datetime import UTC, datetime, timedelta
+
+    from drillbook.journal import Journal, new_run_id
+
+    then = datetime.now(UTC) - timedelta(days=366)
+    old = new_run_id(then)
+    with Journal.open(released.root, old, clock=then.timestamp) as journal:
+        base = {"service": "shop", "env": "staging", "version": "1.0.0"}
+        journal.write("run_started", action="deploy", changes_world=True, **base)
+        journal.write("run_finished", outcome="ok", exit=0, duration_ms=5, **base)
+
+    every = released.run("history", "--since", "all")
+    today = released.run("history")
+
+    assert every.code == 0, every
+    old_line = next(line for line in every.out.splitlines() if old in line)
+    assert old_line.startswith(then.strftime("%Y-%m-%d %H:%M:%SZ")), old_line
+    new_line = every.out.splitlines()[2]
+    assert new_line.startswith(datetime.now(UTC).strftime("%Y-")), new_line
+    # Within this year the short form stays.
+    assert today.out.splitlines()[2].startswith(datetime.now(UTC).strftime("%m-%d ")), today
