@@ -363,3 +363,20 @@ def test_runs_of_another_year_show_their_year(released: Project) -> None:
     assert new_line.startswith(datetime.now(UTC).strftime("%Y-")), new_line
     # Within this year the short form stays.
     assert today.out.splitlines()[2].startswith(datetime.now(UTC).strftime("%m-%d ")), today
+
+
+def test_an_environment_of_a_runbook_broken_since_is_not_called_a_typo(
+    released: Project,
+) -> None:
+    runbook = released.root / "runbooks" / "shop.yaml"
+    runbook.write_text(runbook.read_text() + "  bad: [\n")
+
+    production = released.run("history", "--env", "production")
+    typo = released.run("history", "--env", "qa")
+
+    # history answers from the journals; a runbook it cannot read cannot say what is a typo.
+    assert production.code == 0, production
+    assert "no releases, deploys, rollbacks or rehearsals on production" in production.out
+    assert "runbooks/shop.yaml cannot be read" in production.err
+    assert typo.code == 0, typo
+    assert released.run("history", "--env", "staging").code == 0

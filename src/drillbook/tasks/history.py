@@ -30,7 +30,12 @@ def history(c: Context, since: str = "24h", env: str | None = None, format: str 
     root = find_project_root()
     rows = entries(root, since=cutoff, env=env)
     if env is not None and not rows:
-        _require_known_env(root, env)
+        unread = _require_known_env(root, env)
+        if unread:
+            console.error(
+                f"note: {', '.join(unread)} cannot be read (see `drillbook check`), so whether "
+                f"{env!r} is one of its environments is not known"
+            )
     if format == "json":
         emit_json(json.dumps([e.as_dict() for e in rows], indent=2), console)
         return
@@ -47,20 +52,30 @@ def history(c: Context, since: str = "24h", env: str | None = None, format: str 
         console.print(line)
 
 
-def _require_known_env(root: Any, env: str) -> None:
-    """Refuse an environment that no runbook declares and no journal names: a typo, surely."""
+def _require_known_env(root: Any, env: str) -> list[str]:
+    """Refuse an environment that no runbook declares and no journal names: a typo, surely.
+
+    Returns the runbooks that cannot be read (relative paths) when `env` is not known: then it
+    is not refused, since it may be one of theirs.
+    """
     from drillbook.errors import DrillbookError, UsageError
     from drillbook.journal import list_runs
     from drillbook.runbook import find_runbook_files, load_runbook
 
     known = {str(info.first.get("env")) for info in list_runs(root) if info.first}
+    unread: list[str] = []
     for file in find_runbook_files([root / "runbooks"]):
         try:
             known.update(load_runbook(file, root=root).runbook.environments)
         except DrillbookError:  # a broken runbook is `check`'s to report
-            continue
+            unread.append(
+                file.relative_to(root).as_posix() if file.is_relative_to(root) else str(file)
+            )
     known.discard("None")
-    if env not in known:
+    if env in known:
+        return []
+    if not unread:
         msg = f"no environment {env!r} in the runbooks or the journals (known: "
         msg += ", ".join(sorted(known)) + ")" if known else "none)"
         raise UsageError(msg)
+    return unread
