@@ -207,21 +207,26 @@ class _RunbookOwners:
         self._runbooks: Any = None  # runbook.ProjectRunbooks, made when first needed
 
     def changes(self, service: str, version: str | None) -> tuple[dict, ...]:
+        """The changes of `version`, masked as a run's journal would hold them."""
         if not version:
             return ()
         if service not in self._loaded:
             self._loaded[service] = self._load(service)
-        runbook = self._loaded[service]
-        release = runbook.release(version) if runbook is not None else None
+        found = self._loaded[service]
+        release = found[0].runbook.release(version) if found is not None else None
         if release is None:
             return ()
+        masker = found[1]
         return tuple(
-            {"change": c.id, "title": c.title, "owner": c.owner, "rollback": c.rollback.text}
+            masker.mask_obj(
+                {"change": c.id, "title": c.title, "owner": c.owner, "rollback": c.rollback.text}
+            )
             for c in release.changes
         )
 
     def _load(self, service: str) -> Any:
-        """The runbook of `service`, or None; history still answers without one."""
+        """The runbook of `service` and a masker of its secrets, or None; history still answers
+        without one."""
         from drillbook.runbook import ProjectRunbooks, find_runbook_files
 
         if self._runbooks is None:
@@ -232,9 +237,13 @@ class _RunbookOwners:
             # One finder for every service asked: each runbook is read at most once.
             self._runbooks = ProjectRunbooks(self.root, files)
         try:
-            return self._runbooks.find(service).runbook
+            loaded = self._runbooks.find(service)
         except DrillbookError:  # a broken runbook hides only its own service
             return None
+        from drillbook.session import masker_for
+
+        # The journal masks what it writes; text taken from the runbook instead is masked here.
+        return loaded, masker_for(loaded)
 
 
 def _last(events: list[dict[str, Any]], name: str) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ import socket
 from typing import Any
 
 import pytest
-from _project import Project
+from _project import SECRET_KEY, Project
 
 
 def history_json(shop: Project, *args: str) -> list[dict[str, Any]]:
@@ -380,3 +380,23 @@ def test_an_environment_of_a_runbook_broken_since_is_not_called_a_typo(
     assert "runbooks/shop.yaml cannot be read" in production.err
     assert typo.code == 0, typo
     assert released.run("history", "--env", "staging").code == 0
+
+
+def test_changes_read_from_the_runbook_are_masked_like_the_journal(released: Project) -> None:
+    runbook = released.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    pasted = f'summary: "Deploy 1.0.0 again; the key is {SECRET_KEY}"'
+    runbook.write_text(text.replace("summary: Deploy 1.0.0 again; the feature goes away.", pasted))
+    released.commit("a secret pasted into a rollback")
+    run_id = "20261123T100000Z-0000d1"
+    # An older journal that does not list its changes: history takes them from the runbook.
+    write_journal(released, run_id, started(run_id, action="deploy", version="1.1.0"))
+
+    text_out = released.run("history", "--since", "all")
+    json_out = released.run("history", "--since", "all", "--format", "json")
+
+    assert text_out.code == 0 and json_out.code == 0, (text_out, json_out)
+    [entry] = [e for e in json.loads(json_out.out) if e["run"] == run_id]
+    assert entry["owners"] == ["bob"]
+    assert entry["changes"][0]["rollback"] == "Deploy 1.0.0 again; the key is ***"
+    assert SECRET_KEY not in text_out.text + json_out.text
