@@ -32,8 +32,18 @@ def current_version(root: Path, env: str, *, service: str | None = None) -> str 
             continue
         if service is not None and event.get("service") not in (None, service):
             continue
-        return event.get("version")
+        return _version(event)
     return None
+
+
+def _version(deployed: dict[str, Any]) -> str | None:
+    """The version a `deployed` event names; None ("not known") when it names none as text.
+
+    A newer drillbook or a hand edit may write another type: the newest deploy still counts, so
+    no older version is taken for what runs now.
+    """
+    version = deployed.get("version")
+    return version if isinstance(version, str) else None
 
 
 class CurrentVersions:
@@ -64,7 +74,7 @@ class CurrentVersions:
                 if service is not None and not isinstance(service, str):
                     continue  # names no service a runbook can have, and is not "any service"
                 key = (env, service)
-                self._first.setdefault(key, (order, event.get("version")))
+                self._first.setdefault(key, (order, _version(event)))
                 order += 1
 
     def of(self, env: str, service: str) -> str | None:

@@ -400,3 +400,25 @@ def test_changes_read_from_the_runbook_are_masked_like_the_journal(released: Pro
     assert entry["owners"] == ["bob"]
     assert entry["changes"][0]["rollback"] == "Deploy 1.0.0 again; the key is ***"
     assert SECRET_KEY not in text_out.text + json_out.text
+
+
+def test_a_deploy_journaled_with_a_version_that_is_not_text_stops_nothing(
+    released: Project,
+) -> None:
+    run_id = "20991123T100000Z-0000e1"  # the newest run, so its deploy is the current one
+    write_journal(
+        released,
+        run_id,
+        started(run_id, action="deploy", version="1.1.0", ts="2099-11-23T10:00:00.000Z"),
+        {"event": "deployed", "env": "staging", "service": "shop", "version": {"v": 1}},
+        {"event": "run_finished", "outcome": "ok"},
+    )
+
+    rollback = released.run("rollback", "--env", "staging")
+    docs = released.run("docs", "--out", "site")
+
+    # What runs on staging is not known: the rollback asks where to go, as for no deploy at all.
+    assert rollback.code == 2, rollback
+    assert "internal error" not in rollback.err
+    assert "--to VERSION" in rollback.err
+    assert docs.code == 0, docs
