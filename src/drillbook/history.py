@@ -65,6 +65,8 @@ class Entry:
     owners: tuple[str, ...]
     changes: tuple[dict, ...]
     undo: str | None
+    #: Whether `drillbook resume` would take the run up, were it stopped (not in `as_dict`).
+    resumable: bool = False
 
     def as_dict(self) -> dict:
         """The entry as plain JSON-ready data."""
@@ -348,6 +350,13 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
         undo = _undo_deploy(env, touched, bool(deployed), previous, version)
     else:
         undo = _undo_release(kind, env, touched, unproven, left_on, previous, outcome, changes)
+    # As `tasks.resume` judges it: only a release, and not one that had failed or was rolling
+    # back (a check that passes on a second try must not get a failed release tagged).
+    resumable = kind == "release" and not any(
+        e.get("event") == "rollback_started"
+        or (e.get("event") == "step_finished" and e.get("outcome") in ("failed", "fail"))
+        for e in events
+    )
     return Entry(
         ts=str(first.get("ts", "")),
         run=str(first.get("run", "")),
@@ -361,6 +370,7 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
         owners=owners,
         changes=changes,
         undo=undo,
+        resumable=resumable,
     )
 
 
@@ -576,7 +586,10 @@ def _then(entry: Entry) -> str | None:
     """What to do about a run that stopped and that nobody resumed or abandoned yet."""
     if entry.outcome not in (UNFINISHED, _OUTCOMES["interrupted"]):
         return None
-    if entry.kind == "release":
+    if entry.resumable:
         return f"`drillbook resume {entry.run}` or `drillbook abandon {entry.run}`"
+    if entry.kind == "release":
+        # It had failed, or was rolling back: `resume` refuses it; the undo line says the rest.
+        return f"`drillbook abandon {entry.run}`, then the undo above"
     # Only a release resumes step by step: `resume` refuses the others.
     return f"`drillbook abandon {entry.run}`, then run the {entry.kind} again if still needed"

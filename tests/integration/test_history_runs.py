@@ -422,3 +422,36 @@ def test_a_deploy_journaled_with_a_version_that_is_not_text_stops_nothing(
     assert "internal error" not in rollback.err
     assert "--to VERSION" in rollback.err
     assert docs.code == 0, docs
+
+
+def test_a_release_killed_while_rolling_back_says_what_to_type_in_an_order_that_works(
+    released: Project,
+) -> None:
+    # 1.1.0 fails its checks; the rollback's redeploy of 1.0.0 hangs, and drillbook is killed.
+    proc = released.start(
+        "release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0", FIXTURE_HANG="1.0.0"
+    )
+    released.wait_for_event(
+        lambda e: e["event"] == "command_started" and e.get("step") == "rollback-deploy",
+        proc=proc,
+    )
+    run_id = released.journals()[-1].stem
+    proc.kill()
+    proc.communicate()
+
+    text = released.run("history")
+    resume = released.run("resume", run_id)
+
+    # `resume` refuses a run that was rolling back; history does not offer it.
+    assert f"then: `drillbook abandon {run_id}`" in text.out, text
+    assert f"drillbook resume {run_id}" not in text.out
+    assert resume.code == 3, resume
+    hint = resume.err.split("hint: ", 1)[1]
+    commands = [part.split("`")[0] for part in hint.split("`")[1::2]]
+    assert commands == [
+        f"drillbook abandon {run_id}",
+        "drillbook rollback --env staging --to 1.0.0",
+    ]
+    for command in commands:  # typed in the order given, each works
+        type_undo(released, command)
+    assert released.served_version() == "1.0.0"

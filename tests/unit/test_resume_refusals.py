@@ -32,9 +32,10 @@ def test_a_run_stopped_during_its_rollback_is_refused_naming_the_rollback() -> N
         "run r2 was rolling staging back to 1.0.0 when it stopped: it cannot be resumed as a "
         "release"
     )
+    # Abandon first: until then the rollback refuses to start, naming this run.
     assert refused.value.hint == (
-        "`drillbook rollback --env staging --to 1.0.0` rolls back and proves it; then "
-        "`drillbook abandon r2`"
+        "`drillbook abandon r2` closes it (and stops what it left running); then "
+        "`drillbook rollback --env staging --to 1.0.0` rolls back and proves it"
     )
 
 

@@ -273,9 +273,14 @@ def _require_resumable(run_id: str, first: dict[str, Any], events: list[dict[str
         if target
         else f"check {env} and undo the changes by hand, as their rollback says"
     )
+    # Abandon first: until the run is closed, every run that changes the environment (the
+    # rollback too) refuses to start, pointing back here.
     raise PreconditionFailed(
         f"run {run_id} {what} when it stopped: it cannot be resumed as a release",
-        hint=f"{finish}; then `drillbook abandon {run_id}`",
+        hint=(
+            f"`drillbook abandon {run_id}` closes it (and stops what it left running); "
+            f"then {finish}"
+        ),
     )
 
 
