@@ -326,8 +326,9 @@ def _parse_lines(data: bytes) -> tuple[list[dict[str, Any]], bool, int]:
     for index, raw in enumerate(lines):
         try:
             # The writer writes UTF-8; a byte that is not (a hand edit, a bit flipped) costs
-            # only the character it stands for, not the whole event.
-            event = json.loads(raw.decode("utf-8", errors="replace"))
+            # only the character it stands for, not the whole event. "-sig": an editor may
+            # have put a byte order mark before the first line.
+            event = json.loads(raw.decode("utf-8-sig", errors="replace"))
         except ValueError:
             event = None
         if isinstance(event, dict):
@@ -432,9 +433,13 @@ def _first_and_last(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, A
         size = os.fstat(f.fileno()).st_size
         if size <= TAIL_BYTES:
             data = f.read()
-            head = data[: data.find(b"\n") + 1] if b"\n" in data else data
+            start = len(data) - len(data.lstrip())  # the writer writes none, an editor may
+            end = data.find(b"\n", start)
+            head = data[start : end + 1] if end >= 0 else data[start:]
         else:
             head = f.readline(HEAD_BYTES)
+            while head and not head.strip() and f.tell() < size:
+                head = f.readline(HEAD_BYTES)
             f.seek(size - TAIL_BYTES)
             data = f.read()
             data = data[data.find(b"\n") + 1 :]  # the first line read is probably cut

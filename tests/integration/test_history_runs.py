@@ -455,3 +455,18 @@ def test_a_release_killed_while_rolling_back_says_what_to_type_in_an_order_that_
     for command in commands:  # typed in the order given, each works
         type_undo(released, command)
     assert released.served_version() == "1.0.0"
+
+
+@pytest.mark.parametrize("prefix", [b"\xef\xbb\xbf", b"\n"], ids=["utf8-bom", "blank-line"])
+def test_a_journal_saved_by_an_editor_still_shows_its_run(released: Project, prefix: bytes) -> None:
+    run_id = stopped_mid_deploy(released, "killed", "release", "--version", "1.1.0")
+    path = released.root / ".drillbook" / "journal" / f"{run_id}.jsonl"
+    path.write_bytes(prefix + path.read_bytes())
+
+    entry = entry_of(released, run_id)
+    deploy = released.run("deploy", "--env", "staging", "--version", "1.0.0")
+
+    assert entry["outcome"] == "unfinished (killed?)"
+    assert deploy.code == 3, deploy
+    assert run_id in deploy.err
+    assert released.run("abandon", run_id).code == 0
