@@ -168,6 +168,36 @@ def test_resume_refuses_a_run_whose_runbook_changed(shop: Project) -> None:
     assert shop.served_version() is None
 
 
+@pytest.mark.parametrize("how", ["moved", "broken"])
+def test_resume_of_a_run_whose_runbook_cannot_be_read_now_says_how_to_close_it(
+    shop: Project, how: str
+) -> None:
+    proc = start_slow_release(shop)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=GRACE + 5)
+    run_id = shop.journals()[-1].stem
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    if how == "moved":
+        runbook.rename(runbook.with_name("storefront.yaml"))
+    else:
+        runbook.write_text(runbook.read_text() + "  - unclosed: [\n")
+    shop.commit(f"the runbook {how}")
+
+    result = shop.run("resume", run_id)
+
+    assert result.code == 2, result
+    assert f"run {run_id} ran from the runbook runbooks/shop.yaml, which cannot be read" in (
+        result.err
+    )
+    assert "its plan is unknown; it cannot be resumed" in result.err
+    problem = "cannot read the file" if how == "moved" else "runbooks/shop.yaml:"
+    assert problem in result.err
+    assert f"`drillbook abandon {run_id}` and release again" in result.err
+    assert "internal error" not in result.err
+    assert not by_name(shop.events(run_id), "run_closed")  # left as it was, for abandon
+    assert shop.run("abandon", run_id).code == 0
+
+
 def test_a_refused_resume_leaves_the_run_resumable(shop: Project) -> None:
     proc = start_slow_release(shop)
     proc.send_signal(signal.SIGTERM)

@@ -127,7 +127,7 @@ def _stop_leftovers(
 @drill_task(rest="run", help={"run": "the run id (a unique prefix is enough)"})
 def resume(c: Context, run: str | None = None) -> None:
     """Continue an interrupted run from the step it stopped at; finished steps never repeat."""
-    from drillbook.errors import PreconditionFailed, UsageError
+    from drillbook.errors import InvalidInput, PreconditionFailed, UsageError
     from drillbook.release import release_flow
     from drillbook.runbook import load_runbook
     from drillbook.session import open_session
@@ -170,7 +170,23 @@ def resume(c: Context, run: str | None = None) -> None:
                 f"running); then run the {first.get('action')} again"
             ),
         )
-    loaded = load_runbook(root / first["runbook"], root=root)
+    try:
+        loaded = load_runbook(root / first["runbook"], root=root)
+    except InvalidInput as exc:
+        # Moved, deleted or broken since: what the run planned cannot be read back, so no
+        # step of it can be trusted to continue.
+        msg = (
+            f"run {info.run_id} ran from the runbook {first['runbook']}, which cannot be read "
+            f"now, so its plan is unknown; it cannot be resumed:\n{exc}"
+        )
+        raise UsageError(
+            msg,
+            hint=(
+                f"put {first['runbook']} back as it was when the run started and resume; or "
+                f"check {first.get('env') or 'the environment it ran on'}, then "
+                f"`drillbook abandon {info.run_id}` and release again"
+            ),
+        ) from None
     if loaded.sha256 != first.get("runbook_sha256"):
         msg = (
             f"the runbook {first['runbook']} changed since run {info.run_id} started, so its "
