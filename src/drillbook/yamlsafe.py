@@ -250,7 +250,7 @@ def _unclosed_quote(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem | None:
     return YamlProblem(start.line + 1, start.column + 1, msg, f"add the closing {quote}")
 
 
-def _explain_parse_error(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem:
+def _explain_parse_error(exc: yaml.MarkedYAMLError, text: str, what: str) -> YamlProblem:
     mark = exc.problem_mark or exc.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     problem = exc.problem or "invalid YAML"
@@ -260,7 +260,7 @@ def _explain_parse_error(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem:
         # libyaml 0.2.6 stops at 1,000 levels while scanning ahead, before drillbook's own
         # limit (counted on events) is reached: the same refusal, in drillbook's words.
         problem = f"nesting deeper than {MAX_DEPTH} levels"
-        return YamlProblem(line, column, problem, "a runbook is never this deep")
+        return YamlProblem(line, column, problem, f"a {what} is never this deep")
     if at == "\t" or "'\\t'" in problem:
         problem = "a tab character here; YAML is indented with spaces only"
         hint = "replace the tab with spaces"
@@ -537,7 +537,7 @@ def parse(
             if kind is yaml.ScalarEvent:
                 mark = _mark(event.start_mark)
                 if event.tag is not None:
-                    problems.append(_tag_problem(event.tag, mark))
+                    problems.append(_tag_problem(event.tag, mark, what))
                 nodes += 1
                 chars += len(event.value)
                 if stack and stack[-1][1] and stack[-1][2] is _NO_KEY:
@@ -552,11 +552,11 @@ def parse(
             elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
                 mark = _mark(event.start_mark)
                 if event.tag is not None:
-                    problems.append(_tag_problem(event.tag, mark))
+                    problems.append(_tag_problem(event.tag, mark, what))
                 if len(stack) >= max_depth:
                     msg = f"nesting deeper than {max_depth} levels"
                     raise YamlError(
-                        [YamlProblem(mark.line, mark.column, msg, "a runbook is never this deep")]
+                        [YamlProblem(mark.line, mark.column, msg, f"a {what} is never this deep")]
                     )
                 nodes += 1
                 is_map = kind is yaml.MappingStartEvent
@@ -604,7 +604,7 @@ def parse(
                 msg = f"more than {max_nodes:,} values in one {what}"
                 raise YamlError([YamlProblem(1, 1, msg)])
     except yaml.MarkedYAMLError as exc:
-        problems.append(_explain_parse_error(exc, text))
+        problems.append(_explain_parse_error(exc, text, what))
         raise YamlError(problems) from None
     except yaml.reader.ReaderError as exc:
         problems.append(_explain_reader_error(exc, text))
@@ -642,11 +642,11 @@ def _merge(
                     entries[key] = source_marks[key]
 
 
-def _tag_problem(tag: str, mark: Mark) -> YamlProblem:
+def _tag_problem(tag: str, mark: Mark, what: str) -> YamlProblem:
     shown = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org") else tag
     return YamlProblem(
         mark.line,
         mark.column,
-        f"the YAML tag `{shown}` is not allowed: a runbook holds plain data only",
+        f"the YAML tag `{shown}` is not allowed: a {what} holds plain data only",
         "remove the tag; nothing is ever constructed from a tag",
     )

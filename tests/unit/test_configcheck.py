@@ -318,6 +318,26 @@ def test_malformed_file_names_file_line_and_column(
     assert message in got_message
 
 
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("a: !!python/object:os.system x\n", "a config file holds plain data only"),
+        ("a: " + "[" * 300 + "]" * 300 + "\n", "a config file is never this deep"),
+        ("a:\n" + "".join(f"{'  ' * i}b{i}:\n" for i in range(1, 300)), "never this deep"),
+    ],
+    ids=["tag", "deep-flow", "deep-block"],
+)
+def test_a_yaml_config_file_is_called_a_config_file_not_a_runbook(
+    tmp_path: Path, text: str, said: str
+) -> None:
+    write(tmp_path, "c.yaml", text)
+    with pytest.raises(InvalidInput) as exc:
+        read_config(tmp_path / "c.yaml", display="c.yaml")
+    words = " ".join(f"{p.message} {p.hint}" for p in exc.value.problems)
+    assert said in words
+    assert "runbook" not in words
+
+
 def test_malformed_env_line_does_not_echo_its_text(tmp_path: Path) -> None:
     write(tmp_path, "c.env", "A=1\nhunter2-the-password\n")
     with pytest.raises(InvalidInput) as exc:
