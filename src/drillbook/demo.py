@@ -288,7 +288,7 @@ def story() -> list[Act]:
         ),
         Act(
             "history",
-            "4 history",
+            "5 history",
             ("history",),
             0,
             "exit 0",

@@ -96,6 +96,8 @@ def test_the_story_runs_the_releases_the_runbook_declares() -> None:
         "docs",
         "history",
     ]
+    # The acts after the set-up are numbered 1, 2, 3, ... in the order they run.
+    assert [a.label.split()[0] for a in story()[1:]] == [str(n) for n in range(1, 6)]
     assert acts["release-1.2.0"].exit == 4
     assert all(a.exit == 0 for k, a in acts.items() if k != "release-1.2.0")
     # Every act's command is a task of this build.
