@@ -14,6 +14,7 @@ that is still being written.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -134,7 +135,10 @@ def _guard(path: Path) -> Iterator[None]:
 def _unwritable(path: Path, exc: OSError) -> PreconditionFailed:
     return PreconditionFailed(
         f"cannot create the lock {path}: {exc.strerror or exc}",
-        hint="drillbook needs to write .drillbook/ in the project; check its permissions",
+        hint=(
+            "drillbook needs to write .drillbook/ in the project; check its permissions and "
+            "the free space on its disk, then run again (nothing was started)"
+        ),
     )
 
 
@@ -229,7 +233,14 @@ def _write_new(path: Path, data: bytes) -> bool:
     except FileExistsError:
         return False
     try:
-        os.write(fd, data)
+        # A write may stop short (a disk with a few bytes left): a torn lock file would read
+        # as stale to the next run, which would take it over while this one goes on.
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            if written <= 0:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            view = view[written:]
         os.fsync(fd)
     except OSError:
         os.close(fd)

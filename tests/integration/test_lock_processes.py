@@ -126,3 +126,40 @@ def test_only_one_of_many_takes_over_a_stale_lock(tmp_path: Path) -> None:
     ]
     outcomes = sorted(p.communicate(timeout=30)[0].strip() for p in procs)
     assert outcomes == ["held"] * 5 + ["won"]
+
+
+FULL_DISK_HOLDER = """
+import resource, sys, time
+from pathlib import Path
+from drillbook.errors import PreconditionFailed
+from drillbook.lock import acquire_lock
+# Every file this process writes is capped at 64 bytes: a write past it stops short, as on a
+# disk with 64 bytes left.
+resource.setrlimit(resource.RLIMIT_FSIZE, (64, 64))
+try:
+    lock = acquire_lock(Path(sys.argv[1]), "staging", "20261123T000000Z-fu11d1", argv=["drillbook"])
+except PreconditionFailed as exc:
+    print(f"refused: {exc}", flush=True)
+else:
+    print("held", flush=True)
+    time.sleep(60)
+"""
+
+
+def test_a_lock_that_cannot_be_written_whole_is_not_held(tmp_path: Path) -> None:
+    # A short write would leave a torn lock file that the next run takes for a stale one and
+    # takes over, while its writer goes on as if it held the lock: two runs at once.
+    proc = subprocess.Popen(
+        [sys.executable, "-c", FULL_DISK_HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        said = proc.stdout.readline().strip()
+        assert said.startswith("refused: cannot create the lock"), said
+        assert str(lock_path(tmp_path, "staging")) in said
+    finally:
+        proc.kill()
+        proc.communicate()
+    assert not lock_path(tmp_path, "staging").exists()
+    with acquire_lock(tmp_path, "staging", "20261123T000001Z-5ec0nd") as lock:
+        assert lock.taken_over_from is None
