@@ -351,6 +351,18 @@ def test_abandon_after_sigkill_stops_what_the_run_left_running(shop: Project) ->
     assert shop.run("release", "--version", "1.0.0").code == 0
 
 
+def test_abandon_warns_that_it_takes_over_the_killed_runs_lock(shop: Project) -> None:
+    run_id, _ = killed_mid_gate(shop)
+    assert (shop.root / ".drillbook" / "locks" / "staging.lock").exists()
+
+    result = shop.run("abandon", run_id)
+
+    assert result.code == 0, result
+    assert f"warning: took over the lock for 'staging' from run {run_id}" in result.err
+    assert "its process is gone" in result.err
+    assert not (shop.root / ".drillbook" / "locks" / "staging.lock").exists()
+
+
 def test_a_command_left_running_that_exits_on_its_own_is_not_stopped_twice(shop: Project) -> None:
     run_id, orphans = killed_mid_gate(shop)
     for pid in orphans:

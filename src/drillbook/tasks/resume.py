@@ -6,6 +6,7 @@ Both first stop what a killed run left running (its last command's process group
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -317,7 +318,10 @@ def abandon(c: Context, run: str | None = None) -> None:
     from drillbook.lock import acquire_lock
 
     env = str(first.get("env", "staging"))
-    with acquire_lock(root, env, f"abandon-{info.run_id}"):
+    with acquire_lock(root, env, f"abandon-{info.run_id}", argv=sys.argv) as held:
+        if held.warning:
+            # As every run that takes over a lock does: the person learns whose it was.
+            console.error(f"warning: {held.warning}")
         stopped = _stop_leftovers(console, info.run_id, events)
         with Journal.open(root, info.run_id) as old:
             old.write(
