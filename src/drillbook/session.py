@@ -30,7 +30,7 @@ from drillbook.errors import (
 )
 from drillbook.journal import Journal, list_runs, new_run_id, read_journal
 from drillbook.leftovers import Leftover
-from drillbook.lock import acquire_lock
+from drillbook.lock import Lock, acquire_lock
 from drillbook.process import StopToken, handle_signals
 from drillbook.runbook import LoadedRunbook
 from drillbook.secrets import Masker
@@ -172,8 +172,12 @@ def open_session(
     lock: bool = True,
     resuming: str | None = None,
     retry_safe: bool = True,
+    also_lock: tuple[str, ...] = (),
 ) -> Iterator[RunSession]:
     """Open a run: journal, lock, signals; `run_finished` is written however it ends.
+
+    `also_lock` names more environments whose locks the run holds beside its own, for an
+    action that races runs on them too (a tag races every release that makes it).
 
     `resuming` names the unfinished run this one continues: it does not count as unfinished,
     and it is closed (`run_closed`, how "resumed") once this run holds the lock.
@@ -185,12 +189,21 @@ def open_session(
     root = loaded.root
     run_id = new_run_id()
     held = acquire_lock(root, env, run_id, argv=sys.argv) if lock else None
+    also: list[Lock] = []
     try:
-        if held is not None and getattr(held, "taken_over_from", None):
-            holder = held.taken_over_from or {}
+        if held is not None:
+            also.extend(
+                acquire_lock(root, scope, run_id, argv=sys.argv)
+                for scope in dict.fromkeys(also_lock)
+                if scope != env
+            )
+        for taken in (held, *also):
+            if taken is None or not taken.taken_over_from:
+                continue
+            holder = taken.taken_over_from
             console.error(
-                f"warning: {held.warning}"
-                if held.warning
+                f"warning: {taken.warning}"
+                if taken.warning
                 else f"warning: took over the lock of run {holder.get('run')} (pid "
                 f"{holder.get('pid')} on {holder.get('host')} is gone)"
             )
@@ -318,6 +331,8 @@ def open_session(
                         duration_ms=session.elapsed_ms(),
                     )
     finally:
+        for taken in reversed(also):
+            taken.release()
         if held is not None:
             held.release()
 

@@ -243,6 +243,26 @@ def test_tag_waits_for_no_release_it_would_race(shop: Project) -> None:
     first.communicate(timeout=GRACE + 5)
 
 
+def test_tag_waits_for_a_release_on_another_environment_too(shop: Project) -> None:
+    # A production release makes the same tag, and it too may fail and roll back.
+    first = shop.start(
+        "release", "--env", "production", "--yes", "--version", "1.0.0", FIXTURE_SLOW_GATE="unit"
+    )
+    shop.read_until(first, "unit: sleeping")
+
+    result = shop.run("tag", "--version", "1.0.0")
+
+    assert result.code == 75, result
+    assert f"pid {first.pid}" in result.err
+    assert "for 'production'" in result.err
+    assert shop.tags() == []
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=GRACE + 5)
+    assert first.returncode == 143
+    # The refused tag holds none of the locks it took before it met the held one.
+    assert not list((shop.root / ".drillbook" / "locks").glob("*.lock"))
+
+
 def test_resume_refuses_when_head_moved_since_the_gates_judged_it(shop: Project) -> None:
     proc = start_slow_release(shop)
     proc.send_signal(signal.SIGTERM)

@@ -298,7 +298,8 @@ def tag(
     release_ = pick_version(loaded.runbook, version)
     found = preflight(loaded, "staging", release_.version, push=push)
     # A run of its own: the lock (a release that is running may yet fail and roll back, and
-    # its tag is its own to make) and a journal of what was tagged and pushed.
+    # its tag is its own to make) and a journal of what was tagged and pushed. A release on any
+    # environment makes the tag, so the locks of them all are held.
     with open_session(
         loaded,
         action="tag",
@@ -306,6 +307,7 @@ def tag(
         version=release_.version,
         console=console,
         extra={"tag": found.tag, "head": found.head, "push": push},
+        also_lock=tuple(sorted(loaded.runbook.environments)),
     ) as session:
         message = tag_message(loaded.runbook, release_, found.previous, masker=session.masker)
         state = gitops.create_tag(loaded.root, found.tag, message, commit=found.head)
