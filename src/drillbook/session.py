@@ -28,7 +28,7 @@ from drillbook.errors import (
     JournalUnwritable,
     PreconditionFailed,
 )
-from drillbook.journal import Journal, list_runs, new_run_id, read_journal
+from drillbook.journal import Journal, journal_path, list_runs, new_run_id, read_journal
 from drillbook.leftovers import Leftover
 from drillbook.lock import Lock, acquire_lock
 from drillbook.process import StopToken, handle_signals
@@ -157,6 +157,31 @@ def describe_leftovers(run: dict[str, Any], found: list[Leftover] | None) -> str
     return f"; its {running} {'is' if len(found) == 1 else 'are'} still running"
 
 
+def require_still_open(root: Path, run_id: str, what: str, env: str) -> None:
+    """Refuse to `what` (resume, abandon) run `run_id` if it ended or was closed since.
+
+    Both read the run before they hold the lock; while one waited for it, another may have
+    resumed or abandoned the run, or the run itself, still going then, may have finished.
+    """
+    events = read_journal(journal_path(root, run_id)).events
+    closed = next((e for e in reversed(events) if e.get("event") == "run_closed"), None)
+    finished = next((e for e in reversed(events) if e.get("event") == "run_finished"), None)
+    if closed is None and (finished is None or finished.get("outcome") == "interrupted"):
+        return
+    if closed is not None:
+        by = f" by run {closed['by']}" if closed.get("by") else ""
+        found = f"{closed.get('how') or 'closed'}{by}"
+    else:
+        found = f"finished ({(finished or {}).get('outcome')})"
+    msg = (
+        f"run {run_id} was {found} while this {what} waited for the lock of {env}, expected it "
+        "still open; nothing was done"
+    )
+    raise PreconditionFailed(
+        msg, hint=f"`drillbook history --env {env}` says how it ended; check {env} from there"
+    )
+
+
 @contextlib.contextmanager
 def open_session(
     loaded: LoadedRunbook,
@@ -207,6 +232,8 @@ def open_session(
                 else f"warning: took over the lock of run {holder.get('run')} (pid "
                 f"{holder.get('pid')} on {holder.get('host')} is gone)"
             )
+        if resuming is not None:
+            require_still_open(root, resuming, "resume", env)
         # After the lock: a run that is still going holds it (exit 75, naming it), so an
         # unfinished journal found from here on is one whose process died.
         if check_unfinished and changes_world:

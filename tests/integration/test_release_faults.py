@@ -3,6 +3,7 @@ journal that cannot be written. Each test ends with no process of the project le
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from _project import Project
@@ -399,6 +401,71 @@ def test_a_command_left_running_that_exits_on_its_own_is_not_stopped_twice(shop:
     assert "stopping" not in abandoned.out
     [closed] = by_name(shop.events(run_id), "run_closed")
     assert closed["stopped"] is None
+
+
+def state(pid: int) -> str:
+    """The state letter of process `pid` (R, S, T, Z, ...)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rfind(")") + 2]
+
+
+def waits_on_flock(pid: int, path: Path) -> bool:
+    """Whether process `pid` is blocked in flock(2) on the file at `path` (Linux /proc/locks).
+
+    A blocked request reads `N: -> FLOCK ADVISORY WRITE PID MAJ:MIN:INODE START END`.
+    """
+    inode = str(path.stat().st_ino)
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if "->" not in fields:
+            continue
+        at = fields.index("->")
+        if fields[at + 4 : at + 5] == [str(pid)] and fields[at + 5].rsplit(":", 1)[-1] == inode:
+            return True
+    return False
+
+
+@pytest.mark.parametrize(("second", "first"), [("resume", "abandon"), ("abandon", "resume")])
+def test_a_run_closed_while_a_resume_or_abandon_waits_for_its_lock_is_left_closed(
+    shop: Project, second: str, first: str
+) -> None:
+    # Two people at once: `second` has read the run as open and waits for the lock while
+    # `first` closes the run. Held at the lock's guard and stopped there, `second` goes on
+    # only once `first` is done: it must see that the run is closed, and do nothing.
+    run_id, _ = killed_mid_gate(shop)
+    guard = shop.root / ".drillbook" / "locks" / ".staging.lock.guard"
+    fd = os.open(guard, os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        waiting = shop.start(second, run_id)
+        until = time.monotonic() + 30
+        while not waits_on_flock(waiting.pid, guard):
+            assert waiting.poll() is None, waiting.communicate()
+            assert time.monotonic() < until, "it never reached the lock"
+            time.sleep(0.02)
+        waiting.send_signal(signal.SIGSTOP)
+        # Stopped, it has left flock(2) (to take it again when continued): only then may the
+        # guard go, or it would take the guard before it stops.
+        while state(waiting.pid) != "T" or waits_on_flock(waiting.pid, guard):
+            assert time.monotonic() < until, "it never stopped"
+            time.sleep(0.02)
+    finally:
+        os.close(fd)
+    try:
+        done = shop.run(first, run_id)
+        assert done.code == 0, done
+        served = shop.served_version()
+    finally:
+        waiting.send_signal(signal.SIGCONT)
+    out, err = waiting.communicate(timeout=60)
+
+    assert waiting.returncode == 3, out + err
+    closed_how = "abandoned" if first == "abandon" else "resumed"
+    assert f"run {run_id} was {closed_how}" in err
+    assert "nothing was done" in err
+    assert [e["how"] for e in by_name(shop.events(run_id), "run_closed")] == [closed_how]
+    assert shop.served_version() == served
+    assert len(shop.journals()) == (2 if first == "resume" else 1)
 
 
 # --- the lock -------------------------------------------------------------------------------------

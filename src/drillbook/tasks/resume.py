@@ -305,6 +305,7 @@ def _require_resumable(run_id: str, first: dict[str, Any], events: list[dict[str
 def abandon(c: Context, run: str | None = None) -> None:
     """Close an interrupted or unfinished run without continuing it."""
     from drillbook.journal import Journal
+    from drillbook.session import require_still_open
 
     root = find_project_root()
     console = Console()
@@ -322,6 +323,7 @@ def abandon(c: Context, run: str | None = None) -> None:
         if held.warning:
             # As every run that takes over a lock does: the person learns whose it was.
             console.error(f"warning: {held.warning}")
+        require_still_open(root, info.run_id, "abandon", env)
         stopped = _stop_leftovers(console, info.run_id, events)
         with Journal.open(root, info.run_id) as old:
             old.write(
