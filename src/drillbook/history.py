@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+import socket
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -159,7 +160,8 @@ def _still_running(root: Path, entry: Entry) -> Entry:
     holder = live_holder(root, entry.env)
     if holder is None or holder.get("run") != entry.run:
         return entry
-    return replace(entry, outcome=f"running (pid {holder['pid']} on {holder['host']})")
+    where = "" if holder["host"] == socket.gethostname() else f" on {holder['host']}"
+    return replace(entry, outcome=f"running (pid {holder['pid']}{where})")
 
 
 def several_runbooks(root: Path) -> bool:

@@ -195,19 +195,6 @@ def _holder_state(record: dict[str, Any]) -> str | None:
     return None
 
 
-def live_holder(project_root: Path, scope: str) -> dict[str, Any] | None:
-    """The record of whoever holds the lock of `scope`, if it may still be running; else None.
-
-    Only looks: a lock whose holder is gone, or that cannot be read, is None and stays as it is.
-    """
-    if not _SCOPE.match(scope):
-        return None
-    record, _ = _read(lock_path(project_root, scope))
-    if record is None or _holder_state(record) is not None:
-        return None
-    return record
-
-
 def _held_message(path: Path, scope: str, record: dict[str, Any]) -> str:
     """Who holds the lock and what to do about it."""
     argv = record.get("argv")
@@ -261,6 +248,21 @@ def _replace(path: Path, data: bytes) -> None:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def live_holder(project_root: Path, scope: str) -> dict[str, Any] | None:
+    """Who holds the lock of `scope` now, or None when nobody does who may still be alive.
+
+    Read without the guard, for commands that only look (history, the list of runs to
+    resume): they must neither wait for a run nor write beside it. A holder on another host
+    counts as alive, since it cannot be checked.
+    """
+    if not _SCOPE.match(scope):
+        return None
+    record, _ = _read(lock_path(project_root, scope))
+    if record is None or _holder_state(record) is not None:
+        return None
+    return record
 
 
 def acquire_lock(project_root: Path, scope: str, run_id: str, *, argv: Sequence[str] = ()) -> Lock:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import shlex
 import signal
-import socket
 from typing import Any
 
 import pytest
@@ -114,14 +113,14 @@ def test_a_release_still_running_is_shown_running_not_killed(released: Project) 
     text = released.run("history")
     listed = released.run("resume")
 
-    assert entry["outcome"] == f"running (pid {proc.pid} on {socket.gethostname()})"
+    assert entry["outcome"] == f"running (pid {proc.pid})"  # on this host: no host named
     assert text.code == 0, text
     assert "killed?" not in text.out
     # `resume` and `abandon` would only wait for its lock (exit 75): not offered.
     assert f"drillbook resume {run_id}" not in text.out
     assert listed.code == 0, listed
     assert f"{run_id}  running" in listed.out
-    assert f"it still runs (pid {proc.pid}" in listed.out
+    assert f"pid {proc.pid} holds the lock of staging: wait for it" in listed.out
     proc.send_signal(signal.SIGTERM)
     proc.communicate(timeout=30)
     assert entry_of(released, run_id)["outcome"] == "interrupted"

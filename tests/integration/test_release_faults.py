@@ -488,6 +488,30 @@ def test_a_second_run_during_a_first_exits_75_naming_the_holder(shop: Project) -
     assert first.returncode == 143
 
 
+def test_a_run_still_going_is_shown_as_running_not_as_killed(shop: Project) -> None:
+    # An unfinished journal whose run holds the lock is a run still going: history, the docs
+    # and the list of resumable runs must not send the person on call to resume or abandon it.
+    first = start_slow_release(shop)
+    run_id = shop.journals()[-1].stem
+
+    table = shop.run("history")
+    listed = shop.run("resume")
+    [entry] = json.loads(shop.run("history", "--format", "json").out)
+
+    assert table.code == 0, table
+    assert f"running (pid {first.pid})" in table.out
+    assert "killed" not in table.out
+    assert f"drillbook resume {run_id}" not in table.out
+    assert entry["outcome"] == f"running (pid {first.pid})"
+    assert listed.code == 0, listed
+    assert f"{run_id}  running" in listed.out
+    assert f"pid {first.pid} holds the lock of staging" in listed.out
+    assert "still running" not in listed.out
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=GRACE + 5)
+    assert "interrupted" in shop.run("history").out
+
+
 def test_a_dead_holders_lock_is_taken_over_with_a_warning(shop: Project) -> None:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

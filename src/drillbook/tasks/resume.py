@@ -57,12 +57,16 @@ def _list_resumable(console: Console, root: Path) -> None:
         if state in ("open", "interrupted"):
             first = events[0] if events else {}
             last = events[-1] if events else {}
-            running = describe_leftovers(first, leftovers_of(first, events)) if first else ""
-            holder = live_holder(root, str(first.get("env"))) if state == "open" else None
+            env = str(first.get("env", "?"))
+            holder = live_holder(root, env) if state == "open" else None
             if holder is not None and holder.get("run") == info.run_id:
-                # Not killed: it still runs, and resume or abandon would wait for its lock.
+                # Not killed: still going. Its command is its own, not one left running.
                 state = "running"
-                running = f"; it still runs (pid {holder['pid']} on {holder['host']})"
+                running = f"; pid {holder['pid']} holds the lock of {env}: wait for it"
+            elif first:
+                running = describe_leftovers(first, leftovers_of(first, events))
+            else:
+                running = ""
             console.print(
                 f"{info.run_id}  {state:<11} {first.get('action', '?')} "
                 f"{first.get('version') or ''} on {first.get('env', '?')}, "
