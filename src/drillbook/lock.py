@@ -148,6 +148,10 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         with path.open("rb") as f:
             data = f.read(_MAX_LOCK_BYTES + 1)
     except FileNotFoundError:
+        # O_EXCL found a name that open() cannot follow: no run holds that, and retrying
+        # would only end in "other runs keep taking it".
+        if path.is_symlink():
+            return None, "a symbolic link to a missing file"
         return None, None
     except OSError as exc:
         return None, f"unreadable ({exc.strerror or exc})"

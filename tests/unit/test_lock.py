@@ -105,6 +105,21 @@ def test_corrupt_lock_file_is_treated_as_stale(tmp_path: Path, content: str) -> 
     lock.release()
 
 
+def test_a_dangling_symlink_in_place_of_the_lock_is_treated_as_stale(tmp_path: Path) -> None:
+    # Not a run holding the lock (drillbook writes none): it must not be reported as one.
+    path = lock_path(tmp_path, "staging")
+    path.parent.mkdir(parents=True)
+    path.symlink_to(tmp_path / "gone")
+    lock = acquire_lock(tmp_path, "staging", "run-new")
+    assert lock.taken_over_from == {"corrupt": "a symbolic link to a missing file"}
+    assert lock.warning is not None
+    assert "treated it as stale" in lock.warning
+    assert not path.is_symlink()
+    assert json.loads(path.read_text())["run"] == "run-new"
+    lock.release()
+    assert not (tmp_path / "gone").exists()
+
+
 def test_holder_on_another_host_is_never_taken_over(tmp_path: Path) -> None:
     write_lock(tmp_path, "staging", holder(host="build-agent-7", pid=dead_pid()))
     with pytest.raises(LockHeld, match="another host"):
