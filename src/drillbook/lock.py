@@ -83,6 +83,8 @@ class Lock:
     taken_over_from: dict[str, Any] | None = None
     #: A sentence for the person when the lock was taken over.
     warning: str | None = None
+    #: Why the previous holder counted as gone ("its process is gone", ...).
+    stale_because: str | None = None
     released: bool = field(default=False, init=False)
 
     def release(self) -> bool:
@@ -308,13 +310,13 @@ def acquire_lock(project_root: Path, scope: str, run_id: str, *, argv: Sequence[
                 gone = _holder_state(holder)
                 if gone is None:
                     raise LockHeld(_held_message(path, scope, holder))
-                taken_over_from = holder
+                taken_over_from, stale_because = holder, gone
                 warning = (
                     f"took over the lock for {scope!r} from run {holder['run']} "
                     f"(pid {holder['pid']}, started {holder.get('started', '?')}): {gone}"
                 )
             else:
-                taken_over_from = {"corrupt": problem}
+                taken_over_from, stale_because = {"corrupt": problem}, problem
                 warning = f"the lock file {path} was {problem}; treated it as stale and took over"
             try:
                 _replace(path, data)
@@ -323,6 +325,6 @@ def acquire_lock(project_root: Path, scope: str, run_id: str, *, argv: Sequence[
             # Confirm: without flock (some network file systems) another run may have won.
             mine, _ = _read(path)
             if mine is not None and mine.get("run") == run_id and mine["pid"] == os.getpid():
-                return Lock(path, scope, run_id, record, taken_over_from, warning)
+                return Lock(path, scope, run_id, record, taken_over_from, warning, stale_because)
     msg = f"could not take the lock {path}: other runs keep taking it; try again"
     raise LockHeld(msg)

@@ -265,6 +265,9 @@ def open_session(
                     **({"version": version} if version is not None else {}),
                 )
         journal = Journal.open(root, run_id, masker=masker)
+        if held is not None and held.taken_over_from:
+            # The warning reaches only the console; the journal keeps whose lock this was.
+            extra = {**(extra or {}), "lock_taken_over": _taken_over(held)}
         stop = StopToken()
         session = RunSession(
             loaded=loaded,
@@ -362,6 +365,15 @@ def open_session(
             taken.release()
         if held is not None:
             held.release()
+
+
+def _taken_over(held: Lock) -> dict[str, Any]:
+    """Whose lock a run took over and why, for its `run_started` event."""
+    holder = held.taken_over_from or {}
+    if "corrupt" in holder:
+        return {"corrupt": holder["corrupt"]}
+    said = {key: holder[key] for key in ("run", "pid", "host", "started") if key in holder}
+    return {**said, "why": held.stale_because}
 
 
 def _user() -> str:

@@ -534,6 +534,37 @@ def test_a_dead_holders_lock_is_taken_over_with_a_warning(shop: Project) -> None
     assert not (locks / "staging.lock").exists()
 
 
+def test_the_journal_records_whose_lock_the_run_took_over(shop: Project) -> None:
+    # The warning goes to a console that nobody keeps; the journal is what is read later.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    locks = shop.root / ".drillbook" / "locks"
+    locks.mkdir(parents=True)
+    record = {
+        "run": "20260101T000000Z-dead00",
+        "pid": gone.pid,
+        "host": socket.gethostname(),
+        "started": "2026-01-01T00:00:00Z",
+        "argv": ["drillbook", "release"],
+    }
+    (locks / "staging.lock").write_text(json.dumps(record))
+    assert shop.run("release", "--version", "1.0.0").code == 0
+    (locks / "staging.lock").write_text('{"run": "2026')
+
+    result = shop.run("release", "--version", "1.1.0")
+
+    assert result.code == 0, result
+    first, second = (shop.events(path.stem)[0] for path in shop.journals())
+    assert first["lock_taken_over"] == {
+        "run": "20260101T000000Z-dead00",
+        "pid": gone.pid,
+        "host": socket.gethostname(),
+        "started": "2026-01-01T00:00:00Z",
+        "why": "its process is gone",
+    }
+    assert second["lock_taken_over"] == {"corrupt": "not valid JSON"}
+
+
 # --- the journal cannot be written ----------------------------------------------------------------
 
 
