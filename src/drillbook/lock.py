@@ -88,19 +88,26 @@ class Lock:
     released: bool = field(default=False, init=False)
 
     def release(self) -> bool:
-        """Remove the lock file if it still holds this run; True if it was removed."""
+        """Remove the lock file if it still holds this run; True if it was removed.
+
+        Never raises: it runs as a run ends, whose outcome an error here would hide. A lock
+        that cannot be removed (its folder gone or read-only) stays, and the next run finds
+        its holder gone and takes it over.
+        """
         if self.released:
             return False
         self.released = True
-        with _guard(self.path):
-            holder, _ = _read(self.path)
-            if holder is None or holder.get("run") != self.run_id:
-                return False
-            if holder.get("pid") != self.record["pid"]:
-                return False
-            with contextlib.suppress(FileNotFoundError):
+        try:
+            with _guard(self.path):
+                holder, _ = _read(self.path)
+                if holder is None or holder.get("run") != self.run_id:
+                    return False
+                if holder.get("pid") != self.record["pid"]:
+                    return False
                 self.path.unlink()
-            return True
+                return True
+        except (PreconditionFailed, OSError):
+            return False
 
     def __enter__(self) -> Lock:
         return self

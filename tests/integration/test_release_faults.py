@@ -565,6 +565,27 @@ def test_the_journal_records_whose_lock_the_run_took_over(shop: Project) -> None
     assert second["lock_taken_over"] == {"corrupt": "not valid JSON"}
 
 
+@SHORT_DEPLOY
+def test_a_lock_that_cannot_be_released_does_not_hide_how_the_run_ended(
+    released: Project,
+) -> None:
+    # The lock's folder is gone by the end of the run (removed by hand, or a disk remounted
+    # read-only): the release rolled back, and says so, rather than "nothing was started".
+    shop = released
+    proc = shop.start("release", "--version", "1.1.0", FIXTURE_HANG="1.1.0")
+    shop.read_until(proc, "deploying 1.1.0")
+    for path in sorted((shop.root / ".drillbook" / "locks").iterdir()):
+        path.unlink()
+    (shop.root / ".drillbook" / "locks").rmdir()
+    out, err = proc.communicate(timeout=GRACE + 60)
+
+    assert proc.returncode == 4, out + err
+    assert "staging was rolled back to 1.0.0" in out
+    assert "cannot create the lock" not in err
+    assert by_name(shop.events(), "run_finished")[-1]["exit"] == 4
+    assert shop.served_version() == "1.0.0"
+
+
 # --- the journal cannot be written ----------------------------------------------------------------
 
 
