@@ -28,7 +28,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from drillbook.errors import JournalUnwritable, UsageError
+from drillbook.errors import JournalUnwritable, PreconditionFailed, UsageError
 from drillbook.secrets import Masker
 
 #: Where journals live, relative to the project root.
@@ -397,8 +397,17 @@ def list_runs(project_root: Path) -> list[RunInfo]:
     except FileNotFoundError:
         return []
     except OSError as exc:
+        # The world says no (exit 3), as for a journal that cannot be written: the project's
+        # .drillbook/ is not a folder drillbook can read.
         msg = f"cannot list the journals in {folder}: {exc.strerror or exc}"
-        raise UsageError(msg) from exc
+        raise PreconditionFailed(
+            msg,
+            hint=(
+                f"drillbook keeps its journals and locks in {folder.parent}, which must be a "
+                "folder it can read and write; move away what is there, then run again "
+                "(nothing was started)"
+            ),
+        ) from exc
     index = RunIndex.load(project_root)
     runs = []
     for entry in entries:

@@ -618,6 +618,26 @@ def test_a_journal_that_cannot_be_written_stops_the_run_before_it_changes_anythi
     assert shop.run("release", "--version", "1.0.0").code == 0
 
 
+@pytest.mark.parametrize(
+    "args", [("release", "--version", "1.0.0"), ("deploy", "--version", "1.0.0"), ("history",)]
+)
+def test_a_file_in_place_of_the_drillbook_folder_refuses_as_the_world_saying_no(
+    shop: Project, args: tuple[str, ...]
+) -> None:
+    # Not bad input (exit 2): the project's own folder cannot be used, as when it cannot be
+    # written (exit 3, nothing changed), whichever command meets it first.
+    (shop.root / ".drillbook").write_text("not a folder\n")
+
+    result = shop.run(*args)
+
+    assert result.code == 3, result
+    assert ".drillbook/journal" in result.err
+    assert "Not a directory" in result.err
+    assert "hint: " in result.err
+    assert shop.served_version() is None
+    assert shop.tags() == []
+
+
 def test_only_the_service_runs_after_a_release(released: Project) -> None:
     shop = released
     pid = int((shop.root / "var" / "staging" / "server.pid").read_text())
