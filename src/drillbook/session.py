@@ -240,8 +240,11 @@ def open_session(
             stale = [r for r in unfinished_runs(root, env) if r["run"] != resuming]
             if stale:
                 run = stale[0]
+                # The service too: the services of a project share an environment's runs.
+                service = f" of {run['service']}" if run.get("service") else ""
+                what = f"{run.get('action')}{service} {run.get('version') or ''}".rstrip()
                 msg = (
-                    f"run {run['run']} ({run.get('action')} {run.get('version') or ''} on {env}, "
+                    f"run {run['run']} ({what} on {env}, "
                     f"started {run.get('ts')}) never finished: it was killed or crashed, so "
                     f"{env} may be half-changed" + describe_leftovers(run, run["leftovers"])
                 )

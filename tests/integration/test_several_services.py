@@ -99,3 +99,29 @@ def test_two_services_tagging_alike_get_a_warning_not_a_failure(shop: Project) -
     ) in result.out
     data = json.loads(shop.run("check", "--format", "json").out)
     assert [w["field"] for w in data["warnings"]] == ["tag"]
+
+
+def test_a_killed_run_of_another_service_is_named_with_its_service(shop: Project) -> None:
+    # Services of one project share each environment's lock and its unfinished runs: the
+    # person releasing shop must learn that the run in the way is one of payments'.
+    slow = PAYMENTS.replace('unit: [python, -c, "pass"]', "unit: [python, gate.py, unit]")
+    (shop.root / "runbooks" / "pay.yaml").write_text(slow)
+    shop.commit("a second service")
+    first = shop.start(
+        "release", "--service", "payments", "--version", "2.0.0", FIXTURE_SLOW_GATE="unit"
+    )
+    shop.read_until(first, "unit: sleeping")
+    run_id = shop.journals()[-1].stem
+
+    held = shop.run("release", "--service", "shop", "--version", "1.0.0")
+    first.kill()
+    first.communicate()
+    refused = shop.run("release", "--service", "shop", "--version", "1.0.0")
+    abandoned = shop.run("abandon", run_id)
+
+    assert held.code == 75, held
+    assert "--service payments" in held.err
+    assert refused.code == 3, refused
+    assert f"run {run_id} (release of payments 2.0.0 on staging" in refused.err
+    assert abandoned.code == 0, abandoned
+    assert shop.run("release", "--service", "shop", "--version", "1.0.0").code == 0
