@@ -512,6 +512,27 @@ def test_a_run_still_going_is_shown_as_running_not_as_killed(shop: Project) -> N
     assert "interrupted" in shop.run("history").out
 
 
+def test_a_plan_says_the_lock_is_held_and_neither_waits_nor_fails(shop: Project) -> None:
+    assert "lock: free" in shop.run("plan", "--version", "1.0.0").out
+    first = start_slow_release(shop)
+    run_id = shop.journals()[-1].stem
+
+    text = shop.run("plan", "--version", "1.0.0")
+    dry = shop.run("release", "--dry-run", "--version", "1.0.0", "--format", "json")
+
+    assert text.code == 0, text
+    assert f"lock: held by run {run_id} (pid {first.pid} on host {socket.gethostname()}" in (
+        text.out
+    )
+    assert "a release now would exit 75" in text.out
+    assert dry.code == 0, dry
+    [lock] = [p for p in json.loads(dry.out)["probes"] if p["probe"] == "lock"]
+    assert lock["ok"] is False
+    assert run_id in lock["found"]
+    first.send_signal(signal.SIGTERM)
+    first.communicate(timeout=GRACE + 5)
+
+
 def test_a_dead_holders_lock_is_taken_over_with_a_warning(shop: Project) -> None:
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
     gone.wait()

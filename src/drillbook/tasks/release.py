@@ -52,9 +52,26 @@ def _probes(loaded: Any, env: str, found: Any) -> list[tuple[str, str, bool]]:
     ]
     ident = found.identity
     probes.append(("identity", f"{ident[0]} <{ident[1]}>" if ident else "missing", bool(ident)))
+    probes.append(_lock_probe(loaded.root, env))
     url = loaded.runbook.environments[env].url
     probes.append((env, _answers(url), True))
     return probes
+
+
+def _lock_probe(root: Any, env: str) -> tuple[str, str, bool]:
+    """Who holds env's lock, read without taking it: a plan neither waits for a run nor fails
+    because one is going, but says that a release now would be refused."""
+    from drillbook.lock import live_holder
+
+    holder = live_holder(root, env)
+    if holder is None:
+        return ("lock", "free", True)
+    return (
+        "lock",
+        f"held by run {holder['run']} (pid {holder['pid']} on host {holder['host']}, started "
+        f"{holder.get('started', 'at an unknown time')}): a release now would exit 75",
+        False,
+    )
 
 
 def _tag_probe(found: Any) -> tuple[str, str, bool]:
