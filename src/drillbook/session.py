@@ -257,17 +257,24 @@ def open_session(
                         f"have checked {env}"
                     ),
                 )
-        if resuming is not None:
-            with Journal.open(root, resuming, masker=masker) as old:
-                old.write(
-                    "run_closed",
-                    how="resumed",
-                    by=run_id,
-                    service=loaded.runbook.service,
-                    env=env,
-                    **({"version": version} if version is not None else {}),
-                )
         journal = Journal.open(root, run_id, masker=masker)
+        if resuming is not None:
+            # Only once this run's journal exists: a resume that cannot write one leaves the
+            # run it would continue open, to be resumed again, not closed by a run never seen.
+            try:
+                with Journal.open(root, resuming, masker=masker) as old:
+                    old.write(
+                        "run_closed",
+                        how="resumed",
+                        by=run_id,
+                        service=loaded.runbook.service,
+                        env=env,
+                        **({"version": version} if version is not None else {}),
+                    )
+            except BaseException:
+                journal.close()
+                journal.path.unlink(missing_ok=True)  # still empty: nothing of this run ran
+                raise
         if held is not None and held.taken_over_from:
             # The warning reaches only the console; the journal keeps whose lock this was.
             extra = {**(extra or {}), "lock_taken_over": _taken_over(held)}

@@ -200,6 +200,29 @@ def test_resume_of_a_run_whose_runbook_cannot_be_read_now_says_how_to_close_it(
     assert shop.run("abandon", run_id).code == 0
 
 
+def test_a_resume_that_cannot_close_the_run_it_continues_leaves_it_open(shop: Project) -> None:
+    proc = start_slow_release(shop)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=GRACE + 5)
+    run_id = shop.journals()[-1].stem
+    before = shop.journals()
+    # Every file may grow to the interrupted run's journal's size, and no further: that journal
+    # refuses its `run_closed`, as on a disk that just filled, while a new one could start.
+    cap = (shop.root / ".drillbook" / "journal" / f"{run_id}.jsonl").stat().st_size
+
+    refused = shop.run("resume", run_id, file_size_limit=cap)
+
+    assert refused.code == 3, refused
+    assert f"cannot write the journal {shop.root}/.drillbook/journal/{run_id}.jsonl" in refused.err
+    assert "internal error" not in refused.err
+    # The resume's own journal, opened first, is gone again: no run of it ever began.
+    assert shop.journals() == before
+    assert not by_name(shop.events(run_id), "run_closed")  # still open, to be resumed
+    resumed = shop.run("resume", run_id)
+    assert resumed.code == 0, resumed
+    assert by_name(shop.events(run_id), "run_closed")[0]["how"] == "resumed"
+
+
 def test_a_refused_resume_leaves_the_run_resumable(shop: Project) -> None:
     proc = start_slow_release(shop)
     proc.send_signal(signal.SIGTERM)
