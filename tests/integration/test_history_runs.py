@@ -316,7 +316,7 @@ def test_a_killed_release_of_many_changes_is_still_seen(released: Project) -> No
     assert len(entry["owners"]) == 7
     # The next run that changes staging sees it too, and asks for resume or abandon.
     assert deploy.code == 3, deploy
-    assert f"run {run_id} (release 1.3.0 on staging" in deploy.err
+    assert f"run {run_id} (release of shop 1.3.0 on staging" in deploy.err
     assert released.run("abandon", run_id).code == 0
 
 
