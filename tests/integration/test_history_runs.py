@@ -335,7 +335,7 @@ def test_a_byte_that_is_not_utf8_in_a_journal_line_hides_nothing(released: Proje
     assert entry["owners"] == ["bob"]
     assert entry["changes"][0]["title"] == "Turn the caf\ufffd on"
     assert deploy.code == 3, deploy
-    assert f"run {run_id} (release 1.1.0 on staging" in deploy.err
+    assert f"run {run_id} (release of shop 1.1.0 on staging" in deploy.err
     assert released.run("abandon", run_id).code == 0
 
 
