@@ -2,10 +2,11 @@
 
 `prepare_workspace` copies the bundled demo service into an empty folder, places its runbook at
 `runbooks/demo-service.yaml` with staging on a free loopback port, and commits it all in a new
-git repository with a local identity. `story` lists the acts: each is a real `drillbook`
-command run as a subprocess in the workspace, with the exit code and the state of the world
-the story expects afterwards; `verify` compares. `stop_staging` stops every server the story
-started, however it ended. `Compact` keeps the lines of a command's output that tell the story.
+git repository with a local identity, no hooks and no signing. `story` lists the acts: each
+is a real `drillbook` command run as a subprocess in the workspace, with the exit code and the
+state of the world the story expects afterwards; `verify` compares. `stop_staging` stops every
+server the story started, however it ended. `Compact` keeps the lines of a command's output that
+tell the story.
 
 Nothing here prints: the task layer (`drillbook.tasks.demo`) narrates.
 """
@@ -45,6 +46,16 @@ REQUIRED_MODULES = ("fastapi", "uvicorn", "httpx", "pytest", "ruff")
 #: Left out of the copy: runtime state and caches of a checkout where the service ran.
 SKIPPED = ("var", ".drillbook", "__pycache__", ".pytest_cache", ".ruff_cache", "notes", "reports")
 GIT_IDENTITY = ("drillbook demo", "demo@drillbook.invalid")
+#: The workspace's own git settings. The user's global hooks, templates and signing are meant for
+#: their repositories: a company's commit-msg policy or a gpg the demo cannot use would stop it.
+GIT_SETTINGS = (
+    ("user.name", GIT_IDENTITY[0]),
+    ("user.email", GIT_IDENTITY[1]),
+    ("commit.gpgSign", "false"),
+    ("tag.gpgSign", "false"),
+    ("tag.forceSignAnnotated", "false"),
+    ("core.hooksPath", os.devnull),
+)
 #: Each act is one drillbook command; a hung one is stopped rather than waited for forever.
 ACT_TIMEOUT_S = 180.0
 #: Time a stopped drillbook gets to stop its own step and write its journal before SIGKILL.
@@ -196,15 +207,10 @@ def prepare_workspace(target: Path | None = None) -> Workspace:
     write_atomic(root / RUNBOOK, text)
     write_atomic(root / SCHEMA_PATH, schema_text())
     env = child_environment(root)
-    name, email = GIT_IDENTITY
     git_env = {**env, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
-    _git(root, "-c", "init.defaultBranch=main", "init", "-q", env=git_env)
-    for key, value in (
-        ("user.name", name),
-        ("user.email", email),
-        ("commit.gpgSign", "false"),
-        ("tag.gpgSign", "false"),
-    ):
+    # No template: the user's `init.templateDir` could bring hooks or an `info/exclude`.
+    _git(root, "-c", "init.defaultBranch=main", "init", "-q", "--template=", env=git_env)
+    for key, value in GIT_SETTINGS:
         _git(root, "config", key, value, env=git_env)
     _git(root, "add", "-A", env=git_env)
     message = "The demo service as it runs today"
