@@ -115,6 +115,9 @@ class Workspace:
 
 def _empty_target(target: Path) -> Path:
     target = target.expanduser().absolute()
+    if target.is_symlink() and not target.exists():
+        msg = f"--keep {target}: it is a symbolic link to {target.readlink()}, which does not exist"
+        raise UsageError(msg, hint="name a new folder, or an empty one")
     if target.exists():
         if not target.is_dir():
             msg = f"--keep {target}: it exists and is not a folder"
@@ -189,24 +192,68 @@ def demo_runbook(port: int) -> tuple[str, str]:
 
 
 def prepare_workspace(target: Path | None = None) -> Workspace:
-    """Copy the demo service into a new git repository (a temporary folder, or `target`)."""
+    """Copy the demo service into a new git repository (a temporary folder, or `target`).
+
+    A set-up that fails or is interrupted takes away what it made: a temporary folder goes, and
+    `target` is left as it was found (absent, or empty), so the same command can run again.
+    """
+    if target is None:
+        try:
+            root = Path(tempfile.mkdtemp(prefix="drillbook-demo-"))
+        except OSError as exc:
+            msg = f"cannot make the demo's workspace in a temporary folder: {exc}"
+            hint = "set TMPDIR to a folder you can write, or name one with --keep DIR"
+            raise PreconditionFailed(msg, hint=hint) from None
+        return _build_or_undo(root, temporary=True, made=True)
+    root = _empty_target(target)
+    return _build_or_undo(root, temporary=False, made=not root.exists())
+
+
+def _build_or_undo(root: Path, *, temporary: bool, made: bool) -> Workspace:
+    try:
+        return _build(root, temporary)
+    except BaseException:
+        _undo(root, made=made)
+        raise
+
+
+def _undo(root: Path, *, made: bool) -> None:
+    """Remove what a set-up made in `root`: the folder itself when it made it."""
+    if made:
+        shutil.rmtree(root, ignore_errors=True)
+        return
+    with contextlib.suppress(OSError):
+        for child in root.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child, ignore_errors=True)
+            else:
+                child.unlink(missing_ok=True)
+
+
+def _build(root: Path, temporary: bool) -> Workspace:
     from drillbook.files import write_atomic
     from drillbook.scaffold import SCHEMA_PATH, schema_text
 
-    if target is None:
-        root = Path(tempfile.mkdtemp(prefix="drillbook-demo-"))
-        temporary = True
-    else:
-        root = _empty_target(target)
-        temporary = False
-    source = resource("demo-service")
-    shutil.copytree(
-        source, root, ignore=shutil.ignore_patterns(*SKIPPED), symlinks=True, dirs_exist_ok=True
-    )
-    text, url = demo_runbook(free_port())
-    write_atomic(root / RUNBOOK, text)
-    write_atomic(root / SCHEMA_PATH, schema_text())
-    env = child_environment(root)
+    try:
+        shutil.copytree(
+            resource("demo-service"),
+            root,
+            ignore=shutil.ignore_patterns(*SKIPPED),
+            symlinks=True,
+            dirs_exist_ok=True,
+        )
+        text, url = demo_runbook(free_port())
+        write_atomic(root / RUNBOOK, text)
+        write_atomic(root / SCHEMA_PATH, schema_text())
+        env = child_environment(root)
+    except OSError as exc:
+        msg = f"cannot make the demo's workspace in {root}: {exc.strerror or exc}"
+        hint = (
+            "set TMPDIR to a folder you can write, or name one with --keep DIR"
+            if temporary
+            else "give --keep a folder you can write, or leave it out for a temporary folder"
+        )
+        raise PreconditionFailed(msg, hint=hint) from None
     git_env = {**env, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     # No template: the user's `init.templateDir` could bring hooks or an `info/exclude`.
     _git(root, "-c", "init.defaultBranch=main", "init", "-q", "--template=", env=git_env)

@@ -1,16 +1,20 @@
-"""The demo's workspace on machines unlike the author's: the user's git setup. Real git, real
-folders; no server is started.
+"""The demo's workspace on machines unlike the author's: the user's git setup, odd `--keep`
+folders, and a set-up that fails half way. Real git, real folders; no server is started.
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 from drillbook import gitops
 from drillbook.demo import prepare_workspace
+from drillbook.errors import EXIT_INVALID, EXIT_PRECONDITION, PreconditionFailed
 
 
 def failing_hooks(folder: Path) -> Path:
@@ -73,3 +77,84 @@ def test_the_workspace_runs_none_of_the_users_git_hooks_or_signing(
     assert gitops.create_tag(ws.root, "v1.0.0", "1.0.0\n") == "created"
     assert config.read_bytes() == before  # the user's git config is read, never written
     assert sorted(p.name for p in home.iterdir()) == [".gitconfig"]
+
+
+def test_a_set_up_that_fails_takes_its_temporary_workspace_away(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
+    nothing = tmp_path / "empty-path"
+    nothing.mkdir()
+    monkeypatch.setenv("PATH", str(nothing))  # no git to make the repository with
+
+    with pytest.raises(PreconditionFailed, match="git is not installed"):
+        prepare_workspace()
+
+    assert list(temp.iterdir()) == []
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new folder", "empty folder"])
+def test_a_set_up_that_fails_leaves_the_keep_folder_as_it_found_it_for_the_next_run(
+    home: Path, tmp_path: Path, existing: bool
+) -> None:
+    target = tmp_path / "tour"
+    if existing:
+        target.mkdir()
+    nothing = tmp_path / "empty-path"
+    nothing.mkdir()
+    env = {**os.environ, "PATH": str(nothing), "NO_COLOR": "1"}
+
+    done = subprocess.run(
+        [sys.executable, "-m", "drillbook", "demo", "--keep", str(target)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == EXIT_PRECONDITION, done.stdout + done.stderr
+    assert "git is not installed" in done.stderr
+    assert "Traceback" not in done.stderr
+    if existing:
+        assert list(target.iterdir()) == []
+    else:
+        assert not target.exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "code", "said"),
+    [
+        ("parent is a file", EXIT_PRECONDITION, "cannot make the demo's workspace"),
+        ("dangling symlink", EXIT_INVALID, "symbolic link to"),
+    ],
+)
+def test_a_keep_folder_that_cannot_be_made_is_refused_with_what_to_do(
+    tmp_path: Path, make: str, code: int, said: str
+) -> None:
+    if make == "parent is a file":
+        (tmp_path / "a-file").write_text("x")
+        target = tmp_path / "a-file" / "tour"
+    else:
+        target = tmp_path / "link"
+        target.symlink_to(tmp_path / "nowhere")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "drillbook", "demo", "--keep", str(target)],
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == code, done.stdout + done.stderr
+    assert said in done.stderr
+    assert str(target) in done.stderr
+    assert "hint:" in done.stderr
+    assert "internal error" not in done.stderr
+    assert not (tmp_path / "nowhere").exists()
