@@ -6,6 +6,10 @@ person at the terminal wants the run to stop now. So the session's connection po
 connection they make, and `cut` shuts their sockets down: a read that waits returns at once, the
 request fails, and the check ends as inconclusive because the run was stopped. `cut` only calls
 `shutdown()` on sockets and takes no lock, so a signal handler may call it.
+
+A proxy from the environment (`HTTP_PROXY`, ...) is used as requests uses it, except for a
+loopback host: a proxy cannot reach this machine's loopback, so a check of `127.0.0.1` or
+`localhost` through one could only fail, and never tell that staging was fine.
 """
 
 from __future__ import annotations
@@ -23,6 +27,19 @@ if TYPE_CHECKING:
 POOL_SIZE = 64
 
 
+def is_loopback(host: str | None) -> bool:
+    """Whether a URL's host is this machine's loopback: `localhost`, 127.0.0.0/8 or ::1."""
+    import ipaddress
+
+    host = (host or "").strip("[]").lower().rstrip(".")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
     """A `requests.Session` for the checks, and the function that cuts its connections.
 
@@ -31,6 +48,8 @@ def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
     ends its own request (an answer that trickles in a byte at a time never trips a read
     timeout) and no other.
     """
+    from urllib.parse import urlsplit
+
     import requests
     from requests.adapters import HTTPAdapter
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
@@ -78,7 +97,16 @@ def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
         if conn is not None:
             _shut(conn)
 
-    session = requests.Session()
+    class LoopbackDirect(requests.Session):
+        """A session that takes proxies from the environment for every host but loopback."""
+
+        def merge_environment_settings(self, url: Any, *args: Any, **kwargs: Any) -> Any:
+            settings = super().merge_environment_settings(url, *args, **kwargs)
+            if is_loopback(urlsplit(url).hostname):
+                settings["proxies"] = {}
+            return settings
+
+    session = LoopbackDirect()
     adapter = NotingAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
     session.mount("http://", adapter)
     session.mount("https://", adapter)

@@ -573,6 +573,48 @@ def test_redirect_with_credentials_is_masked(server: LoopbackServer, runner: Che
     assert "http://***@evil.example/x (not followed: credentials in the URL)" in result.got
 
 
+# --- proxies from the environment ---------------------------------------------------------------
+
+PROXY_VARS = ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")
+
+
+@pytest.fixture
+def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[LoopbackServer]:
+    """A proxy named by every proxy variable, as on a machine behind a corporate proxy."""
+    with serving() as srv:
+        for name in PROXY_VARS:
+            monkeypatch.setenv(name, srv.url)
+        for name in ("NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        yield srv
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost"])
+def test_a_loopback_check_never_goes_through_a_proxy(
+    server: LoopbackServer, proxy: LoopbackServer, host: str
+) -> None:
+    # A proxy elsewhere cannot reach this machine's loopback: staging there is asked directly.
+    server.routes["/health"] = json_reply({"status": "ok"})
+    url = f"http://{host}:{server.port}"
+
+    with CheckRunner(env(url, allow_hosts=[host]), env_name="staging") as runner:
+        result = runner.run(http_check(get="/health", expect={"json": {"status": "ok"}}))
+
+    assert result.outcome == "pass", result.message
+    assert proxy.requests == []
+    assert server.hits["/health"] == 1
+
+
+def test_a_check_of_another_host_still_goes_through_the_proxy(proxy: LoopbackServer) -> None:
+    proxy.routes["http://staging.invalid/health"] = json_reply({"status": "ok"})
+
+    with CheckRunner(env("http://staging.invalid"), env_name="staging") as runner:
+        result = runner.run(http_check(get="/health"))
+
+    assert result.outcome == "pass", result.message
+    assert [path for _, path, _ in proxy.requests] == ["http://staging.invalid/health"]
+
+
 # --- URLs that are refused before any request ---------------------------------------------------
 
 
