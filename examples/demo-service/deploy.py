@@ -6,7 +6,9 @@
 
 A deploy copies the code into `var/{env}/releases/{version}/` with a `VERSION` file, points
 `var/{env}/current` at it atomically, stops the env's running server, starts uvicorn detached
-on the loopback host and port of `--url`, and waits until `GET /health` answers the new version.
+on the loopback host and port of `--url`, and waits until `GET /health` answers the new version
+from the server it started (each start gets an instance id that /health repeats, so an answer
+from another process on the port does not count).
 The last 5 releases are kept. Settings come from `config/{env}.env` and reach the server as
 environment variables, never as arguments. Standard library only.
 
@@ -23,6 +25,7 @@ import importlib.util
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -361,18 +364,28 @@ def health(url: str, timeout: float = 1.0) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def wait_ready(process: subprocess.Popen[bytes], url: str, version: str, timeout: float) -> float:
-    """Poll /health until it answers the deployed version; the seconds it took."""
+def wait_ready(
+    process: subprocess.Popen[bytes], url: str, version: str, instance: str, timeout: float
+) -> float:
+    """Poll /health until the started server answers the deployed version; the seconds it took.
+
+    The answer must carry the server's `instance`: another process that holds the port (another
+    copy of the service, say) may answer the same version while this server fails to bind.
+    """
     began = time.monotonic()
     deadline = began + timeout
     while True:
         if process.poll() is not None:
             raise DeployError(f"the server exited with status {process.returncode} while starting")
         answer = health(url, timeout=min(1.0, max(0.05, deadline - time.monotonic())))
-        if answer and answer.get("status") == "ok" and answer.get("version") == version:
+        ours = answer is not None and answer.get("instance") == instance
+        if ours and answer.get("status") == "ok" and answer.get("version") == version:
             return time.monotonic() - began
         if time.monotonic() >= deadline:
-            seen = f"; last answer {answer}" if answer else "; no answer"
+            if answer and not ours:
+                seen = "; another process answers on the port"
+            else:
+                seen = f"; last answer {answer}" if answer else "; no answer"
             raise DeployError(f"/health did not answer version {version} within {timeout:g}s{seen}")
         time.sleep(POLL_INTERVAL_S)
 
@@ -466,11 +479,17 @@ def deploy_lock(paths: EnvPaths) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def server_environment(paths: EnvPaths, config: dict[str, str]) -> dict[str, str]:
-    """The server's environment: ours, plus the env's settings and where the project is."""
+def server_environment(paths: EnvPaths, config: dict[str, str], instance: str) -> dict[str, str]:
+    """The server's environment: ours, plus the env's settings, where the project is, and the
+    instance id its /health answers with."""
     env_vars = dict(os.environ)
     env_vars.update(config)
-    env_vars.update(DEMO_ENV=paths.env, DEMO_ROOT=str(paths.root), PYTHONUNBUFFERED="1")
+    env_vars.update(
+        DEMO_ENV=paths.env,
+        DEMO_ROOT=str(paths.root),
+        DEMO_INSTANCE=instance,
+        PYTHONUNBUFFERED="1",
+    )
     env_vars.pop("APP_VERSION", None)  # the release's VERSION file is the version
     return env_vars
 
@@ -488,15 +507,22 @@ def deploy(paths: EnvPaths, version: str, url: str, timeout: float) -> None:
         was = f" (was {previous})" if previous else ""
         say(f"  current  {shown(paths.current)} -> {current_target(paths)}{was}")
         stop_server(paths)
+        instance = secrets.token_hex(8)
         process, out_start = start_server(
-            paths, host, port, server_environment(paths, config), version
+            paths, host, port, server_environment(paths, config, instance), version
         )
         write_atomically(paths.pid_file, f"{process.pid}\n")
-        state = {"pid": process.pid, "version": version, "url": url, "started": _now()}
+        state = {
+            "pid": process.pid,
+            "version": version,
+            "url": url,
+            "instance": instance,
+            "started": _now(),
+        }
         write_atomically(paths.state_file, json.dumps(state) + "\n")
         say(f"  started  pid {process.pid} on {host}:{port}, output {shown(paths.server_out)}")
         try:
-            ready_after = wait_ready(process, url, version, timeout)
+            ready_after = wait_ready(process, url, version, instance, timeout)
         except DeployError as exc:
             # A server that never became ready is stopped: the env is down, not half up.
             if process.poll() is None:

@@ -246,3 +246,29 @@ def test_a_server_that_cannot_start_fails_the_deploy_with_its_output(demo: DemoS
     assert "address already in use" in done.stderr  # the tail of uvicorn.out
     assert not (demo.env_dir / "server.pid").exists()
     assert processes_mentioning(str(demo.root)) == []
+
+
+def test_a_deploy_is_ready_only_when_its_own_server_answers(demo: DemoService, tmp_path: Path):
+    # Another copy of the service already serves the same version on the port: its /health
+    # answer looks right, but this deploy's server cannot bind the port and exits.
+    other = DemoService(root=tmp_path / "other-copy", url=demo.url)
+    shutil.copytree(SERVICE, other.root, ignore=COPY_IGNORE)
+    try:
+        assert_ok(other.release("1.0.0"))
+        other_pid = other.pid()
+
+        done = demo.release("1.0.0")
+
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert "deployed 1.0.0" not in done.stdout
+        assert "not serving" in done.stderr
+        assert "address already in use" in done.stderr  # the tail of uvicorn.out says why
+        assert not (demo.env_dir / "server.pid").exists()
+        assert processes_mentioning(str(demo.root)) == []
+        assert other.pid() == other_pid  # the other copy's server is left alone
+        assert get(f"{demo.url}/version")[1]["version"] == "1.0.0"
+    finally:
+        other.deploy("--stop")
+        for pid in processes_mentioning(str(other.root)):
+            with contextlib.suppress(OSError):
+                os.killpg(pid, signal.SIGKILL)

@@ -61,17 +61,24 @@ def _features(request: Request) -> Features:
 
 @router.get("/health")
 def health(request: Request) -> JSONResponse:
-    """`{"status": "ok", "version": ...}` when the service can reach its database."""
+    """`{"status": "ok", "version": ...}` when the service can reach its database, with the
+    `instance` id deploy.py gave this start (so a deploy knows its own server answered)."""
     settings = _settings(request)
+    who = {"instance": settings.instance} if settings.instance else {}
     try:
         with db.connect(settings.database_path) as conn:
             db.ping(conn)
     except sqlite3.Error:
         return JSONResponse(
-            {"status": "error", "version": settings.version, "detail": "database unavailable"},
+            {
+                "status": "error",
+                "version": settings.version,
+                "detail": "database unavailable",
+                **who,
+            },
             status_code=503,
         )
-    return JSONResponse({"status": "ok", "version": settings.version})
+    return JSONResponse({"status": "ok", "version": settings.version, **who})
 
 
 @router.get("/version")

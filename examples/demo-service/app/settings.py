@@ -63,13 +63,16 @@ class Settings:
     log_level: str = "info"
     admin_page_size: int = 20
     secret_key: str = field(default="", repr=False)
+    #: The id deploy.py gives each start, repeated by /health; empty when started otherwise.
+    instance: str = ""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from environment variables (deploy.py sets them from `config/{env}.env`).
 
         `DEMO_ENV` names the environment and `DEMO_ROOT` the project root that relative paths
-        start from; `APP_VERSION` overrides the release folder's `VERSION` file.
+        start from; `APP_VERSION` overrides the release folder's `VERSION` file; `DEMO_INSTANCE`
+        is the id of this start.
         """
         env_vars = os.environ if environ is None else environ
         env = env_vars.get("DEMO_ENV", "staging")
@@ -105,4 +108,5 @@ class Settings:
             log_level=log_level,
             admin_page_size=page_size,
             secret_key=secret_key,
+            instance=env_vars.get("DEMO_INSTANCE", ""),
         )

@@ -13,6 +13,16 @@ def test_health_and_version_name_the_running_version(make_client):
     assert client.get("/version").json() == {"version": "1.1.0", "features": ["audit_trail"]}
 
 
+def test_health_repeats_the_instance_id_of_this_start(make_client):
+    # deploy.py gives each start an id and counts only an answer that carries it.
+    client = make_client("1.1.0", instance="5f0c2a9e41b7d3c8")
+    assert client.get("/health").json() == {
+        "status": "ok",
+        "version": "1.1.0",
+        "instance": "5f0c2a9e41b7d3c8",
+    }
+
+
 @pytest.mark.parametrize(
     ("version", "audit", "enrichment"),
     [
