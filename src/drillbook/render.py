@@ -170,7 +170,12 @@ def bytecode_cache(autoescape: bool) -> BytecodeCache | None:
     from jinja2.bccache import FileSystemBytecodeCache
 
     try:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "drillbook"
+        # A relative XDG_CACHE_HOME is invalid by the XDG spec and ignored; taken as it is, it
+        # would put the compiled code in whatever folder the command runs in: the project.
+        xdg = Path(os.environ.get("XDG_CACHE_HOME", ""))
+        base = (xdg if xdg.is_absolute() else Path.home() / ".cache") / "drillbook"
+        if not base.is_absolute():  # a relative HOME: no folder known to be the user's own
+            return None
         shape = (__version__, jinja_version, sys.version_info[:2], autoescape, _OPTIONS)
         key = hashlib.sha256(repr(shape).encode()).hexdigest()[:16]
         folder = base / f"templates-{key}"
