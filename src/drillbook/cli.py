@@ -202,6 +202,28 @@ def build_program() -> DrillbookProgram:
     )
 
 
+def printable_stdout() -> None:
+    """Let stdout show a character its encoding lacks as `?` rather than stop the program.
+
+    drillbook prints rules, arrows and the user's own paths; a stdout in ASCII or Latin-1
+    (PYTHONIOENCODING, a legacy locale) raised UnicodeEncodeError at the first of them, in the
+    middle of a release. stderr already does the like (Python gives it `backslashreplace`).
+    """
+    import codecs
+
+    stream = sys.stdout
+    encoding = getattr(stream, "encoding", None)
+    if not encoding or not hasattr(stream, "reconfigure"):
+        return
+    try:
+        utf8 = codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        utf8 = False
+    if not utf8:
+        stream.reconfigure(errors="replace")
+
+
 def main() -> None:
     """Entry point of the `drillbook` console script."""
+    printable_stdout()
     build_program().run()

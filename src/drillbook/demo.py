@@ -152,6 +152,8 @@ def child_environment(root: Path) -> dict[str, str]:
     # Options meant for another test run must not change the demo's own unit gate.
     env.pop("PYTEST_ADDOPTS", None)
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    # Their output reaches the demo through pipes read as UTF-8, whatever the terminal shows.
+    env["PYTHONIOENCODING"] = "utf-8"
     return env
 
 

@@ -64,3 +64,29 @@ def test_importing_drillbook_leaves_the_interpreter_as_it_was() -> None:
         """
     )
     assert out == "True 0"
+
+
+def test_a_console_that_cannot_show_a_character_gets_a_stand_in_not_a_crash(tmp_path) -> None:
+    # A stdout in ASCII (PYTHONIOENCODING=ascii, a legacy locale) and a path outside it.
+    from pathlib import Path
+
+    fixture = (
+        Path(__file__).resolve().parents[1] / "fixtures" / "runbooks" / "good" / "minimal.yaml"
+    )
+    (tmp_path / "runbooks").mkdir()
+    (tmp_path / "runbooks" / "démo.yaml").write_text(fixture.read_text())
+    env = {"PATH": "/usr/bin:/bin", "PYTHONIOENCODING": "ascii", "NO_COLOR": "1"}
+
+    done = subprocess.run(
+        [sys.executable, "-m", "drillbook", "check"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "internal error" not in done.stderr
+    assert "runbooks/d?mo.yaml" in done.stdout
