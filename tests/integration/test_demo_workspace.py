@@ -5,15 +5,18 @@ folders, and a set-up that fails half way. Real git, real folders; no server is 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
+from _demo_checks import git_tags
 
 from drillbook import gitops
-from drillbook.demo import prepare_workspace
+from drillbook.demo import prepare_workspace, processes_of
 from drillbook.errors import EXIT_INVALID, EXIT_PRECONDITION, PreconditionFailed
 
 
@@ -158,3 +161,40 @@ def test_a_keep_folder_that_cannot_be_made_is_refused_with_what_to_do(
     assert "hint:" in done.stderr
     assert "internal error" not in done.stderr
     assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_demo_stopped_before_its_first_release_suggests_only_what_exists(tmp_path: Path) -> None:
+    root = tmp_path / "tour"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drillbook", "demo", "--keep", str(root)],
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1"},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("set-up:"):  # the set-up's release 1.0.0 has begun
+                proc.send_signal(signal.SIGINT)
+                break
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = "".join(seen) + rest
+
+    assert proc.returncode == 130, out[-3000:]
+    assert "the demo was interrupted" in out
+    assert "v1.1.0" not in git_tags(root)
+    assert "git show v1.1.0" not in out  # there is no such tag to show
+    assert "git log" in out
+    deadline = time.monotonic() + 10
+    while processes_of(root) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert processes_of(root) == []

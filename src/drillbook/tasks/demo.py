@@ -200,11 +200,24 @@ def _report(
         console.print(f"  {'workspace:':<18}{ws.root}")
         if ws.temporary:
             console.print(f"  {'':<18}(a temporary folder; `rm -rf {ws.root}` when done)")
+        # A tag to show only once the story made it (an interrupted one may not have).
+        show = "git show v1.1.0" if "v1.1.0" in _tags(ws.root) else "git log"
         console.print("  staging is stopped; the workspace is a plain git repository: cd there")
-        console.print("  and try `drillbook plan`, `drillbook history`, `git show v1.1.0`.")
+        console.print(f"  and try `drillbook plan`, `drillbook history`, `{show}`.")
     told = bool(rows) and all(r.mark == "as told" for r in rows)
     if interrupted:
         console.print(f"the demo was interrupted after {took:.1f}s", style="yellow")
         return
     verdict = "the story went as told" if told else "the story did NOT go as told"
     console.print(f"{verdict} in {took:.1f}s", style="green" if told else "red")
+
+
+def _tags(root: Path) -> set[str]:
+    """The workspace's tags; none when git cannot say."""
+    from drillbook import gitops
+    from drillbook.errors import DrillbookError
+
+    try:
+        return set(gitops.tags(root))
+    except DrillbookError:
+        return set()
