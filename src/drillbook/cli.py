@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from invoke import Collection, Exit, ParseError, Program
+from invoke import Collection, Config, Exit, ParseError, Program
 
 from drillbook import __version__
 from drillbook.errors import EXIT_INVALID
@@ -76,6 +76,20 @@ def _task_names(collection: Collection) -> set[str]:
         names.add(name)
         names.update(aliases)
     return names
+
+
+class DrillbookConfig(Config):
+    """invoke's Config, for a HOME that is not a folder too (HOME=/dev/null: no home)."""
+
+    def load_user(self, merge: bool = True) -> None:
+        """Load ~/.invoke.yaml and its kin; there are none when HOME is not a folder."""
+        try:
+            super().load_user(merge=merge)
+        except NotADirectoryError:
+            # invoke skips a file that does not exist, and only that: under a HOME that is a
+            # file every name is "not a directory", which means the same.
+            if merge:
+                self.merge()
 
 
 class DrillbookProgram(Program):
@@ -198,7 +212,11 @@ def build_program() -> DrillbookProgram:
     from drillbook.tasks import namespace
 
     return DrillbookProgram(
-        name="drillbook", binary="drillbook", version=__version__, namespace=namespace
+        name="drillbook",
+        binary="drillbook",
+        version=__version__,
+        namespace=namespace,
+        config_class=DrillbookConfig,
     )
 
 

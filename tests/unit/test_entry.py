@@ -90,3 +90,26 @@ def test_a_console_that_cannot_show_a_character_gets_a_stand_in_not_a_crash(tmp_
     assert done.returncode == 0, done.stdout + done.stderr
     assert "internal error" not in done.stderr
     assert "runbooks/d?mo.yaml" in done.stdout
+
+
+def test_a_home_that_is_not_a_folder_is_a_home_without_config_files(tmp_path) -> None:
+    # HOME=/dev/null is how some services and CI images say "no home"; invoke looked for
+    # /dev/null/.invoke.yaml and stopped every command with a traceback.
+    import os
+
+    env = {**os.environ, "HOME": os.devnull}
+    env.pop("XDG_CACHE_HOME", None)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "drillbook", "--version"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stdout.startswith("drillbook ")
