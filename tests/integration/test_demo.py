@@ -44,7 +44,8 @@ def test_demo_tells_the_whole_story_and_stops_its_server(tmp_path: Path) -> None
     assert took < 120, f"the demo took {took:.0f}s"
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+# SIGHUP: the terminal the demo runs in was closed (a tab, an SSH connection that dropped).
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
 def test_an_interrupted_demo_stops_its_server_and_exits_128_plus_the_signal(
     tmp_path: Path, signum: signal.Signals
 ) -> None:

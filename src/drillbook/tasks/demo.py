@@ -30,9 +30,10 @@ class _Row:
 
 @contextlib.contextmanager
 def _signals(token: Any) -> Iterator[list[int]]:
-    """SIGINT and SIGTERM stop the running act; a second one kills it at once. Either way the
-    demo goes on to stop its staging server before it exits, which is why this is not
-    `process.handle_signals` (that one exits at once on the second signal)."""
+    """SIGINT, SIGTERM and SIGHUP stop the running act; a second one kills it at once. Either
+    way the demo goes on to stop its staging server before it exits, which is why this is not
+    `process.handle_signals` (that one exits at once on the second signal). SIGHUP is a closed
+    terminal: left to its default, it ended the demo on the spot and its server ran on."""
     received: list[int] = []
 
     def handler(signum: int, _frame: FrameType | None) -> None:
@@ -42,7 +43,8 @@ def _signals(token: Any) -> Iterator[list[int]]:
         else:
             token.kill()
 
-    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    stopping = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.signal(s, handler) for s in stopping}
     try:
         yield received
     finally:
