@@ -36,6 +36,8 @@ import harness
 from harness import Goal, Result, Scale, Settings
 
 VERSION = "1.0.0"
+#: The instance id the started servers answer /health with (deploy.py checks it).
+INSTANCE = "bench-ready"
 POLL_S = 0.020
 
 
@@ -109,7 +111,8 @@ def figures(settings: Settings) -> tuple[list[Result], list[Scale]]:
         paths = deploy.EnvPaths(workspace, "staging")
         deploy.switch_current(paths, deploy.build_release(paths, VERSION))
         config = deploy.parse_env_file(workspace / "config" / "staging.env")
-        env_vars = deploy.server_environment(paths, config)
+        # One id for every start: each starts on a port of its own, so no other server answers.
+        env_vars = deploy.server_environment(paths, config, INSTANCE)
 
         def side(wait: Any) -> harness.Runner:
             def run() -> float:
@@ -127,7 +130,9 @@ def figures(settings: Settings) -> tuple[list[Result], list[Scale]]:
         samples = harness.measure(
             {
                 "deploy.py wait_ready": side(
-                    lambda p, port: deploy.wait_ready(p, f"http://127.0.0.1:{port}", VERSION, 20)
+                    lambda p, port: deploy.wait_ready(
+                        p, f"http://127.0.0.1:{port}", VERSION, INSTANCE, 20
+                    )
                 ),
                 "bare 20 ms polling loop": side(bare_wait),
             },
