@@ -179,15 +179,12 @@ def _check_tag_format(value: str) -> str:
 TagFormat = Annotated[str, AfterValidator(_check_tag_format)]
 
 
-def _blank(text: str) -> bool:
-    """Whether `text` shows nothing: empty, whitespace, or invisible characters only.
+def _invisible(stripped: str) -> bool:
+    """Whether text with no whitespace at its ends holds no character that shows.
 
     A zero-width space or a byte-order mark pasted in an owner's place looks blank on every
     page and in every message, and names nobody.
     """
-    stripped = text.strip()
-    if not stripped or stripped[0].isprintable():
-        return not stripped
     return not any(char.isprintable() and not char.isspace() for char in stripped)
 
 
@@ -199,7 +196,11 @@ def _not_blank(hint: str) -> BeforeValidator:
     """
 
     def check(value: Any) -> Any:
-        if isinstance(value, str) and _blank(value):
+        if not isinstance(value, str):
+            return value
+        # Inline, as every text of every runbook passes here: a visible first character ends it.
+        stripped = value.strip()
+        if not stripped or (not stripped[0].isprintable() and _invisible(stripped)):
             blank = ", which is only whitespace or invisible characters" if value else ""
             fail(f"expected some text, got {_describe(value)}{blank}", hint)
         return value
