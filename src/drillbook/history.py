@@ -209,6 +209,7 @@ class _RunbookOwners:
         self.root = root
         self._loaded: dict[str, Any] = {}
         self._runbooks: Any = None  # runbook.ProjectRunbooks, made when first needed
+        self._environ: frozenset[str] | None = None  # the environment's secrets, read once
 
     def changes(self, service: str, version: str | None) -> tuple[dict, ...]:
         """The changes of `version`, masked as a run's journal would hold them."""
@@ -244,10 +245,13 @@ class _RunbookOwners:
             loaded = self._runbooks.find(service)
         except DrillbookError:  # a broken runbook hides only its own service
             return None
+        from drillbook.secrets import Masker
         from drillbook.session import masker_for
 
+        if self._environ is None:
+            self._environ = Masker.from_environ().secrets
         # The journal masks what it writes; text taken from the runbook instead is masked here.
-        return loaded, masker_for(loaded)
+        return loaded, masker_for(loaded, environ=self._environ)
 
 
 def _last(events: list[dict[str, Any]], name: str) -> dict[str, Any] | None:

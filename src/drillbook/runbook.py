@@ -222,12 +222,17 @@ class ProjectRunbooks:
         self.files = files
         self._names: dict[Path, list[str]] = {}
         self._parsed: dict[Path, LoadedRunbook | DrillbookError] = {}
+        # The first file of each stem, in the files' order: asked once a service, it is a
+        # lookup, not a pass over every file (history asks for hundreds of services).
+        self._by_stem: dict[str, Path] = {}
+        for file in reversed(files):
+            self._by_stem[file.stem] = file
 
     def find(self, service: str) -> LoadedRunbook:
         """The runbook of `service`; raises its own problems, or `UsageError` if none has it."""
-        named = [f for f in self.files if f.stem == service]
-        if named:
-            return self._load(named[0])
+        named = self._by_stem.get(service)
+        if named is not None:
+            return self._load(named)
         for file in self.files:
             if service in self._named(file):
                 loaded = self._load(file)
