@@ -15,6 +15,7 @@ loopback host: a proxy cannot reach this machine's loopback, so a check of `127.
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import threading
 from collections.abc import Callable
@@ -27,8 +28,12 @@ if TYPE_CHECKING:
 POOL_SIZE = 64
 
 
+@functools.lru_cache(maxsize=256)
 def is_loopback(host: str | None) -> bool:
-    """Whether a URL's host is this machine's loopback: `localhost`, 127.0.0.0/8 or ::1."""
+    """Whether a URL's host is this machine's loopback: `localhost`, 127.0.0.0/8 or ::1.
+
+    Asked once a request, of a handful of hosts: each is judged once.
+    """
     import ipaddress
 
     host = (host or "").strip("[]").lower().rstrip(".")
