@@ -25,10 +25,15 @@ GC_THRESHOLDS = (50_000, 20, 20)
 def main() -> None:
     """Entry point of the `drillbook` console script."""
     gc.set_threshold(*GC_THRESHOLDS)
-    from drillbook.cli import main as run_program
-
     try:
+        from drillbook.cli import main as run_program
+
         run_program()
+    except KeyboardInterrupt:
+        # Ctrl-C while the program loads, before its own handling of signals is in place (a
+        # task's interruption is handled, and said, by the program): nothing has run yet.
+        sys.stderr.write("drillbook: interrupted (SIGINT) while starting; nothing ran\n")
+        sys.exit(130)  # errors.EXIT_SIGINT, not imported: the program may not have loaded
     finally:
         gc.freeze()
 

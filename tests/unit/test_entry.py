@@ -113,3 +113,33 @@ def test_a_home_that_is_not_a_folder_is_a_home_without_config_files(tmp_path) ->
     assert done.returncode == 0, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     assert done.stdout.startswith("drillbook ")
+
+
+def test_ctrl_c_while_the_program_loads_exits_130_without_a_traceback() -> None:
+    # A real SIGINT, sent to this process while drillbook imports invoke: as if the person
+    # pressed Ctrl-C a moment after typing the command.
+    code = """
+        import builtins, os, signal
+        real_import = builtins.__import__
+
+        def importing(name, *args, **kwargs):
+            if name == "invoke":
+                os.kill(os.getpid(), signal.SIGINT)
+            return real_import(name, *args, **kwargs)
+
+        builtins.__import__ = importing
+        import sys
+        sys.argv = ["drillbook", "--help"]
+        from drillbook.__main__ import main
+        main()
+    """
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 130, done
+    assert done.stderr == "drillbook: interrupted (SIGINT) while starting; nothing ran\n"
+    assert done.stdout == ""
