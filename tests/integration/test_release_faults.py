@@ -130,7 +130,10 @@ def test_resume_continues_from_the_interrupted_step_and_repeats_no_finished_one(
     # A resumed run is closed: it cannot be resumed again.
     again = shop.run("resume", run_id)
     assert again.code == 2, again
-    assert "closed" in again.err
+    resumer = shop.journals()[-1].stem
+    assert f"run {run_id} was resumed by run {resumer} at 20" in again.err
+    assert "drillbook history --since all" in again.err
+    assert f"run {resumer} finished (ok) at 20" in shop.run("abandon", resumer).err
 
 
 def test_abandon_closes_an_interrupted_run(shop: Project) -> None:
@@ -148,7 +151,9 @@ def test_abandon_closes_an_interrupted_run(shop: Project) -> None:
     events = shop.events(run_id)
     assert events[-1]["event"] == "run_closed"
     assert events[-1]["how"] == "abandoned"
-    assert shop.run("resume", run_id).code == 2
+    refused = shop.run("resume", run_id)
+    assert refused.code == 2, refused
+    assert f"run {run_id} was abandoned at 20" in refused.err
     assert shop.run("release", "--version", "1.0.0").code == 0
 
 

@@ -89,9 +89,23 @@ def _unclosed_run(
     info = _find_run(root, run)
     state, events = _run_state(info)
     if state not in ("open", "interrupted"):
-        msg = f"run {info.run_id} is {state}; only an interrupted or unfinished run can be {what}"
-        raise UsageError(msg)
+        msg = (
+            f"run {info.run_id} {_how_it_ended(state, events)}; only an interrupted or "
+            f"unfinished run can be {what}"
+        )
+        raise UsageError(msg, hint="`drillbook history --since all` shows every run and its end")
     return info, events
+
+
+def _how_it_ended(state: str, events: list[dict[str, Any]]) -> str:
+    """`was abandoned at TS`, `was resumed by run R at TS`, `finished (failed) at TS`."""
+    if state == "closed":
+        closed = next(e for e in reversed(events) if e.get("event") == "run_closed")
+        how = closed.get("how") if isinstance(closed.get("how"), str) else "closed"
+        by = f" by run {closed['by']}" if isinstance(closed.get("by"), str) else ""
+        return f"was {how}{by} at {closed.get('ts', 'an unknown time')}"
+    finished = next(e for e in reversed(events) if e.get("event") == "run_finished")
+    return f"finished ({finished.get('outcome')}) at {finished.get('ts', 'an unknown time')}"
 
 
 def _stop_leftovers(
