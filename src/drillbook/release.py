@@ -40,7 +40,7 @@ from drillbook.plan import (
 )
 from drillbook.runbook import LoadedRunbook
 from drillbook.secrets import Masker
-from drillbook.session import RunSession
+from drillbook.session import RunSession, masker_for
 from drillbook.versions import semver_key
 
 #: Folders drillbook itself writes into (journal, notes, reports, docs); they never make a
@@ -247,7 +247,7 @@ def _require_note_renders(
 
     context = note_context(loaded, env, "(this run)", release, previous, tag, released=True)
     try:
-        render("rollback-note.md.j2", context, project_root=loaded.root)
+        render("rollback-note.md.j2", context, project_root=loaded.root, masker=masker_for(loaded))
     except UsageError as exc:
         exc.message += "; found before the first step, nothing ran"
         raise

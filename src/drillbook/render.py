@@ -238,8 +238,11 @@ def render(
     masker: Masker | None = None,
     autoescape: bool | None = None,
 ) -> str:
-    """Render template `name` with `context`; secrets masked in the result."""
+    """Render template `name` with `context`; secrets masked in the result and in its errors
+    (a template may fail on a secret: a key looked up by its value)."""
     from jinja2 import TemplateError, TemplateNotFound
+
+    hide = masker.mask if masker is not None else str
 
     if autoescape is None:
         autoescape = name.endswith((".html", ".html.j2", ".svg.j2"))
@@ -255,7 +258,7 @@ def render(
             f"{MAX_RENDER_CHARS // 2**20} MiB in at most {RENDER_SECONDS:g} s"
         )
         raise UsageError(
-            msg, hint="fix the template: a loop that never ends, or one over far too much"
+            hide(msg), hint="fix the template: a loop that never ends, or one over far too much"
         ) from None
     except TemplateNotFound as exc:
         missing = exc.name or name
@@ -264,18 +267,18 @@ def render(
             f"template {missing!r}{within} not found in the project's templates/ or "
             "drillbook's defaults"
         )
-        raise UsageError(msg) from None
+        raise UsageError(hide(msg)) from None
     except TemplateError as exc:
         lineno = getattr(exc, "lineno", None)
         where = f"{exc.filename}:{lineno}" if lineno else _where(exc, name)
         msg = f"template {where} failed to render: {exc}"
-        raise UsageError(msg, hint=_hint(exc)) from None
+        raise UsageError(hide(msg), hint=_hint(exc)) from None
     except (RecursionError, OverflowError, MemoryError, ValueError, TypeError) as exc:
         # Raised by a template itself ({% extends %} of its own name, range(10**9), a filter
         # given the wrong thing): the template's problem, not drillbook's.
         msg = f"template {_where(exc, name)} failed to render: {type(exc).__name__}: {exc}"
         raise UsageError(
-            msg,
+            hide(msg),
             hint="fix the template (an override that extends the default "
             "of its own name extends itself)",
         ) from None

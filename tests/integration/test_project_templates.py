@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from _project import Project
+from _project import SECRET_KEY, Project
 
 
 def template(shop: Project, name: str, text: str) -> None:
@@ -82,3 +82,24 @@ def test_a_report_template_that_fails_still_leaves_the_json_report(released: Pro
     assert finished["report_md"] is None
     report = json.loads((shop.root / finished["report_json"]).read_text())
     assert report["outcome"] == "ok"
+
+
+def test_a_template_that_fails_on_a_secret_does_not_show_it(released: Project) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    failing = f'# page\n{{{{ {{}}["{SECRET_KEY}"] }}}}\n'
+    for name in ("rollback-note.md.j2", "rehearsal-report.md.j2", "docs-service.md.j2"):
+        template(shop, name, failing)
+
+    runs = [
+        shop.run("release", "--version", "1.2.0"),
+        shop.run("rollback-note", "--version", "1.1.0"),
+        shop.run("rehearse", "--version", "1.1.0"),
+        shop.run("docs"),
+    ]
+
+    for result in runs:
+        assert "failed to render: 'dict object' has no attribute '***'" in result.text, result
+        assert SECRET_KEY not in result.text, result
+    for path in shop.journals():
+        assert SECRET_KEY not in path.read_text(), path
