@@ -226,6 +226,21 @@ def _stretch(spans: list[tuple[int, int]], point: int) -> tuple[int, int]:
     return start, end
 
 
+#: The config secrets of the runbooks this process has read (`session.masker_for` adds them),
+#: so that an error reported where a command ends masks them too, not only the environment's.
+_REMEMBERED: set[str] = set()
+
+
+def remember(values: Iterable[str]) -> None:
+    """Keep `values` as secrets for every later error message of this process."""
+    _REMEMBERED.update(values)
+
+
+def remembered() -> frozenset[str]:
+    """The secrets `remember` was given."""
+    return frozenset(_REMEMBERED)
+
+
 class Masker:
     """Replaces known secret values, and credentials in URLs and headers, with `***`.
 

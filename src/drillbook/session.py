@@ -33,7 +33,7 @@ from drillbook.leftovers import Leftover
 from drillbook.lock import Lock, acquire_lock
 from drillbook.process import StopToken, handle_signals
 from drillbook.runbook import LoadedRunbook
-from drillbook.secrets import Masker
+from drillbook.secrets import Masker, remember
 
 
 def masker_for(loaded: LoadedRunbook, *, environ: frozenset[str] | None = None) -> Masker:
@@ -64,6 +64,7 @@ def masker_for(loaded: LoadedRunbook, *, environ: frozenset[str] | None = None) 
     for key in names:
         if os.environ.get(key):
             masker.add(os.environ[key])
+    remember(masker.secrets)
     return masker
 
 

@@ -110,3 +110,22 @@ def test_a_secret_written_into_a_change_never_reaches_the_tag(shop: Project) -> 
     assert "List the products (key ***)" in message
     assert_no_secret(message)
     assert_no_secret(result.out + result.err + everything_written(shop))
+
+
+def test_a_config_secret_in_an_error_at_the_commands_end_is_masked(shop: Project) -> None:
+    # The holder of the lock is this test's own process, alive, with the config secret in its
+    # command line: the refusal names that command (exit 75).
+    from drillbook.journal import new_run_id
+    from drillbook.lock import acquire_lock
+
+    held = acquire_lock(shop.root, "staging", new_run_id(), argv=["deploy.sh", SECRET_KEY])
+    try:
+        text = shop.run("release", "--version", "1.0.0")
+        as_json = shop.run("release", "--version", "1.0.0", "--format", "json")
+    finally:
+        held.release()
+
+    assert text.code == 75, text
+    assert "deploy.sh ***" in text.err
+    assert as_json.code == 75, as_json
+    assert_no_secret(text.text + as_json.text)

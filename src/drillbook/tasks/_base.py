@@ -46,7 +46,7 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
                 # A bug, not an input problem; the traceback helps only the maintainers.
                 if os.environ.get("DRILLBOOK_DEBUG"):
                     raise
-                Console().error(
+                Console(masker=_masker()).error(
                     f"drillbook {name}: internal error: {type(exc).__name__}: {exc}\n"
                     "  hint: this is a bug in drillbook; run again with DRILLBOOK_DEBUG=1 for "
                     "the traceback and report it"
@@ -121,11 +121,12 @@ def report_error(exc: DrillbookError, *, task_name: str, console: Console | None
 
 
 def _masker() -> Any:
+    """The environment's secrets and the config secrets of every runbook read so far."""
     try:
-        from drillbook.secrets import Masker
+        from drillbook.secrets import Masker, remembered
     except ImportError:  # only while the package is half-installed
         return None
-    return Masker.from_environ()
+    return Masker.from_environ(extra=remembered())
 
 
 def require_format(value: str) -> None:
@@ -139,8 +140,12 @@ def require_format(value: str) -> None:
 def project(service: str | None = None) -> Any:
     from drillbook.project import find_project_root
     from drillbook.runbook import load_project_runbook
+    from drillbook.session import masker_for
 
-    return load_project_runbook(find_project_root(), service)
+    loaded = load_project_runbook(find_project_root(), service)
+    # Its config secrets become known to every error message of the task from here on.
+    masker_for(loaded)
+    return loaded
 
 
 def run_console(format: str) -> Console:
