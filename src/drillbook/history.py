@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from drillbook.errors import DrillbookError, UsageError
-from drillbook.journal import list_runs, read_journal
+from drillbook.journal import failure_of, list_runs, read_journal
 
 #: The actions history shows: those that change what an environment runs.
 ACTIONS = ("release", "deploy", "rollback", "rehearse")
@@ -358,11 +358,7 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
         undo = _undo_release(kind, env, touched, unproven, left_on, previous, outcome, changes)
     # As `tasks.resume` judges it: only a release, and not one that had failed or was rolling
     # back (a check that passes on a second try must not get a failed release tagged).
-    resumable = kind == "release" and not any(
-        e.get("event") == "rollback_started"
-        or (e.get("event") == "step_finished" and e.get("outcome") in ("failed", "fail"))
-        for e in events
-    )
+    resumable = kind == "release" and failure_of(events) == (None, None)
     return Entry(
         ts=str(first.get("ts", "")),
         run=str(first.get("run", "")),

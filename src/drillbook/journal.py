@@ -354,6 +354,46 @@ def read_journal(path: Path) -> JournalRead:
     return JournalRead(events, torn, skipped)
 
 
+def run_state(events: list[dict[str, Any]]) -> str:
+    """How a run's journal ends: closed (resumed or abandoned), finished, interrupted (finished
+    by a signal, to be resumed or abandoned) or open (never finished: killed, or still going)."""
+    if any(e.get("event") == "run_closed" for e in events):
+        return "closed"
+    finished = next((e for e in reversed(events) if e.get("event") == "run_finished"), None)
+    if finished is None:
+        return "open"
+    return "interrupted" if finished.get("outcome") == "interrupted" else "finished"
+
+
+def how_it_ended(events: list[dict[str, Any]]) -> str:
+    """A closed or finished run's end in words: `was abandoned at TS`, `was resumed by run R
+    at TS`, `finished (failed) at TS`."""
+    closed = next((e for e in reversed(events) if e.get("event") == "run_closed"), None)
+    if closed is not None:
+        how = closed.get("how") if isinstance(closed.get("how"), str) else "closed"
+        by = f" by run {closed['by']}" if isinstance(closed.get("by"), str) else ""
+        return f"was {how}{by} at {closed.get('ts', 'an unknown time')}"
+    finished = next((e for e in reversed(events) if e.get("event") == "run_finished"), {})
+    return f"finished ({finished.get('outcome')}) at {finished.get('ts', 'an unknown time')}"
+
+
+def failure_of(
+    events: list[dict[str, Any]],
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """A run's first `rollback_started` event and its first failed `step_finished`, each or
+    None: a release with either had failed, and is never resumed step by step."""
+    rolling = next((e for e in events if e.get("event") == "rollback_started"), None)
+    failed = next(
+        (
+            e
+            for e in events
+            if e.get("event") == "step_finished" and e.get("outcome") in ("failed", "fail")
+        ),
+        None,
+    )
+    return rolling, failed
+
+
 @dataclass(frozen=True)
 class RunInfo:
     """What `list_runs` knows of one run without reading its whole journal."""

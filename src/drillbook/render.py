@@ -284,7 +284,7 @@ def render(
         ) from None
     finally:
         _deadline[0] = float("inf")
-    return masker.mask(text) if masker is not None else text
+    return hide(text)
 
 
 def _where(exc: BaseException, name: str) -> str:

@@ -28,7 +28,15 @@ from drillbook.errors import (
     JournalUnwritable,
     PreconditionFailed,
 )
-from drillbook.journal import Journal, journal_path, list_runs, new_run_id, read_journal
+from drillbook.journal import (
+    Journal,
+    how_it_ended,
+    journal_path,
+    list_runs,
+    new_run_id,
+    read_journal,
+    run_state,
+)
 from drillbook.leftovers import Leftover
 from drillbook.lock import Lock, acquire_lock
 from drillbook.process import StopToken, handle_signals
@@ -165,18 +173,11 @@ def require_still_open(root: Path, run_id: str, what: str, env: str) -> None:
     resumed or abandoned the run, or the run itself, still going then, may have finished.
     """
     events = read_journal(journal_path(root, run_id)).events
-    closed = next((e for e in reversed(events) if e.get("event") == "run_closed"), None)
-    finished = next((e for e in reversed(events) if e.get("event") == "run_finished"), None)
-    if closed is None and (finished is None or finished.get("outcome") == "interrupted"):
+    if run_state(events) in ("open", "interrupted"):
         return
-    if closed is not None:
-        by = f" by run {closed['by']}" if closed.get("by") else ""
-        found = f"{closed.get('how') or 'closed'}{by}"
-    else:
-        found = f"finished ({(finished or {}).get('outcome')})"
     msg = (
-        f"run {run_id} was {found} while this {what} waited for the lock of {env}, expected it "
-        "still open; nothing was done"
+        f"run {run_id} {how_it_ended(events)} while this {what} waited for the lock of {env}, "
+        "expected it still open; nothing was done"
     )
     raise PreconditionFailed(
         msg, hint=f"`drillbook history --env {env}` says how it ended; check {env} from there"
@@ -224,15 +225,8 @@ def open_session(
                 if scope != env
             )
         for taken in (held, *also):
-            if taken is None or not taken.taken_over_from:
-                continue
-            holder = taken.taken_over_from
-            console.error(
-                f"warning: {taken.warning}"
-                if taken.warning
-                else f"warning: took over the lock of run {holder.get('run')} (pid "
-                f"{holder.get('pid')} on {holder.get('host')} is gone)"
-            )
+            if taken is not None and taken.warning:  # set whenever the lock was taken over
+                console.error(f"warning: {taken.warning}")
         if resuming is not None:
             require_still_open(root, resuming, "resume", env)
         # After the lock: a run that is still going holds it (exit 75, naming it), so an

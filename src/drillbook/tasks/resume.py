@@ -33,17 +33,10 @@ def _find_run(root: Path, run: str) -> Any:
 
 def _run_state(info: Any) -> tuple[str, list[dict[str, Any]]]:
     """open (killed), interrupted, closed or finished; and the events."""
-    from drillbook.journal import read_journal
+    from drillbook.journal import read_journal, run_state
 
     events = read_journal(info.path).events
-    if any(e.get("event") == "run_closed" for e in events):
-        return "closed", events
-    finished = [e for e in events if e.get("event") == "run_finished"]
-    if not finished:
-        return "open", events
-    if finished[-1].get("outcome") == "interrupted":
-        return "interrupted", events
-    return "finished", events
+    return run_state(events), events
 
 
 def _list_resumable(console: Console, root: Path) -> None:
@@ -89,23 +82,14 @@ def _unclosed_run(
     info = _find_run(root, run)
     state, events = _run_state(info)
     if state not in ("open", "interrupted"):
+        from drillbook.journal import how_it_ended
+
         msg = (
-            f"run {info.run_id} {_how_it_ended(state, events)}; only an interrupted or "
-            f"unfinished run can be {what}"
+            f"run {info.run_id} {how_it_ended(events)}; only an interrupted or unfinished run "
+            f"can be {what}"
         )
         raise UsageError(msg, hint="`drillbook history --since all` shows every run and its end")
     return info, events
-
-
-def _how_it_ended(state: str, events: list[dict[str, Any]]) -> str:
-    """`was abandoned at TS`, `was resumed by run R at TS`, `finished (failed) at TS`."""
-    if state == "closed":
-        closed = next(e for e in reversed(events) if e.get("event") == "run_closed")
-        how = closed.get("how") if isinstance(closed.get("how"), str) else "closed"
-        by = f" by run {closed['by']}" if isinstance(closed.get("by"), str) else ""
-        return f"was {how}{by} at {closed.get('ts', 'an unknown time')}"
-    finished = next(e for e in reversed(events) if e.get("event") == "run_finished")
-    return f"finished ({finished.get('outcome')}) at {finished.get('ts', 'an unknown time')}"
 
 
 def _stop_leftovers(
@@ -284,17 +268,10 @@ def _require_resumable(run_id: str, first: dict[str, Any], events: list[dict[str
     half-done while the release went on.
     """
     from drillbook.errors import PreconditionFailed
+    from drillbook.journal import failure_of
 
     env = first.get("env", "staging")
-    rolling = next((e for e in events if e.get("event") == "rollback_started"), None)
-    failed = next(
-        (
-            e
-            for e in events
-            if e.get("event") == "step_finished" and e.get("outcome") in ("failed", "fail")
-        ),
-        None,
-    )
+    rolling, failed = failure_of(events)
     if rolling is None and failed is None:
         return
     target = (rolling or {}).get("to_version") or first.get("previous")
