@@ -40,6 +40,15 @@ def start_slow_release(shop: Project, **env: str) -> subprocess.Popen[str]:
     return proc
 
 
+def interrupted_release(shop: Project) -> str:
+    """A release stopped by SIGTERM in its unit gate (exit 143); its run id."""
+    proc = start_slow_release(shop)
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=GRACE + 5)
+    assert proc.returncode == 143
+    return shop.journals()[-1].stem
+
+
 # --- a deploy that never ends -------------------------------------------------------------------
 
 
@@ -94,11 +103,7 @@ def test_a_signal_mid_step_stops_the_step_and_records_it(
 def test_resume_continues_from_the_interrupted_step_and_repeats_no_finished_one(
     shop: Project,
 ) -> None:
-    proc = start_slow_release(shop)
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=GRACE + 5)
-    assert proc.returncode == 143
-    run_id = shop.journals()[-1].stem
+    run_id = interrupted_release(shop)
 
     listing = shop.run("resume")
     assert run_id in listing.out
@@ -158,10 +163,7 @@ def test_abandon_closes_an_interrupted_run(shop: Project) -> None:
 
 
 def test_resume_refuses_a_run_whose_runbook_changed(shop: Project) -> None:
-    proc = start_slow_release(shop)
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=GRACE + 5)
-    run_id = shop.journals()[-1].stem
+    run_id = interrupted_release(shop)
     runbook = shop.root / "runbooks" / "shop.yaml"
     runbook.write_text(runbook.read_text().replace("A tiny shop", "A small shop"))
     shop.commit("reword")
@@ -179,10 +181,7 @@ def test_resume_refuses_a_run_whose_runbook_changed(shop: Project) -> None:
 def test_resume_of_a_run_whose_runbook_cannot_be_read_now_says_how_to_close_it(
     shop: Project, how: str
 ) -> None:
-    proc = start_slow_release(shop)
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=GRACE + 5)
-    run_id = shop.journals()[-1].stem
+    run_id = interrupted_release(shop)
     runbook = shop.root / "runbooks" / "shop.yaml"
     if how == "moved":
         runbook.rename(runbook.with_name("storefront.yaml"))
@@ -206,10 +205,7 @@ def test_resume_of_a_run_whose_runbook_cannot_be_read_now_says_how_to_close_it(
 
 
 def test_a_resume_that_cannot_close_the_run_it_continues_leaves_it_open(shop: Project) -> None:
-    proc = start_slow_release(shop)
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=GRACE + 5)
-    run_id = shop.journals()[-1].stem
+    run_id = interrupted_release(shop)
     before = shop.journals()
     # Every file may grow to the interrupted run's journal's size, and no further: that journal
     # refuses its `run_closed`, as on a disk that just filled, while a new one could start.
@@ -229,10 +225,7 @@ def test_a_resume_that_cannot_close_the_run_it_continues_leaves_it_open(shop: Pr
 
 
 def test_a_refused_resume_leaves_the_run_resumable(shop: Project) -> None:
-    proc = start_slow_release(shop)
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=GRACE + 5)
-    run_id = shop.journals()[-1].stem
+    run_id = interrupted_release(shop)
     scratch = shop.root / "scratch.txt"
     scratch.write_text("dirty\n")
 
@@ -294,10 +287,7 @@ def test_tag_waits_for_a_release_on_another_environment_too(shop: Project) -> No
 
 
 def test_resume_refuses_when_head_moved_since_the_gates_judged_it(shop: Project) -> None:
-    proc = start_slow_release(shop)
-    proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=GRACE + 5)
-    run_id = shop.journals()[-1].stem
+    run_id = interrupted_release(shop)
     judged = shop.events(run_id)[0]["head"]
     (shop.root / "README").write_text("a change lint never saw\n")
     shop.git("add", "README")  # only it: the journal stays drillbook's, outside git
