@@ -3,6 +3,10 @@
 Every call runs the `git` program with an argument list, `LC_ALL=C` so its messages can be read,
 and `GIT_TERMINAL_PROMPT=0` so it never waits for a password. Variables that would point git at
 another repository (`GIT_DIR`, `GIT_WORK_TREE`, ...) are dropped: the `root` argument decides.
+
+Text goes to git and comes back as UTF-8, whatever the locale: git records messages in UTF-8,
+and names are bytes, so a tag or a file named in Latin-1 reads with U+FFFD in place of the
+byte rather than stopping every release.
 """
 
 from __future__ import annotations
@@ -95,7 +99,8 @@ def _git(
             argv,
             input=stdin,
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="replace",
             timeout=timeout,
             env=_env(env),
             check=False,
@@ -130,7 +135,8 @@ def _git_all(
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
-                    text=True,
+                    encoding="utf-8",
+                    errors="replace",
                     env=_env(env),
                 )
             except FileNotFoundError:
@@ -548,7 +554,8 @@ def _run_remote(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
+            encoding="utf-8",
+            errors="replace",
             env={**_env(), **(env or {})},
             start_new_session=True,
         )

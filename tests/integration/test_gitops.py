@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -430,6 +431,39 @@ def test_previous_version_with_a_custom_tag_format(tagged: Path) -> None:
 
 def test_previous_version_without_tags(repo: Path) -> None:
     assert gitops.previous_version(repo, "1.0.0") is None
+
+
+def test_names_that_are_not_utf8_are_read_not_a_crash(repo: Path) -> None:
+    # git names are bytes: a tag and a file named in Latin-1, as an old tool may have made them.
+    git(repo, "tag", "v1.0.0")
+    subprocess.run(["git", "-C", str(repo), "tag", b"caf\xe9"], check=True)
+    (repo / os.fsdecode(b"r\xe9sum\xe9.txt")).write_text("x\n")
+
+    state = gitops.look(repo)
+
+    assert state.previous_version("1.1.0") == "1.0.0"
+    assert "caf\ufffd" in state.tags
+    assert state.dirty_files() == ["r\ufffdsum\ufffd.txt"]
+    assert gitops.previous_version(repo, "1.1.0") == "1.0.0"
+
+
+def test_a_tag_message_goes_in_as_utf8_whatever_the_locale(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A C locale without UTF-8 (as in a bare container): Python's default encoding is ASCII.
+    script = (
+        "import sys; from pathlib import Path; from drillbook import gitops; "
+        "gitops.create_tag(Path(sys.argv[1]), 'v1.0.0', 'Caf\\u00e9 \\u2615 \\u6ce8\\n')"
+    )  # escapes: the command line itself must stay ASCII
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(repo)], env=env, capture_output=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    body = subprocess.run(
+        ["git", "-C", str(repo), "cat-file", "tag", "v1.0.0"], capture_output=True, check=True
+    ).stdout
+    assert body.endswith("Caf\u00e9 \u2615 \u6ce8\n".encode())
 
 
 @pytest.mark.parametrize(("version", "fmt"), [("1.0", "v{version}"), ("1.0.0", "v1")])
