@@ -645,10 +645,41 @@ def remote_url(root: Path, remote: str = "origin") -> str | None:
     return _URL_USERINFO.sub(r"\1***@", proc.stdout.strip())
 
 
+@dataclass(frozen=True)
+class RemoteTag:
+    """What a remote said about one tag."""
+
+    tag: str
+    remote: str
+    #: Whether the remote answered; when it did not, `commit` says nothing.
+    answered: bool
+    #: The commit the remote's tag points at (an annotated tag peeled); None when it has none.
+    commit: str | None = None
+    #: Why the remote could not be asked, in one line.
+    detail: str = ""
+
+
+def remote_tag(root: Path, tag: str, remote: str = "origin", *, timeout: float = 30.0) -> RemoteTag:
+    """Ask `remote` (read-only, `git ls-remote`) which commit its tag `tag` points at."""
+    ref = f"refs/tags/{tag}"
+    # Both names: the remote lists `TAG^{}`, the commit, only for an annotated tag asked so.
+    status, out, err = _run_remote(root, ["ls-remote", "--", remote, ref, ref + "^{}"], timeout)
+    if status != 0:
+        why = (
+            f"no answer within {timeout:g}s"
+            if status is None
+            else _first_error(_tail(err)) or f"git ls-remote exited {status}"
+        )
+        return RemoteTag(tag, remote, answered=False, detail=why)
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        obj, _, name = line.partition("\t")
+        found[name.strip()] = obj.strip()
+    commit = found.get(ref + "^{}") or found.get(ref)
+    return RemoteTag(tag, remote, answered=True, commit=commit)
+
+
 def remote_has_tag(root: Path, tag: str, remote: str = "origin") -> bool | None:
     """Whether `remote` has the tag, or None when the remote cannot be asked."""
-    ref = f"refs/tags/{tag}"
-    status, out, _ = _run_remote(root, ["ls-remote", "--tags", "--", remote, ref], 30.0)
-    if status != 0:
-        return None
-    return any(line.endswith(f"\t{ref}") for line in out.splitlines())
+    found = remote_tag(root, tag, remote)
+    return found.commit is not None if found.answered else None

@@ -72,6 +72,8 @@ class Preflight:
     problems: tuple[PreconditionFailed, ...] = ()
     #: The tagger git would record (name, email), or None.
     identity: tuple[str, str] | None = None
+    #: What origin said about the tag, when the run pushes and origin exists.
+    remote: gitops.RemoteTag | None = None
 
     @property
     def tag_done(self) -> bool:
@@ -159,8 +161,10 @@ def preflight(
         refuse(_raise, PreconditionFailed(msg, hint=hint))
     refuse(require_writable, root / "notes", "the rollback note")
     refuse(require_replaceable, root / note_path(runbook, version, env), "the rollback note")
+    remote = None
     if push:
         refuse(_require_remote, root, "origin")
+        remote = _origin_tag(root, tag, head, version, refuse)
     previous = state.previous_version(version, runbook.tag)
     release = runbook.release(version)
     if release is not None:
@@ -168,7 +172,7 @@ def preflight(
             refuse(_raise, exc)
         if (root / "templates" / "rollback-note.md.j2").is_file():
             _require_note_renders(loaded, env, release, previous, tag)
-    return Preflight(head, previous, tag, tag_commit, tuple(problems), state.identity)
+    return Preflight(head, previous, tag, tag_commit, tuple(problems), state.identity, remote)
 
 
 def url_refusals(
@@ -278,6 +282,34 @@ def _require_remote(root: Path, remote: str) -> None:
         msg = f"--push needs a git remote named {remote}, and the repository has none"
         hint = f"git remote add {remote} URL, or release without --push and push the tag later"
         raise PreconditionFailed(msg, hint=hint)
+
+
+#: Seconds the preflight waits for origin to say where its tag is; the push has its own.
+REMOTE_PROBE_TIMEOUT = 20.0
+
+
+def _origin_tag(
+    root: Path, tag: str, head: str, version: str, refuse: Any
+) -> gitops.RemoteTag | None:
+    """Ask origin, read-only, where its `tag` is; refuse when it is on another commit.
+
+    git would refuse that push after the deploy and the local tag, and no retry could make it
+    pass; origin not answering is no refusal: the push says so and the tag stays local.
+    """
+    if gitops.remote_url(root, "origin") is None:
+        return None  # refused by _require_remote
+    remote = gitops.remote_tag(root, tag, "origin", timeout=REMOTE_PROBE_TIMEOUT)
+    if remote.answered and remote.commit is not None and remote.commit != head:
+        msg = (
+            f"origin already has tag {tag} on {remote.commit[:9]}, expected it absent or on "
+            f"HEAD {head[:9]}: origin would refuse the push, and its {version} is other code"
+        )
+        hint = (
+            "release a new version; or, if origin's tag is the mistake, delete it there "
+            f"first: git push origin :refs/tags/{tag}"
+        )
+        refuse(_raise, PreconditionFailed(msg, hint=hint))
+    return remote
 
 
 def expected_items(runbook: Runbook, release: Release) -> list[CheckItem]:

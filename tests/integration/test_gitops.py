@@ -492,6 +492,22 @@ def test_push_only_the_tag(repo: Path, remote: Path) -> None:
     assert gitops.push_tag(repo, "v1.0.0").ok
 
 
+def test_remote_tag_names_the_commit_annotated_or_lightweight(repo: Path, remote: Path) -> None:
+    head = gitops.head_commit(repo)
+    gitops.create_tag(repo, "v1.0.0", "release")
+    git(repo, "tag", "light")
+    assert gitops.push_tag(repo, "v1.0.0").ok
+    assert gitops.push_tag(repo, "light").ok
+
+    assert gitops.remote_tag(repo, "v1.0.0").commit == head  # peeled, not the tag object
+    assert gitops.remote_tag(repo, "light").commit == head
+    absent = gitops.remote_tag(repo, "v2.0.0")
+    assert (absent.answered, absent.commit) == (True, None)
+    gone = gitops.remote_tag(repo, "v1.0.0", "nowhere")
+    assert not gone.answered
+    assert "does not appear to be a git repository" in gone.detail
+
+
 def test_push_to_a_missing_remote_fails_and_keeps_the_tag(repo: Path) -> None:
     gitops.create_tag(repo, "v1.0.0", "release")
     result = gitops.push_tag(repo, "v1.0.0", "nowhere", timeout=30)

@@ -118,3 +118,77 @@ def test_tag_by_hand_is_a_run_with_its_journal(shop: Project, tmp_path: Path) ->
     assert by_name(events, "pushed")[0]["tag"] == "v1.0.0"
     assert events[-1]["event"] == "run_finished" and events[-1]["exit"] == 0
     assert remote_tags(bare) == ["v1.0.0"]
+
+
+def tag_on_origin_elsewhere(shop: Project, bare: Path, tag: str) -> str:
+    """Someone else's `tag`, on a commit of their own, pushed to `bare`; that commit."""
+    other = bare.parent / "someone-else"
+    subprocess.run(["git", "clone", "-q", str(bare), str(other)], check=True, env=shop.env)
+    who = ("-c", "user.name=Someone", "-c", "user.email=someone@example.com")
+    for args in (
+        (*who, "commit", "-q", "--allow-empty", "-m", "their work"),
+        (*who, "tag", "-a", tag, "-m", "their release"),
+        ("push", "-q", "origin", f"refs/tags/{tag}"),
+    ):
+        subprocess.run(["git", "-C", str(other), *args], check=True, env=shop.env)
+    return subprocess.run(
+        ["git", "-C", str(other), "rev-parse", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def test_a_tag_on_another_commit_on_origin_refuses_the_push_before_the_first_step(
+    shop: Project, tmp_path: Path
+) -> None:
+    bare = bare_remote(shop, tmp_path)
+    shop.git("remote", "add", "origin", str(bare))
+    shop.git("push", "-q", "origin", "main")
+    theirs = tag_on_origin_elsewhere(shop, bare, "v1.0.0")
+
+    planned = shop.run("plan", "--version", "1.0.0", "--push")
+    released = shop.run("release", "--version", "1.0.0", "--push")
+    tagged = shop.run("tag", "--version", "1.0.0", "--push")
+
+    assert planned.code == 3, planned
+    assert f"origin: v1.0.0 on {theirs[:9]}, not on HEAD" in planned.out
+    for result in (released, tagged):
+        assert result.code == 3, result
+        assert f"origin already has tag v1.0.0 on {theirs[:9]}" in result.err
+        assert "git push origin :refs/tags/v1.0.0" in result.err
+    # Nothing changed: no run, no deploy, no local tag to take back.
+    assert shop.journals() == []
+    assert shop.served_version() is None
+    assert shop.tags() == []
+
+
+def test_a_done_release_is_not_called_pushed_when_origin_has_another_commit(
+    shop: Project, tmp_path: Path
+) -> None:
+    bare = bare_remote(shop, tmp_path)
+    shop.git("remote", "add", "origin", str(bare))
+    assert shop.run("release", "--version", "1.0.0").code == 0
+    journals = shop.journals()
+    theirs = tag_on_origin_elsewhere(shop, bare, "v1.0.0")
+
+    again = shop.run("release", "--version", "1.0.0", "--push")
+
+    assert again.code == 3, again
+    assert "pushed" not in again.out
+    assert f"origin already has tag v1.0.0 on {theirs[:9]}" in again.err
+    assert shop.journals() == journals
+
+
+def test_plan_with_push_says_whether_origin_has_the_tag(shop: Project, tmp_path: Path) -> None:
+    bare = bare_remote(shop, tmp_path)
+    shop.git("remote", "add", "origin", str(bare))
+
+    before = shop.run("plan", "--version", "1.0.0", "--push")
+    assert shop.run("release", "--version", "1.0.0", "--push").code == 0
+    after = shop.run("plan", "--version", "1.0.0", "--push")
+
+    assert before.code == 0, before
+    assert "ok origin: v1.0.0 absent; the push will send it" in before.out
+    assert after.code == 0, after
+    assert "ok origin: v1.0.0 on HEAD (pushed)" in after.out

@@ -48,6 +48,7 @@ def _probes(loaded: Any, env: str, found: Any) -> list[tuple[str, str, bool]]:
         *[("refused", problem.message, False) for problem in found.problems],
         ("git", f"HEAD at {found.head[:9]}", True),
         _tag_probe(found),
+        *([_origin_probe(found)] if found.remote is not None else []),
         ("previous", found.previous or "none (first release)", True),
     ]
     ident = found.identity
@@ -82,6 +83,18 @@ def _tag_probe(found: Any) -> tuple[str, str, bool]:
         where = f"{found.tag} exists on {found.tag_commit[:9]}, not on HEAD {found.head[:9]}"
         return ("tag", where, False)
     return ("tag", f"{found.tag} absent; it will be made on {found.head[:9]}", True)
+
+
+def _origin_probe(found: Any) -> tuple[str, str, bool]:
+    """The release tag as origin has it (a plan with --push): on HEAD, absent, or unknown."""
+    remote = found.remote
+    if not remote.answered:
+        return ("origin", f"cannot be asked ({remote.detail}); the push would fail", False)
+    if remote.commit == found.head:
+        return ("origin", f"{found.tag} on HEAD (pushed)", True)
+    if remote.commit is None:
+        return ("origin", f"{found.tag} absent; the push will send it", True)
+    return ("origin", f"{found.tag} on {remote.commit[:9]}, not on HEAD", False)
 
 
 def _answers(url: str) -> str:
@@ -185,7 +198,7 @@ def release(
             f"(run {done.get('run')}, {done.get('ts')}): tag {found.tag} on HEAD, "
             f"{env} runs {release_.version}, note {note.relative_to(loaded.root)}"
         )
-        if push and not _remote_has(loaded.root, found.tag):
+        if push and (found.remote is None or found.remote.commit != found.head):
             # Done but for the push (it failed, or --push is new): push, and nothing else.
             console.print(f"{said}; its tag is not on origin yet")
             _push_only(loaded, env, release_.version, found.tag, console, format)
@@ -219,13 +232,6 @@ def release(
         finish(session, outcome, format)
     if outcome.exit_code:
         raise Exit(code=outcome.exit_code)
-
-
-def _remote_has(root: Any, tag: str) -> bool:
-    """Whether origin has `tag`; when origin cannot be asked, no (the push will say why)."""
-    from drillbook import gitops
-
-    return gitops.remote_has_tag(root, tag) is True
 
 
 def _push_only(
