@@ -640,12 +640,17 @@ def release_flow(
             result = push_step(session, executor, step, found.tag)
             if not result.ok:
                 session.event("push_failed", tag=found.tag, detail=result.detail)
+                from drillbook.history import for_service, several_runbooks
+
+                again = f"drillbook tag --version {version} --push"
+                if several_runbooks(session.root):  # without --service, which runbook?
+                    again = str(for_service(again, runbook.service))
                 return Outcome(
                     EXIT_CHECK_FAILED,
                     "push_failed",
                     f"release {version} is done on {session.env} and tagged {found.tag}, but "
                     f"the push failed; the tag stays local. Push it later with "
-                    f"`drillbook tag --version {version} --push` (retry safe)",
+                    f"`{again}` (retry safe)",
                     failed=result,
                     artifacts=artifacts,
                 )

@@ -192,3 +192,59 @@ def test_plan_with_push_says_whether_origin_has_the_tag(shop: Project, tmp_path:
     assert "ok origin: v1.0.0 absent; the push will send it" in before.out
     assert after.code == 0, after
     assert "ok origin: v1.0.0 on HEAD (pushed)" in after.out
+
+
+def refusing_hook(bare: Path, words: str) -> Path:
+    hook = bare / "hooks" / "pre-receive"
+    hook.write_text(f"#!/bin/sh\necho '{words}' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    return hook
+
+
+def test_tag_push_refused_by_origin_says_why_and_the_exact_command_that_retries(
+    shop: Project, tmp_path: Path
+) -> None:
+    bare = bare_remote(shop, tmp_path)
+    shop.git("remote", "add", "origin", str(bare))
+    hook = refusing_hook(bare, "tags are frozen today, ask #release")
+
+    refused = shop.run("tag", "--version", "1.0.0", "--push")
+
+    assert refused.code == 1, refused
+    assert "tags are frozen today, ask #release" in refused.err
+    # Without --version, `tag` would make the newest release's tag (1.2.0) on this commit.
+    assert "run `drillbook tag --version 1.0.0 --push` again" in refused.err
+    failed = by_name(shop.events(), "push_failed")[0]
+    assert "tags are frozen today" in failed["output_tail"]
+    tag_object = shop.git("rev-parse", "v1.0.0")
+
+    hook.unlink()
+    again = shop.run("tag", "--version", "1.0.0", "--push")
+
+    assert again.code == 0, again
+    assert by_name(shop.events(), "tagged")[0]["state"] == "exists"
+    assert remote_tags(bare) == ["v1.0.0"]
+    assert shop.git("rev-parse", "v1.0.0") == tag_object
+
+
+def test_a_failed_push_in_a_project_of_several_runbooks_names_the_service(
+    shop: Project, tmp_path: Path
+) -> None:
+    (shop.root / "runbooks" / "other.yaml").write_text(
+        (shop.root / "runbooks" / "shop.yaml")
+        .read_text()
+        .replace("service: shop", "service: other")
+        .replace("drillbook: 1\n", 'drillbook: 1\ntag: "other-v{version}"\n')
+    )
+    shop.commit("a second service")
+    bare = bare_remote(shop, tmp_path)
+    shop.git("remote", "add", "origin", str(bare))
+    refusing_hook(bare, "no")
+
+    released = shop.run("release", "--service", "shop", "--version", "1.0.0", "--push")
+    tagged = shop.run("tag", "--service", "shop", "--version", "1.0.0", "--push")
+
+    assert released.code == 1, released
+    assert "`drillbook tag --service shop --version 1.0.0 --push`" in released.out
+    assert tagged.code == 1, tagged
+    assert "`drillbook tag --service shop --version 1.0.0 --push`" in tagged.err

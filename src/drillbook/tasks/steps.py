@@ -323,16 +323,34 @@ def tag(
             if pushed.outcome == "interrupted":
                 raise Interrupted(session.stop.signum or 2, pushed.detail)
             if not pushed.ok:
-                session.event("push_failed", tag=found.tag, detail=pushed.detail)
-                msg = f"push of {found.tag} failed; the tag stays local: {pushed.detail}"
+                session.event(
+                    "push_failed",
+                    tag=found.tag,
+                    detail=pushed.detail,
+                    output_tail=pushed.output_tail,
+                )
+                # git's own words: a hook's refusal says why ("tags are frozen today").
+                said = "".join(f"\n  │ {line}" for line in pushed.output_tail.splitlines())
+                msg = f"push of {found.tag} failed; the tag stays local: {pushed.detail}{said}"
+                again = _again(loaded, f"drillbook tag --version {release_.version} --push")
                 raise StepFailed(
                     msg,
-                    hint="run `drillbook tag --push` again once the remote is reachable "
+                    hint=f"run `{again}` again once origin accepts it; it pushes the same tag "
                     "(retry safe)",
                 )
             session.event("pushed", tag=found.tag)
             console.print(f"pushed {found.tag}")
         session.outcome, session.exit_code = "ok", 0
+
+
+def _again(loaded: Any, command: str) -> str:
+    """`command` as the person must type it: with `--service` when the project has several
+    runbooks, since without it drillbook would not know which one."""
+    from drillbook.history import for_service, several_runbooks
+
+    if several_runbooks(loaded.root):
+        return str(for_service(command, loaded.runbook.service))
+    return command
 
 
 @drill_task(
