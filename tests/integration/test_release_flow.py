@@ -101,6 +101,35 @@ def test_the_same_release_twice_changes_nothing_the_second_time(released: Projec
     assert shop.served_version() == "1.0.0"
 
 
+def test_plan_and_dry_run_of_a_done_release_say_it_changes_nothing(
+    released: Project, tmp_path: Path
+) -> None:
+    shop = released
+    bare = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True, env=shop.env)
+    shop.git("remote", "add", "origin", str(bare))
+    before, journals, tag_object = shop.snapshot(), shop.journals(), shop.git("rev-parse", "v1.0.0")
+
+    for args in (("plan", "--version", "1.0.0"), ("release", "--version", "1.0.0", "--dry-run")):
+        result = shop.run(*args)
+        assert result.code == 0, result
+        assert "is already done on staging" in result.out
+        assert "a release now changes nothing" in result.out
+        assert "[changes]" not in result.out  # no deploy, no note: release runs none of them
+    pushing = shop.run("plan", "--version", "1.0.0", "--push", "--format", "json")
+    assert pushing.code == 0, pushing
+    assert [s["step"] for s in json.loads(pushing.out)["steps"]] == ["push"]
+
+    # And release does what they said: nothing, then only the push.
+    assert "Nothing changed" in shop.run("release", "--version", "1.0.0").out
+    assert shop.journals() == journals
+    pushed = shop.run("release", "--version", "1.0.0", "--push")
+    assert pushed.code == 0, pushed
+    assert [e["step"] for e in by_name(shop.events(), "step_started")] == ["push"]
+    assert shop.snapshot() == before  # the note's bytes too
+    assert shop.git("rev-parse", "v1.0.0") == tag_object
+
+
 # --- a broken release -------------------------------------------------------------------------
 
 

@@ -127,8 +127,9 @@ def plan(
 
     require_format(format)
     loaded = project(service)
-    _, found, planned = release_plan(loaded, version, env, push, survey=True)
-    _show_plan(Console(), loaded, env, planned, found, format)
+    release_, found, planned = release_plan(loaded, version, env, push, survey=True)
+    done = already_done(loaded, env, release_.version, found)
+    _show_plan(Console(), loaded, env, _as_done(planned, found, done, push), found, format)
 
 
 def _show_plan(
@@ -173,39 +174,27 @@ def release(
     format: str = "text",
 ) -> None:
     """Run the whole checklist in order, stopping at the first failure; roll back on its own."""
-    from drillbook.plan import note_path
     from drillbook.release import release_flow
     from drillbook.session import open_session
-    from drillbook.state import current_version, finished_release
 
     console = run_console(format)
     loaded = project(service)
     release_, found, planned = release_plan(loaded, version, env, push, survey=dry_run)
+    done = already_done(loaded, env, release_.version, found)
     if dry_run:
-        _show_plan(console, loaded, env, planned, found, format)
+        _show_plan(console, loaded, env, _as_done(planned, found, done, push), found, format)
         return
     confirm_env(env, yes, "releasing")
-    done = finished_release(loaded.root, env, release_.version, loaded.sha256)
-    note = loaded.root / note_path(loaded.runbook, release_.version, env)
-    if (
-        done is not None
-        and found.tag_done
-        and note.is_file()
-        and current_version(loaded.root, env, service=loaded.runbook.service) == release_.version
-    ):
-        said = (
-            f"release {release_.version} of {loaded.runbook.service} is already done on {env} "
-            f"(run {done.get('run')}, {done.get('ts')}): tag {found.tag} on HEAD, "
-            f"{env} runs {release_.version}, note {note.relative_to(loaded.root)}"
-        )
-        if push and (found.remote is None or found.remote.commit != found.head):
+    if done is not None:
+        run, said = done
+        if _push_left(found, push):
             # Done but for the push (it failed, or --push is new): push, and nothing else.
             console.print(f"{said}; its tag is not on origin yet")
             _push_only(loaded, env, release_.version, found.tag, console, format)
             return
         console.print(f"{said}{', pushed' if push else ''}. Nothing changed.")
         if format == "json":
-            emit_json(json.dumps({"outcome": "already_done", "exit": 0, "run": done.get("run")}))
+            emit_json(json.dumps({"outcome": "already_done", "exit": 0, "run": run}))
         return
     params = {
         "params": {
@@ -234,16 +223,68 @@ def release(
         raise Exit(code=outcome.exit_code)
 
 
+def already_done(loaded: Any, env: str, version: str, found: Any) -> tuple[Any, str] | None:
+    """(run id, what says so) when `version` is released on `env` already, else None.
+
+    Done means: a release of it with this runbook finished, its tag is on HEAD, its note is
+    there, and the journal says `env` runs it. `release` then changes nothing (but perhaps
+    the push), and `plan` must say so rather than list the steps of a fresh release.
+    """
+    from drillbook.plan import note_path
+    from drillbook.state import current_version, finished_release
+
+    done = finished_release(loaded.root, env, version, loaded.sha256)
+    note = loaded.root / note_path(loaded.runbook, version, env)
+    if (
+        done is None
+        or not found.tag_done
+        or not note.is_file()
+        or current_version(loaded.root, env, service=loaded.runbook.service) != version
+    ):
+        return None
+    said = (
+        f"release {version} of {loaded.runbook.service} is already done on {env} "
+        f"(run {done.get('run')}, {done.get('ts')}): tag {found.tag} on HEAD, "
+        f"{env} runs {version}, note {note.relative_to(loaded.root)}"
+    )
+    return done.get("run"), said
+
+
+def _push_left(found: Any, push: bool) -> bool:
+    """Whether a done release has its push left: asked for, and origin lacks the tag here."""
+    return push and (found.remote is None or found.remote.commit != found.head)
+
+
+def _push_planned(tag: str) -> Any:
+    from drillbook.plan import PlannedStep
+
+    return PlannedStep("push", "push", f"push tag {tag} to origin", changes=True)
+
+
+def _as_done(planned: Any, found: Any, done: tuple[Any, str] | None, push: bool) -> Any:
+    """The plan of a release that is done already: what `release` would then run, which is
+    nothing, or only the push. A release that would be refused keeps its whole plan."""
+    from dataclasses import replace
+
+    if done is None or found.problems:
+        return planned
+    _, said = done
+    if _push_left(found, push):
+        note = f"{said}; its tag is not on origin yet: a release now only pushes it"
+        return replace(planned, steps=(_push_planned(found.tag),), notes=(note,))
+    note = f"{said}{', pushed' if push else ''}: a release now changes nothing"
+    return replace(planned, steps=(), notes=(note,))
+
+
 def _push_only(
     loaded: Any, env: str, version: str, tag: str, console: Console, format: str
 ) -> None:
     """The one step left of a release that is otherwise done: push its tag, with a journal."""
     from drillbook.execute import Executor
-    from drillbook.plan import PlannedStep
     from drillbook.release import Outcome, push_step
     from drillbook.session import open_session
 
-    step = PlannedStep("push", "push", f"push tag {tag} to origin", changes=True)
+    step = _push_planned(tag)
     with open_session(
         loaded,
         action="push",
