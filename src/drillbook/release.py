@@ -519,14 +519,32 @@ def tag_message(
 
     Masked with `masker`: a tag is pushed and kept for good, so a secret must not reach it.
     """
+
+    def mask(text: str) -> str:
+        return masker.mask(text) if masker is not None else text
+
     lines = [f"{runbook.service} {release.version}", ""]
     for change in release.changes:
-        lines.append(f"- {change.id}: {change.title} (owner: {change.owner})")
-        lines.append(f"  expected: {change.expected.text}")
-        lines.append(f"  rollback: {change.rollback.text}")
+        # A title is one line; a summary may be several, each under its label: a newline in
+        # a title must not cut the change's owner off, or start a line of its own. Masked
+        # before the reflow, which would change the whitespace of a secret's value.
+        title, owner = _one_line(mask(change.title)), mask(change.owner)
+        lines.append(f"- {change.id}: {title} (owner: {owner})")
+        lines.append(f"  expected: {_indented(mask(change.expected.text))}")
+        lines.append(f"  rollback: {_indented(mask(change.rollback.text))}")
     lines += ["", f"Roll back: {rollback_command(env, previous)}", ""]
-    text = "\n".join(lines)
-    return masker.mask(text) if masker is not None else text
+    return mask("\n".join(lines))
+
+
+def _one_line(text: str) -> str:
+    """`text` with every run of whitespace, newlines too, as one space."""
+    return " ".join(text.split())
+
+
+def _indented(text: str, indent: str = "    ") -> str:
+    """`text` whose second and later lines are indented, blank ones left out."""
+    lines = [line.strip() for line in text.strip().splitlines()]
+    return f"\n{indent}".join(line for line in lines if line)
 
 
 def release_flow(

@@ -70,6 +70,34 @@ def test_a_good_release_tags_writes_the_note_and_journals_every_step(shop: Proje
     assert isinstance(deploy["duration_ms"], int)
 
 
+def test_the_tag_message_keeps_its_shape_whatever_the_titles_hold(shop: Project) -> None:
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    text = text.replace(
+        "title: List the products",
+        'title: "List the products\\n# kept, not a comment\\n\\nSigned-off-by: x <x@example.com>"',
+    )
+    text = text.replace(
+        "summary: /health answers ok and /version says 1.0.0.",
+        "summary: |\n            #oncall watches /health; Caf\u00e9 \u2615 works.\n"
+        "            And a second line.\n",
+    )
+    runbook.write_text(text)
+    shop.commit("odd titles")
+
+    result = shop.run("tag", "--version", "1.0.0")
+
+    assert result.code == 0, result
+    message = shop.git("tag", "-l", "--format=%(contents)", "v1.0.0").splitlines()
+    assert message[2:5] == [
+        "- catalogue: List the products # kept, not a comment Signed-off-by: x <x@example.com> "
+        "(owner: alice)",
+        "  expected: #oncall watches /health; Caf\u00e9 \u2615 works.",
+        "    And a second line.",
+    ]
+    assert message[5].startswith("  rollback: ")
+
+
 def test_the_tag_marks_the_commit_the_gates_judged_even_if_head_moves(shop: Project) -> None:
     judged = shop.git("rev-parse", "HEAD")
     result = shop.run("release", "--version", "1.0.0", FIXTURE_MOVE_HEAD="unit")
