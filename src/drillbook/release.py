@@ -148,6 +148,17 @@ def preflight(
         msg = f"the git repository at {root} has no commit yet, so there is nothing to release"
         raise PreconditionFailed(msg, hint="commit the project first: git add -A && git commit")
     refuse(gitops.require_clean, root, ignore=own_outputs(root, state.top), state=state)
+    if survey:
+        # A run checks this once it holds the lock (session.open_session); a plan, which
+        # takes no lock, must still say that a release now would be refused. A run still
+        # going is not one that never finished: the plan's lock probe names it.
+        from drillbook.lock import live_holder
+        from drillbook.session import unfinished_refusal
+
+        holder = live_holder(root, env)
+        stale = unfinished_refusal(root, env, besides=holder["run"] if holder else None)
+        if stale is not None:
+            problems.append(stale)
     if need_identity:
         refuse(gitops.require_identity, root, state=state)
     tag = runbook.tag_name(version)

@@ -259,3 +259,26 @@ def test_a_note_that_cannot_be_replaced_is_found_before_the_first_step(released:
         assert shop.tags() == ["v1.0.0"]
     finally:
         subprocess.run(["chattr", "-i", str(note)], check=False)
+
+
+def test_plan_says_a_release_now_would_meet_a_run_that_never_finished(shop: Project) -> None:
+    proc = shop.start("release", "--version", "1.0.0", FIXTURE_SLOW_GATE="unit")
+    shop.read_until(proc, "unit: sleeping")
+    run_id = shop.journals()[-1].stem
+
+    going = shop.run("plan", "--version", "1.0.0")
+    proc.kill()  # SIGKILL: the journal stays started, never finished
+    proc.communicate()
+    killed = shop.run("plan", "--version", "1.0.0")
+    released = shop.run("release", "--version", "1.0.0")
+
+    # While it runs, the lock names it; it is not called killed.
+    assert f"lock: held by run {run_id}" in going.out
+    assert "never finished" not in going.text
+    # Once killed, plan says what release then does: refuse, naming the run (exit 3).
+    assert killed.code == 3, killed
+    assert f"refused: run {run_id} (release of shop 1.0.0 on staging" in killed.out
+    assert f"drillbook abandon {run_id}" in killed.err
+    assert released.code == 3, released
+    assert f"run {run_id} (release of shop 1.0.0 on staging" in released.err
+    assert shop.run("abandon", run_id).code == 0  # stops the gate it left sleeping
