@@ -24,6 +24,7 @@ from drillbook.errors import (
     EXIT_ROLLBACK_FAILED,
     EXIT_ROLLED_BACK,
     PreconditionFailed,
+    TagElsewhere,
     UsageError,
 )
 from drillbook.execute import CheckItem, Executor, StepResult
@@ -169,13 +170,14 @@ def preflight(
             f"{head[:9]}; the code at HEAD is not the code that was released as {version}"
         )
         hint = f"release a new version, or delete the tag if it was a mistake: git tag -d {tag}"
-        refuse(_raise, PreconditionFailed(msg, hint=hint))
+        refuse(_raise, TagElsewhere(msg, hint=hint))
     refuse(require_writable, root / "notes", "the rollback note")
     refuse(require_replaceable, root / note_path(runbook, version, env), "the rollback note")
     remote = None
     if push:
         refuse(_require_remote, root, "origin")
-        remote = _origin_tag(root, tag, head, version, refuse)
+        # The commit the push would send: the tag's own when it exists, else HEAD's.
+        remote = _origin_tag(root, tag, tag_commit or head, version, refuse)
     previous = state.previous_version(version, runbook.tag)
     release = runbook.release(version)
     if release is not None:
@@ -302,7 +304,7 @@ REMOTE_PROBE_TIMEOUT = 20.0
 def _origin_tag(
     root: Path, tag: str, head: str, version: str, refuse: Any
 ) -> gitops.RemoteTag | None:
-    """Ask origin, read-only, where its `tag` is; refuse when it is on another commit.
+    """Ask origin, read-only, where its `tag` is; refuse when it is not on `head`.
 
     git would refuse that push after the deploy and the local tag, and no retry could make it
     pass; origin not answering is no refusal: the push says so and the tag stays local.
@@ -313,7 +315,7 @@ def _origin_tag(
     if remote.answered and remote.commit is not None and remote.commit != head:
         msg = (
             f"origin already has tag {tag} on {remote.commit[:9]}, expected it absent or on "
-            f"HEAD {head[:9]}: origin would refuse the push, and its {version} is other code"
+            f"{head[:9]}: origin would refuse the push, and its {version} is other code"
         )
         hint = (
             "release a new version; or, if origin's tag is the mistake, delete it there "

@@ -100,3 +100,28 @@ def finished_release(root: Path, env: str, version: str, sha256: str) -> dict[st
         if last.get("event") == "run_finished" and last.get("outcome") in ("ok", "push_failed"):
             return last
     return None
+
+
+def tag_made_by_release(
+    root: Path, service: str, version: str, tag: str, commit: str
+) -> dict[str, Any] | None:
+    """The `run_finished` event of the release of `version` that made `tag` on `commit`, or
+    None when no finished release did (its push alone may have failed)."""
+    for info in list_runs(root):
+        first, last = info.first or {}, info.last or {}
+        if first.get("action") != "release" or first.get("version") != version:
+            continue
+        if first.get("service") not in (None, service):
+            continue
+        if last.get("event") != "run_finished" or last.get("outcome") not in ("ok", "push_failed"):
+            continue
+        for event in read_journal(info.path).events:
+            if (
+                event.get("event") == "step_finished"
+                and event.get("step") == "tag"
+                and event.get("outcome") in ("ok", "done")
+                and event.get("tag") == tag
+                and event.get("commit") == commit
+            ):
+                return last
+    return None

@@ -248,3 +248,37 @@ def test_a_failed_push_in_a_project_of_several_runbooks_names_the_service(
     assert "`drillbook tag --service shop --version 1.0.0 --push`" in released.out
     assert tagged.code == 1, tagged
     assert "`drillbook tag --service shop --version 1.0.0 --push`" in tagged.err
+
+
+def test_the_suggested_push_still_works_after_head_moved_on(shop: Project, tmp_path: Path) -> None:
+    gone = tmp_path / "not-yet.git"
+    shop.git("remote", "add", "origin", str(gone))
+    failed = shop.run("release", "--version", "1.0.0", "--push")
+    assert failed.code == 1, failed
+    assert "`drillbook tag --version 1.0.0 --push`" in failed.out
+    released_commit = shop.git("rev-parse", "HEAD")
+    tag_object = shop.git("rev-parse", "v1.0.0")
+    shop.git("commit", "-q", "--allow-empty", "-m", "the next change lands")
+    subprocess.run(["git", "init", "-q", "--bare", str(gone)], check=True)
+
+    pushed = shop.run("tag", "--version", "1.0.0", "--push")
+
+    assert pushed.code == 0, pushed
+    assert "HEAD has moved on since, so it is pushed as it is" in pushed.out
+    assert shop.git("rev-parse", "v1.0.0") == tag_object  # the same tag, not moved
+    out = subprocess.run(
+        ["git", "-C", str(gone), "rev-parse", "v1.0.0", "v1.0.0^{commit}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert out == [tag_object, released_commit]
+    tagged = by_name(shop.events(), "tagged")[0]
+    assert (tagged["state"], tagged["commit"]) == ("exists", released_commit)
+
+    # A tag no release made stays refused: it may be a mistake, not to be published.
+    shop.git("tag", "-a", "v1.1.0", "-m", "by hand", released_commit)
+    refused = shop.run("tag", "--version", "1.1.0", "--push")
+    assert refused.code == 3, refused
+    assert "tag v1.1.0 already exists on" in refused.err
+    assert remote_tags(gone) == ["v1.0.0"]

@@ -288,7 +288,7 @@ def tag(
 ) -> None:
     """Make the annotated tag of a version: its changes, owners and rollback summary."""
     from drillbook import gitops
-    from drillbook.errors import Interrupted, StepFailed
+    from drillbook.errors import Interrupted, StepFailed, TagElsewhere
     from drillbook.leftovers import RUN_VARIABLE
     from drillbook.release import pick_version, preflight, tag_message
     from drillbook.session import open_session
@@ -296,7 +296,12 @@ def tag(
     console = Console()
     loaded = project(service)
     release_ = pick_version(loaded.runbook, version)
-    found = preflight(loaded, "staging", release_.version, push=push)
+    found = preflight(loaded, "staging", release_.version, push=push, survey=True)
+    made_by = _pushing_a_released_tag(loaded, release_.version, found, push)
+    for problem in found.problems:
+        if not (made_by and isinstance(problem, TagElsewhere)):
+            raise problem
+    commit = found.tag_commit if made_by else found.head
     # A run of its own: the lock (a release that is running may yet fail and roll back, and
     # its tag is its own to make) and a journal of what was tagged and pushed. A release on any
     # environment makes the tag, so the locks of them all are held.
@@ -309,13 +314,20 @@ def tag(
         extra={"tag": found.tag, "head": found.head, "push": push},
         also_lock=tuple(sorted(loaded.runbook.environments)),
     ) as session:
-        message = tag_message(loaded.runbook, release_, found.previous, masker=session.masker)
-        state = gitops.create_tag(loaded.root, found.tag, message, commit=found.head)
-        session.event("tagged", tag=found.tag, commit=found.head, state=state)
-        if state == "exists":
-            console.print(f"{found.tag} already on {found.head[:9]} (HEAD): done")
+        if made_by:
+            state = "exists"
+            console.print(
+                f"{found.tag} is on {commit[:9]}, where release run {made_by} made it; HEAD "
+                f"has moved on since, so it is pushed as it is"
+            )
         else:
-            console.print(f"created {found.tag} on {found.head[:9]}")
+            message = tag_message(loaded.runbook, release_, found.previous, masker=session.masker)
+            state = gitops.create_tag(loaded.root, found.tag, message, commit=commit)
+            if state == "exists":
+                console.print(f"{found.tag} already on {commit[:9]} (HEAD): done")
+            else:
+                console.print(f"created {found.tag} on {commit[:9]}")
+        session.event("tagged", tag=found.tag, commit=commit, state=state)
         if push:
             pushed = gitops.push_tag(
                 loaded.root, found.tag, stop=session.stop, env={RUN_VARIABLE: session.run_id}
@@ -341,6 +353,23 @@ def tag(
             session.event("pushed", tag=found.tag)
             console.print(f"pushed {found.tag}")
         session.outcome, session.exit_code = "ok", 0
+
+
+def _pushing_a_released_tag(loaded: Any, version: str, found: Any, push: bool) -> str | None:
+    """The run id of the release that made the tag on the commit where it is, when `tag
+    --push` is to push that tag and HEAD has moved on since; else None.
+
+    A release whose push failed says to push later with `tag --push`; by then others may
+    have committed. Its tag is the release's own, so it is pushed as it is, never moved;
+    a tag no release made stays refused (exit 3).
+    """
+    from drillbook.state import tag_made_by_release
+
+    if not push or found.tag_commit is None or found.tag_done:
+        return None
+    service = loaded.runbook.service
+    done = tag_made_by_release(loaded.root, service, version, found.tag, found.tag_commit)
+    return str(done.get("run")) if done else None
 
 
 def _again(loaded: Any, command: str) -> str:
