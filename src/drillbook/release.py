@@ -671,11 +671,7 @@ def release_flow(
             result = push_step(session, executor, step, found.tag)
             if not result.ok:
                 session.event("push_failed", tag=found.tag, detail=result.detail)
-                from drillbook.history import for_service, several_runbooks
-
-                again = f"drillbook tag --version {version} --push"
-                if several_runbooks(session.root):  # without --service, which runbook?
-                    again = str(for_service(again, runbook.service))
+                again = push_later(session.root, runbook, version)
                 return Outcome(
                     EXIT_CHECK_FAILED,
                     "push_failed",
@@ -692,6 +688,16 @@ def release_flow(
         f"release {version} of {runbook.service} is done on {session.env}",
         artifacts=artifacts,
     )
+
+
+def push_later(root: Path, runbook: Runbook, version: str) -> str:
+    """The command that pushes a release's tag later, as the person must type it: with
+    `--service` when the project has several runbooks (else which one?). It works after
+    HEAD has moved on too (see `tasks.steps.tag`)."""
+    from drillbook.history import for_service, several_runbooks
+
+    command = f"drillbook tag --version {version} --push"
+    return str(for_service(command, runbook.service)) if several_runbooks(root) else command
 
 
 def push_step(session: RunSession, executor: Executor, step: PlannedStep, tag: str) -> StepResult:

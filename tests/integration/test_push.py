@@ -282,3 +282,21 @@ def test_the_suggested_push_still_works_after_head_moved_on(shop: Project, tmp_p
     assert refused.code == 3, refused
     assert "tag v1.1.0 already exists on" in refused.err
     assert remote_tags(gone) == ["v1.0.0"]
+
+
+def test_a_done_release_whose_push_fails_again_says_the_command_that_pushes_later(
+    shop: Project, tmp_path: Path
+) -> None:
+    shop.git("remote", "add", "origin", str(tmp_path / "not-yet.git"))
+    assert shop.run("release", "--version", "1.0.0", "--push").code == 1
+    tag_object = shop.git("rev-parse", "v1.0.0")
+
+    again = shop.run("release", "--version", "1.0.0", "--push")
+
+    assert again.code == 1, again
+    assert "Push it later with `drillbook tag --version 1.0.0 --push` (retry safe)" in again.out
+    events = shop.events()
+    assert events[0]["action"] == "push"
+    assert by_name(events, "push_failed")[0]["tag"] == "v1.0.0"
+    assert not by_name(events, "deployed")
+    assert shop.git("rev-parse", "v1.0.0") == tag_object

@@ -281,7 +281,7 @@ def _push_only(
 ) -> None:
     """The one step left of a release that is otherwise done: push its tag, with a journal."""
     from drillbook.execute import Executor
-    from drillbook.release import Outcome, push_step
+    from drillbook.release import Outcome, push_later, push_step
     from drillbook.session import open_session
 
     step = _push_planned(tag)
@@ -303,8 +303,8 @@ def _push_only(
             outcome = Outcome(
                 1,
                 "push_failed",
-                f"the push of {tag} failed; the tag stays local. Run the release with --push "
-                "again later (retry safe): it pushes and changes nothing else",
+                f"the push of {tag} failed; the tag stays local. Push it later with "
+                f"`{push_later(loaded.root, loaded.runbook, version)}` (retry safe)",
                 failed=result,
             )
         finish(session, outcome, format)

@@ -290,7 +290,7 @@ def tag(
     from drillbook import gitops
     from drillbook.errors import Interrupted, StepFailed, TagElsewhere
     from drillbook.leftovers import RUN_VARIABLE
-    from drillbook.release import pick_version, preflight, tag_message
+    from drillbook.release import pick_version, preflight, push_later, tag_message
     from drillbook.session import open_session
 
     console = Console()
@@ -344,7 +344,7 @@ def tag(
                 # git's own words: a hook's refusal says why ("tags are frozen today").
                 said = "".join(f"\n  │ {line}" for line in pushed.output_tail.splitlines())
                 msg = f"push of {found.tag} failed; the tag stays local: {pushed.detail}{said}"
-                again = _again(loaded, f"drillbook tag --version {release_.version} --push")
+                again = push_later(loaded.root, loaded.runbook, release_.version)
                 raise StepFailed(
                     msg,
                     hint=f"run `{again}` again once origin accepts it; it pushes the same tag "
@@ -370,16 +370,6 @@ def _pushing_a_released_tag(loaded: Any, version: str, found: Any, push: bool) -
     service = loaded.runbook.service
     done = tag_made_by_release(loaded.root, service, version, found.tag, found.tag_commit)
     return str(done.get("run")) if done else None
-
-
-def _again(loaded: Any, command: str) -> str:
-    """`command` as the person must type it: with `--service` when the project has several
-    runbooks, since without it drillbook would not know which one."""
-    from drillbook.history import for_service, several_runbooks
-
-    if several_runbooks(loaded.root):
-        return str(for_service(command, loaded.runbook.service))
-    return command
 
 
 @drill_task(
