@@ -70,6 +70,9 @@ class PushResult:
     detail: str
     #: The tail of git's output, credentials in URLs masked.
     output_tail: str = ""
+    #: The remote had the tag on the same commit already (as another tag object): nothing
+    #: was pushed, and nothing needs to be.
+    already: bool = False
 
     @property
     def ok(self) -> bool:
@@ -618,6 +621,18 @@ def push_tag(
     if status is None:
         detail = f"no answer from {remote} within {timeout:g}s"
     else:
+        if "(already exists)" in tail:
+            # The remote has a tag of that name. On the same commit (made by another clone
+            # of the release, or by CI) the release is marked there: no retry would change
+            # it, and none is needed.
+            theirs = remote_tag(root, tag, remote, timeout=timeout)
+            ours = tag_commit(root, tag)
+            if theirs.answered and ours is not None and theirs.commit == ours:
+                detail = (
+                    f"{remote} already has {tag} on {ours[:9]}, as another tag object; "
+                    "nothing was pushed"
+                )
+                return PushResult(tag, remote, "ok", detail, tail, already=True)
         why = _first_error(tail)
         detail = f"git push exited {status}" + (f": {why}" if why else "")
     return PushResult(tag, remote, "failed", detail, tail)

@@ -713,6 +713,8 @@ def push_step(session: RunSession, executor: Executor, step: PlannedStep, tag: s
             on_start=executor.command_started(step),
             env={RUN_VARIABLE: session.run_id},
         )
+        if pushed.already:
+            return StepResult(step, "done", detail=pushed.detail)
         if pushed.ok:
             return StepResult(step, "ok", detail=f"pushed {tag}")
         if pushed.outcome == "interrupted":

@@ -547,6 +547,21 @@ def test_push_is_refused_when_the_remote_tag_differs(repo: Path, remote: Path) -
     assert "[rejected]" in result.detail
 
 
+def test_push_when_the_remote_has_the_tag_on_the_same_commit_is_done(
+    repo: Path, remote: Path
+) -> None:
+    gitops.create_tag(repo, "v1.0.0", "made by another clone")
+    assert gitops.push_tag(repo, "v1.0.0").ok
+    git(repo, "tag", "-d", "v1.0.0")
+    gitops.create_tag(repo, "v1.0.0", "made again here")  # same commit, another object
+
+    result = gitops.push_tag(repo, "v1.0.0")
+
+    assert (result.ok, result.already) == (True, True)
+    assert result.detail.startswith("origin already has v1.0.0 on ")
+    assert "nothing was pushed" in result.detail
+
+
 def test_push_of_a_tag_that_does_not_exist(repo: Path, remote: Path) -> None:
     result = gitops.push_tag(repo, "v9.9.9")
     assert not result.ok

@@ -300,3 +300,23 @@ def test_a_done_release_whose_push_fails_again_says_the_command_that_pushes_late
     assert by_name(events, "push_failed")[0]["tag"] == "v1.0.0"
     assert not by_name(events, "deployed")
     assert shop.git("rev-parse", "v1.0.0") == tag_object
+
+
+def test_origin_having_the_tag_on_the_same_commit_is_a_push_already_done(
+    shop: Project, tmp_path: Path
+) -> None:
+    # CI made and pushed a tag for this commit from its own clone; this clone has none.
+    bare = bare_remote(shop, tmp_path)
+    shop.git("remote", "add", "origin", str(bare))
+    shop.git("tag", "-a", "v1.0.0", "-m", "made by CI")
+    shop.git("push", "-q", "origin", "v1.0.0")
+    shop.git("tag", "-d", "v1.0.0")
+    theirs = shop.git("ls-remote", "origin", "refs/tags/v1.0.0").split()[0]
+
+    result = shop.run("release", "--version", "1.0.0", "--push")
+
+    assert result.code == 0, result
+    push = next(e for e in by_name(shop.events(), "step_finished") if e["step"] == "push")
+    assert push["outcome"] == "done"
+    assert "origin already has v1.0.0 on" in push["detail"]
+    assert shop.git("ls-remote", "origin", "refs/tags/v1.0.0").split()[0] == theirs

@@ -350,8 +350,8 @@ def tag(
                     hint=f"run `{again}` again once origin accepts it; it pushes the same tag "
                     "(retry safe)",
                 )
-            session.event("pushed", tag=found.tag)
-            console.print(f"pushed {found.tag}")
+            session.event("pushed", tag=found.tag, already=pushed.already)
+            console.print(pushed.detail if pushed.already else f"pushed {found.tag}")
         session.outcome, session.exit_code = "ok", 0
 
 
