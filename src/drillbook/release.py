@@ -165,12 +165,7 @@ def preflight(
     tag = runbook.tag_name(version)
     tag_commit = state.tag_commit(tag)
     if tag_commit is not None and tag_commit != head:
-        msg = (
-            f"tag {tag} already exists on {tag_commit[:9]}, expected it absent or on HEAD "
-            f"{head[:9]}; the code at HEAD is not the code that was released as {version}"
-        )
-        hint = f"release a new version, or delete the tag if it was a mistake: git tag -d {tag}"
-        refuse(_raise, TagElsewhere(msg, hint=hint))
+        refuse(_raise, _tag_elsewhere(loaded, version, tag, tag_commit, head))
     refuse(require_writable, root / "notes", "the rollback note")
     refuse(require_replaceable, root / note_path(runbook, version, env), "the rollback note")
     remote = None
@@ -186,6 +181,36 @@ def preflight(
         if (root / "templates" / "rollback-note.md.j2").is_file():
             _require_note_renders(loaded, env, release, previous, tag)
     return Preflight(head, previous, tag, tag_commit, tuple(problems), state.identity, remote)
+
+
+def _tag_elsewhere(
+    loaded: LoadedRunbook, version: str, tag: str, tag_commit: str, head: str
+) -> TagElsewhere:
+    """The refusal of a release tag found on another commit than HEAD.
+
+    When the journal shows a release made it there, it marks what was released: HEAD has
+    moved on, and deleting the tag would lose the rollback target of the next release.
+    """
+    from drillbook.state import tag_made_by_release
+
+    made = tag_made_by_release(loaded.root, loaded.runbook.service, version, tag, tag_commit)
+    if made is not None:
+        msg = (
+            f"{version} is released already: tag {tag} is on {tag_commit[:9]}, where release "
+            f"run {made.get('run')} made it, and HEAD {head[:9]} has moved on since, so it "
+            f"is not the code released as {version}"
+        )
+        hint = (
+            "to release HEAD, declare a new version under `releases:`; to push the tag "
+            f"as it is: {push_later(loaded.root, loaded.runbook, version)}"
+        )
+        return TagElsewhere(msg, hint=hint)
+    msg = (
+        f"tag {tag} already exists on {tag_commit[:9]}, expected it absent or on HEAD "
+        f"{head[:9]}; the code at HEAD is not the code that was released as {version}"
+    )
+    hint = f"release a new version, or delete the tag if it was a mistake: git tag -d {tag}"
+    return TagElsewhere(msg, hint=hint)
 
 
 def url_refusals(

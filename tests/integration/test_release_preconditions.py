@@ -78,6 +78,21 @@ def test_a_tag_on_another_commit_is_refused(shop: Project) -> None:
     assert shop.git("rev-parse", "v1.0.0^{commit}") == released_commit
 
 
+def test_a_released_tag_behind_head_is_not_offered_for_deletion(released: Project) -> None:
+    shop = released
+    tagged = shop.git("rev-parse", "HEAD")
+    shop.git("commit", "-q", "--allow-empty", "-m", "the next change lands")
+    journals = shop.journals()
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 3, result
+    assert f"1.0.0 is released already: tag v1.0.0 is on {tagged[:9]}" in result.err
+    assert "git tag -d" not in result.err  # it marks what runs: the next rollback's target
+    assert "declare a new version" in result.err
+    assert shop.journals() == journals
+
+
 def test_a_tag_on_the_same_commit_is_a_step_already_done(shop: Project) -> None:
     shop.git("tag", "-a", "v1.0.0", "-m", "made by hand")
     tag_object = shop.git("rev-parse", "v1.0.0")
