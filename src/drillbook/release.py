@@ -8,6 +8,7 @@ rollback is proven, 5 when it is not.
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from collections.abc import Sequence
@@ -574,14 +575,20 @@ def tag_message(
     return mask("\n".join(lines))
 
 
+# C0 and C1 control characters and DEL: in a tag a NUL cuts the message short in `git log`,
+# and an escape sequence repaints the terminal of whoever runs `git show`.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
 def _one_line(text: str) -> str:
-    """`text` with every run of whitespace, newlines too, as one space."""
-    return " ".join(text.split())
+    """`text` with every run of whitespace, newlines too, as one space; controls as U+FFFD."""
+    return _CONTROL.sub("\ufffd", " ".join(text.split()))
 
 
 def _indented(text: str, indent: str = "    ") -> str:
-    """`text` whose second and later lines are indented, blank ones left out."""
-    lines = [line.strip() for line in text.strip().splitlines()]
+    """`text` whose second and later lines are indented, blank ones left out; controls as
+    U+FFFD."""
+    lines = [_CONTROL.sub("\ufffd", line.strip()) for line in text.strip().splitlines()]
     return f"\n{indent}".join(line for line in lines if line)
 
 

@@ -98,6 +98,25 @@ def test_the_tag_message_keeps_its_shape_whatever_the_titles_hold(shop: Project)
     assert message[5].startswith("  rollback: ")
 
 
+def test_control_characters_in_a_title_reach_the_tag_message_harmless(shop: Project) -> None:
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    runbook.write_text(
+        runbook.read_text().replace(
+            "title: List the products", 'title: "List\\0the \\e[31mred\\e[0m products"'
+        )
+    )
+    shop.commit("a title with a NUL and an escape sequence")
+
+    assert shop.run("tag", "--version", "1.0.0").code == 0
+
+    body = subprocess.run(
+        ["git", "cat-file", "tag", "v1.0.0"], cwd=shop.root, capture_output=True, check=True
+    ).stdout
+    assert b"\0" not in body and b"\x1b" not in body
+    line = "- catalogue: List\ufffdthe \ufffd[31mred\ufffd[0m products (owner: alice)"
+    assert line.encode() in body
+
+
 def test_the_tag_marks_the_commit_the_gates_judged_even_if_head_moves(shop: Project) -> None:
     judged = shop.git("rev-parse", "HEAD")
     result = shop.run("release", "--version", "1.0.0", FIXTURE_MOVE_HEAD="unit")
