@@ -324,7 +324,8 @@ def _require_remote(root: Path, remote: str) -> None:
 
 
 #: Seconds the preflight waits for origin to say where its tag is; the push has its own.
-REMOTE_PROBE_TIMEOUT = 20.0
+#: Short: origin not answering refuses nothing, it only leaves the question open.
+REMOTE_PROBE_TIMEOUT = 10.0
 
 
 def _origin_tag(
