@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -320,3 +321,17 @@ def test_origin_having_the_tag_on_the_same_commit_is_a_push_already_done(
     assert push["outcome"] == "done"
     assert "origin already has v1.0.0 on" in push["detail"]
     assert shop.git("ls-remote", "origin", "refs/tags/v1.0.0").split()[0] == theirs
+
+
+def test_plan_marks_a_push_that_origin_has_already_as_done(shop: Project, tmp_path: Path) -> None:
+    bare = bare_remote(shop, tmp_path)
+    shop.git("remote", "add", "origin", str(bare))
+    shop.git("tag", "-a", "v1.0.0", "-m", "made and pushed by hand")
+    shop.git("push", "-q", "origin", "v1.0.0")
+
+    planned = shop.run("plan", "--version", "1.0.0", "--push", "--format", "json")
+
+    assert planned.code == 0, planned
+    push = next(s for s in json.loads(planned.out)["steps"] if s["step"] == "push")
+    assert push["title"] == "push tag v1.0.0 to origin (origin has it on HEAD: done)"
+    assert push["changes"] is False

@@ -38,6 +38,7 @@ def release_plan(
         previous=found.previous,
         push=push,
         tag_exists_here=found.tag_done,
+        pushed_here=found.remote is not None and found.remote.commit == found.head,
     )
     return release, found, plan
 
