@@ -198,7 +198,7 @@ def _tag_elsewhere(
     if made is not None:
         msg = (
             f"{version} is released already: tag {tag} is on {tag_commit[:9]}, where release "
-            f"run {made.get('run')} made it, and HEAD {head[:9]} has moved on since, so it "
+            f"run {made} made it, and HEAD {head[:9]} has moved on since, so it "
             f"is not the code released as {version}"
         )
         hint = (

@@ -104,18 +104,22 @@ def finished_release(root: Path, env: str, version: str, sha256: str) -> dict[st
 
 def tag_made_by_release(
     root: Path, service: str, version: str, tag: str, commit: str
-) -> dict[str, Any] | None:
-    """The `run_finished` event of the release of `version` that made `tag` on `commit`, or
-    None when no finished release did (its push alone may have failed)."""
+) -> str | None:
+    """The id of a release run of `version` that made `tag` on `commit` and kept it, or None.
+
+    Kept: the run did not roll back nor take the tag back. It need not have finished: a run
+    interrupted while pushing made its tag as much as one whose push failed.
+    """
     for info in list_runs(root):
-        first, last = info.first or {}, info.last or {}
+        first = info.first or {}
         if first.get("action") != "release" or first.get("version") != version:
             continue
         if first.get("service") not in (None, service):
             continue
-        if last.get("event") != "run_finished" or last.get("outcome") not in ("ok", "push_failed"):
+        events = read_journal(info.path).events
+        if any(e.get("event") in ("rollback_started", "tag_deleted") for e in events):
             continue
-        for event in read_journal(info.path).events:
+        for event in events:
             if (
                 event.get("event") == "step_finished"
                 and event.get("step") == "tag"
@@ -123,5 +127,5 @@ def tag_made_by_release(
                 and event.get("tag") == tag
                 and event.get("commit") == commit
             ):
-                return last
+                return info.run_id
     return None

@@ -335,3 +335,34 @@ def test_plan_marks_a_push_that_origin_has_already_as_done(shop: Project, tmp_pa
     push = next(s for s in json.loads(planned.out)["steps"] if s["step"] == "push")
     assert push["title"] == "push tag v1.0.0 to origin (origin has it on HEAD: done)"
     assert push["changes"] is False
+
+
+def test_a_push_interrupted_then_head_moved_on_is_pushed_by_the_command_resume_names(
+    shop: Project, tmp_path: Path
+) -> None:
+    fake_ssh = tmp_path / "hanging-ssh"
+    fake_ssh.write_text("#!/bin/sh\nsleep 60 &\nwait\n")
+    fake_ssh.chmod(0o755)
+    shop.git("remote", "add", "origin", "ssh://git@example.invalid/x.git")
+    proc = shop.start("release", "--version", "1.0.0", "--push", GIT_SSH=str(fake_ssh))
+    shop.read_until(proc, "push tag v1.0.0 to origin", timeout=60)
+    shop.wait_for_event(lambda e: e.get("event") == "command_started" and e.get("step") == "push")
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 130
+    run_id = shop.journals()[-1].stem
+    tag_object = shop.git("rev-parse", "v1.0.0")
+    bare = bare_remote(shop, tmp_path)
+    shop.git("remote", "set-url", "origin", str(bare))
+    shop.git("commit", "-q", "--allow-empty", "-m", "the next change lands")
+
+    resumed = shop.run("resume", run_id)
+
+    assert resumed.code == 3, resumed
+    assert f"where release run {run_id} made it" in resumed.err
+    assert "git tag -d" not in resumed.err
+    assert "to push the tag as it is: drillbook tag --version 1.0.0 --push" in resumed.err
+    pushed = shop.run("tag", "--version", "1.0.0", "--push")
+    assert pushed.code == 0, pushed
+    assert remote_tags(bare) == ["v1.0.0"]
+    assert shop.git("rev-parse", "v1.0.0") == tag_object

@@ -368,8 +368,7 @@ def _pushing_a_released_tag(loaded: Any, version: str, found: Any, push: bool) -
     if not push or found.tag_commit is None or found.tag_done:
         return None
     service = loaded.runbook.service
-    done = tag_made_by_release(loaded.root, service, version, found.tag, found.tag_commit)
-    return str(done.get("run")) if done else None
+    return tag_made_by_release(loaded.root, service, version, found.tag, found.tag_commit)
 
 
 @drill_task(
