@@ -366,3 +366,24 @@ def test_a_push_interrupted_then_head_moved_on_is_pushed_by_the_command_resume_n
     assert pushed.code == 0, pushed
     assert remote_tags(bare) == ["v1.0.0"]
     assert shop.git("rev-parse", "v1.0.0") == tag_object
+
+
+def test_tag_push_stopped_by_ctrl_c_says_so_in_the_journal_and_how_to_retry(
+    shop: Project, tmp_path: Path
+) -> None:
+    fake_ssh = tmp_path / "hanging-ssh"
+    fake_ssh.write_text("#!/bin/sh\nsleep 60 &\nwait\n")
+    fake_ssh.chmod(0o755)
+    shop.git("remote", "add", "origin", "ssh://git@example.invalid/x.git")
+    proc = shop.start("tag", "--version", "1.0.0", "--push", GIT_SSH=str(fake_ssh))
+    shop.wait_for_event(lambda e: e.get("event") == "tagged", timeout=60, proc=proc)
+    time.sleep(0.5)  # git push and the fake ssh are running
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=20)
+
+    assert proc.returncode == 130, err
+    assert "`drillbook tag --version 1.0.0 --push` pushes the same tag (retry safe)" in err
+    events = shop.events()
+    assert by_name(events, "push_interrupted")[0]["tag"] == "v1.0.0"
+    assert events[-1]["outcome"] == "interrupted"
+    assert not shop.strays(), shop.strays()

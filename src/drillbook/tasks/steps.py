@@ -333,7 +333,11 @@ def tag(
                 loaded.root, found.tag, stop=session.stop, env={RUN_VARIABLE: session.run_id}
             )
             if pushed.outcome == "interrupted":
-                raise Interrupted(session.stop.signum or 2, pushed.detail)
+                session.event("push_interrupted", tag=found.tag, detail=pushed.detail)
+                stopped = Interrupted(session.stop.signum or 2, pushed.detail)
+                again = push_later(loaded.root, loaded.runbook, release_.version)
+                stopped.hint = f"`{again}` pushes the same tag (retry safe)"
+                raise stopped
             if not pushed.ok:
                 session.event(
                     "push_failed",
