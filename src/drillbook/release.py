@@ -572,7 +572,13 @@ def tag_message(
         lines.append(f"- {change.id}: {title} (owner: {owner})")
         lines.append(f"  expected: {_indented(mask(change.expected.text))}")
         lines.append(f"  rollback: {_indented(mask(change.rollback.text))}")
-    lines += ["", f"Roll back: {rollback_command(env, previous)}", ""]
+    # As the rollback note says: with no earlier release, `drillbook rollback` has nowhere to go.
+    undo = (
+        rollback_command(env, previous)
+        if previous
+        else "no earlier released version (first release); undo each change as its rollback says"
+    )
+    lines += ["", f"Roll back: {undo}", ""]
     return mask("\n".join(lines))
 
 

@@ -69,6 +69,11 @@ def test_a_good_release_tags_writes_the_note_and_journals_every_step(shop: Proje
     assert deploy["exit"] == 0
     assert isinstance(deploy["duration_ms"], int)
 
+    # The next release's tag says the one command that goes back.
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    message = shop.git("tag", "-l", "--format=%(contents)", "v1.1.0")
+    assert message.splitlines()[-1] == "Roll back: drillbook rollback --env staging --to 1.0.0"
+
 
 def test_the_tag_message_keeps_its_shape_whatever_the_titles_hold(shop: Project) -> None:
     runbook = shop.root / "runbooks" / "shop.yaml"
@@ -96,6 +101,11 @@ def test_the_tag_message_keeps_its_shape_whatever_the_titles_hold(shop: Project)
         "    And a second line.",
     ]
     assert message[5].startswith("  rollback: ")
+    # The first release has nothing to go back to: no command that would only refuse.
+    assert message[-1] == (
+        "Roll back: no earlier released version (first release); undo each change as its "
+        "rollback says"
+    )
 
 
 def test_control_characters_in_a_title_reach_the_tag_message_harmless(shop: Project) -> None:
