@@ -76,6 +76,9 @@ class Preflight:
     identity: tuple[str, str] | None = None
     #: What origin said about the tag, when the run pushes and origin exists.
     remote: gitops.RemoteTag | None = None
+    #: When surveyed: the refusal an earlier run that never finished would give a run that
+    #: changes something (a release done already changes nothing, and meets none).
+    unfinished: PreconditionFailed | None = None
 
     @property
     def tag_done(self) -> bool:
@@ -128,6 +131,7 @@ def preflight(
     root = loaded.root
     runbook = loaded.runbook
     problems: list[PreconditionFailed] = []
+    stale: PreconditionFailed | None = None
     if runbook.environments[env].config is not None:
         from drillbook.configcheck import verify_config
 
@@ -159,8 +163,6 @@ def preflight(
 
         holder = live_holder(root, env)
         stale = unfinished_refusal(root, env, besides=holder["run"] if holder else None)
-        if stale is not None:
-            problems.append(stale)
     if need_identity:
         refuse(gitops.require_identity, root, state=state)
     tag = runbook.tag_name(version)
@@ -181,7 +183,9 @@ def preflight(
             refuse(_raise, exc)
         if (root / "templates" / "rollback-note.md.j2").is_file():
             _require_note_renders(loaded, env, release, previous, tag)
-    return Preflight(head, previous, tag, tag_commit, tuple(problems), state.identity, remote)
+    return Preflight(
+        head, previous, tag, tag_commit, tuple(problems), state.identity, remote, stale
+    )
 
 
 def _tag_elsewhere(

@@ -297,3 +297,28 @@ def test_plan_says_a_release_now_would_meet_a_run_that_never_finished(shop: Proj
     assert released.code == 3, released
     assert f"run {run_id} (release of shop 1.0.0 on staging" in released.err
     assert shop.run("abandon", run_id).code == 0  # stops the gate it left sleeping
+
+
+def test_plan_of_a_done_release_is_not_refused_for_another_run_that_never_finished(
+    released: Project,
+) -> None:
+    shop = released
+    proc = shop.start("release", "--version", "1.1.0", FIXTURE_SLOW_GATE="unit")
+    shop.read_until(proc, "unit: sleeping")
+    run_id = shop.journals()[-1].stem
+    proc.kill()
+    proc.communicate()
+
+    planned = shop.run("plan", "--version", "1.0.0")
+    released_again = shop.run("release", "--version", "1.0.0")
+    other = shop.run("plan", "--version", "1.1.0")
+
+    # release 1.0.0 changes nothing, so nothing refuses it; plan says the same.
+    assert released_again.code == 0, released_again
+    assert "Nothing changed" in released_again.out
+    assert planned.code == 0, planned
+    assert "a release now changes nothing" in planned.out
+    # A release that would change something is refused, and its plan says so.
+    assert other.code == 3, other
+    assert f"refused: run {run_id}" in other.out
+    assert shop.run("abandon", run_id).code == 0

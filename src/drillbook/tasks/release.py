@@ -130,6 +130,7 @@ def plan(
     loaded = project(service)
     release_, found, planned = release_plan(loaded, version, env, push, survey=True)
     done = already_done(loaded, env, release_.version, found)
+    found = _as_met(found, done, push)
     _show_plan(Console(), loaded, env, _as_done(planned, found, done, push), found, format)
 
 
@@ -183,6 +184,7 @@ def release(
     release_, found, planned = release_plan(loaded, version, env, push, survey=dry_run)
     done = already_done(loaded, env, release_.version, found)
     if dry_run:
+        found = _as_met(found, done, push)
         _show_plan(console, loaded, env, _as_done(planned, found, done, push), found, format)
         return
     confirm_env(env, yes, "releasing")
@@ -260,6 +262,16 @@ def _push_planned(tag: str) -> Any:
     from drillbook.plan import PlannedStep
 
     return PlannedStep("push", "push", f"push tag {tag} to origin", changes=True)
+
+
+def _as_met(found: Any, done: tuple[Any, str] | None, push: bool) -> Any:
+    """The survey's problems as `release` would meet them: an earlier run that never finished
+    refuses a run that changes something, not a release done already with nothing left."""
+    from dataclasses import replace
+
+    if found.unfinished is None or (done is not None and not _push_left(found, push)):
+        return found
+    return replace(found, problems=(*found.problems, found.unfinished))
 
 
 def _as_done(planned: Any, found: Any, done: tuple[Any, str] | None, push: bool) -> Any:
