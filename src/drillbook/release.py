@@ -122,17 +122,19 @@ def preflight(
     need_identity: bool = True,
     survey: bool = False,
     push: bool = False,
+    tag_only: bool = False,
 ) -> Preflight:
     """Look at the world before changing it; raise PreconditionFailed when it says no.
 
     With `survey`, what would refuse the run is collected in `problems` instead, so that a
-    plan can show every step and every problem at once.
+    plan can show every step and every problem at once. With `tag_only` (the `tag` task),
+    only what the tag and its push need is judged: no config file, note or check URL.
     """
     root = loaded.root
     runbook = loaded.runbook
     problems: list[PreconditionFailed] = []
     stale: PreconditionFailed | None = None
-    if runbook.environments[env].config is not None:
+    if runbook.environments[env].config is not None and not tag_only:
         from drillbook.configcheck import verify_config
 
         # A config file that is missing or does not parse is bad input (exit 2) and found
@@ -169,8 +171,9 @@ def preflight(
     tag_commit = state.tag_commit(tag)
     if tag_commit is not None and tag_commit != head:
         refuse(_raise, _tag_elsewhere(loaded, version, tag, tag_commit, head))
-    refuse(require_writable, root / "notes", "the rollback note")
-    refuse(require_replaceable, root / note_path(runbook, version, env), "the rollback note")
+    if not tag_only:
+        refuse(require_writable, root / "notes", "the rollback note")
+        refuse(require_replaceable, root / note_path(runbook, version, env), "the rollback note")
     remote = None
     if push:
         refuse(_require_remote, root, "origin")
@@ -178,7 +181,7 @@ def preflight(
         remote = _origin_tag(root, tag, tag_commit or head, version, refuse)
     previous = state.previous_version(version, runbook.tag)
     release = runbook.release(version)
-    if release is not None:
+    if release is not None and not tag_only:
         for exc in check_url_refusals(runbook, env, release, previous):
             refuse(_raise, exc)
         if (root / "templates" / "rollback-note.md.j2").is_file():

@@ -387,3 +387,31 @@ def test_tag_push_stopped_by_ctrl_c_says_so_in_the_journal_and_how_to_retry(
     assert by_name(events, "push_interrupted")[0]["tag"] == "v1.0.0"
     assert events[-1]["outcome"] == "interrupted"
     assert not shop.strays(), shop.strays()
+
+
+def test_tag_is_not_refused_for_what_only_a_release_needs(shop: Project) -> None:
+    # A check that staging may not reach, and no staging config in this checkout: a release
+    # to staging is refused, but a tag runs no check and reads no config.
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text().replace(
+        "            - get: /feature\n",
+        "            - get: https://status.example.com/shop\n"
+        "              expect: {status: 200}\n"
+        "            - get: /feature\n",
+        1,
+    )
+    text = text.replace(
+        "    config: config/production.env\n",
+        "    config: config/production.env\n    allow_hosts: [status.example.com]\n",
+    )
+    runbook.write_text(text)
+    shop.git("rm", "-q", "config/staging.env")
+    shop.commit("a check for production's status page; staging's config kept elsewhere")
+
+    refused = shop.run("release", "--version", "1.1.0")
+    tagged = shop.run("tag", "--version", "1.1.0")
+
+    assert refused.code in (2, 3), refused
+    assert tagged.code == 0, tagged
+    assert "created v1.1.0" in tagged.out
+    assert shop.tags() == ["v1.1.0"]

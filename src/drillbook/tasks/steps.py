@@ -296,7 +296,8 @@ def tag(
     console = Console()
     loaded = project(service)
     release_ = pick_version(loaded.runbook, version)
-    found = preflight(loaded, "staging", release_.version, push=push, survey=True)
+    # A tag runs no check and writes no note: only git and origin are judged.
+    found = preflight(loaded, "staging", release_.version, push=push, survey=True, tag_only=True)
     made_by = _pushing_a_released_tag(loaded, release_.version, found, push)
     for problem in found.problems:
         if not (made_by and isinstance(problem, TagElsewhere)):
