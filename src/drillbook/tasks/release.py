@@ -259,6 +259,7 @@ def _push_left(found: Any, push: bool) -> bool:
 
 
 def _push_planned(tag: str) -> Any:
+    """The push step, as `plan_release` plans it, for a release that has only it left."""
     from drillbook.plan import PlannedStep
 
     return PlannedStep("push", "push", f"push tag {tag} to origin", changes=True)
