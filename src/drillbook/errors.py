@@ -96,6 +96,10 @@ class PreconditionFailed(DrillbookError):
     retry_safe = True
 
 
+class TagElsewhere(PreconditionFailed):
+    """The release tag exists on a commit other than the one a run would tag."""
+
+
 class CheckFailed(DrillbookError):
     """A check failed and nothing needed rolling back."""
 

@@ -3,6 +3,10 @@
 Every call runs the `git` program with an argument list, `LC_ALL=C` so its messages can be read,
 and `GIT_TERMINAL_PROMPT=0` so it never waits for a password. Variables that would point git at
 another repository (`GIT_DIR`, `GIT_WORK_TREE`, ...) are dropped: the `root` argument decides.
+
+Text goes to git and comes back as UTF-8, whatever the locale: git records messages in UTF-8,
+and names are bytes, so a tag or a file named in Latin-1 reads with U+FFFD in place of the
+byte rather than stopping every release.
 """
 
 from __future__ import annotations
@@ -66,6 +70,9 @@ class PushResult:
     detail: str
     #: The tail of git's output, credentials in URLs masked.
     output_tail: str = ""
+    #: The remote had the tag on the same commit already (as another tag object): nothing
+    #: was pushed, and nothing needs to be.
+    already: bool = False
 
     @property
     def ok(self) -> bool:
@@ -95,7 +102,8 @@ def _git(
             argv,
             input=stdin,
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="replace",
             timeout=timeout,
             env=_env(env),
             check=False,
@@ -130,7 +138,8 @@ def _git_all(
                     stdin=subprocess.DEVNULL,
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
-                    text=True,
+                    encoding="utf-8",
+                    errors="replace",
                     env=_env(env),
                 )
             except FileNotFoundError:
@@ -548,7 +557,8 @@ def _run_remote(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            text=True,
+            encoding="utf-8",
+            errors="replace",
             env={**_env(), **(env or {})},
             start_new_session=True,
         )
@@ -611,6 +621,18 @@ def push_tag(
     if status is None:
         detail = f"no answer from {remote} within {timeout:g}s"
     else:
+        if "(already exists)" in tail:
+            # The remote has a tag of that name. On the same commit (made by another clone
+            # of the release, or by CI) the release is marked there: no retry would change
+            # it, and none is needed.
+            theirs = remote_tag(root, tag, remote, timeout=timeout)
+            ours = tag_commit(root, tag)
+            if theirs.answered and ours is not None and theirs.commit == ours:
+                detail = (
+                    f"{remote} already has {tag} on {ours[:9]}, as another tag object; "
+                    "nothing was pushed"
+                )
+                return PushResult(tag, remote, "ok", detail, tail, already=True)
         why = _first_error(tail)
         detail = f"git push exited {status}" + (f": {why}" if why else "")
     return PushResult(tag, remote, "failed", detail, tail)
@@ -638,10 +660,41 @@ def remote_url(root: Path, remote: str = "origin") -> str | None:
     return _URL_USERINFO.sub(r"\1***@", proc.stdout.strip())
 
 
+@dataclass(frozen=True)
+class RemoteTag:
+    """What a remote said about one tag."""
+
+    tag: str
+    remote: str
+    #: Whether the remote answered; when it did not, `commit` says nothing.
+    answered: bool
+    #: The commit the remote's tag points at (an annotated tag peeled); None when it has none.
+    commit: str | None = None
+    #: Why the remote could not be asked, in one line.
+    detail: str = ""
+
+
+def remote_tag(root: Path, tag: str, remote: str = "origin", *, timeout: float = 30.0) -> RemoteTag:
+    """Ask `remote` (read-only, `git ls-remote`) which commit its tag `tag` points at."""
+    ref = f"refs/tags/{tag}"
+    # Both names: the remote lists `TAG^{}`, the commit, only for an annotated tag asked so.
+    status, out, err = _run_remote(root, ["ls-remote", "--", remote, ref, ref + "^{}"], timeout)
+    if status != 0:
+        why = (
+            f"no answer within {timeout:g}s"
+            if status is None
+            else _first_error(_tail(err)) or f"git ls-remote exited {status}"
+        )
+        return RemoteTag(tag, remote, answered=False, detail=why)
+    found: dict[str, str] = {}
+    for line in out.splitlines():
+        obj, _, name = line.partition("\t")
+        found[name.strip()] = obj.strip()
+    commit = found.get(ref + "^{}") or found.get(ref)
+    return RemoteTag(tag, remote, answered=True, commit=commit)
+
+
 def remote_has_tag(root: Path, tag: str, remote: str = "origin") -> bool | None:
     """Whether `remote` has the tag, or None when the remote cannot be asked."""
-    ref = f"refs/tags/{tag}"
-    status, out, _ = _run_remote(root, ["ls-remote", "--tags", "--", remote, ref], 30.0)
-    if status != 0:
-        return None
-    return any(line.endswith(f"\t{ref}") for line in out.splitlines())
+    found = remote_tag(root, tag, remote)
+    return found.commit is not None if found.answered else None

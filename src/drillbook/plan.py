@@ -173,6 +173,7 @@ def plan_release(
     previous: str | None,
     push: bool = False,
     tag_exists_here: bool = False,
+    pushed_here: bool = False,
 ) -> Plan:
     """The release checklist in order, stopping at the first failure when run."""
     release = runbook.release(version)
@@ -227,7 +228,10 @@ def plan_release(
         )
     )
     if push:
-        steps.append(PlannedStep("push", "push", f"push tag {tag} to origin", changes=True))
+        title = f"push tag {tag} to origin" + (
+            " (origin has it on HEAD: done)" if pushed_here else ""
+        )
+        steps.append(PlannedStep("push", "push", title, changes=not pushed_here))
     notes = []
     if runbook.deploy is not None:
         notes.append(

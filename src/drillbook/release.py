@@ -8,6 +8,7 @@ rollback is proven, 5 when it is not.
 
 from __future__ import annotations
 
+import re
 import shlex
 import time
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from drillbook.errors import (
     EXIT_ROLLBACK_FAILED,
     EXIT_ROLLED_BACK,
     PreconditionFailed,
+    TagElsewhere,
     UsageError,
 )
 from drillbook.execute import CheckItem, Executor, StepResult
@@ -72,6 +74,11 @@ class Preflight:
     problems: tuple[PreconditionFailed, ...] = ()
     #: The tagger git would record (name, email), or None.
     identity: tuple[str, str] | None = None
+    #: What origin said about the tag, when the run pushes and origin exists.
+    remote: gitops.RemoteTag | None = None
+    #: When surveyed: the refusal an earlier run that never finished would give a run that
+    #: changes something (a release done already changes nothing, and meets none).
+    unfinished: PreconditionFailed | None = None
 
     @property
     def tag_done(self) -> bool:
@@ -115,16 +122,19 @@ def preflight(
     need_identity: bool = True,
     survey: bool = False,
     push: bool = False,
+    tag_only: bool = False,
 ) -> Preflight:
     """Look at the world before changing it; raise PreconditionFailed when it says no.
 
     With `survey`, what would refuse the run is collected in `problems` instead, so that a
-    plan can show every step and every problem at once.
+    plan can show every step and every problem at once. With `tag_only` (the `tag` task),
+    only what the tag and its push need is judged: no config file, note or check URL.
     """
     root = loaded.root
     runbook = loaded.runbook
     problems: list[PreconditionFailed] = []
-    if runbook.environments[env].config is not None:
+    stale: PreconditionFailed | None = None
+    if runbook.environments[env].config is not None and not tag_only:
         from drillbook.configcheck import verify_config
 
         # A config file that is missing or does not parse is bad input (exit 2) and found
@@ -146,29 +156,69 @@ def preflight(
         msg = f"the git repository at {root} has no commit yet, so there is nothing to release"
         raise PreconditionFailed(msg, hint="commit the project first: git add -A && git commit")
     refuse(gitops.require_clean, root, ignore=own_outputs(root, state.top), state=state)
+    if survey:
+        # A run checks this once it holds the lock (session.open_session); a plan, which
+        # takes no lock, must still say that a release now would be refused. A run still
+        # going is not one that never finished: the plan's lock probe names it.
+        from drillbook.lock import live_holder
+        from drillbook.session import unfinished_refusal
+
+        holder = live_holder(root, env)
+        stale = unfinished_refusal(root, env, besides=holder["run"] if holder else None)
     if need_identity:
         refuse(gitops.require_identity, root, state=state)
     tag = runbook.tag_name(version)
     tag_commit = state.tag_commit(tag)
     if tag_commit is not None and tag_commit != head:
-        msg = (
-            f"tag {tag} already exists on {tag_commit[:9]}, expected it absent or on HEAD "
-            f"{head[:9]}; the code at HEAD is not the code that was released as {version}"
-        )
-        hint = f"release a new version, or delete the tag if it was a mistake: git tag -d {tag}"
-        refuse(_raise, PreconditionFailed(msg, hint=hint))
-    refuse(require_writable, root / "notes", "the rollback note")
-    refuse(require_replaceable, root / note_path(runbook, version, env), "the rollback note")
+        refuse(_raise, _tag_elsewhere(loaded, version, tag, tag_commit, head))
+    if not tag_only:
+        refuse(require_writable, root / "notes", "the rollback note")
+        refuse(require_replaceable, root / note_path(runbook, version, env), "the rollback note")
+    remote = None
     if push:
         refuse(_require_remote, root, "origin")
+        # The commit the push would send: the tag's own when it exists, else HEAD's.
+        remote = _origin_tag(root, tag, tag_commit or head, version, refuse)
     previous = state.previous_version(version, runbook.tag)
     release = runbook.release(version)
-    if release is not None:
+    if release is not None and not tag_only:
         for exc in check_url_refusals(runbook, env, release, previous):
             refuse(_raise, exc)
         if (root / "templates" / "rollback-note.md.j2").is_file():
             _require_note_renders(loaded, env, release, previous, tag)
-    return Preflight(head, previous, tag, tag_commit, tuple(problems), state.identity)
+    return Preflight(
+        head, previous, tag, tag_commit, tuple(problems), state.identity, remote, stale
+    )
+
+
+def _tag_elsewhere(
+    loaded: LoadedRunbook, version: str, tag: str, tag_commit: str, head: str
+) -> TagElsewhere:
+    """The refusal of a release tag found on another commit than HEAD.
+
+    When the journal shows a release made it there, it marks what was released: HEAD has
+    moved on, and deleting the tag would lose the rollback target of the next release.
+    """
+    from drillbook.state import tag_made_by_release
+
+    made = tag_made_by_release(loaded.root, loaded.runbook.service, version, tag, tag_commit)
+    if made is not None:
+        msg = (
+            f"{version} is released already: tag {tag} is on {tag_commit[:9]}, where release "
+            f"run {made} made it, and HEAD {head[:9]} has moved on since, so it "
+            f"is not the code released as {version}"
+        )
+        hint = (
+            "to release HEAD, declare a new version under `releases:`; to push the tag "
+            f"as it is: {push_later(loaded.root, loaded.runbook, version)}"
+        )
+        return TagElsewhere(msg, hint=hint)
+    msg = (
+        f"tag {tag} already exists on {tag_commit[:9]}, expected it absent or on HEAD "
+        f"{head[:9]}; the code at HEAD is not the code that was released as {version}"
+    )
+    hint = f"release a new version, or delete the tag if it was a mistake: git tag -d {tag}"
+    return TagElsewhere(msg, hint=hint)
 
 
 def url_refusals(
@@ -278,6 +328,35 @@ def _require_remote(root: Path, remote: str) -> None:
         msg = f"--push needs a git remote named {remote}, and the repository has none"
         hint = f"git remote add {remote} URL, or release without --push and push the tag later"
         raise PreconditionFailed(msg, hint=hint)
+
+
+#: Seconds the preflight waits for origin to say where its tag is; the push has its own.
+#: Short: origin not answering refuses nothing, it only leaves the question open.
+REMOTE_PROBE_TIMEOUT = 10.0
+
+
+def _origin_tag(
+    root: Path, tag: str, head: str, version: str, refuse: Any
+) -> gitops.RemoteTag | None:
+    """Ask origin, read-only, where its `tag` is; refuse when it is not on `head`.
+
+    git would refuse that push after the deploy and the local tag, and no retry could make it
+    pass; origin not answering is no refusal: the push says so and the tag stays local.
+    """
+    if gitops.remote_url(root, "origin") is None:
+        return None  # refused by _require_remote
+    remote = gitops.remote_tag(root, tag, "origin", timeout=REMOTE_PROBE_TIMEOUT)
+    if remote.answered and remote.commit is not None and remote.commit != head:
+        msg = (
+            f"origin already has tag {tag} on {remote.commit[:9]}, expected it absent or on "
+            f"{head[:9]}: origin would refuse the push, and its {version} is other code"
+        )
+        hint = (
+            "release a new version; or, if origin's tag is the mistake, delete it there "
+            f"first: git push origin :refs/tags/{tag}"
+        )
+        refuse(_raise, PreconditionFailed(msg, hint=hint))
+    return remote
 
 
 def expected_items(runbook: Runbook, release: Release) -> list[CheckItem]:
@@ -487,14 +566,44 @@ def tag_message(
 
     Masked with `masker`: a tag is pushed and kept for good, so a secret must not reach it.
     """
+
+    def mask(text: str) -> str:
+        return masker.mask(text) if masker is not None else text
+
     lines = [f"{runbook.service} {release.version}", ""]
     for change in release.changes:
-        lines.append(f"- {change.id}: {change.title} (owner: {change.owner})")
-        lines.append(f"  expected: {change.expected.text}")
-        lines.append(f"  rollback: {change.rollback.text}")
-    lines += ["", f"Roll back: {rollback_command(env, previous)}", ""]
-    text = "\n".join(lines)
-    return masker.mask(text) if masker is not None else text
+        # A title is one line; a summary may be several, each under its label: a newline in
+        # a title must not cut the change's owner off, or start a line of its own. Masked
+        # before the reflow, which would change the whitespace of a secret's value.
+        title, owner = _one_line(mask(change.title)), mask(change.owner)
+        lines.append(f"- {change.id}: {title} (owner: {owner})")
+        lines.append(f"  expected: {_indented(mask(change.expected.text))}")
+        lines.append(f"  rollback: {_indented(mask(change.rollback.text))}")
+    # As the rollback note says: with no earlier release, `drillbook rollback` has nowhere to go.
+    undo = (
+        rollback_command(env, previous)
+        if previous
+        else "no earlier released version (first release); undo each change as its rollback says"
+    )
+    lines += ["", f"Roll back: {undo}", ""]
+    return mask("\n".join(lines))
+
+
+# C0 and C1 control characters and DEL: in a tag a NUL cuts the message short in `git log`,
+# and an escape sequence repaints the terminal of whoever runs `git show`.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def _one_line(text: str) -> str:
+    """`text` with every run of whitespace, newlines too, as one space; controls as U+FFFD."""
+    return _CONTROL.sub("\ufffd", " ".join(text.split()))
+
+
+def _indented(text: str, indent: str = "    ") -> str:
+    """`text` whose second and later lines are indented, blank ones left out; controls as
+    U+FFFD."""
+    lines = [_CONTROL.sub("\ufffd", line.strip()) for line in text.strip().splitlines()]
+    return f"\n{indent}".join(line for line in lines if line)
 
 
 def release_flow(
@@ -608,12 +717,13 @@ def release_flow(
             result = push_step(session, executor, step, found.tag)
             if not result.ok:
                 session.event("push_failed", tag=found.tag, detail=result.detail)
+                again = push_later(session.root, runbook, version)
                 return Outcome(
                     EXIT_CHECK_FAILED,
                     "push_failed",
                     f"release {version} is done on {session.env} and tagged {found.tag}, but "
                     f"the push failed; the tag stays local. Push it later with "
-                    f"`drillbook tag --version {version} --push` (retry safe)",
+                    f"`{again}` (retry safe)",
                     failed=result,
                     artifacts=artifacts,
                 )
@@ -624,6 +734,16 @@ def release_flow(
         f"release {version} of {runbook.service} is done on {session.env}",
         artifacts=artifacts,
     )
+
+
+def push_later(root: Path, runbook: Runbook, version: str) -> str:
+    """The command that pushes a release's tag later, as the person must type it: with
+    `--service` when the project has several runbooks (else which one?). It works after
+    HEAD has moved on too (see `tasks.steps.tag`)."""
+    from drillbook.history import for_service, several_runbooks
+
+    command = f"drillbook tag --version {version} --push"
+    return str(for_service(command, runbook.service)) if several_runbooks(root) else command
 
 
 def push_step(session: RunSession, executor: Executor, step: PlannedStep, tag: str) -> StepResult:
@@ -639,6 +759,8 @@ def push_step(session: RunSession, executor: Executor, step: PlannedStep, tag: s
             on_start=executor.command_started(step),
             env={RUN_VARIABLE: session.run_id},
         )
+        if pushed.already:
+            return StepResult(step, "done", detail=pushed.detail)
         if pushed.ok:
             return StepResult(step, "ok", detail=f"pushed {tag}")
         if pushed.outcome == "interrupted":

@@ -184,6 +184,37 @@ def require_still_open(root: Path, run_id: str, what: str, env: str) -> None:
     )
 
 
+def unfinished_refusal(
+    root: Path, env: str, *, besides: str | None = None
+) -> PreconditionFailed | None:
+    """Why a run that changes `env` is refused when an earlier one never finished, or None.
+
+    The run `besides` does not count (the one a resume continues, or the one a plan finds
+    still going). Read-only, so that a plan can say what a release would meet.
+    """
+    stale = [r for r in unfinished_runs(root, env) if r["run"] != besides]
+    if not stale:
+        return None
+    run = stale[0]
+    # The service too: the services of a project share an environment's runs.
+    service = f" of {run['service']}" if run.get("service") else ""
+    what = f"{run.get('action')}{service} {run.get('version') or ''}".rstrip()
+    msg = (
+        f"run {run['run']} ({what} on {env}, "
+        f"started {run.get('ts')}) never finished: it was killed or crashed, so "
+        f"{env} may be half-changed" + describe_leftovers(run, run["leftovers"])
+    )
+    stops = " (it stops what the run left running first)" if run["leftovers"] else ""
+    return PreconditionFailed(
+        msg,
+        hint=(
+            f"`drillbook resume {run['run']}` continues it from the step it "
+            f"stopped at{stops}; `drillbook abandon {run['run']}` closes it once you "
+            f"have checked {env}"
+        ),
+    )
+
+
 @contextlib.contextmanager
 def open_session(
     loaded: LoadedRunbook,
@@ -232,26 +263,9 @@ def open_session(
         # After the lock: a run that is still going holds it (exit 75, naming it), so an
         # unfinished journal found from here on is one whose process died.
         if check_unfinished and changes_world:
-            stale = [r for r in unfinished_runs(root, env) if r["run"] != resuming]
-            if stale:
-                run = stale[0]
-                # The service too: the services of a project share an environment's runs.
-                service = f" of {run['service']}" if run.get("service") else ""
-                what = f"{run.get('action')}{service} {run.get('version') or ''}".rstrip()
-                msg = (
-                    f"run {run['run']} ({what} on {env}, "
-                    f"started {run.get('ts')}) never finished: it was killed or crashed, so "
-                    f"{env} may be half-changed" + describe_leftovers(run, run["leftovers"])
-                )
-                stops = " (it stops what the run left running first)" if run["leftovers"] else ""
-                raise PreconditionFailed(
-                    msg,
-                    hint=(
-                        f"`drillbook resume {run['run']}` continues it from the step it "
-                        f"stopped at{stops}; `drillbook abandon {run['run']}` closes it once you "
-                        f"have checked {env}"
-                    ),
-                )
+            refusal = unfinished_refusal(root, env, besides=resuming)
+            if refusal is not None:
+                raise refusal
         journal = Journal.open(root, run_id, masker=masker)
         if resuming is not None:
             # Only once this run's journal exists: a resume that cannot write one leaves the

@@ -100,3 +100,32 @@ def finished_release(root: Path, env: str, version: str, sha256: str) -> dict[st
         if last.get("event") == "run_finished" and last.get("outcome") in ("ok", "push_failed"):
             return last
     return None
+
+
+def tag_made_by_release(
+    root: Path, service: str, version: str, tag: str, commit: str
+) -> str | None:
+    """The id of a release run of `version` that made `tag` on `commit` and kept it, or None.
+
+    Kept: the run did not roll back nor take the tag back. It need not have finished: a run
+    interrupted while pushing made its tag as much as one whose push failed.
+    """
+    for info in list_runs(root):
+        first = info.first or {}
+        if first.get("action") != "release" or first.get("version") != version:
+            continue
+        if first.get("service") not in (None, service):
+            continue
+        events = read_journal(info.path).events
+        if any(e.get("event") in ("rollback_started", "tag_deleted") for e in events):
+            continue
+        for event in events:
+            if (
+                event.get("event") == "step_finished"
+                and event.get("step") == "tag"
+                and event.get("outcome") in ("ok", "done")
+                and event.get("tag") == tag
+                and event.get("commit") == commit
+            ):
+                return info.run_id
+    return None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -432,6 +433,39 @@ def test_previous_version_without_tags(repo: Path) -> None:
     assert gitops.previous_version(repo, "1.0.0") is None
 
 
+def test_names_that_are_not_utf8_are_read_not_a_crash(repo: Path) -> None:
+    # git names are bytes: a tag and a file named in Latin-1, as an old tool may have made them.
+    git(repo, "tag", "v1.0.0")
+    subprocess.run(["git", "-C", str(repo), "tag", b"caf\xe9"], check=True)
+    (repo / os.fsdecode(b"r\xe9sum\xe9.txt")).write_text("x\n")
+
+    state = gitops.look(repo)
+
+    assert state.previous_version("1.1.0") == "1.0.0"
+    assert "caf\ufffd" in state.tags
+    assert state.dirty_files() == ["r\ufffdsum\ufffd.txt"]
+    assert gitops.previous_version(repo, "1.1.0") == "1.0.0"
+
+
+def test_a_tag_message_goes_in_as_utf8_whatever_the_locale(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A C locale without UTF-8 (as in a bare container): Python's default encoding is ASCII.
+    script = (
+        "import sys; from pathlib import Path; from drillbook import gitops; "
+        "gitops.create_tag(Path(sys.argv[1]), 'v1.0.0', 'Caf\\u00e9 \\u2615 \\u6ce8\\n')"
+    )  # escapes: the command line itself must stay ASCII
+    env = {**os.environ, "LC_ALL": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(repo)], env=env, capture_output=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr.decode()
+    body = subprocess.run(
+        ["git", "-C", str(repo), "cat-file", "tag", "v1.0.0"], capture_output=True, check=True
+    ).stdout
+    assert body.endswith("Caf\u00e9 \u2615 \u6ce8\n".encode())
+
+
 @pytest.mark.parametrize(("version", "fmt"), [("1.0", "v{version}"), ("1.0.0", "v1")])
 def test_previous_version_bad_input(repo: Path, version: str, fmt: str) -> None:
     with pytest.raises(UsageError):
@@ -456,6 +490,22 @@ def test_push_only_the_tag(repo: Path, remote: Path) -> None:
     assert gitops.remote_has_tag(repo, "v0.9.0") is False
     # Pushing again is not an error: the remote already has it.
     assert gitops.push_tag(repo, "v1.0.0").ok
+
+
+def test_remote_tag_names_the_commit_annotated_or_lightweight(repo: Path, remote: Path) -> None:
+    head = gitops.head_commit(repo)
+    gitops.create_tag(repo, "v1.0.0", "release")
+    git(repo, "tag", "light")
+    assert gitops.push_tag(repo, "v1.0.0").ok
+    assert gitops.push_tag(repo, "light").ok
+
+    assert gitops.remote_tag(repo, "v1.0.0").commit == head  # peeled, not the tag object
+    assert gitops.remote_tag(repo, "light").commit == head
+    absent = gitops.remote_tag(repo, "v2.0.0")
+    assert (absent.answered, absent.commit) == (True, None)
+    gone = gitops.remote_tag(repo, "v1.0.0", "nowhere")
+    assert not gone.answered
+    assert "does not appear to be a git repository" in gone.detail
 
 
 def test_push_to_a_missing_remote_fails_and_keeps_the_tag(repo: Path) -> None:
@@ -495,6 +545,21 @@ def test_push_is_refused_when_the_remote_tag_differs(repo: Path, remote: Path) -
     assert not result.ok
     assert "rejected" in result.output_tail
     assert "[rejected]" in result.detail
+
+
+def test_push_when_the_remote_has_the_tag_on_the_same_commit_is_done(
+    repo: Path, remote: Path
+) -> None:
+    gitops.create_tag(repo, "v1.0.0", "made by another clone")
+    assert gitops.push_tag(repo, "v1.0.0").ok
+    git(repo, "tag", "-d", "v1.0.0")
+    gitops.create_tag(repo, "v1.0.0", "made again here")  # same commit, another object
+
+    result = gitops.push_tag(repo, "v1.0.0")
+
+    assert (result.ok, result.already) == (True, True)
+    assert result.detail.startswith("origin already has v1.0.0 on ")
+    assert "nothing was pushed" in result.detail
 
 
 def test_push_of_a_tag_that_does_not_exist(repo: Path, remote: Path) -> None:

@@ -69,6 +69,63 @@ def test_a_good_release_tags_writes_the_note_and_journals_every_step(shop: Proje
     assert deploy["exit"] == 0
     assert isinstance(deploy["duration_ms"], int)
 
+    # The next release's tag says the one command that goes back.
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    message = shop.git("tag", "-l", "--format=%(contents)", "v1.1.0")
+    assert message.splitlines()[-1] == "Roll back: drillbook rollback --env staging --to 1.0.0"
+
+
+def test_the_tag_message_keeps_its_shape_whatever_the_titles_hold(shop: Project) -> None:
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    text = text.replace(
+        "title: List the products",
+        'title: "List the products\\n# kept, not a comment\\n\\nSigned-off-by: x <x@example.com>"',
+    )
+    text = text.replace(
+        "summary: /health answers ok and /version says 1.0.0.",
+        "summary: |\n            #oncall watches /health; Caf\u00e9 \u2615 works.\n"
+        "            And a second line.\n",
+    )
+    runbook.write_text(text)
+    shop.commit("odd titles")
+
+    result = shop.run("tag", "--version", "1.0.0")
+
+    assert result.code == 0, result
+    message = shop.git("tag", "-l", "--format=%(contents)", "v1.0.0").splitlines()
+    assert message[2:5] == [
+        "- catalogue: List the products # kept, not a comment Signed-off-by: x <x@example.com> "
+        "(owner: alice)",
+        "  expected: #oncall watches /health; Caf\u00e9 \u2615 works.",
+        "    And a second line.",
+    ]
+    assert message[5].startswith("  rollback: ")
+    # The first release has nothing to go back to: no command that would only refuse.
+    assert message[-1] == (
+        "Roll back: no earlier released version (first release); undo each change as its "
+        "rollback says"
+    )
+
+
+def test_control_characters_in_a_title_reach_the_tag_message_harmless(shop: Project) -> None:
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    runbook.write_text(
+        runbook.read_text().replace(
+            "title: List the products", 'title: "List\\0the \\e[31mred\\e[0m products"'
+        )
+    )
+    shop.commit("a title with a NUL and an escape sequence")
+
+    assert shop.run("tag", "--version", "1.0.0").code == 0
+
+    body = subprocess.run(
+        ["git", "cat-file", "tag", "v1.0.0"], cwd=shop.root, capture_output=True, check=True
+    ).stdout
+    assert b"\0" not in body and b"\x1b" not in body
+    line = "- catalogue: List\ufffdthe \ufffd[31mred\ufffd[0m products (owner: alice)"
+    assert line.encode() in body
+
 
 def test_the_tag_marks_the_commit_the_gates_judged_even_if_head_moves(shop: Project) -> None:
     judged = shop.git("rev-parse", "HEAD")
@@ -99,6 +156,35 @@ def test_the_same_release_twice_changes_nothing_the_second_time(released: Projec
     assert shop.tags() == ["v1.0.0"]
     assert shop.journals() == journals
     assert shop.served_version() == "1.0.0"
+
+
+def test_plan_and_dry_run_of_a_done_release_say_it_changes_nothing(
+    released: Project, tmp_path: Path
+) -> None:
+    shop = released
+    bare = tmp_path / "origin.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(bare)], check=True, env=shop.env)
+    shop.git("remote", "add", "origin", str(bare))
+    before, journals, tag_object = shop.snapshot(), shop.journals(), shop.git("rev-parse", "v1.0.0")
+
+    for args in (("plan", "--version", "1.0.0"), ("release", "--version", "1.0.0", "--dry-run")):
+        result = shop.run(*args)
+        assert result.code == 0, result
+        assert "is already done on staging" in result.out
+        assert "a release now changes nothing" in result.out
+        assert "[changes]" not in result.out  # no deploy, no note: release runs none of them
+    pushing = shop.run("plan", "--version", "1.0.0", "--push", "--format", "json")
+    assert pushing.code == 0, pushing
+    assert [s["step"] for s in json.loads(pushing.out)["steps"]] == ["push"]
+
+    # And release does what they said: nothing, then only the push.
+    assert "Nothing changed" in shop.run("release", "--version", "1.0.0").out
+    assert shop.journals() == journals
+    pushed = shop.run("release", "--version", "1.0.0", "--push")
+    assert pushed.code == 0, pushed
+    assert [e["step"] for e in by_name(shop.events(), "step_started")] == ["push"]
+    assert shop.snapshot() == before  # the note's bytes too
+    assert shop.git("rev-parse", "v1.0.0") == tag_object
 
 
 # --- a broken release -------------------------------------------------------------------------

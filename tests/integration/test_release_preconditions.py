@@ -78,6 +78,21 @@ def test_a_tag_on_another_commit_is_refused(shop: Project) -> None:
     assert shop.git("rev-parse", "v1.0.0^{commit}") == released_commit
 
 
+def test_a_released_tag_behind_head_is_not_offered_for_deletion(released: Project) -> None:
+    shop = released
+    tagged = shop.git("rev-parse", "HEAD")
+    shop.git("commit", "-q", "--allow-empty", "-m", "the next change lands")
+    journals = shop.journals()
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 3, result
+    assert f"1.0.0 is released already: tag v1.0.0 is on {tagged[:9]}" in result.err
+    assert "git tag -d" not in result.err  # it marks what runs: the next rollback's target
+    assert "declare a new version" in result.err
+    assert shop.journals() == journals
+
+
 def test_a_tag_on_the_same_commit_is_a_step_already_done(shop: Project) -> None:
     shop.git("tag", "-a", "v1.0.0", "-m", "made by hand")
     tag_object = shop.git("rev-parse", "v1.0.0")
@@ -259,3 +274,51 @@ def test_a_note_that_cannot_be_replaced_is_found_before_the_first_step(released:
         assert shop.tags() == ["v1.0.0"]
     finally:
         subprocess.run(["chattr", "-i", str(note)], check=False)
+
+
+def test_plan_says_a_release_now_would_meet_a_run_that_never_finished(shop: Project) -> None:
+    proc = shop.start("release", "--version", "1.0.0", FIXTURE_SLOW_GATE="unit")
+    shop.read_until(proc, "unit: sleeping")
+    run_id = shop.journals()[-1].stem
+
+    going = shop.run("plan", "--version", "1.0.0")
+    proc.kill()  # SIGKILL: the journal stays started, never finished
+    proc.communicate()
+    killed = shop.run("plan", "--version", "1.0.0")
+    released = shop.run("release", "--version", "1.0.0")
+
+    # While it runs, the lock names it; it is not called killed.
+    assert f"lock: held by run {run_id}" in going.out
+    assert "never finished" not in going.text
+    # Once killed, plan says what release then does: refuse, naming the run (exit 3).
+    assert killed.code == 3, killed
+    assert f"refused: run {run_id} (release of shop 1.0.0 on staging" in killed.out
+    assert f"drillbook abandon {run_id}" in killed.err
+    assert released.code == 3, released
+    assert f"run {run_id} (release of shop 1.0.0 on staging" in released.err
+    assert shop.run("abandon", run_id).code == 0  # stops the gate it left sleeping
+
+
+def test_plan_of_a_done_release_is_not_refused_for_another_run_that_never_finished(
+    released: Project,
+) -> None:
+    shop = released
+    proc = shop.start("release", "--version", "1.1.0", FIXTURE_SLOW_GATE="unit")
+    shop.read_until(proc, "unit: sleeping")
+    run_id = shop.journals()[-1].stem
+    proc.kill()
+    proc.communicate()
+
+    planned = shop.run("plan", "--version", "1.0.0")
+    released_again = shop.run("release", "--version", "1.0.0")
+    other = shop.run("plan", "--version", "1.1.0")
+
+    # release 1.0.0 changes nothing, so nothing refuses it; plan says the same.
+    assert released_again.code == 0, released_again
+    assert "Nothing changed" in released_again.out
+    assert planned.code == 0, planned
+    assert "a release now changes nothing" in planned.out
+    # A release that would change something is refused, and its plan says so.
+    assert other.code == 3, other
+    assert f"refused: run {run_id}" in other.out
+    assert shop.run("abandon", run_id).code == 0

@@ -38,6 +38,7 @@ def release_plan(
         previous=found.previous,
         push=push,
         tag_exists_here=found.tag_done,
+        pushed_here=found.remote is not None and found.remote.commit == found.head,
     )
     return release, found, plan
 
@@ -48,6 +49,7 @@ def _probes(loaded: Any, env: str, found: Any) -> list[tuple[str, str, bool]]:
         *[("refused", problem.message, False) for problem in found.problems],
         ("git", f"HEAD at {found.head[:9]}", True),
         _tag_probe(found),
+        *([_origin_probe(found)] if found.remote is not None else []),
         ("previous", found.previous or "none (first release)", True),
     ]
     ident = found.identity
@@ -84,6 +86,18 @@ def _tag_probe(found: Any) -> tuple[str, str, bool]:
     return ("tag", f"{found.tag} absent; it will be made on {found.head[:9]}", True)
 
 
+def _origin_probe(found: Any) -> tuple[str, str, bool]:
+    """The release tag as origin has it (a plan with --push): on HEAD, absent, or unknown."""
+    remote = found.remote
+    if not remote.answered:
+        return ("origin", f"cannot be asked ({remote.detail}); the push would fail", False)
+    if remote.commit == found.head:
+        return ("origin", f"{found.tag} on HEAD (pushed)", True)
+    if remote.commit is None:
+        return ("origin", f"{found.tag} absent; the push will send it", True)
+    return ("origin", f"{found.tag} on {remote.commit[:9]}, not on HEAD", False)
+
+
 def _answers(url: str) -> str:
     """Whether something accepts connections at `url`: a TCP connect, never a request.
 
@@ -114,8 +128,10 @@ def plan(
 
     require_format(format)
     loaded = project(service)
-    _, found, planned = release_plan(loaded, version, env, push, survey=True)
-    _show_plan(Console(), loaded, env, planned, found, format)
+    release_, found, planned = release_plan(loaded, version, env, push, survey=True)
+    done = already_done(loaded, env, release_.version, found)
+    found = _as_met(found, done, push)
+    _show_plan(Console(), loaded, env, _as_done(planned, found, done, push), found, format)
 
 
 def _show_plan(
@@ -160,39 +176,28 @@ def release(
     format: str = "text",
 ) -> None:
     """Run the whole checklist in order, stopping at the first failure; roll back on its own."""
-    from drillbook.plan import note_path
     from drillbook.release import release_flow
     from drillbook.session import open_session
-    from drillbook.state import current_version, finished_release
 
     console = run_console(format)
     loaded = project(service)
     release_, found, planned = release_plan(loaded, version, env, push, survey=dry_run)
+    done = already_done(loaded, env, release_.version, found)
     if dry_run:
-        _show_plan(console, loaded, env, planned, found, format)
+        found = _as_met(found, done, push)
+        _show_plan(console, loaded, env, _as_done(planned, found, done, push), found, format)
         return
     confirm_env(env, yes, "releasing")
-    done = finished_release(loaded.root, env, release_.version, loaded.sha256)
-    note = loaded.root / note_path(loaded.runbook, release_.version, env)
-    if (
-        done is not None
-        and found.tag_done
-        and note.is_file()
-        and current_version(loaded.root, env, service=loaded.runbook.service) == release_.version
-    ):
-        said = (
-            f"release {release_.version} of {loaded.runbook.service} is already done on {env} "
-            f"(run {done.get('run')}, {done.get('ts')}): tag {found.tag} on HEAD, "
-            f"{env} runs {release_.version}, note {note.relative_to(loaded.root)}"
-        )
-        if push and not _remote_has(loaded.root, found.tag):
+    if done is not None:
+        run, said = done
+        if _push_left(found, push):
             # Done but for the push (it failed, or --push is new): push, and nothing else.
             console.print(f"{said}; its tag is not on origin yet")
             _push_only(loaded, env, release_.version, found.tag, console, format)
             return
         console.print(f"{said}{', pushed' if push else ''}. Nothing changed.")
         if format == "json":
-            emit_json(json.dumps({"outcome": "already_done", "exit": 0, "run": done.get("run")}))
+            emit_json(json.dumps({"outcome": "already_done", "exit": 0, "run": run}))
         return
     params = {
         "params": {
@@ -221,11 +226,68 @@ def release(
         raise Exit(code=outcome.exit_code)
 
 
-def _remote_has(root: Any, tag: str) -> bool:
-    """Whether origin has `tag`; when origin cannot be asked, no (the push will say why)."""
-    from drillbook import gitops
+def already_done(loaded: Any, env: str, version: str, found: Any) -> tuple[Any, str] | None:
+    """(run id, what says so) when `version` is released on `env` already, else None.
 
-    return gitops.remote_has_tag(root, tag) is True
+    Done means: a release of it with this runbook finished, its tag is on HEAD, its note is
+    there, and the journal says `env` runs it. `release` then changes nothing (but perhaps
+    the push), and `plan` must say so rather than list the steps of a fresh release.
+    """
+    from drillbook.plan import note_path
+    from drillbook.state import current_version, finished_release
+
+    done = finished_release(loaded.root, env, version, loaded.sha256)
+    note = loaded.root / note_path(loaded.runbook, version, env)
+    if (
+        done is None
+        or not found.tag_done
+        or not note.is_file()
+        or current_version(loaded.root, env, service=loaded.runbook.service) != version
+    ):
+        return None
+    said = (
+        f"release {version} of {loaded.runbook.service} is already done on {env} "
+        f"(run {done.get('run')}, {done.get('ts')}): tag {found.tag} on HEAD, "
+        f"{env} runs {version}, note {note.relative_to(loaded.root)}"
+    )
+    return done.get("run"), said
+
+
+def _push_left(found: Any, push: bool) -> bool:
+    """Whether a done release has its push left: asked for, and origin lacks the tag here."""
+    return push and (found.remote is None or found.remote.commit != found.head)
+
+
+def _push_planned(tag: str) -> Any:
+    """The push step, as `plan_release` plans it, for a release that has only it left."""
+    from drillbook.plan import PlannedStep
+
+    return PlannedStep("push", "push", f"push tag {tag} to origin", changes=True)
+
+
+def _as_met(found: Any, done: tuple[Any, str] | None, push: bool) -> Any:
+    """The survey's problems as `release` would meet them: an earlier run that never finished
+    refuses a run that changes something, not a release done already with nothing left."""
+    from dataclasses import replace
+
+    if found.unfinished is None or (done is not None and not _push_left(found, push)):
+        return found
+    return replace(found, problems=(*found.problems, found.unfinished))
+
+
+def _as_done(planned: Any, found: Any, done: tuple[Any, str] | None, push: bool) -> Any:
+    """The plan of a release that is done already: what `release` would then run, which is
+    nothing, or only the push. A release that would be refused keeps its whole plan."""
+    from dataclasses import replace
+
+    if done is None or found.problems:
+        return planned
+    _, said = done
+    if _push_left(found, push):
+        note = f"{said}; its tag is not on origin yet: a release now only pushes it"
+        return replace(planned, steps=(_push_planned(found.tag),), notes=(note,))
+    note = f"{said}{', pushed' if push else ''}: a release now changes nothing"
+    return replace(planned, steps=(), notes=(note,))
 
 
 def _push_only(
@@ -233,11 +295,10 @@ def _push_only(
 ) -> None:
     """The one step left of a release that is otherwise done: push its tag, with a journal."""
     from drillbook.execute import Executor
-    from drillbook.plan import PlannedStep
-    from drillbook.release import Outcome, push_step
+    from drillbook.release import Outcome, push_later, push_step
     from drillbook.session import open_session
 
-    step = PlannedStep("push", "push", f"push tag {tag} to origin", changes=True)
+    step = _push_planned(tag)
     with open_session(
         loaded,
         action="push",
@@ -256,8 +317,8 @@ def _push_only(
             outcome = Outcome(
                 1,
                 "push_failed",
-                f"the push of {tag} failed; the tag stays local. Run the release with --push "
-                "again later (retry safe): it pushes and changes nothing else",
+                f"the push of {tag} failed; the tag stays local. Push it later with "
+                f"`{push_later(loaded.root, loaded.runbook, version)}` (retry safe)",
                 failed=result,
             )
         finish(session, outcome, format)

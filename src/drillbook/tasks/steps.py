@@ -288,15 +288,21 @@ def tag(
 ) -> None:
     """Make the annotated tag of a version: its changes, owners and rollback summary."""
     from drillbook import gitops
-    from drillbook.errors import Interrupted, StepFailed
+    from drillbook.errors import Interrupted, StepFailed, TagElsewhere
     from drillbook.leftovers import RUN_VARIABLE
-    from drillbook.release import pick_version, preflight, tag_message
+    from drillbook.release import pick_version, preflight, push_later, tag_message
     from drillbook.session import open_session
 
     console = Console()
     loaded = project(service)
     release_ = pick_version(loaded.runbook, version)
-    found = preflight(loaded, "staging", release_.version, push=push)
+    # A tag runs no check and writes no note: only git and origin are judged.
+    found = preflight(loaded, "staging", release_.version, push=push, survey=True, tag_only=True)
+    made_by = _pushing_a_released_tag(loaded, release_.version, found, push)
+    for problem in found.problems:
+        if not (made_by and isinstance(problem, TagElsewhere)):
+            raise problem
+    commit = found.tag_commit if made_by else found.head
     # A run of its own: the lock (a release that is running may yet fail and roll back, and
     # its tag is its own to make) and a journal of what was tagged and pushed. A release on any
     # environment makes the tag, so the locks of them all are held.
@@ -309,30 +315,65 @@ def tag(
         extra={"tag": found.tag, "head": found.head, "push": push},
         also_lock=tuple(sorted(loaded.runbook.environments)),
     ) as session:
-        message = tag_message(loaded.runbook, release_, found.previous, masker=session.masker)
-        state = gitops.create_tag(loaded.root, found.tag, message, commit=found.head)
-        session.event("tagged", tag=found.tag, commit=found.head, state=state)
-        if state == "exists":
-            console.print(f"{found.tag} already on {found.head[:9]} (HEAD): done")
+        if made_by:
+            state = "exists"
+            console.print(
+                f"{found.tag} is on {commit[:9]}, where release run {made_by} made it; HEAD "
+                f"has moved on since, so it is pushed as it is"
+            )
         else:
-            console.print(f"created {found.tag} on {found.head[:9]}")
+            message = tag_message(loaded.runbook, release_, found.previous, masker=session.masker)
+            state = gitops.create_tag(loaded.root, found.tag, message, commit=commit)
+            if state == "exists":
+                console.print(f"{found.tag} already on {commit[:9]} (HEAD): done")
+            else:
+                console.print(f"created {found.tag} on {commit[:9]}")
+        session.event("tagged", tag=found.tag, commit=commit, state=state)
         if push:
             pushed = gitops.push_tag(
                 loaded.root, found.tag, stop=session.stop, env={RUN_VARIABLE: session.run_id}
             )
             if pushed.outcome == "interrupted":
-                raise Interrupted(session.stop.signum or 2, pushed.detail)
+                session.event("push_interrupted", tag=found.tag, detail=pushed.detail)
+                stopped = Interrupted(session.stop.signum or 2, pushed.detail)
+                again = push_later(loaded.root, loaded.runbook, release_.version)
+                stopped.hint = f"`{again}` pushes the same tag (retry safe)"
+                raise stopped
             if not pushed.ok:
-                session.event("push_failed", tag=found.tag, detail=pushed.detail)
-                msg = f"push of {found.tag} failed; the tag stays local: {pushed.detail}"
+                session.event(
+                    "push_failed",
+                    tag=found.tag,
+                    detail=pushed.detail,
+                    output_tail=pushed.output_tail,
+                )
+                # git's own words: a hook's refusal says why ("tags are frozen today").
+                said = "".join(f"\n  │ {line}" for line in pushed.output_tail.splitlines())
+                msg = f"push of {found.tag} failed; the tag stays local: {pushed.detail}{said}"
+                again = push_later(loaded.root, loaded.runbook, release_.version)
                 raise StepFailed(
                     msg,
-                    hint="run `drillbook tag --push` again once the remote is reachable "
+                    hint=f"run `{again}` again once origin accepts it; it pushes the same tag "
                     "(retry safe)",
                 )
-            session.event("pushed", tag=found.tag)
-            console.print(f"pushed {found.tag}")
+            session.event("pushed", tag=found.tag, already=pushed.already)
+            console.print(pushed.detail if pushed.already else f"pushed {found.tag}")
         session.outcome, session.exit_code = "ok", 0
+
+
+def _pushing_a_released_tag(loaded: Any, version: str, found: Any, push: bool) -> str | None:
+    """The run id of the release that made the tag on the commit where it is, when `tag
+    --push` is to push that tag and HEAD has moved on since; else None.
+
+    A release whose push failed says to push later with `tag --push`; by then others may
+    have committed. Its tag is the release's own, so it is pushed as it is, never moved;
+    a tag no release made stays refused (exit 3).
+    """
+    from drillbook.state import tag_made_by_release
+
+    if not push or found.tag_commit is None or found.tag_done:
+        return None
+    service = loaded.runbook.service
+    return tag_made_by_release(loaded.root, service, version, found.tag, found.tag_commit)
 
 
 @drill_task(
