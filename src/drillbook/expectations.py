@@ -241,6 +241,10 @@ def _json_findings(wanted: Mapping[str, Any], sample: Sample) -> list[Finding]:
         size = "the first 4 MiB of " if sample.truncated else ""
         why = f"cannot check json: {size}the body is not JSON ({one_line(ctype, 60)})"
         return [Finding("json-unreadable", "inconclusive", why, why)]
+    except RecursionError:
+        # `[[[[...` a few thousand deep is valid JSON that no parser on a stack can read.
+        why = "cannot check json: the body's JSON is nested too deep to read"
+        return [Finding("json-unreadable", "inconclusive", why, why)]
     found = []
     for path, value in wanted.items():
         actual = json_path(data, str(path))

@@ -249,6 +249,16 @@ def test_non_json_body_with_json_expect_is_inconclusive(
     assert result.excerpt == "<html>maintenance</html>"
 
 
+def test_json_nested_too_deep_to_parse_is_inconclusive(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    server.routes["/health"] = Reply(200, "[" * 200_000, {"Content-Type": "application/json"})
+    result = runner.run(http_check(get="/health", expect={"json": {"status": "ok"}}))
+    assert result.outcome == "inconclusive"
+    assert result.got == "cannot check json: the body's JSON is nested too deep to read"
+    assert result.retry_safe
+
+
 def test_wrong_status_beats_unreadable_json(server: LoopbackServer, runner: CheckRunner) -> None:
     server.routes["/health"] = Reply(502, "<html>bad gateway</html>", {"Content-Type": "text/html"})
     result = runner.run(http_check(get="/health", expect={"status": 200, "json": {"status": "ok"}}))
