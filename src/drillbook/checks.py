@@ -51,6 +51,7 @@ from drillbook.expectations import (
     pass_got,
     sample_findings,
 )
+from drillbook.httpsession import redirect_location
 from drillbook.model import Environment, HttpCheck, RunCheck, format_duration
 
 if TYPE_CHECKING:
@@ -449,7 +450,7 @@ class CheckRunner:
                         )
                         return Sample(no_answer=why, elapsed_s=elapsed)
                     status = response.status_code
-                    location = response.headers.get("Location")
+                    location = redirect_location(response.headers)
                     # A redirect the check expects (`status: 302`) is the answer itself.
                     if 300 <= status < 400 and location and status not in statuses:
                         target = urljoin(url, location)

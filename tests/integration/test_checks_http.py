@@ -527,6 +527,26 @@ def test_redirect_to_same_origin_is_followed(server: LoopbackServer, runner: Che
     assert server.hits["/new"] == 1
 
 
+def test_redirect_location_is_read_as_utf8(server: LoopbackServer, runner: CheckRunner) -> None:
+    # http.client hands header bytes over as Latin-1; these are the bytes of "/café" in UTF-8.
+    server.routes["/old"] = Reply(302, "", {"Location": "/café".encode().decode("latin-1")})
+    server.routes["/caf%C3%A9"] = Reply(200, "ok")
+    result = runner.run(http_check(get="/old"))
+    assert result.outcome == "pass", result.message
+    assert server.hits["/caf%C3%A9"] == 1
+
+
+def test_redirect_location_that_is_not_utf8_is_a_result(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    server.routes["/old"] = Reply(302, "", {"Location": "/\xff\xfe"})
+    server.routes["/new"] = Reply(200, "ok")
+    result = runner.run(http_check(get="/old"))
+    assert result.outcome == "fail"
+    assert result.got == "status 404"
+    assert len(server.requests) == 2  # the redirect was followed, to a path that is not there
+
+
 def test_redirect_to_another_host_is_not_followed(
     server: LoopbackServer, runner: CheckRunner
 ) -> None:
