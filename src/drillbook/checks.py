@@ -49,6 +49,7 @@ from drillbook.expectations import (
     nearest_rank,
     one_line,
     pass_got,
+    printable,
     sample_findings,
 )
 from drillbook.httpsession import redirect_location
@@ -627,7 +628,7 @@ class CheckRunner:
             name=self._mask(prep.name),
             outcome=outcome,
             expected=self._mask(expected_text(check)),
-            got=self._mask(got),
+            got=self._mask(printable(got)),
             message=self._mask(one_line(message, 400)),
             attempts=attempt,
             duration_ms=duration_ms,
@@ -637,9 +638,10 @@ class CheckRunner:
         )
 
     def _excerpt(self, body: bytes) -> str:
-        # Masked before it is cut, so that a secret across the cut cannot leave half of itself.
+        # Masked before it is cut, so that a secret across the cut cannot leave half of itself;
+        # escaped, because it is the service's text and is printed to a terminal.
         text = body[: EXCERPT_CHARS * 4 + 8192].decode("utf-8", errors="replace")
-        return self._mask(text[: EXCERPT_CHARS + 4096])[:EXCERPT_CHARS]
+        return printable(self._mask(text[: EXCERPT_CHARS + 4096]))[:EXCERPT_CHARS]
 
     # --- commands -----------------------------------------------------------------------------
 

@@ -33,15 +33,35 @@ def fmt_ms(ms: float) -> str:
     return f"{ms:.1f}ms" if ms < 10 else f"{round(ms)}ms"
 
 
+# Control characters (C0, DEL, C1) and the bidirectional controls: a staging's answer holds
+# what its authors, or an attacker, put there, and an escape sequence that reaches the
+# terminal of the person on call can clear it, retitle it or paint a fake "ok" line.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str) -> str:
+    """The text with every control character written as its escape (`\\x1b`, `\\n`)."""
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        code = ord(char)
+        return _ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+    return _UNPRINTABLE.sub(escape, text)
+
+
 def _show(value: Any, limit: int = 80) -> str:
     """A JSON value as a person reads it: text bare, everything else as JSON."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = printable(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def one_line(text: str, limit: int) -> str:
-    """The text on one line (whitespace runs made one space), cut to `limit` characters."""
-    text = " ".join(text.split())
+    """The text on one line (whitespace runs made one space, control characters escaped), cut
+    to `limit` characters."""
+    text = printable(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 

@@ -700,6 +700,33 @@ def test_run_many_refuses_before_any_request(server: LoopbackServer, runner: Che
 # --- masking ------------------------------------------------------------------------------------
 
 
+def test_control_characters_from_the_service_are_escaped(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    # What staging sends is printed to the terminal of the person on call: an escape sequence
+    # there could clear the screen, retitle the window or paint a line that says all is well.
+    paint = "\x1b[2J\x1b]0;pwned\x07"
+    server.routes["/health"] = Reply(
+        500,
+        json.dumps({"status": f"{paint}ok"}) + "\r\nALL CHECKS PASSED\u202e",
+        {"Content-Type": "application/json", "X-Build": f"{paint}42"},
+    )
+    server.routes["/data"] = json_reply({"status": f"{paint}ok"})
+    checks = [
+        http_check(get="/health", expect={"status": 200, "header": {"X-Build": "42"}}),
+        http_check(get="/data", expect={"json": {"status": "ok"}}),
+    ]
+    results = runner.run_many([("a", checks[0]), ("b", checks[1])])
+    for result in results:
+        assert result.outcome == "fail"
+        for text in (result.got, result.message, result.excerpt):
+            assert not any(ord(c) < 0x20 or c == "\u202e" for c in text), repr(text)
+    first, second = results
+    assert first.got == "status 500; header X-Build: \\x1b[2J\\x1b]0;pwned\\x0742"
+    assert first.excerpt.endswith("\\r\\nALL CHECKS PASSED\\u202e")
+    assert second.got == "json status=\\x1b[2J\\x1b]0;pwned\\x07ok"
+
+
 def test_secret_in_body_is_masked_in_excerpt(server: LoopbackServer) -> None:
     from drillbook.secrets import Masker
 
