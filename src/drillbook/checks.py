@@ -41,6 +41,7 @@ from drillbook.expectations import (
     Outcome,
     Sample,
     Verdict,
+    body_text,
     excerpt_source,
     expected_text,
     fmt_ms,
@@ -623,7 +624,7 @@ class CheckRunner:
             message = f"{prep.label} {'; '.join(f.phrase for f in worst)} ({suffix})"
         excerpt = ""
         if verdict.last is not None:
-            excerpt = self._excerpt(verdict.last.body)
+            excerpt = self._excerpt(verdict.last.headers, verdict.last.body)
         return CheckResult(
             name=self._mask(prep.name),
             outcome=outcome,
@@ -637,10 +638,10 @@ class CheckRunner:
             timings_ms=verdict.timings,
         )
 
-    def _excerpt(self, body: bytes) -> str:
+    def _excerpt(self, headers: Mapping[str, str], body: bytes) -> str:
         # Masked before it is cut, so that a secret across the cut cannot leave half of itself;
         # escaped, because it is the service's text and is printed to a terminal.
-        text = body[: EXCERPT_CHARS * 4 + 8192].decode("utf-8", errors="replace")
+        text = body_text(headers, body[: EXCERPT_CHARS * 4 + 8192])[0]
         return printable(self._mask(text[: EXCERPT_CHARS + 4096]))[:EXCERPT_CHARS]
 
     # --- commands -----------------------------------------------------------------------------

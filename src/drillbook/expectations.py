@@ -11,6 +11,7 @@ compare JSON by dotted path; `nearest_rank` gives the percentiles.
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import re
@@ -213,10 +214,12 @@ def sample_findings(check: HttpCheck, sample: Sample) -> list[Finding]:
     if expect.json_:
         found.extend(_json_findings(expect.json_, sample))
     if expect.body_contains is not None:
-        text = sample.body.decode("utf-8", errors="replace")
+        text, charset, clean = body_text(sample.headers, sample.body)
         if expect.body_contains not in text:
             needle = expect.body_contains
             why = " (the first 4 MiB)" if sample.truncated else ""
+            if not clean and not sample.truncated:
+                why = f" (the body is not valid {charset})"
             found.append(
                 Finding(
                     "body",
@@ -253,9 +256,42 @@ def sample_findings(check: HttpCheck, sample: Sample) -> list[Finding]:
     return found
 
 
+def declared_charset(headers: Mapping[str, str]) -> str | None:
+    """The charset the Content-Type names, when Python knows it (`latin-1`), else None."""
+    params = headers.get("Content-Type", "").split(";")[1:]
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            try:
+                return codecs.lookup(value.strip().strip("\"'")).name
+            except LookupError:
+                return None
+    return None
+
+
+def body_text(headers: Mapping[str, str], body: bytes) -> tuple[str, str, bool]:
+    """The body as text, in the charset its Content-Type names (else UTF-8): the text, the
+    charset, and whether every byte was valid in it (those that were not are replaced)."""
+    charset = declared_charset(headers) or "utf-8"
+    try:
+        return body.decode(charset), charset, True
+    except UnicodeDecodeError:
+        return body.decode(charset, errors="replace"), charset, False
+
+
+def _load_json(sample: Sample) -> Any:
+    """The body as JSON; raises ValueError (UnicodeDecodeError) or RecursionError."""
+    charset = declared_charset(sample.headers)
+    # JSON is UTF-8 (RFC 8259) and json.loads finds UTF-16 and -32 from the bytes; a body whose
+    # Content-Type names another charset is read in that one.
+    if charset is None or charset.startswith("utf"):
+        return json.loads(sample.body)
+    return json.loads(sample.body.decode(charset))
+
+
 def _json_findings(wanted: Mapping[str, Any], sample: Sample) -> list[Finding]:
     try:
-        data = json.loads(sample.body)
+        data = _load_json(sample)
     except (ValueError, UnicodeDecodeError):
         ctype = sample.headers.get("Content-Type", "no content type")
         size = "the first 4 MiB of " if sample.truncated else ""
@@ -321,7 +357,7 @@ def pass_got(check: HttpCheck, verdict: Verdict) -> str:
     parts = [f"status {' / '.join(map(str, statuses))}"]
     if expect.json_:
         try:
-            data = json.loads(last.body)
+            data = _load_json(last)
         except ValueError:  # pragma: no cover - a pass means it parsed
             data = None
         shown = ", ".join(f"{k}={_show(json_path(data, str(k)))}" for k in expect.json_)

@@ -283,6 +283,22 @@ def test_header_and_body_contains(server: LoopbackServer, runner: CheckRunner) -
     assert "header X-VERSION is 1.1.0, expected 1.2.0" in result.message
 
 
+def test_body_is_read_in_the_charset_its_content_type_names(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    latin = {"Content-Type": "application/json; charset=ISO-8859-1"}
+    server.routes["/latin"] = Reply(200, '{"status": "café"}'.encode("latin-1"), latin)
+    for expect in ({"body_contains": "café"}, {"json": {"status": "café"}}):
+        result = runner.run(http_check(get="/latin", expect=expect))
+        assert result.outcome == "pass", result.message
+    assert result.excerpt == '{"status": "café"}'
+    # A body that says UTF-8 and is not: the check says so rather than only "not found".
+    server.routes["/liar"] = Reply(200, "café".encode("latin-1"), {"Content-Type": "text/plain"})
+    result = runner.run(http_check(get="/liar", expect={"body_contains": "café"}))
+    assert result.outcome == "fail"
+    assert result.got == "body without 'café' (the body is not valid utf-8)"
+
+
 def test_max_time(server: LoopbackServer, runner: CheckRunner) -> None:
     server.routes["/slow"] = Reply(200, "ok", delay=0.25)
     result = runner.run(http_check(get="/slow", expect={"status": 200, "max_time": "100ms"}))
