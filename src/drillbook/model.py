@@ -601,6 +601,16 @@ class HttpCheck(Model):
             )
         if self.body is not None and methods[0] != "post":
             fail(f"expected body only with post, got it with {methods[0]}", field="body")
+        if methods[0] == "head":
+            # An answer to HEAD has no body: such a check could never pass.
+            for key, name in (("body_contains", "body_contains"), ("json_", "json")):
+                if getattr(self.expect, key) is not None:
+                    fail(
+                        f"expected no body expectation on a head check (its answer has no "
+                        f"body), got {name}",
+                        "use get to check the body, or check status and header with head",
+                        field=f"expect.{name}",
+                    )
         if self.expect.percentiles() and self.samples < 2:
             names = ", ".join(self.expect.percentiles())
             fail(

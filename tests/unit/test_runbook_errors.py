@@ -755,6 +755,16 @@ CASES = [
         words=("body only with post", "get"),
     ),
     Bad(
+        "body-expected-of-a-head",
+        edit(
+            CHECK_AUDIT,
+            "            - head: /admin\n" + "              expect: {body_contains: alive}\n",
+        ),
+        at="alive}",
+        field="releases[0].changes[0].expected.checks[2].expect.body_contains",
+        words=("no body expectation on a head check", "got body_contains", "use get"),
+    ),
+    Bad(
         "two-methods",
         edit(CHECK_AUDIT, CHECK_AUDIT.replace("\n", "\n              post: /x\n", 1)),
         at="get: /admin/orders/1",
