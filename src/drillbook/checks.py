@@ -8,7 +8,9 @@ allow, before any request is sent.
 Outcomes: **pass** when every expectation holds; **fail** when the service answered and an
 expectation does not hold; **inconclusive** when there is no answer (refused, timed out, DNS,
 TLS, reset), nothing to judge (a JSON expectation on a body that is not JSON) or the deadline
-left too little time to judge (sampling cut short), or the command could not run.
+left too little time to judge (sampling cut short), or the command could not run. A request
+that timed out still says its answer takes longer than it was waited for: past `max_time`, or
+enough of them to put a percentile past its limit, and that expectation fails.
 
 Timing: every request has a connect timeout of `min(timeout, 3.05s)` (just over a multiple of
 TCP's 3 s SYN retransmission, as the requests documentation advises) and a read timeout of
@@ -426,6 +428,7 @@ class CheckRunner:
                 return Sample(
                     no_answer=f"no answer within {format_duration(limit_s)}",
                     elapsed_s=time.perf_counter() - start,
+                    timed_out=True,
                 )
             watchdog = _Watchdog(session, left)
             try:
@@ -445,12 +448,11 @@ class CheckRunner:
                     body, truncated, complete = _read_body(response, end, self._stopped)
                     elapsed = time.perf_counter() - start
                     if not complete:
-                        why = (
-                            "the run was stopped while the answer came in"
-                            if self._stopped()
-                            else f"answer not complete within {format_duration(check.timeout)}"
-                        )
-                        return Sample(no_answer=why, elapsed_s=elapsed)
+                        if self._stopped():
+                            why = "the run was stopped while the answer came in"
+                            return Sample(no_answer=why, elapsed_s=elapsed)
+                        why = f"answer not complete within {format_duration(check.timeout)}"
+                        return Sample(no_answer=why, elapsed_s=elapsed, timed_out=True)
                     status = response.status_code
                     location = redirect_location(response.headers)
                     # A redirect the check expects (`status: 302`) is the answer itself.
@@ -483,13 +485,19 @@ class CheckRunner:
                         )
                     return Sample(status, response.headers, body, truncated, elapsed)
             except requests.RequestException as exc:
+                # Timed out: the request reached the service and its answer took longer than
+                # this (a connect timeout or a refusal says nothing of how fast it answers).
+                timed_out = False
                 if self._stopped():  # cut by the stop (httpsession), not the service's doing
                     why = "the run was stopped while the request waited for its answer"
                 elif watchdog.fired:
                     why = f"answer not complete within {format_duration(check.timeout)}"
+                    timed_out = True
                 else:
                     why = describe_no_answer(exc, connect_s=connect_s, read_s=read_s)
-                return Sample(no_answer=why, elapsed_s=time.perf_counter() - start)
+                    timed_out = isinstance(exc, requests.exceptions.ReadTimeout)
+                elapsed = time.perf_counter() - start
+                return Sample(no_answer=why, elapsed_s=elapsed, timed_out=timed_out)
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
 
     def _attempt(self, prep: _Prepared, deadline: float) -> tuple[list[Sample], int]:
@@ -524,22 +532,34 @@ class CheckRunner:
         findings = merge_samples(per_sample, wanted, expect.max_time)
         answered = [s for s in samples if s.answered]
         timings = tuple(round(s.elapsed_s * 1000, 3) for s in samples if s.answered)
+        # A sample that timed out took at least as long as it was waited for: with those lower
+        # bounds among the times, a percentile can only be higher than the one computed, so
+        # one over its limit is over it whatever the missing answers would have been.
+        # It is exact when every such wait is longer: the times at or below it are all known.
+        slow = tuple(round(s.elapsed_s * 1000, 3) for s in samples if s.timed_out)
+        bounds = timings + slow
         measured: dict[str, float] = {}
-        if answered and wanted > 1:
+        floors: set[str] = set()
+        if bounds and wanted > 1:
             for pname in ("p50", "p95", "p99"):
-                measured[pname] = nearest_rank(timings, float(pname[1:]))
-        if answered:
+                measured[pname] = nearest_rank(bounds, float(pname[1:]))
+                if any(wait <= measured[pname] for wait in slow):
+                    floors.add(pname)
+        if bounds:
             limits = expect.percentiles()
             for pname, limit in limits.items():
                 value = measured[pname]
                 if value > limit * 1000:
-                    over = f"{pname} {fmt_ms(value)}"
+                    over = f"{pname} {'at least ' if pname in floors else ''}{fmt_ms(value)}"
+                    counted = f"{len(bounds)} samples"
+                    if slow:
+                        counted += f", {len(slow)} of them without an answer in time"
                     findings.append(
                         Finding(
                             pname,
                             "fail",
-                            f"{over} over {len(answered)} samples",
-                            f"{over}, expected <= {format_duration(limit)}",
+                            f"{over} over {counted}",
+                            f"{over} over {counted}, expected <= {format_duration(limit)}",
                         )
                     )
         if skipped:
@@ -553,7 +573,9 @@ class CheckRunner:
                 got = f"only {len(samples)} of {wanted} samples taken: {why}"
             findings.append(Finding("short", "inconclusive", got, got))
         last = excerpt_source(samples, per_sample)
-        return Verdict(findings, answered, measured, timings if wanted > 1 else (), last)
+        return Verdict(
+            findings, answered, measured, timings if wanted > 1 else (), last, frozenset(floors)
+        )
 
     def _run_http(self, prep: _Prepared) -> CheckResult:
         check = prep.check
@@ -607,7 +629,8 @@ class CheckRunner:
             failing = {f.kind for f in verdict.findings}
             shown = next((p for p in ("p50", "p95") if p not in failing), None)
             if shown and shown in verdict.measured:
-                extra = f"; {shown} {fmt_ms(verdict.measured[shown])}"
+                floor = "at least " if shown in verdict.floors else ""
+                extra = f"; {shown} {floor}{fmt_ms(verdict.measured[shown])}"
             answered = len(verdict.answered)
             count = f"{answered}" if answered == check.samples else f"{answered} of {check.samples}"
             suffix = f"{count} samples{extra}; {suffix}"

@@ -88,6 +88,8 @@ class Sample:
     elapsed_s: float = 0.0
     no_answer: str | None = None
     redirect: Finding | None = None
+    #: No answer because none was complete after `elapsed_s`: it takes longer than that.
+    timed_out: bool = False
 
     @property
     def answered(self) -> bool:
@@ -104,6 +106,8 @@ class Verdict:
     measured: dict[str, float]
     timings: tuple[float, ...]
     last: Sample | None
+    #: The percentiles of `measured` that are floors: timed-out samples count with their wait.
+    floors: frozenset[str] = frozenset()
 
     @property
     def outcome(self) -> Outcome:
@@ -195,7 +199,23 @@ def sample_findings(check: HttpCheck, sample: Sample) -> list[Finding]:
     """Every expectation one sample does not meet (percentiles are judged over all samples)."""
     if sample.no_answer is not None:
         why = f"no answer: {sample.no_answer}"
-        return [Finding("no-answer", "inconclusive", why, why)]
+        found = [Finding("no-answer", "inconclusive", why, why)]
+        limit_s = check.expect.max_time
+        if sample.timed_out and limit_s is not None and sample.elapsed_s > limit_s:
+            # No answer within a time already over the limit: the answer is too slow, whatever
+            # it would have been.
+            took = fmt_ms(sample.elapsed_s * 1000)
+            limit = format_duration(limit_s)
+            found.append(
+                Finding(
+                    "time",
+                    "fail",
+                    f"no answer within {took}",
+                    f"no answer within {took}, expected <= {limit}",
+                    weight=sample.elapsed_s,
+                )
+            )
+        return found
     if sample.redirect is not None:
         return [sample.redirect]
     expect = check.expect

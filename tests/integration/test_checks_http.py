@@ -360,6 +360,42 @@ def test_max_time_over_samples(server: LoopbackServer, runner: CheckRunner) -> N
     assert "expected each <= 150ms (4 samples; p50 " in result.message
 
 
+def test_samples_that_time_out_count_towards_a_percentile(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    def every_second_hangs(handler: Handler) -> Reply:
+        return Reply(200, "x", delay=3.0 if handler.server.hits["/x"] % 2 == 0 else 0.0)
+
+    server.routes["/x"] = every_second_hangs
+    # Two of four samples got no answer within 1s: whatever they would have taken, p95 is
+    # over 100ms, so the check fails; it does not call that unknown.
+    check = http_check(get="/x", samples=4, timeout="1s", expect={"p95": "100ms"})
+    result = runner.run(check)
+    assert result.outcome == "fail", result.message
+    assert result.got.startswith("p95 at least 1")
+    assert result.got.endswith("ms over 4 samples, 2 of them without an answer in time")
+    assert "expected <= 100ms (2 of 4 samples; p50 " in result.message
+    # A limit above the wait cannot be judged from those samples: that stays inconclusive.
+    loose = http_check(get="/x", samples=4, timeout="1s", expect={"p95": "5s"})
+    result = runner.run(loose)
+    assert result.outcome == "inconclusive", result.message
+    assert result.got == "no answer: no answer within 1000ms (read timeout) in 2 of 4 samples"
+
+
+def test_no_answer_within_more_than_max_time_fails(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    server.routes["/slow"] = Reply(200, "ok", delay=2.0)
+    check = http_check(get="/slow", timeout="300ms", expect={"max_time": "100ms"})
+    result = runner.run(check)
+    assert result.outcome == "fail", result.message
+    assert result.got.startswith("no answer within 3")
+    assert result.message.endswith("ms, expected <= 100ms (attempt 1/1; retry safe)")
+    # No answer within a wait shorter than max_time says nothing of it: inconclusive.
+    check = http_check(get="/slow", timeout="300ms", expect={"max_time": "1s"})
+    assert runner.run(check).outcome == "inconclusive"
+
+
 def test_stop_ends_retries(server: LoopbackServer) -> None:
     from drillbook.process import StopToken
 
