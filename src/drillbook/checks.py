@@ -596,10 +596,20 @@ class CheckRunner:
             verdict = self._judge(prep, samples, skipped, budget)
             if verdict.outcome == "pass" or attempt >= attempts or self._stopped():
                 break
-            if self._clock() + check.retry.interval >= deadline:
-                cut = f"deadline {format_duration(budget)} reached; "
+            # A service that says when to come back (429, 503 with Retry-After) is asked again
+            # then, not at once: an attempt sooner would only be turned away too.
+            asked = retry_after(verdict.answered)
+            pause = max(check.retry.interval, asked or 0.0)
+            if self._clock() + pause >= deadline:
+                if asked is not None and asked > check.retry.interval:
+                    cut = (
+                        f"the service asked to retry after {format_duration(asked)}, past the "
+                        f"deadline {format_duration(budget)}; "
+                    )
+                else:
+                    cut = f"deadline {format_duration(budget)} reached; "
                 break
-            self._pause(check.retry.interval)
+            self._pause(pause)
             if self._stopped():
                 cut = "the run was stopped; "
                 break
@@ -764,6 +774,29 @@ _REFUSAL_HINTS = {
     "credentials": "send credentials in a header from an environment variable, never in the URL",
     "host": "add the host to the environment's allow_hosts if its checks may reach it",
 }
+
+
+def retry_after(samples: Sequence[Sample], now: float | None = None) -> float | None:
+    """The longest wait, in seconds, that answers 429 and 503 ask for in Retry-After (a number
+    of seconds or an HTTP date; `now` is the wall clock for a date), or None if none asks."""
+    import email.utils
+
+    waits: list[float] = []
+    for sample in samples:
+        value = sample.headers.get("Retry-After") if sample.status in (429, 503) else None
+        if not value:
+            continue
+        value = value.strip()
+        if value.isdigit():
+            waits.append(float(value))
+            continue
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            continue  # not a wait we can read: the runbook's interval stands
+        if when.tzinfo is not None:
+            waits.append(max(0.0, when.timestamp() - (time.time() if now is None else now)))
+    return max(waits) if waits else None
 
 
 def _is_read(check: HttpCheck | RunCheck) -> bool:

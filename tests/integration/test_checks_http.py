@@ -220,6 +220,30 @@ def test_retry_succeeds_on_attempt_3(server: LoopbackServer) -> None:
 # --- expectations -------------------------------------------------------------------------------
 
 
+def test_a_retry_waits_as_long_as_retry_after_asks(server: LoopbackServer) -> None:
+    def throttled_once(handler: Handler) -> Reply:
+        if handler.server.hits["/health"] == 1:
+            return Reply(429, "slow down", {"Retry-After": "2"})
+        return Reply(200, "ok")
+
+    server.routes["/health"] = throttled_once
+    naps: list[float] = []
+    with CheckRunner(env(server.url), env_name="staging", sleep=naps.append) as runner:
+        check = http_check(get="/health", retry={"attempts": 3, "interval": "100ms"})
+        result = runner.run(check)
+    assert result.outcome == "pass", result.message
+    assert naps == [2.0]
+
+    # A wait past the check's deadline is not waited for: the check ends, saying why.
+    server.routes["/health"] = Reply(503, "maintenance", {"Retry-After": "3600"})
+    with CheckRunner(env(server.url), env_name="staging", sleep=naps.append) as runner:
+        result = runner.run(check)
+    assert result.outcome == "fail"
+    assert result.attempts == 1
+    assert naps == [2.0]
+    assert "the service asked to retry after 60m, past the deadline" in result.message
+
+
 def test_json_subset_and_dotted_paths(server: LoopbackServer, runner: CheckRunner) -> None:
     data = {"status": "ok", "data": {"items": [{"id": 7, "tags": ["a"]}], "count": 1}, "x": True}
     server.routes["/orders"] = json_reply(data)
