@@ -32,7 +32,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -68,6 +68,8 @@ CONNECT_TIMEOUT_CAP = 3.05
 MAX_REDIRECTS = 5
 MAX_BODY_BYTES = 4 * 1024 * 1024
 EXCERPT_CHARS = 300
+#: The bytes of a body its excerpt is made from: room for multi-byte text and masking.
+_EXCERPT_BYTES = EXCERPT_CHARS * 4 + 8192
 #: Checks that `run_many` may run at once; small, because staging is often one small process.
 PARALLEL_CHECKS = 8
 _CHUNK = 64 * 1024
@@ -500,16 +502,25 @@ class CheckRunner:
                 return Sample(no_answer=why, elapsed_s=elapsed, timed_out=timed_out)
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
 
-    def _attempt(self, prep: _Prepared, deadline: float) -> tuple[list[Sample], int]:
-        """One attempt: `samples` requests, up to `concurrency` at once, none after deadline."""
+    def _attempt(
+        self, prep: _Prepared, deadline: float
+    ) -> tuple[list[Sample], list[list[Finding]], int]:
+        """One attempt: `samples` requests, up to `concurrency` at once, none after deadline;
+        the samples, the findings of each, and how many were not taken."""
         check = prep.check
         assert isinstance(check, HttpCheck)  # noqa: S101
 
-        def one(_: int) -> Sample | None:
+        def one(i: int) -> tuple[Sample, list[Finding]] | None:
             left = deadline - self._clock()
             if left <= 0 or self._stopped():
                 return None
-            return self._request(prep, min(check.timeout, left))
+            sample = self._request(prep, min(check.timeout, left))
+            found = sample_findings(check, sample)
+            # Judged, a body is needed no more but for its excerpt, except the last one's (a
+            # pass shows its JSON): 1,000 samples of a 4 MiB body must not take 4 GB.
+            if i < check.samples - 1 and len(sample.body) > _EXCERPT_BYTES:
+                sample = replace(sample, body=sample.body[:_EXCERPT_BYTES])
+            return sample, found
 
         if check.concurrency > 1 and check.samples > 1:
             from concurrent.futures import ThreadPoolExecutor
@@ -518,17 +529,22 @@ class CheckRunner:
                 taken = list(pool.map(one, range(check.samples)))
         else:
             taken = [one(i) for i in range(check.samples)]
-        samples = [s for s in taken if s is not None]
-        return samples, check.samples - len(samples)
+        done = [t for t in taken if t is not None]
+        samples = [sample for sample, _ in done]
+        return samples, [found for _, found in done], check.samples - len(samples)
 
     def _judge(
-        self, prep: _Prepared, samples: list[Sample], skipped: int, budget: float
+        self,
+        prep: _Prepared,
+        samples: list[Sample],
+        per_sample: list[list[Finding]],
+        skipped: int,
+        budget: float,
     ) -> Verdict:
         check = prep.check
         assert isinstance(check, HttpCheck)  # noqa: S101
         expect = check.expect
         wanted = check.samples
-        per_sample = [sample_findings(check, s) for s in samples]
         findings = merge_samples(per_sample, wanted, expect.max_time)
         answered = [s for s in samples if s.answered]
         timings = tuple(round(s.elapsed_s * 1000, 3) for s in samples if s.answered)
@@ -592,8 +608,8 @@ class CheckRunner:
         cut = ""
         while True:
             attempt += 1
-            samples, skipped = self._attempt(prep, deadline)
-            verdict = self._judge(prep, samples, skipped, budget)
+            samples, per_sample, skipped = self._attempt(prep, deadline)
+            verdict = self._judge(prep, samples, per_sample, skipped, budget)
             if verdict.outcome == "pass" or attempt >= attempts or self._stopped():
                 break
             # A service that says when to come back (429, 503 with Retry-After) is asked again
@@ -674,7 +690,7 @@ class CheckRunner:
     def _excerpt(self, headers: Mapping[str, str], body: bytes) -> str:
         # Masked before it is cut, so that a secret across the cut cannot leave half of itself;
         # escaped, because it is the service's text and is printed to a terminal.
-        text = body_text(headers, body[: EXCERPT_CHARS * 4 + 8192])[0]
+        text = body_text(headers, body[:_EXCERPT_BYTES])[0]
         return printable(self._mask(text[: EXCERPT_CHARS + 4096]))[:EXCERPT_CHARS]
 
     # --- commands -----------------------------------------------------------------------------
