@@ -203,7 +203,7 @@ def sample_findings(check: HttpCheck, sample: Sample) -> list[Finding]:
         limit_s = check.expect.max_time
         if sample.timed_out and limit_s is not None and sample.elapsed_s > limit_s:
             # No answer within a time already over the limit: the answer is too slow, whatever
-            # it would have been.
+            # it would have been (judged so when other samples answered: `CheckRunner._judge`).
             took = fmt_ms(sample.elapsed_s * 1000)
             limit = format_duration(limit_s)
             found.append(
