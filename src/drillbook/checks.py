@@ -177,11 +177,27 @@ def describe_no_answer(exc: BaseException, *, connect_s: float, read_s: float) -
         http.client.RemoteDisconnected
     ):
         return "connection closed without an answer (reset)"
+    # Something answered, but not HTTP that can be read: another service on the port (SSH, a
+    # database), a proxy's garbage, headers past http.client's limits, a body cut short.
+    for e in chain:
+        if isinstance(e, http.client.BadStatusLine):
+            return f"the answer is not HTTP: it begins {one_line(repr(e.line), 60)}"
+        if isinstance(e, http.client.IncompleteRead):
+            if isinstance(e.partial, int) and e.expected:
+                size = f"{e.partial} of {e.partial + e.expected} bytes"
+                return f"answer cut short: the connection closed after {size} of the body"
+            if has(ValueError):
+                return "answer cut short: a chunk of the body is malformed"
+            return "answer cut short: the connection closed in the middle of the body"
+        if type(e) in (http.client.HTTPException, http.client.LineTooLong):
+            return f"the answer's headers cannot be read: {one_line(str(e), 100)}"
     if has(TimeoutError):
         return f"no answer within {format_duration(read_s)} (timeout)"
-    if isinstance(
-        exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError
-    ):
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        # urllib3's words: "Received response with content-encoding: gzip, but failed to ..."
+        words = next((a for e in chain for a in e.args if isinstance(a, str)), str(exc))
+        return f"the body cannot be decoded: {one_line(words, 120)}"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return f"answer cut short: {one_line(str(exc), 160)}"
     return f"{type(exc).__name__}: {one_line(str(exc), 160)}"
 

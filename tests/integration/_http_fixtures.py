@@ -171,3 +171,32 @@ def trickling_server(interval: float = 0.2, *, head_too: bool = False) -> Iterat
             sock.shutdown(socket.SHUT_RDWR)
         sock.close()
         thread.join(5)
+
+
+@contextmanager
+def raw_answer(data: bytes) -> Iterator[str]:
+    """The URL of a port that answers every connection with `data`, as it is, then closes it."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.recv(65536)
+                conn.sendall(data)
+                conn.shutdown(socket.SHUT_WR)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        thread.join(5)

@@ -18,6 +18,7 @@ from _http_fixtures import (
     LoopbackServer,
     Reply,
     closed_port,
+    raw_answer,
     serving,
     silent_listener,
     trickling_server,
@@ -148,6 +149,44 @@ def test_connection_refused_is_inconclusive_and_retry_safe() -> None:
     assert result.retry_safe is True
     assert result.attempts == 3
     assert result.message == ("GET /health no answer: connection refused (attempt 3/3; retry safe)")
+
+
+@pytest.mark.parametrize(
+    ("answer", "got"),
+    [
+        (
+            b"SSH-2.0-OpenSSH_8.9\r\n",
+            "the answer is not HTTP: it begins 'SSH-2.0-OpenSSH_8.9\\r\\n'",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",
+            "the answer's headers cannot be read: got more than 65536 bytes when reading header",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\n" + b"X-A: 1\r\n" * 150 + b"\r\n",
+            "the answer's headers cannot be read: got more than 100 headers",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nok",
+            "answer cut short: the connection closed after 2 of 100 bytes of the body",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n",
+            "answer cut short: a chunk of the body is malformed",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nnotgz",
+            "the body cannot be decoded: Received response with content-encoding: gzip, but",
+        ),
+    ],
+    ids=["not-http", "long-header", "many-headers", "short-body", "bad-chunk", "bad-gzip"],
+)
+def test_an_answer_that_cannot_be_read_says_what_is_wrong_with_it(answer: bytes, got: str) -> None:
+    with raw_answer(answer) as url, CheckRunner(env(url), env_name="staging") as runner:
+        result = runner.run(http_check(get="/health", timeout="2s"))
+    assert result.outcome == "inconclusive"
+    assert result.got.startswith(f"no answer: {got}"), result.got
+    assert result.retry_safe
 
 
 def test_server_that_never_answers_is_inconclusive_within_timeout() -> None:
