@@ -489,7 +489,10 @@ class CheckRunner:
                                     if k.lower() not in _CREDENTIAL_HEADERS
                                 }
                             url = target
-                            if status == 303 or (status in (301, 302) and method == "POST"):
+                            # As RFC 9110 and requests do: a 303 turns the request into a GET,
+                            # but a HEAD stays a HEAD (its answer has no body to fetch).
+                            see_other = status == 303 and method != "HEAD"
+                            if see_other or (status in (301, 302) and method == "POST"):
                                 method, kwargs = "GET", {}
                             continue
                         shown = redact_url(target)

@@ -649,6 +649,22 @@ def test_redirect_to_same_origin_is_followed(server: LoopbackServer, runner: Che
     assert server.hits["/new"] == 1
 
 
+def test_a_see_other_turns_a_post_into_a_get_and_leaves_a_head_a_head(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    server.routes["/orders"] = Reply(303, "", {"Location": "/orders/7"})
+    server.routes["/orders/7"] = Reply(200, "order 7")
+    assert runner.run(http_check(post="/orders", body={"item": 1})).outcome == "pass"
+    assert runner.run(http_check(head="/orders")).outcome == "pass"
+    methods = [(method, path) for method, path, _ in server.requests]
+    assert methods == [
+        ("POST", "/orders"),
+        ("GET", "/orders/7"),
+        ("HEAD", "/orders"),
+        ("HEAD", "/orders/7"),
+    ]
+
+
 def test_redirect_location_is_read_as_utf8(server: LoopbackServer, runner: CheckRunner) -> None:
     # http.client hands header bytes over as Latin-1; these are the bytes of "/café" in UTF-8.
     server.routes["/old"] = Reply(302, "", {"Location": "/café".encode().decode("latin-1")})
