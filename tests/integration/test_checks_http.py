@@ -362,6 +362,19 @@ def test_body_is_read_in_the_charset_its_content_type_names(
     assert result.got == "body without 'café' (the body is not valid utf-8)"
 
 
+def test_body_contains_past_the_first_4_mib_is_inconclusive(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    server.routes["/big"] = Reply(200, b"x" * (5 * 1024 * 1024) + b" ready")
+    result = runner.run(http_check(get="/big", expect={"body_contains": "ready"}))
+    assert result.outcome == "inconclusive"
+    assert result.got == (
+        "cannot check body_contains: no 'ready' in the first 4 MiB, the rest not read"
+    )
+    server.routes["/big"] = Reply(200, b"ready " + b"x" * (5 * 1024 * 1024))
+    assert runner.run(http_check(get="/big", expect={"body_contains": "ready"})).outcome == "pass"
+
+
 def test_max_time(server: LoopbackServer, runner: CheckRunner) -> None:
     server.routes["/slow"] = Reply(200, "ok", delay=0.25)
     result = runner.run(http_check(get="/slow", expect={"status": 200, "max_time": "100ms"}))

@@ -189,8 +189,8 @@ def test_sampling_huge_bodies_stays_in_bounded_memory(tmp_path: Path) -> None:
         assert not shop.close()
     code, peak_kib = map(int, run.stdout.split("\n", 1)[0].split())
     assert code == 1, run.stdout + run.stderr
-    assert "body does not contain 'ready' (the first 4 MiB) in 200 of 200 samples" in run.stdout
+    assert "no 'ready' in the first 4 MiB, the rest not read in 200 of 200 samples" in run.stdout
     assert peak_kib < 400 * 1024, f"peak RSS {peak_kib} KiB"
     finished = next(e for e in shop.events() if e["event"] == "check_finished")
-    assert finished["outcome"] == "fail"
+    assert finished["outcome"] == "inconclusive"
     assert finished["excerpt"].startswith("xxxx")
