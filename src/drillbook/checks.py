@@ -149,7 +149,18 @@ def _exception_chain(exc: BaseException) -> list[BaseException]:
 
 
 def describe_no_answer(exc: BaseException, *, connect_s: float, read_s: float) -> str:
-    """Why a request got no answer, in a few words: refused, timed out, DNS, TLS, reset."""
+    """Why a request got no answer, in a few words: refused, timed out, DNS, TLS, reset; and
+    whether it was the proxy of the environment (HTTPS_PROXY, ...) that said so."""
+    import requests
+
+    why = _no_answer(exc, connect_s=connect_s, read_s=read_s)
+    if isinstance(exc, requests.exceptions.ProxyError):
+        # "connection refused" alone sends the person on call to staging, which it never reached.
+        return f"the proxy set in the environment (HTTP_PROXY, HTTPS_PROXY): {why}"
+    return why
+
+
+def _no_answer(exc: BaseException, *, connect_s: float, read_s: float) -> str:
     import http.client
     import socket
     import ssl

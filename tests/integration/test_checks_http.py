@@ -796,6 +796,25 @@ def test_a_check_of_another_host_still_goes_through_the_proxy(proxy: LoopbackSer
     assert [path for _, path, _ in proxy.requests] == ["http://staging.invalid/health"]
 
 
+def test_a_proxy_that_refuses_is_named_as_the_one_that_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = f"http://deploy:hunter2@127.0.0.1:{closed_port()}"
+    for name in PROXY_VARS:
+        monkeypatch.setenv(name, proxy)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+    with CheckRunner(env("http://staging.invalid"), env_name="staging") as runner:
+        result = runner.run(http_check(get="/health", timeout="2s"))
+
+    assert result.outcome == "inconclusive"
+    assert result.got == (
+        "no answer: the proxy set in the environment (HTTP_PROXY, HTTPS_PROXY): connection refused"
+    )
+    assert "hunter2" not in result.message
+
+
 # --- URLs that are refused before any request ---------------------------------------------------
 
 
