@@ -194,3 +194,47 @@ def test_sampling_huge_bodies_stays_in_bounded_memory(tmp_path: Path) -> None:
     finished = next(e for e in shop.events() if e["event"] == "check_finished")
     assert finished["outcome"] == "inconclusive"
     assert finished["excerpt"].startswith("xxxx")
+
+
+POST_RELEASE = """\
+  - version: 2.0.0
+    changes:
+      - id: orders
+        title: Orders can be placed
+        owner: dora
+        expected:
+          summary: An order is accepted and the catalogue answers.
+          checks:
+            - name: catalogue
+              get: /fine
+            - name: place-order
+              post: /orders
+              body: {item: 1}
+        rollback:
+          summary: Nothing to undo.
+          retry_safe: true
+"""
+
+
+def test_failed_checks_that_include_a_post_are_not_called_safe_to_run_again(
+    tmp_path: Path,
+) -> None:
+    with serving() as server:
+        server.routes["/fine"] = Reply(503, "warming up")
+        server.routes["/orders"] = Reply(200, "order placed")
+        shop = make_project(tmp_path, url=server.url, extra_releases=False)
+        runbook = shop.root / "runbooks" / "shop.yaml"
+        runbook.write_text(runbook.read_text() + POST_RELEASE)
+        shop.commit("orders")
+        result = shop.run("integration", "--version", "2.0.0", timeout=30)
+        assert not shop.close()
+
+    # Only the GET failed, but running the checks again places a second order.
+    assert result.code == 1, result
+    assert "fail catalogue" in result.out
+    assert "pass place-order" in result.out
+    assert "place-order may have changed staging" in result.err
+    assert "retry safe: no" in result.err
+    assert server.hits["/orders"] == 1
+    finished = {e["check"]: e for e in shop.events() if e["event"] == "check_finished"}
+    assert finished["place-order"]["retry_safe"] is False
