@@ -447,6 +447,9 @@ class CheckRunner:
             else:
                 kwargs["json"] = prep.body
         statuses = check.expect.statuses()
+        # A check that expects a redirect (`status: 301`) judges the first one it gets: a 302
+        # in its place is the answer ("-> 302, expected 301"), not a hop to follow.
+        follow = not any(300 <= s < 400 for s in statuses)
         start = time.perf_counter()
         end = start + limit_s
         connect_s = read_s = 0.0
@@ -485,8 +488,7 @@ class CheckRunner:
                         return Sample(no_answer=why, elapsed_s=elapsed, timed_out=True)
                     status = response.status_code
                     location = redirect_location(response.headers)
-                    # A redirect the check expects (`status: 302`) is the answer itself.
-                    if 300 <= status < 400 and location and status not in statuses:
+                    if 300 <= status < 400 and location and follow:
                         target = urljoin(url, location)
                         refusal = self._redirect_refusal(prep.url, target)
                         if refusal is None and hop == MAX_REDIRECTS:

@@ -746,6 +746,20 @@ def test_redirect_loop_and_expected_redirect(server: LoopbackServer, runner: Che
     assert runner.run(http_check(get="/login", expect={"status": 302})).outcome == "pass"
 
 
+def test_a_check_that_expects_a_redirect_judges_the_one_it_gets(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    # A temporary redirect where a permanent one was promised is the finding; following it
+    # would show the page behind it and a status that says nothing of the redirect.
+    server.routes["/old"] = Reply(302, "", {"Location": "/new"})
+    server.routes["/new"] = Reply(200, "ok")
+    for status in (301, [301, 308]):
+        result = runner.run(http_check(get="/old", expect={"status": status}))
+        assert result.outcome == "fail"
+        assert result.got == "status 302"
+    assert server.hits["/new"] == 0
+
+
 def test_redirect_with_credentials_is_masked(server: LoopbackServer, runner: CheckRunner) -> None:
     server.routes["/old"] = Reply(302, "", {"Location": "http://bob:hunter2@evil.example/x"})
     result = runner.run(http_check(get="/old"))
