@@ -57,7 +57,7 @@ from drillbook.expectations import (
     sample_findings,
 )
 from drillbook.httpsession import redirect_location
-from drillbook.model import Environment, HttpCheck, RunCheck, format_duration
+from drillbook.model import Environment, HttpCheck, RunCheck, format_duration, host_key
 
 if TYPE_CHECKING:
     import requests
@@ -124,14 +124,10 @@ def redact_url(url: str) -> str:
     return _USERINFO.sub(lambda m: f"{m.group(1) or ''}//***@", url, count=1)
 
 
-def _norm_host(host: str) -> str:
-    return host.strip().strip("[]").rstrip(".").lower()
-
-
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    return scheme, _norm_host(parts.hostname or ""), parts.port or _DEFAULT_PORTS.get(scheme)
+    return scheme, host_key(parts.hostname or ""), parts.port or _DEFAULT_PORTS.get(scheme)
 
 
 def _exception_chain(exc: BaseException) -> list[BaseException]:
@@ -269,8 +265,8 @@ class CheckRunner:
         self.placeholders: dict[str, str] = {"env": env_name, "url": environment.url.rstrip("/")}
         self.placeholders.update(placeholders or {})
         self._base = urlsplit(environment.url)
-        own_host = _norm_host(self._base.hostname or "")
-        listed = [_norm_host(h) for h in environment.allow_hosts or []]
+        own_host = host_key(self._base.hostname or "")
+        listed = [host_key(h) for h in environment.allow_hosts or []]
         # The environment's own host is always reachable: it is where its checks go.
         self._allowed = frozenset([own_host, *listed])
         self._explicit_hosts = frozenset(listed)
@@ -405,7 +401,7 @@ class CheckRunner:
             parts.port  # noqa: B018 - parsing the port is what raises for a bad one
         except ValueError:
             return "the port is not a number between 0 and 65535"
-        host = _norm_host(parts.hostname or "")
+        host = host_key(parts.hostname or "")
         if host not in self._allowed:
             allowed = ", ".join(sorted(self._allowed))
             return f"host {host or '(none)'} is not on allow_hosts ({allowed})"

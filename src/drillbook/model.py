@@ -738,6 +738,12 @@ def _check_host(value: Any) -> Any:
 Host = Annotated[str, BeforeValidator(_check_host), Field(min_length=1)]
 
 
+def host_key(host: str) -> str:
+    """A host as allow_hosts compares it: without IPv6 brackets or a trailing dot, lowercase
+    (`[::1]` is `::1`, `LocalHost.` is `localhost`)."""
+    return host.strip().strip("[]").rstrip(".").lower()
+
+
 class Environment(Model):
     """Where a version runs, and what its checks may reach."""
 
