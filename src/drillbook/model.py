@@ -730,7 +730,13 @@ def _check_host(value: Any) -> Any:
             f"expected a host name such as localhost or 127.0.0.1, got {value!r}",
             f"list the host without its port: {host}",
         )
-    if value != "*" and not _HOST.match(value) and ":" not in value:
+    if "*" in value:
+        # Read as "any host", a wildcard would match nothing: the checks compare hosts whole.
+        fail(
+            f"expected a host name such as localhost or 127.0.0.1, got {value!r}",
+            "allow_hosts has no wildcards: list each host the checks may reach",
+        )
+    if not _HOST.match(value) and ":" not in value:
         fail(f"expected a host name such as localhost or 127.0.0.1, got {value!r}")
     return value
 

@@ -651,6 +651,13 @@ CASES = [
         field="environments.staging.allow_hosts[0]",
         words=("host name", "without its port"),
     ),
+    Bad(
+        "allow-hosts-with-a-wildcard",
+        edit("allow_hosts: [127.0.0.1, localhost]", "allow_hosts: [127.0.0.1, '*']"),
+        at="'*'",
+        field="environments.staging.allow_hosts[1]",
+        words=("host name", "got '*'", "no wildcards"),
+    ),
     # --- rules across the runbook ----------------------------------------------------------------
     Bad(
         "unknown-named-check",
