@@ -324,15 +324,29 @@ def _json_findings(wanted: Mapping[str, Any], sample: Sample) -> list[Finding]:
         why = "cannot check json: the body's JSON is nested too deep to read"
         return [Finding("json-unreadable", "inconclusive", why, why)]
     found = []
+    # A path is missing from `[...]` or `42` because the body is not an object: say what it is.
+    shape = "" if isinstance(data, dict) else f" (the body is {_json_kind(data)})"
     for path, value in wanted.items():
         actual = json_path(data, str(path))
         if not json_matches(value, actual):
-            seen = "missing" if actual is _MISSING else f"is {_show(actual)}"
-            got = f"json {path} missing" if actual is _MISSING else f"json {path}={_show(actual)}"
+            missing = f"missing{shape}"
+            seen = missing if actual is _MISSING else f"is {_show(actual)}"
+            got = f"json {path} {missing}" if actual is _MISSING else f"json {path}={_show(actual)}"
             found.append(
                 Finding("json", "fail", got, f"json {path} {seen}, expected {_show(value)}")
             )
     return found
+
+
+def _json_kind(data: Any) -> str:
+    """What a JSON value is, in words: `a JSON list of 2`, `the JSON number 42`."""
+    if isinstance(data, list):
+        return f"a JSON list of {len(data)}"
+    if isinstance(data, bool) or data is None:
+        return f"JSON {json.dumps(data)}"
+    if isinstance(data, int | float):
+        return f"the JSON number {_show(data, 40)}"
+    return f"the JSON string {_show(json.dumps(data, ensure_ascii=False), 40)}"
 
 
 def merge_samples(

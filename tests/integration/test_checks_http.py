@@ -312,6 +312,25 @@ def test_non_json_body_with_json_expect_is_inconclusive(
     assert result.excerpt == "<html>maintenance</html>"
 
 
+@pytest.mark.parametrize(
+    ("body", "shape"),
+    [
+        ("[1, 2]", "a JSON list of 2"),
+        ("42", "the JSON number 42"),
+        ('"ok"', 'the JSON string "ok"'),
+        ("null", "JSON null"),
+    ],
+)
+def test_a_json_path_into_a_body_that_is_no_object_says_what_the_body_is(
+    server: LoopbackServer, runner: CheckRunner, body: str, shape: str
+) -> None:
+    server.routes["/health"] = Reply(200, body, {"Content-Type": "application/json"})
+    result = runner.run(http_check(get="/health", expect={"json": {"status": "ok"}}))
+    assert result.outcome == "fail"
+    assert result.got == f"json status missing (the body is {shape})"
+    assert result.message.startswith(f"GET /health json status missing (the body is {shape}), ")
+
+
 def test_json_nested_too_deep_to_parse_is_inconclusive(
     server: LoopbackServer, runner: CheckRunner
 ) -> None:
