@@ -39,6 +39,8 @@ _NAME = re.compile(NAME_PATTERN)
 PLACEHOLDERS = ("env", "version", "previous", "url", "service")
 HOST_PATTERN = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?)$"
 _HOST = re.compile(HOST_PATTERN)
+#: A header name: an HTTP token (RFC 9110, 5.6.2).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 
 def _describe(value: Any) -> str:
@@ -589,6 +591,33 @@ class HttpCheck(Model):
             data = dict(data)
             data["body"] = data.pop("json")
         return data
+
+    @model_validator(mode="after")
+    def _sendable_headers(self) -> HttpCheck:
+        """Header names are HTTP tokens, values one line of Latin-1: what http.client sends."""
+        for name, value in self.headers.items():
+            where = f"headers.{name}" if "." not in name else "headers"
+            if not _HEADER_NAME.match(name):
+                fail(
+                    f"expected a header name of letters, digits and -, got {name!r}",
+                    "a header name has no spaces, colons or quotes, such as X-Request-Id",
+                    field="headers",
+                )
+            if any(c in value for c in "\r\n\0"):
+                fail(
+                    f"expected a header value on one line, got {value!r}",
+                    "a header value cannot hold a line break",
+                    field=where,
+                )
+            try:
+                value.encode("latin-1")
+            except UnicodeEncodeError:
+                fail(
+                    f"expected a header value in Latin-1, as HTTP sends it, got {value!r}",
+                    "percent-encode the text, or send it in the body of a post check",
+                    field=where,
+                )
+        return self
 
     @model_validator(mode="after")
     def _one_method(self) -> HttpCheck:
