@@ -199,7 +199,8 @@ def _no_answer(exc: BaseException, *, connect_s: float, read_s: float) -> str:
         if type(e) in (http.client.HTTPException, http.client.LineTooLong):
             return f"the answer's headers cannot be read: {one_line(str(e), 100)}"
     if has(TimeoutError):
-        return f"no answer within {format_duration(read_s)} (timeout)"
+        # The status line and headers came (else ReadTimeout, above); the body stopped.
+        return f"answer not complete within {format_duration(read_s)} (the body stopped coming)"
     if isinstance(exc, requests.exceptions.ContentDecodingError):
         # urllib3's words: "Received response with content-encoding: gzip, but failed to ..."
         words = next((a for e in chain for a in e.args if isinstance(a, str)), str(exc))
@@ -207,6 +208,18 @@ def _no_answer(exc: BaseException, *, connect_s: float, read_s: float) -> str:
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return f"answer cut short: {one_line(str(exc), 160)}"
     return f"{type(exc).__name__}: {one_line(str(exc), 160)}"
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a request reached the service and its answer, or the rest of its body, did not
+    come in time (not a connect timeout, not the proxy's)."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ProxyError):
+        return False
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    return any(isinstance(e, TimeoutError) for e in _exception_chain(exc))
 
 
 def _fill(value: Any, placeholders: Mapping[str, str]) -> Any:
@@ -526,7 +539,7 @@ class CheckRunner:
                     timed_out = True
                 else:
                     why = describe_no_answer(exc, connect_s=connect_s, read_s=read_s)
-                    timed_out = isinstance(exc, requests.exceptions.ReadTimeout)
+                    timed_out = _timed_out(exc)
                 elapsed = time.perf_counter() - start
                 return Sample(no_answer=why, elapsed_s=elapsed, timed_out=timed_out)
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns

@@ -189,6 +189,23 @@ def test_an_answer_that_cannot_be_read_says_what_is_wrong_with_it(answer: bytes,
     assert result.retry_safe
 
 
+def test_a_body_that_stops_coming_counts_as_a_sample_slower_than_its_wait() -> None:
+    # The headers came, then 5 of 10 bytes, then nothing: the answer takes longer than the
+    # wait, and with another sample answered, max_time is judged on it.
+    stalled = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello"
+    with raw_answer(stalled, hold=True) as url, CheckRunner(env(url), env_name="staging") as r:
+        result = r.run(http_check(get="/health", timeout="500ms"))
+    assert result.outcome == "inconclusive"
+    assert result.got == "no answer: answer not complete within 500ms (the body stopped coming)"
+
+    whole = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    with raw_answer([whole, stalled], hold=True) as url, CheckRunner(env(url), env_name="s") as r:
+        check = http_check(get="/health", samples=2, timeout="1s", expect={"max_time": "100ms"})
+        result = r.run(check)
+    assert result.outcome == "fail", result.message
+    assert result.got.startswith("1 of 2 samples over 100ms (slowest 1")
+
+
 def test_server_that_never_answers_is_inconclusive_within_timeout() -> None:
     with (
         silent_listener() as port,
