@@ -517,7 +517,8 @@ class CheckRunner:
                             if see_other or (status in (301, 302) and method == "POST"):
                                 method, kwargs = "GET", {}
                             continue
-                        shown = redact_url(target)
+                        # Cut: a Location is the service's text, and can be 60 KB of it.
+                        shown = one_line(redact_url(target), 200)
                         finding = Finding(
                             "redirect",
                             "fail",

@@ -771,6 +771,17 @@ def test_credentials_not_sent_to_another_origin(server: LoopbackServer) -> None:
     assert second[2]["X-Trace"] == "1"
 
 
+def test_a_redirect_to_a_huge_location_is_shown_cut() -> None:
+    location = b"http://evil.example/" + b"a" * 60_000
+    answer = b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n"
+    with raw_answer(answer) as url, CheckRunner(env(url), env_name="staging") as r:
+        result = r.run(http_check(get="/old"))
+    assert result.outcome == "fail"
+    assert result.got.startswith("redirect to http://evil.example/aaaa")
+    assert result.got.endswith("... (not followed: another host)")
+    assert len(result.got) < 300
+
+
 def test_redirect_loop_and_expected_redirect(server: LoopbackServer, runner: CheckRunner) -> None:
     server.routes["/loop"] = Reply(302, "", {"Location": "/loop"})
     result = runner.run(http_check(get="/loop"))
