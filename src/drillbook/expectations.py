@@ -236,6 +236,9 @@ def sample_findings(check: HttpCheck, sample: Sample) -> list[Finding]:
     if expect.body_contains is not None:
         text, charset, clean = body_text(sample.headers, sample.body)
         needle = expect.body_contains
+        if needle not in text and charset != "utf-8":
+            # A charset named wrongly (latin-1 on UTF-8 text) is common; the text is there.
+            text = sample.body.decode("utf-8", errors="replace")
         if needle not in text and sample.truncated:
             # Only the first 4 MiB were read: what was not read may hold it.
             why = f"cannot check body_contains: no {needle!r} in the first 4 MiB, the rest not read"
@@ -303,12 +306,16 @@ def body_text(headers: Mapping[str, str], body: bytes) -> tuple[str, str, bool]:
 
 def _load_json(sample: Sample) -> Any:
     """The body as JSON; raises ValueError (UnicodeDecodeError) or RecursionError."""
-    charset = declared_charset(sample.headers)
-    # JSON is UTF-8 (RFC 8259) and json.loads finds UTF-16 and -32 from the bytes; a body whose
-    # Content-Type names another charset is read in that one.
-    if charset is None or charset.startswith("utf"):
+    # JSON is UTF-8 (RFC 8259: application/json has no charset parameter), and json.loads
+    # finds UTF-16 and -32 from the bytes; only bytes that are none of those are read in the
+    # charset the Content-Type names, if it names one.
+    try:
         return json.loads(sample.body)
-    return json.loads(sample.body.decode(charset))
+    except UnicodeDecodeError:
+        charset = declared_charset(sample.headers)
+        if charset is None or charset.startswith("utf"):
+            raise
+        return json.loads(sample.body.decode(charset))
 
 
 def _json_findings(wanted: Mapping[str, Any], sample: Sample) -> list[Finding]:

@@ -391,6 +391,11 @@ def test_body_is_read_in_the_charset_its_content_type_names(
         result = runner.run(http_check(get="/latin", expect=expect))
         assert result.outcome == "pass", result.message
     assert result.excerpt == '{"status": "café"}'
+    # UTF-8 under a Latin-1 label, a common slip of servers: the text is found all the same.
+    server.routes["/mislabelled"] = Reply(200, '{"status": "café"}'.encode(), latin)
+    for expect in ({"body_contains": "café"}, {"json": {"status": "café"}}):
+        result = runner.run(http_check(get="/mislabelled", expect=expect))
+        assert result.outcome == "pass", result.message
     # A body that says UTF-8 and is not: the check says so rather than only "not found".
     server.routes["/liar"] = Reply(200, "café".encode("latin-1"), {"Content-Type": "text/plain"})
     result = runner.run(http_check(get="/liar", expect={"body_contains": "café"}))
