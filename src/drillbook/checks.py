@@ -739,7 +739,7 @@ class CheckRunner:
     def _excerpt(self, headers: Mapping[str, str], body: bytes) -> str:
         # Masked before it is cut, so that a secret across the cut cannot leave half of itself;
         # escaped, because it is the service's text and is printed to a terminal.
-        text = body_text(headers, body[:_EXCERPT_BYTES])[0]
+        text = body_text(headers, body[:_EXCERPT_BYTES], cut=len(body) >= _EXCERPT_BYTES)[0]
         return printable(self._mask(text[: EXCERPT_CHARS + 4096]))[:EXCERPT_CHARS]
 
     # --- commands -----------------------------------------------------------------------------

@@ -234,11 +234,8 @@ def sample_findings(check: HttpCheck, sample: Sample) -> list[Finding]:
     if expect.json_:
         found.extend(_json_findings(expect.json_, sample))
     if expect.body_contains is not None:
-        text, charset, clean = body_text(sample.headers, sample.body)
+        text, charset, clean = body_text(sample.headers, sample.body, cut=sample.truncated)
         needle = expect.body_contains
-        if needle not in text and charset != "utf-8":
-            # A charset named wrongly (latin-1 on UTF-8 text) is common; the text is there.
-            text = sample.body.decode("utf-8", errors="replace")
         if needle not in text and sample.truncated:
             # Only the first 4 MiB were read: what was not read may hold it.
             why = f"cannot check body_contains: no {needle!r} in the first 4 MiB, the rest not read"
@@ -294,14 +291,30 @@ def declared_charset(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def body_text(headers: Mapping[str, str], body: bytes) -> tuple[str, str, bool]:
-    """The body as text, in the charset its Content-Type names (else UTF-8): the text, the
-    charset, and whether every byte was valid in it (those that were not are replaced)."""
-    charset = declared_charset(headers) or "utf-8"
-    try:
-        return body.decode(charset), charset, True
-    except UnicodeDecodeError:
-        return body.decode(charset, errors="replace"), charset, False
+def body_text(
+    headers: Mapping[str, str], body: bytes, *, cut: bool = False
+) -> tuple[str, str, bool]:
+    """The body as text: the text, its charset, and whether every byte was valid in it (those
+    that were not are replaced). `cut`: the body is a prefix, so it may end inside a character.
+
+    UTF-8 is tried before the charset the Content-Type names: a UTF-8 page labelled Latin-1 is
+    a common slip, and bytes that are valid UTF-8 and meant as Latin-1 are rare. A UTF-16 or
+    -32 label comes first, since such text of ASCII letters is valid UTF-8 too.
+    """
+    declared = declared_charset(headers)
+    order = ["utf-8"]
+    if declared and declared.startswith(("utf-16", "utf-32")):
+        order.insert(0, declared)
+    elif declared and declared != "utf-8":
+        order.append(declared)
+    for charset in order:
+        decoder = codecs.getincrementaldecoder(charset)()
+        try:
+            return decoder.decode(body, final=not cut), charset, True
+        except UnicodeDecodeError:
+            continue
+    charset = declared or "utf-8"
+    return body.decode(charset, errors="replace"), charset, False
 
 
 def _load_json(sample: Sample) -> Any:
