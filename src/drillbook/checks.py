@@ -806,7 +806,8 @@ class CheckRunner:
             attempts=attempt,
             duration_ms=round((self._clock() - started) * 1000),
             retry_safe=retry_safe,
-            excerpt=self._mask(result.output_tail)[-EXCERPT_CHARS:],
+            # A command's output may be staging's answer (`curl`): escaped as a body's is.
+            excerpt=printable(self._mask(result.output_tail), lines=True)[-EXCERPT_CHARS:],
         )
 
     # --- shared -------------------------------------------------------------------------------

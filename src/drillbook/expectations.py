@@ -41,11 +41,14 @@ _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
 
-def printable(text: str) -> str:
-    """The text with every control character written as its escape (`\\x1b`, `\\n`)."""
+def printable(text: str, *, lines: bool = False) -> str:
+    """The text with every control character written as its escape (`\\x1b`, `\\n`);
+    `lines`: line breaks and tabs stay as they are (a command's output, shown as lines)."""
 
     def escape(match: re.Match[str]) -> str:
         char = match.group()
+        if lines and char in "\n\t":
+            return char
         code = ord(char)
         return _ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
 
