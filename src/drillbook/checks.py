@@ -8,7 +8,10 @@ allow, before any request is sent.
 Outcomes: **pass** when every expectation holds; **fail** when the service answered and an
 expectation does not hold; **inconclusive** when there is no answer (refused, timed out, DNS,
 TLS, reset), nothing to judge (a JSON expectation on a body that is not JSON) or the deadline
-left too little time to judge (sampling cut short), or the command could not run.
+left too little time to judge (sampling cut short), or the command could not run. A request
+that timed out still says its answer takes longer than it was waited for: when other samples
+got an answer, one that waited past `max_time`, or enough of them to put a percentile past its
+limit, make that expectation fail.
 
 Timing: every request has a connect timeout of `min(timeout, 3.05s)` (just over a multiple of
 TCP's 3 s SYN retransmission, as the requests documentation advises) and a read timeout of
@@ -30,7 +33,7 @@ import shlex
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit, urlunsplit
@@ -41,6 +44,7 @@ from drillbook.expectations import (
     Outcome,
     Sample,
     Verdict,
+    body_text,
     excerpt_source,
     expected_text,
     fmt_ms,
@@ -49,9 +53,11 @@ from drillbook.expectations import (
     nearest_rank,
     one_line,
     pass_got,
+    printable,
     sample_findings,
 )
-from drillbook.model import Environment, HttpCheck, RunCheck, format_duration
+from drillbook.httpsession import redirect_location
+from drillbook.model import Environment, HttpCheck, RunCheck, format_duration, host_key
 
 if TYPE_CHECKING:
     import requests
@@ -63,6 +69,8 @@ CONNECT_TIMEOUT_CAP = 3.05
 MAX_REDIRECTS = 5
 MAX_BODY_BYTES = 4 * 1024 * 1024
 EXCERPT_CHARS = 300
+#: The bytes of a body its excerpt is made from: room for multi-byte text and masking.
+_EXCERPT_BYTES = EXCERPT_CHARS * 4 + 8192
 #: Checks that `run_many` may run at once; small, because staging is often one small process.
 PARALLEL_CHECKS = 8
 _CHUNK = 64 * 1024
@@ -116,14 +124,10 @@ def redact_url(url: str) -> str:
     return _USERINFO.sub(lambda m: f"{m.group(1) or ''}//***@", url, count=1)
 
 
-def _norm_host(host: str) -> str:
-    return host.strip().strip("[]").rstrip(".").lower()
-
-
 def _origin(url: str) -> tuple[str, str, int | None]:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
-    return scheme, _norm_host(parts.hostname or ""), parts.port or _DEFAULT_PORTS.get(scheme)
+    return scheme, host_key(parts.hostname or ""), parts.port or _DEFAULT_PORTS.get(scheme)
 
 
 def _exception_chain(exc: BaseException) -> list[BaseException]:
@@ -141,7 +145,18 @@ def _exception_chain(exc: BaseException) -> list[BaseException]:
 
 
 def describe_no_answer(exc: BaseException, *, connect_s: float, read_s: float) -> str:
-    """Why a request got no answer, in a few words: refused, timed out, DNS, TLS, reset."""
+    """Why a request got no answer, in a few words: refused, timed out, DNS, TLS, reset; and
+    whether it was the proxy of the environment (HTTPS_PROXY, ...) that said so."""
+    import requests
+
+    why = _no_answer(exc, connect_s=connect_s, read_s=read_s)
+    if isinstance(exc, requests.exceptions.ProxyError):
+        # "connection refused" alone sends the person on call to staging, which it never reached.
+        return f"the proxy set in the environment (HTTP_PROXY, HTTPS_PROXY): {why}"
+    return why
+
+
+def _no_answer(exc: BaseException, *, connect_s: float, read_s: float) -> str:
     import http.client
     import socket
     import ssl
@@ -169,13 +184,42 @@ def describe_no_answer(exc: BaseException, *, connect_s: float, read_s: float) -
         http.client.RemoteDisconnected
     ):
         return "connection closed without an answer (reset)"
+    # Something answered, but not HTTP that can be read: another service on the port (SSH, a
+    # database), a proxy's garbage, headers past http.client's limits, a body cut short.
+    for e in chain:
+        if isinstance(e, http.client.BadStatusLine):
+            return f"the answer is not HTTP: it begins {one_line(repr(e.line), 60)}"
+        if isinstance(e, http.client.IncompleteRead):
+            if isinstance(e.partial, int) and e.expected:
+                size = f"{e.partial} of {e.partial + e.expected} bytes"
+                return f"answer cut short: the connection closed after {size} of the body"
+            if has(ValueError):
+                return "answer cut short: a chunk of the body is malformed"
+            return "answer cut short: the connection closed in the middle of the body"
+        if type(e) in (http.client.HTTPException, http.client.LineTooLong):
+            return f"the answer's headers cannot be read: {one_line(str(e), 100)}"
     if has(TimeoutError):
-        return f"no answer within {format_duration(read_s)} (timeout)"
-    if isinstance(
-        exc, requests.exceptions.ChunkedEncodingError | requests.exceptions.ContentDecodingError
-    ):
+        # The status line and headers came (else ReadTimeout, above); the body stopped.
+        return f"answer not complete within {format_duration(read_s)} (the body stopped coming)"
+    if isinstance(exc, requests.exceptions.ContentDecodingError):
+        # urllib3's words: "Received response with content-encoding: gzip, but failed to ..."
+        words = next((a for e in chain for a in e.args if isinstance(a, str)), str(exc))
+        return f"the body cannot be decoded: {one_line(words, 120)}"
+    if isinstance(exc, requests.exceptions.ChunkedEncodingError):
         return f"answer cut short: {one_line(str(exc), 160)}"
     return f"{type(exc).__name__}: {one_line(str(exc), 160)}"
+
+
+def _timed_out(exc: BaseException) -> bool:
+    """Whether a request reached the service and its answer, or the rest of its body, did not
+    come in time (not a connect timeout, not the proxy's)."""
+    import requests
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout | requests.exceptions.ProxyError):
+        return False
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    return any(isinstance(e, TimeoutError) for e in _exception_chain(exc))
 
 
 def _fill(value: Any, placeholders: Mapping[str, str]) -> Any:
@@ -234,8 +278,8 @@ class CheckRunner:
         self.placeholders: dict[str, str] = {"env": env_name, "url": environment.url.rstrip("/")}
         self.placeholders.update(placeholders or {})
         self._base = urlsplit(environment.url)
-        own_host = _norm_host(self._base.hostname or "")
-        listed = [_norm_host(h) for h in environment.allow_hosts or []]
+        own_host = host_key(self._base.hostname or "")
+        listed = [host_key(h) for h in environment.allow_hosts or []]
         # The environment's own host is always reachable: it is where its checks go.
         self._allowed = frozenset([own_host, *listed])
         self._explicit_hosts = frozenset(listed)
@@ -370,7 +414,7 @@ class CheckRunner:
             parts.port  # noqa: B018 - parsing the port is what raises for a bad one
         except ValueError:
             return "the port is not a number between 0 and 65535"
-        host = _norm_host(parts.hostname or "")
+        host = host_key(parts.hostname or "")
         if host not in self._allowed:
             allowed = ", ".join(sorted(self._allowed))
             return f"host {host or '(none)'} is not on allow_hosts ({allowed})"
@@ -412,6 +456,9 @@ class CheckRunner:
             else:
                 kwargs["json"] = prep.body
         statuses = check.expect.statuses()
+        # A check that expects a redirect (`status: 301`) judges the first one it gets: a 302
+        # in its place is the answer ("-> 302, expected 301"), not a hop to follow.
+        follow = not any(300 <= s < 400 for s in statuses)
         start = time.perf_counter()
         end = start + limit_s
         connect_s = read_s = 0.0
@@ -423,6 +470,7 @@ class CheckRunner:
                 return Sample(
                     no_answer=f"no answer within {format_duration(limit_s)}",
                     elapsed_s=time.perf_counter() - start,
+                    timed_out=True,
                 )
             watchdog = _Watchdog(session, left)
             try:
@@ -442,16 +490,14 @@ class CheckRunner:
                     body, truncated, complete = _read_body(response, end, self._stopped)
                     elapsed = time.perf_counter() - start
                     if not complete:
-                        why = (
-                            "the run was stopped while the answer came in"
-                            if self._stopped()
-                            else f"answer not complete within {format_duration(check.timeout)}"
-                        )
-                        return Sample(no_answer=why, elapsed_s=elapsed)
+                        if self._stopped():
+                            why = "the run was stopped while the answer came in"
+                            return Sample(no_answer=why, elapsed_s=elapsed)
+                        why = f"answer not complete within {format_duration(check.timeout)}"
+                        return Sample(no_answer=why, elapsed_s=elapsed, timed_out=True)
                     status = response.status_code
-                    location = response.headers.get("Location")
-                    # A redirect the check expects (`status: 302`) is the answer itself.
-                    if 300 <= status < 400 and location and status not in statuses:
+                    location = redirect_location(response.headers)
+                    if 300 <= status < 400 and location and follow:
                         target = urljoin(url, location)
                         refusal = self._redirect_refusal(prep.url, target)
                         if refusal is None and hop == MAX_REDIRECTS:
@@ -465,10 +511,14 @@ class CheckRunner:
                                     if k.lower() not in _CREDENTIAL_HEADERS
                                 }
                             url = target
-                            if status == 303 or (status in (301, 302) and method == "POST"):
+                            # As RFC 9110 and requests do: a 303 turns the request into a GET,
+                            # but a HEAD stays a HEAD (its answer has no body to fetch).
+                            see_other = status == 303 and method != "HEAD"
+                            if see_other or (status in (301, 302) and method == "POST"):
                                 method, kwargs = "GET", {}
                             continue
-                        shown = redact_url(target)
+                        # Cut: a Location is the service's text, and can be 60 KB of it.
+                        shown = one_line(redact_url(target), 200)
                         finding = Finding(
                             "redirect",
                             "fail",
@@ -480,25 +530,40 @@ class CheckRunner:
                         )
                     return Sample(status, response.headers, body, truncated, elapsed)
             except requests.RequestException as exc:
+                # Timed out: the request reached the service and its answer took longer than
+                # this (a connect timeout or a refusal says nothing of how fast it answers).
+                timed_out = False
                 if self._stopped():  # cut by the stop (httpsession), not the service's doing
                     why = "the run was stopped while the request waited for its answer"
                 elif watchdog.fired:
                     why = f"answer not complete within {format_duration(check.timeout)}"
+                    timed_out = True
                 else:
                     why = describe_no_answer(exc, connect_s=connect_s, read_s=read_s)
-                return Sample(no_answer=why, elapsed_s=time.perf_counter() - start)
+                    timed_out = _timed_out(exc)
+                elapsed = time.perf_counter() - start
+                return Sample(no_answer=why, elapsed_s=elapsed, timed_out=timed_out)
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
 
-    def _attempt(self, prep: _Prepared, deadline: float) -> tuple[list[Sample], int]:
-        """One attempt: `samples` requests, up to `concurrency` at once, none after deadline."""
+    def _attempt(
+        self, prep: _Prepared, deadline: float
+    ) -> tuple[list[Sample], list[list[Finding]], int]:
+        """One attempt: `samples` requests, up to `concurrency` at once, none after deadline;
+        the samples, the findings of each, and how many were not taken."""
         check = prep.check
         assert isinstance(check, HttpCheck)  # noqa: S101
 
-        def one(_: int) -> Sample | None:
+        def one(i: int) -> tuple[Sample, list[Finding]] | None:
             left = deadline - self._clock()
             if left <= 0 or self._stopped():
                 return None
-            return self._request(prep, min(check.timeout, left))
+            sample = self._request(prep, min(check.timeout, left))
+            found = sample_findings(check, sample)
+            # Judged, a body is needed no more but for its excerpt, except the last one's (a
+            # pass shows its JSON): 1,000 samples of a 4 MiB body must not take 4 GB.
+            if i < check.samples - 1 and len(sample.body) > _EXCERPT_BYTES:
+                sample = replace(sample, body=sample.body[:_EXCERPT_BYTES])
+            return sample, found
 
         if check.concurrency > 1 and check.samples > 1:
             from concurrent.futures import ThreadPoolExecutor
@@ -507,36 +572,59 @@ class CheckRunner:
                 taken = list(pool.map(one, range(check.samples)))
         else:
             taken = [one(i) for i in range(check.samples)]
-        samples = [s for s in taken if s is not None]
-        return samples, check.samples - len(samples)
+        done = [t for t in taken if t is not None]
+        samples = [sample for sample, _ in done]
+        return samples, [found for _, found in done], check.samples - len(samples)
 
     def _judge(
-        self, prep: _Prepared, samples: list[Sample], skipped: int, budget: float
+        self,
+        prep: _Prepared,
+        samples: list[Sample],
+        per_sample: list[list[Finding]],
+        skipped: int,
+        budget: float,
     ) -> Verdict:
         check = prep.check
         assert isinstance(check, HttpCheck)  # noqa: S101
         expect = check.expect
         wanted = check.samples
-        per_sample = [sample_findings(check, s) for s in samples]
-        findings = merge_samples(per_sample, wanted, expect.max_time)
         answered = [s for s in samples if s.answered]
+        if not answered:
+            # Nothing answered: that staging does not answer is the news, not how slow it is.
+            per_sample = [
+                [f for f in found if not (s.timed_out and f.kind == "time")]
+                for s, found in zip(samples, per_sample, strict=True)
+            ]
+        findings = merge_samples(per_sample, wanted, expect.max_time)
         timings = tuple(round(s.elapsed_s * 1000, 3) for s in samples if s.answered)
+        # A sample that timed out took at least as long as it was waited for: with those lower
+        # bounds among the times, a percentile can only be higher than the one computed, so
+        # one over its limit is over it whatever the missing answers would have been.
+        # It is exact when every such wait is longer: the times at or below it are all known.
+        slow = tuple(round(s.elapsed_s * 1000, 3) for s in samples if s.timed_out and answered)
+        bounds = timings + slow
         measured: dict[str, float] = {}
-        if answered and wanted > 1:
+        floors: set[str] = set()
+        if bounds and wanted > 1:
             for pname in ("p50", "p95", "p99"):
-                measured[pname] = nearest_rank(timings, float(pname[1:]))
-        if answered:
+                measured[pname] = nearest_rank(bounds, float(pname[1:]))
+                if any(wait <= measured[pname] for wait in slow):
+                    floors.add(pname)
+        if bounds:
             limits = expect.percentiles()
             for pname, limit in limits.items():
                 value = measured[pname]
                 if value > limit * 1000:
-                    over = f"{pname} {fmt_ms(value)}"
+                    over = f"{pname} {'at least ' if pname in floors else ''}{fmt_ms(value)}"
+                    counted = f"{len(bounds)} samples"
+                    if slow:
+                        counted += f", {len(slow)} of them without an answer in time"
                     findings.append(
                         Finding(
                             pname,
                             "fail",
-                            f"{over} over {len(answered)} samples",
-                            f"{over}, expected <= {format_duration(limit)}",
+                            f"{over} over {counted}",
+                            f"{over} over {counted}, expected <= {format_duration(limit)}",
                         )
                     )
         if skipped:
@@ -550,7 +638,9 @@ class CheckRunner:
                 got = f"only {len(samples)} of {wanted} samples taken: {why}"
             findings.append(Finding("short", "inconclusive", got, got))
         last = excerpt_source(samples, per_sample)
-        return Verdict(findings, answered, measured, timings if wanted > 1 else (), last)
+        return Verdict(
+            findings, answered, measured, timings if wanted > 1 else (), last, frozenset(floors)
+        )
 
     def _run_http(self, prep: _Prepared) -> CheckResult:
         check = prep.check
@@ -567,14 +657,24 @@ class CheckRunner:
         cut = ""
         while True:
             attempt += 1
-            samples, skipped = self._attempt(prep, deadline)
-            verdict = self._judge(prep, samples, skipped, budget)
+            samples, per_sample, skipped = self._attempt(prep, deadline)
+            verdict = self._judge(prep, samples, per_sample, skipped, budget)
             if verdict.outcome == "pass" or attempt >= attempts or self._stopped():
                 break
-            if self._clock() + check.retry.interval >= deadline:
-                cut = f"deadline {format_duration(budget)} reached; "
+            # A service that says when to come back (429, 503 with Retry-After) is asked again
+            # then, not at once: an attempt sooner would only be turned away too.
+            asked = retry_after(verdict.answered)
+            pause = max(check.retry.interval, asked or 0.0)
+            if self._clock() + pause >= deadline:
+                if asked is not None and asked > check.retry.interval:
+                    cut = (
+                        f"the service asked to retry after {format_duration(asked)}, past the "
+                        f"deadline {format_duration(budget)}; "
+                    )
+                else:
+                    cut = f"deadline {format_duration(budget)} reached; "
                 break
-            self._pause(check.retry.interval)
+            self._pause(pause)
             if self._stopped():
                 cut = "the run was stopped; "
                 break
@@ -604,7 +704,8 @@ class CheckRunner:
             failing = {f.kind for f in verdict.findings}
             shown = next((p for p in ("p50", "p95") if p not in failing), None)
             if shown and shown in verdict.measured:
-                extra = f"; {shown} {fmt_ms(verdict.measured[shown])}"
+                floor = "at least " if shown in verdict.floors else ""
+                extra = f"; {shown} {floor}{fmt_ms(verdict.measured[shown])}"
             answered = len(verdict.answered)
             count = f"{answered}" if answered == check.samples else f"{answered} of {check.samples}"
             suffix = f"{count} samples{extra}; {suffix}"
@@ -621,12 +722,12 @@ class CheckRunner:
             message = f"{prep.label} {'; '.join(f.phrase for f in worst)} ({suffix})"
         excerpt = ""
         if verdict.last is not None:
-            excerpt = self._excerpt(verdict.last.body)
+            excerpt = self._excerpt(verdict.last.headers, verdict.last.body)
         return CheckResult(
             name=self._mask(prep.name),
             outcome=outcome,
             expected=self._mask(expected_text(check)),
-            got=self._mask(got),
+            got=self._mask(printable(got)),
             message=self._mask(one_line(message, 400)),
             attempts=attempt,
             duration_ms=duration_ms,
@@ -635,10 +736,11 @@ class CheckRunner:
             timings_ms=verdict.timings,
         )
 
-    def _excerpt(self, body: bytes) -> str:
-        # Masked before it is cut, so that a secret across the cut cannot leave half of itself.
-        text = body[: EXCERPT_CHARS * 4 + 8192].decode("utf-8", errors="replace")
-        return self._mask(text[: EXCERPT_CHARS + 4096])[:EXCERPT_CHARS]
+    def _excerpt(self, headers: Mapping[str, str], body: bytes) -> str:
+        # Masked before it is cut, so that a secret across the cut cannot leave half of itself;
+        # escaped, because it is the service's text and is printed to a terminal.
+        text = body_text(headers, body[:_EXCERPT_BYTES], cut=len(body) >= _EXCERPT_BYTES)[0]
+        return printable(self._mask(text[: EXCERPT_CHARS + 4096]))[:EXCERPT_CHARS]
 
     # --- commands -----------------------------------------------------------------------------
 
@@ -704,7 +806,8 @@ class CheckRunner:
             attempts=attempt,
             duration_ms=round((self._clock() - started) * 1000),
             retry_safe=retry_safe,
-            excerpt=self._mask(result.output_tail)[-EXCERPT_CHARS:],
+            # A command's output may be staging's answer (`curl`): escaped as a body's is.
+            excerpt=printable(self._mask(result.output_tail), lines=True)[-EXCERPT_CHARS:],
         )
 
     # --- shared -------------------------------------------------------------------------------
@@ -737,6 +840,29 @@ _REFUSAL_HINTS = {
     "credentials": "send credentials in a header from an environment variable, never in the URL",
     "host": "add the host to the environment's allow_hosts if its checks may reach it",
 }
+
+
+def retry_after(samples: Sequence[Sample], now: float | None = None) -> float | None:
+    """The longest wait, in seconds, that answers 429 and 503 ask for in Retry-After (a number
+    of seconds or an HTTP date; `now` is the wall clock for a date), or None if none asks."""
+    import email.utils
+
+    waits: list[float] = []
+    for sample in samples:
+        value = sample.headers.get("Retry-After") if sample.status in (429, 503) else None
+        if not value:
+            continue
+        value = value.strip()
+        if value.isdigit():
+            waits.append(float(value))
+            continue
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            continue  # not a wait we can read: the runbook's interval stands
+        if when.tzinfo is not None:
+            waits.append(max(0.0, when.timestamp() - (time.time() if now is None else now)))
+    return max(waits) if waits else None
 
 
 def _is_read(check: HttpCheck | RunCheck) -> bool:

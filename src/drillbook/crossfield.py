@@ -46,8 +46,10 @@ def problems(runbook: Runbook, root: Path, at: At) -> Iterator[Problem]:
             yield problem
             hosts_by_env[env_name] = set()
             continue
-        own = (urlsplit(env.url).hostname or "").lower()
-        hosts_by_env[env_name] = {h.lower() for h in env.allow_hosts} if env.allow_hosts else {own}
+        # As the checks compare them (`checks.CheckRunner`): the url's own host is always
+        # allowed, and `[::1]`, `LOCALHOST.` and `localhost` name one host each.
+        own = model.host_key(urlsplit(env.url).hostname or "")
+        hosts_by_env[env_name] = {own, *(model.host_key(h) for h in env.allow_hosts or [])}
         if env.config is not None:
             yield from _path_problems(env.config, ("environments", env_name, "config"), root, at)
     if runbook.config and runbook.config.same_keys_as:
@@ -181,7 +183,7 @@ def _check_problems(
     if problem:
         yield problem
         return
-    host = (urlsplit(target).hostname or "").lower()
+    host = model.host_key(urlsplit(target).hostname or "")
     if host not in hosts:
         allowed = ", ".join(sorted(hosts)) or "none"
         yield at(

@@ -101,10 +101,17 @@ class TagElsewhere(PreconditionFailed):
 
 
 class CheckFailed(DrillbookError):
-    """A check failed and nothing needed rolling back."""
+    """A check failed and nothing needed rolling back.
+
+    Running the checks again is safe unless one of them is not safe to repeat (a POST, a
+    command nobody declared free of side effects): `retry_safe` says which it is.
+    """
 
     exit_code = EXIT_CHECK_FAILED
-    retry_safe = True
+
+    def __init__(self, message: str, *, hint: str | None = None, retry_safe: bool = True) -> None:
+        super().__init__(message, hint=hint)
+        self.retry_safe = retry_safe
 
 
 class RolledBack(DrillbookError):

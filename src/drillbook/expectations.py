@@ -11,6 +11,7 @@ compare JSON by dotted path; `nearest_rank` gives the percentiles.
 
 from __future__ import annotations
 
+import codecs
 import json
 import math
 import re
@@ -33,15 +34,38 @@ def fmt_ms(ms: float) -> str:
     return f"{ms:.1f}ms" if ms < 10 else f"{round(ms)}ms"
 
 
+# Control characters (C0, DEL, C1) and the bidirectional controls: a staging's answer holds
+# what its authors, or an attacker, put there, and an escape sequence that reaches the
+# terminal of the person on call can clear it, retitle it or paint a fake "ok" line.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def printable(text: str, *, lines: bool = False) -> str:
+    """The text with every control character written as its escape (`\\x1b`, `\\n`);
+    `lines`: line breaks and tabs stay as they are (a command's output, shown as lines)."""
+
+    def escape(match: re.Match[str]) -> str:
+        char = match.group()
+        if lines and char in "\n\t":
+            return char
+        code = ord(char)
+        return _ESCAPES.get(char) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+    return _UNPRINTABLE.sub(escape, text)
+
+
 def _show(value: Any, limit: int = 80) -> str:
     """A JSON value as a person reads it: text bare, everything else as JSON."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    text = printable(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def one_line(text: str, limit: int) -> str:
-    """The text on one line (whitespace runs made one space), cut to `limit` characters."""
-    text = " ".join(text.split())
+    """The text on one line (whitespace runs made one space, control characters escaped), cut
+    to `limit` characters."""
+    text = printable(" ".join(text.split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -67,6 +91,8 @@ class Sample:
     elapsed_s: float = 0.0
     no_answer: str | None = None
     redirect: Finding | None = None
+    #: No answer because none was complete after `elapsed_s`: it takes longer than that.
+    timed_out: bool = False
 
     @property
     def answered(self) -> bool:
@@ -83,6 +109,8 @@ class Verdict:
     measured: dict[str, float]
     timings: tuple[float, ...]
     last: Sample | None
+    #: The percentiles of `measured` that are floors: timed-out samples count with their wait.
+    floors: frozenset[str] = frozenset()
 
     @property
     def outcome(self) -> Outcome:
@@ -174,7 +202,23 @@ def sample_findings(check: HttpCheck, sample: Sample) -> list[Finding]:
     """Every expectation one sample does not meet (percentiles are judged over all samples)."""
     if sample.no_answer is not None:
         why = f"no answer: {sample.no_answer}"
-        return [Finding("no-answer", "inconclusive", why, why)]
+        found = [Finding("no-answer", "inconclusive", why, why)]
+        limit_s = check.expect.max_time
+        if sample.timed_out and limit_s is not None and sample.elapsed_s > limit_s:
+            # No answer within a time already over the limit: the answer is too slow, whatever
+            # it would have been (judged so when other samples answered: `CheckRunner._judge`).
+            took = fmt_ms(sample.elapsed_s * 1000)
+            limit = format_duration(limit_s)
+            found.append(
+                Finding(
+                    "time",
+                    "fail",
+                    f"no answer within {took}",
+                    f"no answer within {took}, expected <= {limit}",
+                    weight=sample.elapsed_s,
+                )
+            )
+        return found
     if sample.redirect is not None:
         return [sample.redirect]
     expect = check.expect
@@ -193,10 +237,14 @@ def sample_findings(check: HttpCheck, sample: Sample) -> list[Finding]:
     if expect.json_:
         found.extend(_json_findings(expect.json_, sample))
     if expect.body_contains is not None:
-        text = sample.body.decode("utf-8", errors="replace")
-        if expect.body_contains not in text:
-            needle = expect.body_contains
-            why = " (the first 4 MiB)" if sample.truncated else ""
+        text, charset, clean = body_text(sample.headers, sample.body, cut=sample.truncated)
+        needle = expect.body_contains
+        if needle not in text and sample.truncated:
+            # Only the first 4 MiB were read: what was not read may hold it.
+            why = f"cannot check body_contains: no {needle!r} in the first 4 MiB, the rest not read"
+            found.append(Finding("body", "inconclusive", why, why))
+        elif needle not in text:
+            why = "" if clean else f" (the body is not valid {charset})"
             found.append(
                 Finding(
                     "body",
@@ -233,24 +281,95 @@ def sample_findings(check: HttpCheck, sample: Sample) -> list[Finding]:
     return found
 
 
+def declared_charset(headers: Mapping[str, str]) -> str | None:
+    """The charset the Content-Type names, when Python knows it (`latin-1`), else None."""
+    params = headers.get("Content-Type", "").split(";")[1:]
+    for param in params:
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset":
+            try:
+                return codecs.lookup(value.strip().strip("\"'")).name
+            except LookupError:
+                return None
+    return None
+
+
+def body_text(
+    headers: Mapping[str, str], body: bytes, *, cut: bool = False
+) -> tuple[str, str, bool]:
+    """The body as text: the text, its charset, and whether every byte was valid in it (those
+    that were not are replaced). `cut`: the body is a prefix, so it may end inside a character.
+
+    UTF-8 is tried before the charset the Content-Type names: a UTF-8 page labelled Latin-1 is
+    a common slip, and bytes that are valid UTF-8 and meant as Latin-1 are rare. A UTF-16 or
+    -32 label comes first, since such text of ASCII letters is valid UTF-8 too.
+    """
+    declared = declared_charset(headers)
+    order = ["utf-8"]
+    if declared and declared.startswith(("utf-16", "utf-32")):
+        order.insert(0, declared)
+    elif declared and declared != "utf-8":
+        order.append(declared)
+    for charset in order:
+        decoder = codecs.getincrementaldecoder(charset)()
+        try:
+            return decoder.decode(body, final=not cut), charset, True
+        except UnicodeDecodeError:
+            continue
+    charset = declared or "utf-8"
+    return body.decode(charset, errors="replace"), charset, False
+
+
+def _load_json(sample: Sample) -> Any:
+    """The body as JSON; raises ValueError (UnicodeDecodeError) or RecursionError."""
+    # JSON is UTF-8 (RFC 8259: application/json has no charset parameter), and json.loads
+    # finds UTF-16 and -32 from the bytes; only bytes that are none of those are read in the
+    # charset the Content-Type names, if it names one.
+    try:
+        return json.loads(sample.body)
+    except UnicodeDecodeError:
+        charset = declared_charset(sample.headers)
+        if charset is None or charset.startswith("utf"):
+            raise
+        return json.loads(sample.body.decode(charset))
+
+
 def _json_findings(wanted: Mapping[str, Any], sample: Sample) -> list[Finding]:
     try:
-        data = json.loads(sample.body)
+        data = _load_json(sample)
     except (ValueError, UnicodeDecodeError):
         ctype = sample.headers.get("Content-Type", "no content type")
         size = "the first 4 MiB of " if sample.truncated else ""
         why = f"cannot check json: {size}the body is not JSON ({one_line(ctype, 60)})"
         return [Finding("json-unreadable", "inconclusive", why, why)]
+    except RecursionError:
+        # `[[[[...` a few thousand deep is valid JSON that no parser on a stack can read.
+        why = "cannot check json: the body's JSON is nested too deep to read"
+        return [Finding("json-unreadable", "inconclusive", why, why)]
     found = []
+    # A path is missing from `[...]` or `42` because the body is not an object: say what it is.
+    shape = "" if isinstance(data, dict) else f" (the body is {_json_kind(data)})"
     for path, value in wanted.items():
         actual = json_path(data, str(path))
         if not json_matches(value, actual):
-            seen = "missing" if actual is _MISSING else f"is {_show(actual)}"
-            got = f"json {path} missing" if actual is _MISSING else f"json {path}={_show(actual)}"
+            missing = f"missing{shape}"
+            seen = missing if actual is _MISSING else f"is {_show(actual)}"
+            got = f"json {path} {missing}" if actual is _MISSING else f"json {path}={_show(actual)}"
             found.append(
                 Finding("json", "fail", got, f"json {path} {seen}, expected {_show(value)}")
             )
     return found
+
+
+def _json_kind(data: Any) -> str:
+    """What a JSON value is, in words: `a JSON list of 2`, `the JSON number 42`."""
+    if isinstance(data, list):
+        return f"a JSON list of {len(data)}"
+    if isinstance(data, bool) or data is None:
+        return f"JSON {json.dumps(data)}"
+    if isinstance(data, int | float):
+        return f"the JSON number {_show(data, 40)}"
+    return f"the JSON string {_show(json.dumps(data, ensure_ascii=False), 40)}"
 
 
 def merge_samples(
@@ -297,7 +416,7 @@ def pass_got(check: HttpCheck, verdict: Verdict) -> str:
     parts = [f"status {' / '.join(map(str, statuses))}"]
     if expect.json_:
         try:
-            data = json.loads(last.body)
+            data = _load_json(last)
         except ValueError:  # pragma: no cover - a pass means it parsed
             data = None
         shown = ", ".join(f"{k}={_show(json_path(data, str(k)))}" for k in expect.json_)

@@ -111,6 +111,15 @@ def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
                 settings["proxies"] = {}
             return settings
 
+        def get_redirect_target(self, resp: Any) -> Any:
+            # requests reads a redirect's Location as UTF-8 even when the redirect is not
+            # followed (for `Response.next`), and raises UnicodeDecodeError on other bytes; the
+            # checks follow redirects themselves and read Location with `redirect_location`.
+            try:
+                return super().get_redirect_target(resp)
+            except UnicodeDecodeError:
+                return None
+
     session = LoopbackDirect()
     adapter = NotingAdapter(pool_connections=4, pool_maxsize=POOL_SIZE)
     session.mount("http://", adapter)
@@ -201,6 +210,18 @@ class Deadlines:
                 self._wake_at = self._heap[0][0]
                 self._cond.wait(self._heap[0][0] - now)
                 self._wake_at = float("inf")
+
+
+def redirect_location(headers: Any) -> str | None:
+    """A response's Location header as text: its bytes read as UTF-8, as requests and browsers
+    read them, or as they came (Latin-1, as http.client gives them) when they are not UTF-8."""
+    location = headers.get("Location")
+    if location is None:
+        return None
+    try:
+        return location.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return location
 
 
 def _shut(conn: Any) -> None:

@@ -39,6 +39,8 @@ _NAME = re.compile(NAME_PATTERN)
 PLACEHOLDERS = ("env", "version", "previous", "url", "service")
 HOST_PATTERN = r"^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_]([A-Za-z0-9_.-]*[A-Za-z0-9_])?\.?)$"
 _HOST = re.compile(HOST_PATTERN)
+#: A header name: an HTTP token (RFC 9110, 5.6.2).
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 
 def _describe(value: Any) -> str:
@@ -591,6 +593,33 @@ class HttpCheck(Model):
         return data
 
     @model_validator(mode="after")
+    def _sendable_headers(self) -> HttpCheck:
+        """Header names are HTTP tokens, values one line of Latin-1: what http.client sends."""
+        for name, value in self.headers.items():
+            where = f"headers.{name}" if "." not in name else "headers"
+            if not _HEADER_NAME.match(name):
+                fail(
+                    f"expected a header name of letters, digits and -, got {name!r}",
+                    "a header name has no spaces, colons or quotes, such as X-Request-Id",
+                    field="headers",
+                )
+            if any(c in value for c in "\r\n\0"):
+                fail(
+                    f"expected a header value on one line, got {value!r}",
+                    "a header value cannot hold a line break",
+                    field=where,
+                )
+            try:
+                value.encode("latin-1")
+            except UnicodeEncodeError:
+                fail(
+                    f"expected a header value in Latin-1, as HTTP sends it, got {value!r}",
+                    "percent-encode the text, or send it in the body of a post check",
+                    field=where,
+                )
+        return self
+
+    @model_validator(mode="after")
     def _one_method(self) -> HttpCheck:
         methods = [m for m in ("get", "head", "post") if getattr(self, m) is not None]
         if len(methods) != 1:
@@ -601,6 +630,16 @@ class HttpCheck(Model):
             )
         if self.body is not None and methods[0] != "post":
             fail(f"expected body only with post, got it with {methods[0]}", field="body")
+        if methods[0] == "head":
+            # An answer to HEAD has no body: such a check could never pass.
+            for key, name in (("body_contains", "body_contains"), ("json_", "json")):
+                if getattr(self.expect, key) is not None:
+                    fail(
+                        f"expected no body expectation on a head check (its answer has no "
+                        f"body), got {name}",
+                        "use get to check the body, or check status and header with head",
+                        field=f"expect.{name}",
+                    )
         if self.expect.percentiles() and self.samples < 2:
             names = ", ".join(self.expect.percentiles())
             fail(
@@ -720,12 +759,24 @@ def _check_host(value: Any) -> Any:
             f"expected a host name such as localhost or 127.0.0.1, got {value!r}",
             f"list the host without its port: {host}",
         )
-    if value != "*" and not _HOST.match(value) and ":" not in value:
+    if "*" in value:
+        # Read as "any host", a wildcard would match nothing: the checks compare hosts whole.
+        fail(
+            f"expected a host name such as localhost or 127.0.0.1, got {value!r}",
+            "allow_hosts has no wildcards: list each host the checks may reach",
+        )
+    if not _HOST.match(value) and ":" not in value:
         fail(f"expected a host name such as localhost or 127.0.0.1, got {value!r}")
     return value
 
 
 Host = Annotated[str, BeforeValidator(_check_host), Field(min_length=1)]
+
+
+def host_key(host: str) -> str:
+    """A host as allow_hosts compares it: without IPv6 brackets or a trailing dot, lowercase
+    (`[::1]` is `::1`, `LocalHost.` is `localhost`)."""
+    return host.strip().strip("[]").rstrip(".").lower()
 
 
 class Environment(Model):

@@ -171,3 +171,45 @@ def trickling_server(interval: float = 0.2, *, head_too: bool = False) -> Iterat
             sock.shutdown(socket.SHUT_RDWR)
         sock.close()
         thread.join(5)
+
+
+@contextmanager
+def raw_answer(data: bytes | list[bytes], *, hold: bool = False) -> Iterator[str]:
+    """The URL of a port that answers each connection with `data` (or the next of a list, in
+    turn), as it is, then closes it (`hold`: keeps it open and silent until the block ends, as
+    a service stuck mid-answer)."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    done = threading.Event()
+    answers = data if isinstance(data, list) else [data]
+
+    def answer(conn: socket.socket, data: bytes) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.recv(65536)
+            conn.sendall(data)
+            if hold:
+                done.wait(30)
+            conn.shutdown(socket.SHUT_WR)
+
+    def serve() -> None:
+        count = 0
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            data = answers[count % len(answers)]
+            count += 1
+            threading.Thread(target=answer, args=(conn, data), daemon=True).start()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        done.set()
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        thread.join(5)

@@ -18,6 +18,7 @@ from _http_fixtures import (
     LoopbackServer,
     Reply,
     closed_port,
+    raw_answer,
     serving,
     silent_listener,
     trickling_server,
@@ -150,6 +151,61 @@ def test_connection_refused_is_inconclusive_and_retry_safe() -> None:
     assert result.message == ("GET /health no answer: connection refused (attempt 3/3; retry safe)")
 
 
+@pytest.mark.parametrize(
+    ("answer", "got"),
+    [
+        (
+            b"SSH-2.0-OpenSSH_8.9\r\n",
+            "the answer is not HTTP: it begins 'SSH-2.0-OpenSSH_8.9\\r\\n'",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",
+            "the answer's headers cannot be read: got more than 65536 bytes when reading header",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\n" + b"X-A: 1\r\n" * 150 + b"\r\n",
+            "the answer's headers cannot be read: got more than 100 headers",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nok",
+            "answer cut short: the connection closed after 2 of 100 bytes of the body",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nok\r\n0\r\n\r\n",
+            "answer cut short: a chunk of the body is malformed",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 5\r\n\r\nnotgz",
+            "the body cannot be decoded: Received response with content-encoding: gzip, but",
+        ),
+    ],
+    ids=["not-http", "long-header", "many-headers", "short-body", "bad-chunk", "bad-gzip"],
+)
+def test_an_answer_that_cannot_be_read_says_what_is_wrong_with_it(answer: bytes, got: str) -> None:
+    with raw_answer(answer) as url, CheckRunner(env(url), env_name="staging") as runner:
+        result = runner.run(http_check(get="/health", timeout="2s"))
+    assert result.outcome == "inconclusive"
+    assert result.got.startswith(f"no answer: {got}"), result.got
+    assert result.retry_safe
+
+
+def test_a_body_that_stops_coming_counts_as_a_sample_slower_than_its_wait() -> None:
+    # The headers came, then 5 of 10 bytes, then nothing: the answer takes longer than the
+    # wait, and with another sample answered, max_time is judged on it.
+    stalled = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello"
+    with raw_answer(stalled, hold=True) as url, CheckRunner(env(url), env_name="staging") as r:
+        result = r.run(http_check(get="/health", timeout="500ms"))
+    assert result.outcome == "inconclusive"
+    assert result.got == "no answer: answer not complete within 500ms (the body stopped coming)"
+
+    whole = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    with raw_answer([whole, stalled], hold=True) as url, CheckRunner(env(url), env_name="s") as r:
+        check = http_check(get="/health", samples=2, timeout="1s", expect={"max_time": "100ms"})
+        result = r.run(check)
+    assert result.outcome == "fail", result.message
+    assert result.got.startswith("1 of 2 samples over 100ms (slowest 1")
+
+
 def test_server_that_never_answers_is_inconclusive_within_timeout() -> None:
     with (
         silent_listener() as port,
@@ -220,6 +276,30 @@ def test_retry_succeeds_on_attempt_3(server: LoopbackServer) -> None:
 # --- expectations -------------------------------------------------------------------------------
 
 
+def test_a_retry_waits_as_long_as_retry_after_asks(server: LoopbackServer) -> None:
+    def throttled_once(handler: Handler) -> Reply:
+        if handler.server.hits["/health"] == 1:
+            return Reply(429, "slow down", {"Retry-After": "2"})
+        return Reply(200, "ok")
+
+    server.routes["/health"] = throttled_once
+    naps: list[float] = []
+    with CheckRunner(env(server.url), env_name="staging", sleep=naps.append) as runner:
+        check = http_check(get="/health", retry={"attempts": 3, "interval": "100ms"})
+        result = runner.run(check)
+    assert result.outcome == "pass", result.message
+    assert naps == [2.0]
+
+    # A wait past the check's deadline is not waited for: the check ends, saying why.
+    server.routes["/health"] = Reply(503, "maintenance", {"Retry-After": "3600"})
+    with CheckRunner(env(server.url), env_name="staging", sleep=naps.append) as runner:
+        result = runner.run(check)
+    assert result.outcome == "fail"
+    assert result.attempts == 1
+    assert naps == [2.0]
+    assert "the service asked to retry after 60m, past the deadline" in result.message
+
+
 def test_json_subset_and_dotted_paths(server: LoopbackServer, runner: CheckRunner) -> None:
     data = {"status": "ok", "data": {"items": [{"id": 7, "tags": ["a"]}], "count": 1}, "x": True}
     server.routes["/orders"] = json_reply(data)
@@ -249,6 +329,35 @@ def test_non_json_body_with_json_expect_is_inconclusive(
     assert result.excerpt == "<html>maintenance</html>"
 
 
+@pytest.mark.parametrize(
+    ("body", "shape"),
+    [
+        ("[1, 2]", "a JSON list of 2"),
+        ("42", "the JSON number 42"),
+        ('"ok"', 'the JSON string "ok"'),
+        ("null", "JSON null"),
+    ],
+)
+def test_a_json_path_into_a_body_that_is_no_object_says_what_the_body_is(
+    server: LoopbackServer, runner: CheckRunner, body: str, shape: str
+) -> None:
+    server.routes["/health"] = Reply(200, body, {"Content-Type": "application/json"})
+    result = runner.run(http_check(get="/health", expect={"json": {"status": "ok"}}))
+    assert result.outcome == "fail"
+    assert result.got == f"json status missing (the body is {shape})"
+    assert result.message.startswith(f"GET /health json status missing (the body is {shape}), ")
+
+
+def test_json_nested_too_deep_to_parse_is_inconclusive(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    server.routes["/health"] = Reply(200, "[" * 200_000, {"Content-Type": "application/json"})
+    result = runner.run(http_check(get="/health", expect={"json": {"status": "ok"}}))
+    assert result.outcome == "inconclusive"
+    assert result.got == "cannot check json: the body's JSON is nested too deep to read"
+    assert result.retry_safe
+
+
 def test_wrong_status_beats_unreadable_json(server: LoopbackServer, runner: CheckRunner) -> None:
     server.routes["/health"] = Reply(502, "<html>bad gateway</html>", {"Content-Type": "text/html"})
     result = runner.run(http_check(get="/health", expect={"status": 200, "json": {"status": "ok"}}))
@@ -271,6 +380,40 @@ def test_header_and_body_contains(server: LoopbackServer, runner: CheckRunner) -
     )
     assert result.got == ("body without 'healthy'; header X-VERSION: 1.1.0; header X-Build missing")
     assert "header X-VERSION is 1.1.0, expected 1.2.0" in result.message
+
+
+def test_body_is_read_in_the_charset_its_content_type_names(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    latin = {"Content-Type": "application/json; charset=ISO-8859-1"}
+    server.routes["/latin"] = Reply(200, '{"status": "café"}'.encode("latin-1"), latin)
+    for expect in ({"body_contains": "café"}, {"json": {"status": "café"}}):
+        result = runner.run(http_check(get="/latin", expect=expect))
+        assert result.outcome == "pass", result.message
+    assert result.excerpt == '{"status": "café"}'
+    # UTF-8 under a Latin-1 label, a common slip of servers: the text is found all the same.
+    server.routes["/mislabelled"] = Reply(200, '{"status": "café"}'.encode(), latin)
+    for expect in ({"body_contains": "café"}, {"json": {"status": "café"}}):
+        result = runner.run(http_check(get="/mislabelled", expect=expect))
+        assert result.outcome == "pass", result.message
+    # A body that says UTF-8 and is not: the check says so rather than only "not found".
+    server.routes["/liar"] = Reply(200, "café".encode("latin-1"), {"Content-Type": "text/plain"})
+    result = runner.run(http_check(get="/liar", expect={"body_contains": "café"}))
+    assert result.outcome == "fail"
+    assert result.got == "body without 'café' (the body is not valid utf-8)"
+
+
+def test_body_contains_past_the_first_4_mib_is_inconclusive(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    server.routes["/big"] = Reply(200, b"x" * (5 * 1024 * 1024) + b" ready")
+    result = runner.run(http_check(get="/big", expect={"body_contains": "ready"}))
+    assert result.outcome == "inconclusive"
+    assert result.got == (
+        "cannot check body_contains: no 'ready' in the first 4 MiB, the rest not read"
+    )
+    server.routes["/big"] = Reply(200, b"ready " + b"x" * (5 * 1024 * 1024))
+    assert runner.run(http_check(get="/big", expect={"body_contains": "ready"})).outcome == "pass"
 
 
 def test_max_time(server: LoopbackServer, runner: CheckRunner) -> None:
@@ -332,6 +475,49 @@ def test_max_time_over_samples(server: LoopbackServer, runner: CheckRunner) -> N
     assert result.outcome == "fail"
     assert result.got.startswith("1 of 4 samples over 150ms (slowest 2")
     assert "expected each <= 150ms (4 samples; p50 " in result.message
+
+
+def test_samples_that_time_out_count_towards_a_percentile(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    def every_second_hangs(handler: Handler) -> Reply:
+        return Reply(200, "x", delay=3.0 if handler.server.hits["/x"] % 2 == 0 else 0.0)
+
+    server.routes["/x"] = every_second_hangs
+    # Two of four samples got no answer within 1s: whatever they would have taken, p95 is
+    # over 100ms, so the check fails; it does not call that unknown.
+    check = http_check(get="/x", samples=4, timeout="1s", expect={"p95": "100ms"})
+    result = runner.run(check)
+    assert result.outcome == "fail", result.message
+    assert result.got.startswith("p95 at least 1")
+    assert result.got.endswith("ms over 4 samples, 2 of them without an answer in time")
+    assert "expected <= 100ms (2 of 4 samples; p50 " in result.message
+    # A limit above the wait cannot be judged from those samples: that stays inconclusive.
+    loose = http_check(get="/x", samples=4, timeout="1s", expect={"p95": "5s"})
+    result = runner.run(loose)
+    assert result.outcome == "inconclusive", result.message
+    assert result.got == "no answer: no answer within 1000ms (read timeout) in 2 of 4 samples"
+
+
+def test_samples_that_time_out_count_towards_max_time(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    def every_second_hangs(handler: Handler) -> Reply:
+        return Reply(200, "x", delay=3.0 if handler.server.hits["/x"] % 2 == 0 else 0.0)
+
+    server.routes["/x"] = every_second_hangs
+    check = http_check(get="/x", samples=4, timeout="1s", expect={"max_time": "100ms"})
+    result = runner.run(check)
+    assert result.outcome == "fail", result.message
+    assert result.got.startswith("2 of 4 samples over 100ms (slowest 1")
+    # When no sample got an answer, that is what the check says: staging does not answer.
+    server.routes["/x"] = Reply(200, "x", delay=3.0)
+    for expect in ({"max_time": "100ms"}, {"p95": "100ms"}):
+        check = http_check(get="/x", samples=2, concurrency=2, timeout="500ms", expect=expect)
+        result = runner.run(check)
+        assert result.outcome == "inconclusive", result.message
+        assert result.got.startswith("no answer: no answer within "), result.got
+        assert result.got.endswith(" (read timeout) in 2 of 2 samples"), result.got
 
 
 def test_stop_ends_retries(server: LoopbackServer) -> None:
@@ -517,6 +703,42 @@ def test_redirect_to_same_origin_is_followed(server: LoopbackServer, runner: Che
     assert server.hits["/new"] == 1
 
 
+def test_a_see_other_turns_a_post_into_a_get_and_leaves_a_head_a_head(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    server.routes["/orders"] = Reply(303, "", {"Location": "/orders/7"})
+    server.routes["/orders/7"] = Reply(200, "order 7")
+    assert runner.run(http_check(post="/orders", body={"item": 1})).outcome == "pass"
+    assert runner.run(http_check(head="/orders")).outcome == "pass"
+    methods = [(method, path) for method, path, _ in server.requests]
+    assert methods == [
+        ("POST", "/orders"),
+        ("GET", "/orders/7"),
+        ("HEAD", "/orders"),
+        ("HEAD", "/orders/7"),
+    ]
+
+
+def test_redirect_location_is_read_as_utf8(server: LoopbackServer, runner: CheckRunner) -> None:
+    # http.client hands header bytes over as Latin-1; these are the bytes of "/café" in UTF-8.
+    server.routes["/old"] = Reply(302, "", {"Location": "/café".encode().decode("latin-1")})
+    server.routes["/caf%C3%A9"] = Reply(200, "ok")
+    result = runner.run(http_check(get="/old"))
+    assert result.outcome == "pass", result.message
+    assert server.hits["/caf%C3%A9"] == 1
+
+
+def test_redirect_location_that_is_not_utf8_is_a_result(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    server.routes["/old"] = Reply(302, "", {"Location": "/\xff\xfe"})
+    server.routes["/new"] = Reply(200, "ok")
+    result = runner.run(http_check(get="/old"))
+    assert result.outcome == "fail"
+    assert result.got == "status 404"
+    assert len(server.requests) == 2  # the redirect was followed, to a path that is not there
+
+
 def test_redirect_to_another_host_is_not_followed(
     server: LoopbackServer, runner: CheckRunner
 ) -> None:
@@ -554,6 +776,17 @@ def test_credentials_not_sent_to_another_origin(server: LoopbackServer) -> None:
     assert second[2]["X-Trace"] == "1"
 
 
+def test_a_redirect_to_a_huge_location_is_shown_cut() -> None:
+    location = b"http://evil.example/" + b"a" * 60_000
+    answer = b"HTTP/1.1 302 Found\r\nLocation: " + location + b"\r\nContent-Length: 0\r\n\r\n"
+    with raw_answer(answer) as url, CheckRunner(env(url), env_name="staging") as r:
+        result = r.run(http_check(get="/old"))
+    assert result.outcome == "fail"
+    assert result.got.startswith("redirect to http://evil.example/aaaa")
+    assert result.got.endswith("... (not followed: another host)")
+    assert len(result.got) < 300
+
+
 def test_redirect_loop_and_expected_redirect(server: LoopbackServer, runner: CheckRunner) -> None:
     server.routes["/loop"] = Reply(302, "", {"Location": "/loop"})
     result = runner.run(http_check(get="/loop"))
@@ -563,6 +796,20 @@ def test_redirect_loop_and_expected_redirect(server: LoopbackServer, runner: Che
     # A check that expects the redirect gets it as its answer.
     server.routes["/login"] = Reply(302, "", {"Location": "https://sso.example.com/"})
     assert runner.run(http_check(get="/login", expect={"status": 302})).outcome == "pass"
+
+
+def test_a_check_that_expects_a_redirect_judges_the_one_it_gets(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    # A temporary redirect where a permanent one was promised is the finding; following it
+    # would show the page behind it and a status that says nothing of the redirect.
+    server.routes["/old"] = Reply(302, "", {"Location": "/new"})
+    server.routes["/new"] = Reply(200, "ok")
+    for status in (301, [301, 308]):
+        result = runner.run(http_check(get="/old", expect={"status": status}))
+        assert result.outcome == "fail"
+        assert result.got == "status 302"
+    assert server.hits["/new"] == 0
 
 
 def test_redirect_with_credentials_is_masked(server: LoopbackServer, runner: CheckRunner) -> None:
@@ -613,6 +860,25 @@ def test_a_check_of_another_host_still_goes_through_the_proxy(proxy: LoopbackSer
 
     assert result.outcome == "pass", result.message
     assert [path for _, path, _ in proxy.requests] == ["http://staging.invalid/health"]
+
+
+def test_a_proxy_that_refuses_is_named_as_the_one_that_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    proxy = f"http://deploy:hunter2@127.0.0.1:{closed_port()}"
+    for name in PROXY_VARS:
+        monkeypatch.setenv(name, proxy)
+    for name in ("NO_PROXY", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+
+    with CheckRunner(env("http://staging.invalid"), env_name="staging") as runner:
+        result = runner.run(http_check(get="/health", timeout="2s"))
+
+    assert result.outcome == "inconclusive"
+    assert result.got == (
+        "no answer: the proxy set in the environment (HTTP_PROXY, HTTPS_PROXY): connection refused"
+    )
+    assert "hunter2" not in result.message
 
 
 # --- URLs that are refused before any request ---------------------------------------------------
@@ -668,6 +934,33 @@ def test_run_many_refuses_before_any_request(server: LoopbackServer, runner: Che
 
 
 # --- masking ------------------------------------------------------------------------------------
+
+
+def test_control_characters_from_the_service_are_escaped(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    # What staging sends is printed to the terminal of the person on call: an escape sequence
+    # there could clear the screen, retitle the window or paint a line that says all is well.
+    paint = "\x1b[2J\x1b]0;pwned\x07"
+    server.routes["/health"] = Reply(
+        500,
+        json.dumps({"status": f"{paint}ok"}) + "\r\nALL CHECKS PASSED\u202e",
+        {"Content-Type": "application/json", "X-Build": f"{paint}42"},
+    )
+    server.routes["/data"] = json_reply({"status": f"{paint}ok"})
+    checks = [
+        http_check(get="/health", expect={"status": 200, "header": {"X-Build": "42"}}),
+        http_check(get="/data", expect={"json": {"status": "ok"}}),
+    ]
+    results = runner.run_many([("a", checks[0]), ("b", checks[1])])
+    for result in results:
+        assert result.outcome == "fail"
+        for text in (result.got, result.message, result.excerpt):
+            assert not any(ord(c) < 0x20 or c == "\u202e" for c in text), repr(text)
+    first, second = results
+    assert first.got == "status 500; header X-Build: \\x1b[2J\\x1b]0;pwned\\x0742"
+    assert first.excerpt.endswith("\\r\\nALL CHECKS PASSED\\u202e")
+    assert second.got == "json status=\\x1b[2J\\x1b]0;pwned\\x07ok"
 
 
 def test_secret_in_body_is_masked_in_excerpt(server: LoopbackServer) -> None:

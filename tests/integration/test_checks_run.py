@@ -191,3 +191,11 @@ def test_a_command_check_carries_the_run_id_and_reports_its_start(tmp_path: Path
     assert result.outcome == "pass", result
     assert len(started) == 1
     assert f"20261201T000000Z-abcdef {started[0]}" in result.excerpt
+
+
+def test_escape_sequences_in_output_are_escaped_in_the_excerpt(runner: CheckRunner) -> None:
+    # A command check often prints staging's answer (curl): it reaches the terminal too.
+    code = "print('\\x1b[2J\\x1b]0;pwned\\x07body'); print('next line'); exit(1)"
+    result = runner.run(run_check(run=[PY, "-c", code]))
+    assert result.outcome == "fail"
+    assert result.excerpt == "\\x1b[2J\\x1b]0;pwned\\x07body\nnext line"

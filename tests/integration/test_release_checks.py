@@ -4,13 +4,15 @@ within its deadline, as fail or inconclusive with expected and got; none hangs t
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _http_fixtures import LoopbackServer, Reply, serving, silent_listener
-from _project import Project, make_project
+from _project import DRILLBOOK, Project, make_project
 
 CHECKS = """\
   - version: 2.0.0
@@ -135,3 +137,104 @@ def test_sigterm_during_a_check_that_waits_for_an_answer_stops_at_once(
     assert silent["attempts"] == 1
     assert silent["outcome"] == "inconclusive"
     assert "the run was stopped" in silent["got"]
+
+
+BIG_BODY_RELEASE = """\
+  - version: 2.0.0
+    changes:
+      - id: big-pages
+        title: Pages too big
+        owner: dora
+        expected:
+          summary: The catalogue page says ready, quickly.
+          checks:
+            - name: sampled
+              get: {url}/big
+              samples: 200
+              concurrency: 8
+              timeout: 10s
+              expect: {{body_contains: ready, p95: 10s}}
+        rollback:
+          summary: Nothing to undo.
+          retry_safe: true
+"""
+
+
+def test_sampling_huge_bodies_stays_in_bounded_memory(tmp_path: Path) -> None:
+    # 200 samples of a body over the 4 MiB cap: each is judged as it comes, and only the
+    # last keeps its body, so memory does not grow with the samples (it took ~1 GB before).
+    with serving() as server:
+        server.routes["/big"] = Reply(200, b"x" * (5 * 1024 * 1024))
+        shop = make_project(tmp_path, extra_releases=False)
+        runbook = shop.root / "runbooks" / "shop.yaml"
+        runbook.write_text(runbook.read_text() + BIG_BODY_RELEASE.format(url=server.url))
+        shop.commit("big pages")
+        # The peak memory of the drillbook process alone, from a process that runs only it.
+        measure = (
+            "import resource, subprocess, sys\n"
+            "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+            "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+            "print(done.stdout)\n"
+        )
+        argv = [sys.executable, "-c", measure, str(DRILLBOOK), "integration", "--version", "2.0.0"]
+        run = subprocess.run(
+            argv,
+            cwd=shop.root,
+            env=shop.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        assert not shop.close()
+    code, peak_kib = map(int, run.stdout.split("\n", 1)[0].split())
+    assert code == 1, run.stdout + run.stderr
+    assert "no 'ready' in the first 4 MiB, the rest not read in 200 of 200 samples" in run.stdout
+    assert peak_kib < 400 * 1024, f"peak RSS {peak_kib} KiB"
+    finished = next(e for e in shop.events() if e["event"] == "check_finished")
+    assert finished["outcome"] == "inconclusive"
+    assert finished["excerpt"].startswith("xxxx")
+
+
+POST_RELEASE = """\
+  - version: 2.0.0
+    changes:
+      - id: orders
+        title: Orders can be placed
+        owner: dora
+        expected:
+          summary: An order is accepted and the catalogue answers.
+          checks:
+            - name: catalogue
+              get: /fine
+            - name: place-order
+              post: /orders
+              body: {item: 1}
+        rollback:
+          summary: Nothing to undo.
+          retry_safe: true
+"""
+
+
+def test_failed_checks_that_include_a_post_are_not_called_safe_to_run_again(
+    tmp_path: Path,
+) -> None:
+    with serving() as server:
+        server.routes["/fine"] = Reply(503, "warming up")
+        server.routes["/orders"] = Reply(200, "order placed")
+        shop = make_project(tmp_path, url=server.url, extra_releases=False)
+        runbook = shop.root / "runbooks" / "shop.yaml"
+        runbook.write_text(runbook.read_text() + POST_RELEASE)
+        shop.commit("orders")
+        result = shop.run("integration", "--version", "2.0.0", timeout=30)
+        assert not shop.close()
+
+    # Only the GET failed, but running the checks again places a second order.
+    assert result.code == 1, result
+    assert "fail catalogue" in result.out
+    assert "pass place-order" in result.out
+    assert "place-order may have changed staging" in result.err
+    assert "retry safe: no" in result.err
+    assert server.hits["/orders"] == 1
+    finished = {e["check"]: e for e in shop.events() if e["event"] == "check_finished"}
+    assert finished["place-order"]["retry_safe"] is False

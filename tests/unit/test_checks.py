@@ -160,3 +160,24 @@ def test_importing_checks_does_not_import_requests() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize(
+    ("status", "value", "wait"),
+    [
+        (429, "120", 120.0),
+        (503, " 5 ", 5.0),
+        (429, "Wed, 21 Oct 2015 07:28:30 GMT", 30.0),
+        (429, "Wed, 21 Oct 2015 07:27:00 GMT", 0.0),  # a date gone by: at once
+        (429, "soon", None),
+        (429, "-1", None),
+        (500, "120", None),  # only 429 and 503 ask to come back
+    ],
+)
+def test_retry_after(status: int, value: str, wait: float | None) -> None:
+    from drillbook.checks import retry_after
+    from drillbook.expectations import Sample
+
+    now = 1445412480.0  # Wed, 21 Oct 2015 07:28:00 GMT
+    sample = Sample(status=status, headers={"Retry-After": value})
+    assert retry_after([sample], now=now) == wait

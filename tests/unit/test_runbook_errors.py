@@ -32,6 +32,11 @@ def edit(old: str, new: str, text: str = BASE) -> str:
     return text.replace(old, new, 1)
 
 
+def audit_check_with(line: str) -> str:
+    """The runbook with one more line (`headers: ...`) in the audit check."""
+    return edit(CHECK_AUDIT, CHECK_AUDIT.replace("\n", f"\n              {line}\n", 1))
+
+
 def drop(snippet: str, text: str = BASE) -> str:
     """The text without the line that holds `snippet`."""
     lines = text.splitlines(keepends=True)
@@ -651,6 +656,13 @@ CASES = [
         field="environments.staging.allow_hosts[0]",
         words=("host name", "without its port"),
     ),
+    Bad(
+        "allow-hosts-with-a-wildcard",
+        edit("allow_hosts: [127.0.0.1, localhost]", "allow_hosts: [127.0.0.1, '*']"),
+        at="'*'",
+        field="environments.staging.allow_hosts[1]",
+        words=("host name", "got '*'", "no wildcards"),
+    ),
     # --- rules across the runbook ----------------------------------------------------------------
     Bad(
         "unknown-named-check",
@@ -753,6 +765,37 @@ CASES = [
         edit(CHECK_AUDIT, CHECK_AUDIT.replace("\n", "\n              body: x\n", 1)),
         at="x\n",
         words=("body only with post", "get"),
+    ),
+    Bad(
+        "header-value-not-latin-1",
+        audit_check_with("headers: {X-Name: 名前}"),
+        at="名前",
+        field="releases[0].changes[0].expected.checks[2].headers.X-Name",
+        words=("header value in Latin-1", "'名前'", "percent-encode"),
+    ),
+    Bad(
+        "header-value-on-two-lines",
+        audit_check_with('headers: {X-A: "a\\nb"}'),
+        at='"a',
+        field="releases[0].changes[0].expected.checks[2].headers.X-A",
+        words=("header value on one line", "line break"),
+    ),
+    Bad(
+        "header-name-with-a-space",
+        audit_check_with('headers: {"X A": "1"}'),
+        at='{"X A"',
+        field="releases[0].changes[0].expected.checks[2].headers",
+        words=("header name", "'X A'", "no spaces"),
+    ),
+    Bad(
+        "body-expected-of-a-head",
+        edit(
+            CHECK_AUDIT,
+            "            - head: /admin\n" + "              expect: {body_contains: alive}\n",
+        ),
+        at="alive}",
+        field="releases[0].changes[0].expected.checks[2].expect.body_contains",
+        words=("no body expectation on a head check", "got body_contains", "use get"),
     ),
     Bad(
         "two-methods",

@@ -273,7 +273,15 @@ def integration(
             )
     if not result.ok:
         msg = f"{result.detail} on {env} for {release_.version}"
-        raise CheckFailed(msg)
+        # Running the checks again repeats every one of them, not only those that failed.
+        unsafe = [r.name for r in result.checks if not r.retry_safe]
+        hint = None
+        if unsafe:
+            hint = (
+                f"{', '.join(unsafe[:3])}{' ...' if len(unsafe) > 3 else ''} may have changed "
+                f"{env}, and running the checks again repeats it: look at what it did first"
+            )
+        raise CheckFailed(msg, hint=hint, retry_safe=not unsafe)
 
 
 @drill_task(
