@@ -431,8 +431,12 @@ def run_rollback(
     session.console.print(
         session.console.paint(
             f"rolling back {env} from {from_version or 'a version the journal does not know'} "
-            f"to {target or '(no earlier version)'}: "
-            f"{reason}",
+            + (
+                f"to {target}"
+                if target is not None
+                else "by its changes' rollback steps (no earlier version to deploy)"
+            )
+            + f": {reason}",
             "yellow",
         )
     )
@@ -839,6 +843,18 @@ def _after_failure(
             # would refuse to go "down" to it), and the environment may run either version.
             state = f"{env} may run {previous} or a half-deployed {version}. Put {previous} back"
             undo = f"drillbook deploy --env {env} --version {previous}"
+        elif previous is None:
+            # `drillbook rollback` has no earlier version to go to: the changes' own words.
+            undo = "; ".join(f"{c.id}: {c.rollback.text}" for c in release.changes)
+            runs = "may run a half-deployed" if failed.step.kind == "deploy" else "runs"
+            return Outcome(
+                EXIT_ROLLBACK_FAILED,
+                "failed",
+                f"release {version} failed at {failed.step.id} on {env} and was NOT rolled "
+                f"back (--no-auto-rollback); {env} {runs} {version}, the first release, with "
+                f"no earlier version to go back to. Undo it as its rollback says: {undo}",
+                failed=failed,
+            )
         else:
             state, undo = f"{env} runs {version}. Roll back", rollback_command(env, previous)
         return Outcome(
@@ -846,6 +862,24 @@ def _after_failure(
             "failed",
             f"release {version} failed at {failed.step.id} on {env} and was NOT rolled back "
             f"(--no-auto-rollback); {state} with `{undo}`",
+            failed=failed,
+        )
+    if previous is None and not rollback_specs([release]):
+        # The first release, and no change says how to undo itself with a step: there is
+        # nothing to deploy instead and nothing to run. Calling that rolled back (exit 4) would
+        # tell the person on call that staging is fine when it runs what just failed.
+        state = (
+            f"{env} may run a half-deployed {version}"
+            if failed.step.kind == "deploy"
+            else f"{env} runs {version}"
+        )
+        undo = "; ".join(f"{c.id}: {c.rollback.text}" for c in release.changes)
+        return Outcome(
+            EXIT_ROLLBACK_FAILED,
+            "failed",
+            f"release {version} failed at {failed.step.id} on {env} and could not be rolled "
+            f"back: it is the first release, so there is no earlier version to deploy, and its "
+            f"changes have no rollback steps; {state}. Undo it as its rollback says: {undo}",
             failed=failed,
         )
     ok, results = run_rollback(
@@ -857,11 +891,16 @@ def _after_failure(
         reason=f"{failed.step.id} failed: {failed.detail or failed.outcome}",
     )
     if ok:
+        how = (
+            f"{env} was rolled back to {previous}"
+            if previous is not None
+            else f"{env} was rolled back by its changes' rollback steps (it is the first "
+            "release: there is no earlier version to deploy)"
+        )
         return Outcome(
             EXIT_ROLLED_BACK,
             "rolled_back",
-            f"release {version} failed at {failed.step.id}; {env} was rolled back to "
-            f"{previous or '(no earlier version)'} and the rollback checks pass",
+            f"release {version} failed at {failed.step.id}; {how} and the rollback checks pass",
             failed=failed,
             rollback=results,
         )

@@ -255,6 +255,67 @@ def test_a_rollback_that_fails_too_exits_5_and_says_what_to_do(released: Project
     assert events[-1]["exit"] == 5
 
 
+FIRST_FEATURE = """\
+            - get: /version
+              expect: {json: {version: 1.0.0}}
+        rollback:
+          summary: Nothing to go back to; stop the service.
+"""
+
+
+def _first_release_checks_feature(shop: Project, rollback_steps: str = "") -> None:
+    """Make 1.0.0 expect /feature (FIXTURE_BROKEN breaks it), with optional rollback steps."""
+    path = shop.root / "runbooks" / "shop.yaml"
+    text = path.read_text()
+    assert FIRST_FEATURE in text
+    broken = FIRST_FEATURE.replace(
+        "/version\n              expect: {json: {version: 1.0.0}}",
+        "/feature\n              expect: {status: 200}",
+    )
+    path.write_text(text.replace(FIRST_FEATURE, broken + rollback_steps, 1))
+    shop.commit("1.0.0 expects /feature")
+
+
+def test_a_failed_first_release_with_nothing_to_undo_it_is_not_called_rolled_back(
+    shop: Project,
+) -> None:
+    # No earlier version to deploy and no rollback step: nothing can be undone, and staging
+    # runs what just failed. Exit 4 ("rolled back") would tell the person on call all is well.
+    _first_release_checks_feature(shop)
+    result = shop.run("release", "--version", "1.0.0", FIXTURE_BROKEN="1.0.0")
+
+    assert result.code == 5, result
+    assert shop.served_version() == "1.0.0"
+    assert shop.tags() == []
+    assert "could not be rolled back: it is the first release" in result.out
+    assert "staging runs 1.0.0" in result.out
+    assert "catalogue: Nothing to go back to; stop the service." in result.out
+    assert "rolled back to" not in result.out
+    events = shop.events()
+    assert not by_name(events, "rollback_started")
+    assert events[-1]["outcome"] == "failed"
+    assert events[-1]["exit"] == 5
+    row = json.loads(shop.run("history", "--format", "json").out)[0]
+    assert row["outcome"] == "failed"
+    assert "nothing to undo" not in row["undo"]
+
+
+def test_a_failed_first_release_is_undone_by_its_changes_rollback_steps(shop: Project) -> None:
+    steps = "          steps:\n            - run: [python, -c, \"print('feature off')\"]\n"
+    _first_release_checks_feature(shop, steps)
+    result = shop.run("release", "--version", "1.0.0", FIXTURE_BROKEN="1.0.0")
+
+    assert result.code == 4, result
+    assert "rolled back by its changes' rollback steps (it is the first release" in result.out
+    assert "(no earlier version)" not in result.out
+    events = shop.events()
+    assert [e["step"] for e in by_name(events, "step_finished")][-2:] == [
+        "rollback-step:catalogue:1",
+        "rollback-checks",
+    ]
+    assert events[-1]["outcome"] == "rolled_back"
+
+
 def test_no_auto_rollback_leaves_the_environment_and_says_how_to_undo(released: Project) -> None:
     shop = released
     result = shop.run("release", "--version", "1.1.0", "--no-auto-rollback", FIXTURE_BROKEN="1.1.0")
