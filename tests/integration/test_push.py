@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import time
@@ -118,3 +119,22 @@ def test_tag_by_hand_is_a_run_with_its_journal(shop: Project, tmp_path: Path) ->
     assert by_name(events, "pushed")[0]["tag"] == "v1.0.0"
     assert events[-1]["event"] == "run_finished" and events[-1]["exit"] == 0
     assert remote_tags(bare) == ["v1.0.0"]
+
+
+def test_ctrl_c_while_tag_by_hand_is_signed_exits_130_not_as_refused(shop: Project) -> None:
+    # Ctrl-C reaches git and the gpg it waits for; git fails because of it: an interruption.
+    shop.sign_tags_slowly()
+    proc = shop.start("tag", "--version", "1.0.0", new_session=True)
+    shop.wait_for_signing(proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+
+    assert proc.returncode == 130, out + err
+    assert "interrupted by SIGINT while git made the tag v1.0.0" in err
+    assert "git was killed by SIGINT" in err
+    events = shop.events()
+    assert events[-1]["outcome"] == "interrupted"
+    assert events[-1]["exit"] == 130
+    assert shop.tags() == []
+    assert shop.run("tag", "--version", "1.0.0", FIXTURE_GPG_SLEEP="0").code == 0
+    assert shop.tags() == ["v1.0.0"]

@@ -324,6 +324,37 @@ def test_a_second_signal_exits_at_once(shop: Project) -> None:
     assert not shop.leftovers()
 
 
+def test_ctrl_c_while_the_tag_is_signed_interrupts_the_release_and_resume_tags(
+    shop: Project,
+) -> None:
+    # git signs the tag with a gpg that waits for a passphrase; Ctrl-C reaches the whole
+    # foreground group, git and gpg included, so git fails: that is the interruption, not a
+    # failed tag to roll back.
+    shop.sign_tags_slowly()
+    proc = shop.start("release", "--version", "1.0.0", new_session=True)
+    shop.wait_for_signing(proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=GRACE + 5)
+
+    assert proc.returncode == 130, out + err
+    assert "rolling back" not in out
+    assert f"drillbook resume {shop.journals()[-1].stem}" in err
+    events = shop.events()
+    tag = finished(events, "tag")
+    assert tag["outcome"] == "interrupted", tag
+    assert "SIGINT" in tag["detail"]
+    assert not by_name(events, "rollback_started")
+    assert events[-1]["outcome"] == "interrupted"
+    assert shop.tags() == []
+    assert shop.served_version() == "1.0.0"
+
+    run_id = shop.journals()[-1].stem
+    resumed = shop.run("resume", run_id, FIXTURE_GPG_SLEEP="0")
+    assert resumed.code == 0, resumed
+    assert started_steps(shop.events()) == ["tag", "rollback-note"]
+    assert shop.tags() == ["v1.0.0"]
+
+
 def gate_pids(shop: Project) -> list[int]:
     """The pids of the sleeping gate (`gate.py unit`), wherever its drillbook is."""
     return [int(line.split(":", 1)[0]) for line in shop.leftovers() if "gate.py unit" in line]
