@@ -30,6 +30,7 @@ from drillbook.errors import (
 )
 from drillbook.journal import (
     Journal,
+    failure_of,
     how_it_ended,
     journal_path,
     list_runs,
@@ -164,6 +165,35 @@ def describe_leftovers(run: dict[str, Any], found: list[Leftover] | None) -> str
         return ""
     running = ", ".join(item.describe() for item in found)
     return f"; its {running} {'is' if len(found) == 1 else 'are'} still running"
+
+
+def failed_release_advice(
+    run_id: str, first: dict[str, Any], events: list[dict[str, Any]]
+) -> tuple[str, str] | None:
+    """What a release that had failed was doing when it stopped, and what to do instead of a
+    resume (which refuses it); None when it had not failed, so a resume continues it.
+
+    `first` is its `run_started` event, `events` all of them (`journal.failure_of` judges).
+    """
+    env = first.get("env", "staging")
+    rolling, failed = failure_of(events)
+    if rolling is None and failed is None:
+        return None
+    target = (rolling or {}).get("to_version") or first.get("previous")
+    what = (
+        f"was rolling {env} back to {target or 'its earlier version'}"
+        if rolling is not None
+        else f"had failed at {failed.get('step') if failed else '?'}"
+    )
+    finish = (
+        f"`drillbook rollback --env {env} --to {target}` rolls back and proves it"
+        if target
+        else f"check {env} and undo the changes by hand, as their rollback says"
+    )
+    # Abandon first: until the run is closed, every run that changes the environment (the
+    # rollback too) refuses to start, pointing back here.
+    hint = f"`drillbook abandon {run_id}` closes it (and stops what it left running); then {finish}"
+    return what, hint
 
 
 def require_still_open(root: Path, run_id: str, what: str, env: str) -> None:
@@ -308,10 +338,7 @@ def open_session(
             except Interrupted as exc:
                 session.outcome, session.exit_code = "interrupted", exc.exit_code
                 if exc.hint is None and action == "release":
-                    exc.hint = (
-                        f"`drillbook resume {run_id}` continues from the interrupted step; "
-                        f"`drillbook abandon {run_id}` closes the run"
-                    )
+                    exc.hint = _release_interrupted_hint(session)
                 if not session.retry_safe and session.changed:
                     exc.retry_safe = False
                     unsafe = (
@@ -370,6 +397,22 @@ def open_session(
             taken.release()
         if held is not None:
             held.release()
+
+
+def _release_interrupted_hint(session: RunSession) -> str:
+    """What to do after a release was interrupted: resume it, or, when it had failed and was
+    rolling back (which a resume refuses), finish the rollback."""
+    run_id = session.run_id
+    events = read_journal(session.journal.path).events
+    first = events[0] if events else {}
+    advice = failed_release_advice(run_id, first, events)
+    if advice is None:
+        return (
+            f"`drillbook resume {run_id}` continues from the interrupted step; "
+            f"`drillbook abandon {run_id}` closes the run"
+        )
+    what, hint = advice
+    return f"the release {what}, so it cannot be resumed: {hint}"
 
 
 def _taken_over(held: Lock) -> dict[str, Any]:

@@ -100,6 +100,32 @@ def test_a_signal_mid_step_stops_the_step_and_records_it(
     assert shop.served_version() is None
 
 
+def test_a_signal_during_the_automatic_rollback_says_to_finish_it_not_to_resume(
+    released: Project,
+) -> None:
+    shop = released
+    # 1.1.0 fails its checks; the redeploy of 1.0.0 that rolls it back hangs.
+    proc = shop.start("release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0", FIXTURE_HANG="1.0.0")
+    shop.read_until(proc, "rollback-deploy │ deploying 1.0.0")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=GRACE + 5)
+
+    assert proc.returncode == 143, out + err
+    run_id = shop.journals()[-1].stem
+    assert finished(shop.events(), "rollback-deploy")["outcome"] == "interrupted"
+    assert f"drillbook resume {run_id}" not in err
+    assert "the release was rolling staging back to 1.0.0, so it cannot be resumed" in err
+    assert f"`drillbook abandon {run_id}` closes it" in err
+    assert "`drillbook rollback --env staging --to 1.0.0` rolls back and proves it" in err
+    assert not shop.strays()
+    # What it says works.
+    assert shop.run("resume", run_id).code == 3
+    assert shop.run("abandon", run_id).code == 0
+    rolled = shop.run("rollback", "--env", "staging", "--to", "1.0.0")
+    assert rolled.code == 0, rolled
+    assert shop.served_version() == "1.0.0"
+
+
 def test_resume_continues_from_the_interrupted_step_and_repeats_no_finished_one(
     shop: Project,
 ) -> None:

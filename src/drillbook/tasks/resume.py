@@ -268,31 +268,14 @@ def _require_resumable(run_id: str, first: dict[str, Any], events: list[dict[str
     half-done while the release went on.
     """
     from drillbook.errors import PreconditionFailed
-    from drillbook.journal import failure_of
+    from drillbook.session import failed_release_advice
 
-    env = first.get("env", "staging")
-    rolling, failed = failure_of(events)
-    if rolling is None and failed is None:
+    advice = failed_release_advice(run_id, first, events)
+    if advice is None:
         return
-    target = (rolling or {}).get("to_version") or first.get("previous")
-    what = (
-        f"was rolling {env} back to {target or 'its earlier version'}"
-        if rolling is not None
-        else f"had failed at {failed.get('step') if failed else '?'}"
-    )
-    finish = (
-        f"`drillbook rollback --env {env} --to {target}` rolls back and proves it"
-        if target
-        else f"check {env} and undo the changes by hand, as their rollback says"
-    )
-    # Abandon first: until the run is closed, every run that changes the environment (the
-    # rollback too) refuses to start, pointing back here.
+    what, hint = advice
     raise PreconditionFailed(
-        f"run {run_id} {what} when it stopped: it cannot be resumed as a release",
-        hint=(
-            f"`drillbook abandon {run_id}` closes it (and stops what it left running); "
-            f"then {finish}"
-        ),
+        f"run {run_id} {what} when it stopped: it cannot be resumed as a release", hint=hint
     )
 
 
