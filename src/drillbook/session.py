@@ -185,15 +185,28 @@ def failed_release_advice(
         if rolling is not None
         else f"had failed at {failed.get('step') if failed else '?'}"
     )
-    finish = (
-        f"`drillbook rollback --env {env} --to {target}` rolls back and proves it"
-        if target
-        else f"check {env} and undo the changes by hand, as their rollback says"
-    )
+    if target and redeployed_by_rollback(events):
+        # `rollback --to` refuses a version the environment already runs: only the proof is
+        # left to do.
+        what += f" (its redeploy had finished, so {env} runs {target}, not yet proven)"
+        finish = _check_it(env, target)
+    elif target:
+        finish = f"`drillbook rollback --env {env} --to {target}` rolls back and proves it"
+    else:
+        finish = f"check {env} and undo the changes by hand, as their rollback says"
     # Abandon first: until the run is closed, every run that changes the environment (the
     # rollback too) refuses to start, pointing back here.
     hint = f"`drillbook abandon {run_id}` closes it (and stops what it left running); then {finish}"
     return what, hint
+
+
+def redeployed_by_rollback(events: list[dict[str, Any]]) -> bool:
+    """Whether a run's rollback had deployed its target again (its checks may not have run)."""
+    return any(e.get("event") == "deployed" and e.get("by") == "rollback" for e in events)
+
+
+def _check_it(env: str, version: str) -> str:
+    return f"`drillbook integration --env {env} --version {version}` checks {version} there"
 
 
 def require_still_open(root: Path, run_id: str, what: str, env: str) -> None:
@@ -337,8 +350,9 @@ def open_session(
                 yield session
             except Interrupted as exc:
                 session.outcome, session.exit_code = "interrupted", exc.exit_code
-                if exc.hint is None and action == "release":
-                    exc.hint = _release_interrupted_hint(session)
+                if exc.hint is None:
+                    exc.hint, same_again = _interrupted_advice(session)
+                    exc.retry_safe = exc.retry_safe and same_again
                 if not session.retry_safe and session.changed:
                     exc.retry_safe = False
                     unsafe = (
@@ -399,20 +413,75 @@ def open_session(
             held.release()
 
 
-def _release_interrupted_hint(session: RunSession) -> str:
-    """What to do after a release was interrupted: resume it, or, when it had failed and was
-    rolling back (which a resume refuses), finish the rollback."""
-    run_id = session.run_id
+def _interrupted_advice(session: RunSession) -> tuple[str | None, bool]:
+    """What to do after a run was interrupted, read from its journal; and whether the same
+    command run again does what this one set out to do (a "retry safe" answer).
+
+    A release is resumed, or, when it had failed and was rolling back (which a resume
+    refuses), its rollback is finished. A rollback, a rehearsal or a deploy is run again; but a
+    rollback whose redeploy had finished left the environment on its target, and the same
+    command again would roll back one version further.
+    """
+    run_id, env, action = session.run_id, session.env, session.action
     events = read_journal(session.journal.path).events
     first = events[0] if events else {}
-    advice = failed_release_advice(run_id, first, events)
-    if advice is None:
+    if action == "release":
+        advice = failed_release_advice(run_id, first, events)
+        if advice is None:
+            return (
+                f"`drillbook resume {run_id}` continues from the interrupted step; "
+                f"`drillbook abandon {run_id}` closes the run"
+            ), True
+        what, hint = advice
+        return f"the release {what}, so it cannot be resumed: {hint}", True
+    if not session.changed:
+        return None, True
+    version = session.version
+    if action == "rollback":
+        rolling = next((e for e in events if e.get("event") == "rollback_started"), {})
+        target = rolling.get("to_version") or first.get("to_version")
+        if target and redeployed_by_rollback(events):
+            further = _previous_of(session, target)
+            return (
+                f"its redeploy of {target} had finished, so {env} runs {target}, but its "
+                f"checks were cut short: the rollback is not proven. {_check_it(env, target)}; "
+                "running the rollback again would go back further"
+                + (f", from {target} to {further}" if further else "")
+            ), False
+        again = f"drillbook rollback --env {env}" + (f" --to {target}" if target else "")
         return (
-            f"`drillbook resume {run_id}` continues from the interrupted step; "
-            f"`drillbook abandon {run_id}` closes the run"
-        )
-    what, hint = advice
-    return f"the release {what}, so it cannot be resumed: {hint}"
+            f"{env} may be half rolled back from {version or 'its version'} to "
+            f"{target or 'the earlier one'}: `{again}` runs the rollback again"
+        ), True
+    found = first.get("found_version")
+    back = (
+        f"; `drillbook deploy --env {env} --version {found}` puts back {found}, which ran before"
+        if found and (action == "rehearse" or found != version)
+        else ""
+    )
+    if action == "rehearse":
+        return (
+            f"{env} may run {first.get('previous') or 'the earlier version'} or {version}, or "
+            f"one half-deployed: `drillbook rehearse --version {version}` runs the rehearsal "
+            f"again from its baseline{back}"
+        ), True
+    if action == "deploy":
+        return (
+            f"{env} may be half-deployed: `drillbook deploy --env {env} --version {version}` "
+            f"deploys {version} again{back}"
+        ), True
+    return None, True
+
+
+def _previous_of(session: RunSession, version: str) -> str | None:
+    """The released version below `version` (git tags), or None when there is none or git
+    cannot say."""
+    from drillbook import gitops
+
+    try:
+        return gitops.previous_version(session.root, version, session.loaded.runbook.tag)
+    except DrillbookError:
+        return None
 
 
 def _taken_over(held: Lock) -> dict[str, Any]:

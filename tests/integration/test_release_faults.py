@@ -126,6 +126,23 @@ def test_a_signal_during_the_automatic_rollback_says_to_finish_it_not_to_resume(
     assert shop.served_version() == "1.0.0"
 
 
+def test_a_deploy_by_hand_cut_short_says_how_to_deploy_again_or_put_back(
+    released: Project,
+) -> None:
+    shop = released
+    proc = shop.start("deploy", "--version", "1.1.0", FIXTURE_HANG="1.1.0")
+    shop.read_until(proc, "deploying 1.1.0")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=GRACE + 5)
+
+    assert proc.returncode == 130, out + err
+    assert finished(shop.events(), "deploy")["outcome"] == "interrupted"
+    assert "staging may be half-deployed" in err
+    assert "`drillbook deploy --env staging --version 1.1.0` deploys 1.1.0 again" in err
+    assert "`drillbook deploy --env staging --version 1.0.0` puts back 1.0.0" in err
+    assert not shop.strays()
+
+
 def test_resume_continues_from_the_interrupted_step_and_repeats_no_finished_one(
     shop: Project,
 ) -> None:
