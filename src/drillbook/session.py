@@ -399,18 +399,38 @@ def open_session(
                     session.event("run_crashed", error=f"{type(exc).__name__}: {exc}")
                 raise crash from exc
             finally:
-                with contextlib.suppress(Exception):
-                    session.event(
-                        "run_finished",
-                        outcome=session.outcome,
-                        exit=session.exit_code,
-                        duration_ms=session.elapsed_ms(),
-                    )
+                _record_end(session)
     finally:
         for taken in reversed(also):
             taken.release()
         if held is not None:
             held.release()
+
+
+def _record_end(session: RunSession) -> None:
+    """Write `run_finished`. When that is the first write to fail, say so: the run did its
+    work, but its journal now looks like that of a run that was killed."""
+    was_broken = session.journal.broken
+    try:
+        session.event(
+            "run_finished",
+            outcome=session.outcome,
+            exit=session.exit_code,
+            duration_ms=session.elapsed_ms(),
+        )
+    except JournalUnwritable as exc:
+        if was_broken:
+            return  # the error that stopped the run says so already
+        run_id = session.run_id
+        with contextlib.suppress(Exception):
+            session.console.error(
+                f"warning: {exc.message}, so it does not record that run {run_id} ended "
+                f"({session.outcome}); a run that changes {session.env} takes it for a run "
+                f"that was killed and refuses to start: once there is room, "
+                f"`drillbook abandon {run_id}` closes it"
+            )
+    except Exception:  # noqa: S110 - the end of a run must not hide how the run ended
+        pass
 
 
 def _interrupted_advice(session: RunSession) -> tuple[str | None, bool]:

@@ -731,6 +731,37 @@ def test_a_journal_that_cannot_be_written_stops_the_run_before_it_changes_anythi
     assert shop.run("release", "--version", "1.0.0").code == 0
 
 
+def test_a_journal_that_fills_up_at_the_last_event_says_the_run_looks_killed(
+    shop: Project,
+) -> None:
+    # Measure where run_finished starts in a whole release, then release again with the
+    # journal's file capped in the middle of that line: only the end cannot be recorded.
+    assert shop.run("release", "--version", "1.0.0").code == 0
+    journal = shop.journals()[-1].read_bytes()
+    cap = journal.index(b'"event":"run_finished"')
+    cap = journal.rindex(b"\n", 0, cap) + 1 + 90
+    shop.git("tag", "-d", "v1.0.0")
+    (shop.root / "notes" / "shop-1.0.0-rollback.md").unlink()
+
+    result = shop.run("release", "--version", "1.0.0", file_size_limit=cap)
+
+    assert result.code == 0, result
+    assert "release 1.0.0 of shop is done on staging" in result.out
+    run_id = shop.journals()[-1].stem
+    assert "warning: cannot write the journal" in result.err
+    assert f"it does not record that run {run_id} ended (ok)" in result.err
+    assert f"`drillbook abandon {run_id}` closes it" in result.err
+    events = [json.loads(line) for line in shop.journals()[-1].read_bytes().split(b"\n")[:-1]]
+    assert events[-1]["event"] == "step_finished"
+    assert events[-1]["step"] == "rollback-note"
+    # As it said: a run that changes staging refuses, and abandon closes the run.
+    refused = shop.run("deploy", "--version", "1.0.0")
+    assert refused.code == 3, refused
+    assert run_id in refused.err
+    assert shop.run("abandon", run_id).code == 0
+    assert shop.run("deploy", "--version", "1.0.0").code == 0
+
+
 @pytest.mark.parametrize(
     "args", [("release", "--version", "1.0.0"), ("deploy", "--version", "1.0.0"), ("history",)]
 )
