@@ -13,7 +13,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -329,7 +329,13 @@ def open_session(
             stop=stop,
             retry_safe=retry_safe,
         )
-        with journal, handle_signals(stop):
+        with (
+            journal,
+            handle_signals(
+                stop,
+                last_words=_last_words(action, env, run_id, masker, changes_world=changes_world),
+            ),
+        ):
             session.event(
                 "run_started",
                 run_action=action,
@@ -405,6 +411,32 @@ def open_session(
             taken.release()
         if held is not None:
             held.release()
+
+
+def _last_words(
+    action: str, env: str, run_id: str, masker: Masker, *, changes_world: bool
+) -> Callable[[str], str]:
+    """The line a second signal leaves before the process ends at once: its journal stops
+    where the run was, as a killed run's does, and the next run asks what to do with it."""
+    then = (
+        f"`drillbook resume {run_id}` continues it, `drillbook abandon {run_id}` closes it"
+        if action == "release"
+        else f"check {env}, then `drillbook abandon {run_id}` closes it"
+    )
+    left = (
+        f"; run {run_id} is left unfinished and a run that changes {env} refuses to start "
+        f"until it is closed: {then}"
+        if changes_world
+        else ""
+    )
+
+    def words(name: str) -> str:
+        return masker.mask(
+            f"drillbook {action}: a second {name}: stopped at once, the running command's "
+            f"process group killed{left}"
+        )
+
+    return words
 
 
 def _record_end(session: RunSession) -> None:

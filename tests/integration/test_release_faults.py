@@ -357,7 +357,7 @@ def test_a_second_signal_exits_at_once(shop: Project) -> None:
     time.sleep(0.3)
     began = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=GRACE)
+    _, err = proc.communicate(timeout=GRACE)
 
     assert time.monotonic() - began < 1.5
     assert proc.returncode == 143
@@ -365,6 +365,14 @@ def test_a_second_signal_exits_at_once(shop: Project) -> None:
     while shop.leftovers() and time.monotonic() < until:
         time.sleep(0.02)
     assert not shop.leftovers()
+    # Said on the way out, since nothing else is: the run is left as a killed one is.
+    run_id = shop.journals()[-1].stem
+    assert "drillbook release: a second SIGTERM: stopped at once" in err
+    assert f"run {run_id} is left unfinished" in err
+    assert f"`drillbook resume {run_id}` continues it" in err
+    refused = shop.run("release", "--version", "1.0.0")
+    assert refused.code == 3, refused
+    assert run_id in refused.err
 
 
 def test_ctrl_c_while_the_tag_is_signed_interrupts_the_release_and_resume_tags(
