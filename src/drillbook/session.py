@@ -139,15 +139,40 @@ def unfinished_runs(root: Path, env: str) -> list[dict[str, Any]]:
         if any(e.get("event") in ("run_closed", "run_finished") for e in read.events):
             continue
         first = read.events[0] if read.events else first  # whole, not list_runs' summary
+        left = leftovers_of(first, read.events)
         out.append(
             {
                 **first,
                 "path": str(info.path),
                 "last": info.last,
-                "leftovers": leftovers_of(first, read.events),
+                "leftovers": left,
+                "next": _what_next(first, read.events, stops_first=bool(left)),
             }
         )
     return out
+
+
+def _what_next(first: dict[str, Any], events: list[dict[str, Any]], *, stops_first: bool) -> str:
+    """What to do with a run that never finished, as `resume` and `abandon` will judge it: only
+    a release that had not failed resumes; the others are closed and done again.
+
+    `stops_first`: the run left a command running, which resume stops before it goes on."""
+    run_id = str(first.get("run"))
+    env = first.get("env", "staging")
+    if first.get("action") == "release":
+        advice = failed_release_advice(run_id, first, events)
+        if advice is None:
+            stops = " (it stops what the run left running first)" if stops_first else ""
+            return (
+                f"`drillbook resume {run_id}` continues it from the step it stopped at{stops}; "
+                f"`drillbook abandon {run_id}` closes it once you have checked {env}"
+            )
+        what, hint = advice
+        return f"it {what}, so it cannot be resumed: {hint}"
+    return (
+        f"check {env}, then `drillbook abandon {run_id}` closes it (and stops what it left "
+        f"running); then run the {first.get('action')} again if it is still needed"
+    )
 
 
 def leftovers_of(first: dict[str, Any], events: list[dict[str, Any]]) -> list[Leftover] | None:
@@ -286,15 +311,7 @@ def open_session(
                     f"started {run.get('ts')}) never finished: it was killed or crashed, so "
                     f"{env} may be half-changed" + describe_leftovers(run, run["leftovers"])
                 )
-                stops = " (it stops what the run left running first)" if run["leftovers"] else ""
-                raise PreconditionFailed(
-                    msg,
-                    hint=(
-                        f"`drillbook resume {run['run']}` continues it from the step it "
-                        f"stopped at{stops}; `drillbook abandon {run['run']}` closes it once you "
-                        f"have checked {env}"
-                    ),
-                )
+                raise PreconditionFailed(msg, hint=run["next"])
         journal = Journal.open(root, run_id, masker=masker)
         if resuming is not None:
             # Only once this run's journal exists: a resume that cannot write one leaves the

@@ -458,6 +458,49 @@ def test_after_sigkill_the_next_release_names_what_is_left_running(shop: Project
     assert shop.served_version() == "1.0.0"
 
 
+def test_after_sigkill_during_the_rollback_the_next_run_says_to_abandon_not_resume(
+    released: Project,
+) -> None:
+    shop = released
+    proc = shop.start("release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0", FIXTURE_HANG="1.0.0")
+    shop.read_until(proc, "rollback-deploy │ deploying 1.0.0")
+    proc.kill()
+    proc.communicate()
+    run_id = shop.journals()[-1].stem
+
+    result = shop.run("rollback", "--env", "staging")
+
+    assert result.code == 3, result
+    assert f"run {run_id} (release of shop 1.1.0 on staging" in result.err
+    assert f"drillbook resume {run_id}" not in result.err
+    assert "it was rolling staging back to 1.0.0, so it cannot be resumed" in result.err
+    assert f"`drillbook abandon {run_id}` closes it" in result.err
+    assert shop.run("resume", run_id).code == 3  # as it said
+    assert shop.run("abandon", run_id).code == 0
+    assert shop.run("rollback", "--env", "staging", "--to", "1.0.0").code == 0
+    assert shop.served_version() == "1.0.0"
+    assert not shop.strays()
+
+
+def test_after_sigkill_of_a_deploy_the_next_run_says_to_abandon_it(released: Project) -> None:
+    shop = released
+    proc = shop.start("deploy", "--version", "1.1.0", FIXTURE_HANG="1.1.0")
+    shop.read_until(proc, "deploying 1.1.0")
+    proc.kill()
+    proc.communicate()
+    run_id = shop.journals()[-1].stem
+
+    result = shop.run("deploy", "--version", "1.1.0")
+
+    assert result.code == 3, result
+    assert f"drillbook resume {run_id}" not in result.err  # only a release resumes
+    assert f"check staging, then `drillbook abandon {run_id}` closes it" in result.err
+    assert "then run the deploy again if it is still needed" in result.err
+    assert shop.run("abandon", run_id).code == 0
+    assert shop.run("deploy", "--version", "1.1.0").code == 0
+    assert not shop.strays()
+
+
 def test_abandon_after_sigkill_stops_what_the_run_left_running(shop: Project) -> None:
     run_id, orphans = killed_mid_gate(shop)
 
