@@ -501,6 +501,32 @@ def test_after_sigkill_of_a_deploy_the_next_run_says_to_abandon_it(released: Pro
     assert not shop.strays()
 
 
+def test_a_resume_stopped_before_its_first_step_is_resumed_without_repeating_any(
+    shop: Project,
+) -> None:
+    # The gate ignores TERM, so the resume waits out the grace period to stop it: a signal
+    # then stops the resume before it has journaled a step of its own.
+    proc = start_slow_release(shop, FIXTURE_IGNORE_TERM="1")
+    killed = shop.journals()[-1].stem
+    proc.kill()
+    proc.communicate()
+    resume = shop.start("resume", killed)
+    shop.read_until(resume, f"stopping what run {killed} left running")
+    resume.send_signal(signal.SIGINT)
+    out, err = resume.communicate(timeout=GRACE + 10)
+    assert resume.returncode == 130, out + err
+    stopped = shop.journals()[-1].stem
+    assert not started_steps(shop.events(stopped))
+
+    result = shop.run("resume", stopped)
+
+    assert result.code == 0, result
+    new = shop.events()
+    # preflight and lint finished in the first run: never run again.
+    assert [e["step"] for e in by_name(new, "step_skipped")] == ["preflight", "lint"]
+    assert started_steps(new)[0] == "unit"
+
+
 def test_abandon_after_sigkill_stops_what_the_run_left_running(shop: Project) -> None:
     run_id, orphans = killed_mid_gate(shop)
 

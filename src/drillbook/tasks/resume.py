@@ -208,7 +208,7 @@ def resume(c: Context, run: str | None = None) -> None:
         for e in events
         if e.get("event") in ("step_finished", "step_skipped")
         and e.get("outcome", "ok") in ("ok", "done")
-    )
+    ) | _done_before(first)
     params = first.get("params", {})
     # The old run is closed only once the new one holds the lock, after the preflight: a resume
     # that is refused leaves it as it was, resumable.
@@ -240,6 +240,9 @@ def resume(c: Context, run: str | None = None) -> None:
             "previous": found.previous,
             # What the run it continues said: who owns the changes, how to undo them.
             **{key: first[key] for key in ("changes", "undo", "head") if key in first},
+            # The steps it will skip, for the resume of this run if it is stopped before it
+            # has journaled them one by one (while it stops what the old run left running).
+            "done": sorted(done),
         },
         resuming=info.run_id,
     ) as session:
@@ -258,6 +261,14 @@ def resume(c: Context, run: str | None = None) -> None:
         finish(session, outcome, "text")
     if outcome.exit_code:
         raise Exit(code=outcome.exit_code)
+
+
+def _done_before(first: dict[str, Any]) -> frozenset[str]:
+    """The steps a resumed run found finished in the runs before it (its `done` field)."""
+    done = first.get("done")
+    if not isinstance(done, list):
+        return frozenset()
+    return frozenset(step for step in done if isinstance(step, str))
 
 
 def _require_resumable(run_id: str, first: dict[str, Any], events: list[dict[str, Any]]) -> None:
