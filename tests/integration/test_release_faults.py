@@ -143,6 +143,42 @@ def test_a_deploy_by_hand_cut_short_says_how_to_deploy_again_or_put_back(
     assert not shop.strays()
 
 
+def test_ctrl_c_that_also_stops_the_reader_of_the_output_is_an_interruption_not_a_crash(
+    shop: Project,
+) -> None:
+    # `drillbook release | tee release.log` and Ctrl-C: tee dies of it too, so the lines that
+    # say where the run stopped meet a closed pipe.
+    proc = start_slow_release(shop)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=GRACE + 5)
+
+    assert proc.returncode == 130, err
+    assert "interrupted by SIGINT" in err
+    assert "internal error" not in err
+    events = shop.events()
+    assert finished(events, "unit")["outcome"] == "interrupted"
+    assert not by_name(events, "run_crashed")
+    assert (events[-1]["outcome"], events[-1]["exit"]) == ("interrupted", 130)
+    run_id = shop.journals()[-1].stem
+    assert shop.run("resume", run_id).code == 0
+
+
+def test_a_release_whose_reader_goes_away_finishes_and_journals_it(shop: Project) -> None:
+    # `drillbook release | head -1`: a closed pipe does not stop a release half-way.
+    proc = shop.start("release", "--version", "1.0.0")
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 0, err
+    assert shop.events()[-1]["outcome"] == "ok"
+    assert shop.tags() == ["v1.0.0"]
+    assert shop.served_version() == "1.0.0"
+
+
 def test_resume_continues_from_the_interrupted_step_and_repeats_no_finished_one(
     shop: Project,
 ) -> None:
