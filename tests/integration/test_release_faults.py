@@ -76,7 +76,10 @@ def test_a_deploy_whose_grandchild_never_ends_times_out_and_rolls_back(
 # --- signals --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+# SIGHUP: the terminal was closed (an SSH connection that dropped); 128 + 1, as for the others.
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)]
+)
 def test_a_signal_mid_step_stops_the_step_and_records_it(
     shop: Project, signum: int, code: int
 ) -> None:
