@@ -169,9 +169,18 @@ def _what_next(first: dict[str, Any], events: list[dict[str, Any]], *, stops_fir
             )
         what, hint = advice
         return f"it {what}, so it cannot be resumed: {hint}"
+    found = first.get("found_version")
+    # A rehearsal cut short leaves staging on whichever version it had reached, and a rehearsal
+    # run again returns to what the journal says runs there now, not to what ran before.
+    back = (
+        f", or `drillbook deploy --env {env} --version {found}` puts back {found}, which ran "
+        "before it"
+        if found and first.get("action") in ("rehearse", "deploy")
+        else ""
+    )
     return (
         f"check {env}, then `drillbook abandon {run_id}` closes it (and stops what it left "
-        f"running); then run the {first.get('action')} again if it is still needed"
+        f"running); then run the {first.get('action')} again if it is still needed{back}"
     )
 
 

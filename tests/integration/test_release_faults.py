@@ -535,6 +535,7 @@ def test_after_sigkill_of_a_deploy_the_next_run_says_to_abandon_it(released: Pro
     assert f"drillbook resume {run_id}" not in result.err  # only a release resumes
     assert f"check staging, then `drillbook abandon {run_id}` closes it" in result.err
     assert "then run the deploy again if it is still needed" in result.err
+    assert "`drillbook deploy --env staging --version 1.0.0` puts back 1.0.0" in result.err
     assert shop.run("abandon", run_id).code == 0
     assert shop.run("deploy", "--version", "1.1.0").code == 0
     assert not shop.strays()
