@@ -502,7 +502,10 @@ def _interrupted_advice(session: RunSession) -> tuple[str | None, bool]:
     command again would roll back one version further.
     """
     run_id, env, action = session.run_id, session.env, session.action
-    events = read_journal(session.journal.path).events
+    try:
+        events = read_journal(session.journal.path).events
+    except DrillbookError:  # deleted or unreadable meanwhile: advise from what is known
+        events = []
     first = events[0] if events else {}
     if action == "release":
         advice = failed_release_advice(run_id, first, events)

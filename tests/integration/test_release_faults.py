@@ -182,6 +182,18 @@ def test_a_release_whose_reader_goes_away_finishes_and_journals_it(shop: Project
     assert shop.served_version() == "1.0.0"
 
 
+def test_a_signal_after_the_journal_was_deleted_still_exits_as_interrupted(shop: Project) -> None:
+    # Someone cleans .drillbook/ while a release runs: the run still ends as a signal says.
+    proc = start_slow_release(shop)
+    shop.journals()[-1].unlink()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=GRACE + 5)
+
+    assert proc.returncode == 143, out + err
+    assert "interrupted by SIGTERM" in err
+    assert not shop.leftovers()
+
+
 def test_resume_continues_from_the_interrupted_step_and_repeats_no_finished_one(
     shop: Project,
 ) -> None:
