@@ -235,6 +235,29 @@ def test_resume_continues_from_the_interrupted_step_and_repeats_no_finished_one(
     assert f"run {resumer} finished (ok) at 20" in shop.run("abandon", resumer).err
 
 
+def test_resume_refuses_a_run_overtaken_by_a_later_release_it_would_deploy_over(
+    shop: Project,
+) -> None:
+    run_id = interrupted_release(shop)
+    assert shop.run("release", "--version", "1.0.0").code == 0
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    later = shop.journals()[-1].stem
+
+    result = shop.run("resume", run_id)
+
+    assert result.code == 3, result
+    assert f"since run {run_id} (release 1.0.0) stopped, run {later} deployed 1.1.0" in result.err
+    assert "a resume would release 1.0.0 over it" in result.err
+    assert f"`drillbook abandon {run_id}` closes it" in result.err
+    assert shop.served_version() == "1.1.0"
+    assert not by_name(shop.events(run_id), "run_closed")
+    # history says the same: not resume, abandon.
+    history = shop.run("history")
+    assert f"`drillbook resume {run_id}`" not in history.out
+    assert f"`drillbook abandon {run_id}`" in history.out
+    assert shop.run("abandon", run_id).code == 0
+
+
 def test_abandon_closes_an_interrupted_run(shop: Project) -> None:
     proc = start_slow_release(shop)
     proc.send_signal(signal.SIGINT)

@@ -203,6 +203,7 @@ def resume(c: Context, run: str | None = None) -> None:
             ),
         )
     _require_resumable(info.run_id, first, events)
+    _require_not_overtaken(root, info.run_id, first)
     done = frozenset(
         e["step"]
         for e in events
@@ -261,6 +262,32 @@ def resume(c: Context, run: str | None = None) -> None:
         finish(session, outcome, "text")
     if outcome.exit_code:
         raise Exit(code=outcome.exit_code)
+
+
+def _require_not_overtaken(root: Path, run_id: str, first: dict[str, Any]) -> None:
+    """Refuse to resume a release after another run deployed another version to its
+    environment: the resume would deploy its own over it, or tag and note a release the
+    environment no longer runs."""
+    from drillbook.errors import PreconditionFailed
+    from drillbook.state import deployed_since
+
+    env = str(first.get("env", "staging"))
+    version = first.get("version")
+    since = deployed_since(root, env, run_id, service=first.get("service"))
+    if since is None or since.get("version") == version:
+        return
+    msg = (
+        f"since run {run_id} (release {version}) stopped, run {since.get('run')} deployed "
+        f"{since.get('version')} to {env} at {since.get('ts')}: a resume would release "
+        f"{version} over it"
+    )
+    raise PreconditionFailed(
+        msg,
+        hint=(
+            f"`drillbook abandon {run_id}` closes it; then `drillbook release --version "
+            f"{version}` if {version} is what {env} should run"
+        ),
+    )
 
 
 def _done_before(first: dict[str, Any]) -> frozenset[str]:
