@@ -403,6 +403,16 @@ def open_session(
                         "the run stopped there: a person must act"
                     )
                     exc.exit_code, exc.retry_safe = EXIT_ROLLBACK_FAILED, False
+                    # "Run the command again" is refused while this run is open: say what
+                    # resume and abandon will accept, from what the journal holds.
+                    with contextlib.suppress(DrillbookError):
+                        events = read_journal(session.journal.path).events
+                        if events:
+                            then = _what_next(events[0], events, stops_first=False)
+                            exc.hint = (
+                                "free disk space or fix the folder's permissions; then, for "
+                                f"this run: {then}"
+                            )
                 session.exit_code = exc.exit_code
                 raise
             except DrillbookError as exc:

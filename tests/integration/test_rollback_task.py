@@ -161,6 +161,34 @@ def test_a_journal_that_fills_up_after_the_deploy_is_not_nothing_changed(
     assert "a person must act" in result.err
     assert "retry safe: no" in result.err
     assert shop.served_version() == "1.1.0"
+    # Not "run the command again", which refuses while the run is open: how to go on.
+    run_id = shop.journals()[-1].stem
+    assert f"`drillbook resume {run_id}` continues it from the step it stopped at" in result.err
+
+
+def test_a_journal_that_fills_up_when_the_rollback_would_start_says_how_to_finish_it(
+    released: Project,
+) -> None:
+    shop = released
+    # Measure where rollback_started begins in a failed release of 1.1.0, then fail it again
+    # with the journal's file capped inside that line: the rollback cannot be recorded.
+    assert shop.run("release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0").code == 4
+    journal = shop.journals()[-1].read_bytes()
+    cap = journal.index(b'"event":"rollback_started"')
+    cap = journal.rindex(b"\n", 0, cap) + 1 + 30
+
+    result = shop.run("release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0", file_size_limit=cap)
+
+    assert result.code == 5, result
+    assert "cannot write the journal" in result.err
+    assert shop.served_version() == "1.1.0"  # the rollback did not start unrecorded
+    run_id = shop.journals()[-1].stem
+    assert "it had failed at integration, so it cannot be resumed" in result.err
+    assert f"`drillbook abandon {run_id}` closes it" in result.err
+    assert "`drillbook rollback --env staging --to 1.0.0` rolls back and proves it" in result.err
+    assert shop.run("abandon", run_id).code == 0
+    assert shop.run("rollback", "--env", "staging", "--to", "1.0.0").code == 0
+    assert shop.served_version() == "1.0.0"
 
 
 def test_a_note_template_that_crashes_fails_its_step_and_the_release_rolls_back(
