@@ -5,6 +5,7 @@ Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from typing import TYPE_CHECKING, TextIO
@@ -17,6 +18,11 @@ _CODES = {"green": "32", "red": "31", "yellow": "33", "bold": "1", "dim": "2", "
 
 class Console:
     """Writes masked lines to stdout and stderr, with colour where it helps."""
+
+    #: Set by a run (`session.open_session`): a reader that went away (`| head`, a `tee` that
+    #: the same Ctrl-C stopped, a closed terminal) must not stop a release half-way, or turn
+    #: its interruption into a crash; what is not shown is in the journal.
+    keep_going: bool = False
 
     def __init__(
         self,
@@ -53,11 +59,19 @@ class Console:
         text = self.mask(text)
         if style:
             text = self.paint(text, style)
-        print(text, file=self.out, flush=True)
+        self._write(self.out, text)
 
     def error(self, text: str) -> None:
         """One line (or several) to stderr."""
-        print(self.mask(text), file=self.err, flush=True)
+        self._write(self.err, self.mask(text))
+
+    def _write(self, stream: TextIO, text: str) -> None:
+        try:
+            print(text, file=stream, flush=True)
+        except OSError as exc:
+            if not self.keep_going or exc.errno not in (errno.EPIPE, errno.EIO):
+                raise
+            _to_devnull(stream)
 
     def outcome(self, outcome: str) -> str:
         """An outcome word, coloured by what it means."""
@@ -74,3 +88,17 @@ class Console:
             "timeout": "red",
         }.get(outcome, "bold")
         return self.paint(outcome, style)
+
+
+def _to_devnull(stream: TextIO) -> None:
+    """Point the file descriptor under `stream` at /dev/null: later writes, the interpreter's
+    last flush included, go nowhere instead of failing."""
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # not a file (a StringIO): nothing to point
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)

@@ -19,6 +19,8 @@ EXIT_ROLLBACK_FAILED = 5
 EXIT_LOCKED = 75
 EXIT_SIGINT = 130
 EXIT_SIGTERM = 143
+#: A closed terminal (SIGHUP) stops a run as SIGTERM does; 128 + 1, as the shell reports it.
+EXIT_SIGHUP = 129
 
 
 class DrillbookError(Exception):

@@ -181,6 +181,17 @@ def _tail(text: str) -> str:
     return "\n".join(text.splitlines()[-_TAIL_LINES:])[-_TAIL_CHARS:]
 
 
+def _exit_words(code: int) -> str:
+    """How git ended when it said nothing: `git exited 128`, `git was killed by SIGINT`."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"git was killed by {name}, without a message"
+    return f"git exited {code} without a message"
+
+
 def repo_root(path: Path) -> Path:
     """The top folder of the git repository that holds `path`."""
     proc = _git(path, "rev-parse", "--show-toplevel")
@@ -500,7 +511,8 @@ def create_tag(
         if existing is not None:
             raise _tag_elsewhere(root, tag, existing, commit, target)
         require_identity(root)
-        msg = f"git could not create the tag {tag} on {target[:7]}: {_tail(proc.stderr)}"
+        why = _tail(proc.stderr) or _exit_words(proc.returncode)
+        msg = f"git could not create the tag {tag} on {target[:7]}: {why}"
         raise PreconditionFailed(msg)
     if tag_commit(root, tag) != target:
         msg = f"git reported the tag {tag} made, but it does not point at {target[:7]}"

@@ -144,7 +144,7 @@ def entries(root: Path, *, since: float | None = None, env: str | None = None) -
         # The whole first event: list_runs holds only a summary of it.
         out.append(_entry(events[0] if events else first, events, owners_of))
     out.sort(key=lambda e: (_epoch(e.ts) or 0.0, e.run), reverse=True)
-    out = [_still_running(root, e) for e in out]
+    out = [_not_overtaken(root, _still_running(root, e)) for e in out]
     if several_runbooks(root):
         out = [replace(e, undo=for_service(e.undo, e.service)) for e in out]
     return out
@@ -162,6 +162,19 @@ def _still_running(root: Path, entry: Entry) -> Entry:
         return entry
     where = "" if holder["host"] == socket.gethostname() else f" on {holder['host']}"
     return replace(entry, outcome=f"running (pid {holder['pid']}{where})")
+
+
+def _not_overtaken(root: Path, entry: Entry) -> Entry:
+    """`entry` as not resumable when a later run deployed another version to its environment:
+    `resume` refuses it then, as it would release the old version over the new one."""
+    if not entry.resumable:
+        return entry
+    from drillbook.state import deployed_since
+
+    since = deployed_since(root, entry.env, entry.run, service=entry.service or None)
+    if since is None or since.get("version") == entry.version:
+        return entry
+    return replace(entry, resumable=False)
 
 
 def several_runbooks(root: Path) -> bool:

@@ -18,8 +18,8 @@ the normal path. The one exception is after a stop: the death of a grandchild ca
 for (it is not our child), so the group is checked every few milliseconds until it is gone or the
 grace period ends.
 
-`handle_signals` connects SIGINT and SIGTERM to a `StopToken`: the first signal stops the running
-commands, a second one kills them and exits at once.
+`handle_signals` connects SIGINT, SIGTERM and SIGHUP to a `StopToken`: the first signal stops the
+running commands, a second one kills them and exits at once.
 """
 
 from __future__ import annotations
@@ -157,13 +157,20 @@ class StopToken:
 
 @contextlib.contextmanager
 def handle_signals(
-    token: StopToken, signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM)
+    token: StopToken,
+    signals: Sequence[int] = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP),
+    *,
+    last_words: Callable[[str], str] | None = None,
 ) -> Iterator[StopToken]:
-    """Route SIGINT and SIGTERM to `token` while the block runs; restore the old handlers after.
+    """Route SIGINT, SIGTERM and SIGHUP to `token` while the block runs; restore the old
+    handlers after. SIGHUP is a closed terminal (an SSH connection that dropped): left to its
+    default it ended drillbook on the spot, with the command it ran left running in a session
+    of its own and the journal not saying so.
 
     The first signal calls `token.stop(signum)`: running commands are stopped and the caller
     sees outcome "interrupted". A second signal kills the command groups at once and ends the
-    process with `os._exit(128 + signum)`, for the person who presses Ctrl-C twice.
+    process with `os._exit(128 + signum)`, for the person who presses Ctrl-C twice; before it,
+    `last_words(signal name)` is written to stderr as one line, for nothing else is said.
     Must be entered in the main thread (Python delivers signals there only).
     """
     received = 0
@@ -175,6 +182,10 @@ def handle_signals(
             token.stop(signum)
             return
         token.kill()
+        if last_words is not None:
+            # os.write, not print: the main thread may be inside a write to sys.stderr.
+            with contextlib.suppress(Exception):
+                os.write(2, (last_words(_signal_name(signum)).rstrip("\n") + "\n").encode())
         os._exit(128 + signum)
 
     previous: dict[int, signal.Handlers | int | Callable[..., object] | None] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import signal
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -780,18 +781,29 @@ def push_step(session: RunSession, executor: Executor, step: PlannedStep, tag: s
 
 
 def _guarded(executor: Executor, step: PlannedStep, fn: Any) -> StepResult:
-    """Run an in-process step; an error becomes a failed step rather than a crash."""
+    """Run an in-process step; an error becomes a failed step rather than a crash, or an
+    interrupted one when the run was stopped while the step ran."""
     from drillbook.errors import DrillbookError
+
+    def ended(detail: str) -> StepResult:
+        signum = executor.session.stop.signum
+        if signum is None:
+            return StepResult(step, "failed", detail=detail)
+        # Ctrl-C reaches the whole foreground process group: git (and a gpg asking for a
+        # passphrase) dies of it and the step fails. That is the interruption, to be resumed,
+        # not a failure of the release to roll back.
+        name = signal.Signals(signum).name
+        return StepResult(step, "interrupted", detail=f"interrupted by {name}: {detail}")
 
     def action() -> StepResult:
         try:
             return fn()
         except DrillbookError as exc:
-            return StepResult(step, "failed", detail=exc.message)
+            return ended(exc.message)
         except Exception as exc:  # a project's template, a full disk, a bug
             # After the deploy a crash would leave the release half-done; a failed step rolls
             # it back and says why.
-            return StepResult(step, "failed", detail=f"{type(exc).__name__}: {exc}")
+            return ended(f"{type(exc).__name__}: {exc}")
 
     return executor.run(step, action)
 

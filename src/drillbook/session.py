@@ -13,7 +13,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,7 @@ from drillbook.errors import (
 )
 from drillbook.journal import (
     Journal,
+    failure_of,
     how_it_ended,
     journal_path,
     list_runs,
@@ -138,15 +139,49 @@ def unfinished_runs(root: Path, env: str) -> list[dict[str, Any]]:
         if any(e.get("event") in ("run_closed", "run_finished") for e in read.events):
             continue
         first = read.events[0] if read.events else first  # whole, not list_runs' summary
+        left = leftovers_of(first, read.events)
         out.append(
             {
                 **first,
                 "path": str(info.path),
                 "last": info.last,
-                "leftovers": leftovers_of(first, read.events),
+                "leftovers": left,
+                "next": _what_next(first, read.events, stops_first=bool(left)),
             }
         )
     return out
+
+
+def _what_next(first: dict[str, Any], events: list[dict[str, Any]], *, stops_first: bool) -> str:
+    """What to do with a run that never finished, as `resume` and `abandon` will judge it: only
+    a release that had not failed resumes; the others are closed and done again.
+
+    `stops_first`: the run left a command running, which resume stops before it goes on."""
+    run_id = str(first.get("run"))
+    env = first.get("env", "staging")
+    if first.get("action") == "release":
+        advice = failed_release_advice(run_id, first, events)
+        if advice is None:
+            stops = " (it stops what the run left running first)" if stops_first else ""
+            return (
+                f"`drillbook resume {run_id}` continues it from the step it stopped at{stops}; "
+                f"`drillbook abandon {run_id}` closes it once you have checked {env}"
+            )
+        what, hint = advice
+        return f"it {what}, so it cannot be resumed: {hint}"
+    found = first.get("found_version")
+    # A rehearsal cut short leaves staging on whichever version it had reached, and a rehearsal
+    # run again returns to what the journal says runs there now, not to what ran before.
+    back = (
+        f", or `drillbook deploy --env {env} --version {found}` puts back {found}, which ran "
+        "before it"
+        if found and first.get("action") in ("rehearse", "deploy")
+        else ""
+    )
+    return (
+        f"check {env}, then `drillbook abandon {run_id}` closes it (and stops what it left "
+        f"running); then run the {first.get('action')} again if it is still needed{back}"
+    )
 
 
 def leftovers_of(first: dict[str, Any], events: list[dict[str, Any]]) -> list[Leftover] | None:
@@ -164,6 +199,48 @@ def describe_leftovers(run: dict[str, Any], found: list[Leftover] | None) -> str
         return ""
     running = ", ".join(item.describe() for item in found)
     return f"; its {running} {'is' if len(found) == 1 else 'are'} still running"
+
+
+def failed_release_advice(
+    run_id: str, first: dict[str, Any], events: list[dict[str, Any]]
+) -> tuple[str, str] | None:
+    """What a release that had failed was doing when it stopped, and what to do instead of a
+    resume (which refuses it); None when it had not failed, so a resume continues it.
+
+    `first` is its `run_started` event, `events` all of them (`journal.failure_of` judges).
+    """
+    env = first.get("env", "staging")
+    rolling, failed = failure_of(events)
+    if rolling is None and failed is None:
+        return None
+    target = (rolling or {}).get("to_version") or first.get("previous")
+    what = (
+        f"was rolling {env} back to {target or 'its earlier version'}"
+        if rolling is not None
+        else f"had failed at {failed.get('step') if failed else '?'}"
+    )
+    if target and redeployed_by_rollback(events):
+        # `rollback --to` refuses a version the environment already runs: only the proof is
+        # left to do.
+        what += f" (its redeploy had finished, so {env} runs {target}, not yet proven)"
+        finish = _check_it(env, target)
+    elif target:
+        finish = f"`drillbook rollback --env {env} --to {target}` rolls back and proves it"
+    else:
+        finish = f"check {env} and undo the changes by hand, as their rollback says"
+    # Abandon first: until the run is closed, every run that changes the environment (the
+    # rollback too) refuses to start, pointing back here.
+    hint = f"`drillbook abandon {run_id}` closes it (and stops what it left running); then {finish}"
+    return what, hint
+
+
+def redeployed_by_rollback(events: list[dict[str, Any]]) -> bool:
+    """Whether a run's rollback had deployed its target again (its checks may not have run)."""
+    return any(e.get("event") == "deployed" and e.get("by") == "rollback" for e in events)
+
+
+def _check_it(env: str, version: str) -> str:
+    return f"`drillbook integration --env {env} --version {version}` checks {version} there"
 
 
 def require_still_open(root: Path, run_id: str, what: str, env: str) -> None:
@@ -204,15 +281,7 @@ def unfinished_refusal(
         f"started {run.get('ts')}) never finished: it was killed or crashed, so "
         f"{env} may be half-changed" + describe_leftovers(run, run["leftovers"])
     )
-    stops = " (it stops what the run left running first)" if run["leftovers"] else ""
-    return PreconditionFailed(
-        msg,
-        hint=(
-            f"`drillbook resume {run['run']}` continues it from the step it "
-            f"stopped at{stops}; `drillbook abandon {run['run']}` closes it once you "
-            f"have checked {env}"
-        ),
-    )
+    return PreconditionFailed(msg, hint=run["next"])
 
 
 @contextlib.contextmanager
@@ -244,6 +313,7 @@ def open_session(
     console = console or Console(masker=masker)
     if console.masker is None:
         console.masker = masker
+    console.keep_going = True
     root = loaded.root
     run_id = new_run_id()
     held = acquire_lock(root, env, run_id, argv=sys.argv) if lock else None
@@ -300,7 +370,13 @@ def open_session(
             stop=stop,
             retry_safe=retry_safe,
         )
-        with journal, handle_signals(stop):
+        with (
+            journal,
+            handle_signals(
+                stop,
+                last_words=_last_words(action, env, run_id, masker, changes_world=changes_world),
+            ),
+        ):
             session.event(
                 "run_started",
                 run_action=action,
@@ -321,11 +397,9 @@ def open_session(
                 yield session
             except Interrupted as exc:
                 session.outcome, session.exit_code = "interrupted", exc.exit_code
-                if exc.hint is None and action == "release":
-                    exc.hint = (
-                        f"`drillbook resume {run_id}` continues from the interrupted step; "
-                        f"`drillbook abandon {run_id}` closes the run"
-                    )
+                if exc.hint is None:
+                    exc.hint, same_again = _interrupted_advice(session)
+                    exc.retry_safe = exc.retry_safe and same_again
                 if not session.retry_safe and session.changed:
                     exc.retry_safe = False
                     unsafe = (
@@ -343,6 +417,16 @@ def open_session(
                         "the run stopped there: a person must act"
                     )
                     exc.exit_code, exc.retry_safe = EXIT_ROLLBACK_FAILED, False
+                    # "Run the command again" is refused while this run is open: say what
+                    # resume and abandon will accept, from what the journal holds.
+                    with contextlib.suppress(DrillbookError):
+                        events = read_journal(session.journal.path).events
+                        if events:
+                            then = _what_next(events[0], events, stops_first=False)
+                            exc.hint = (
+                                "free disk space or fix the folder's permissions; then, for "
+                                f"this run: {then}"
+                            )
                 session.exit_code = exc.exit_code
                 raise
             except DrillbookError as exc:
@@ -372,18 +456,138 @@ def open_session(
                     session.event("run_crashed", error=f"{type(exc).__name__}: {exc}")
                 raise crash from exc
             finally:
-                with contextlib.suppress(Exception):
-                    session.event(
-                        "run_finished",
-                        outcome=session.outcome,
-                        exit=session.exit_code,
-                        duration_ms=session.elapsed_ms(),
-                    )
+                _record_end(session)
     finally:
         for taken in reversed(also):
             taken.release()
         if held is not None:
             held.release()
+
+
+def _last_words(
+    action: str, env: str, run_id: str, masker: Masker, *, changes_world: bool
+) -> Callable[[str], str]:
+    """The line a second signal leaves before the process ends at once: its journal stops
+    where the run was, as a killed run's does, and the next run asks what to do with it."""
+    then = (
+        f"`drillbook resume {run_id}` continues it, `drillbook abandon {run_id}` closes it"
+        if action == "release"
+        else f"check {env}, then `drillbook abandon {run_id}` closes it"
+    )
+    left = (
+        f"; run {run_id} is left unfinished and a run that changes {env} refuses to start "
+        f"until it is closed: {then}"
+        if changes_world
+        else ""
+    )
+
+    def words(name: str) -> str:
+        return masker.mask(
+            f"drillbook {action}: a second {name}: stopped at once, the running command's "
+            f"process group killed{left}"
+        )
+
+    return words
+
+
+def _record_end(session: RunSession) -> None:
+    """Write `run_finished`. When that is the first write to fail, say so: the run did its
+    work, but its journal now looks like that of a run that was killed."""
+    was_broken = session.journal.broken
+    try:
+        session.event(
+            "run_finished",
+            outcome=session.outcome,
+            exit=session.exit_code,
+            duration_ms=session.elapsed_ms(),
+        )
+    except JournalUnwritable as exc:
+        if was_broken:
+            return  # the error that stopped the run says so already
+        run_id = session.run_id
+        with contextlib.suppress(Exception):
+            session.console.error(
+                f"warning: {exc.message}, so it does not record that run {run_id} ended "
+                f"({session.outcome}); a run that changes {session.env} takes it for a run "
+                f"that was killed and refuses to start: once there is room, "
+                f"`drillbook abandon {run_id}` closes it"
+            )
+    except Exception:  # noqa: S110 - the end of a run must not hide how the run ended
+        pass
+
+
+def _interrupted_advice(session: RunSession) -> tuple[str | None, bool]:
+    """What to do after a run was interrupted, read from its journal; and whether the same
+    command run again does what this one set out to do (a "retry safe" answer).
+
+    A release is resumed, or, when it had failed and was rolling back (which a resume
+    refuses), its rollback is finished. A rollback, a rehearsal or a deploy is run again; but a
+    rollback whose redeploy had finished left the environment on its target, and the same
+    command again would roll back one version further.
+    """
+    run_id, env, action = session.run_id, session.env, session.action
+    try:
+        events = read_journal(session.journal.path).events
+    except DrillbookError:  # deleted or unreadable meanwhile: advise from what is known
+        events = []
+    first = events[0] if events else {}
+    if action == "release":
+        advice = failed_release_advice(run_id, first, events)
+        if advice is None:
+            return (
+                f"`drillbook resume {run_id}` continues from the interrupted step; "
+                f"`drillbook abandon {run_id}` closes the run"
+            ), True
+        what, hint = advice
+        return f"the release {what}, so it cannot be resumed: {hint}", True
+    if not session.changed:
+        return None, True
+    version = session.version
+    if action == "rollback":
+        rolling = next((e for e in events if e.get("event") == "rollback_started"), {})
+        target = rolling.get("to_version") or first.get("to_version")
+        if target and redeployed_by_rollback(events):
+            further = _previous_of(session, target)
+            return (
+                f"its redeploy of {target} had finished, so {env} runs {target}, but its "
+                f"checks were cut short: the rollback is not proven. {_check_it(env, target)}; "
+                "running the rollback again would go back further"
+                + (f", from {target} to {further}" if further else "")
+            ), False
+        again = f"drillbook rollback --env {env}" + (f" --to {target}" if target else "")
+        return (
+            f"{env} may be half rolled back from {version or 'its version'} to "
+            f"{target or 'the earlier one'}: `{again}` runs the rollback again"
+        ), True
+    found = first.get("found_version")
+    back = (
+        f"; `drillbook deploy --env {env} --version {found}` puts back {found}, which ran before"
+        if found and (action == "rehearse" or found != version)
+        else ""
+    )
+    if action == "rehearse":
+        return (
+            f"{env} may run {first.get('previous') or 'the earlier version'} or {version}, or "
+            f"one half-deployed: `drillbook rehearse --version {version}` runs the rehearsal "
+            f"again from its baseline{back}"
+        ), True
+    if action == "deploy":
+        return (
+            f"{env} may be half-deployed: `drillbook deploy --env {env} --version {version}` "
+            f"deploys {version} again{back}"
+        ), True
+    return None, True
+
+
+def _previous_of(session: RunSession, version: str) -> str | None:
+    """The released version below `version` (git tags), or None when there is none or git
+    cannot say."""
+    from drillbook import gitops
+
+    try:
+        return gitops.previous_version(session.root, version, session.loaded.runbook.tag)
+    except DrillbookError:
+        return None
 
 
 def _taken_over(held: Lock) -> dict[str, Any]:

@@ -36,6 +36,24 @@ def current_version(root: Path, env: str, *, service: str | None = None) -> str 
     return None
 
 
+def deployed_since(
+    root: Path, env: str, run_id: str, *, service: str | None = None
+) -> dict[str, Any] | None:
+    """The newest `deployed` event on `env` of a run that started after run `run_id`, or None.
+
+    Runs are read newest first, up to the journal of `run_id` itself.
+    """
+    for event in _events_newest_first(root, env):
+        if event.get("run") == run_id:
+            return None
+        if event.get("event") != "deployed" or event.get("env") != env:
+            continue
+        if service is not None and event.get("service") not in (None, service):
+            continue
+        return event
+    return None
+
+
 def _version(deployed: dict[str, Any]) -> str | None:
     """The version a `deployed` event names; None ("not known") when it names none as text.
 

@@ -318,6 +318,16 @@ releases:
               expect: {{json: {{version: 1.0.0}}}}
 {extra_releases}"""
 
+SLOW_GPG = """\
+#!/bin/sh
+# A gpg that waits for its passphrase until FIXTURE_GPG_SLEEP seconds have gone.
+cat >/dev/null
+touch "$0.started"
+sleep "${FIXTURE_GPG_SLEEP:-30}"
+echo "[GNUPG:] SIG_CREATED D 1 8 00 1700000000 0123456789ABCDEF" >&2
+printf -- '-----BEGIN PGP SIGNATURE-----\\n\\nZmFrZQ==\\n-----END PGP SIGNATURE-----\\n'
+"""
+
 EXTRA_RELEASE = """\
   - version: 1.2.0
     changes:
@@ -425,8 +435,13 @@ class Project:
         )
         return Run(args, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
 
-    def start(self, *args: str, **env: str) -> subprocess.Popen[str]:
-        """Start `drillbook ARGS` in the background (for signals and locks)."""
+    def start(self, *args: str, new_session: bool = False, **env: str) -> subprocess.Popen[str]:
+        """Start `drillbook ARGS` in the background (for signals and locks).
+
+        `new_session`: in a process group of its own, as a terminal runs a command, so that
+        `os.killpg(proc.pid, SIGINT)` is a Ctrl-C: it reaches drillbook and the programs it runs
+        in its own group (git), not the commands it starts in groups of their own.
+        """
         proc = subprocess.Popen(
             [str(DRILLBOOK), *args],
             cwd=self.root,
@@ -435,6 +450,7 @@ class Project:
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            start_new_session=new_session,
         )
         self.started.append(proc)
         return proc
@@ -458,6 +474,26 @@ class Project:
                     raise AssertionError(msg)
                 seen += chunk
         return seen.decode()
+
+    def sign_tags_slowly(self) -> None:
+        """Make git sign every tag with a gpg that waits FIXTURE_GPG_SLEEP seconds (default
+        30) for its passphrase, as a person's pinentry does."""
+        gpg = self.home / "slow-gpg"
+        gpg.write_text(SLOW_GPG)
+        gpg.chmod(0o755)
+        self.git("config", "tag.gpgSign", "true")
+        self.git("config", "gpg.program", str(gpg))
+
+    def wait_for_signing(self, proc: subprocess.Popen[str], timeout: float = 30) -> None:
+        """Wait until the gpg of `sign_tags_slowly` runs for `proc`."""
+        marker = self.home / "slow-gpg.started"
+        until = time.monotonic() + timeout
+        while not marker.exists():
+            if proc.poll() is not None or time.monotonic() > until:
+                out, err = proc.communicate()
+                msg = f"the tag was never signed ({proc.returncode}):\n{out}\n{err}"
+                raise AssertionError(msg)
+            time.sleep(0.02)
 
     def git(self, *args: str) -> str:
         """Run git in the project; its stdout."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import time
@@ -415,3 +416,22 @@ def test_tag_is_not_refused_for_what_only_a_release_needs(shop: Project) -> None
     assert tagged.code == 0, tagged
     assert "created v1.1.0" in tagged.out
     assert shop.tags() == ["v1.1.0"]
+
+
+def test_ctrl_c_while_tag_by_hand_is_signed_exits_130_not_as_refused(shop: Project) -> None:
+    # Ctrl-C reaches git and the gpg it waits for; git fails because of it: an interruption.
+    shop.sign_tags_slowly()
+    proc = shop.start("tag", "--version", "1.0.0", new_session=True)
+    shop.wait_for_signing(proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+
+    assert proc.returncode == 130, out + err
+    assert "interrupted by SIGINT while git made the tag v1.0.0" in err
+    assert "git was killed by SIGINT" in err
+    events = shop.events()
+    assert events[-1]["outcome"] == "interrupted"
+    assert events[-1]["exit"] == 130
+    assert shop.tags() == []
+    assert shop.run("tag", "--version", "1.0.0", FIXTURE_GPG_SLEEP="0").code == 0
+    assert shop.tags() == ["v1.0.0"]

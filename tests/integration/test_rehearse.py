@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -205,6 +206,41 @@ def test_a_broken_version_is_rolled_back_proven_and_exits_4(released: Project) -
     report = json.loads((shop.root / event["report_json"]).read_text())
     assert report["failed_step"] == "integration"
     assert report["left_on"] == "1.0.0"
+
+
+def test_a_rehearsal_cut_short_in_its_rollback_says_where_staging_may_be(
+    released: Project,
+) -> None:
+    shop = released
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    runbook.write_text(
+        runbook.read_text().replace(
+            "          summary: Deploy 1.0.0 again; the feature goes away.\n"
+            "          retry_safe: true\n",
+            "          summary: Deploy 1.0.0 again; the feature goes away.\n"
+            "          retry_safe: true\n"
+            "          steps:\n"
+            "            - [python, -c, \"import time; print('undoing', flush=True); "
+            'time.sleep(30)"]\n',
+            1,
+        )
+    )
+    shop.commit("a slow rollback step")
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    proc = shop.start("rehearse", "--version", "1.1.0")
+    shop.read_until(proc, "undoing")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+
+    assert proc.returncode == 143, out + err
+    assert "staging may run 1.0.0 or 1.1.0, or one half-deployed" in err
+    assert "`drillbook rehearse --version 1.1.0` runs the rehearsal again from its baseline" in err
+    assert "`drillbook deploy --env staging --version 1.1.0` puts back 1.1.0" in err
+    assert shop.events()[-1]["outcome"] == "interrupted"
+    assert not shop.strays()
+    again = shop.run("deploy", "--env", "staging", "--version", "1.1.0")
+    assert again.code == 0, again
+    assert shop.served_version() == "1.1.0"
 
 
 def test_a_rollback_that_fails_after_a_good_version_exits_5_on_the_working_version(

@@ -76,7 +76,10 @@ def test_a_deploy_whose_grandchild_never_ends_times_out_and_rolls_back(
 # --- signals --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+# SIGHUP: the terminal was closed (an SSH connection that dropped); 128 + 1, as for the others.
+@pytest.mark.parametrize(
+    ("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130), (signal.SIGHUP, 129)]
+)
 def test_a_signal_mid_step_stops_the_step_and_records_it(
     shop: Project, signum: int, code: int
 ) -> None:
@@ -98,6 +101,97 @@ def test_a_signal_mid_step_stops_the_step_and_records_it(
     assert events[-1]["outcome"] == "interrupted"
     assert events[-1]["exit"] == code
     assert shop.served_version() is None
+
+
+def test_a_signal_during_the_automatic_rollback_says_to_finish_it_not_to_resume(
+    released: Project,
+) -> None:
+    shop = released
+    # 1.1.0 fails its checks; the redeploy of 1.0.0 that rolls it back hangs.
+    proc = shop.start("release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0", FIXTURE_HANG="1.0.0")
+    shop.read_until(proc, "rollback-deploy │ deploying 1.0.0")
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=GRACE + 5)
+
+    assert proc.returncode == 143, out + err
+    run_id = shop.journals()[-1].stem
+    assert finished(shop.events(), "rollback-deploy")["outcome"] == "interrupted"
+    assert f"drillbook resume {run_id}" not in err
+    assert "the release was rolling staging back to 1.0.0, so it cannot be resumed" in err
+    assert f"`drillbook abandon {run_id}` closes it" in err
+    assert "`drillbook rollback --env staging --to 1.0.0` rolls back and proves it" in err
+    assert not shop.strays()
+    # What it says works.
+    assert shop.run("resume", run_id).code == 3
+    assert shop.run("abandon", run_id).code == 0
+    rolled = shop.run("rollback", "--env", "staging", "--to", "1.0.0")
+    assert rolled.code == 0, rolled
+    assert shop.served_version() == "1.0.0"
+
+
+def test_a_deploy_by_hand_cut_short_says_how_to_deploy_again_or_put_back(
+    released: Project,
+) -> None:
+    shop = released
+    proc = shop.start("deploy", "--version", "1.1.0", FIXTURE_HANG="1.1.0")
+    shop.read_until(proc, "deploying 1.1.0")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=GRACE + 5)
+
+    assert proc.returncode == 130, out + err
+    assert finished(shop.events(), "deploy")["outcome"] == "interrupted"
+    assert "staging may be half-deployed" in err
+    assert "`drillbook deploy --env staging --version 1.1.0` deploys 1.1.0 again" in err
+    assert "`drillbook deploy --env staging --version 1.0.0` puts back 1.0.0" in err
+    assert not shop.strays()
+
+
+def test_ctrl_c_that_also_stops_the_reader_of_the_output_is_an_interruption_not_a_crash(
+    shop: Project,
+) -> None:
+    # `drillbook release | tee release.log` and Ctrl-C: tee dies of it too, so the lines that
+    # say where the run stopped meet a closed pipe.
+    proc = start_slow_release(shop)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=GRACE + 5)
+
+    assert proc.returncode == 130, err
+    assert "interrupted by SIGINT" in err
+    assert "internal error" not in err
+    events = shop.events()
+    assert finished(events, "unit")["outcome"] == "interrupted"
+    assert not by_name(events, "run_crashed")
+    assert (events[-1]["outcome"], events[-1]["exit"]) == ("interrupted", 130)
+    run_id = shop.journals()[-1].stem
+    assert shop.run("resume", run_id).code == 0
+
+
+def test_a_release_whose_reader_goes_away_finishes_and_journals_it(shop: Project) -> None:
+    # `drillbook release | head -1`: a closed pipe does not stop a release half-way.
+    proc = shop.start("release", "--version", "1.0.0")
+    assert proc.stdout is not None
+    proc.stdout.readline()
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 0, err
+    assert shop.events()[-1]["outcome"] == "ok"
+    assert shop.tags() == ["v1.0.0"]
+    assert shop.served_version() == "1.0.0"
+
+
+def test_a_signal_after_the_journal_was_deleted_still_exits_as_interrupted(shop: Project) -> None:
+    # Someone cleans .drillbook/ while a release runs: the run still ends as a signal says.
+    proc = start_slow_release(shop)
+    shop.journals()[-1].unlink()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=GRACE + 5)
+
+    assert proc.returncode == 143, out + err
+    assert "interrupted by SIGTERM" in err
+    assert not shop.leftovers()
 
 
 def test_resume_continues_from_the_interrupted_step_and_repeats_no_finished_one(
@@ -139,6 +233,29 @@ def test_resume_continues_from_the_interrupted_step_and_repeats_no_finished_one(
     assert f"run {run_id} was resumed by run {resumer} at 20" in again.err
     assert "drillbook history --since all" in again.err
     assert f"run {resumer} finished (ok) at 20" in shop.run("abandon", resumer).err
+
+
+def test_resume_refuses_a_run_overtaken_by_a_later_release_it_would_deploy_over(
+    shop: Project,
+) -> None:
+    run_id = interrupted_release(shop)
+    assert shop.run("release", "--version", "1.0.0").code == 0
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    later = shop.journals()[-1].stem
+
+    result = shop.run("resume", run_id)
+
+    assert result.code == 3, result
+    assert f"since run {run_id} (release 1.0.0) stopped, run {later} deployed 1.1.0" in result.err
+    assert "a resume would release 1.0.0 over it" in result.err
+    assert f"`drillbook abandon {run_id}` closes it" in result.err
+    assert shop.served_version() == "1.1.0"
+    assert not by_name(shop.events(run_id), "run_closed")
+    # history says the same: not resume, abandon.
+    history = shop.run("history")
+    assert f"`drillbook resume {run_id}`" not in history.out
+    assert f"`drillbook abandon {run_id}`" in history.out
+    assert shop.run("abandon", run_id).code == 0
 
 
 def test_abandon_closes_an_interrupted_run(shop: Project) -> None:
@@ -314,7 +431,7 @@ def test_a_second_signal_exits_at_once(shop: Project) -> None:
     time.sleep(0.3)
     began = time.monotonic()
     proc.send_signal(signal.SIGTERM)
-    proc.communicate(timeout=GRACE)
+    _, err = proc.communicate(timeout=GRACE)
 
     assert time.monotonic() - began < 1.5
     assert proc.returncode == 143
@@ -322,6 +439,45 @@ def test_a_second_signal_exits_at_once(shop: Project) -> None:
     while shop.leftovers() and time.monotonic() < until:
         time.sleep(0.02)
     assert not shop.leftovers()
+    # Said on the way out, since nothing else is: the run is left as a killed one is.
+    run_id = shop.journals()[-1].stem
+    assert "drillbook release: a second SIGTERM: stopped at once" in err
+    assert f"run {run_id} is left unfinished" in err
+    assert f"`drillbook resume {run_id}` continues it" in err
+    refused = shop.run("release", "--version", "1.0.0")
+    assert refused.code == 3, refused
+    assert run_id in refused.err
+
+
+def test_ctrl_c_while_the_tag_is_signed_interrupts_the_release_and_resume_tags(
+    shop: Project,
+) -> None:
+    # git signs the tag with a gpg that waits for a passphrase; Ctrl-C reaches the whole
+    # foreground group, git and gpg included, so git fails: that is the interruption, not a
+    # failed tag to roll back.
+    shop.sign_tags_slowly()
+    proc = shop.start("release", "--version", "1.0.0", new_session=True)
+    shop.wait_for_signing(proc)
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=GRACE + 5)
+
+    assert proc.returncode == 130, out + err
+    assert "rolling back" not in out
+    assert f"drillbook resume {shop.journals()[-1].stem}" in err
+    events = shop.events()
+    tag = finished(events, "tag")
+    assert tag["outcome"] == "interrupted", tag
+    assert "SIGINT" in tag["detail"]
+    assert not by_name(events, "rollback_started")
+    assert events[-1]["outcome"] == "interrupted"
+    assert shop.tags() == []
+    assert shop.served_version() == "1.0.0"
+
+    run_id = shop.journals()[-1].stem
+    resumed = shop.run("resume", run_id, FIXTURE_GPG_SLEEP="0")
+    assert resumed.code == 0, resumed
+    assert started_steps(shop.events()) == ["tag", "rollback-note"]
+    assert shop.tags() == ["v1.0.0"]
 
 
 def gate_pids(shop: Project) -> list[int]:
@@ -374,6 +530,76 @@ def test_after_sigkill_the_next_release_names_what_is_left_running(shop: Project
     assert stopped["stopped"] == [{"step": "unit", "pgid": orphans[0], "pids": orphans}]
     assert started_steps(new)[0] == "unit"
     assert shop.served_version() == "1.0.0"
+
+
+def test_after_sigkill_during_the_rollback_the_next_run_says_to_abandon_not_resume(
+    released: Project,
+) -> None:
+    shop = released
+    proc = shop.start("release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0", FIXTURE_HANG="1.0.0")
+    shop.read_until(proc, "rollback-deploy │ deploying 1.0.0")
+    proc.kill()
+    proc.communicate()
+    run_id = shop.journals()[-1].stem
+
+    result = shop.run("rollback", "--env", "staging")
+
+    assert result.code == 3, result
+    assert f"run {run_id} (release of shop 1.1.0 on staging" in result.err
+    assert f"drillbook resume {run_id}" not in result.err
+    assert "it was rolling staging back to 1.0.0, so it cannot be resumed" in result.err
+    assert f"`drillbook abandon {run_id}` closes it" in result.err
+    assert shop.run("resume", run_id).code == 3  # as it said
+    assert shop.run("abandon", run_id).code == 0
+    assert shop.run("rollback", "--env", "staging", "--to", "1.0.0").code == 0
+    assert shop.served_version() == "1.0.0"
+    assert not shop.strays()
+
+
+def test_after_sigkill_of_a_deploy_the_next_run_says_to_abandon_it(released: Project) -> None:
+    shop = released
+    proc = shop.start("deploy", "--version", "1.1.0", FIXTURE_HANG="1.1.0")
+    shop.read_until(proc, "deploying 1.1.0")
+    proc.kill()
+    proc.communicate()
+    run_id = shop.journals()[-1].stem
+
+    result = shop.run("deploy", "--version", "1.1.0")
+
+    assert result.code == 3, result
+    assert f"drillbook resume {run_id}" not in result.err  # only a release resumes
+    assert f"check staging, then `drillbook abandon {run_id}` closes it" in result.err
+    assert "then run the deploy again if it is still needed" in result.err
+    assert "`drillbook deploy --env staging --version 1.0.0` puts back 1.0.0" in result.err
+    assert shop.run("abandon", run_id).code == 0
+    assert shop.run("deploy", "--version", "1.1.0").code == 0
+    assert not shop.strays()
+
+
+def test_a_resume_stopped_before_its_first_step_is_resumed_without_repeating_any(
+    shop: Project,
+) -> None:
+    # The gate ignores TERM, so the resume waits out the grace period to stop it: a signal
+    # then stops the resume before it has journaled a step of its own.
+    proc = start_slow_release(shop, FIXTURE_IGNORE_TERM="1")
+    killed = shop.journals()[-1].stem
+    proc.kill()
+    proc.communicate()
+    resume = shop.start("resume", killed)
+    shop.read_until(resume, f"stopping what run {killed} left running")
+    resume.send_signal(signal.SIGINT)
+    out, err = resume.communicate(timeout=GRACE + 10)
+    assert resume.returncode == 130, out + err
+    stopped = shop.journals()[-1].stem
+    assert not started_steps(shop.events(stopped))
+
+    result = shop.run("resume", stopped)
+
+    assert result.code == 0, result
+    new = shop.events()
+    # preflight and lint finished in the first run: never run again.
+    assert [e["step"] for e in by_name(new, "step_skipped")] == ["preflight", "lint"]
+    assert started_steps(new)[0] == "unit"
 
 
 def test_abandon_after_sigkill_stops_what_the_run_left_running(shop: Project) -> None:
@@ -655,6 +881,37 @@ def test_a_journal_that_cannot_be_written_stops_the_run_before_it_changes_anythi
     run_id = journal.stem
     assert shop.run("abandon", run_id).code == 0
     assert shop.run("release", "--version", "1.0.0").code == 0
+
+
+def test_a_journal_that_fills_up_at_the_last_event_says_the_run_looks_killed(
+    shop: Project,
+) -> None:
+    # Measure where run_finished starts in a whole release, then release again with the
+    # journal's file capped in the middle of that line: only the end cannot be recorded.
+    assert shop.run("release", "--version", "1.0.0").code == 0
+    journal = shop.journals()[-1].read_bytes()
+    cap = journal.index(b'"event":"run_finished"')
+    cap = journal.rindex(b"\n", 0, cap) + 1 + 90
+    shop.git("tag", "-d", "v1.0.0")
+    (shop.root / "notes" / "shop-1.0.0-rollback.md").unlink()
+
+    result = shop.run("release", "--version", "1.0.0", file_size_limit=cap)
+
+    assert result.code == 0, result
+    assert "release 1.0.0 of shop is done on staging" in result.out
+    run_id = shop.journals()[-1].stem
+    assert "warning: cannot write the journal" in result.err
+    assert f"it does not record that run {run_id} ended (ok)" in result.err
+    assert f"`drillbook abandon {run_id}` closes it" in result.err
+    events = [json.loads(line) for line in shop.journals()[-1].read_bytes().split(b"\n")[:-1]]
+    assert events[-1]["event"] == "step_finished"
+    assert events[-1]["step"] == "rollback-note"
+    # As it said: a run that changes staging refuses, and abandon closes the run.
+    refused = shop.run("deploy", "--version", "1.0.0")
+    assert refused.code == 3, refused
+    assert run_id in refused.err
+    assert shop.run("abandon", run_id).code == 0
+    assert shop.run("deploy", "--version", "1.0.0").code == 0
 
 
 @pytest.mark.parametrize(

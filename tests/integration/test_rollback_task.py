@@ -82,6 +82,63 @@ def test_a_rollback_not_safe_to_repeat_says_so_when_cut_short(released: Project)
     assert shop.events()[0]["retry_safe"] is False
 
 
+def test_a_rollback_cut_short_in_its_checks_says_it_would_go_further_if_run_again(
+    released: Project,
+) -> None:
+    shop = released
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text().replace(
+        "          summary: Deploy 1.0.0 again; the feature goes away.\n"
+        "          retry_safe: true\n"
+        "          checks:\n",
+        "          summary: Deploy 1.0.0 again; the feature goes away.\n"
+        "          retry_safe: true\n"
+        "          checks:\n"
+        "            - run: [python, -c, \"import time; print('checking', flush=True); "
+        'time.sleep(30)"]\n',
+        1,
+    )
+    assert "checking" in text
+    runbook.write_text(text)
+    shop.commit("a slow rollback check")
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    proc = shop.start("rollback", "--env", "staging")
+    shop.wait_for_event(
+        lambda e: e.get("event") == "command_started" and e.get("step") == "rollback-checks",
+        proc=proc,
+    )
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+
+    assert proc.returncode == 143, out + err
+    # The redeploy finished: staging runs 1.0.0, and the same command again would not finish
+    # this rollback but make another one, from 1.0.0 further down.
+    assert shop.served_version() == "1.0.0"
+    assert "its redeploy of 1.0.0 had finished, so staging runs 1.0.0" in err
+    assert "the rollback is not proven" in err
+    assert "`drillbook integration --env staging --version 1.0.0` checks 1.0.0 there" in err
+    assert "running the rollback again would go back further" in err
+    assert "retry safe: no" in err
+    assert not shop.strays()
+
+
+def test_a_rollback_cut_short_in_its_redeploy_says_to_run_it_again(released: Project) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    proc = shop.start("rollback", "--env", "staging", FIXTURE_HANG="1.0.0")
+    shop.read_until(proc, "deploying 1.0.0")
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+
+    assert proc.returncode == 130, out + err
+    assert "staging may be half rolled back from 1.1.0 to 1.0.0" in err
+    assert "`drillbook rollback --env staging --to 1.0.0` runs the rollback again" in err
+    assert "retry safe: yes" in err
+    again = shop.run("rollback", "--env", "staging", "--to", "1.0.0")
+    assert again.code == 0, again
+    assert shop.served_version() == "1.0.0"
+
+
 def test_a_journal_that_fills_up_after_the_deploy_is_not_nothing_changed(
     released: Project,
 ) -> None:
@@ -104,6 +161,34 @@ def test_a_journal_that_fills_up_after_the_deploy_is_not_nothing_changed(
     assert "a person must act" in result.err
     assert "retry safe: no" in result.err
     assert shop.served_version() == "1.1.0"
+    # Not "run the command again", which refuses while the run is open: how to go on.
+    run_id = shop.journals()[-1].stem
+    assert f"`drillbook resume {run_id}` continues it from the step it stopped at" in result.err
+
+
+def test_a_journal_that_fills_up_when_the_rollback_would_start_says_how_to_finish_it(
+    released: Project,
+) -> None:
+    shop = released
+    # Measure where rollback_started begins in a failed release of 1.1.0, then fail it again
+    # with the journal's file capped inside that line: the rollback cannot be recorded.
+    assert shop.run("release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0").code == 4
+    journal = shop.journals()[-1].read_bytes()
+    cap = journal.index(b'"event":"rollback_started"')
+    cap = journal.rindex(b"\n", 0, cap) + 1 + 30
+
+    result = shop.run("release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0", file_size_limit=cap)
+
+    assert result.code == 5, result
+    assert "cannot write the journal" in result.err
+    assert shop.served_version() == "1.1.0"  # the rollback did not start unrecorded
+    run_id = shop.journals()[-1].stem
+    assert "it had failed at integration, so it cannot be resumed" in result.err
+    assert f"`drillbook abandon {run_id}` closes it" in result.err
+    assert "`drillbook rollback --env staging --to 1.0.0` rolls back and proves it" in result.err
+    assert shop.run("abandon", run_id).code == 0
+    assert shop.run("rollback", "--env", "staging", "--to", "1.0.0").code == 0
+    assert shop.served_version() == "1.0.0"
 
 
 def test_a_note_template_that_crashes_fails_its_step_and_the_release_rolls_back(

@@ -45,3 +45,25 @@ def test_a_run_whose_checks_failed_is_refused_even_before_its_rollback_began() -
     with pytest.raises(PreconditionFailed) as refused:
         _require_resumable("r3", FIRST, events)
     assert "had failed at integration" in refused.value.message
+
+
+def test_a_run_stopped_after_its_redeploy_points_to_the_proof_not_to_a_rollback() -> None:
+    # `rollback --to 1.0.0` refuses while staging runs 1.0.0: only the checks are left.
+    events = [
+        FIRST,
+        step("deploy", "ok"),
+        step("integration", "failed"),
+        {"event": "rollback_started", "from_version": "1.1.0", "to_version": "1.0.0"},
+        step("rollback-deploy", "ok"),
+        {"event": "deployed", "version": "1.0.0", "by": "rollback"},
+        step("rollback-checks", "interrupted"),
+    ]
+    with pytest.raises(PreconditionFailed) as refused:
+        _require_resumable("r4", FIRST, events)
+    assert "its redeploy had finished, so staging runs 1.0.0, not yet proven" in (
+        refused.value.message
+    )
+    assert refused.value.hint == (
+        "`drillbook abandon r4` closes it (and stops what it left running); then "
+        "`drillbook integration --env staging --version 1.0.0` checks 1.0.0 there"
+    )

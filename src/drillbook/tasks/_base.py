@@ -15,6 +15,7 @@ from drillbook.errors import (
     EXIT_INVALID,
     EXIT_LOCKED,
     EXIT_PRECONDITION,
+    EXIT_SIGHUP,
     EXIT_SIGINT,
     EXIT_SIGTERM,
     DrillbookError,
@@ -77,6 +78,7 @@ _ERROR_OUTCOMES = {
     EXIT_INVALID: "invalid",
     EXIT_PRECONDITION: "refused",
     EXIT_LOCKED: "locked",
+    EXIT_SIGHUP: "interrupted",
     EXIT_SIGINT: "interrupted",
     EXIT_SIGTERM: "interrupted",
 }

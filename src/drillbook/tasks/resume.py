@@ -203,12 +203,13 @@ def resume(c: Context, run: str | None = None) -> None:
             ),
         )
     _require_resumable(info.run_id, first, events)
+    _require_not_overtaken(root, info.run_id, first)
     done = frozenset(
         e["step"]
         for e in events
         if e.get("event") in ("step_finished", "step_skipped")
         and e.get("outcome", "ok") in ("ok", "done")
-    )
+    ) | _done_before(first)
     params = first.get("params", {})
     # The old run is closed only once the new one holds the lock, after the preflight: a resume
     # that is refused leaves it as it was, resumable.
@@ -240,6 +241,9 @@ def resume(c: Context, run: str | None = None) -> None:
             "previous": found.previous,
             # What the run it continues said: who owns the changes, how to undo them.
             **{key: first[key] for key in ("changes", "undo", "head") if key in first},
+            # The steps it will skip, for the resume of this run if it is stopped before it
+            # has journaled them one by one (while it stops what the old run left running).
+            "done": sorted(done),
         },
         resuming=info.run_id,
     ) as session:
@@ -260,6 +264,40 @@ def resume(c: Context, run: str | None = None) -> None:
         raise Exit(code=outcome.exit_code)
 
 
+def _require_not_overtaken(root: Path, run_id: str, first: dict[str, Any]) -> None:
+    """Refuse to resume a release after another run deployed another version to its
+    environment: the resume would deploy its own over it, or tag and note a release the
+    environment no longer runs."""
+    from drillbook.errors import PreconditionFailed
+    from drillbook.state import deployed_since
+
+    env = str(first.get("env", "staging"))
+    version = first.get("version")
+    since = deployed_since(root, env, run_id, service=first.get("service"))
+    if since is None or since.get("version") == version:
+        return
+    msg = (
+        f"since run {run_id} (release {version}) stopped, run {since.get('run')} deployed "
+        f"{since.get('version')} to {env} at {since.get('ts')}: a resume would release "
+        f"{version} over it"
+    )
+    raise PreconditionFailed(
+        msg,
+        hint=(
+            f"`drillbook abandon {run_id}` closes it; then `drillbook release --version "
+            f"{version}` if {version} is what {env} should run"
+        ),
+    )
+
+
+def _done_before(first: dict[str, Any]) -> frozenset[str]:
+    """The steps a resumed run found finished in the runs before it (its `done` field)."""
+    done = first.get("done")
+    if not isinstance(done, list):
+        return frozenset()
+    return frozenset(step for step in done if isinstance(step, str))
+
+
 def _require_resumable(run_id: str, first: dict[str, Any], events: list[dict[str, Any]]) -> None:
     """Refuse to resume a run that had failed: it was rolling back, or about to.
 
@@ -268,31 +306,14 @@ def _require_resumable(run_id: str, first: dict[str, Any], events: list[dict[str
     half-done while the release went on.
     """
     from drillbook.errors import PreconditionFailed
-    from drillbook.journal import failure_of
+    from drillbook.session import failed_release_advice
 
-    env = first.get("env", "staging")
-    rolling, failed = failure_of(events)
-    if rolling is None and failed is None:
+    advice = failed_release_advice(run_id, first, events)
+    if advice is None:
         return
-    target = (rolling or {}).get("to_version") or first.get("previous")
-    what = (
-        f"was rolling {env} back to {target or 'its earlier version'}"
-        if rolling is not None
-        else f"had failed at {failed.get('step') if failed else '?'}"
-    )
-    finish = (
-        f"`drillbook rollback --env {env} --to {target}` rolls back and proves it"
-        if target
-        else f"check {env} and undo the changes by hand, as their rollback says"
-    )
-    # Abandon first: until the run is closed, every run that changes the environment (the
-    # rollback too) refuses to start, pointing back here.
+    what, hint = advice
     raise PreconditionFailed(
-        f"run {run_id} {what} when it stopped: it cannot be resumed as a release",
-        hint=(
-            f"`drillbook abandon {run_id}` closes it (and stops what it left running); "
-            f"then {finish}"
-        ),
+        f"run {run_id} {what} when it stopped: it cannot be resumed as a release", hint=hint
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from typing import Any
 
 from invoke import Context, Exit
@@ -296,7 +297,7 @@ def tag(
 ) -> None:
     """Make the annotated tag of a version: its changes, owners and rollback summary."""
     from drillbook import gitops
-    from drillbook.errors import Interrupted, StepFailed, TagElsewhere
+    from drillbook.errors import Interrupted, PreconditionFailed, StepFailed, TagElsewhere
     from drillbook.leftovers import RUN_VARIABLE
     from drillbook.release import pick_version, preflight, push_later, tag_message
     from drillbook.session import open_session
@@ -331,7 +332,18 @@ def tag(
             )
         else:
             message = tag_message(loaded.runbook, release_, found.previous, masker=session.masker)
-            state = gitops.create_tag(loaded.root, found.tag, message, commit=commit)
+            try:
+                state = gitops.create_tag(loaded.root, found.tag, message, commit=commit)
+            except PreconditionFailed as exc:
+                signum = session.stop.signum
+                if signum is None:
+                    raise
+                # Ctrl-C reaches git (and a gpg asking for a passphrase) too: it failed of it.
+                msg = (
+                    f"interrupted by {signal.Signals(signum).name} while git made the tag "
+                    f"{found.tag}: {exc.message}"
+                )
+                raise Interrupted(signum, msg) from None
             if state == "exists":
                 console.print(f"{found.tag} already on {commit[:9]} (HEAD): done")
             else:
