@@ -84,11 +84,13 @@ def test_checks_against_a_misbehaving_staging_end_in_time(
     assert checks["redirected"]["outcome"] != "pass"
 
 
-def test_a_release_whose_checks_get_no_answer_rolls_back_in_time(
+def test_a_release_whose_checks_get_no_answer_ends_in_time(
     misbehaving: tuple[Project, LoopbackServer],
 ) -> None:
     # The deploy "succeeds" without a service of its own (staging is the test's server), and
-    # the checks find it misbehaving: the release is rolled back, not hung.
+    # the checks find it misbehaving: the release ends, not hung. It is the first release (no
+    # tag yet) and no change has a rollback step, so nothing can undo it: exit 5, not "rolled
+    # back".
     shop, _ = misbehaving
     runbook = shop.root / "runbooks" / "shop.yaml"
     text = runbook.read_text().replace(
@@ -100,8 +102,9 @@ def test_a_release_whose_checks_get_no_answer_rolls_back_in_time(
     began = time.monotonic()
     result = shop.run("release", "--version", "2.0.0", timeout=60)
 
-    assert result.code == 4, result
+    assert result.code == 5, result
     assert time.monotonic() - began < 10
+    assert "could not be rolled back: it is the first release" in result.out
     assert "inconclusive silent" in result.out
     assert "owner: dora (misbehaving)" in result.out
     assert shop.tags() == []
