@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _project import Project, make_project
+from _project import DRILLBOOK, Project, make_project
 
 
 def assert_nothing_ran(shop: Project, before: dict[str, bytes]) -> None:
@@ -322,3 +322,34 @@ def test_plan_of_a_done_release_is_not_refused_for_another_run_that_never_finish
     assert other.code == 3, other
     assert f"refused: run {run_id}" in other.out
     assert shop.run("abandon", run_id).code == 0
+
+
+@pytest.mark.parametrize("stdin", ["closed", "devnull"])
+def test_production_without_a_terminal_to_ask_is_refused(shop: Project, stdin: str) -> None:
+    before = shop.snapshot()
+    # `<&-`: the child starts with no file descriptor 0 at all.
+    closed = stdin == "closed"
+    done = subprocess.run(
+        [
+            "sh",
+            "-c",
+            f'exec "$0" "$@" {"<&-" if closed else "</dev/null"}',
+            str(DRILLBOOK),
+            "deploy",
+            "--env",
+            "production",
+            "--version",
+            "1.0.0",
+        ],
+        cwd=shop.root,
+        env=shop.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "needs confirmation, and there is no terminal to ask" in done.stderr
+    assert "hint: pass --yes to confirm" in done.stderr
+    assert "internal error" not in done.stderr
+    assert_nothing_ran(shop, before)

@@ -194,7 +194,8 @@ def confirm_env(env: str, yes: bool, doing: str) -> None:
 
     if env == "staging" or yes:
         return
-    if not sys.stdin.isatty():
+    # A closed stdin (`<&-`) leaves sys.stdin None: no terminal either.
+    if sys.stdin is None or not sys.stdin.isatty():
         msg = f"{doing} to {env} needs confirmation, and there is no terminal to ask"
         raise UsageError(msg, hint="pass --yes to confirm")
     answer = input(f"{doing} to {env}: type the environment's name to go on: ")
