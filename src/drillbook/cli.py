@@ -10,7 +10,6 @@ Two things are solved here once for every task, rather than per task:
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Sequence
@@ -19,7 +18,8 @@ from typing import Any
 from invoke import Collection, Config, Exit, ParseError, Program
 
 from drillbook import __version__
-from drillbook.errors import EXIT_INVALID
+from drillbook.console import mute
+from drillbook.errors import EXIT_INVALID, EXIT_PRECONDITION
 
 #: Attribute a task function sets to name the argument that takes its bare positional words.
 REST_ATTRIBUTE = "drillbook_rest"
@@ -142,11 +142,19 @@ class DrillbookProgram(Program):
             if exit:
                 sys.exit(130)
         except BrokenPipeError:
-            # The reader went away (`drillbook history | head`): stop quietly, as cat does.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            # The reader of invoke's own output went away (`drillbook --list | head -1`): stop
+            # quietly, as cat does. Tasks write through the console, which goes on without it.
+            mute(sys.stdout)
             if exit:
                 sys.exit(141)
+        except OSError as exc:
+            # invoke's own output (--list, --help, --version) to a full disk, or a file of its
+            # own it could not read: what failed, not a traceback.
+            mute(sys.stdout)
+            what = f"cannot read {exc.filename}" if exc.filename else "cannot write its output"
+            print(f"drillbook: {what}: {exc.strerror or exc}", file=sys.stderr)
+            if exit:
+                sys.exit(EXIT_PRECONDITION)
 
     def print_help(self) -> None:
         """What drillbook is and its tasks first; invoke's core options after them."""

@@ -341,3 +341,60 @@ def test_an_option_without_its_value_is_named_plainly(tmp_path: Path) -> None:
     assert done.returncode == 2, done
     assert "drillbook: --version needs a value" in done.stderr
     assert "<Argument" not in done.stderr
+
+
+def run_to(argv: list[str], cwd: Path, stdout: int) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DRILLBOOK_DEBUG"}
+    done = subprocess.run(
+        argv,
+        cwd=cwd,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [DRILLBOOK, "check"],
+        [DRILLBOOK, "check", "--format", "json"],
+        [INVOKE, "check"],
+        [DRILLBOOK, "--list"],
+    ],
+)
+def test_a_reader_that_went_away_ends_the_output_quietly(project: Path, argv: list[str]) -> None:
+    # `drillbook check | head -1`, the reader gone before the first line.
+    (project / "tasks.py").write_text("from drillbook.tasks import namespace as ns\n")
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = run_to(argv, project, write)
+    finally:
+        os.close(write)
+    assert done.returncode in (0, 141), done.stderr
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [DRILLBOOK, "check"],
+        [DRILLBOOK, "check", "--format", "json"],
+        [INVOKE, "check"],
+        [DRILLBOOK, "--list"],
+        [DRILLBOOK, "--version"],
+    ],
+)
+def test_a_stdout_that_cannot_be_written_exits_3_saying_so(project: Path, argv: list[str]) -> None:
+    (project / "tasks.py").write_text("from drillbook.tasks import namespace as ns\n")
+    with Path("/dev/full").open("w") as full:
+        done = run_to(argv, project, full.fileno())
+    assert done.returncode == 3, done.stderr
+    assert "No space left on device" in done.stderr
+    assert "internal error" not in done.stderr

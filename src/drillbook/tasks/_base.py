@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,6 +33,17 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
         @functools.wraps(fn)
         def body(c: Context, *args: Any, **kwargs: Any) -> Any:
             name = fn.__name__.replace("_", "-")
+            try:
+                result = run(name, c, *args, **kwargs)
+            except Exit as exc:
+                if _stdout_lost(name, exc.code):
+                    raise Exit(code=EXIT_PRECONDITION) from None
+                raise
+            if _stdout_lost(name, 0):
+                raise Exit(code=EXIT_PRECONDITION)
+            return result
+
+        def run(name: str, c: Context, *args: Any, **kwargs: Any) -> Any:
             _json_written.clear()
             try:
                 return fn(c, *args, **kwargs)
@@ -41,7 +53,7 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
                     # A pipeline that asked for JSON gets JSON, refusals included.
                     emit_json(error_json(exc, task_name=name))
                 raise Exit(code=exc.exit_code) from None
-            except (Exit, KeyboardInterrupt, SystemExit, BrokenPipeError):
+            except (Exit, KeyboardInterrupt, SystemExit):
                 raise
             except Exception as exc:
                 # A bug, not an input problem; the traceback helps only the maintainers.
@@ -61,6 +73,27 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
     return wrap
 
 
+def _stdout_lost(name: str, code: int) -> bool:
+    """Say so when stdout failed during the task; True when that should make it exit 3.
+
+    A reader that went away (a broken pipe: `drillbook history | head -1`) chose to stop
+    reading, so the task's own exit code stands. Any other failure (a full disk) left output
+    someone meant to keep incomplete: a task that otherwise succeeded exits 3 for it.
+    """
+    from drillbook.console import lost
+
+    exc = lost.get("stdout")
+    if exc is None or isinstance(exc, BrokenPipeError):
+        return False
+    Console().error(
+        f"drillbook {name}: its output to stdout could not be written "
+        f"({exc.strerror or exc}), so it is incomplete\n"
+        "  hint: send stdout where it fits; what a run did is in its journal, "
+        "`drillbook history` shows it"
+    )
+    return code == 0
+
+
 #: Set once a task has written its JSON document to stdout (a list, for a module-level flag).
 _json_written: list[bool] = []
 
@@ -70,7 +103,9 @@ def emit_json(text: str, console: Console | None = None) -> None:
     if console is not None:
         console.print(text)
     else:
-        print(text, flush=True)
+        from drillbook.console import write
+
+        write(sys.stdout, text)
     _json_written.append(True)
 
 
