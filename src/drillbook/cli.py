@@ -122,8 +122,16 @@ class DrillbookProgram(Program):
             self.update_config()
             self.execute()
         except ParseError as exc:
-            print(f"drillbook: {_parse_message(str(exc))}", file=sys.stderr)
-            print(f"  hint: {self._usage_hint(str(exc))}", file=sys.stderr)
+            message, hint = _parse_message(str(exc)), self._usage_hint(str(exc))
+            print(f"drillbook: {message}", file=sys.stderr)
+            print(f"  hint: {hint}", file=sys.stderr)
+            if self._wants_json():
+                # A pipeline that asked for JSON gets JSON, a mistyped option included.
+                from drillbook.errors import UsageError
+                from drillbook.tasks._base import emit_json, error_json
+
+                task_name = self._task_named() or "drillbook"
+                emit_json(error_json(UsageError(message, hint=hint), task_name=task_name))
             if exit:
                 sys.exit(EXIT_INVALID)
         except Exit as exc:
@@ -172,7 +180,12 @@ class DrillbookProgram(Program):
 
     def _usage_hint(self, error: str) -> str:
         """`did you mean release?` for a mistyped task or option, else where to look."""
-        general = "`drillbook --list` lists the tasks; `drillbook TASK --help`"
+        named = self._task_named()
+        general = (
+            f"`drillbook {named} --help` lists its options; `drillbook --list` lists the tasks"
+            if named
+            else "`drillbook --list` lists the tasks; `drillbook TASK --help` their options"
+        )
         match = re.fullmatch(r"No idea what '(.+)' is!", error)
         if match is None or self.namespace is None:
             return general
@@ -188,6 +201,28 @@ class DrillbookProgram(Program):
 
         close = difflib.get_close_matches(word, known, n=1)
         return f"did you mean `{close[0]}`? {general}" if close else general
+
+    def _task_named(self) -> str | None:
+        """The task named on the command line, if any."""
+        if self.namespace is None:
+            return None
+        names = _task_names(self.namespace)
+        return next((word for word in self.argv[1:] if word in names), None)
+
+    def _wants_json(self) -> bool:
+        """Whether the command line asks for `--format json` (`-f json` of a task that has it)."""
+        words = self.argv[1:]
+        short = False
+        task_name = self._task_named()
+        if task_name is not None:
+            task = self.namespace[task_name]  # type: ignore[index]
+            short = any("format" in arg.names and "f" in arg.names for arg in _arguments(task))
+        for word, after in zip(words, [*words[1:], None], strict=True):
+            if word == "--format=json" or (short and word in ("-fjson", "-f=json")):
+                return True
+            if (word == "--format" or (short and word == "-f")) and after == "json":
+                return True
+        return False
 
     def _option_names(self) -> list[str]:
         """The long options of the task named on the command line, and the program's own."""

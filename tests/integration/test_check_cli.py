@@ -398,3 +398,34 @@ def test_a_stdout_that_cannot_be_written_exits_3_saying_so(project: Path, argv: 
     assert done.returncode == 3, done.stderr
     assert "No space left on device" in done.stderr
     assert "internal error" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "task", "error"),
+    [
+        (["check", "--format", "json", "--bogus"], "check", "No idea what '--bogus' is!"),
+        (["release", "--format=json", "--pussh"], "release", "No idea what '--pussh' is!"),
+        (["history", "-f", "json", "--since"], "history", "--since needs a value"),
+        (["plan", "extra", "--format", "json"], "plan", "No idea what 'extra' is!"),
+    ],
+)
+def test_a_usage_error_of_a_json_run_is_json_on_stdout(
+    project: Path, argv: list[str], task: str, error: str
+) -> None:
+    done = run([DRILLBOOK, *argv], project)
+    assert done.returncode == 2, done
+    payload = json.loads(done.stdout)
+    assert payload["task"] == task
+    assert payload["outcome"] == "invalid"
+    assert payload["exit"] == 2
+    assert payload["error"] == error
+    assert f"`drillbook {task} --help` lists its options" in payload["hint"]
+    assert f"drillbook: {error}" in done.stderr
+
+
+def test_a_short_option_that_is_not_format_asks_for_no_json(project: Path) -> None:
+    # init's -f is --force: `json` after it is a stray word, and init offers no JSON.
+    done = run([DRILLBOOK, "init", "-f", "json"], project)
+    assert done.returncode == 2, done
+    assert done.stdout == ""
+    assert "No idea what 'json' is!" in done.stderr
