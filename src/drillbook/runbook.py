@@ -147,6 +147,16 @@ class _Source:
         ]
 
 
+def is_runbook_name(path: Path) -> bool:
+    """Whether a file found in a folder is taken for a runbook: `*.yaml` or `*.yml`, not hidden.
+
+    A hidden name is never a runbook of its own, as a shell's `runbooks/*.yaml` skips it: macOS
+    leaves `._NAME.yaml` beside each file it copies to a foreign disk, which stopped `check`
+    with bytes that are not UTF-8 and every release with "several runbooks".
+    """
+    return path.suffix in RUNBOOK_SUFFIXES and not path.name.startswith(".")
+
+
 def find_runbook_files(paths: Iterable[Path]) -> list[Path]:
     """Runbook files named directly or found (not recursively) in the given folders; a file
     named twice (`check a.yaml runbooks/`) is listed once, where it first came."""
@@ -155,7 +165,7 @@ def find_runbook_files(paths: Iterable[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             files = sorted(
-                (p for p in path.iterdir() if p.suffix in RUNBOOK_SUFFIXES and p.is_file()),
+                (p for p in path.iterdir() if is_runbook_name(p) and p.is_file()),
                 key=lambda p: p.name,
             )
             if not files:
