@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -203,3 +204,31 @@ def test_init_rejects_a_service_name_the_format_refuses(project: Path) -> None:
 )
 def test_service_name_from_the_folder(folder: str, expected: str) -> None:
     assert service_name(folder) == expected
+
+
+def test_plan_of_the_starter_says_nothing_will_start_a_staging_that_is_down(
+    project: Path,
+) -> None:
+    # The starter runbook has its deploy commented out: nothing will start staging.
+    assert run([DRILLBOOK, "init"], project).returncode == 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # free once closed: nothing listens there
+    runbook = project / "runbooks" / "orders-api.yaml"
+    runbook.write_text(runbook.read_text().replace("127.0.0.1:8000", f"127.0.0.1:{port}"))
+    for argv in (
+        ["init", "-q"],
+        ["config", "user.name", "A"],
+        ["config", "user.email", "a@example.com"],
+        ["add", "-A"],
+        ["commit", "-qm", "start"],
+    ):
+        subprocess.run(["git", *argv], cwd=project, check=True, capture_output=True)
+
+    done = run([DRILLBOOK, "plan"], project)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        f"fail staging: http://127.0.0.1:{port} does not answer (Connection refused), and the "
+        "runbook has no deploy to start it: its checks would fail"
+    ) in done.stdout
