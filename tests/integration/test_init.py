@@ -232,3 +232,16 @@ def test_plan_of_the_starter_says_nothing_will_start_a_staging_that_is_down(
         f"fail staging: http://127.0.0.1:{port} does not answer (Connection refused), and the "
         "runbook has no deploy to start it: its checks would fail"
     ) in done.stdout
+
+
+def test_init_outside_a_git_repository_says_to_make_one(project: Path) -> None:
+    outside = run([DRILLBOOK, "init"], project)
+    assert outside.returncode == 0, outside.stderr
+    assert "4. git init && git add -A && git commit, then: drillbook release" in outside.stdout
+    assert "this folder is in no git repository yet" in outside.stdout
+
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    inside = run([DRILLBOOK, "init"], project)
+    assert inside.returncode == 0, inside.stderr
+    assert "4. git add -A && git commit, then: drillbook release" in inside.stdout
+    assert "git repository" not in inside.stdout
