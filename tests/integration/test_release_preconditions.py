@@ -155,7 +155,15 @@ def test_an_unknown_version_or_environment_is_a_usage_error(shop: Project) -> No
     before = shop.snapshot()
     result = shop.run("release", "--version", "9.9.9")
     assert result.code == 2, result
-    assert "no release 9.9.9" in result.err
+    assert "no release '9.9.9' in the runbook of shop (declared: 1.0.0, 1.1.0, 1.2.0)" in result.err
+    assert "hint:" not in result.err
+    result = shop.run("release", "--version", "v1.1.0")
+    assert result.code == 2, result
+    assert "hint: did you mean --version 1.1.0? versions are written without" in result.err
+    result = shop.run("tag", "--version", "")
+    assert result.code == 2, result
+    assert "no release '' in the runbook" in result.err
+    assert "hint: --version expects a semver version such as 1.2.0" in result.err
     result = shop.run("release", "--version", "1.0.0", "--env", "qa")
     assert result.code == 2, result
     assert "no environment 'qa'" in result.err
