@@ -170,7 +170,10 @@ def find_runbook_files(paths: Iterable[Path]) -> list[Path]:
             )
             if not files:
                 msg = f"no runbooks in {display(path)} (expected *.yaml or *.yml files)"
-                raise UsageError(msg, hint="run `drillbook init` to write a starter runbook")
+                hint = "run `drillbook init` to write a starter runbook"
+                if (path / "runbooks").is_dir():  # `check .` from the project root
+                    hint = f"the runbooks are in {display(path / 'runbooks')}/: check that folder"
+                raise UsageError(msg, hint=hint)
             found.extend(files)
         elif path.is_file():
             found.append(path)

@@ -352,8 +352,12 @@ def test_find_runbook_files(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="no such file or folder"):
         find_runbook_files([tmp_path / "missing"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UsageError, match="no runbooks in"):
+    with pytest.raises(UsageError, match="no runbooks in") as refused:
         find_runbook_files([tmp_path / "empty"])
+    assert refused.value.hint == "run `drillbook init` to write a starter runbook"
+    with pytest.raises(UsageError, match="no runbooks in") as refused:
+        find_runbook_files([tmp_path])  # `check .` in the project: runbooks/ is one below
+    assert refused.value.hint == f"the runbooks are in {tmp_path / 'runbooks'}/: check that folder"
 
 
 def test_load_project_runbook(tmp_path: Path) -> None:
