@@ -18,7 +18,7 @@ from typing import Any
 from invoke import Collection, Config, Exit, ParseError, Program
 
 from drillbook import __version__
-from drillbook.console import mute
+from drillbook.console import mute, write
 from drillbook.errors import EXIT_INVALID, EXIT_PRECONDITION
 
 #: Attribute a task function sets to name the argument that takes its bare positional words.
@@ -123,8 +123,7 @@ class DrillbookProgram(Program):
             self.execute()
         except ParseError as exc:
             message, hint = _parse_message(str(exc)), self._usage_hint(str(exc))
-            print(f"drillbook: {message}", file=sys.stderr)
-            print(f"  hint: {hint}", file=sys.stderr)
+            write(sys.stderr, f"drillbook: {message}\n  hint: {hint}")
             if self._wants_json():
                 # A pipeline that asked for JSON gets JSON, a mistyped option included.
                 from drillbook.errors import UsageError
@@ -136,16 +135,16 @@ class DrillbookProgram(Program):
                 sys.exit(EXIT_INVALID)
         except Exit as exc:
             if exc.message:
-                print(exc.message, file=sys.stderr)
+                write(sys.stderr, exc.message)
             if exit:
                 sys.exit(exc.code)
         except KeyboardInterrupt:
             # A run (release, deploy, ...) stops through its session, which says where it
             # stopped; what lands here is a task that changes nothing outside its own files.
-            print(
+            write(
+                sys.stderr,
                 "drillbook: interrupted (SIGINT) before it finished; every file it wrote is "
                 "whole, so running it again is safe",
-                file=sys.stderr,
             )
             if exit:
                 sys.exit(130)
@@ -160,7 +159,7 @@ class DrillbookProgram(Program):
             # own it could not read: what failed, not a traceback.
             mute(sys.stdout)
             what = f"cannot read {exc.filename}" if exc.filename else "cannot write its output"
-            print(f"drillbook: {what}: {exc.strerror or exc}", file=sys.stderr)
+            write(sys.stderr, f"drillbook: {what}: {exc.strerror or exc}")
             if exit:
                 sys.exit(EXIT_PRECONDITION)
 

@@ -28,6 +28,10 @@ def write(stream: TextIO | None, text: str) -> None:
     /dev/null instead, so every later write (invoke's, the interpreter's last flush) goes
     nowhere quietly, and `lost` keeps why, for the task layer to say so at the end.
     """
+    if stream is None:
+        # A stream closed before the program started (`2>&-`): print() would send its text to
+        # stdout instead, into the JSON of a `--format json` run.
+        return
     try:
         print(text, file=stream, flush=True)
     except OSError as exc:
@@ -60,8 +64,8 @@ class Console:
         masker: Masker | None = None,
         color: bool | None = None,
     ) -> None:
-        self.out = out or sys.stdout
-        self.err = err or sys.stderr
+        self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
         self.masker = masker
         if color is None:
             color = (

@@ -429,3 +429,24 @@ def test_a_short_option_that_is_not_format_asks_for_no_json(project: Path) -> No
     assert done.returncode == 2, done
     assert done.stdout == ""
     assert "No idea what 'json' is!" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--format", "json", "nothere.yaml"],
+        ["check", "--format", "json", "--bogus"],
+        ["check", "--format", "json"],
+    ],
+)
+def test_a_json_run_with_stderr_closed_keeps_stdout_json(project: Path, argv: list[str]) -> None:
+    # `2>&-`: the messages meant for stderr have nowhere to go, and never go to stdout.
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$0" "$@" 2>&-', DRILLBOOK, *argv],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert json.loads(done.stdout)["exit" if done.returncode else "ok"] in (2, True)

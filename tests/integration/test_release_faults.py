@@ -986,3 +986,22 @@ def test_a_release_whose_stdout_is_full_finishes_and_says_its_output_is_incomple
     assert "its output to stdout could not be written (No space left on device)" in done.stderr
     assert shop.tags() == ["v1.0.0"]
     assert by_name(shop.events(), "run_finished")[-1]["outcome"] == "ok"
+
+
+def test_a_json_release_with_stderr_closed_writes_only_its_summary_to_stdout(
+    shop: Project,
+) -> None:
+    # `2>&-`: the progress meant for stderr has nowhere to go, and never goes to stdout.
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$0" "$@" 2>&-', str(DRILLBOOK), "release", "--format", "json"],
+        cwd=shop.root,
+        env=shop.env,
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
+    summary = json.loads(done.stdout)
+    assert summary["outcome"] == "ok"
+    assert summary["version"] == "1.2.0"

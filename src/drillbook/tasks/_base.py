@@ -189,8 +189,13 @@ def run_console(format: str) -> Console:
     import sys
 
     require_format(format)
-    # With --format json, stdout carries only the JSON; progress goes to stderr.
-    return Console(out=sys.stderr if format == "json" else None)
+    if format != "json":
+        return Console()
+    # With --format json, stdout carries only the JSON; progress goes to stderr, and nowhere
+    # when stderr is closed.
+    if sys.stderr is None:
+        return Console(out=open(os.devnull, "w", encoding="utf-8"))  # noqa: PTH123
+    return Console(out=sys.stderr)
 
 
 def finish(session: Any, outcome: Any, format: str) -> None:
