@@ -450,3 +450,21 @@ def test_a_json_run_with_stderr_closed_keeps_stdout_json(project: Path, argv: li
         check=False,
     )
     assert json.loads(done.stdout)["exit" if done.returncode else "ok"] in (2, True)
+
+
+def test_schema_out_a_pipe_writes_into_it_and_leaves_it_a_pipe(tmp_path: Path) -> None:
+    # `schema --out /dev/stdout` is the same: a rename would put a file in the device's place.
+    fifo = tmp_path / "schema.pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # open, so that a writer may open too
+    try:
+        done = run([DRILLBOOK, "schema", "--out", str(fifo)], tmp_path)
+        assert done.returncode == 0, done
+        chunks = []
+        while chunk := os.read(reader, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(reader)
+    assert json.loads(b"".join(chunks))["title"]
+    assert fifo.is_fifo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["schema.pipe"]
