@@ -468,3 +468,12 @@ def test_schema_out_a_pipe_writes_into_it_and_leaves_it_a_pipe(tmp_path: Path) -
     assert json.loads(b"".join(chunks))["title"]
     assert fifo.is_fifo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["schema.pipe"]
+
+
+@pytest.mark.parametrize("task", ["resume", "abandon"])
+def test_the_help_of_a_task_with_a_bare_word_says_so(tmp_path: Path, task: str) -> None:
+    done = run([DRILLBOOK, task, "--help"], tmp_path)
+    assert done.returncode == 0, done
+    text = " ".join(done.stdout.split())
+    assert f"RUN: the run id (a unique prefix is enough), also the word after `{task}`" in text
+    assert "without it, the runs left open are listed" in text
