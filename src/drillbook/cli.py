@@ -123,6 +123,9 @@ class DrillbookProgram(Program):
             self.execute()
         except ParseError as exc:
             message, hint = _parse_message(str(exc)), self._usage_hint(str(exc))
+            twice = self._given_twice(str(exc))
+            if twice is not None:
+                message, hint = twice, f"give it once; {hint}"
             write(sys.stderr, f"drillbook: {message}\n  hint: {hint}")
             if self._wants_json():
                 # A pipeline that asked for JSON gets JSON, a mistyped option included.
@@ -207,6 +210,36 @@ class DrillbookProgram(Program):
             return None
         names = _task_names(self.namespace)
         return next((word for word in self.argv[1:] if word in names), None)
+
+    def _given_twice(self, error: str) -> str | None:
+        """`--version is given twice` when invoke's "No idea what '0.2.0' is!" means that.
+
+        invoke's parser takes a value for an option once; the value after a repeated option
+        becomes a stray word, and the error named the value, not the option repeated.
+        """
+        match = re.fullmatch(r"No idea what '(.+)' is!", error)
+        task_name = self._task_named()
+        if match is None or task_name is None:
+            return None
+        task = self.namespace[task_name]  # type: ignore[index]
+        flags: dict[str, str] = {}  # each spelling of an option that takes one value -> --long
+        for arg in _arguments(task):
+            if arg.takes_value and arg.kind is not list:
+                long = "--" + max(arg.names, key=len).replace("_", "-")
+                flags.update(
+                    {("--" if len(n) > 1 else "-") + n.replace("_", "-"): long for n in arg.names}
+                )
+        words = self.argv[self.argv.index(task_name) + 1 :]
+        seen: dict[str, str] = {}
+        for word, after in zip(words, [*words[1:], None], strict=True):
+            long = flags.get(word.split("=", 1)[0])
+            if long is None:
+                continue
+            value = word.split("=", 1)[1] if "=" in word else after
+            if long in seen and value == match.group(1):
+                return f"{long} is given twice ({seen[long]!r}, then {value!r})"
+            seen.setdefault(long, value or "")
+        return None
 
     def _wants_json(self) -> bool:
         """Whether the command line asks for `--format json` (`-f json` of a task that has it)."""

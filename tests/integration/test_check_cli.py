@@ -477,3 +477,19 @@ def test_the_help_of_a_task_with_a_bare_word_says_so(tmp_path: Path, task: str) 
     text = " ".join(done.stdout.split())
     assert f"RUN: the run id (a unique prefix is enough), also the word after `{task}`" in text
     assert "without it, the runs left open are listed" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["plan", "--version", "1.0.0", "--version", "1.1.0"], "--version is given twice"),
+        (["plan", "-v", "1.0.0", "--version=1.1.0"], "--version is given twice"),
+        (["check", "--format", "json", "--format", "text"], "--format is given twice"),
+    ],
+)
+def test_an_option_given_twice_is_named(project: Path, argv: list[str], message: str) -> None:
+    done = run([DRILLBOOK, *argv], project)
+    assert done.returncode == 2, done
+    assert f"drillbook: {message} (" in done.stderr
+    assert "hint: give it once;" in done.stderr
+    assert "No idea what" not in done.stderr
