@@ -475,7 +475,9 @@ def test_the_help_of_a_task_with_a_bare_word_says_so(tmp_path: Path, task: str) 
     done = run([DRILLBOOK, task, "--help"], tmp_path)
     assert done.returncode == 0, done
     text = " ".join(done.stdout.split())
-    assert f"RUN: the run id (a unique prefix is enough), also the word after `{task}`" in text
+    assert (
+        f"RUN: the run id (a unique prefix is enough), or the word after `drillbook {task}`" in text
+    )
     assert "without it, the runs left open are listed" in text
 
 

@@ -130,8 +130,8 @@ def _stop_leftovers(
 @drill_task(
     rest="run",
     help={
-        "run": "RUN: the run id (a unique prefix is enough), also the word after `resume`; "
-        "without it, the runs left open are listed"
+        "run": "RUN: the run id (a unique prefix is enough), or the word after "
+        "`drillbook resume`; without it, the runs left open are listed"
     },
 )
 def resume(c: Context, run: str | None = None) -> None:
@@ -326,8 +326,8 @@ def _require_resumable(run_id: str, first: dict[str, Any], events: list[dict[str
 @drill_task(
     rest="run",
     help={
-        "run": "RUN: the run id (a unique prefix is enough), also the word after `abandon`; "
-        "without it, the runs left open are listed"
+        "run": "RUN: the run id (a unique prefix is enough), or the word after "
+        "`drillbook abandon`; without it, the runs left open are listed"
     },
 )
 def abandon(c: Context, run: str | None = None) -> None:
