@@ -181,6 +181,7 @@ def release(
     format: str = "text",
 ) -> None:
     """Run the whole checklist in order, stopping at the first failure; roll back on its own."""
+    from drillbook.plan import note_path
     from drillbook.release import release_flow
     from drillbook.session import open_session
 
@@ -200,9 +201,29 @@ def release(
             console.print(f"{said}; its tag is not on origin yet")
             _push_only(loaded, env, release_.version, found.tag, console, format)
             return
-        console.print(f"{said}{', pushed' if push else ''}. Nothing changed.")
+        headline = f"{said}{', pushed' if push else ''}. Nothing changed."
+        console.print(headline)
         if format == "json":
-            emit_json(json.dumps({"outcome": "already_done", "exit": 0, "run": run}))
+            # The shape of every release summary, so that a pipeline run twice reads the same
+            # fields (version, artifacts.tag) the second time; the run is the one that did it.
+            summary = {
+                "run": run,
+                "action": "release",
+                "service": loaded.runbook.service,
+                "env": env,
+                "version": release_.version,
+                "outcome": "already_done",
+                "exit": 0,
+                "headline": headline,
+                "duration_ms": 0,
+                "artifacts": {
+                    "tag": found.tag,
+                    "note": str(note_path(loaded.runbook, release_.version, env)),
+                },
+                "journal": f".drillbook/journal/{run}.jsonl",
+                "steps": [],
+            }
+            emit_json(json.dumps(summary, indent=2))
         return
     params = {
         "params": {
