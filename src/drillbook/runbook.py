@@ -7,6 +7,7 @@ template-looking text stays text, and paths must stay inside the project.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import re
@@ -177,6 +178,14 @@ def find_runbook_files(paths: Iterable[Path]) -> list[Path]:
             found.extend(files)
         elif path.is_file():
             found.append(path)
+        elif glob.has_magic(str(path)):
+            # A pattern the shell left as it is (quoted, or matching nothing there).
+            matches = sorted(Path(p) for p in glob.glob(str(path)))  # noqa: PTH207
+            files = [p for p in matches if p.is_file()]
+            if not files:
+                msg = f"no runbook matches {display(path)}"
+                raise UsageError(msg, hint="name the files, or a folder of them")
+            found.extend(files)
         else:
             msg = f"no such file or folder: {display(path)}"
             raise UsageError(msg)

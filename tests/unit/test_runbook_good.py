@@ -351,6 +351,10 @@ def test_find_runbook_files(tmp_path: Path) -> None:
     assert find_runbook_files([folder / ".hidden.yml"]) == [folder / ".hidden.yml"]  # named
     with pytest.raises(UsageError, match="no such file or folder"):
         find_runbook_files([tmp_path / "missing"])
+    # A pattern the shell did not expand (`check 'runbooks/*.yaml'`).
+    assert find_runbook_files([folder / "*.y*ml"]) == [folder / "a.yml", folder / "b.yaml"]
+    with pytest.raises(UsageError, match=r"no runbook matches .*/runbooks/\*\.json"):
+        find_runbook_files([folder / "*.json"])
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match="no runbooks in") as refused:
         find_runbook_files([tmp_path / "empty"])
