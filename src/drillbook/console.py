@@ -69,7 +69,8 @@ class Console:
         self.masker = masker
         if color is None:
             color = (
-                "NO_COLOR" not in os.environ
+                # no-color.org: set and not empty; an empty NO_COLOR= leaves colour on.
+                not os.environ.get("NO_COLOR")
                 and os.environ.get("TERM") != "dumb"
                 and hasattr(self.out, "isatty")
                 and self.out.isatty()
