@@ -46,6 +46,7 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
         def run(name: str, c: Context, *args: Any, **kwargs: Any) -> Any:
             _json_written.clear()
             try:
+                _require_working_directory()
                 return fn(c, *args, **kwargs)
             except DrillbookError as exc:
                 report_error(exc, task_name=name)
@@ -71,6 +72,23 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
         return task(**options)(body)
 
     return wrap
+
+
+def _require_working_directory() -> None:
+    """Refuse to start in a working directory that was deleted (or moved) under the shell.
+
+    Every task finds its project, and reads the paths typed, from there; without it each
+    stopped at its first look as an internal error.
+    """
+    from drillbook.errors import UsageError
+
+    try:
+        os.getcwd()  # noqa: PTH109 - the check itself
+    except FileNotFoundError:
+        pwd = os.environ.get("PWD")  # the shell's idea of it; stale when it still exists
+        where = f" ({pwd})" if pwd and not os.path.exists(pwd) else ""  # noqa: PTH110
+        msg = f"the working directory{where} no longer exists: it was deleted or moved"
+        raise UsageError(msg, hint="cd into the project again, then run the command") from None
 
 
 def _stdout_lost(name: str, code: int) -> bool:
