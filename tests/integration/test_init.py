@@ -245,3 +245,21 @@ def test_init_outside_a_git_repository_says_to_make_one(project: Path) -> None:
     assert inside.returncode == 0, inside.stderr
     assert "4. git add -A && git commit, then: drillbook release" in inside.stdout
     assert "git repository" not in inside.stdout
+
+
+@pytest.mark.parametrize("name", ["tasks.py", ".gitignore"])
+def test_init_refuses_a_folder_where_it_adds_to_a_file_and_writes_nothing(
+    project: Path, name: str
+) -> None:
+    (project / name).mkdir()
+    before = snapshot(project)
+
+    done = run([DRILLBOOK, "init"], project)
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    said = f"{name} exists and is not a file, expected one to add lines to; nothing was written"
+    assert said in done.stderr
+    assert f"hint: move {project / name} out of the way" in done.stderr
+    assert "internal error" not in done.stderr
+    assert snapshot(project) == before
+    assert not (project / "runbooks").exists()
