@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
 import subprocess
 from pathlib import Path
 
@@ -360,4 +363,38 @@ def test_production_without_a_terminal_to_ask_is_refused(shop: Project, stdin: s
     assert "needs confirmation, and there is no terminal to ask" in done.stderr
     assert "hint: pass --yes to confirm" in done.stderr
     assert "internal error" not in done.stderr
+    assert_nothing_ran(shop, before)
+
+
+def test_ctrl_d_at_the_confirmation_prompt_is_no_and_nothing_runs(shop: Project) -> None:
+    before = shop.snapshot()
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [str(DRILLBOOK), "deploy", "--env", "production", "--version", "1.0.0"],
+        cwd=shop.root,
+        env=shop.env,
+        stdin=follower,
+        stdout=follower,
+        stderr=follower,
+    )
+    os.close(follower)
+    said = b""
+    try:
+        while b"to go on: " not in said:  # the prompt is there: answer with Ctrl-D
+            chunk = os.read(leader, 4096)
+            assert chunk, said
+            said += chunk
+        os.write(leader, b"\x04")
+        code = proc.wait(timeout=60)
+        with contextlib.suppress(OSError):  # EIO once the program has closed the terminal
+            while chunk := os.read(leader, 4096):
+                said += chunk
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+    text = said.decode(errors="replace")
+    assert code == 2, text
+    assert "not confirmed (no answer, expected 'production'); nothing ran" in text
+    assert "internal error" not in text
     assert_nothing_ran(shop, before)

@@ -256,7 +256,14 @@ def confirm_env(env: str, yes: bool, doing: str) -> None:
     if sys.stdin is None or not sys.stdin.isatty():
         msg = f"{doing} to {env} needs confirmation, and there is no terminal to ask"
         raise UsageError(msg, hint="pass --yes to confirm")
-    answer = input(f"{doing} to {env}: type the environment's name to go on: ")
+    try:
+        answer = input(f"{doing} to {env}: type the environment's name to go on: ")
+    except EOFError:  # Ctrl-D at the prompt: no answer is no
+        from drillbook.console import write
+
+        write(sys.stderr, "")  # the message on a line of its own, not after the prompt
+        msg = f"not confirmed (no answer, expected {env!r}); nothing ran"
+        raise UsageError(msg, hint="pass --yes to confirm without a prompt") from None
     if answer.strip() != env:
         msg = f"not confirmed (expected {env!r}); nothing ran"
         raise UsageError(msg)
