@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from invoke import Collection, Config, Exit, ParseError, Program
+from invoke.exceptions import UnknownFileType
 
 from drillbook import __version__
 from drillbook.console import mute, write
@@ -79,7 +80,19 @@ def _task_names(collection: Collection) -> set[str]:
 
 
 class DrillbookConfig(Config):
-    """invoke's Config, for a HOME that is not a folder too (HOME=/dev/null: no home)."""
+    """invoke's Config, for a HOME that is not a folder too (HOME=/dev/null: no home), and with
+    a config file of invoke's that cannot be read said in one line rather than a traceback."""
+
+    def _load_yaml(self, path: Any) -> Any:
+        return _config_data(super()._load_yaml, path)
+
+    _load_yml = _load_yaml
+
+    def _load_json(self, path: Any) -> Any:
+        return _config_data(super()._load_json, path)
+
+    def _load_py(self, path: str) -> Any:
+        return _config_data(super()._load_py, path)
 
     def load_user(self, merge: bool = True) -> None:
         """Load ~/.invoke.yaml and its kin; there are none when HOME is not a folder."""
@@ -90,6 +103,33 @@ class DrillbookConfig(Config):
             # file every name is "not a directory", which means the same.
             if merge:
                 self.merge()
+
+
+def _config_data(load: Any, path: Any) -> dict[str, Any]:
+    """What an invoke config file (~/.invoke.yaml, `-f FILE`) holds, or Exit saying why not.
+
+    A missing file stays an OSError: invoke skips it, as it skips any file it does not find.
+    """
+    try:
+        data = load(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise
+    except Exception as exc:  # broken YAML or JSON, a folder, a .py that raises
+        found = " ".join(str(exc).split()) or type(exc).__name__
+        msg = f"drillbook: cannot read the invoke config file {path}: {found}"
+        raise Exit(f"{msg}\n  hint: {_FIX_CONFIG}", code=EXIT_INVALID) from None
+    if data is None:  # an empty file
+        return {}
+    if not isinstance(data, dict):
+        msg = (
+            f"drillbook: the invoke config file {path} holds a {type(data).__name__}, expected "
+            "a mapping of settings"
+        )
+        raise Exit(f"{msg}\n  hint: {_FIX_CONFIG}", code=EXIT_INVALID)
+    return data
+
+
+_FIX_CONFIG = "fix it or move it away; nothing ran"
 
 
 class DrillbookProgram(Program):
@@ -114,12 +154,20 @@ class DrillbookProgram(Program):
     def run(self, argv: list[str] | str | None = None, exit: bool = True) -> None:
         """Parse and execute; map invoke's outcomes onto drillbook's exit codes."""
         try:
-            self.create_config()
-            self.parse_core(argv)
-            self.parse_collection()
-            self.parse_tasks()
-            self.parse_cleanup()
-            self.update_config()
+            try:
+                self.create_config()
+                self.parse_core(argv)
+                self.parse_collection()
+                self.parse_tasks()
+                self.parse_cleanup()
+                self.update_config()
+            except UnknownFileType as exc:  # `-f FOLDER`: invoke reads .yaml, .json and .py
+                hint = "-f (or INVOKE_RUNTIME_CONFIG) names a .yaml, .yml, .json or .py file"
+                raise Exit(f"drillbook: {exc}\n  hint: {hint}", code=EXIT_INVALID) from None
+            except ValueError as exc:
+                # invoke's parser turns an option's value into its type (`--list-depth x`)
+                # and lets the error through.
+                raise ParseError(f"a value of the wrong type: {exc}") from None
             self.execute()
         except ParseError as exc:
             message, hint = _parse_message(str(exc)), self._usage_hint(str(exc))
