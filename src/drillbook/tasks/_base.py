@@ -106,8 +106,8 @@ def _stdout_lost(name: str, code: int) -> bool:
     Console().error(
         f"drillbook {name}: its output to stdout could not be written "
         f"({exc.strerror or exc}), so it is incomplete\n"
-        "  hint: send stdout where it fits; what a run did is in its journal, "
-        "`drillbook history` shows it"
+        "  hint: send stdout where it fits and run it again; what a run changed is in its "
+        "journal (`drillbook history`), and a release done is not done twice"
     )
     return code == 0
 
@@ -204,8 +204,6 @@ def project(service: str | None = None) -> Any:
 
 
 def run_console(format: str) -> Console:
-    import sys
-
     require_format(format)
     if format != "json":
         return Console()
