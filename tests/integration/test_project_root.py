@@ -71,6 +71,7 @@ def test_outside_any_project_tasks_say_so_and_exit_2(tmp_path: Path, shop: Proje
         assert done.returncode == 2, (args, done)
         assert "no runbooks/ folder in " in done.stderr, (args, done.stderr)
         assert "or above it" in done.stderr
+        assert f"up to {other}, the top of its git repository" in done.stderr
         assert "drillbook init" in done.stderr
         assert "Traceback" not in done.stderr
 
