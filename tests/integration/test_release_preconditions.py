@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 import pty
+import select
 import subprocess
 from pathlib import Path
 
@@ -366,26 +367,29 @@ def test_production_without_a_terminal_to_ask_is_refused(shop: Project, stdin: s
     assert_nothing_ran(shop, before)
 
 
-def test_ctrl_d_at_the_confirmation_prompt_is_no_and_nothing_runs(shop: Project) -> None:
-    before = shop.snapshot()
+def answer_on_a_terminal(shop: Project, args: list[str], answer: bytes) -> tuple[int, str, str]:
+    """Run `drillbook ARGS` with stdin and stderr on a real terminal and stdout to a pipe;
+    type `answer` once the question is asked. Its exit code, the terminal's text, stdout."""
     leader, follower = pty.openpty()
     proc = subprocess.Popen(
-        [str(DRILLBOOK), "deploy", "--env", "production", "--version", "1.0.0"],
+        [str(DRILLBOOK), *args],
         cwd=shop.root,
         env=shop.env,
         stdin=follower,
-        stdout=follower,
+        stdout=subprocess.PIPE,
         stderr=follower,
     )
     os.close(follower)
     said = b""
     try:
-        while b"to go on: " not in said:  # the prompt is there: answer with Ctrl-D
+        while b"to go on: " not in said:  # the question is there: answer it
+            ready, _, _ = select.select([leader], [], [], 30)
+            assert ready, f"no question on the terminal: {said!r}"
             chunk = os.read(leader, 4096)
             assert chunk, said
             said += chunk
-        os.write(leader, b"\x04")
-        code = proc.wait(timeout=60)
+        os.write(leader, answer)
+        out, _ = proc.communicate(timeout=60)
         with contextlib.suppress(OSError):  # EIO once the program has closed the terminal
             while chunk := os.read(leader, 4096):
                 said += chunk
@@ -393,8 +397,35 @@ def test_ctrl_d_at_the_confirmation_prompt_is_no_and_nothing_runs(shop: Project)
         os.close(leader)
         if proc.poll() is None:
             proc.kill()
-    text = said.decode(errors="replace")
-    assert code == 2, text
-    assert "not confirmed (no answer, expected 'production'); nothing ran" in text
-    assert "internal error" not in text
+            proc.communicate()
+    return proc.returncode, said.decode(errors="replace"), out.decode()
+
+
+def test_ctrl_d_at_the_confirmation_prompt_is_no_and_nothing_runs(shop: Project) -> None:
+    before = shop.snapshot()
+
+    code, terminal, out = answer_on_a_terminal(
+        shop, ["deploy", "--env", "production", "--version", "1.0.0"], b"\x04"
+    )
+
+    assert code == 2, terminal
+    assert "not confirmed (no answer, expected 'production'); nothing ran" in terminal
+    assert "internal error" not in terminal
+    assert out == ""
     assert_nothing_ran(shop, before)
+
+
+def test_the_confirmation_is_asked_on_the_terminal_not_into_stdout(shop: Project) -> None:
+    # `drillbook release --env production --format json > summary.json`, typed by a person.
+    code, terminal, out = answer_on_a_terminal(
+        shop,
+        ["release", "--env", "production", "--version", "1.0.0", "--format", "json"],
+        b"production\n",
+    )
+
+    # The fixture's production cannot be deployed to: the release fails there, and says so
+    # in its JSON, which is what this is about.
+    assert "releasing to production: type the environment's name to go on: " in terminal
+    assert "to go on" not in out
+    summary = json.loads(out)
+    assert (summary["env"], summary["exit"]) == ("production", code)

@@ -250,18 +250,22 @@ def confirm_env(env: str, yes: bool, doing: str) -> None:
 
     if env == "staging" or yes:
         return
-    # A closed stdin (`<&-`) leaves sys.stdin None: no terminal either.
-    if sys.stdin is None or not sys.stdin.isatty():
+    # A closed stdin (`<&-`) leaves sys.stdin None: no terminal either; nor is there one to
+    # ask on when stderr, where the question goes, is closed.
+    if sys.stdin is None or not sys.stdin.isatty() or sys.stderr is None:
         msg = f"{doing} to {env} needs confirmation, and there is no terminal to ask"
         raise UsageError(msg, hint="pass --yes to confirm")
-    try:
-        answer = input(f"{doing} to {env}: type the environment's name to go on: ")
-    except EOFError:  # Ctrl-D at the prompt: no answer is no
+    # The question goes to stderr, as progress does: stdout may be a file or a pipe (the JSON
+    # of --format json), where the person would never see it and it would spoil the output.
+    sys.stderr.write(f"{doing} to {env}: type the environment's name to go on: ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    if not answer:  # Ctrl-D at the prompt: no answer is no
         from drillbook.console import write
 
         write(sys.stderr, "")  # the message on a line of its own, not after the prompt
         msg = f"not confirmed (no answer, expected {env!r}); nothing ran"
-        raise UsageError(msg, hint="pass --yes to confirm without a prompt") from None
+        raise UsageError(msg, hint="pass --yes to confirm without a prompt")
     if answer.strip() != env:
         msg = f"not confirmed (expected {env!r}); nothing ran"
         raise UsageError(msg)
