@@ -10,16 +10,17 @@ Two things are solved here once for every task, rather than per task:
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from invoke import Collection, Config, Exit, ParseError, Program
+from invoke.exceptions import UnknownFileType
 
 from drillbook import __version__
-from drillbook.errors import EXIT_INVALID
+from drillbook.console import mute, write
+from drillbook.errors import EXIT_INVALID, EXIT_PRECONDITION
 
 #: Attribute a task function sets to name the argument that takes its bare positional words.
 REST_ATTRIBUTE = "drillbook_rest"
@@ -79,7 +80,19 @@ def _task_names(collection: Collection) -> set[str]:
 
 
 class DrillbookConfig(Config):
-    """invoke's Config, for a HOME that is not a folder too (HOME=/dev/null: no home)."""
+    """invoke's Config, for a HOME that is not a folder too (HOME=/dev/null: no home), and with
+    a config file of invoke's that cannot be read said in one line rather than a traceback."""
+
+    def _load_yaml(self, path: Any) -> Any:
+        return _config_data(super()._load_yaml, path)
+
+    _load_yml = _load_yaml
+
+    def _load_json(self, path: Any) -> Any:
+        return _config_data(super()._load_json, path)
+
+    def _load_py(self, path: str) -> Any:
+        return _config_data(super()._load_py, path)
 
     def load_user(self, merge: bool = True) -> None:
         """Load ~/.invoke.yaml and its kin; there are none when HOME is not a folder."""
@@ -90,6 +103,33 @@ class DrillbookConfig(Config):
             # file every name is "not a directory", which means the same.
             if merge:
                 self.merge()
+
+
+def _config_data(load: Any, path: Any) -> dict[str, Any]:
+    """What an invoke config file (~/.invoke.yaml, `-f FILE`) holds, or Exit saying why not.
+
+    A missing file stays an OSError: invoke skips it, as it skips any file it does not find.
+    """
+    try:
+        data = load(path)
+    except (FileNotFoundError, NotADirectoryError):
+        raise
+    except Exception as exc:  # broken YAML or JSON, a folder, a .py that raises
+        found = " ".join(str(exc).split()) or type(exc).__name__
+        msg = f"drillbook: cannot read the invoke config file {path}: {found}"
+        raise Exit(f"{msg}\n  hint: {_FIX_CONFIG}", code=EXIT_INVALID) from None
+    if data is None:  # an empty file
+        return {}
+    if not isinstance(data, dict):
+        msg = (
+            f"drillbook: the invoke config file {path} holds a {type(data).__name__}, expected "
+            "a mapping of settings"
+        )
+        raise Exit(f"{msg}\n  hint: {_FIX_CONFIG}", code=EXIT_INVALID)
+    return data
+
+
+_FIX_CONFIG = "fix it or move it away; nothing ran"
 
 
 class DrillbookProgram(Program):
@@ -114,39 +154,65 @@ class DrillbookProgram(Program):
     def run(self, argv: list[str] | str | None = None, exit: bool = True) -> None:
         """Parse and execute; map invoke's outcomes onto drillbook's exit codes."""
         try:
-            self.create_config()
-            self.parse_core(argv)
-            self.parse_collection()
-            self.parse_tasks()
-            self.parse_cleanup()
-            self.update_config()
+            try:
+                self.create_config()
+                self.parse_core(argv)
+                self.parse_collection()
+                self.parse_tasks()
+                self.parse_cleanup()
+                self.update_config()
+            except UnknownFileType as exc:  # `-f FOLDER`: invoke reads .yaml, .json and .py
+                hint = "-f (or INVOKE_RUNTIME_CONFIG) names a .yaml, .yml, .json or .py file"
+                raise Exit(f"drillbook: {exc}\n  hint: {hint}", code=EXIT_INVALID) from None
+            except ValueError as exc:
+                # invoke's parser turns an option's value into its type (`--list-depth x`)
+                # and lets the error through.
+                raise ParseError(f"a value of the wrong type: {exc}") from None
             self.execute()
         except ParseError as exc:
-            print(f"drillbook: {_parse_message(str(exc))}", file=sys.stderr)
-            print(f"  hint: {self._usage_hint(str(exc))}", file=sys.stderr)
+            message, hint = _parse_message(str(exc)), self._usage_hint(str(exc))
+            twice = self._given_twice(str(exc))
+            if twice is not None:
+                message, hint = twice, f"give it once; {hint}"
+            write(sys.stderr, f"drillbook: {message}\n  hint: {hint}")
+            if self._wants_json():
+                # A pipeline that asked for JSON gets JSON, a mistyped option included.
+                from drillbook.errors import UsageError
+                from drillbook.tasks._base import emit_json, error_json
+
+                task_name = self._task_named() or "drillbook"
+                emit_json(error_json(UsageError(message, hint=hint), task_name=task_name))
             if exit:
                 sys.exit(EXIT_INVALID)
         except Exit as exc:
             if exc.message:
-                print(exc.message, file=sys.stderr)
+                write(sys.stderr, exc.message)
             if exit:
                 sys.exit(exc.code)
         except KeyboardInterrupt:
             # A run (release, deploy, ...) stops through its session, which says where it
             # stopped; what lands here is a task that changes nothing outside its own files.
-            print(
+            write(
+                sys.stderr,
                 "drillbook: interrupted (SIGINT) before it finished; every file it wrote is "
                 "whole, so running it again is safe",
-                file=sys.stderr,
             )
             if exit:
                 sys.exit(130)
         except BrokenPipeError:
-            # The reader went away (`drillbook history | head`): stop quietly, as cat does.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
+            # The reader of invoke's own output went away (`drillbook --list | head -1`): stop
+            # quietly, as cat does. Tasks write through the console, which goes on without it.
+            mute(sys.stdout)
             if exit:
                 sys.exit(141)
+        except OSError as exc:
+            # invoke's own output (--list, --help, --version) to a full disk, or a file of its
+            # own it could not read: what failed, not a traceback.
+            mute(sys.stdout)
+            what = f"cannot read {exc.filename}" if exc.filename else "cannot write its output"
+            write(sys.stderr, f"drillbook: {what}: {exc.strerror or exc}")
+            if exit:
+                sys.exit(EXIT_PRECONDITION)
 
     def print_help(self) -> None:
         """What drillbook is and its tasks first; invoke's core options after them."""
@@ -164,7 +230,12 @@ class DrillbookProgram(Program):
 
     def _usage_hint(self, error: str) -> str:
         """`did you mean release?` for a mistyped task or option, else where to look."""
-        general = "`drillbook --list` lists the tasks; `drillbook TASK --help`"
+        named = self._task_named()
+        general = (
+            f"`drillbook {named} --help` lists its options; `drillbook --list` lists the tasks"
+            if named
+            else "`drillbook --list` lists the tasks; `drillbook TASK --help` their options"
+        )
         match = re.fullmatch(r"No idea what '(.+)' is!", error)
         if match is None or self.namespace is None:
             return general
@@ -180,6 +251,58 @@ class DrillbookProgram(Program):
 
         close = difflib.get_close_matches(word, known, n=1)
         return f"did you mean `{close[0]}`? {general}" if close else general
+
+    def _task_named(self) -> str | None:
+        """The task named on the command line, if any."""
+        if self.namespace is None:
+            return None
+        names = _task_names(self.namespace)
+        return next((word for word in self.argv[1:] if word in names), None)
+
+    def _given_twice(self, error: str) -> str | None:
+        """`--version is given twice` when invoke's "No idea what '0.2.0' is!" means that.
+
+        invoke's parser takes a value for an option once; the value after a repeated option
+        becomes a stray word, and the error named the value, not the option repeated.
+        """
+        match = re.fullmatch(r"No idea what '(.+)' is!", error)
+        task_name = self._task_named()
+        if match is None or task_name is None:
+            return None
+        task = self.namespace[task_name]  # type: ignore[index]
+        flags: dict[str, str] = {}  # each spelling of an option that takes one value -> --long
+        for arg in _arguments(task):
+            if arg.takes_value and arg.kind is not list:
+                long = "--" + max(arg.names, key=len).replace("_", "-")
+                flags.update(
+                    {("--" if len(n) > 1 else "-") + n.replace("_", "-"): long for n in arg.names}
+                )
+        words = self.argv[self.argv.index(task_name) + 1 :]
+        seen: dict[str, str] = {}
+        for word, after in zip(words, [*words[1:], None], strict=True):
+            long = flags.get(word.split("=", 1)[0])
+            if long is None:
+                continue
+            value = word.split("=", 1)[1] if "=" in word else after
+            if long in seen and value == match.group(1):
+                return f"{long} is given twice ({seen[long]!r}, then {value!r})"
+            seen.setdefault(long, value or "")
+        return None
+
+    def _wants_json(self) -> bool:
+        """Whether the command line asks for `--format json` (`-f json` of a task that has it)."""
+        words = self.argv[1:]
+        short = False
+        task_name = self._task_named()
+        if task_name is not None:
+            task = self.namespace[task_name]  # type: ignore[index]
+            short = any("format" in arg.names and "f" in arg.names for arg in _arguments(task))
+        for word, after in zip(words, [*words[1:], None], strict=True):
+            if word == "--format=json" or (short and word in ("-fjson", "-f=json")):
+                return True
+            if (word == "--format" or (short and word == "-f")) and after == "json":
+                return True
+        return False
 
     def _option_names(self) -> list[str]:
         """The long options of the task named on the command line, and the program's own."""

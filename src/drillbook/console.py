@@ -5,7 +5,6 @@ Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)
 
 from __future__ import annotations
 
-import errno
 import os
 import sys
 from typing import TYPE_CHECKING, TextIO
@@ -15,14 +14,47 @@ if TYPE_CHECKING:
 
 _CODES = {"green": "32", "red": "31", "yellow": "33", "bold": "1", "dim": "2", "cyan": "36"}
 
+#: Why a standard stream stopped taking output ("stdout" or "stderr" -> the error), see `write`.
+lost: dict[str, OSError] = {}
+
+
+def write(stream: TextIO | None, text: str) -> None:
+    """`text` and a newline to `stream`, flushed; a stream that fails stops taking output.
+
+    The reader of a pipe may go away (`drillbook release | head`, a `tee` that the same Ctrl-C
+    stopped, a closed terminal) or the file may not fit (stdout on a full disk): a release must
+    not stop half-done for that, with staging changed and nothing recorded past the line that
+    failed, nor an interruption turn into a crash. The stream's file descriptor is pointed at
+    /dev/null instead, so every later write (invoke's, the interpreter's last flush) goes
+    nowhere quietly, and `lost` keeps why, for the task layer to say so at the end.
+    """
+    if stream is None:
+        # A stream closed before the program started (`2>&-`): print() would send its text to
+        # stdout instead, into the JSON of a `--format json` run.
+        return
+    try:
+        print(text, file=stream, flush=True)
+    except OSError as exc:
+        name = "stderr" if stream is sys.stderr or stream is sys.__stderr__ else "stdout"
+        lost.setdefault(name, exc)
+        mute(stream)
+
+
+def mute(stream: TextIO | None) -> None:
+    """Point `stream`'s file descriptor at /dev/null (a stream without one is left as it is)."""
+    try:
+        fd = stream.fileno()  # type: ignore[union-attr]
+    except (AttributeError, OSError, ValueError):
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+
 
 class Console:
     """Writes masked lines to stdout and stderr, with colour where it helps."""
-
-    #: Set by a run (`session.open_session`): a reader that went away (`| head`, a `tee` that
-    #: the same Ctrl-C stopped, a closed terminal) must not stop a release half-way, or turn
-    #: its interruption into a crash; what is not shown is in the journal.
-    keep_going: bool = False
 
     def __init__(
         self,
@@ -32,12 +64,13 @@ class Console:
         masker: Masker | None = None,
         color: bool | None = None,
     ) -> None:
-        self.out = out or sys.stdout
-        self.err = err or sys.stderr
+        self.out = out if out is not None else sys.stdout
+        self.err = err if err is not None else sys.stderr
         self.masker = masker
         if color is None:
             color = (
-                "NO_COLOR" not in os.environ
+                # no-color.org: set and not empty; an empty NO_COLOR= leaves colour on.
+                not os.environ.get("NO_COLOR")
                 and os.environ.get("TERM") != "dumb"
                 and hasattr(self.out, "isatty")
                 and self.out.isatty()
@@ -59,19 +92,11 @@ class Console:
         text = self.mask(text)
         if style:
             text = self.paint(text, style)
-        self._write(self.out, text)
+        write(self.out, text)
 
     def error(self, text: str) -> None:
         """One line (or several) to stderr."""
-        self._write(self.err, self.mask(text))
-
-    def _write(self, stream: TextIO, text: str) -> None:
-        try:
-            print(text, file=stream, flush=True)
-        except OSError as exc:
-            if not self.keep_going or exc.errno not in (errno.EPIPE, errno.EIO):
-                raise
-            _to_devnull(stream)
+        write(self.err, self.mask(text))
 
     def outcome(self, outcome: str) -> str:
         """An outcome word, coloured by what it means."""
@@ -88,17 +113,3 @@ class Console:
             "timeout": "red",
         }.get(outcome, "bold")
         return self.paint(outcome, style)
-
-
-def _to_devnull(stream: TextIO) -> None:
-    """Point the file descriptor under `stream` at /dev/null: later writes, the interpreter's
-    last flush included, go nowhere instead of failing."""
-    try:
-        fd = stream.fileno()
-    except (AttributeError, OSError, ValueError):  # not a file (a StringIO): nothing to point
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    try:
-        os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -17,8 +18,18 @@ def write_atomic(path: Path, text: str | bytes, *, mode: int = 0o644, sync: bool
     again, written by the thousand (docs pages): a reader still never sees half a file, but a
     crash of the machine may lose the newest; the caller syncs the folder once at the end.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     data = text.encode("utf-8") if isinstance(text, str) else text
+    try:
+        kind = path.stat().st_mode  # through a symlink: /dev/stdout -> /proc/self/fd/1
+    except OSError:
+        kind = None
+    if kind is not None and not stat.S_ISREG(kind) and not stat.S_ISDIR(kind):
+        # A device or a pipe (`schema --out /dev/stdout`) is written into: the rename would
+        # put a plain file in its place (in /dev, for root).
+        with path.open("wb") as handle:
+            handle.write(data)
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:

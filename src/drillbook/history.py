@@ -179,9 +179,11 @@ def _not_overtaken(root: Path, entry: Entry) -> Entry:
 
 def several_runbooks(root: Path) -> bool:
     """Whether the project's runbooks/ holds more than one runbook."""
+    from drillbook.runbook import is_runbook_name
+
     folder = root / "runbooks"
     try:
-        return sum(1 for p in folder.iterdir() if p.suffix in (".yaml", ".yml")) > 1
+        return sum(1 for p in folder.iterdir() if is_runbook_name(p)) > 1
     except OSError:
         return False
 

@@ -17,6 +17,7 @@ locks another thread may hold).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -120,7 +121,7 @@ def _in_workers(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int) -> li
     # A fork copies what is buffered for stdout and stderr, and a worker flushes its copy as
     # it ends: flushed now, nothing is printed twice.
     for stream in (sys.stdout, sys.stderr):
-        stream.flush()
+        _flush(stream)
     _work.update(fn=fn, items=items)
     # With fork, the pool starts every worker before its first thread (Python 3.11 and on),
     # so each worker is a copy of this single-threaded process.
@@ -141,6 +142,24 @@ def _in_workers(fn: Callable[[Any], Any], items: Sequence[Any], jobs: int) -> li
         _work.clear()
         # On Ctrl-C here the slices not yet started are dropped; the running ones are short.
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _flush(stream: Any) -> None:
+    """Flush a standard stream before a fork; one closed (None) or failing is left quiet.
+
+    A stream that cannot be written (its reader gone, a full disk) is pointed at /dev/null
+    as the console does, so that no worker tries its copy of the buffer again.
+    """
+    if stream is None:  # closed when the program started (`>&-`)
+        return
+    try:
+        stream.flush()
+    except OSError:
+        from drillbook.console import mute
+
+        mute(stream)
+        with contextlib.suppress(OSError):
+            stream.flush()
 
 
 def _quiet_worker(parent: int) -> None:

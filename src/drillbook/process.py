@@ -30,6 +30,7 @@ import os
 import select
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -720,6 +721,17 @@ def run_command(
         except OSError as exc:
             outcome, detail = _not_started(full[0], exc, cwd)
             return _result(outcome, None, "", detail)
+        except UnicodeEncodeError as exc:
+            # An argument or a variable the system's encoding cannot carry (`é` in an ASCII
+            # locale): the command never started.
+            encoding = sys.getfilesystemencoding()
+            bad = exc.object[exc.start : exc.end]
+            detail = (
+                f"cannot run {full[0]!r}: {bad!a} in its arguments "
+                f"or environment cannot be passed in this locale's encoding ({encoding}); run "
+                "drillbook under a UTF-8 locale (LC_ALL=C.UTF-8)"
+            )
+            return _result("error", None, "", detail)
         run.pgid = proc.pid  # a session leader's group id is its pid
         try:
             if on_start is not None:

@@ -16,10 +16,13 @@ def find_project_root(start: Path | None = None) -> Path:
     there is none: a task that reads journals would otherwise answer "nothing happened".
     """
     start = (start or Path.cwd()).absolute()
+    top = ""
     for folder in (start, *start.parents):
         if (folder / "runbooks").is_dir():
             return folder
         if (folder / ".git").exists():
+            if folder != start:
+                top = f" up to {folder}, the top of its git repository"
             break
-    msg = f"no runbooks/ folder in {start} or above it; drillbook acts on a project's runbooks"
+    msg = f"no runbooks/ folder in {start} or above it{top}; drillbook acts on a project's runbooks"
     raise UsageError(msg, hint="cd into the project, or run `drillbook init` to start one here")

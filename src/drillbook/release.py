@@ -44,7 +44,7 @@ from drillbook.plan import (
 from drillbook.runbook import LoadedRunbook
 from drillbook.secrets import Masker
 from drillbook.session import RunSession, masker_for
-from drillbook.versions import semver_key
+from drillbook.versions import is_semver, semver_key
 
 #: Folders drillbook itself writes into (journal, notes, reports, docs); they never make a
 #: tree dirty, or every release would need a commit of the previous one's outputs.
@@ -97,8 +97,16 @@ def pick_version(runbook: Runbook, version: str | None) -> Release:
     release = runbook.release(version)
     if release is None:
         known = ", ".join(r.version for r in runbook.releases)
-        msg = f"no release {version} in the runbook of {runbook.service} (declared: {known})"
-        raise UsageError(msg)
+        msg = f"no release {version!r} in the runbook of {runbook.service} (declared: {known})"
+        bare = version.strip().lstrip("vV")
+        if bare != version and runbook.release(bare) is not None:
+            # `v1.2.0` is how the tag is named, and what a person copies from `git tag`.
+            hint = f"did you mean --version {bare}? versions are written without the tag's `v`"
+        elif not is_semver(version):
+            hint = "--version expects a semver version such as 1.2.0"
+        else:
+            hint = None
+        raise UsageError(msg, hint=hint)
     return release
 
 

@@ -7,6 +7,7 @@ template-looking text stays text, and paths must stay inside the project.
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import os
 import re
@@ -147,6 +148,16 @@ class _Source:
         ]
 
 
+def is_runbook_name(path: Path) -> bool:
+    """Whether a file found in a folder is taken for a runbook: `*.yaml` or `*.yml`, not hidden.
+
+    A hidden name is never a runbook of its own, as a shell's `runbooks/*.yaml` skips it: macOS
+    leaves `._NAME.yaml` beside each file it copies to a foreign disk, which stopped `check`
+    with bytes that are not UTF-8 and every release with "several runbooks".
+    """
+    return path.suffix in RUNBOOK_SUFFIXES and not path.name.startswith(".")
+
+
 def find_runbook_files(paths: Iterable[Path]) -> list[Path]:
     """Runbook files named directly or found (not recursively) in the given folders; a file
     named twice (`check a.yaml runbooks/`) is listed once, where it first came."""
@@ -155,15 +166,26 @@ def find_runbook_files(paths: Iterable[Path]) -> list[Path]:
     for path in paths:
         if path.is_dir():
             files = sorted(
-                (p for p in path.iterdir() if p.suffix in RUNBOOK_SUFFIXES and p.is_file()),
+                (p for p in path.iterdir() if is_runbook_name(p) and p.is_file()),
                 key=lambda p: p.name,
             )
             if not files:
                 msg = f"no runbooks in {display(path)} (expected *.yaml or *.yml files)"
-                raise UsageError(msg, hint="run `drillbook init` to write a starter runbook")
+                hint = "run `drillbook init` to write a starter runbook"
+                if (path / "runbooks").is_dir():  # `check .` from the project root
+                    hint = f"the runbooks are in {display(path / 'runbooks')}/: check that folder"
+                raise UsageError(msg, hint=hint)
             found.extend(files)
         elif path.is_file():
             found.append(path)
+        elif glob.has_magic(str(path)):
+            # A pattern the shell left as it is (quoted, or matching nothing there).
+            matches = sorted(Path(p) for p in glob.glob(str(path)))  # noqa: PTH207
+            files = [p for p in matches if p.is_file()]
+            if not files:
+                msg = f"no runbook matches {display(path)}"
+                raise UsageError(msg, hint="name the files, or a folder of them")
+            found.extend(files)
         else:
             msg = f"no such file or folder: {display(path)}"
             raise UsageError(msg)

@@ -99,11 +99,29 @@ def _file_action(root: Path, rel: str, text: str, force: bool, reason: str) -> F
     return FileAction(rel, "keep", reason=reason)
 
 
+def _read_existing(root: Path, rel: str) -> str:
+    """The text of a file init would add lines to; refused when it is not a readable file.
+
+    init plans every file before it writes one: a refusal here leaves the project as it was.
+    """
+    from drillbook.errors import PreconditionFailed, UsageError
+
+    path = root / rel
+    if not path.is_file():
+        msg = f"{rel} exists and is not a file, expected one to add lines to; nothing was written"
+        raise UsageError(msg, hint=f"move {path} out of the way, then run init again")
+    try:
+        return path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        msg = f"cannot read {rel}: {exc.strerror or exc}; nothing was written"
+        raise PreconditionFailed(msg, hint=f"fix {path}, then run init again") from None
+
+
 def _tasks_action(root: Path, force: bool) -> FileAction:
     path = root / "tasks.py"
     if not path.exists():
         return FileAction("tasks.py", "write", _TASKS)
-    current = path.read_text(encoding="utf-8", errors="replace")
+    current = _read_existing(root, "tasks.py")
     if "drillbook.tasks" in current:
         return FileAction("tasks.py", "unchanged", reason="it already imports drillbook.tasks")
     if not force:
@@ -119,7 +137,7 @@ def _ignore_action(root: Path) -> FileAction:
     path = root / ".gitignore"
     if not path.exists():
         return FileAction(".gitignore", "write", f"{IGNORE_COMMENT}\n{IGNORE_LINE}\n")
-    current = path.read_text(encoding="utf-8", errors="replace")
+    current = _read_existing(root, ".gitignore")
     if any(line.strip() in _IGNORE_FORMS for line in current.splitlines()):
         return FileAction(".gitignore", "unchanged", reason=f"it already ignores {IGNORE_LINE}")
     lead = "" if not current or current.endswith("\n") else "\n"

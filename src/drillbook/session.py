@@ -313,7 +313,6 @@ def open_session(
     console = console or Console(masker=masker)
     if console.masker is None:
         console.masker = masker
-    console.keep_going = True
     root = loaded.root
     run_id = new_run_id()
     held = acquire_lock(root, env, run_id, argv=sys.argv) if lock else None

@@ -341,3 +341,157 @@ def test_an_option_without_its_value_is_named_plainly(tmp_path: Path) -> None:
     assert done.returncode == 2, done
     assert "drillbook: --version needs a value" in done.stderr
     assert "<Argument" not in done.stderr
+
+
+def run_to(argv: list[str], cwd: Path, stdout: int) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "DRILLBOOK_DEBUG"}
+    done = subprocess.run(
+        argv,
+        cwd=cwd,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        env=env,
+        check=False,
+    )
+    assert "Traceback" not in done.stderr, done.stderr
+    return done
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [DRILLBOOK, "check"],
+        [DRILLBOOK, "check", "--format", "json"],
+        [INVOKE, "check"],
+        [DRILLBOOK, "--list"],
+    ],
+)
+def test_a_reader_that_went_away_ends_the_output_quietly(project: Path, argv: list[str]) -> None:
+    # `drillbook check | head -1`, the reader gone before the first line.
+    (project / "tasks.py").write_text("from drillbook.tasks import namespace as ns\n")
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = run_to(argv, project, write)
+    finally:
+        os.close(write)
+    assert done.returncode in (0, 141), done.stderr
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [DRILLBOOK, "check"],
+        [DRILLBOOK, "check", "--format", "json"],
+        [INVOKE, "check"],
+        [DRILLBOOK, "--list"],
+        [DRILLBOOK, "--version"],
+    ],
+)
+def test_a_stdout_that_cannot_be_written_exits_3_saying_so(project: Path, argv: list[str]) -> None:
+    (project / "tasks.py").write_text("from drillbook.tasks import namespace as ns\n")
+    with Path("/dev/full").open("w") as full:
+        done = run_to(argv, project, full.fileno())
+    assert done.returncode == 3, done.stderr
+    assert "No space left on device" in done.stderr
+    assert "internal error" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "task", "error"),
+    [
+        (["check", "--format", "json", "--bogus"], "check", "No idea what '--bogus' is!"),
+        (["release", "--format=json", "--pussh"], "release", "No idea what '--pussh' is!"),
+        (["history", "-f", "json", "--since"], "history", "--since needs a value"),
+        (["plan", "extra", "--format", "json"], "plan", "No idea what 'extra' is!"),
+    ],
+)
+def test_a_usage_error_of_a_json_run_is_json_on_stdout(
+    project: Path, argv: list[str], task: str, error: str
+) -> None:
+    done = run([DRILLBOOK, *argv], project)
+    assert done.returncode == 2, done
+    payload = json.loads(done.stdout)
+    assert payload["task"] == task
+    assert payload["outcome"] == "invalid"
+    assert payload["exit"] == 2
+    assert payload["error"] == error
+    assert f"`drillbook {task} --help` lists its options" in payload["hint"]
+    assert f"drillbook: {error}" in done.stderr
+
+
+def test_a_short_option_that_is_not_format_asks_for_no_json(project: Path) -> None:
+    # init's -f is --force: `json` after it is a stray word, and init offers no JSON.
+    done = run([DRILLBOOK, "init", "-f", "json"], project)
+    assert done.returncode == 2, done
+    assert done.stdout == ""
+    assert "No idea what 'json' is!" in done.stderr
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--format", "json", "nothere.yaml"],
+        ["check", "--format", "json", "--bogus"],
+        ["check", "--format", "json"],
+    ],
+)
+def test_a_json_run_with_stderr_closed_keeps_stdout_json(project: Path, argv: list[str]) -> None:
+    # `2>&-`: the messages meant for stderr have nowhere to go, and never go to stdout.
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$0" "$@" 2>&-', DRILLBOOK, *argv],
+        cwd=project,
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert json.loads(done.stdout)["exit" if done.returncode else "ok"] in (2, True)
+
+
+def test_schema_out_a_pipe_writes_into_it_and_leaves_it_a_pipe(tmp_path: Path) -> None:
+    # `schema --out /dev/stdout` is the same: a rename would put a file in the device's place.
+    fifo = tmp_path / "schema.pipe"
+    os.mkfifo(fifo)
+    reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)  # open, so that a writer may open too
+    try:
+        done = run([DRILLBOOK, "schema", "--out", str(fifo)], tmp_path)
+        assert done.returncode == 0, done
+        chunks = []
+        while chunk := os.read(reader, 65536):
+            chunks.append(chunk)
+    finally:
+        os.close(reader)
+    assert json.loads(b"".join(chunks))["title"]
+    assert fifo.is_fifo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["schema.pipe"]
+
+
+@pytest.mark.parametrize("task", ["resume", "abandon"])
+def test_the_help_of_a_task_with_a_bare_word_says_so(tmp_path: Path, task: str) -> None:
+    done = run([DRILLBOOK, task, "--help"], tmp_path)
+    assert done.returncode == 0, done
+    text = " ".join(done.stdout.split())
+    assert (
+        f"RUN: the run id (a unique prefix is enough), or the word after `drillbook {task}`" in text
+    )
+    assert "without it, the runs left open are listed" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["plan", "--version", "1.0.0", "--version", "1.1.0"], "--version is given twice"),
+        (["plan", "-v", "1.0.0", "--version=1.1.0"], "--version is given twice"),
+        (["check", "--format", "json", "--format", "text"], "--format is given twice"),
+    ],
+)
+def test_an_option_given_twice_is_named(project: Path, argv: list[str], message: str) -> None:
+    done = run([DRILLBOOK, *argv], project)
+    assert done.returncode == 2, done
+    assert f"drillbook: {message} (" in done.stderr
+    assert "hint: give it once;" in done.stderr
+    assert "No idea what" not in done.stderr

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -203,3 +204,62 @@ def test_init_rejects_a_service_name_the_format_refuses(project: Path) -> None:
 )
 def test_service_name_from_the_folder(folder: str, expected: str) -> None:
     assert service_name(folder) == expected
+
+
+def test_plan_of_the_starter_says_nothing_will_start_a_staging_that_is_down(
+    project: Path,
+) -> None:
+    # The starter runbook has its deploy commented out: nothing will start staging.
+    assert run([DRILLBOOK, "init"], project).returncode == 0
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # free once closed: nothing listens there
+    runbook = project / "runbooks" / "orders-api.yaml"
+    runbook.write_text(runbook.read_text().replace("127.0.0.1:8000", f"127.0.0.1:{port}"))
+    for argv in (
+        ["init", "-q"],
+        ["config", "user.name", "A"],
+        ["config", "user.email", "a@example.com"],
+        ["add", "-A"],
+        ["commit", "-qm", "start"],
+    ):
+        subprocess.run(["git", *argv], cwd=project, check=True, capture_output=True)
+
+    done = run([DRILLBOOK, "plan"], project)
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (
+        f"fail staging: http://127.0.0.1:{port} does not answer (Connection refused), and the "
+        "runbook has no deploy to start it: its checks would fail"
+    ) in done.stdout
+
+
+def test_init_outside_a_git_repository_says_to_make_one(project: Path) -> None:
+    outside = run([DRILLBOOK, "init"], project)
+    assert outside.returncode == 0, outside.stderr
+    assert "4. git init && git add -A && git commit, then: drillbook release" in outside.stdout
+    assert "this folder is in no git repository yet" in outside.stdout
+
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    inside = run([DRILLBOOK, "init"], project)
+    assert inside.returncode == 0, inside.stderr
+    assert "4. git add -A && git commit, then: drillbook release" in inside.stdout
+    assert "git repository" not in inside.stdout
+
+
+@pytest.mark.parametrize("name", ["tasks.py", ".gitignore"])
+def test_init_refuses_a_folder_where_it_adds_to_a_file_and_writes_nothing(
+    project: Path, name: str
+) -> None:
+    (project / name).mkdir()
+    before = snapshot(project)
+
+    done = run([DRILLBOOK, "init"], project)
+
+    assert done.returncode == 2, done.stdout + done.stderr
+    said = f"{name} exists and is not a file, expected one to add lines to; nothing was written"
+    assert said in done.stderr
+    assert f"hint: move {project / name} out of the way" in done.stderr
+    assert "internal error" not in done.stderr
+    assert snapshot(project) == before
+    assert not (project / "runbooks").exists()

@@ -202,3 +202,31 @@ def test_ctrl_c_while_workers_render_stops_them_all_and_writes_nothing(many: Pat
     assert "Traceback" not in out + err
     assert not (many / "site").exists()
     assert not [pid for pid in workers if alive(pid)]
+
+
+@pytest.mark.parametrize("closed", ["stdout", "stderr"])
+@pytest.mark.parametrize("argv", [["check"], ["docs", "--check"]])
+def test_workers_start_with_a_standard_stream_closed(
+    many: Path, closed: str, argv: list[str]
+) -> None:
+    # `drillbook check >&-` (or `2>&-`): Python has no sys.stdout (or sys.stderr) to flush.
+    assert run(["docs"], many, jobs=1).returncode == 0
+    redirect = ">&-" if closed == "stdout" else "2>&-"
+    env = {k: v for k, v in os.environ.items() if k != "DRILLBOOK_DEBUG"}
+    env.update(NO_COLOR="1", DRILLBOOK_JOBS="2")
+    done = subprocess.run(
+        ["sh", "-c", f'exec "$0" "$@" {redirect}', DRILLBOOK, *argv],
+        cwd=many,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "internal error" not in done.stdout + done.stderr
+    if closed == "stderr":
+        assert done.stdout.strip().splitlines()[-1] in (
+            f"{COUNT} runbooks checked: {COUNT} valid, 0 invalid",
+            f"docs in site are fresh ({2 * COUNT + 2} files)",
+        )

@@ -514,3 +514,37 @@ def test_no_threads_or_descriptors_are_left_behind(tmp_path: Path) -> None:
     run_command(["rufff"], cwd=tmp_path, timeout=10, stop=token)
     assert threading.active_count() == threads
     assert len(os.listdir("/proc/self/fd")) == fds  # noqa: PTH208
+
+
+def test_an_argument_the_locale_cannot_carry_is_a_command_not_started(tmp_path: Path) -> None:
+    # An ASCII locale with Python's UTF-8 mode off: `é` cannot reach the system. The runner is
+    # driven in a process of its own, since the encoding is chosen when Python starts.
+    import subprocess
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        from pathlib import Path
+        from drillbook.process import run_command
+        done = run_command(["echo", "d\\u00e9ploy"], cwd=Path("."), timeout=10)
+        print(done.outcome)
+        print(done.detail)
+        """
+    )
+    env = {**os.environ, "PYTHONUTF8": "0", "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0"}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    outcome, detail = done.stdout.splitlines()
+    assert outcome == "error"
+    assert detail == (
+        "cannot run 'echo': '\\xe9' in its arguments or environment cannot be passed in this "
+        "locale's encoding (ascii); run drillbook under a UTF-8 locale (LC_ALL=C.UTF-8)"
+    )

@@ -71,6 +71,7 @@ def test_outside_any_project_tasks_say_so_and_exit_2(tmp_path: Path, shop: Proje
         assert done.returncode == 2, (args, done)
         assert "no runbooks/ folder in " in done.stderr, (args, done.stderr)
         assert "or above it" in done.stderr
+        assert f"up to {other}, the top of its git repository" in done.stderr
         assert "drillbook init" in done.stderr
         assert "Traceback" not in done.stderr
 
@@ -106,3 +107,26 @@ def test_docs_of_a_project_inside_a_larger_repository_read_its_tags(tmp_path: Pa
     loaded = load_runbook(project / "runbooks" / "billing.yaml", root=project)
 
     assert _tag_lister(project)(loaded.runbook) == ["0.1.0"]
+
+
+def test_a_working_directory_deleted_under_the_shell_is_refused_naming_it(
+    released: Project,
+) -> None:
+    # `git switch` to a branch without the folder, a workspace cleaned: the shell stays in it.
+    gone = released.root / "build"
+    for args in (("check",), ("history", "--format", "json"), ("release",)):
+        gone.mkdir()
+        done = subprocess.run(
+            ["sh", "-c", f'cd "{gone}" && rmdir "{gone}" && exec "$0" "$@"', DRILLBOOK, *args],
+            env=released.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 2, (args, done)
+        assert f"the working directory ({gone}) no longer exists" in done.stderr, args
+        assert "hint: cd into the project again" in done.stderr
+        assert "internal error" not in done.stderr
+        if "json" in args:
+            assert json.loads(done.stdout)["exit"] == 2

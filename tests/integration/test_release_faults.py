@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _project import Project
+from _project import DRILLBOOK, Project
 
 SHORT_DEPLOY = pytest.mark.parametrize("shop", [{"deploy_timeout": "2s"}], indirect=True)
 #: run_command's grace between TERM and KILL (the executor uses the default).
@@ -940,3 +940,68 @@ def test_only_the_service_runs_after_a_release(released: Project) -> None:
     [server] = shop.leftovers()
     assert server.startswith(f"{pid}:")
     assert not shop.strays()
+
+
+def run_with_stdout(shop: Project, stdout: int, *args: str) -> subprocess.CompletedProcess[str]:
+    """`drillbook ARGS` in the project with its stdout on the file descriptor given."""
+    return subprocess.run(
+        [str(DRILLBOOK), *args],
+        cwd=shop.root,
+        env=shop.env,
+        stdout=stdout,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_a_release_whose_reader_went_away_still_finishes(shop: Project) -> None:
+    # `drillbook release | head -3`: the reader is gone before the release is done. Here it is
+    # gone from the start, so the first line printed already finds no one to read it.
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        done = run_with_stdout(shop, write, "release", "--version", "1.0.0")
+    finally:
+        os.close(write)
+
+    assert done.returncode == 0, done.stderr
+    assert "internal error" not in done.stderr
+    assert shop.tags() == ["v1.0.0"]
+    assert shop.served_version() == "1.0.0"
+    events = shop.events()
+    assert by_name(events, "run_finished")[-1]["outcome"] == "ok"
+    assert "tag" in started_steps(events)
+
+
+def test_a_release_whose_stdout_is_full_finishes_and_says_its_output_is_incomplete(
+    shop: Project,
+) -> None:
+    with Path("/dev/full").open("w") as full:
+        done = run_with_stdout(shop, full.fileno(), "release", "--version", "1.0.0")
+
+    assert done.returncode == 3, done.stderr
+    assert "internal error" not in done.stderr
+    assert "its output to stdout could not be written (No space left on device)" in done.stderr
+    assert shop.tags() == ["v1.0.0"]
+    assert by_name(shop.events(), "run_finished")[-1]["outcome"] == "ok"
+
+
+def test_a_json_release_with_stderr_closed_writes_only_its_summary_to_stdout(
+    shop: Project,
+) -> None:
+    # `2>&-`: the progress meant for stderr has nowhere to go, and never goes to stdout.
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$0" "$@" 2>&-', str(DRILLBOOK), "release", "--format", "json"],
+        cwd=shop.root,
+        env=shop.env,
+        stdout=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout
+    summary = json.loads(done.stdout)
+    assert summary["outcome"] == "ok"
+    assert summary["version"] == "1.2.0"

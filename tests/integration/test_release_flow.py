@@ -157,6 +157,18 @@ def test_the_same_release_twice_changes_nothing_the_second_time(released: Projec
     assert shop.journals() == journals
     assert shop.served_version() == "1.0.0"
 
+    as_json = shop.run("release", "--version", "1.0.0", "--format", "json")
+    assert as_json.code == 0, as_json
+    first = json.loads(released.run("history", "--format", "json").out)[0]
+    summary = json.loads(as_json.out)
+    assert summary["outcome"] == "already_done"
+    assert (summary["action"], summary["service"], summary["env"]) == ("release", "shop", "staging")
+    assert summary["version"] == "1.0.0"
+    assert summary["artifacts"] == {"tag": "v1.0.0", "note": "notes/shop-1.0.0-rollback.md"}
+    assert summary["run"] == first["run"]
+    assert summary["journal"] == f".drillbook/journal/{first['run']}.jsonl"
+    assert shop.journals() == journals
+
 
 def test_plan_and_dry_run_of_a_done_release_say_it_changes_nothing(
     released: Project, tmp_path: Path

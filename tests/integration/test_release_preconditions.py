@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import pty
+import select
 import subprocess
 from pathlib import Path
 
 import pytest
-from _project import Project, make_project
+from _project import DRILLBOOK, Project, make_project
 
 
 def assert_nothing_ran(shop: Project, before: dict[str, bytes]) -> None:
@@ -155,7 +159,15 @@ def test_an_unknown_version_or_environment_is_a_usage_error(shop: Project) -> No
     before = shop.snapshot()
     result = shop.run("release", "--version", "9.9.9")
     assert result.code == 2, result
-    assert "no release 9.9.9" in result.err
+    assert "no release '9.9.9' in the runbook of shop (declared: 1.0.0, 1.1.0, 1.2.0)" in result.err
+    assert "hint:" not in result.err
+    result = shop.run("release", "--version", "v1.1.0")
+    assert result.code == 2, result
+    assert "hint: did you mean --version 1.1.0? versions are written without" in result.err
+    result = shop.run("tag", "--version", "")
+    assert result.code == 2, result
+    assert "no release '' in the runbook" in result.err
+    assert "hint: --version expects a semver version such as 1.2.0" in result.err
     result = shop.run("release", "--version", "1.0.0", "--env", "qa")
     assert result.code == 2, result
     assert "no environment 'qa'" in result.err
@@ -322,3 +334,98 @@ def test_plan_of_a_done_release_is_not_refused_for_another_run_that_never_finish
     assert other.code == 3, other
     assert f"refused: run {run_id}" in other.out
     assert shop.run("abandon", run_id).code == 0
+
+
+@pytest.mark.parametrize("stdin", ["closed", "devnull"])
+def test_production_without_a_terminal_to_ask_is_refused(shop: Project, stdin: str) -> None:
+    before = shop.snapshot()
+    # `<&-`: the child starts with no file descriptor 0 at all.
+    closed = stdin == "closed"
+    done = subprocess.run(
+        [
+            "sh",
+            "-c",
+            f'exec "$0" "$@" {"<&-" if closed else "</dev/null"}',
+            str(DRILLBOOK),
+            "deploy",
+            "--env",
+            "production",
+            "--version",
+            "1.0.0",
+        ],
+        cwd=shop.root,
+        env=shop.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "needs confirmation, and there is no terminal to ask" in done.stderr
+    assert "hint: pass --yes to confirm" in done.stderr
+    assert "internal error" not in done.stderr
+    assert_nothing_ran(shop, before)
+
+
+def answer_on_a_terminal(shop: Project, args: list[str], answer: bytes) -> tuple[int, str, str]:
+    """Run `drillbook ARGS` with stdin and stderr on a real terminal and stdout to a pipe;
+    type `answer` once the question is asked. Its exit code, the terminal's text, stdout."""
+    leader, follower = pty.openpty()
+    proc = subprocess.Popen(
+        [str(DRILLBOOK), *args],
+        cwd=shop.root,
+        env=shop.env,
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=follower,
+    )
+    os.close(follower)
+    said = b""
+    try:
+        while b"to go on: " not in said:  # the question is there: answer it
+            ready, _, _ = select.select([leader], [], [], 30)
+            assert ready, f"no question on the terminal: {said!r}"
+            chunk = os.read(leader, 4096)
+            assert chunk, said
+            said += chunk
+        os.write(leader, answer)
+        out, _ = proc.communicate(timeout=60)
+        with contextlib.suppress(OSError):  # EIO once the program has closed the terminal
+            while chunk := os.read(leader, 4096):
+                said += chunk
+    finally:
+        os.close(leader)
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, said.decode(errors="replace"), out.decode()
+
+
+def test_ctrl_d_at_the_confirmation_prompt_is_no_and_nothing_runs(shop: Project) -> None:
+    before = shop.snapshot()
+
+    code, terminal, out = answer_on_a_terminal(
+        shop, ["deploy", "--env", "production", "--version", "1.0.0"], b"\x04"
+    )
+
+    assert code == 2, terminal
+    assert "not confirmed (no answer, expected 'production'); nothing ran" in terminal
+    assert "internal error" not in terminal
+    assert out == ""
+    assert_nothing_ran(shop, before)
+
+
+def test_the_confirmation_is_asked_on_the_terminal_not_into_stdout(shop: Project) -> None:
+    # `drillbook release --env production --format json > summary.json`, typed by a person.
+    code, terminal, out = answer_on_a_terminal(
+        shop,
+        ["release", "--env", "production", "--version", "1.0.0", "--format", "json"],
+        b"production\n",
+    )
+
+    # The fixture's production cannot be deployed to: the release fails there, and says so
+    # in its JSON, which is what this is about.
+    assert "releasing to production: type the environment's name to go on: " in terminal
+    assert "to go on" not in out
+    summary = json.loads(out)
+    assert (summary["env"], summary["exit"]) == ("production", code)

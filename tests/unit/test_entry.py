@@ -6,6 +6,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from drillbook.__main__ import GC_THRESHOLDS
 
 
@@ -143,3 +145,55 @@ def test_ctrl_c_while_the_program_loads_exits_130_without_a_traceback() -> None:
     assert done.returncode == 130, done
     assert done.stderr == "drillbook: interrupted (SIGINT) while starting; nothing ran\n"
     assert done.stdout == ""
+
+
+def _drillbook(args: list[str], cwd, **environ: str) -> subprocess.CompletedProcess[str]:
+    import os
+
+    env = {**os.environ, **environ}
+    return subprocess.run(
+        [sys.executable, "-m", "drillbook", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "said"),
+    [
+        (".invoke.yaml", "x: [\n", "cannot read the invoke config file"),
+        (".invoke.json", "[1\n", "cannot read the invoke config file"),
+        (".invoke.yaml", "- a list\n", "holds a list, expected a mapping of settings"),
+    ],
+)
+def test_a_broken_invoke_config_file_in_home_is_one_line_not_a_traceback(
+    tmp_path, name: str, text: str, said: str
+) -> None:
+    (tmp_path / name).write_text(text)
+    done = _drillbook(["--version"], tmp_path, HOME=str(tmp_path))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith("drillbook: ")
+    assert said in done.stderr
+    assert str(tmp_path / name) in done.stderr
+    assert "hint: fix it or move it away; nothing ran" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["-f", "{tmp}", "schema"], "Config files of type '' (from file '{tmp}')"),
+        (["-f", "{tmp}/broken.yaml", "schema"], "cannot read the invoke config file"),
+        (["--list-depth", "x", "--list"], "a value of the wrong type: invalid literal for int()"),
+    ],
+)
+def test_a_core_option_invoke_cannot_use_is_a_usage_error(tmp_path, args, said: str) -> None:
+    (tmp_path / "broken.yaml").write_text("x: [\n")
+    done = _drillbook([a.format(tmp=tmp_path) for a in args], tmp_path, HOME=str(tmp_path))
+    assert done.returncode == 2, done.stderr
+    assert "Traceback" not in done.stderr
+    assert f"drillbook: {said.format(tmp=tmp_path)}" in done.stderr

@@ -340,18 +340,28 @@ def test_display_path_is_relative_to_the_project(tmp_path: Path) -> None:
 def test_find_runbook_files(tmp_path: Path) -> None:
     folder = tmp_path / "runbooks"
     folder.mkdir()
-    for name in ("b.yaml", "a.yml", "notes.txt"):
+    for name in ("b.yaml", "a.yml", "notes.txt", "._b.yaml", ".hidden.yml"):
         (folder / name).write_text("x: 1\n")
+    (folder / ".#b.yaml").symlink_to("user@host.4242")  # an editor's lock: a dangling link
     (folder / "sub").mkdir()
     (folder / "sub" / "c.yaml").write_text("x: 1\n")
     found = find_runbook_files([folder])
     assert [p.name for p in found] == ["a.yml", "b.yaml"]
     assert find_runbook_files([folder / "b.yaml"]) == [folder / "b.yaml"]
+    assert find_runbook_files([folder / ".hidden.yml"]) == [folder / ".hidden.yml"]  # named
     with pytest.raises(UsageError, match="no such file or folder"):
         find_runbook_files([tmp_path / "missing"])
+    # A pattern the shell did not expand (`check 'runbooks/*.yaml'`).
+    assert find_runbook_files([folder / "*.y*ml"]) == [folder / "a.yml", folder / "b.yaml"]
+    with pytest.raises(UsageError, match=r"no runbook matches .*/runbooks/\*\.json"):
+        find_runbook_files([folder / "*.json"])
     (tmp_path / "empty").mkdir()
-    with pytest.raises(UsageError, match="no runbooks in"):
+    with pytest.raises(UsageError, match="no runbooks in") as refused:
         find_runbook_files([tmp_path / "empty"])
+    assert refused.value.hint == "run `drillbook init` to write a starter runbook"
+    with pytest.raises(UsageError, match="no runbooks in") as refused:
+        find_runbook_files([tmp_path])  # `check .` in the project: runbooks/ is one below
+    assert refused.value.hint == f"the runbooks are in {tmp_path / 'runbooks'}/: check that folder"
 
 
 def test_load_project_runbook(tmp_path: Path) -> None:

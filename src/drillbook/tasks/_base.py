@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -32,8 +33,20 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
         @functools.wraps(fn)
         def body(c: Context, *args: Any, **kwargs: Any) -> Any:
             name = fn.__name__.replace("_", "-")
+            try:
+                result = run(name, c, *args, **kwargs)
+            except Exit as exc:
+                if _stdout_lost(name, exc.code):
+                    raise Exit(code=EXIT_PRECONDITION) from None
+                raise
+            if _stdout_lost(name, 0):
+                raise Exit(code=EXIT_PRECONDITION)
+            return result
+
+        def run(name: str, c: Context, *args: Any, **kwargs: Any) -> Any:
             _json_written.clear()
             try:
+                _require_working_directory()
                 return fn(c, *args, **kwargs)
             except DrillbookError as exc:
                 report_error(exc, task_name=name)
@@ -41,7 +54,7 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
                     # A pipeline that asked for JSON gets JSON, refusals included.
                     emit_json(error_json(exc, task_name=name))
                 raise Exit(code=exc.exit_code) from None
-            except (Exit, KeyboardInterrupt, SystemExit, BrokenPipeError):
+            except (Exit, KeyboardInterrupt, SystemExit):
                 raise
             except Exception as exc:
                 # A bug, not an input problem; the traceback helps only the maintainers.
@@ -61,6 +74,44 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
     return wrap
 
 
+def _require_working_directory() -> None:
+    """Refuse to start in a working directory that was deleted (or moved) under the shell.
+
+    Every task finds its project, and reads the paths typed, from there; without it each
+    stopped at its first look as an internal error.
+    """
+    from drillbook.errors import UsageError
+
+    try:
+        os.getcwd()  # noqa: PTH109 - the check itself
+    except FileNotFoundError:
+        pwd = os.environ.get("PWD")  # the shell's idea of it; stale when it still exists
+        where = f" ({pwd})" if pwd and not os.path.exists(pwd) else ""  # noqa: PTH110
+        msg = f"the working directory{where} no longer exists: it was deleted or moved"
+        raise UsageError(msg, hint="cd into the project again, then run the command") from None
+
+
+def _stdout_lost(name: str, code: int) -> bool:
+    """Say so when stdout failed during the task; True when that should make it exit 3.
+
+    A reader that went away (a broken pipe: `drillbook history | head -1`) chose to stop
+    reading, so the task's own exit code stands. Any other failure (a full disk) left output
+    someone meant to keep incomplete: a task that otherwise succeeded exits 3 for it.
+    """
+    from drillbook.console import lost
+
+    exc = lost.get("stdout")
+    if exc is None or isinstance(exc, BrokenPipeError):
+        return False
+    Console().error(
+        f"drillbook {name}: its output to stdout could not be written "
+        f"({exc.strerror or exc}), so it is incomplete\n"
+        "  hint: send stdout where it fits and run it again; what a run changed is in its "
+        "journal (`drillbook history`), and a release done is not done twice"
+    )
+    return code == 0
+
+
 #: Set once a task has written its JSON document to stdout (a list, for a module-level flag).
 _json_written: list[bool] = []
 
@@ -70,7 +121,9 @@ def emit_json(text: str, console: Console | None = None) -> None:
     if console is not None:
         console.print(text)
     else:
-        print(text, flush=True)
+        from drillbook.console import write
+
+        write(sys.stdout, text)
     _json_written.append(True)
 
 
@@ -151,11 +204,14 @@ def project(service: str | None = None) -> Any:
 
 
 def run_console(format: str) -> Console:
-    import sys
-
     require_format(format)
-    # With --format json, stdout carries only the JSON; progress goes to stderr.
-    return Console(out=sys.stderr if format == "json" else None)
+    if format != "json":
+        return Console()
+    # With --format json, stdout carries only the JSON; progress goes to stderr, and nowhere
+    # when stderr is closed.
+    if sys.stderr is None:
+        return Console(out=open(os.devnull, "w", encoding="utf-8"))  # noqa: PTH123
+    return Console(out=sys.stderr)
 
 
 def finish(session: Any, outcome: Any, format: str) -> None:
@@ -194,10 +250,22 @@ def confirm_env(env: str, yes: bool, doing: str) -> None:
 
     if env == "staging" or yes:
         return
-    if not sys.stdin.isatty():
+    # A closed stdin (`<&-`) leaves sys.stdin None: no terminal either; nor is there one to
+    # ask on when stderr, where the question goes, is closed.
+    if sys.stdin is None or not sys.stdin.isatty() or sys.stderr is None:
         msg = f"{doing} to {env} needs confirmation, and there is no terminal to ask"
         raise UsageError(msg, hint="pass --yes to confirm")
-    answer = input(f"{doing} to {env}: type the environment's name to go on: ")
+    # The question goes to stderr, as progress does: stdout may be a file or a pipe (the JSON
+    # of --format json), where the person would never see it and it would spoil the output.
+    sys.stderr.write(f"{doing} to {env}: type the environment's name to go on: ")
+    sys.stderr.flush()
+    answer = sys.stdin.readline()
+    if not answer:  # Ctrl-D at the prompt: no answer is no
+        from drillbook.console import write
+
+        write(sys.stderr, "")  # the message on a line of its own, not after the prompt
+        msg = f"not confirmed (no answer, expected {env!r}); nothing ran"
+        raise UsageError(msg, hint="pass --yes to confirm without a prompt")
     if answer.strip() != env:
         msg = f"not confirmed (expected {env!r}); nothing ran"
         raise UsageError(msg)

@@ -24,8 +24,8 @@ from drillbook.tasks._base import (
     iterable=["path"],
     help={
         "path": (
-            "PATH: a runbook file or a folder of them; repeatable, and the words after "
-            "`check` are paths too (default: the project's runbooks/)"
+            "PATH: a runbook file or a folder of them; repeatable (default: the project's "
+            "runbooks/); `drillbook check PATH...` takes them as bare words too"
         ),
         "format": "text (default) or json",
     },

@@ -49,15 +49,33 @@ def init(c: Context, service: str | None = None, force: bool = False) -> None:
     runbook = f"runbooks/{plan.service}.yaml"
     console.print("")
     console.print("next steps:", style="bold")
-    steps = (
+    steps = [
         f"1. edit {runbook}: the owner, staging's url, your deploy command, the checks",
         "2. drillbook check     validates it, naming FILE:LINE:COLUMN for each problem",
         "3. drillbook plan      shows every step a release would run; changes nothing",
-        "4. git add -A && git commit, then: drillbook release",
-        "`invoke --list` shows the same tasks beside your own; `drillbook demo` shows a tour",
+    ]
+    if _in_git(root):
+        steps.append("4. git add -A && git commit, then: drillbook release")
+    else:
+        steps.append("4. git init && git add -A && git commit, then: drillbook release")
+        steps.append("   (this folder is in no git repository yet, and a release tags a commit)")
+    steps.append(
+        "`invoke --list` shows the same tasks beside your own; `drillbook demo` shows a tour"
     )
     for line in steps:
         console.print(f"  {line}")
+
+
+def _in_git(here: Path) -> bool:
+    """Whether `here` is inside a git repository (a release needs one: it tags a commit)."""
+    from drillbook import gitops
+    from drillbook.errors import DrillbookError
+
+    try:
+        gitops.repo_root(here)
+    except DrillbookError:
+        return False
+    return True
 
 
 def _refuse_inside_a_project(here: Path) -> None:

@@ -56,7 +56,7 @@ def _probes(loaded: Any, env: str, found: Any) -> list[tuple[str, str, bool]]:
     probes.append(("identity", f"{ident[0]} <{ident[1]}>" if ident else "missing", bool(ident)))
     probes.append(_lock_probe(loaded.root, env))
     url = loaded.runbook.environments[env].url
-    probes.append((env, _answers(url), True))
+    probes.append(_answers(env, url, deploys=loaded.runbook.deploy is not None))
     return probes
 
 
@@ -98,10 +98,12 @@ def _origin_probe(found: Any) -> tuple[str, str, bool]:
     return ("origin", f"{found.tag} on {remote.commit[:9]}, not on HEAD", False)
 
 
-def _answers(url: str) -> str:
+def _answers(env: str, url: str, *, deploys: bool) -> tuple[str, str, bool]:
     """Whether something accepts connections at `url`: a TCP connect, never a request.
 
     A request would be a side effect on the service (a log line, a metric); a connect is not.
+    Nothing answering is fine when the release's deploy starts the service; without a deploy,
+    the expected checks would find nothing there.
     """
     import socket
     from urllib.parse import urlsplit
@@ -110,9 +112,12 @@ def _answers(url: str) -> str:
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         with socket.create_connection((parts.hostname or "", port), timeout=2):
-            return f"{url} accepts connections"
+            return (env, f"{url} accepts connections", True)
     except OSError as exc:
-        return f"{url} does not answer ({exc.strerror or type(exc).__name__}); the deploy starts it"
+        down = f"{url} does not answer ({exc.strerror or type(exc).__name__})"
+    if deploys:
+        return (env, f"{down}; the deploy starts it", True)
+    return (env, f"{down}, and the runbook has no deploy to start it: its checks would fail", False)
 
 
 @drill_task(help={**RUN_HELP, "push": "include pushing the tag"})
@@ -176,6 +181,7 @@ def release(
     format: str = "text",
 ) -> None:
     """Run the whole checklist in order, stopping at the first failure; roll back on its own."""
+    from drillbook.plan import note_path
     from drillbook.release import release_flow
     from drillbook.session import open_session
 
@@ -195,9 +201,29 @@ def release(
             console.print(f"{said}; its tag is not on origin yet")
             _push_only(loaded, env, release_.version, found.tag, console, format)
             return
-        console.print(f"{said}{', pushed' if push else ''}. Nothing changed.")
+        headline = f"{said}{', pushed' if push else ''}. Nothing changed."
+        console.print(headline)
         if format == "json":
-            emit_json(json.dumps({"outcome": "already_done", "exit": 0, "run": run}))
+            # The shape of every release summary, so that a pipeline run twice reads the same
+            # fields (version, artifacts.tag) the second time; the run is the one that did it.
+            summary = {
+                "run": run,
+                "action": "release",
+                "service": loaded.runbook.service,
+                "env": env,
+                "version": release_.version,
+                "outcome": "already_done",
+                "exit": 0,
+                "headline": headline,
+                "duration_ms": 0,
+                "artifacts": {
+                    "tag": found.tag,
+                    "note": str(note_path(loaded.runbook, release_.version, env)),
+                },
+                "journal": f".drillbook/journal/{run}.jsonl",
+                "steps": [],
+            }
+            emit_json(json.dumps(summary, indent=2))
         return
     params = {
         "params": {

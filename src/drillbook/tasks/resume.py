@@ -127,7 +127,13 @@ def _stop_leftovers(
     return stopped
 
 
-@drill_task(rest="run", help={"run": "the run id (a unique prefix is enough)"})
+@drill_task(
+    rest="run",
+    help={
+        "run": "RUN: the run id (a unique prefix is enough), or the word after "
+        "`drillbook resume`; without it, the runs left open are listed"
+    },
+)
 def resume(c: Context, run: str | None = None) -> None:
     """Continue an interrupted run from the step it stopped at; finished steps never repeat."""
     from drillbook.errors import InvalidInput, PreconditionFailed, UsageError
@@ -317,7 +323,13 @@ def _require_resumable(run_id: str, first: dict[str, Any], events: list[dict[str
     )
 
 
-@drill_task(rest="run", help={"run": "the run id (a unique prefix is enough)"})
+@drill_task(
+    rest="run",
+    help={
+        "run": "RUN: the run id (a unique prefix is enough), or the word after "
+        "`drillbook abandon`; without it, the runs left open are listed"
+    },
+)
 def abandon(c: Context, run: str | None = None) -> None:
     """Close an interrupted or unfinished run without continuing it."""
     from drillbook.journal import Journal
