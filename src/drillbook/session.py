@@ -284,6 +284,11 @@ def unfinished_refusal(
     return PreconditionFailed(msg, hint=run["next"])
 
 
+#: The runs this process opened, with whether each may change the world: the task layer
+#: reads it to pick the exit code of a run whose console output was lost.
+opened: list[tuple[str, bool]] = []
+
+
 @contextlib.contextmanager
 def open_session(
     loaded: LoadedRunbook,
@@ -336,6 +341,7 @@ def open_session(
             if refusal is not None:
                 raise refusal
         journal = Journal.open(root, run_id, masker=masker)
+        opened.append((run_id, changes_world))
         if resuming is not None:
             # Only once this run's journal exists: a resume that cannot write one leaves the
             # run it would continue open, to be resumed again, not closed by a run never seen.

@@ -96,20 +96,25 @@ def _stdout_lost(name: str, code: int) -> bool:
 
     A reader that went away (a broken pipe: `drillbook history | head -1`) chose to stop
     reading, so the task's own exit code stands. Any other failure (a full disk) left output
-    someone meant to keep incomplete: a task that otherwise succeeded exits 3 for it.
+    someone meant to keep incomplete: a task that otherwise succeeded exits 3 for it, as for
+    an output folder it cannot write. Not a run that may have changed the world, though: 3
+    says nothing changed, and its exit code must say what the run did (the journal has it
+    all), so that one keeps its code and only the message says the output is incomplete.
     """
     from drillbook.console import lost
 
     exc = lost.get("stdout")
     if exc is None or isinstance(exc, BrokenPipeError):
         return False
+    from drillbook.session import opened
+
     Console().error(
         f"drillbook {name}: its output to stdout could not be written "
         f"({exc.strerror or exc}), so it is incomplete\n"
         "  hint: send stdout where it fits and run it again; what a run changed is in its "
         "journal (`drillbook history`), and a release done is not done twice"
     )
-    return code == 0
+    return code == 0 and not any(changes for _, changes in opened)
 
 
 #: Set once a task has written its JSON document to stdout (a list, for a module-level flag).
