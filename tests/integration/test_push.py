@@ -29,14 +29,20 @@ def remote_tags(bare: Path) -> list[str]:
     return out.stdout.split()
 
 
-def test_a_push_that_hangs_stops_at_ctrl_c_and_resume_pushes_it(
-    shop: Project, tmp_path: Path
-) -> None:
-    # An "ssh" that never answers and keeps a child holding the pipes.
+def hanging_origin(shop: Project, tmp_path: Path) -> Path:
+    """An ssh origin for `shop` whose "ssh" never answers and keeps a child holding the pipes;
+    the fake ssh, for GIT_SSH."""
     fake_ssh = tmp_path / "hanging-ssh"
     fake_ssh.write_text("#!/bin/sh\nsleep 60 &\nwait\n")
     fake_ssh.chmod(0o755)
     shop.git("remote", "add", "origin", "ssh://git@example.invalid/x.git")
+    return fake_ssh
+
+
+def test_a_push_that_hangs_stops_at_ctrl_c_and_resume_pushes_it(
+    shop: Project, tmp_path: Path
+) -> None:
+    fake_ssh = hanging_origin(shop, tmp_path)
     proc = shop.start("release", "--version", "1.0.0", "--push", GIT_SSH=str(fake_ssh))
     shop.read_until(proc, "push tag v1.0.0 to origin", timeout=60)
     time.sleep(0.5)  # git and the fake ssh are running
@@ -341,10 +347,7 @@ def test_plan_marks_a_push_that_origin_has_already_as_done(shop: Project, tmp_pa
 def test_a_push_interrupted_then_head_moved_on_is_pushed_by_the_command_resume_names(
     shop: Project, tmp_path: Path
 ) -> None:
-    fake_ssh = tmp_path / "hanging-ssh"
-    fake_ssh.write_text("#!/bin/sh\nsleep 60 &\nwait\n")
-    fake_ssh.chmod(0o755)
-    shop.git("remote", "add", "origin", "ssh://git@example.invalid/x.git")
+    fake_ssh = hanging_origin(shop, tmp_path)
     proc = shop.start("release", "--version", "1.0.0", "--push", GIT_SSH=str(fake_ssh))
     shop.read_until(proc, "push tag v1.0.0 to origin", timeout=60)
     shop.wait_for_event(lambda e: e.get("event") == "command_started" and e.get("step") == "push")
@@ -372,10 +375,7 @@ def test_a_push_interrupted_then_head_moved_on_is_pushed_by_the_command_resume_n
 def test_tag_push_stopped_by_ctrl_c_says_so_in_the_journal_and_how_to_retry(
     shop: Project, tmp_path: Path
 ) -> None:
-    fake_ssh = tmp_path / "hanging-ssh"
-    fake_ssh.write_text("#!/bin/sh\nsleep 60 &\nwait\n")
-    fake_ssh.chmod(0o755)
-    shop.git("remote", "add", "origin", "ssh://git@example.invalid/x.git")
+    fake_ssh = hanging_origin(shop, tmp_path)
     proc = shop.start("tag", "--version", "1.0.0", "--push", GIT_SSH=str(fake_ssh))
     shop.wait_for_event(lambda e: e.get("event") == "tagged", timeout=60, proc=proc)
     time.sleep(0.5)  # git push and the fake ssh are running
