@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import socket
 import threading
 from collections.abc import Callable
@@ -57,6 +58,7 @@ def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
 
     import requests
     from requests.adapters import HTTPAdapter
+    from requests.sessions import merge_setting
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
     # By id: a dict is copied in one C call, so `cut` never sees it change under it. The
@@ -105,11 +107,25 @@ def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
     class LoopbackDirect(requests.Session):
         """A session that takes proxies from the environment for every host but loopback."""
 
-        def merge_environment_settings(self, url: Any, *args: Any, **kwargs: Any) -> Any:
-            settings = super().merge_environment_settings(url, *args, **kwargs)
-            if is_loopback(urlsplit(url).hostname):
-                settings["proxies"] = {}
-            return settings
+        def merge_environment_settings(
+            self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+        ) -> Any:
+            if not is_loopback(urlsplit(url).hostname):
+                return super().merge_environment_settings(url, proxies, stream, verify, cert)
+            # requests' merge without the proxies, which a loopback host never uses: finding
+            # them walks os.environ twice a request, a fifth of a check's own time.
+            if self.trust_env and (verify is True or verify is None):
+                verify = (
+                    os.environ.get("REQUESTS_CA_BUNDLE")
+                    or os.environ.get("CURL_CA_BUNDLE")
+                    or verify
+                )
+            return {
+                "proxies": {},
+                "stream": merge_setting(stream, self.stream),
+                "verify": merge_setting(verify, self.verify),
+                "cert": merge_setting(cert, self.cert),
+            }
 
         def get_redirect_target(self, resp: Any) -> Any:
             # requests reads a redirect's Location as UTF-8 even when the redirect is not

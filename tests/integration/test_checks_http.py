@@ -852,6 +852,36 @@ def test_a_loopback_check_never_goes_through_a_proxy(
     assert server.hits["/health"] == 1
 
 
+@pytest.mark.parametrize("ca_bundle", [None, "/etc/ssl/certs/ca-certificates.crt"])
+def test_a_loopback_request_gets_requests_own_settings_but_the_proxies(
+    proxy: LoopbackServer, monkeypatch: pytest.MonkeyPatch, ca_bundle: str | None
+) -> None:
+    # The environment's proxies are not even looked up for loopback; the rest (a CA bundle
+    # from REQUESTS_CA_BUNDLE, the session's own verify and cert) is what requests would use.
+    import requests
+
+    from drillbook.httpsession import cuttable_session
+
+    if ca_bundle is None:
+        monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    else:
+        monkeypatch.setenv("REQUESTS_CA_BUNDLE", ca_bundle)
+    ours, _ = cuttable_session()
+    plain = requests.Session()
+    for session in (ours, plain):
+        session.cert = "/tmp/client.pem"
+    for url in ("http://127.0.0.1:8181/health", "https://localhost:8443/health"):
+        for verify in (None, True, False):
+            got = ours.merge_environment_settings(url, {}, None, verify, None)
+            want = plain.merge_environment_settings(url, {}, None, verify, None)
+            assert want["proxies"]  # the environment names a proxy, which loopback skips
+            assert got == {**want, "proxies": {}}
+    away = "http://other.example.com/x"
+    assert ours.merge_environment_settings(away, {}, None, None, None) == (
+        plain.merge_environment_settings(away, {}, None, None, None)
+    )
+
+
 def test_a_check_of_another_host_still_goes_through_the_proxy(proxy: LoopbackServer) -> None:
     proxy.routes["http://staging.invalid/health"] = json_reply({"status": "ok"})
 
