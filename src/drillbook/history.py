@@ -369,6 +369,14 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
         undo = _undo_rollback(env, touched, previous)
     elif kind == "deploy":
         undo = _undo_deploy(env, touched, bool(deployed), previous, version)
+    elif _rollback_cut_short(events) and previous is not None and left_on == previous:
+        # Its redeploy finished, its checks did not: "nothing to undo (rolled back)" would
+        # tell the person on call that staging is proven fine.
+        undo = (
+            f"a person must check: the rollback to {previous} was cut short before its checks "
+            f"proved it; `drillbook integration --env {env} --version {previous}` checks "
+            f"{previous} there"
+        )
     else:
         undo = _undo_release(kind, env, touched, unproven, left_on, previous, outcome, changes)
     # As `tasks.resume` judges it: only a release, and not one that had failed or was rolling
@@ -417,6 +425,12 @@ def for_service(value: Any, service: str) -> Any:
     if isinstance(value, list):
         return [for_service(v, service) for v in value]
     return value
+
+
+def _rollback_cut_short(events: list[dict[str, Any]]) -> bool:
+    """Whether the run started a rollback that never finished (interrupted or killed)."""
+    started = any(e.get("event") == "rollback_started" for e in events)
+    return started and not any(e.get("event") == "rollback_finished" for e in events)
 
 
 def _deploy_unproven(events: list[dict[str, Any]]) -> bool:

@@ -46,6 +46,35 @@ def test_a_release_whose_rollback_failed_needs_a_person(tmp_path: Path) -> None:
     )
 
 
+def test_a_release_whose_rollback_was_cut_short_after_its_redeploy_needs_a_check(
+    tmp_path: Path,
+) -> None:
+    root = project(tmp_path)
+    # Ctrl-C during the rollback checks: 1.1.0 was deployed again, and nothing proved it.
+    write_run(
+        root,
+        "20261118T090000Z-abcabc",
+        T0,
+        "release",
+        "staging",
+        "1.2.0",
+        [
+            ("deployed", {"version": "1.2.0", "previous": "1.1.0", "by": "release"}),
+            ("rollback_started", {"from_version": "1.2.0", "to_version": "1.1.0"}),
+            ("deployed", {"version": "1.1.0", "previous": "1.2.0", "by": "rollback"}),
+            ("step_started", {"step": "rollback-checks", "kind": "checks"}),
+        ],
+        outcome="interrupted",
+        previous="1.1.0",
+    )
+    entry = only(root, "20261118T090000Z-abcabc")
+    assert not entry.undo.startswith("nothing to undo")
+    assert entry.undo == (
+        "a person must check: the rollback to 1.1.0 was cut short before its checks proved "
+        "it; `drillbook integration --env staging --version 1.1.0` checks 1.1.0 there"
+    )
+
+
 def test_a_run_that_another_resumed_points_at_it(tmp_path: Path) -> None:
     root = project(tmp_path)
     write_run(
