@@ -60,11 +60,16 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
                 # A bug, not an input problem; the traceback helps only the maintainers.
                 if os.environ.get("DRILLBOOK_DEBUG"):
                     raise
-                Console(masker=_masker()).error(
-                    f"drillbook {name}: internal error: {type(exc).__name__}: {exc}\n"
-                    "  hint: this is a bug in drillbook; run again with DRILLBOOK_DEBUG=1 for "
-                    "the traceback and report it"
+                what = f"internal error: {type(exc).__name__}: {exc}"
+                hint = (
+                    "this is a bug in drillbook; run again with DRILLBOOK_DEBUG=1 for the "
+                    "traceback and report it"
                 )
+                Console(masker=_masker()).error(f"drillbook {name}: {what}\n  hint: {hint}")
+                if kwargs.get("format") == "json" and not _json_written:
+                    # A pipeline that asked for JSON gets JSON, a bug's end included.
+                    bug = DrillbookError(what, hint=hint)
+                    emit_json(error_json(bug, task_name=name, outcome="internal_error"))
                 raise Exit(code=EXIT_INVALID) from None
 
         if rest is not None:
@@ -142,13 +147,13 @@ _ERROR_OUTCOMES = {
 }
 
 
-def error_json(exc: DrillbookError, *, task_name: str) -> str:
+def error_json(exc: DrillbookError, *, task_name: str, outcome: str | None = None) -> str:
     """An error as the JSON document of a task run with `--format json`."""
     import json
 
     payload: dict[str, Any] = {
         "task": task_name,
-        "outcome": _ERROR_OUTCOMES.get(exc.exit_code, "failed"),
+        "outcome": outcome or _ERROR_OUTCOMES.get(exc.exit_code, "failed"),
         "exit": exc.exit_code,
         "error": exc.message,
         "hint": exc.hint,
