@@ -206,14 +206,27 @@ def apply_init(plan: InitPlan) -> list[FileAction]:
 _TASKS = '''\
 """This project's invoke tasks, with drillbook's release tasks beside them.
 
-`invoke --list` shows them all; `invoke check` validates runbooks/, `invoke plan` shows what a
-release would do, `invoke release` runs the checklist. Add your own tasks here with
-`@invoke.task`; on a name clash yours win (drillbook's stay reachable as `drillbook TASK`).
+`invoke --list` shows them all; `invoke check` validates runbooks/, `invoke plan`
+shows what a release would do, `invoke release` runs the checklist. Add your own
+tasks here with `@invoke.task`; on a name clash yours win (drillbook's stay
+reachable as `drillbook TASK`).
 """
 
 from __future__ import annotations
 
-from drillbook.tasks import project_namespace
+import sys
+
+try:
+    from drillbook.tasks import project_namespace
+except ModuleNotFoundError as missing:
+    if missing.name != "drillbook":
+        raise
+    # invoke runs in a Python without drillbook (pipx's invoke, a venv not activated).
+    sys.exit(
+        f"tasks.py: drillbook is not installed for {sys.executable}, which runs "
+        "invoke; install it there (pip install drillbook), or run `drillbook TASK` "
+        "from its venv"
+    )
 
 ns = project_namespace(__name__)
 '''

@@ -11,6 +11,7 @@ import os
 import socket
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,36 @@ def test_init_in_an_empty_project_writes_what_check_and_invoke_accept(project: P
     assert {"check", "plan", "release", "rehearse", "docs", "init"} <= listed(project)
     via_invoke = run([INVOKE, "check"], project)
     assert via_invoke.returncode == 0, via_invoke.stdout + via_invoke.stderr
+
+
+def test_the_tasks_py_of_init_says_when_invoke_runs_in_a_python_without_drillbook(
+    project: Path,
+) -> None:
+    assert run([DRILLBOOK, "init"], project).returncode == 0
+    # invoke as a Python without drillbook runs it (pipx's, or a venv not activated): here the
+    # same interpreter, with drillbook made unimportable before invoke loads tasks.py.
+    code = textwrap.dedent(
+        """
+        import sys
+
+        class NoDrillbook:
+            def find_spec(self, name, path=None, target=None):
+                if name.partition(".")[0] == "drillbook":
+                    raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+
+        sys.meta_path.insert(0, NoDrillbook())
+        sys.argv = ["invoke", "check"]
+        from invoke.main import program
+        program.run()
+        """
+    )
+    done = run([sys.executable, "-c", code], project)
+
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == (
+        f"tasks.py: drillbook is not installed for {sys.executable}, which runs invoke; "
+        "install it there (pip install drillbook), or run `drillbook TASK` from its venv"
+    )
 
 
 def test_init_twice_changes_nothing(project: Path) -> None:
