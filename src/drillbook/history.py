@@ -167,7 +167,9 @@ def _still_running(root: Path, entry: Entry) -> Entry:
 def _not_overtaken(root: Path, entry: Entry) -> Entry:
     """`entry` as not resumable when a later run deployed another version to its environment:
     `resume` refuses it then, as it would release the old version over the new one."""
-    if not entry.resumable:
+    # Only a run that stopped is offered `resume`; asking a finished one would read the
+    # journals again for every run listed.
+    if not entry.resumable or entry.outcome not in (UNFINISHED, _OUTCOMES["interrupted"]):
         return entry
     from drillbook.state import deployed_since
 

@@ -286,6 +286,39 @@ def test_only_the_runs_shown_are_read_whole(
     assert read == [recent]
 
 
+def test_finished_runs_are_each_read_once_however_many_there_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whether a stopped run was overtaken by a later deploy is asked of stopped runs only:
+    # asked of every finished one, it read the journals again for each (docs of 1,000
+    # runbooks with 300 journals went from 2.0 to 3.5 s).
+    from drillbook import state
+
+    runs = [
+        write_run(
+            tmp_path,
+            minutes_ago=30 - i,
+            action="release",
+            version=f"1.{i}.0",
+            events=(("deployed", {"version": f"1.{i}.0"}),),
+            finished={"outcome": "ok", "duration_ms": 1},
+        )
+        for i in range(20)
+    ]
+    read: list[str] = []
+    for module in (history, state):
+        real: Callable[[Path], Any] = module.read_journal
+
+        def counting(path: Path, real: Callable[[Path], Any] = real) -> Any:
+            read.append(path.stem)
+            return real(path)
+
+        monkeypatch.setattr(module, "read_journal", counting)
+    found = history.entries(tmp_path, since=history.parse_since("24h"))
+    assert sorted(e.run for e in found) == sorted(runs)
+    assert sorted(read) == sorted(runs)
+
+
 def test_parse_since() -> None:
     assert history.parse_since("30m", now=10_000) == 10_000 - 1800
     assert history.parse_since("24h", now=100_000) == 100_000 - 86_400
