@@ -3,10 +3,12 @@ and runs that cannot finish: a journal that fills up after the deploy, a note th
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
+import subprocess
 
-from _project import Project
+from _project import DRILLBOOK, Project, free_port
 
 
 def by_name(events: list[dict], name: str) -> list[dict]:
@@ -243,3 +245,50 @@ def test_rollback_and_rehearse_refuse_a_check_url_before_any_step(released: Proj
         assert "nothing ran" in result.err
         assert shop.journals() == journals
         assert shop.served_version() == "1.1.0"
+
+
+def test_a_rollback_of_production_asks_first_and_nothing_runs_unconfirmed(
+    released: Project,
+) -> None:
+    shop = released
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    prod = f"http://127.0.0.1:{free_port()}"
+    runbook.write_text(runbook.read_text().replace("https://shop.example.com", prod))
+    shop.commit("production on loopback")
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    journals = shop.journals()
+
+    # No terminal to ask on: refused, nothing ran.
+    piped = shop.start("rollback", "--env", "production", "--to", "1.0.0")
+    out, err = piped.communicate(timeout=60)
+    assert piped.returncode == 2, out + err
+    assert "rolling back production needs confirmation, and there is no terminal" in err
+    assert "pass --yes to confirm" in err
+
+    # A terminal: it asks, and a wrong answer is no.
+    leader, follower = os.openpty()
+    try:
+        asked = subprocess.Popen(
+            [str(DRILLBOOK), "rollback", "--env", "production", "--to", "1.0.0"],
+            cwd=shop.root,
+            env=shop.env,
+            stdin=follower,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(leader, b"staging\n")
+        out, err = asked.communicate(timeout=60)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert asked.returncode == 2, out + err
+    assert "rolling back production: type the environment's name" in err
+    assert "not confirmed (expected 'production'); nothing ran" in err
+    assert shop.journals() == journals
+    assert not (shop.root / "var" / "production").exists()
+
+    confirmed = shop.run("rollback", "--env", "production", "--to", "1.0.0", "--yes")
+    assert confirmed.code == 0, confirmed
+    assert shop.served_version() == "1.1.0"  # staging untouched
+    assert shop.events()[0]["env"] == "production"

@@ -356,6 +356,7 @@ def _push_only(
     help={
         "env": "the environment to roll back (default: staging)",
         "to": "the version to go back to (default: the one before the current)",
+        "yes": "do not ask before rolling back an environment other than staging",
         "service": RUN_HELP["service"],
         "format": RUN_HELP["format"],
     }
@@ -364,6 +365,7 @@ def rollback(
     c: Context,
     env: str = "staging",
     to: str | None = None,
+    yes: bool = False,
     service: str | None = None,
     format: str = "text",
 ) -> None:
@@ -392,6 +394,9 @@ def rollback(
     if to is not None:
         _require_rollback_target(loaded, env, current, to)
     undone, proven_by = _undone(loaded, current, target)
+    # A rollback deploys and runs the changes' steps: on production it is asked for, as a
+    # release or a deploy is, once the refusals above have had their say.
+    confirm_env(env, yes, "rolling back", what=f"rolling back {env}")
     from drillbook.release import require_check_urls, rollback_items
 
     # As a release does: a check this environment would refuse is found before any step.
