@@ -52,7 +52,16 @@ def test_with_the_journal_lost_a_rollback_to_a_named_version_still_works(
     assert result.code == 0, result
     assert "the journal does not say what staging runs" in result.out
     assert "proven with the rollback checks of 1.1.0" in result.out
+    assert "staging rolled back to 1.0.0; the rollback checks pass" in result.out
+    assert "None" not in result.text
     assert shop.served_version() == "1.0.0"
+
+    # And when it fails, the digest says so without naming a version it does not know.
+    shutil.rmtree(shop.root / ".drillbook")
+    failed = shop.run("rollback", "--env", "staging", "--to", "1.0.0", FIXTURE_FAIL_DEPLOY="1.0.0")
+    assert failed.code == 5, failed
+    assert "the rollback of staging to 1.0.0 failed: a person must act" in failed.text
+    assert "None" not in failed.text
 
 
 def test_a_rollback_not_safe_to_repeat_says_so_when_cut_short(released: Project) -> None:

@@ -447,18 +447,20 @@ def rollback(
             reason="requested by hand",
             proven_by=proven_by,
         )
+        # With the journal lost, what ran before is unknown: say so rather than "from None".
+        was = f"from {current} " if current else ""
         if ok:
             outcome = Outcome(
                 0,
                 "ok",
-                f"{env} rolled back from {current} to {target}; the rollback checks pass",
+                f"{env} rolled back {was}to {target}; the rollback checks pass",
                 rollback=results,
             )
         else:
             outcome = Outcome(
                 EXIT_ROLLBACK_FAILED,
                 "rollback_failed",
-                f"the rollback of {env} from {current} to {target} failed: a person must act",
+                f"the rollback of {env} {was}to {target} failed: a person must act",
                 failed=results[-1] if results else None,
                 rollback=results,
             )
