@@ -301,3 +301,46 @@ def test_a_rollback_of_production_asks_first_and_nothing_runs_unconfirmed(
     assert confirmed.code == 0, confirmed
     assert shop.served_version() == "1.1.0"  # staging untouched
     assert shop.events()[0]["env"] == "production"
+
+
+def test_each_release_undone_sees_its_own_version_and_the_one_it_goes_back_to(
+    released: Project,
+) -> None:
+    shop = released
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    text = text.replace(
+        "          summary: Deploy 1.0.0 again; the feature goes away.\n"
+        "          retry_safe: true\n",
+        "          summary: Deploy 1.0.0 again; the feature goes away.\n"
+        "          retry_safe: true\n"
+        "          steps:\n"
+        "            - name: undo the feature\n"
+        "              shell: true\n"
+        '              run: \'echo "feature $DRILLBOOK_VERSION>$DRILLBOOK_PREVIOUS"'
+        " >> var/undo.log'\n",
+    )
+    text = text.replace(
+        "          summary: Deploy 1.1.0 again.\n          retry_safe: true\n",
+        "          summary: Deploy 1.1.0 again.\n"
+        "          retry_safe: true\n"
+        "          steps:\n"
+        "            - name: undo the basket\n"
+        '              run: [python, -c, \'import sys; open("var/undo.log", "a").write('
+        '"basket " + ">".join(sys.argv[1:]) + "\\n")\', \'{version}\', \'{previous}\']\n',
+    )
+    runbook.write_text(text)
+    shop.commit("rollback steps")
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    assert shop.run("release", "--version", "1.2.0").code == 0
+
+    result = shop.run("rollback", "--env", "staging", "--to", "1.0.0")
+
+    assert result.code == 0, result
+    # Newest first; 1.1.0's step undoes 1.1.0 to 1.0.0, as its rollback note says.
+    undo = (shop.root / "var" / "undo.log").read_text().splitlines()
+    assert undo == ["basket 1.2.0>1.1.0", "feature 1.1.0>1.0.0"]
+    started = {e["step"]: e for e in by_name(shop.events(), "step_started")}
+    assert started["rollback-step:basket:1"]["argv"][-2:] == ["1.2.0", "1.1.0"]
+    assert "1.1.0" not in " ".join(started["rollback-step:feature:1"]["argv"])
+    assert shop.served_version() == "1.0.0"
