@@ -147,6 +147,9 @@ def test_a_good_version_is_rehearsed_timed_reported_and_staging_ends_where_it_wa
     assert json.loads(js.read_text()) == summary
     report = md.read_text()
     assert "# Rollback rehearsal: shop 1.1.0 on staging" in report
+    # Each fact on a line of its own: one list item a line.
+    assert "\n- **Rolled back to:** 1.0.0\n" in report
+    assert "\n- **staging runs now:** 1.1.0 (before the rehearsal: 1.1.0)\n- **Run:**" in report
     assert "from the start of the rollback until its checks pass" in report
     assert f"{event['restore_ms'] / 1000:.2f} s" in report
     assert "drillbook rollback --env staging --to 1.0.0" in report
