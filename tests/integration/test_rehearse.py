@@ -302,6 +302,35 @@ def test_a_baseline_that_cannot_deploy_puts_back_what_ran_and_exits_4(released: 
     assert finished_steps(events) == ["baseline-deploy", "return-deploy", "return-checks"]
 
 
+def test_a_return_deploy_that_fails_puts_back_the_previous_version_proven_and_exits_4(
+    released: Project,
+) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    assert shop.run("release", "--version", "1.2.0").code == 0
+
+    result = shop.run("rehearse", "--version", "1.1.0", FIXTURE_FAIL_DEPLOY="1.2.0")
+
+    assert result.code == 4, result
+    assert "1.2.0 failed at return-deploy when deployed again" in result.out
+    assert "staging stays on 1.0.0" in result.out
+    assert "staging runs: 1.0.0" in result.out
+    assert shop.served_version() == "1.0.0"
+    events = shop.events()
+    # 1.0.0 is proven by the rollback checks of 1.1.0, which describe it; those of 1.2.0
+    # expect 1.1.0 and would call a good 1.0.0 a failed rollback.
+    versions = [
+        e["expected"]
+        for e in by_name(events, "check_finished")
+        if e["step"] == "rollback-checks" and e["check"].startswith("GET /version")
+    ]
+    assert versions == ["status 2xx; json version=1.0.0"] * 2
+    assert all(e["outcome"] == "pass" for e in by_name(events, "check_finished"))
+    assert deployed(events) == ["1.0.0", "1.1.0", "1.0.0", "1.0.0"]
+    assert the_rehearsal(events)["outcome"] == "failed_checks_restored"
+    assert (events[-1]["event"], events[-1]["exit"]) == ("run_finished", 4)
+
+
 # --- refusals -----------------------------------------------------------------------------------
 
 
