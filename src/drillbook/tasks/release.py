@@ -515,12 +515,23 @@ def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str
     if not is_semver(to):
         msg = f"--to expects a semver version such as 1.2.0, got {to!r}"
         raise UsageError(msg)
-    if current is not None and semver_key(to) >= semver_key(current):
-        msg = f"{env} runs {current}; --to {to} is not below it, and a rollback goes back"
+    if current is not None and semver_key(to) == semver_key(current):
+        msg = f"{env} already runs {to} (by the journal): there is nothing to roll back to it"
         hint = (
-            f"to go forward, release it: drillbook release --version {to} --env {env} "
-            "(its gates and checks run)"
+            f"to put it on again, deploy it: drillbook deploy --env {env} --version {to}; "
+            "to go further back, name an older version with --to"
         )
+        raise UsageError(msg, hint=hint)
+    if current is not None and semver_key(to) > semver_key(current):
+        msg = f"{env} runs {current}; --to {to} is not below it, and a rollback goes back"
+        if runbook.release(to) is None:
+            declared = ", ".join(r.version for r in runbook.releases) or "none"
+            hint = f"{to} is not in the runbook either (declared: {declared}); check the version"
+        else:
+            hint = (
+                f"to go forward, release it: drillbook release --version {to} --env {env} "
+                "(its gates and checks run)"
+            )
         raise UsageError(msg, hint=hint)
     if gitops.tag_commit(loaded.root, runbook.tag_name(to)) is None:
         released = sorted(
