@@ -53,11 +53,15 @@ from drillbook.session import RunSession
 from drillbook.versions import semver_key
 
 #: The outcomes a `rehearsal_finished` event can hold.
-OUTCOMES = ("ok", "failed_checks_restored", "restore_failed", "baseline_failed")
+OUTCOMES = ("ok", "failed_checks_restored", "return_failed", "restore_failed", "baseline_failed")
 #: Each outcome as a person reads it, after "the rehearsal ...".
 OUTCOME_WORDS = {
     "ok": "passed: the version and its rollback both proved themselves",
     "failed_checks_restored": "found the version failing its checks; the rollback worked",
+    "return_failed": (
+        "proved the version and its rollback, but putting back what ran before failed; "
+        "rolled back to the previous version again"
+    ),
     "restore_failed": "failed: the rollback failed, a step or its checks",
     "baseline_failed": "stopped before it began: the baseline checks failed",
 }
@@ -525,7 +529,8 @@ class _Flow:
             proven_by=self.release,
         )
         if ok:
-            r.outcome, r.exit_code, r.left_on = "failed_checks_restored", EXIT_ROLLED_BACK, p
+            # V and its rollback proved themselves: what failed is the version put back.
+            r.outcome, r.exit_code, r.left_on = "return_failed", EXIT_ROLLED_BACK, p
             r.headline = (
                 f"{proven}, but {end} failed at {failed.step.id} when deployed again; rolled "
                 f"back to {p} again in {took / 1000:.1f}s: {env} stays on {p}"

@@ -327,8 +327,18 @@ def test_a_return_deploy_that_fails_puts_back_the_previous_version_proven_and_ex
     assert versions == ["status 2xx; json version=1.0.0"] * 2
     assert all(e["outcome"] == "pass" for e in by_name(events, "check_finished"))
     assert deployed(events) == ["1.0.0", "1.1.0", "1.0.0", "1.0.0"]
-    assert the_rehearsal(events)["outcome"] == "failed_checks_restored"
+    # 1.1.0 and its rollback passed: the report and the docs do not say 1.1.0 failed.
+    event = the_rehearsal(events)
+    assert event["outcome"] == "return_failed"
     assert (events[-1]["event"], events[-1]["exit"]) == ("run_finished", 4)
+    report = (shop.root / event["report_md"]).read_text()
+    assert "proved the version and its rollback, but putting back what ran before failed" in report
+    assert "failing its checks" not in report
+    docs = shop.run("docs", "--out", "site")
+    assert docs.code == 0, docs
+    page = (shop.root / "site" / "shop.md").read_text()
+    assert "the version staging ran before failed when put back" in page
+    assert "found it failing its checks" not in page
 
 
 # --- refusals -----------------------------------------------------------------------------------
