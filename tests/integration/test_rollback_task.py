@@ -344,3 +344,25 @@ def test_each_release_undone_sees_its_own_version_and_the_one_it_goes_back_to(
     assert started["rollback-step:basket:1"]["argv"][-2:] == ["1.2.0", "1.1.0"]
     assert "1.1.0" not in " ".join(started["rollback-step:feature:1"]["argv"])
     assert shop.served_version() == "1.0.0"
+
+
+def test_a_version_taken_out_of_the_runbook_rolls_back_without_claiming_checks_passed(
+    released: Project,
+) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    assert shop.run("release", "--version", "1.2.0").code == 0
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    runbook.write_text(text[: text.index("  - version: 1.2.0")])
+    shop.commit("1.2.0 is withdrawn")
+
+    result = shop.run("rollback", "--env", "staging")
+
+    assert result.code == 0, result
+    assert "staging runs 1.2.0, which the runbook does not declare any more" in result.out
+    assert "rollback steps are unknown and skipped" in result.out
+    assert "no rollback checks describe 1.1.0, so nothing proved it" in result.out
+    assert "the rollback checks pass" not in result.out
+    assert shop.served_version() == "1.1.0"
+    assert by_name(shop.events(), "check_finished") == []

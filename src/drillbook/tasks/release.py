@@ -408,6 +408,15 @@ def rollback(
         previous=current,
         kind="rollback",
     )
+    proofs = rollback_items(runbook, proven_by)
+    if current is not None and runbook.release(current) is None:
+        # Taken out of the runbook since it was deployed: its rollback is not known any more.
+        console.print(
+            f"{env} runs {current}, which the runbook does not declare any more: its changes' "
+            f"rollback steps are unknown and skipped; {target} is deployed and proven with "
+            + (f"the rollback checks of {proven_by.version}" if proofs else "no checks"),
+            style="yellow",
+        )
     if current is None:
         console.print(
             f"the journal does not say what {env} runs: the changes' rollback steps are skipped; "
@@ -449,11 +458,17 @@ def rollback(
         )
         # With the journal lost, what ran before is unknown: say so rather than "from None".
         was = f"from {current} " if current else ""
+        # No checks pass vacuously: say that nothing proved the result.
+        proof = (
+            "the rollback checks pass"
+            if proofs
+            else f"no rollback checks describe {target}, so nothing proved it: check {env} by hand"
+        )
         if ok:
             outcome = Outcome(
                 0,
                 "ok",
-                f"{env} rolled back {was}to {target}; the rollback checks pass",
+                f"{env} rolled back {was}to {target}; {proof}",
                 rollback=results,
             )
         else:
