@@ -366,3 +366,36 @@ def test_a_version_taken_out_of_the_runbook_rolls_back_without_claiming_checks_p
     assert "the rollback checks pass" not in result.out
     assert shop.served_version() == "1.1.0"
     assert by_name(shop.events(), "check_finished") == []
+
+
+def test_rollback_checks_that_fail_after_the_redeploy_warn_against_running_it_again(
+    released: Project,
+) -> None:
+    shop = released
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text().replace(
+        "          summary: Deploy 1.1.0 again.\n          retry_safe: true\n          checks:\n",
+        "          summary: Deploy 1.1.0 again.\n          retry_safe: true\n          checks:\n"
+        "            - get: /feature\n              expect: {status: 200}\n",
+    )
+    runbook.write_text(text)
+    shop.commit("1.2.0's rollback checks the feature")
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    assert shop.run("release", "--version", "1.2.0").code == 0
+
+    result = shop.run("rollback", "--env", "staging", FIXTURE_BROKEN="1.1.0")
+
+    assert result.code == 5, result
+    assert "the rollback of staging from 1.2.0 to 1.1.0 failed: a person must act" in result.out
+    assert "Its redeploy finished, so staging runs 1.1.0 and its rollback checks fail" in result.out
+    assert "do not run the rollback again, it would go back further, from 1.1.0 to 1.0.0" in (
+        result.out
+    )
+    assert shop.served_version() == "1.1.0"
+    assert shop.events()[-1]["exit"] == 5
+
+    # A redeploy that failed left nothing new: running the rollback again is the retry.
+    shop.run("deploy", "--version", "1.2.0")
+    failed = shop.run("rollback", "--env", "staging", FIXTURE_FAIL_DEPLOY="1.1.0")
+    assert failed.code == 5, failed
+    assert "go back further" not in failed.out

@@ -472,10 +472,21 @@ def rollback(
                 rollback=results,
             )
         else:
+            headline = f"the rollback of {env} {was}to {target} failed: a person must act"
+            if any(r.step.id == "rollback-deploy" and r.ok for r in results):
+                # The journal now says `env` runs the target: the same command again would not
+                # retry this rollback but undo one more release, as a rollback cut short in its
+                # checks says.
+                further = previous_version(loaded.root, runbook, target)
+                headline += (
+                    f". Its redeploy finished, so {env} runs {target} and its rollback checks "
+                    "fail: do not run the rollback again, it would go back further"
+                    + (f", from {target} to {further}" if further else "")
+                )
             outcome = Outcome(
                 EXIT_ROLLBACK_FAILED,
                 "rollback_failed",
-                f"the rollback of {env} {was}to {target} failed: a person must act",
+                headline,
                 failed=results[-1] if results else None,
                 rollback=results,
             )
