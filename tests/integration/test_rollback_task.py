@@ -399,3 +399,29 @@ def test_rollback_checks_that_fail_after_the_redeploy_warn_against_running_it_ag
     failed = shop.run("rollback", "--env", "staging", FIXTURE_FAIL_DEPLOY="1.1.0")
     assert failed.code == 5, failed
     assert "go back further" not in failed.out
+
+
+def test_a_release_whose_rollback_checks_fail_too_shows_what_the_rollback_expected_and_got(
+    released: Project,
+) -> None:
+    shop = released
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text().replace(
+        "          summary: Deploy 1.1.0 again.\n          retry_safe: true\n          checks:\n",
+        "          summary: Deploy 1.1.0 again.\n          retry_safe: true\n          checks:\n"
+        "            - get: /health\n              expect: {json: {version: 1.1.9}}\n",
+    )
+    runbook.write_text(text)
+    shop.commit("a rollback check that cannot pass")
+    assert shop.run("release", "--version", "1.1.0").code == 0
+
+    result = shop.run("release", "--version", "1.2.0", FIXTURE_BROKEN="1.2.0")
+
+    assert result.code == 5, result
+    digest = result.out[result.out.index("incident digest") :]
+    assert "failed step: expected checks of 1.2.0 on staging" in digest
+    # "start with the failed rollback step above": it is there, with expected and got.
+    assert "failed rollback step: rollback checks on staging (2 checks)" in digest
+    assert "expected: status 2xx; json version=1.1.9" in digest
+    assert "got:      json version=1.1.0" in digest
+    assert digest.index("failed rollback step") < digest.index("a person must act")
