@@ -425,3 +425,31 @@ def test_a_release_whose_rollback_checks_fail_too_shows_what_the_rollback_expect
     assert "expected: status 2xx; json version=1.1.9" in digest
     assert "got:      json version=1.1.0" in digest
     assert digest.index("failed rollback step") < digest.index("a person must act")
+
+
+def test_a_rollback_of_production_that_would_be_refused_is_refused_before_it_asks(
+    released: Project,
+) -> None:
+    shop = released
+    shop.git("tag", "-a", "v1.1.0", "-m", "made by hand")
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text().replace(
+        "    config: config/staging.env\n",
+        "    config: config/staging.env\n    allow_hosts: [127.0.0.1, other.example.com]\n",
+    )
+    text = text.replace(
+        "            - get: /version\n              expect: {json: {version: 1.0.0}}\n",
+        "            - get: /version\n              expect: {json: {version: 1.0.0}}\n"
+        "            - get: https://other.example.com/x\n",
+    )
+    runbook.write_text(text)
+    shop.commit("a rollback check on a host production may not reach")
+    journals = shop.journals()
+
+    proc = shop.start("rollback", "--env", "production", "--to", "1.0.0")
+    out, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 3, out + err
+    assert "https://other.example.com/x refused for environment production" in err
+    assert "confirmation" not in err
+    assert shop.journals() == journals

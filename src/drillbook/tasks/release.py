@@ -394,21 +394,14 @@ def rollback(
     if to is not None:
         _require_rollback_target(loaded, env, current, to)
     undone, proven_by = _undone(loaded, current, target)
-    # A rollback deploys and runs the changes' steps: on production it is asked for, as a
-    # release or a deploy is, once the refusals above have had their say.
-    confirm_env(env, yes, "rolling back", what=f"rolling back {env}")
     from drillbook.release import require_check_urls, rollback_items
 
-    # As a release does: a check this environment would refuse is found before any step.
-    require_check_urls(
-        runbook,
-        env,
-        rollback_items(runbook, proven_by),
-        version=target,
-        previous=current,
-        kind="rollback",
-    )
     proofs = rollback_items(runbook, proven_by)
+    # As a release does: a check this environment would refuse is found before any step.
+    require_check_urls(runbook, env, proofs, version=target, previous=current, kind="rollback")
+    # A rollback deploys and runs the changes' steps: on production it is asked for, as a
+    # release or a deploy is, once every refusal has had its say (none after the answer).
+    confirm_env(env, yes, "rolling back", what=f"rolling back {env}")
     if current is not None and runbook.release(current) is None:
         # Taken out of the runbook since it was deployed: its rollback is not known any more.
         console.print(
