@@ -246,6 +246,49 @@ def test_a_rehearsal_cut_short_in_its_rollback_says_where_staging_may_be(
     assert shop.served_version() == "1.1.0"
 
 
+def test_a_rehearsal_cut_short_on_its_way_back_says_the_rollback_was_proven(
+    released: Project,
+) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    assert shop.run("release", "--version", "1.2.0").code == 0
+    proc = shop.start("rehearse", "--version", "1.1.0", FIXTURE_HANG="1.2.0")
+    shop.wait_for_event(
+        lambda e: e.get("event") == "command_started" and e.get("step") == "return-deploy",
+        proc=proc,
+    )
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+
+    assert proc.returncode == 143, out + err
+    # 1.1.0 no longer runs: staging ran the proven 1.0.0 and was on its way to 1.2.0.
+    assert "the rollback to 1.0.0 was proven; staging was being put back on 1.2.0" in err
+    assert "so it may run 1.0.0 or 1.2.0, or one half-deployed" in err
+    assert "`drillbook deploy --env staging --version 1.2.0` puts back 1.2.0" in err
+    assert "1.1.0, or one half-deployed" not in err
+    assert shop.events()[-1]["outcome"] == "interrupted"
+    assert not shop.strays()
+
+    # A baseline that failed goes back too, but nothing was proven then.
+    assert shop.run("deploy", "--version", "1.2.0").code == 0
+    earlier = {p.stem for p in shop.journals()}
+    proc = shop.start(
+        "rehearse", "--version", "1.1.0", FIXTURE_FAIL_DEPLOY="1.0.0", FIXTURE_HANG="1.2.0"
+    )
+    shop.wait_for_event(
+        lambda e: (
+            e.get("event") == "command_started"
+            and e.get("step") == "return-deploy"
+            and e.get("run") not in earlier
+        ),
+        proc=proc,
+    )
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 143, out + err
+    assert "was proven" not in err
+
+
 def test_a_rollback_that_fails_after_a_good_version_exits_5_on_the_working_version(
     released: Project,
 ) -> None:
