@@ -280,6 +280,10 @@ def _existing_link(path: Any, root: Path, out: Path) -> str | None:
 #: A failed rehearsal's outcome: what it found, and what to fix first.
 _FAILED = {
     "failed_checks_restored": ("found it failing its checks; the rollback worked", "Fix it"),
+    "return_failed": (
+        "proved its rollback, but the version staging ran before failed when put back",
+        "Fix that version's deploy",
+    ),
     "restore_failed": ("ended with a rollback that failed its checks", "Fix the rollback"),
     "baseline_failed": ("stopped at its baseline checks, before any deploy", "Fix the environment"),
 }
@@ -484,6 +488,7 @@ def _entry(entry: Any) -> dict[str, Any]:
 #: Outcomes as a badge shows them; others read as their words (`push_failed`: push failed).
 _BADGES = {
     "failed_checks_restored": "checks failed, rolled back",
+    "return_failed": "return failed, rolled back",
     "restore_failed": "rollback failed",
 }
 

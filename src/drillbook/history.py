@@ -37,6 +37,7 @@ _OUTCOMES = {
     "push_failed": "ok, push failed",
     # rehearsals
     "failed_checks_restored": "rolled back",
+    "return_failed": "rolled back",
     "restore_failed": "rollback failed",
     "baseline_failed": "baseline failed",
 }

@@ -60,19 +60,12 @@ def print_digest(session: RunSession, outcome: Outcome) -> None:
     console.print(console.paint(f"── incident digest {bar}"[:78], "red"))
     console.print(console.paint(outcome.headline, "bold"))
     if failed is not None:
-        console.print(f"failed step: {failed.step.title}")
-        bad = [c for c in failed.checks if c.outcome != "pass"]
-        for res in bad[:5]:
-            console.print(f"  {console.outcome(res.outcome)} {res.name}: {res.message}")
-            console.print(f"      expected: {res.expected}")
-            console.print(f"      got:      {res.got}")
-            if res.excerpt:
-                console.print(f"      response: {res.excerpt[:200]}")
-        if not bad and failed.detail:
-            console.print(f"  {failed.detail}")
-        if not bad and failed.output_tail:
-            for line in failed.output_tail.splitlines()[-5:]:
-                console.print(f"  │ {line}")
+        _print_step(console, "failed step", failed)
+    # A release whose rollback failed too names the step that failed first; the person who
+    # must act starts from the rollback's, so its expected and got are shown as well.
+    undo = outcome.rollback[-1] if outcome.rollback else None
+    if undo is not None and not undo.ok and undo is not failed:
+        _print_step(console, "failed rollback step", undo)
     lines, read = log_lines(runbook, session.root, session.env, session.started_wall - 1)
     if lines:
         console.print(f"newest log lines since the run started ({', '.join(read)}):")
@@ -108,6 +101,24 @@ def print_digest(session: RunSession, outcome: Outcome) -> None:
     )
     console.print(f"journal: .drillbook/journal/{session.run_id}.jsonl")
     console.print(console.paint(bar[:78], "red"))
+
+
+def _print_step(console: Any, label: str, failed: Any) -> None:
+    """A failed step in the digest: its failing checks with expected and got, or its detail
+    and last lines of output."""
+    console.print(f"{label}: {failed.step.title}")
+    bad = [c for c in failed.checks if c.outcome != "pass"]
+    for res in bad[:5]:
+        console.print(f"  {console.outcome(res.outcome)} {res.name}: {res.message}")
+        console.print(f"      expected: {res.expected}")
+        console.print(f"      got:      {res.got}")
+        if res.excerpt:
+            console.print(f"      response: {res.excerpt[:200]}")
+    if not bad and failed.detail:
+        console.print(f"  {failed.detail}")
+    if not bad and failed.output_tail:
+        for line in failed.output_tail.splitlines()[-5:]:
+            console.print(f"  │ {line}")
 
 
 def _owners(session: RunSession, outcome: Outcome) -> str:

@@ -127,8 +127,10 @@ def rollback_steps(
     steps: list[PlannedStep] = []
     releases = as_releases(release)
     proven_by = proven_by if proven_by is not None else (releases[-1] if releases else None)
-    for step_id, change, step in rollback_specs(releases):
-        argv = command_of(step, values)
+    undo = undo_versions(releases, target)
+    for step_id, change, step, owner_release in rollback_specs(releases):
+        version, previous = undo[owner_release.version]
+        argv = command_of(step, {**values, "version": version, "previous": previous or ""})
         title = step.name or " ".join(argv)
         steps.append(
             PlannedStep(
@@ -247,11 +249,11 @@ def plan_release(
     return Plan("release", runbook.service, env, version, previous, tuple(steps), tuple(notes))
 
 
-def rollback_specs(releases: Sequence[Release]) -> list[tuple[str, Change, Step]]:
+def rollback_specs(releases: Sequence[Release]) -> list[tuple[str, Change, Step, Release]]:
     """Every rollback step of `releases` (newest first), each change's in reverse order, with
     its step id: `rollback-step:CHANGE:N`, and the version in front when an earlier release
-    already used that id (a change id may come back in a later release)."""
-    out: list[tuple[str, Change, Step]] = []
+    already used that id (a change id may come back in a later release); and its release."""
+    out: list[tuple[str, Change, Step, Release]] = []
     seen: set[str] = set()
     for release in releases:
         for change in reversed(release.changes):
@@ -260,8 +262,19 @@ def rollback_specs(releases: Sequence[Release]) -> list[tuple[str, Change, Step]
                 if step_id in seen:
                     step_id = f"rollback-step:{release.version}:{change.id}:{i + 1}"
                 seen.add(step_id)
-                out.append((step_id, change, step))
+                out.append((step_id, change, step, release))
     return out
+
+
+def undo_versions(
+    releases: Sequence[Release], target: str | None
+) -> dict[str, tuple[str, str | None]]:
+    """The `{version}` and `{previous}` the rollback steps of each of `releases` (newest first)
+    see: the release itself and the version it goes back to, the next older one undone or, for
+    the oldest, `target`. Going back past 1.1.0 from 1.2.0 to 1.0.0, 1.1.0's steps undo 1.1.0
+    to 1.0.0, as its rollback note says, not 1.2.0."""
+    chain: list[str | None] = [r.version for r in releases] + [target]
+    return {r.version: (r.version, chain[i + 1]) for i, r in enumerate(releases)}
 
 
 def as_releases(release: Release | Sequence[Release] | None) -> list[Release]:

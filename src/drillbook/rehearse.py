@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from drillbook import gitops
 from drillbook.describe import describe_check
 from drillbook.errors import (
     EXIT_CHECK_FAILED,
@@ -49,13 +50,18 @@ from drillbook.model import Release, Runbook
 from drillbook.plan import Kind, Plan, PlannedStep, command_of, placeholders, rollback_steps
 from drillbook.release import expected_items, rollback_command, rollback_items, run_rollback
 from drillbook.session import RunSession
+from drillbook.versions import semver_key
 
 #: The outcomes a `rehearsal_finished` event can hold.
-OUTCOMES = ("ok", "failed_checks_restored", "restore_failed", "baseline_failed")
+OUTCOMES = ("ok", "failed_checks_restored", "return_failed", "restore_failed", "baseline_failed")
 #: Each outcome as a person reads it, after "the rehearsal ...".
 OUTCOME_WORDS = {
     "ok": "passed: the version and its rollback both proved themselves",
     "failed_checks_restored": "found the version failing its checks; the rollback worked",
+    "return_failed": (
+        "proved the version and its rollback, but putting back what ran before failed; "
+        "rolled back to the previous version again"
+    ),
     "restore_failed": "failed: the rollback failed, a step or its checks",
     "baseline_failed": "stopped before it began: the baseline checks failed",
 }
@@ -310,7 +316,12 @@ class _Flow:
         return None if checked.ok else checked
 
     def roll_back(
-        self, release: Release | None, from_version: str, reason: str
+        self,
+        release: Release | Sequence[Release] | None,
+        from_version: str,
+        reason: str,
+        *,
+        proven_by: Release | None = None,
     ) -> tuple[bool, list[StepResult], int]:
         started = self.clock()
         self.executor.total -= self.pending_rollback
@@ -323,9 +334,26 @@ class _Flow:
             target=self.previous,
             reason=reason,
             counted_apart=False,
+            proven_by=proven_by,
         )
         self.result.rollback.extend(results)
         return ok, results, _ms(self.clock() - started)
+
+    def releases_between(self, end: str) -> list[Release]:
+        """The releases a return to `end` from P put on staging, newest first: those above P
+        up to `end` that were released (a tag says so), and `end` itself."""
+        tags = gitops.tags(self.session.loaded.root)
+        low, high = semver_key(self.previous), semver_key(end)
+        return sorted(
+            (
+                r
+                for r in self.runbook.releases
+                if low < semver_key(r.version) <= high
+                and (r.version == end or self.runbook.tag_name(r.version) in tags)
+            ),
+            key=lambda r: semver_key(r.version),
+            reverse=True,
+        )
 
     # --- the phases -----------------------------------------------------------------------
 
@@ -490,13 +518,19 @@ class _Flow:
             again = "again, as before the rehearsal" if r.found is not None else "again"
             r.headline = f"rehearsal of {v} passed: {proven}; {env} runs {end} {again}"
             return r
-        # The version failed on its second deploy: a flaky release. Back to P, proven.
+        # The version failed on its second deploy: a flaky release. Back to P, proven by the
+        # rollback checks of V, which proved P twice in this run; those of `end` describe the
+        # version below `end`, which is P only when `end` is V.
         r.failed = failed
         ok, results, took = self.roll_back(
-            self.runbook.release(end), end, f"{failed.step.id} failed: {failed.detail}"
+            self.releases_between(end),
+            end,
+            f"{failed.step.id} failed: {failed.detail}",
+            proven_by=self.release,
         )
         if ok:
-            r.outcome, r.exit_code, r.left_on = "failed_checks_restored", EXIT_ROLLED_BACK, p
+            # V and its rollback proved themselves: what failed is the version put back.
+            r.outcome, r.exit_code, r.left_on = "return_failed", EXIT_ROLLED_BACK, p
             r.headline = (
                 f"{proven}, but {end} failed at {failed.step.id} when deployed again; rolled "
                 f"back to {p} again in {took / 1000:.1f}s: {env} stays on {p}"

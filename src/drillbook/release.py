@@ -40,6 +40,7 @@ from drillbook.plan import (
     placeholders,
     rollback_specs,
     rollback_steps,
+    undo_versions,
 )
 from drillbook.runbook import LoadedRunbook
 from drillbook.secrets import Masker
@@ -452,7 +453,8 @@ def run_rollback(
     results: list[StepResult] = []
     ok = True
     started = time.monotonic()
-    specs = {step_id: spec for step_id, _, spec in rollback_specs(releases)}
+    specs = {step_id: (spec, r) for step_id, _, spec, r in rollback_specs(releases)}
+    undo = undo_versions(releases, target)
     for step in steps:
         if step.kind == "checks":
             items = rollback_items(runbook, proven_by)
@@ -465,7 +467,9 @@ def run_rollback(
             if result.ok:
                 session.event("deployed", version=target, previous=from_version, by="rollback")
         else:
-            result = executor.command(step, specs[step.id], version=from_version, previous=target)
+            spec, undone = specs[step.id]
+            version, previous = undo[undone.version]
+            result = executor.command(step, spec, version=version, previous=previous)
         results.append(result)
         if not result.ok:
             ok = False

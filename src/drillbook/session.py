@@ -571,8 +571,20 @@ def _interrupted_advice(session: RunSession) -> tuple[str | None, bool]:
         else ""
     )
     if action == "rehearse":
+        previous = first.get("previous") or "the earlier version"
+        started = [e.get("step") for e in events if e.get("event") == "step_started"]
+        proven = any(
+            e.get("event") == "rollback_finished" and e.get("outcome") == "ok" for e in events
+        )
+        if found and proven and started and started[-1] in ("return-deploy", "return-checks"):
+            # Cut short on the way back: the rollback was proven, V no longer runs. (A
+            # baseline that failed returns too, with nothing proven.)
+            return (
+                f"the rollback to {previous} was proven; {env} was being put back on {found}, "
+                f"so it may run {previous} or {found}, or one half-deployed{back}"
+            ), True
         return (
-            f"{env} may run {first.get('previous') or 'the earlier version'} or {version}, or "
+            f"{env} may run {previous} or {version}, or "
             f"one half-deployed: `drillbook rehearse --version {version}` runs the rehearsal "
             f"again from its baseline{back}"
         ), True

@@ -147,6 +147,9 @@ def test_a_good_version_is_rehearsed_timed_reported_and_staging_ends_where_it_wa
     assert json.loads(js.read_text()) == summary
     report = md.read_text()
     assert "# Rollback rehearsal: shop 1.1.0 on staging" in report
+    # Each fact on a line of its own: one list item a line.
+    assert "\n- **Rolled back to:** 1.0.0\n" in report
+    assert "\n- **staging runs now:** 1.1.0 (before the rehearsal: 1.1.0)\n- **Run:**" in report
     assert "from the start of the rollback until its checks pass" in report
     assert f"{event['restore_ms'] / 1000:.2f} s" in report
     assert "drillbook rollback --env staging --to 1.0.0" in report
@@ -243,6 +246,49 @@ def test_a_rehearsal_cut_short_in_its_rollback_says_where_staging_may_be(
     assert shop.served_version() == "1.1.0"
 
 
+def test_a_rehearsal_cut_short_on_its_way_back_says_the_rollback_was_proven(
+    released: Project,
+) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    assert shop.run("release", "--version", "1.2.0").code == 0
+    proc = shop.start("rehearse", "--version", "1.1.0", FIXTURE_HANG="1.2.0")
+    shop.wait_for_event(
+        lambda e: e.get("event") == "command_started" and e.get("step") == "return-deploy",
+        proc=proc,
+    )
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+
+    assert proc.returncode == 143, out + err
+    # 1.1.0 no longer runs: staging ran the proven 1.0.0 and was on its way to 1.2.0.
+    assert "the rollback to 1.0.0 was proven; staging was being put back on 1.2.0" in err
+    assert "so it may run 1.0.0 or 1.2.0, or one half-deployed" in err
+    assert "`drillbook deploy --env staging --version 1.2.0` puts back 1.2.0" in err
+    assert "1.1.0, or one half-deployed" not in err
+    assert shop.events()[-1]["outcome"] == "interrupted"
+    assert not shop.strays()
+
+    # A baseline that failed goes back too, but nothing was proven then.
+    assert shop.run("deploy", "--version", "1.2.0").code == 0
+    earlier = {p.stem for p in shop.journals()}
+    proc = shop.start(
+        "rehearse", "--version", "1.1.0", FIXTURE_FAIL_DEPLOY="1.0.0", FIXTURE_HANG="1.2.0"
+    )
+    shop.wait_for_event(
+        lambda e: (
+            e.get("event") == "command_started"
+            and e.get("step") == "return-deploy"
+            and e.get("run") not in earlier
+        ),
+        proc=proc,
+    )
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 143, out + err
+    assert "was proven" not in err
+
+
 def test_a_rollback_that_fails_after_a_good_version_exits_5_on_the_working_version(
     released: Project,
 ) -> None:
@@ -297,6 +343,45 @@ def test_a_baseline_that_cannot_deploy_puts_back_what_ran_and_exits_4(released: 
     events = shop.events()
     assert the_rehearsal(events)["outcome"] == "baseline_failed"
     assert finished_steps(events) == ["baseline-deploy", "return-deploy", "return-checks"]
+
+
+def test_a_return_deploy_that_fails_puts_back_the_previous_version_proven_and_exits_4(
+    released: Project,
+) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    assert shop.run("release", "--version", "1.2.0").code == 0
+
+    result = shop.run("rehearse", "--version", "1.1.0", FIXTURE_FAIL_DEPLOY="1.2.0")
+
+    assert result.code == 4, result
+    assert "1.2.0 failed at return-deploy when deployed again" in result.out
+    assert "staging stays on 1.0.0" in result.out
+    assert "staging runs: 1.0.0" in result.out
+    assert shop.served_version() == "1.0.0"
+    events = shop.events()
+    # 1.0.0 is proven by the rollback checks of 1.1.0, which describe it; those of 1.2.0
+    # expect 1.1.0 and would call a good 1.0.0 a failed rollback.
+    versions = [
+        e["expected"]
+        for e in by_name(events, "check_finished")
+        if e["step"] == "rollback-checks" and e["check"].startswith("GET /version")
+    ]
+    assert versions == ["status 2xx; json version=1.0.0"] * 2
+    assert all(e["outcome"] == "pass" for e in by_name(events, "check_finished"))
+    assert deployed(events) == ["1.0.0", "1.1.0", "1.0.0", "1.0.0"]
+    # 1.1.0 and its rollback passed: the report and the docs do not say 1.1.0 failed.
+    event = the_rehearsal(events)
+    assert event["outcome"] == "return_failed"
+    assert (events[-1]["event"], events[-1]["exit"]) == ("run_finished", 4)
+    report = (shop.root / event["report_md"]).read_text()
+    assert "proved the version and its rollback, but putting back what ran before failed" in report
+    assert "failing its checks" not in report
+    docs = shop.run("docs", "--out", "site")
+    assert docs.code == 0, docs
+    page = (shop.root / "site" / "shop.md").read_text()
+    assert "the version staging ran before failed when put back" in page
+    assert "found it failing its checks" not in page
 
 
 # --- refusals -----------------------------------------------------------------------------------

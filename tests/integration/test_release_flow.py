@@ -358,6 +358,15 @@ def test_rollback_to_a_version_never_released_or_not_below_is_refused(released: 
     assert forward.code == 2, forward
     assert "staging runs 1.1.0; --to 1.2.0 is not below it" in forward.err
     assert "drillbook release --version 1.2.0" in forward.err
+    same = shop.run("rollback", "--env", "staging", "--to", "1.1.0")
+    assert same.code == 2, same
+    assert "staging already runs 1.1.0 (by the journal)" in same.err
+    assert "drillbook deploy --env staging --version 1.1.0" in same.err
+    assert "drillbook release" not in same.err
+    undeclared = shop.run("rollback", "--env", "staging", "--to", "9.0.0")
+    assert undeclared.code == 2, undeclared
+    assert "9.0.0 is not in the runbook either (declared: 1.0.0, 1.1.0, 1.2.0)" in undeclared.err
+    assert "drillbook release" not in undeclared.err
     bad = shop.run("rollback", "--env", "staging", "--to", "v1.0.0")
     assert bad.code == 2, bad
     assert "--to expects a semver version" in bad.err

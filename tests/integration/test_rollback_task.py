@@ -3,10 +3,12 @@ and runs that cannot finish: a journal that fills up after the deploy, a note th
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
+import subprocess
 
-from _project import Project
+from _project import DRILLBOOK, Project, free_port
 
 
 def by_name(events: list[dict], name: str) -> list[dict]:
@@ -50,7 +52,16 @@ def test_with_the_journal_lost_a_rollback_to_a_named_version_still_works(
     assert result.code == 0, result
     assert "the journal does not say what staging runs" in result.out
     assert "proven with the rollback checks of 1.1.0" in result.out
+    assert "staging rolled back to 1.0.0; the rollback checks pass" in result.out
+    assert "None" not in result.text
     assert shop.served_version() == "1.0.0"
+
+    # And when it fails, the digest says so without naming a version it does not know.
+    shutil.rmtree(shop.root / ".drillbook")
+    failed = shop.run("rollback", "--env", "staging", "--to", "1.0.0", FIXTURE_FAIL_DEPLOY="1.0.0")
+    assert failed.code == 5, failed
+    assert "the rollback of staging to 1.0.0 failed: a person must act" in failed.text
+    assert "None" not in failed.text
 
 
 def test_a_rollback_not_safe_to_repeat_says_so_when_cut_short(released: Project) -> None:
@@ -243,3 +254,202 @@ def test_rollback_and_rehearse_refuse_a_check_url_before_any_step(released: Proj
         assert "nothing ran" in result.err
         assert shop.journals() == journals
         assert shop.served_version() == "1.1.0"
+
+
+def test_a_rollback_of_production_asks_first_and_nothing_runs_unconfirmed(
+    released: Project,
+) -> None:
+    shop = released
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    prod = f"http://127.0.0.1:{free_port()}"
+    runbook.write_text(runbook.read_text().replace("https://shop.example.com", prod))
+    shop.commit("production on loopback")
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    journals = shop.journals()
+
+    # No terminal to ask on: refused, nothing ran.
+    piped = shop.start("rollback", "--env", "production", "--to", "1.0.0")
+    out, err = piped.communicate(timeout=60)
+    assert piped.returncode == 2, out + err
+    assert "rolling back production needs confirmation, and there is no terminal" in err
+    assert "pass --yes to confirm" in err
+
+    # A terminal: it asks, and a wrong answer is no.
+    leader, follower = os.openpty()
+    try:
+        asked = subprocess.Popen(
+            [str(DRILLBOOK), "rollback", "--env", "production", "--to", "1.0.0"],
+            cwd=shop.root,
+            env=shop.env,
+            stdin=follower,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        os.write(leader, b"staging\n")
+        out, err = asked.communicate(timeout=60)
+    finally:
+        os.close(leader)
+        os.close(follower)
+    assert asked.returncode == 2, out + err
+    assert "rolling back production: type the environment's name" in err
+    assert "not confirmed (expected 'production'); nothing ran" in err
+    assert shop.journals() == journals
+    assert not (shop.root / "var" / "production").exists()
+
+    confirmed = shop.run("rollback", "--env", "production", "--to", "1.0.0", "--yes")
+    assert confirmed.code == 0, confirmed
+    assert shop.served_version() == "1.1.0"  # staging untouched
+    assert shop.events()[0]["env"] == "production"
+
+
+def test_each_release_undone_sees_its_own_version_and_the_one_it_goes_back_to(
+    released: Project,
+) -> None:
+    shop = released
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    text = text.replace(
+        "          summary: Deploy 1.0.0 again; the feature goes away.\n"
+        "          retry_safe: true\n",
+        "          summary: Deploy 1.0.0 again; the feature goes away.\n"
+        "          retry_safe: true\n"
+        "          steps:\n"
+        "            - name: undo the feature\n"
+        "              shell: true\n"
+        '              run: \'echo "feature $DRILLBOOK_VERSION>$DRILLBOOK_PREVIOUS"'
+        " >> var/undo.log'\n",
+    )
+    text = text.replace(
+        "          summary: Deploy 1.1.0 again.\n          retry_safe: true\n",
+        "          summary: Deploy 1.1.0 again.\n"
+        "          retry_safe: true\n"
+        "          steps:\n"
+        "            - name: undo the basket\n"
+        '              run: [python, -c, \'import sys; open("var/undo.log", "a").write('
+        '"basket " + ">".join(sys.argv[1:]) + "\\n")\', \'{version}\', \'{previous}\']\n',
+    )
+    runbook.write_text(text)
+    shop.commit("rollback steps")
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    assert shop.run("release", "--version", "1.2.0").code == 0
+
+    result = shop.run("rollback", "--env", "staging", "--to", "1.0.0")
+
+    assert result.code == 0, result
+    # Newest first; 1.1.0's step undoes 1.1.0 to 1.0.0, as its rollback note says.
+    undo = (shop.root / "var" / "undo.log").read_text().splitlines()
+    assert undo == ["basket 1.2.0>1.1.0", "feature 1.1.0>1.0.0"]
+    started = {e["step"]: e for e in by_name(shop.events(), "step_started")}
+    assert started["rollback-step:basket:1"]["argv"][-2:] == ["1.2.0", "1.1.0"]
+    assert "1.1.0" not in " ".join(started["rollback-step:feature:1"]["argv"])
+    assert shop.served_version() == "1.0.0"
+
+
+def test_a_version_taken_out_of_the_runbook_rolls_back_without_claiming_checks_passed(
+    released: Project,
+) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    assert shop.run("release", "--version", "1.2.0").code == 0
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    runbook.write_text(text[: text.index("  - version: 1.2.0")])
+    shop.commit("1.2.0 is withdrawn")
+
+    result = shop.run("rollback", "--env", "staging")
+
+    assert result.code == 0, result
+    assert "staging runs 1.2.0, which the runbook does not declare any more" in result.out
+    assert "rollback steps are unknown and skipped" in result.out
+    assert "no rollback checks describe 1.1.0, so nothing proved it" in result.out
+    assert "the rollback checks pass" not in result.out
+    assert shop.served_version() == "1.1.0"
+    assert by_name(shop.events(), "check_finished") == []
+
+
+def test_rollback_checks_that_fail_after_the_redeploy_warn_against_running_it_again(
+    released: Project,
+) -> None:
+    shop = released
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text().replace(
+        "          summary: Deploy 1.1.0 again.\n          retry_safe: true\n          checks:\n",
+        "          summary: Deploy 1.1.0 again.\n          retry_safe: true\n          checks:\n"
+        "            - get: /feature\n              expect: {status: 200}\n",
+    )
+    runbook.write_text(text)
+    shop.commit("1.2.0's rollback checks the feature")
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    assert shop.run("release", "--version", "1.2.0").code == 0
+
+    result = shop.run("rollback", "--env", "staging", FIXTURE_BROKEN="1.1.0")
+
+    assert result.code == 5, result
+    assert "the rollback of staging from 1.2.0 to 1.1.0 failed: a person must act" in result.out
+    assert "Its redeploy finished, so staging runs 1.1.0 and its rollback checks fail" in result.out
+    assert "do not run the rollback again, it would go back further, from 1.1.0 to 1.0.0" in (
+        result.out
+    )
+    assert shop.served_version() == "1.1.0"
+    assert shop.events()[-1]["exit"] == 5
+
+    # A redeploy that failed left nothing new: running the rollback again is the retry.
+    shop.run("deploy", "--version", "1.2.0")
+    failed = shop.run("rollback", "--env", "staging", FIXTURE_FAIL_DEPLOY="1.1.0")
+    assert failed.code == 5, failed
+    assert "go back further" not in failed.out
+
+
+def test_a_release_whose_rollback_checks_fail_too_shows_what_the_rollback_expected_and_got(
+    released: Project,
+) -> None:
+    shop = released
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text().replace(
+        "          summary: Deploy 1.1.0 again.\n          retry_safe: true\n          checks:\n",
+        "          summary: Deploy 1.1.0 again.\n          retry_safe: true\n          checks:\n"
+        "            - get: /health\n              expect: {json: {version: 1.1.9}}\n",
+    )
+    runbook.write_text(text)
+    shop.commit("a rollback check that cannot pass")
+    assert shop.run("release", "--version", "1.1.0").code == 0
+
+    result = shop.run("release", "--version", "1.2.0", FIXTURE_BROKEN="1.2.0")
+
+    assert result.code == 5, result
+    digest = result.out[result.out.index("incident digest") :]
+    assert "failed step: expected checks of 1.2.0 on staging" in digest
+    # "start with the failed rollback step above": it is there, with expected and got.
+    assert "failed rollback step: rollback checks on staging (2 checks)" in digest
+    assert "expected: status 2xx; json version=1.1.9" in digest
+    assert "got:      json version=1.1.0" in digest
+    assert digest.index("failed rollback step") < digest.index("a person must act")
+
+
+def test_a_rollback_of_production_that_would_be_refused_is_refused_before_it_asks(
+    released: Project,
+) -> None:
+    shop = released
+    shop.git("tag", "-a", "v1.1.0", "-m", "made by hand")
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text().replace(
+        "    config: config/staging.env\n",
+        "    config: config/staging.env\n    allow_hosts: [127.0.0.1, other.example.com]\n",
+    )
+    text = text.replace(
+        "            - get: /version\n              expect: {json: {version: 1.0.0}}\n",
+        "            - get: /version\n              expect: {json: {version: 1.0.0}}\n"
+        "            - get: https://other.example.com/x\n",
+    )
+    runbook.write_text(text)
+    shop.commit("a rollback check on a host production may not reach")
+    journals = shop.journals()
+
+    proc = shop.start("rollback", "--env", "production", "--to", "1.0.0")
+    out, err = proc.communicate(timeout=60)
+
+    assert proc.returncode == 3, out + err
+    assert "https://other.example.com/x refused for environment production" in err
+    assert "confirmation" not in err
+    assert shop.journals() == journals

@@ -249,9 +249,10 @@ RUN_HELP = {
 }
 
 
-def confirm_env(env: str, yes: bool, doing: str) -> None:
+def confirm_env(env: str, yes: bool, doing: str, *, what: str | None = None) -> None:
     """Ask before `doing` (releasing, deploying) anything to an environment other than staging.
 
+    `what` says it whole when "`doing` to `env`" does not ("rolling back production").
     Without a terminal to ask, `--yes` is the answer; nothing has run when this refuses.
     """
     import sys
@@ -260,14 +261,15 @@ def confirm_env(env: str, yes: bool, doing: str) -> None:
 
     if env == "staging" or yes:
         return
+    what = what or f"{doing} to {env}"
     # A closed stdin (`<&-`) leaves sys.stdin None: no terminal either; nor is there one to
     # ask on when stderr, where the question goes, is closed.
     if sys.stdin is None or not sys.stdin.isatty() or sys.stderr is None:
-        msg = f"{doing} to {env} needs confirmation, and there is no terminal to ask"
+        msg = f"{what} needs confirmation, and there is no terminal to ask"
         raise UsageError(msg, hint="pass --yes to confirm")
     # The question goes to stderr, as progress does: stdout may be a file or a pipe (the JSON
     # of --format json), where the person would never see it and it would spoil the output.
-    sys.stderr.write(f"{doing} to {env}: type the environment's name to go on: ")
+    sys.stderr.write(f"{what}: type the environment's name to go on: ")
     sys.stderr.flush()
     answer = sys.stdin.readline()
     if not answer:  # Ctrl-D at the prompt: no answer is no

@@ -356,6 +356,7 @@ def _push_only(
     help={
         "env": "the environment to roll back (default: staging)",
         "to": "the version to go back to (default: the one before the current)",
+        "yes": "do not ask before rolling back an environment other than staging",
         "service": RUN_HELP["service"],
         "format": RUN_HELP["format"],
     }
@@ -364,6 +365,7 @@ def rollback(
     c: Context,
     env: str = "staging",
     to: str | None = None,
+    yes: bool = False,
     service: str | None = None,
     format: str = "text",
 ) -> None:
@@ -394,15 +396,20 @@ def rollback(
     undone, proven_by = _undone(loaded, current, target)
     from drillbook.release import require_check_urls, rollback_items
 
+    proofs = rollback_items(runbook, proven_by)
     # As a release does: a check this environment would refuse is found before any step.
-    require_check_urls(
-        runbook,
-        env,
-        rollback_items(runbook, proven_by),
-        version=target,
-        previous=current,
-        kind="rollback",
-    )
+    require_check_urls(runbook, env, proofs, version=target, previous=current, kind="rollback")
+    # A rollback deploys and runs the changes' steps: on production it is asked for, as a
+    # release or a deploy is, once every refusal has had its say (none after the answer).
+    confirm_env(env, yes, "rolling back", what=f"rolling back {env}")
+    if current is not None and runbook.release(current) is None:
+        # Taken out of the runbook since it was deployed: its rollback is not known any more.
+        console.print(
+            f"{env} runs {current}, which the runbook does not declare any more: its changes' "
+            f"rollback steps are unknown and skipped; {target} is deployed and proven with "
+            + (f"the rollback checks of {proven_by.version}" if proofs else "no checks"),
+            style="yellow",
+        )
     if current is None:
         console.print(
             f"the journal does not say what {env} runs: the changes' rollback steps are skipped; "
@@ -442,18 +449,37 @@ def rollback(
             reason="requested by hand",
             proven_by=proven_by,
         )
+        # With the journal lost, what ran before is unknown: say so rather than "from None".
+        was = f"from {current} " if current else ""
+        # No checks pass vacuously: say that nothing proved the result.
+        proof = (
+            "the rollback checks pass"
+            if proofs
+            else f"no rollback checks describe {target}, so nothing proved it: check {env} by hand"
+        )
         if ok:
             outcome = Outcome(
                 0,
                 "ok",
-                f"{env} rolled back from {current} to {target}; the rollback checks pass",
+                f"{env} rolled back {was}to {target}; {proof}",
                 rollback=results,
             )
         else:
+            headline = f"the rollback of {env} {was}to {target} failed: a person must act"
+            if any(r.step.id == "rollback-deploy" and r.ok for r in results):
+                # The journal now says `env` runs the target: the same command again would not
+                # retry this rollback but undo one more release, as a rollback cut short in its
+                # checks says.
+                further = previous_version(loaded.root, runbook, target)
+                headline += (
+                    f". Its redeploy finished, so {env} runs {target} and its rollback checks "
+                    "fail: do not run the rollback again, it would go back further"
+                    + (f", from {target} to {further}" if further else "")
+                )
             outcome = Outcome(
                 EXIT_ROLLBACK_FAILED,
                 "rollback_failed",
-                f"the rollback of {env} from {current} to {target} failed: a person must act",
+                headline,
                 failed=results[-1] if results else None,
                 rollback=results,
             )
@@ -508,12 +534,23 @@ def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str
     if not is_semver(to):
         msg = f"--to expects a semver version such as 1.2.0, got {to!r}"
         raise UsageError(msg)
-    if current is not None and semver_key(to) >= semver_key(current):
-        msg = f"{env} runs {current}; --to {to} is not below it, and a rollback goes back"
+    if current is not None and semver_key(to) == semver_key(current):
+        msg = f"{env} already runs {to} (by the journal): there is nothing to roll back to it"
         hint = (
-            f"to go forward, release it: drillbook release --version {to} --env {env} "
-            "(its gates and checks run)"
+            f"to put it on again, deploy it: drillbook deploy --env {env} --version {to}; "
+            "to go further back, name an older version with --to"
         )
+        raise UsageError(msg, hint=hint)
+    if current is not None and semver_key(to) > semver_key(current):
+        msg = f"{env} runs {current}; --to {to} is not below it, and a rollback goes back"
+        if runbook.release(to) is None:
+            declared = ", ".join(r.version for r in runbook.releases) or "none"
+            hint = f"{to} is not in the runbook either (declared: {declared}); check the version"
+        else:
+            hint = (
+                f"to go forward, release it: drillbook release --version {to} --env {env} "
+                "(its gates and checks run)"
+            )
         raise UsageError(msg, hint=hint)
     if gitops.tag_commit(loaded.root, runbook.tag_name(to)) is None:
         released = sorted(
