@@ -380,17 +380,28 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
     for env in _env_order(runbook):
         version = current[env]
         target = facts.previous(loaded, version) if version and _is_semver(version) else None
-        environments.append(
-            {
-                "name": env,
-                "url": runbook.environments[env].url,
-                "current": version,
-                "anchor": anchor("release", version) if runbook.release(version or "") else None,
-                "rollback": (
-                    f"drillbook rollback --env {env} --to {target}" if version and target else None
-                ),
-            }
-        )
+        item = {
+            "name": env,
+            "url": runbook.environments[env].url,
+            "current": version,
+            "anchor": anchor("release", version) if runbook.release(version or "") else None,
+            "rollback": (
+                f"drillbook rollback --env {env} --to {target}" if version and target else None
+            ),
+            "rollback_is_command": True,
+        }
+        last = next((e for e in entries if getattr(e, "env", None) == env), None)  # newest first
+        if last is not None and getattr(last, "unsettled", False):
+            # The last `deployed` version is not what runs when a later run's deploy or
+            # rollback was cut short or failed: say so, and what history says to do.
+            item.update(
+                current=f"unknown: {last.kind} {last.version or '?'} {last.outcome} "
+                f"(run {last.run})",
+                anchor=None,
+                rollback=last.undo,
+                rollback_is_command=bool(last.undo and last.undo.startswith("drillbook ")),
+            )
+        environments.append(item)
 
     if facts.several:
         # The commands of the page name the service (history's already do); only they are

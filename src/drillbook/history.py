@@ -68,6 +68,10 @@ class Entry:
     undo: str | None
     #: Whether `drillbook resume` would take the run up, were it stopped (not in `as_dict`).
     resumable: bool = False
+    #: Whether the run left its environment running something no `deployed` event and no
+    #: finished rollback proves: a deploy cut short or failed, a rollback failed or cut short
+    #: (not in `as_dict`). The journal's last `deployed` version is then not what runs.
+    unsettled: bool = False
 
     def as_dict(self) -> dict:
         """The entry as plain JSON-ready data."""
@@ -398,6 +402,9 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
         changes=changes,
         undo=undo,
         resumable=resumable,
+        unsettled=unproven
+        or raw_outcome in ("rollback_failed", "restore_failed")
+        or _rollback_cut_short(events),
     )
 
 

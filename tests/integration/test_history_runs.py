@@ -469,3 +469,54 @@ def test_a_journal_saved_by_an_editor_still_shows_its_run(released: Project, pre
     assert deploy.code == 3, deploy
     assert run_id in deploy.err
     assert released.run("abandon", run_id).code == 0
+
+
+def right_now(shop: Project) -> dict[str, list[str]]:
+    """The "Right now" table of the service page `drillbook docs` writes: env -> its cells."""
+    result = shop.run("docs")
+    assert result.code == 0, result
+    page = (shop.root / "site" / "shop.md").read_text()
+    table = page.split("## Right now", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip("|").split(" | ") for line in table.splitlines() if line.startswith("| ")]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows[1:]}
+
+
+def test_the_docs_do_not_say_what_runs_when_a_deploy_was_cut_short(released: Project) -> None:
+    assert right_now(released)["staging"][1] == "[1.0.0](#release-1-0-0)"
+    run_id = stopped_mid_deploy(released, "interrupted", "release", "--version", "1.1.0")
+
+    _, running, undo = right_now(released)["staging"]
+
+    # The journal's last `deployed` still says 1.0.0, but staging may run a half-deployed
+    # 1.1.0: the page says it does not know, and gives history's undo, not "-".
+    assert running == f"unknown: release 1.1.0 interrupted (run {run_id})"
+    assert undo == "`drillbook deploy --env staging --version 1.0.0`"
+    assert released.run("abandon", run_id).code == 0
+    type_undo(released, undo.strip("`"))
+    assert right_now(released)["staging"][1:] == ["[1.0.0](#release-1-0-0)", "-"]
+
+
+def test_the_docs_send_a_person_to_look_when_a_rollback_failed(released: Project) -> None:
+    result = released.run(
+        "release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0", FIXTURE_FAIL_DEPLOY="1.0.0"
+    )
+    assert result.code == 5, result
+
+    _, running, undo = right_now(released)["staging"]
+
+    # Not "1.1.0, roll back with `drillbook rollback --to 1.0.0`": that rollback just failed.
+    assert running.startswith("unknown: release 1.1.0 rollback failed"), running
+    assert undo.startswith("a person must act"), undo
+
+
+def test_the_docs_of_a_first_release_whose_deploy_failed_do_not_say_no_deploy(
+    shop: Project,
+) -> None:
+    result = shop.run("release", "--version", "1.0.0", FIXTURE_FAIL_DEPLOY="1.0.0")
+    assert result.code == 5, result
+
+    _, running, undo = right_now(shop)["staging"]
+
+    assert running.startswith("unknown: release 1.0.0 failed"), running
+    assert undo.startswith("no earlier version to go back to (first release)"), undo
+    assert right_now(shop)["production"][1] == "unknown (no deploy in the journal)"
