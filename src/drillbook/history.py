@@ -72,6 +72,9 @@ class Entry:
     #: finished rollback proves: a deploy cut short or failed, a rollback failed or cut short
     #: (not in `as_dict`). The journal's last `deployed` version is then not what runs.
     unsettled: bool = False
+    #: For a stopped run, the (run, version) of a later run that deployed to its environment
+    #: since (not in `as_dict`): what runs there is that run's doing, not this one's.
+    overtaken_by: tuple[str, str] | None = None
 
     def as_dict(self) -> dict:
         """The entry as plain JSON-ready data."""
@@ -169,18 +172,22 @@ def _still_running(root: Path, entry: Entry) -> Entry:
 
 
 def _not_overtaken(root: Path, entry: Entry) -> Entry:
-    """`entry` as not resumable when a later run deployed another version to its environment:
-    `resume` refuses it then, as it would release the old version over the new one."""
-    # Only a run that stopped is offered `resume`; asking a finished one would read the
-    # journals again for every run listed.
-    if not entry.resumable or entry.outcome not in (UNFINISHED, _OUTCOMES["interrupted"]):
+    """`entry` as not resumable, and overtaken, when a later run deployed another version to
+    its environment: `resume` refuses it then, as it would release the old version over the
+    new one, and the stopped run's own undo no longer applies."""
+    # Only a stopped run is offered `resume` or told what to type next; asking a finished one
+    # would read the journals again for every run listed.
+    if entry.kind not in ACTIONS or entry.outcome not in (UNFINISHED, _OUTCOMES["interrupted"]):
         return entry
     from drillbook.state import deployed_since
 
     since = deployed_since(root, entry.env, entry.run, service=entry.service or None)
-    if since is None or since.get("version") == entry.version:
+    if since is None:
         return entry
-    return replace(entry, resumable=False)
+    later = (_text(since.get("run")) or "?", _text(since.get("version")) or "?")
+    if since.get("version") == entry.version:
+        return replace(entry, overtaken_by=later)
+    return replace(entry, resumable=False, overtaken_by=later)
 
 
 def several_runbooks(root: Path) -> bool:
@@ -628,6 +635,14 @@ def _then(entry: Entry) -> str | None:
         return None
     if entry.resumable:
         return f"`drillbook resume {entry.run}` or `drillbook abandon {entry.run}`"
+    if entry.overtaken_by is not None:
+        # The undo above was for what this run left; a later run has changed that since, and
+        # the undo may now be refused (`rollback --to` the version that runs).
+        run, version = entry.overtaken_by
+        return (
+            f"`drillbook abandon {entry.run}`; run {run} has deployed {version} to {entry.env} "
+            "since, so the undo above no longer applies: see that run's line"
+        )
     if entry.kind == "release":
         # It had failed, or was rolling back: `resume` refuses it; the undo line says the rest.
         return f"`drillbook abandon {entry.run}`, then the undo above"

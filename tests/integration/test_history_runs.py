@@ -7,6 +7,7 @@ prints is then typed as it is, and must work.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 from typing import Any
@@ -520,3 +521,26 @@ def test_the_docs_of_a_first_release_whose_deploy_failed_do_not_say_no_deploy(
     assert running.startswith("unknown: release 1.0.0 failed"), running
     assert undo.startswith("no earlier version to go back to (first release)"), undo
     assert right_now(shop)["production"][1] == "unknown (no deploy in the journal)"
+
+
+def test_a_stopped_release_undone_since_is_not_sent_to_its_old_undo(released: Project) -> None:
+    released.sign_tags_slowly()
+    proc = released.start("release", "--version", "1.1.0", new_session=True)
+    released.wait_for_signing(proc)  # 1.1.0 deployed and proven; stopped at its tag
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=30)
+    run_id = released.journals()[-1].stem
+    undo = entry_of(released, run_id)["undo"]
+    assert undo == "drillbook rollback --env staging --to 1.0.0"
+    type_undo(released, undo)
+    rollback_id = released.journals()[-1].stem
+
+    lines = released.run("history").out.splitlines()
+    then = lines[lines.index(next(line for line in lines if run_id in line)) + 2]
+
+    # Not "abandon, then the undo above": staging runs 1.0.0 now, and `rollback --to 1.0.0`
+    # is refused.
+    assert "then the undo above" not in then, then
+    assert f"`drillbook abandon {run_id}`; run {rollback_id} has deployed 1.0.0" in then
+    assert released.run(*shlex.split(undo)[1:]).code == 2
+    assert released.run("abandon", run_id).code == 0
