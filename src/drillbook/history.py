@@ -190,6 +190,18 @@ def _not_overtaken(root: Path, entry: Entry) -> Entry:
     return replace(entry, resumable=False, overtaken_by=later)
 
 
+def stopped_run(root: Path, events: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """The `undo` and `then` lines `history` shows for the run of `events`; (None, None) for a
+    run it does not show (not a release, deploy, rollback or rehearsal)."""
+    first = events[0] if events else {}
+    if first.get("event") != "run_started" or first.get("action") not in ACTIONS:
+        return None, None
+    entry = _not_overtaken(root, _still_running(root, _entry(first, events, _RunbookOwners(root))))
+    if several_runbooks(root):
+        entry = replace(entry, undo=for_service(entry.undo, entry.service))
+    return entry.undo, _then(entry)
+
+
 def several_runbooks(root: Path) -> bool:
     """Whether the project's runbooks/ holds more than one runbook."""
     from drillbook.runbook import is_runbook_name
@@ -641,7 +653,7 @@ def _then(entry: Entry) -> str | None:
         run, version = entry.overtaken_by
         return (
             f"`drillbook abandon {entry.run}`; run {run} has deployed {version} to {entry.env} "
-            "since, so the undo above no longer applies: see that run's line"
+            "since, so the undo above no longer applies: see that run in `drillbook history`"
         )
     if entry.kind == "release":
         # It had failed, or was rolling back: `resume` refuses it; the undo line says the rest.

@@ -544,3 +544,24 @@ def test_a_stopped_release_undone_since_is_not_sent_to_its_old_undo(released: Pr
     assert f"`drillbook abandon {run_id}`; run {rollback_id} has deployed 1.0.0" in then
     assert released.run(*shlex.split(undo)[1:]).code == 2
     assert released.run("abandon", run_id).code == 0
+
+
+def test_the_resume_listing_says_where_each_run_stopped_and_what_to_type(
+    released: Project,
+) -> None:
+    stopped = stopped_mid_deploy(released, "interrupted", "deploy", "--version", "1.1.0")
+
+    listed = released.run("resume")
+
+    assert listed.code == 0, listed
+    lines = listed.out.splitlines()
+    # Not "last: run_finished": the step it stopped in; and, as history says, that `resume`
+    # refuses a deploy: abandon it, and what puts staging back.
+    assert lines[0].startswith(f"{stopped}  interrupted deploy 1.1.0 on staging"), lines
+    assert "last: step deploy interrupted" in lines[0], lines
+    assert lines[1] == "  undo: drillbook deploy --env staging --version 1.0.0"
+    assert lines[2] == (
+        f"  then: `drillbook abandon {stopped}`, then run the deploy again if still needed"
+    )
+    assert f"drillbook resume {stopped}" not in listed.out
+    assert released.run("resume", stopped).code == 2
