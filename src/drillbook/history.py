@@ -386,6 +386,18 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
         if kind == "rollback":
             target = version
         undo = _undo_failed_rollback(env, target)
+    elif (
+        kind in ("release", "rehearse")
+        and _rollback_cut_short(events)
+        and (left_on is not None and left_on == (found if kind == "rehearse" else previous))
+    ):
+        # Its redeploy finished, its checks did not: "nothing to undo (rolled back)" or
+        # "(left on it, as found)" would tell the person on call that staging is proven fine.
+        undo = (
+            f"a person must check: the rollback to {left_on} was cut short before its checks "
+            f"proved it; `drillbook integration --env {env} --version {left_on}` checks "
+            f"{left_on} there"
+        )
     elif kind == "rehearse":
         finish = _last(events, "rehearsal_finished") or {}
         left_on = _text(finish.get("left_on", left_on)) if finish else left_on
@@ -394,14 +406,6 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
         undo = _undo_rollback(env, touched, previous)
     elif kind == "deploy":
         undo = _undo_deploy(env, touched, bool(deployed), previous, version)
-    elif _rollback_cut_short(events) and previous is not None and left_on == previous:
-        # Its redeploy finished, its checks did not: "nothing to undo (rolled back)" would
-        # tell the person on call that staging is proven fine.
-        undo = (
-            f"a person must check: the rollback to {previous} was cut short before its checks "
-            f"proved it; `drillbook integration --env {env} --version {previous}` checks "
-            f"{previous} there"
-        )
     else:
         undo = _undo_release(kind, env, touched, unproven, left_on, previous, outcome, changes)
     # As `tasks.resume` judges it: only a release, and not one that had failed or was rolling
