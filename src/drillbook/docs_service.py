@@ -315,6 +315,8 @@ def _warning(
 
 def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str, Any]:
     """Everything a service page shows, as plain data for its templates."""
+    from drillbook.history import UNFINISHED
+
     runbook = loaded.runbook
     service = runbook.service
     entries = [e for e in facts.entries if _of_service(e, service)]
@@ -401,6 +403,13 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
                 rollback=last.undo,
                 rollback_is_command=bool(last.undo and last.undo.startswith("drillbook ")),
             )
+        undo = item["rollback"]
+        if undo and getattr(last, "outcome", None) in (UNFINISHED, "interrupted"):
+            # A run killed (or interrupted) and not closed yet: drillbook refuses a rollback or a
+            # deploy there until it is resumed or abandoned.
+            then = f", then `{undo}`" if item["rollback_is_command"] else f", then: {undo}"
+            item["rollback"] = f"`drillbook abandon {getattr(last, 'run', '?')}`{then}"
+            item["rollback_is_command"] = False
         environments.append(item)
 
     if facts.several:

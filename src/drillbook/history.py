@@ -650,7 +650,9 @@ def _then(entry: Entry) -> str | None:
     if entry.outcome not in (UNFINISHED, _OUTCOMES["interrupted"]):
         return None
     if entry.resumable:
-        return f"`drillbook resume {entry.run}` or `drillbook abandon {entry.run}`"
+        # A run killed holds its environment: the undo is refused until it is closed.
+        then = ", then the undo above" if (entry.undo or "").startswith("drillbook ") else ""
+        return f"`drillbook resume {entry.run}`, or `drillbook abandon {entry.run}`{then}"
     if entry.overtaken_by is not None:
         # The undo above was for what this run left; a later run has changed that since, and
         # the undo may now be refused (`rollback --to` the version that runs).

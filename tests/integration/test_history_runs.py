@@ -491,9 +491,11 @@ def test_the_docs_do_not_say_what_runs_when_a_deploy_was_cut_short(released: Pro
     # The journal's last `deployed` still says 1.0.0, but staging may run a half-deployed
     # 1.1.0: the page says it does not know, and gives history's undo, not "-".
     assert running == f"unknown: release 1.1.0 interrupted (run {run_id})"
-    assert undo == "`drillbook deploy --env staging --version 1.0.0`"
+    assert undo == (
+        f"`drillbook abandon {run_id}`, then `drillbook deploy --env staging --version 1.0.0`"
+    )
     assert released.run("abandon", run_id).code == 0
-    type_undo(released, undo.strip("`"))
+    type_undo(released, "drillbook deploy --env staging --version 1.0.0")
     assert right_now(released)["staging"][1:] == ["[1.0.0](#release-1-0-0)", "-"]
 
 
@@ -565,3 +567,30 @@ def test_the_resume_listing_says_where_each_run_stopped_and_what_to_type(
     )
     assert f"drillbook resume {stopped}" not in listed.out
     assert released.run("resume", stopped).code == 2
+
+
+def test_a_killed_release_is_closed_before_its_undo_is_typed(released: Project) -> None:
+    released.sign_tags_slowly()
+    proc = released.start("release", "--version", "1.1.0", new_session=True)
+    released.wait_for_signing(proc)  # 1.1.0 deployed and proven; killed at its tag
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    run_id = released.journals()[-1].stem
+    undo = "drillbook rollback --env staging --to 1.0.0"
+    assert entry_of(released, run_id)["undo"] == undo
+
+    lines = released.run("history").out.splitlines()
+    then = lines[lines.index(next(line for line in lines if run_id in line)) + 2]
+    _, running, now = right_now(released)["staging"]
+
+    # The killed run holds staging: the undo typed first is refused (exit 3), so both say
+    # to close the run first.
+    assert released.run(*shlex.split(undo)[1:]).code == 3
+    assert then.strip() == (
+        f"then: `drillbook resume {run_id}`, or `drillbook abandon {run_id}`, then the undo above"
+    )
+    assert running == "[1.1.0](#release-1-1-0)"
+    assert now == f"`drillbook abandon {run_id}`, then `{undo}`"
+    assert released.run("abandon", run_id).code == 0
+    type_undo(released, undo)
+    assert released.served_version() == "1.0.0"
