@@ -559,7 +559,7 @@ def test_the_resume_listing_says_where_each_run_stopped_and_what_to_type(
     lines = listed.out.splitlines()
     # Not "last: run_finished": the step it stopped in; and, as history says, that `resume`
     # refuses a deploy: abandon it, and what puts staging back.
-    assert lines[0].startswith(f"{stopped}  interrupted deploy 1.1.0 on staging"), lines
+    assert lines[0].startswith(f"{stopped}  interrupted deploy of shop 1.1.0 on staging"), lines
     assert "last: step deploy interrupted" in lines[0], lines
     assert lines[1] == "  undo: drillbook deploy --env staging --version 1.0.0"
     assert lines[2] == (

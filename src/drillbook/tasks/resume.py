@@ -71,8 +71,9 @@ def _list_resumable(console: Console, root: Path) -> None:
             else:
                 running = ""
             console.print(
-                f"{info.run_id}  {state:<11} {first.get('action', '?')} "
-                f"{first.get('version') or ''} on {first.get('env', '?')}, "
+                f"{info.run_id}  {state:<11} {first.get('action', '?')} of "
+                f"{first.get('service', '?')} {first.get('version') or ''} on "
+                f"{first.get('env', '?')}, "
                 f"last: {_last_step(events) or last.get('event')}{running}"
             )
             # What history says to type about it: `resume` takes only some of these runs (a
