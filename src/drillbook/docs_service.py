@@ -392,7 +392,12 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
             ),
             "rollback_is_command": True,
         }
-        last = next((e for e in entries if getattr(e, "env", None) == env), None)  # newest first
+        # The newest run that changed (or tried to change) env: one stopped in its gates
+        # since leaves what an earlier run left.
+        last = next(
+            (e for e in entries if getattr(e, "env", None) == env and getattr(e, "touched", True)),
+            None,
+        )
         if last is not None and getattr(last, "unsettled", False):
             # The last `deployed` version is not what runs when a later run's deploy or
             # rollback was cut short or failed: say so, and what history says to do.

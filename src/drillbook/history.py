@@ -72,6 +72,8 @@ class Entry:
     #: finished rollback proves: a deploy cut short or failed, a rollback failed or cut short
     #: (not in `as_dict`). The journal's last `deployed` version is then not what runs.
     unsettled: bool = False
+    #: Whether the run started a step that changes the environment (not in `as_dict`).
+    touched: bool = False
     #: For a stopped run, the (run, version) of a later run that deployed to its environment
     #: since (not in `as_dict`): what runs there is that run's doing, not this one's.
     overtaken_by: tuple[str, str] | None = None
@@ -425,6 +427,7 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
         changes=changes,
         undo=undo,
         resumable=resumable,
+        touched=touched,
         unsettled=unproven
         or raw_outcome in ("rollback_failed", "restore_failed")
         or _rollback_cut_short(events),

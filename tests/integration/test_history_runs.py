@@ -594,3 +594,19 @@ def test_a_killed_release_is_closed_before_its_undo_is_typed(released: Project) 
     assert released.run("abandon", run_id).code == 0
     type_undo(released, undo)
     assert released.served_version() == "1.0.0"
+
+
+def test_a_run_stopped_in_its_gates_since_does_not_make_the_docs_sure_again(
+    released: Project,
+) -> None:
+    cut = stopped_mid_deploy(released, "interrupted", "deploy", "--version", "1.1.0")
+    proc = released.start("release", "--version", "1.1.0", FIXTURE_SLOW_GATE="unit")
+    released.read_until(proc, "unit: sleeping")
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert released.journals()[-1].stem != cut
+
+    _, running, _ = right_now(released)["staging"]
+
+    # The release changed nothing: staging still runs what the cut-short deploy left.
+    assert running == f"unknown: deploy 1.1.0 interrupted (run {cut})"
