@@ -413,6 +413,8 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
     # As `tasks.resume` judges it: only a release, and not one that had failed or was rolling
     # back (a check that passes on a second try must not get a failed release tagged).
     resumable = kind == "release" and failure_of(events) == (None, None)
+    if resumable and (finished is None or raw_outcome == "interrupted"):
+        resumable = _runbook_unchanged(owners_of.root, first)
     return Entry(
         ts=str(first.get("ts", "")),
         run=str(first.get("run", "")),
@@ -460,6 +462,20 @@ def for_service(value: Any, service: str) -> Any:
     if isinstance(value, list):
         return [for_service(v, service) for v in value]
     return value
+
+
+def _runbook_unchanged(root: Path, first: dict[str, Any]) -> bool:
+    """Whether the runbook a run started from still has the bytes it had: `resume` refuses a
+    run whose runbook changed, moved or went since (its plan may not be the one half run)."""
+    import hashlib
+
+    runbook, sha = first.get("runbook"), first.get("runbook_sha256")
+    if not isinstance(runbook, str) or not isinstance(sha, str):
+        return False
+    try:
+        return hashlib.sha256((root / runbook).read_bytes()).hexdigest() == sha
+    except OSError:
+        return False
 
 
 def _rollback_cut_short(events: list[dict[str, Any]]) -> bool:
@@ -665,7 +681,10 @@ def _then(entry: Entry) -> str | None:
             "since, so the undo above no longer applies: see that run in `drillbook history`"
         )
     if entry.kind == "release":
-        # It had failed, or was rolling back: `resume` refuses it; the undo line says the rest.
+        # It had failed, was rolling back, or its runbook changed since: `resume` refuses it;
+        # the undo line says the rest.
+        if (entry.undo or "").startswith("nothing to undo"):
+            return f"`drillbook abandon {entry.run}`, then release again if still needed"
         return f"`drillbook abandon {entry.run}`, then the undo above"
     # Only a release resumes step by step: `resume` refuses the others.
     return f"`drillbook abandon {entry.run}`, then run the {entry.kind} again if still needed"

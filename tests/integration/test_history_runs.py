@@ -610,3 +610,25 @@ def test_a_run_stopped_in_its_gates_since_does_not_make_the_docs_sure_again(
 
     # The release changed nothing: staging still runs what the cut-short deploy left.
     assert running == f"unknown: deploy 1.1.0 interrupted (run {cut})"
+
+
+def test_a_stopped_release_whose_runbook_changed_since_is_not_offered_resume(
+    released: Project,
+) -> None:
+    proc = released.start("release", "--version", "1.1.0", FIXTURE_SLOW_GATE="unit")
+    released.read_until(proc, "unit: sleeping")
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    run_id = released.journals()[-1].stem
+    runbook = released.root / "runbooks" / "shop.yaml"
+    runbook.write_text(runbook.read_text().replace("A tiny shop", "A small shop"))
+    released.commit("reword the shop")
+
+    text = released.run("history").out
+    listed = released.run("resume").out
+
+    # `resume` refuses it (exit 3: its plan may not be the one half run): not offered.
+    assert released.run("resume", run_id).code == 3
+    assert f"drillbook resume {run_id}" not in text + listed
+    then = f"then: `drillbook abandon {run_id}`, then release again if still needed"
+    assert then in text and then in listed
