@@ -319,6 +319,8 @@ def _warning(
 
 def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str, Any]:
     """Everything a service page shows, as plain data for its templates."""
+    from drillbook.history import UNFINISHED
+
     runbook = loaded.runbook
     service = runbook.service
     entries = [e for e in facts.entries if _of_service(e, service)]
@@ -384,17 +386,40 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
     for env in _env_order(runbook):
         version = current[env]
         target = facts.previous(loaded, version) if version and _is_semver(version) else None
-        environments.append(
-            {
-                "name": env,
-                "url": runbook.environments[env].url,
-                "current": version,
-                "anchor": anchor("release", version) if runbook.release(version or "") else None,
-                "rollback": (
-                    f"drillbook rollback --env {env} --to {target}" if version and target else None
-                ),
-            }
+        item = {
+            "name": env,
+            "url": runbook.environments[env].url,
+            "current": version,
+            "anchor": anchor("release", version) if runbook.release(version or "") else None,
+            "rollback": (
+                f"drillbook rollback --env {env} --to {target}" if version and target else None
+            ),
+            "rollback_is_command": True,
+        }
+        # The newest run that changed (or tried to change) env: one stopped in its gates
+        # since leaves what an earlier run left.
+        last = next(
+            (e for e in entries if getattr(e, "env", None) == env and getattr(e, "touched", True)),
+            None,
         )
+        if last is not None and getattr(last, "unsettled", False):
+            # The last `deployed` version is not what runs when a later run's deploy or
+            # rollback was cut short or failed: say so, and what history says to do.
+            item.update(
+                current=f"unknown: {last.kind} {last.version or '?'} {last.outcome} "
+                f"(run {last.run})",
+                anchor=None,
+                rollback=last.undo,
+                rollback_is_command=bool(last.undo and last.undo.startswith("drillbook ")),
+            )
+        undo = item["rollback"]
+        if undo and getattr(last, "outcome", None) in (UNFINISHED, "interrupted"):
+            # A run killed (or interrupted) and not closed yet: drillbook refuses a rollback or a
+            # deploy there until it is resumed or abandoned.
+            then = f", then `{undo}`" if item["rollback_is_command"] else f", then: {undo}"
+            item["rollback"] = f"`drillbook abandon {getattr(last, 'run', '?')}`{then}"
+            item["rollback_is_command"] = False
+        environments.append(item)
 
     if facts.several:
         # The commands of the page name the service (history's already do); only they are

@@ -69,6 +69,15 @@ class Entry:
     undo: str | None
     #: Whether `drillbook resume` would take the run up, were it stopped (not in `as_dict`).
     resumable: bool = False
+    #: Whether the run left its environment running something no `deployed` event and no
+    #: finished rollback proves: a deploy cut short or failed, a rollback failed or cut short
+    #: (not in `as_dict`). The journal's last `deployed` version is then not what runs.
+    unsettled: bool = False
+    #: Whether the run started a step that changes the environment (not in `as_dict`).
+    touched: bool = False
+    #: For a stopped run, the (run, version) of a later run that deployed to its environment
+    #: since (not in `as_dict`): what runs there is that run's doing, not this one's.
+    overtaken_by: tuple[str, str] | None = None
 
     def as_dict(self) -> dict:
         """The entry as plain JSON-ready data."""
@@ -166,18 +175,34 @@ def _still_running(root: Path, entry: Entry) -> Entry:
 
 
 def _not_overtaken(root: Path, entry: Entry) -> Entry:
-    """`entry` as not resumable when a later run deployed another version to its environment:
-    `resume` refuses it then, as it would release the old version over the new one."""
-    # Only a run that stopped is offered `resume`; asking a finished one would read the
-    # journals again for every run listed.
-    if not entry.resumable or entry.outcome not in (UNFINISHED, _OUTCOMES["interrupted"]):
+    """`entry` as not resumable, and overtaken, when a later run deployed another version to
+    its environment: `resume` refuses it then, as it would release the old version over the
+    new one, and the stopped run's own undo no longer applies."""
+    # Only a stopped run is offered `resume` or told what to type next; asking a finished one
+    # would read the journals again for every run listed.
+    if entry.kind not in ACTIONS or entry.outcome not in (UNFINISHED, _OUTCOMES["interrupted"]):
         return entry
     from drillbook.state import deployed_since
 
     since = deployed_since(root, entry.env, entry.run, service=entry.service or None)
-    if since is None or since.get("version") == entry.version:
+    if since is None:
         return entry
-    return replace(entry, resumable=False)
+    later = (_text(since.get("run")) or "?", _text(since.get("version")) or "?")
+    if since.get("version") == entry.version:
+        return replace(entry, overtaken_by=later)
+    return replace(entry, resumable=False, overtaken_by=later)
+
+
+def stopped_run(root: Path, events: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """The `undo` and `then` lines `history` shows for the run of `events`; (None, None) for a
+    run it does not show (not a release, deploy, rollback or rehearsal)."""
+    first = events[0] if events else {}
+    if first.get("event") != "run_started" or first.get("action") not in ACTIONS:
+        return None, None
+    entry = _not_overtaken(root, _still_running(root, _entry(first, events, _RunbookOwners(root))))
+    if several_runbooks(root):
+        entry = replace(entry, undo=for_service(entry.undo, entry.service))
+    return entry.undo, _then(entry)
 
 
 def several_runbooks(root: Path) -> bool:
@@ -364,6 +389,18 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
         if kind == "rollback":
             target = version
         undo = _undo_failed_rollback(env, target)
+    elif (
+        kind in ("release", "rehearse")
+        and _rollback_cut_short(events)
+        and (left_on is not None and left_on == (found if kind == "rehearse" else previous))
+    ):
+        # Its redeploy finished, its checks did not: "nothing to undo (rolled back)" or
+        # "(left on it, as found)" would tell the person on call that staging is proven fine.
+        undo = (
+            f"a person must check: the rollback to {left_on} was cut short before its checks "
+            f"proved it; `drillbook integration --env {env} --version {left_on}` checks "
+            f"{left_on} there"
+        )
     elif kind == "rehearse":
         finish = _last(events, "rehearsal_finished") or {}
         left_on = _text(finish.get("left_on", left_on)) if finish else left_on
@@ -372,19 +409,13 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
         undo = _undo_rollback(env, touched, previous)
     elif kind == "deploy":
         undo = _undo_deploy(env, touched, bool(deployed), previous, version)
-    elif _rollback_cut_short(events) and previous is not None and left_on == previous:
-        # Its redeploy finished, its checks did not: "nothing to undo (rolled back)" would
-        # tell the person on call that staging is proven fine.
-        undo = (
-            f"a person must check: the rollback to {previous} was cut short before its checks "
-            f"proved it; `drillbook integration --env {env} --version {previous}` checks "
-            f"{previous} there"
-        )
     else:
         undo = _undo_release(kind, env, touched, unproven, left_on, previous, outcome, changes)
     # As `tasks.resume` judges it: only a release, and not one that had failed or was rolling
     # back (a check that passes on a second try must not get a failed release tagged).
     resumable = kind == "release" and failure_of(events) == (None, None)
+    if resumable and (finished is None or raw_outcome == "interrupted"):
+        resumable = _runbook_unchanged(owners_of.root, first)
     return Entry(
         ts=str(first.get("ts", "")),
         run=str(first.get("run", "")),
@@ -399,6 +430,10 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
         changes=changes,
         undo=undo,
         resumable=resumable,
+        touched=touched,
+        unsettled=unproven
+        or raw_outcome in ("rollback_failed", "restore_failed")
+        or _rollback_cut_short(events),
     )
 
 
@@ -428,6 +463,20 @@ def for_service(value: Any, service: str) -> Any:
     if isinstance(value, list):
         return [for_service(v, service) for v in value]
     return value
+
+
+def _runbook_unchanged(root: Path, first: dict[str, Any]) -> bool:
+    """Whether the runbook a run started from still has the bytes it had: `resume` refuses a
+    run whose runbook changed, moved or went since (its plan may not be the one half run)."""
+    import hashlib
+
+    runbook, sha = first.get("runbook"), first.get("runbook_sha256")
+    if not isinstance(runbook, str) or not isinstance(sha, str):
+        return False
+    try:
+        return hashlib.sha256((root / runbook).read_bytes()).hexdigest() == sha
+    except OSError:
+        return False
 
 
 def _rollback_cut_short(events: list[dict[str, Any]]) -> bool:
@@ -621,9 +670,22 @@ def _then(entry: Entry) -> str | None:
     if entry.outcome not in (UNFINISHED, _OUTCOMES["interrupted"]):
         return None
     if entry.resumable:
-        return f"`drillbook resume {entry.run}` or `drillbook abandon {entry.run}`"
+        # A run killed holds its environment: the undo is refused until it is closed.
+        then = ", then the undo above" if (entry.undo or "").startswith("drillbook ") else ""
+        return f"`drillbook resume {entry.run}`, or `drillbook abandon {entry.run}`{then}"
+    if entry.overtaken_by is not None:
+        # The undo above was for what this run left; a later run has changed that since, and
+        # the undo may now be refused (`rollback --to` the version that runs).
+        run, version = entry.overtaken_by
+        return (
+            f"`drillbook abandon {entry.run}`; run {run} has deployed {version} to {entry.env} "
+            "since, so the undo above no longer applies: see that run in `drillbook history`"
+        )
     if entry.kind == "release":
-        # It had failed, or was rolling back: `resume` refuses it; the undo line says the rest.
+        # It had failed, was rolling back, or its runbook changed since: `resume` refuses it;
+        # the undo line says the rest.
+        if (entry.undo or "").startswith("nothing to undo"):
+            return f"`drillbook abandon {entry.run}`, then release again if still needed"
         return f"`drillbook abandon {entry.run}`, then the undo above"
     # Only a release resumes step by step: `resume` refuses the others.
     return f"`drillbook abandon {entry.run}`, then run the {entry.kind} again if still needed"

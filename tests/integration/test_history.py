@@ -183,8 +183,12 @@ def test_the_table_lists_what_changed_newest_first_with_owners_and_undo(
     # Its deploy never said `deployed`: the journal does not say 1.2.0 runs, so `rollback`
     # would refuse to go "down" to 1.1.0; a deploy of 1.1.0 puts it back.
     assert "undo: drillbook deploy --env staging --version 1.1.0" in undo
-    # The release of 1.0.0 that came after it deployed another version: resume refuses it.
-    assert f"then: `drillbook abandon {runs['killed']}`, then the undo above" in out
+    # The release of 1.0.0 that came after it deployed another version: resume refuses it,
+    # and its undo (a deploy of 1.1.0) would now replace that release.
+    assert (
+        f"then: `drillbook abandon {runs['killed']}`; run {runs['release']} has deployed 1.0.0 "
+        "to staging since, so the undo above no longer applies"
+    ) in out
     line, undo = row("abandoned")
     assert "deploy" in line and "interrupted, abandoned" in line and "1.5s" in line
     assert "bob" in line  # the journal has no changes: the runbook names the owner of 1.1.0

@@ -7,6 +7,7 @@ prints is then typed as it is, and must work.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import signal
 from typing import Any
@@ -469,3 +470,165 @@ def test_a_journal_saved_by_an_editor_still_shows_its_run(released: Project, pre
     assert deploy.code == 3, deploy
     assert run_id in deploy.err
     assert released.run("abandon", run_id).code == 0
+
+
+def right_now(shop: Project) -> dict[str, list[str]]:
+    """The "Right now" table of the service page `drillbook docs` writes: env -> its cells."""
+    result = shop.run("docs")
+    assert result.code == 0, result
+    page = (shop.root / "site" / "shop.md").read_text()
+    table = page.split("## Right now", 1)[1].split("\n## ", 1)[0]
+    rows = [line.strip("|").split(" | ") for line in table.splitlines() if line.startswith("| ")]
+    return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows[1:]}
+
+
+def test_the_docs_do_not_say_what_runs_when_a_deploy_was_cut_short(released: Project) -> None:
+    assert right_now(released)["staging"][1] == "[1.0.0](#release-1-0-0)"
+    run_id = stopped_mid_deploy(released, "interrupted", "release", "--version", "1.1.0")
+
+    _, running, undo = right_now(released)["staging"]
+
+    # The journal's last `deployed` still says 1.0.0, but staging may run a half-deployed
+    # 1.1.0: the page says it does not know, and gives history's undo, not "-".
+    assert running == f"unknown: release 1.1.0 interrupted (run {run_id})"
+    assert undo == (
+        f"`drillbook abandon {run_id}`, then `drillbook deploy --env staging --version 1.0.0`"
+    )
+    assert released.run("abandon", run_id).code == 0
+    type_undo(released, "drillbook deploy --env staging --version 1.0.0")
+    assert right_now(released)["staging"][1:] == ["[1.0.0](#release-1-0-0)", "-"]
+
+
+def test_the_docs_send_a_person_to_look_when_a_rollback_failed(released: Project) -> None:
+    result = released.run(
+        "release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0", FIXTURE_FAIL_DEPLOY="1.0.0"
+    )
+    assert result.code == 5, result
+
+    _, running, undo = right_now(released)["staging"]
+
+    # Not "1.1.0, roll back with `drillbook rollback --to 1.0.0`": that rollback just failed.
+    assert running.startswith("unknown: release 1.1.0 rollback failed"), running
+    assert undo.startswith("a person must act"), undo
+
+
+def test_the_docs_of_a_first_release_whose_deploy_failed_do_not_say_no_deploy(
+    shop: Project,
+) -> None:
+    result = shop.run("release", "--version", "1.0.0", FIXTURE_FAIL_DEPLOY="1.0.0")
+    assert result.code == 5, result
+
+    _, running, undo = right_now(shop)["staging"]
+
+    assert running.startswith("unknown: release 1.0.0 failed"), running
+    assert undo.startswith("no earlier version to go back to (first release)"), undo
+    assert right_now(shop)["production"][1] == "unknown (no deploy in the journal)"
+
+
+def test_a_stopped_release_undone_since_is_not_sent_to_its_old_undo(released: Project) -> None:
+    released.sign_tags_slowly()
+    proc = released.start("release", "--version", "1.1.0", new_session=True)
+    released.wait_for_signing(proc)  # 1.1.0 deployed and proven; stopped at its tag
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.communicate(timeout=30)
+    run_id = released.journals()[-1].stem
+    undo = entry_of(released, run_id)["undo"]
+    assert undo == "drillbook rollback --env staging --to 1.0.0"
+    type_undo(released, undo)
+    rollback_id = released.journals()[-1].stem
+
+    lines = released.run("history").out.splitlines()
+    then = lines[lines.index(next(line for line in lines if run_id in line)) + 2]
+
+    # Not "abandon, then the undo above": staging runs 1.0.0 now, and `rollback --to 1.0.0`
+    # is refused.
+    assert "then the undo above" not in then, then
+    assert f"`drillbook abandon {run_id}`; run {rollback_id} has deployed 1.0.0" in then
+    assert released.run(*shlex.split(undo)[1:]).code == 2
+    assert released.run("abandon", run_id).code == 0
+
+
+def test_the_resume_listing_says_where_each_run_stopped_and_what_to_type(
+    released: Project,
+) -> None:
+    stopped = stopped_mid_deploy(released, "interrupted", "deploy", "--version", "1.1.0")
+
+    listed = released.run("resume")
+
+    assert listed.code == 0, listed
+    lines = listed.out.splitlines()
+    # Not "last: run_finished": the step it stopped in; and, as history says, that `resume`
+    # refuses a deploy: abandon it, and what puts staging back.
+    assert lines[0].startswith(f"{stopped}  interrupted deploy of shop 1.1.0 on staging"), lines
+    assert "last: step deploy interrupted" in lines[0], lines
+    assert lines[1] == "  undo: drillbook deploy --env staging --version 1.0.0"
+    assert lines[2] == (
+        f"  then: `drillbook abandon {stopped}`, then run the deploy again if still needed"
+    )
+    assert f"drillbook resume {stopped}" not in listed.out
+    assert released.run("resume", stopped).code == 2
+
+
+def test_a_killed_release_is_closed_before_its_undo_is_typed(released: Project) -> None:
+    released.sign_tags_slowly()
+    proc = released.start("release", "--version", "1.1.0", new_session=True)
+    released.wait_for_signing(proc)  # 1.1.0 deployed and proven; killed at its tag
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=30)
+    run_id = released.journals()[-1].stem
+    undo = "drillbook rollback --env staging --to 1.0.0"
+    assert entry_of(released, run_id)["undo"] == undo
+
+    lines = released.run("history").out.splitlines()
+    then = lines[lines.index(next(line for line in lines if run_id in line)) + 2]
+    _, running, now = right_now(released)["staging"]
+
+    # The killed run holds staging: the undo typed first is refused (exit 3), so both say
+    # to close the run first.
+    assert released.run(*shlex.split(undo)[1:]).code == 3
+    assert then.strip() == (
+        f"then: `drillbook resume {run_id}`, or `drillbook abandon {run_id}`, then the undo above"
+    )
+    assert running == "[1.1.0](#release-1-1-0)"
+    assert now == f"`drillbook abandon {run_id}`, then `{undo}`"
+    assert released.run("abandon", run_id).code == 0
+    type_undo(released, undo)
+    assert released.served_version() == "1.0.0"
+
+
+def test_a_run_stopped_in_its_gates_since_does_not_make_the_docs_sure_again(
+    released: Project,
+) -> None:
+    cut = stopped_mid_deploy(released, "interrupted", "deploy", "--version", "1.1.0")
+    proc = released.start("release", "--version", "1.1.0", FIXTURE_SLOW_GATE="unit")
+    released.read_until(proc, "unit: sleeping")
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    assert released.journals()[-1].stem != cut
+
+    _, running, _ = right_now(released)["staging"]
+
+    # The release changed nothing: staging still runs what the cut-short deploy left.
+    assert running == f"unknown: deploy 1.1.0 interrupted (run {cut})"
+
+
+def test_a_stopped_release_whose_runbook_changed_since_is_not_offered_resume(
+    released: Project,
+) -> None:
+    proc = released.start("release", "--version", "1.1.0", FIXTURE_SLOW_GATE="unit")
+    released.read_until(proc, "unit: sleeping")
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=30)
+    run_id = released.journals()[-1].stem
+    runbook = released.root / "runbooks" / "shop.yaml"
+    runbook.write_text(runbook.read_text().replace("A tiny shop", "A small shop"))
+    released.commit("reword the shop")
+
+    text = released.run("history").out
+    listed = released.run("resume").out
+
+    # `resume` refuses it (exit 3: its plan may not be the one half run): not offered.
+    assert released.run("resume", run_id).code == 3
+    assert f"drillbook resume {run_id}" not in text + listed
+    then = f"then: `drillbook abandon {run_id}`, then release again if still needed"
+    assert then in text and then in listed

@@ -456,3 +456,36 @@ def test_rehearsals_of_other_services_do_not_count(project: Path) -> None:
     assert ctx["chart"] is None
     assert ctx["rehearsals"] == []
     assert OLD_SHA not in str(ctx)
+
+
+def test_right_now_sends_a_person_to_check_a_rollback_cut_short_after_its_redeploy(
+    project: Path,
+) -> None:
+    # After the story: 1.2.0 released again, Ctrl-C in the rollback's checks, then abandoned.
+    write_run(
+        project,
+        "20261122T100000Z-ffffff",
+        T0 + 97 * 3600,
+        "release",
+        "staging",
+        "1.2.0",
+        [
+            ("deployed", {"version": "1.2.0", "previous": "1.1.0", "by": "release"}),
+            ("rollback_started", {"from_version": "1.2.0", "to_version": "1.1.0"}),
+            ("deployed", {"version": "1.1.0", "previous": "1.2.0", "by": "rollback"}),
+            ("step_started", {"step": "rollback-checks", "kind": "checks"}),
+            ("run_closed", {"how": "abandoned"}),
+        ],
+        outcome="interrupted",
+        previous="1.1.0",
+    )
+
+    ctx = service_context(loaded(project), gather(project), project / "site")
+    staging = next(e for e in ctx["environments"] if e["name"] == "staging")
+
+    # The journal's last `deployed` says 1.1.0, unproven: not "1.1.0, roll back to 1.0.0".
+    assert staging["current"] == (
+        "unknown: release 1.2.0 interrupted, abandoned (run 20261122T100000Z-ffffff)"
+    )
+    assert staging["rollback"].startswith("a person must check: the rollback to 1.1.0")
+    assert not staging["rollback_is_command"]

@@ -133,3 +133,35 @@ def test_commands_name_the_service_when_a_project_has_several() -> None:
         "drillbook deploy --service pay --env s"
     )
     assert for_service({"a": ["drillbook tag"]}, "shop") == {"a": ["drillbook tag --service shop"]}
+
+
+def test_a_rehearsal_whose_rollback_was_cut_short_after_its_redeploy_needs_a_check(
+    tmp_path: Path,
+) -> None:
+    root = project(tmp_path)
+    # Ctrl-C during the rehearsal's rollback checks: 1.1.0, as found, was deployed again, and
+    # nothing proved it; "nothing to undo (left on 1.1.0, as found)" would say it was.
+    write_run(
+        root,
+        "20261118T090000Z-bcdbcd",
+        T0,
+        "rehearse",
+        "staging",
+        "1.2.0",
+        [
+            ("deployed", {"version": "1.1.0", "by": "rehearse-baseline"}),
+            ("deployed", {"version": "1.2.0", "previous": "1.1.0", "by": "rehearse"}),
+            ("rollback_started", {"from_version": "1.2.0", "to_version": "1.1.0"}),
+            ("deployed", {"version": "1.1.0", "previous": "1.2.0", "by": "rollback"}),
+            ("step_started", {"step": "rollback-checks", "kind": "checks"}),
+        ],
+        outcome="interrupted",
+        previous="1.1.0",
+        found_version="1.1.0",
+    )
+    entry = only(root, "20261118T090000Z-bcdbcd")
+    assert not entry.undo.startswith("nothing to undo"), entry.undo
+    assert entry.undo == (
+        "a person must check: the rollback to 1.1.0 was cut short before its checks proved "
+        "it; `drillbook integration --env staging --version 1.1.0` checks 1.1.0 there"
+    )

@@ -39,7 +39,17 @@ def _run_state(info: Any) -> tuple[str, list[dict[str, Any]]]:
     return run_state(events), events
 
 
+def _last_step(events: list[dict[str, Any]]) -> str | None:
+    """`step unit started` / `step deploy interrupted`: where the run was when it stopped."""
+    for event in reversed(events):
+        if event.get("event") in ("step_started", "step_finished") and event.get("step"):
+            how = "started" if event["event"] == "step_started" else event.get("outcome")
+            return f"step {event['step']} {how or 'finished'}"
+    return None
+
+
 def _list_resumable(console: Console, root: Path) -> None:
+    from drillbook.history import stopped_run
     from drillbook.journal import list_runs
     from drillbook.lock import live_holder
     from drillbook.session import describe_leftovers, leftovers_of
@@ -61,10 +71,17 @@ def _list_resumable(console: Console, root: Path) -> None:
             else:
                 running = ""
             console.print(
-                f"{info.run_id}  {state:<11} {first.get('action', '?')} "
-                f"{first.get('version') or ''} on {first.get('env', '?')}, "
-                f"last: {last.get('event')} {last.get('step') or ''}{running}"
+                f"{info.run_id}  {state:<11} {first.get('action', '?')} of "
+                f"{first.get('service', '?')} {first.get('version') or ''} on "
+                f"{first.get('env', '?')}, "
+                f"last: {_last_step(events) or last.get('event')}{running}"
             )
+            # What history says to type about it: `resume` takes only some of these runs (a
+            # release that neither failed nor was overtaken), the rest are abandoned.
+            undo, then = stopped_run(root, events)
+            for label, text in (("undo", undo), ("then", then)):
+                if text and state != "running":
+                    console.print(f"  {label}: {text}")
             found = True
     if not found:
         console.print("no interrupted or unfinished runs")
