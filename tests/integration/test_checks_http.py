@@ -1008,6 +1008,50 @@ def test_secret_in_body_is_masked_in_excerpt(server: LoopbackServer) -> None:
     assert "LOG_LEVEL=info" in result.excerpt
 
 
+SECRET = "sk_live_5f2b9c1d8e7a"
+
+
+@pytest.mark.parametrize(
+    ("reply", "expect"),
+    [
+        (json_reply({"status": "x" * 65 + SECRET}), {"json": {"status": "ok"}}),
+        (json_reply({"cfg": {"k": "x" * 60 + SECRET}}), {"json": {"cfg": {}}}),
+        (json_reply("x" * 20 + SECRET), {"json": {"status": "ok"}}),
+        (Reply(200, "ok", {"X-Build": "x" * 65 + SECRET}), {"header": {"X-Build": "1"}}),
+        (
+            Reply(302, "", {"Location": "http://evil.example/?" + "x" * 160 + SECRET}),
+            {"status": 200},
+        ),
+    ],
+    ids=["json-value", "json-value-passed", "json-string-body", "header", "location"],
+)
+def test_a_secret_across_the_cut_of_what_a_check_shows_is_masked_whole(
+    server: LoopbackServer, reply: Reply, expect: dict[str, Any]
+) -> None:
+    from drillbook.secrets import Masker
+
+    server.routes["/health"] = reply
+    with CheckRunner(env(server.url), env_name="staging", masker=Masker([SECRET])) as runner:
+        result = runner.run(http_check(get="/health", expect=expect))
+    text = json.dumps(result.as_dict())
+    # Cut after masking, not before: not even the secret's head is left.
+    assert SECRET[:6] not in text, text
+    assert "***" in result.got + result.message
+
+
+def test_a_secret_across_the_cut_of_an_answer_that_is_not_http_is_masked_whole() -> None:
+    from drillbook.secrets import Masker
+
+    with (
+        raw_answer(b"SSH-2.0-" + b"x" * 40 + SECRET.encode() + b"\r\n") as url,
+        CheckRunner(env(url), env_name="staging", masker=Masker([SECRET])) as runner,
+    ):
+        result = runner.run(http_check(get="/health", timeout="2s"))
+    assert result.outcome == "inconclusive"
+    assert SECRET[:6] not in json.dumps(result.as_dict())
+    assert "the answer is not HTTP: it begins 'SSH-2.0-xxx" in result.got
+
+
 # --- run_many -----------------------------------------------------------------------------------
 
 
