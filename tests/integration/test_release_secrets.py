@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from urllib.parse import quote, quote_plus
 
+import pytest
 from _project import API_TOKEN, SECRET_KEY, Project
 
 
@@ -129,3 +130,24 @@ def test_a_config_secret_in_an_error_at_the_commands_end_is_masked(shop: Project
     assert "deploy.sh ***" in text.err
     assert as_json.code == 75, as_json
     assert_no_secret(text.text + as_json.text)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("release", "--version", "1.0.0", API_TOKEN),
+        ("release", f"--{API_TOKEN}"),
+        ("release", "--version", "1.0.0", "--version", API_TOKEN),
+        ("release", "--version", "1.0.0", "--format", "json", API_TOKEN),
+    ],
+    ids=["stray-word", "unknown-option", "given-twice", "json"],
+)
+def test_a_secret_in_a_usage_error_is_masked_on_stderr_too(
+    shop: Project, args: tuple[str, ...]
+) -> None:
+    result = shop.run(*args)
+
+    assert result.code == 2, result
+    assert "drillbook: " in result.err
+    assert "***" in result.err
+    assert_no_secret(result.text)
