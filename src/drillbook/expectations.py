@@ -306,6 +306,16 @@ def declared_charset(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+#: Byte order marks and the charset each says; UTF-32's first, as they begin with UTF-16's.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
 def body_text(
     headers: Mapping[str, str], body: bytes, *, cut: bool = False
 ) -> tuple[str, str, bool]:
@@ -314,7 +324,9 @@ def body_text(
 
     UTF-8 is tried before the charset the Content-Type names: a UTF-8 page labelled Latin-1 is
     a common slip, and bytes that are valid UTF-8 and meant as Latin-1 are rare. A UTF-16 or
-    -32 label comes first, since such text of ASCII letters is valid UTF-8 too.
+    -32 label comes first, since such text of ASCII letters is valid UTF-8 too. A byte order
+    mark comes before any label, as browsers read it (WHATWG's decode): UTF-16 read as UTF-8
+    is each letter with a NUL after it, which no masker recognises as the secret it spells.
     """
     declared = declared_charset(headers)
     order = ["utf-8"]
@@ -322,6 +334,9 @@ def body_text(
         order.insert(0, declared)
     elif declared and declared != "utf-8":
         order.append(declared)
+    marked = next((charset for bom, charset in _BOMS if body.startswith(bom)), None)
+    if marked is not None:
+        order.insert(0, marked)
     for charset in order:
         decoder = codecs.getincrementaldecoder(charset)()
         try:

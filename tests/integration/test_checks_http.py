@@ -403,6 +403,27 @@ def test_body_is_read_in_the_charset_its_content_type_names(
     assert result.got == "body without 'café' (the body is not valid utf-8)"
 
 
+@pytest.mark.parametrize("charset", ["utf-16", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_a_body_with_a_byte_order_mark_is_read_in_the_charset_it_marks(
+    server: LoopbackServer, charset: str
+) -> None:
+    from drillbook.secrets import Masker
+
+    secret = "sk_live_5f2b9c1d8e7a"
+    text = f"config dump: SECRET_KEY={secret} café"
+    body = text.encode(charset)
+    if charset == "utf-16-be":
+        body = b"\xfe\xff" + body
+    # Labelled as plain text, or as Latin-1: the mark says better what the bytes are.
+    for ctype in ("text/plain", "text/plain; charset=iso-8859-1"):
+        server.routes["/debug"] = Reply(500, body, {"Content-Type": ctype})
+        with CheckRunner(env(server.url), env_name="staging", masker=Masker([secret])) as runner:
+            result = runner.run(http_check(get="/debug", expect={"body_contains": "café"}))
+        assert result.outcome == "fail"
+        assert result.got == "status 500"
+        assert result.excerpt.endswith("config dump: SECRET_KEY=*** café"), result.excerpt
+
+
 def test_body_contains_past_the_first_4_mib_is_inconclusive(
     server: LoopbackServer, runner: CheckRunner
 ) -> None:
