@@ -1073,6 +1073,20 @@ def test_a_secret_across_the_cut_of_an_answer_that_is_not_http_is_masked_whole()
     assert "the answer is not HTTP: it begins 'SSH-2.0-xxx" in result.got
 
 
+def test_a_secret_split_by_an_escape_sequence_is_masked(server: LoopbackServer) -> None:
+    from drillbook.secrets import Masker
+
+    secret = "sk_live_5f2b9c1d8e7a"
+    split = f"{secret[:5]}\x1b[0m{secret[5:]}"
+    server.routes["/debug"] = Reply(500, f"key {split}", {"X-Key": split})
+    with CheckRunner(env(server.url), env_name="staging", masker=Masker([secret])) as runner:
+        result = runner.run(http_check(get="/debug", expect={"header": {"X-Key": "no"}}))
+    assert result.outcome == "fail"
+    assert result.excerpt == "key ***"
+    assert result.got == "status 500; header X-Key: ***"
+    assert secret[5:] not in json.dumps(result.as_dict())
+
+
 # --- run_many -----------------------------------------------------------------------------------
 
 
