@@ -73,7 +73,13 @@ def print_digest(session: RunSession, outcome: Outcome) -> None:
         if not bad and failed.output_tail:
             for line in failed.output_tail.splitlines()[-5:]:
                 console.print(f"  │ {line}")
-    lines, read = log_lines(runbook, session.root, session.env, session.started_wall - 1)
+    lines, read = log_lines(
+        runbook,
+        session.root,
+        session.env,
+        session.started_wall - 1,
+        mask=session.masker.mask_unseen,
+    )
     if lines:
         console.print(f"newest log lines since the run started ({', '.join(read)}):")
         for line in lines:

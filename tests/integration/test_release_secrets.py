@@ -151,3 +151,19 @@ def test_a_secret_in_a_usage_error_is_masked_on_stderr_too(
     assert "drillbook: " in result.err
     assert "***" in result.err
     assert_no_secret(result.text)
+
+
+def test_a_secret_across_the_cut_of_a_log_line_in_the_digest_is_masked(shop: Project) -> None:
+    assert shop.run("release", "--version", "1.0.0").code == 0
+    log = shop.root / "var" / "staging" / "server.log"
+    with log.open("a") as handle:
+        handle.write(f"ERROR connect failed {'x' * 258} key={SECRET_KEY} {API_TOKEN}\n")
+
+    result = shop.run("release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0")
+
+    assert result.code == 4, result
+    assert "newest log lines since the run started (var/staging/server.log):" in result.out
+    assert "[server] ERROR connect failed xxx" in result.out
+    # Cut at 300 characters after masking: not even the secret's head is left.
+    assert SECRET_KEY[:6] not in result.text
+    assert_no_secret(result.text)
