@@ -88,6 +88,23 @@ def test_verify_config_never_shows_the_secret(shop: Project) -> None:
         assert_no_secret(result.text)
 
 
+def test_a_secret_across_the_cut_of_a_shown_config_value_is_masked(shop: Project) -> None:
+    # Another key's value holds the token: a JSON of settings, shown cut to 200 characters.
+    config = shop.root / "config" / "staging.env"
+    settings = '{"a": "' + "x" * 170 + f'", "token": "{API_TOKEN}"}}'
+    config.write_text(f"LOG_LEVEL=info\nSECRET_KEY={SECRET_KEY}\nSETTINGS={settings}\n")
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    runbook.write_text(
+        runbook.read_text().replace("[LOG_LEVEL, SECRET_KEY]", "[LOG_LEVEL, SECRET_KEY, SETTINGS]")
+    )
+    for fmt in ("text", "json"):
+        result = shop.run("verify-config", "--format", fmt)
+        assert result.code == 0, result
+        assert '"token": "***"' in result.out.replace('\\"', '"')
+        # Cut after masking: not even the token's head is left.
+        assert API_TOKEN[:6] not in result.text
+
+
 def test_no_secret_reaches_the_plan(shop: Project) -> None:
     result = shop.run("plan", "--version", "1.0.0")
     assert result.code == 0, result
