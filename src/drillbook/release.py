@@ -771,6 +771,7 @@ def push_step(session: RunSession, executor: Executor, step: PlannedStep, tag: s
             stop=session.stop,
             on_start=executor.command_started(step),
             env={RUN_VARIABLE: session.run_id},
+            mask=session.masker.mask_unseen,
         )
         if pushed.already:
             return StepResult(step, "done", detail=pushed.detail)
