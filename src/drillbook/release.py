@@ -581,7 +581,9 @@ def tag_message(
     """
 
     def mask(text: str) -> str:
-        return masker.mask(text) if masker is not None else text
+        # Unseen too: a control character inside a secret becomes U+FFFD below, leaving the
+        # secret readable either side of it.
+        return masker.mask_unseen(text) if masker is not None else text
 
     lines = [f"{runbook.service} {release.version}", ""]
     for change in release.changes:

@@ -114,6 +114,11 @@ _UNSEEN = re.compile(
     "|[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]",
     re.DOTALL,
 )
+#: The same characters one by one: where an escape is read otherwise (`ESC 8` shows nothing
+#: on a terminal, but `\x1b8` escaped or U+FFFD in a tag leaves the 8), or is cut short.
+_UNSEEN_CHARS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
 _ESCAPE = re.compile(r"%[0-9A-F]{2}")
 #: Characters that JSON text writes escaped (with ensure_ascii=False).
 _JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
@@ -233,6 +238,28 @@ def _stretch(spans: list[tuple[int, int]], point: int) -> tuple[int, int]:
                 start, end = min(start, left), max(end, right)
                 grown = True
     return start, end
+
+
+def _mask_seen(literals: re.Pattern[str], unseen: re.Pattern[str], text: str) -> str:
+    """`text` with each secret that `literals` finds once `unseen` is taken out masked, from
+    its first character to its last, what splits it included."""
+    # The text as a terminal shows it, and where each of its characters is in `text`.
+    seen: list[str] = []
+    where: list[int] = []
+    last = 0
+    for match in [*unseen.finditer(text), None]:
+        end = len(text) if match is None else match.start()
+        seen.append(text[last:end])
+        where.extend(range(last, end))
+        if match is not None:
+            last = match.end()
+    pieces, done = [], 0
+    for match in literals.finditer("".join(seen)):
+        if match.end() > match.start():
+            start, end = where[match.start()], where[match.end() - 1] + 1
+            pieces += [text[done:start], MASK]
+            done = end
+    return "".join(pieces) + text[done:]
 
 
 #: The config secrets of the runbooks this process has read (`session.masker_for` adds them),
@@ -357,25 +384,10 @@ class Masker:
         is masked from its first character to its last, what splits it included.
         """
         literals = self._literals if self._compiled else self._compile()
-        if literals is None or _UNSEEN.search(text) is None:
-            return self.mask(text)
-        # The text as a terminal shows it, and where each of its characters is in `text`.
-        seen: list[str] = []
-        where: list[int] = []
-        last = 0
-        for match in [*_UNSEEN.finditer(text), None]:
-            end = len(text) if match is None else match.start()
-            seen.append(text[last:end])
-            where.extend(range(last, end))
-            if match is not None:
-                last = match.end()
-        pieces, done = [], 0
-        for match in literals.finditer("".join(seen)):
-            if match.end() > match.start():
-                start, end = where[match.start()], where[match.end() - 1] + 1
-                pieces += [text[done:start], MASK]
-                done = end
-        return self.mask("".join(pieces) + text[done:])
+        if literals is not None and _UNSEEN_CHARS.search(text) is not None:
+            for unseen in (_UNSEEN, _UNSEEN_CHARS):
+                text = _mask_seen(literals, unseen, text)
+        return self.mask(text)
 
     def cut_point(self, text: str, limit: int, *, more: bool = False) -> int:
         """Where to cut `text`, too long to pass on whole, at about `limit` characters.

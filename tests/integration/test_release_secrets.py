@@ -130,6 +130,27 @@ def test_a_secret_written_into_a_change_never_reaches_the_tag(shop: Project) -> 
     assert_no_secret(result.out + result.err + everything_written(shop))
 
 
+def test_a_secret_split_by_a_control_character_in_a_change_never_reaches_the_tag(
+    shop: Project,
+) -> None:
+    # The escape becomes U+FFFD in the tag: both halves of the token would be left readable.
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    split = f"{API_TOKEN[:6]}\\e{API_TOKEN[6:]}"
+    runbook.write_text(
+        runbook.read_text().replace(
+            "title: List the products", f'title: "List the products (token {split})"', 1
+        )
+    )
+    shop.commit("a token in a title")
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 0, result
+    message = shop.git("cat-file", "-p", "v1.0.0")
+    assert "List the products (token ***)" in message
+    assert API_TOKEN[6:] not in message
+
+
 def test_a_config_secret_in_an_error_at_the_commands_end_is_masked(shop: Project) -> None:
     # The holder of the lock is this test's own process, alive, with the config secret in its
     # command line: the refusal names that command (exit 75).
