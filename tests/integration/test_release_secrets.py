@@ -205,3 +205,17 @@ def test_a_secret_across_the_cut_of_a_log_line_in_the_digest_is_masked(shop: Pro
     # Cut at 300 characters after masking: not even the secret's head is left.
     assert SECRET_KEY[:6] not in result.text
     assert_no_secret(result.text)
+
+
+def test_a_secret_in_a_runbook_value_shown_cut_by_check_is_masked_first(shop: Project) -> None:
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    wrong = f'retry: "{"x" * 46}{API_TOKEN}"'
+    runbook.write_text(runbook.read_text().replace("retry: {attempts: 3, interval: 100ms}", wrong))
+
+    for fmt in ("text", "json"):
+        result = shop.run("check", "--format", fmt)
+        assert result.code == 2, result
+        assert "expected a mapping" in result.text
+        # Cut at 60 characters after masking: not even the token's head is left.
+        assert API_TOKEN[:6] not in result.text
+        assert "x***" in result.text
