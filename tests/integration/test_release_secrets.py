@@ -111,6 +111,32 @@ def test_no_secret_reaches_the_plan(shop: Project) -> None:
     assert_no_secret(result.text)
 
 
+def test_no_secret_in_a_commands_arguments_reaches_a_plan_or_a_dry_run(shop: Project) -> None:
+    assert shop.run("release", "--version", "1.0.0").code == 0
+    # Against the rule (secrets reach commands as environment variables), yet never shown.
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    leaky = f'"--token", "{API_TOKEN}", "--db=https://app:hunter2hunter2@db.example.com/x"'
+    runbook.write_text(
+        runbook.read_text()
+        .replace("[python, gate.py, lint]", f"[python, gate.py, lint, {leaky}]")
+        .replace('"{url}"]', f'"{{url}}", {leaky}]')
+    )
+    shop.commit("arguments that hold secrets")
+
+    for args in (
+        ("plan", "--version", "1.1.0"),
+        ("release", "--version", "1.1.0", "--dry-run"),
+        ("rehearse", "--version", "1.1.0", "--dry-run"),
+    ):
+        for fmt in ("text", "json"):
+            result = shop.run(*args, "--format", fmt)
+            assert result.code == 0, result
+            assert "--token" in result.out
+            assert "hunter2hunter2" not in result.text
+            assert "https://app:***@db.example.com/x" in result.out
+            assert_no_secret(result.text)
+
+
 def test_a_secret_written_into_a_change_never_reaches_the_tag(shop: Project) -> None:
     # A tag is pushed and kept for good: its message is masked like every other output.
     runbook = shop.root / "runbooks" / "shop.yaml"
