@@ -245,3 +245,10 @@ def test_a_secret_in_a_runbook_value_shown_cut_by_check_is_masked_first(shop: Pr
         # Cut at 60 characters after masking: not even the token's head is left.
         assert API_TOKEN[:6] not in result.text
         assert "x***" in result.text
+
+
+def test_docs_written_to_a_folder_named_by_a_secret_do_not_name_it(shop: Project) -> None:
+    result = shop.run("docs", "--out", f"site-{API_TOKEN}")
+    assert result.code == 0, result
+    assert "wrote 4 of 4 files to site-***" in result.out
+    assert_no_secret(result.text)
