@@ -734,7 +734,7 @@ class CheckRunner:
             name=self._mask(prep.name),
             outcome=outcome,
             expected=self._mask(expected_text(check)),
-            got=self._mask(printable(got)),
+            got=printable(self._mask(got)),
             message=one_line(message, 400, self._mask),
             attempts=attempt,
             duration_ms=duration_ms,

@@ -1085,6 +1085,12 @@ def test_a_secret_split_by_an_escape_sequence_is_masked(server: LoopbackServer) 
     assert result.excerpt == "key ***"
     assert result.got == "status 500; header X-Key: ***"
     assert secret[5:] not in json.dumps(result.as_dict())
+    # A check that passes shows the header it found, escaped after it is masked.
+    server.routes["/debug"] = Reply(200, "ok", {"X-Key": split})
+    with CheckRunner(env(server.url), env_name="staging", masker=Masker([secret])) as runner:
+        result = runner.run(http_check(get="/debug", expect={"header": {"X-Key": split}}))
+    assert result.outcome == "pass"
+    assert result.got.startswith("status 200; header X-Key: ***; time "), result.got
 
 
 # --- run_many -----------------------------------------------------------------------------------
