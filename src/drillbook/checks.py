@@ -41,6 +41,7 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from drillbook.errors import PreconditionFailed
 from drillbook.expectations import (
     Finding,
+    Mask,
     Outcome,
     Sample,
     Verdict,
@@ -55,6 +56,7 @@ from drillbook.expectations import (
     pass_got,
     printable,
     sample_findings,
+    unmasked,
 )
 from drillbook.httpsession import redirect_location
 from drillbook.model import Environment, HttpCheck, RunCheck, format_duration, host_key
@@ -144,19 +146,22 @@ def _exception_chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def describe_no_answer(exc: BaseException, *, connect_s: float, read_s: float) -> str:
+def describe_no_answer(
+    exc: BaseException, *, connect_s: float, read_s: float, mask: Mask = unmasked
+) -> str:
     """Why a request got no answer, in a few words: refused, timed out, DNS, TLS, reset; and
-    whether it was the proxy of the environment (HTTPS_PROXY, ...) that said so."""
+    whether it was the proxy of the environment (HTTPS_PROXY, ...) that said so. What it shows
+    of the answer (its first line, its headers) is masked with `mask` before it is cut."""
     import requests
 
-    why = _no_answer(exc, connect_s=connect_s, read_s=read_s)
+    why = _no_answer(exc, connect_s=connect_s, read_s=read_s, mask=mask)
     if isinstance(exc, requests.exceptions.ProxyError):
         # "connection refused" alone sends the person on call to staging, which it never reached.
         return f"the proxy set in the environment (HTTP_PROXY, HTTPS_PROXY): {why}"
     return why
 
 
-def _no_answer(exc: BaseException, *, connect_s: float, read_s: float) -> str:
+def _no_answer(exc: BaseException, *, connect_s: float, read_s: float, mask: Mask) -> str:
     import http.client
     import socket
     import ssl
@@ -175,7 +180,7 @@ def _no_answer(exc: BaseException, *, connect_s: float, read_s: float) -> str:
         return f"no answer within {format_duration(read_s)} (read timeout)"
     if isinstance(exc, requests.exceptions.SSLError) or has(ssl.SSLError):
         detail = next((str(e) for e in chain if isinstance(e, ssl.SSLError)), str(exc))
-        return f"TLS error: {one_line(detail, 160)}"
+        return f"TLS error: {one_line(detail, 160, mask)}"
     if has(ConnectionRefusedError):
         return "connection refused"
     if has(socket.gaierror) or "NameResolutionError" in names:
@@ -188,7 +193,7 @@ def _no_answer(exc: BaseException, *, connect_s: float, read_s: float) -> str:
     # database), a proxy's garbage, headers past http.client's limits, a body cut short.
     for e in chain:
         if isinstance(e, http.client.BadStatusLine):
-            return f"the answer is not HTTP: it begins {one_line(repr(e.line), 60)}"
+            return f"the answer is not HTTP: it begins {one_line(repr(e.line), 60, mask)}"
         if isinstance(e, http.client.IncompleteRead):
             if isinstance(e.partial, int) and e.expected:
                 size = f"{e.partial} of {e.partial + e.expected} bytes"
@@ -197,17 +202,17 @@ def _no_answer(exc: BaseException, *, connect_s: float, read_s: float) -> str:
                 return "answer cut short: a chunk of the body is malformed"
             return "answer cut short: the connection closed in the middle of the body"
         if type(e) in (http.client.HTTPException, http.client.LineTooLong):
-            return f"the answer's headers cannot be read: {one_line(str(e), 100)}"
+            return f"the answer's headers cannot be read: {one_line(str(e), 100, mask)}"
     if has(TimeoutError):
         # The status line and headers came (else ReadTimeout, above); the body stopped.
         return f"answer not complete within {format_duration(read_s)} (the body stopped coming)"
     if isinstance(exc, requests.exceptions.ContentDecodingError):
         # urllib3's words: "Received response with content-encoding: gzip, but failed to ..."
         words = next((a for e in chain for a in e.args if isinstance(a, str)), str(exc))
-        return f"the body cannot be decoded: {one_line(words, 120)}"
+        return f"the body cannot be decoded: {one_line(words, 120, mask)}"
     if isinstance(exc, requests.exceptions.ChunkedEncodingError):
-        return f"answer cut short: {one_line(str(exc), 160)}"
-    return f"{type(exc).__name__}: {one_line(str(exc), 160)}"
+        return f"answer cut short: {one_line(str(exc), 160, mask)}"
+    return f"{type(exc).__name__}: {one_line(str(exc), 160, mask)}"
 
 
 def _timed_out(exc: BaseException) -> bool:
@@ -518,7 +523,7 @@ class CheckRunner:
                                 method, kwargs = "GET", {}
                             continue
                         # Cut: a Location is the service's text, and can be 60 KB of it.
-                        shown = one_line(redact_url(target), 200)
+                        shown = one_line(redact_url(target), 200, self._mask)
                         finding = Finding(
                             "redirect",
                             "fail",
@@ -539,7 +544,9 @@ class CheckRunner:
                     why = f"answer not complete within {format_duration(check.timeout)}"
                     timed_out = True
                 else:
-                    why = describe_no_answer(exc, connect_s=connect_s, read_s=read_s)
+                    why = describe_no_answer(
+                        exc, connect_s=connect_s, read_s=read_s, mask=self._mask
+                    )
                     timed_out = _timed_out(exc)
                 elapsed = time.perf_counter() - start
                 return Sample(no_answer=why, elapsed_s=elapsed, timed_out=timed_out)
@@ -558,7 +565,7 @@ class CheckRunner:
             if left <= 0 or self._stopped():
                 return None
             sample = self._request(prep, min(check.timeout, left))
-            found = sample_findings(check, sample)
+            found = sample_findings(check, sample, self._mask)
             # Judged, a body is needed no more but for its excerpt, except the last one's (a
             # pass shows its JSON): 1,000 samples of a 4 MiB body must not take 4 GB.
             if i < check.samples - 1 and len(sample.body) > _EXCERPT_BYTES:
@@ -710,7 +717,7 @@ class CheckRunner:
             count = f"{answered}" if answered == check.samples else f"{answered} of {check.samples}"
             suffix = f"{count} samples{extra}; {suffix}"
         if outcome == "pass":
-            got = pass_got(check, verdict)
+            got = pass_got(check, verdict, self._mask)
             statuses = sorted({s.status for s in verdict.answered if s.status is not None})
             head = f"-> {' / '.join(map(str, statuses))}"
             for pname, limit in check.expect.percentiles().items():
@@ -727,8 +734,8 @@ class CheckRunner:
             name=self._mask(prep.name),
             outcome=outcome,
             expected=self._mask(expected_text(check)),
-            got=self._mask(printable(got)),
-            message=self._mask(one_line(message, 400)),
+            got=printable(self._mask(got)),
+            message=one_line(message, 400, self._mask),
             attempts=attempt,
             duration_ms=duration_ms,
             retry_safe=retry_safe,
@@ -802,7 +809,7 @@ class CheckRunner:
             outcome=outcome,
             expected=self._mask(expected),
             got=self._mask(got),
-            message=self._mask(one_line(message, 400)),
+            message=one_line(message, 400, self._mask),
             attempts=attempt,
             duration_ms=round((self._clock() - started) * 1000),
             retry_safe=retry_safe,
@@ -818,7 +825,8 @@ class CheckRunner:
         return self._run_http(prep)
 
     def _mask(self, text: str) -> str:
-        return self._masker.mask(text) if self._masker is not None and text else text
+        # Staging's text may split a secret with an escape sequence it shows through.
+        return self._masker.mask_unseen(text) if self._masker is not None and text else text
 
     def _stopped(self) -> bool:
         return self._stop is not None and self._stop.stopped

@@ -174,7 +174,8 @@ class DrillbookProgram(Program):
             twice = self._given_twice(str(exc))
             if twice is not None:
                 message, hint = twice, f"give it once; {hint}"
-            write(sys.stderr, f"drillbook: {message}\n  hint: {hint}")
+            # The stray word may be a secret typed in the wrong place (`--token $API_TOKEN`).
+            write(sys.stderr, _masked(f"drillbook: {message}\n  hint: {hint}"))
             if self._wants_json():
                 # A pipeline that asked for JSON gets JSON, a mistyped option included.
                 from drillbook.errors import UsageError
@@ -186,7 +187,7 @@ class DrillbookProgram(Program):
                 sys.exit(EXIT_INVALID)
         except Exit as exc:
             if exc.message:
-                write(sys.stderr, exc.message)
+                write(sys.stderr, _masked(exc.message))
             if exit:
                 sys.exit(exc.code)
         except KeyboardInterrupt:
@@ -319,6 +320,14 @@ class DrillbookProgram(Program):
 _NEEDS_VALUE = re.compile(
     r"Flag <Argument: ([\w-]+)(?: \([^)]*\))?> needed value and was not given one!"
 )
+
+
+def _masked(text: str) -> str:
+    """`text` with the environment's secrets and those of every runbook read masked, as the
+    tasks mask theirs: a line the program itself writes to the terminal is no exception."""
+    from drillbook.secrets import Masker, remembered
+
+    return Masker.from_environ(extra=remembered()).mask(text)
 
 
 def _parse_message(error: str) -> str:

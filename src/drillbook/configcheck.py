@@ -726,6 +726,13 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
     values = read_config(path, display=rel)
     secrets = set(rules.secrets)
     masked = secrets | {key for key in values if _looks_secret(key)}
+    # Listed secrets are masked from 3 characters; a key only named like a secret
+    # (TOKEN_TTL=300) from 4, so that a short setting does not mask every "300". The
+    # environment's secrets too: another key's value may hold one (a JSON of settings).
+    masker = Masker.from_environ(extra=(values[key][0] for key in secrets if key in values))
+    for key in masked - secrets:
+        if key in values:
+            masker.add(values[key][0], guessed=True)
 
     findings: list[ConfigFinding] = []
 
@@ -734,7 +741,8 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
         findings.append(ConfigFinding(key, outcome, rule, expected, got, line, rel))
 
     def shown(key: str) -> str:
-        return "set (masked)" if key in masked else _shown(values[key][0])
+        # Masked before `_shown` cuts it: a secret across the cut would leave its head.
+        return "set (masked)" if key in masked else _shown(masker.mask(values[key][0]))
 
     def presence(key: str, rule: str, expected: str) -> None:
         if key not in values:
@@ -787,12 +795,6 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
             )
         )
 
-    # Listed secrets are masked from 3 characters; a key only named like a secret
-    # (TOKEN_TTL=300) from 4, so that a short setting does not mask every "300".
-    masker = Masker(values[key][0] for key in secrets if key in values)
-    for key in masked - secrets:
-        if key in values:
-            masker.add(values[key][0], guessed=True)
     return ConfigReport(env, rel, tuple(_mask(f, masker) for f in findings))
 
 

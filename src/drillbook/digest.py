@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -66,9 +67,19 @@ def _tail_lines(path: Path) -> list[str]:
 
 
 def log_lines(
-    runbook: Runbook, root: Path, env: str, since: float, *, limit: int = 5
+    runbook: Runbook,
+    root: Path,
+    env: str,
+    since: float,
+    *,
+    limit: int = 5,
+    mask: Callable[[str], str] | None = None,
 ) -> tuple[list[LogLine], list[str]]:
-    """Newest error (or, failing those, warning) lines since `since`, and the logs read."""
+    """Newest error (or, failing those, warning) lines since `since`, and the logs read.
+
+    Each line is masked with `mask` before it is cut to 300 characters: after the cut, a
+    secret across it would leave its head, which no masker knows.
+    """
     found: deque[LogLine] = deque(maxlen=limit)
     warnings: deque[LogLine] = deque(maxlen=limit)
     read: list[str] = []
@@ -101,6 +112,8 @@ def log_lines(
             if stamp is not None and stamp < since:
                 continue
             text = _compact(data) if log.format == "jsonl" else raw.strip()
+            if mask is not None:
+                text = mask(text)
             line = LogLine(log.name, level, text[:300])
             if level in _ERROR_LEVELS:
                 found.append(line)

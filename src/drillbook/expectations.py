@@ -15,7 +15,7 @@ import codecs
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -27,6 +27,16 @@ if TYPE_CHECKING:
 Outcome = Literal["pass", "fail", "inconclusive"]
 #: How bad each outcome is: an attempt's outcome is that of its worst finding.
 _RANK = {"pass": 0, "inconclusive": 1, "fail": 2}
+
+#: Replaces the secrets in a text with `***` (`Masker.mask`). Words that show the service's text
+#: cut it, and a secret must be masked before the cut: after it, only its head is left, which
+#: no masker knows.
+Mask = Callable[[str], str]
+
+
+def unmasked(text: str) -> str:
+    """The `Mask` where there are no secrets."""
+    return text
 
 
 def fmt_ms(ms: float) -> str:
@@ -55,17 +65,17 @@ def printable(text: str, *, lines: bool = False) -> str:
     return _UNPRINTABLE.sub(escape, text)
 
 
-def _show(value: Any, limit: int = 80) -> str:
-    """A JSON value as a person reads it: text bare, everything else as JSON."""
+def _show(value: Any, limit: int = 80, mask: Mask = unmasked) -> str:
+    """A JSON value as a person reads it: text bare, everything else as JSON; masked, then cut."""
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    text = printable(text)
+    text = printable(mask(text))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def one_line(text: str, limit: int) -> str:
-    """The text on one line (whitespace runs made one space, control characters escaped), cut
-    to `limit` characters."""
-    text = printable(" ".join(text.split()))
+def one_line(text: str, limit: int, mask: Mask = unmasked) -> str:
+    """The text on one line (whitespace runs made one space, control characters escaped),
+    masked, then cut to `limit` characters."""
+    text = printable(" ".join(mask(text).split()))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -198,8 +208,10 @@ def expected_text(check: HttpCheck) -> str:
     return "; ".join(parts)
 
 
-def sample_findings(check: HttpCheck, sample: Sample) -> list[Finding]:
-    """Every expectation one sample does not meet (percentiles are judged over all samples)."""
+def sample_findings(check: HttpCheck, sample: Sample, mask: Mask = unmasked) -> list[Finding]:
+    """Every expectation one sample does not meet (percentiles are judged over all samples).
+
+    What the words show of the answer is masked with `mask` before it is cut."""
     if sample.no_answer is not None:
         why = f"no answer: {sample.no_answer}"
         found = [Finding("no-answer", "inconclusive", why, why)]
@@ -235,7 +247,7 @@ def sample_findings(check: HttpCheck, sample: Sample) -> list[Finding]:
             )
         )
     if expect.json_:
-        found.extend(_json_findings(expect.json_, sample))
+        found.extend(_json_findings(expect.json_, sample, mask))
     if expect.body_contains is not None:
         text, charset, clean = body_text(sample.headers, sample.body, cut=sample.truncated)
         needle = expect.body_contains
@@ -256,13 +268,13 @@ def sample_findings(check: HttpCheck, sample: Sample) -> list[Finding]:
     for hname, value in (expect.header or {}).items():
         actual = sample.headers.get(hname)  # requests' headers ignore case
         if actual != value:
-            seen = "missing" if actual is None else f"is {one_line(actual, 80)}"
+            seen = "missing" if actual is None else f"is {one_line(actual, 80, mask)}"
             got = f"header {hname} {seen}" if actual is None else f"header {hname}: {actual}"
             found.append(
                 Finding(
                     "header",
                     "fail",
-                    one_line(got, 120),
+                    one_line(got, 120, mask),
                     f"header {hname} {seen}, expected {value}",
                 )
             )
@@ -294,6 +306,16 @@ def declared_charset(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+#: Byte order marks and the charset each says; UTF-32's first, as they begin with UTF-16's.
+_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
 def body_text(
     headers: Mapping[str, str], body: bytes, *, cut: bool = False
 ) -> tuple[str, str, bool]:
@@ -302,7 +324,9 @@ def body_text(
 
     UTF-8 is tried before the charset the Content-Type names: a UTF-8 page labelled Latin-1 is
     a common slip, and bytes that are valid UTF-8 and meant as Latin-1 are rare. A UTF-16 or
-    -32 label comes first, since such text of ASCII letters is valid UTF-8 too.
+    -32 label comes first, since such text of ASCII letters is valid UTF-8 too. A byte order
+    mark comes before any label, as browsers read it (WHATWG's decode): UTF-16 read as UTF-8
+    is each letter with a NUL after it, which no masker recognises as the secret it spells.
     """
     declared = declared_charset(headers)
     order = ["utf-8"]
@@ -310,6 +334,9 @@ def body_text(
         order.insert(0, declared)
     elif declared and declared != "utf-8":
         order.append(declared)
+    marked = next((charset for bom, charset in _BOMS if body.startswith(bom)), None)
+    if marked is not None:
+        order.insert(0, marked)
     for charset in order:
         decoder = codecs.getincrementaldecoder(charset)()
         try:
@@ -334,13 +361,13 @@ def _load_json(sample: Sample) -> Any:
         return json.loads(sample.body.decode(charset))
 
 
-def _json_findings(wanted: Mapping[str, Any], sample: Sample) -> list[Finding]:
+def _json_findings(wanted: Mapping[str, Any], sample: Sample, mask: Mask) -> list[Finding]:
     try:
         data = _load_json(sample)
     except (ValueError, UnicodeDecodeError):
         ctype = sample.headers.get("Content-Type", "no content type")
         size = "the first 4 MiB of " if sample.truncated else ""
-        why = f"cannot check json: {size}the body is not JSON ({one_line(ctype, 60)})"
+        why = f"cannot check json: {size}the body is not JSON ({one_line(ctype, 60, mask)})"
         return [Finding("json-unreadable", "inconclusive", why, why)]
     except RecursionError:
         # `[[[[...` a few thousand deep is valid JSON that no parser on a stack can read.
@@ -348,28 +375,31 @@ def _json_findings(wanted: Mapping[str, Any], sample: Sample) -> list[Finding]:
         return [Finding("json-unreadable", "inconclusive", why, why)]
     found = []
     # A path is missing from `[...]` or `42` because the body is not an object: say what it is.
-    shape = "" if isinstance(data, dict) else f" (the body is {_json_kind(data)})"
+    shape = "" if isinstance(data, dict) else f" (the body is {_json_kind(data, mask)})"
     for path, value in wanted.items():
         actual = json_path(data, str(path))
         if not json_matches(value, actual):
             missing = f"missing{shape}"
-            seen = missing if actual is _MISSING else f"is {_show(actual)}"
-            got = f"json {path} {missing}" if actual is _MISSING else f"json {path}={_show(actual)}"
+            if actual is _MISSING:
+                seen, got = missing, f"json {path} {missing}"
+            else:
+                shown = _show(actual, mask=mask)
+                seen, got = f"is {shown}", f"json {path}={shown}"
             found.append(
                 Finding("json", "fail", got, f"json {path} {seen}, expected {_show(value)}")
             )
     return found
 
 
-def _json_kind(data: Any) -> str:
+def _json_kind(data: Any, mask: Mask) -> str:
     """What a JSON value is, in words: `a JSON list of 2`, `the JSON number 42`."""
     if isinstance(data, list):
         return f"a JSON list of {len(data)}"
     if isinstance(data, bool) or data is None:
         return f"JSON {json.dumps(data)}"
     if isinstance(data, int | float):
-        return f"the JSON number {_show(data, 40)}"
-    return f"the JSON string {_show(json.dumps(data, ensure_ascii=False), 40)}"
+        return f"the JSON number {_show(data, 40, mask)}"
+    return f"the JSON string {_show(json.dumps(data, ensure_ascii=False), 40, mask)}"
 
 
 def merge_samples(
@@ -408,8 +438,9 @@ def excerpt_source(samples: list[Sample], per_sample: list[list[Finding]]) -> Sa
     return next((s for s in reversed(samples) if s.answered), None)
 
 
-def pass_got(check: HttpCheck, verdict: Verdict) -> str:
-    """What came back for a check that passed, in words, for a result's `got`."""
+def pass_got(check: HttpCheck, verdict: Verdict, mask: Mask = unmasked) -> str:
+    """What came back for a check that passed, in words, for a result's `got`; what it shows
+    of the answer is masked with `mask` before it is cut."""
     expect = check.expect
     last = verdict.answered[-1]
     statuses = sorted({s.status for s in verdict.answered if s.status is not None})
@@ -419,7 +450,7 @@ def pass_got(check: HttpCheck, verdict: Verdict) -> str:
             data = _load_json(last)
         except ValueError:  # pragma: no cover - a pass means it parsed
             data = None
-        shown = ", ".join(f"{k}={_show(json_path(data, str(k)))}" for k in expect.json_)
+        shown = ", ".join(f"{k}={_show(json_path(data, str(k)), mask=mask)}" for k in expect.json_)
         parts.append(f"json {shown}")
     if expect.body_contains is not None:
         parts.append(f"body contains {expect.body_contains!r}")

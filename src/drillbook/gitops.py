@@ -615,16 +615,20 @@ def push_tag(
     stop: StopToken | None = None,
     on_start: Callable[[int], None] | None = None,
     env: Mapping[str, str] | None = None,
+    mask: Callable[[str], str] | None = None,
 ) -> PushResult:
     """Push only `refs/tags/TAG` to `remote`; a failure is reported in the result, not raised.
 
     With `stop`, a stop of the run (Ctrl-C, SIGTERM) ends the push at once: "interrupted".
+    `mask` masks what git and origin said before its tail is cut: a secret across the cut
+    would leave a piece of itself that no masker knows.
     """
     ref = f"refs/tags/{tag}"
     status, out, err = _run_remote(
         root, ["push", "--", remote, f"{ref}:{ref}"], timeout, stop=stop, on_start=on_start, env=env
     )
-    tail = _tail("\n".join(part for part in (err, out) if part.strip()))
+    said = "\n".join(part for part in (err, out) if part.strip())
+    tail = _tail(mask(said) if mask is not None else said)
     if status == 0:
         return PushResult(tag, remote, "ok", f"pushed {tag} to {remote}", tail)
     if status == STOPPED:

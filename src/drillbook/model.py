@@ -50,6 +50,10 @@ def _describe(value: Any) -> str:
     if isinstance(value, int | float):
         return f"the number {source_text(value)}"
     if isinstance(value, str):
+        # Masked before the cut, which would leave a secret's head that no masker knows.
+        from drillbook.secrets import Masker, remembered
+
+        value = Masker.from_environ(extra=remembered()).mask(value)
         shown = value if len(value) <= 60 else value[:57] + "..."
         return f"the text {shown!r}"
     if value is None:

@@ -66,7 +66,13 @@ def print_digest(session: RunSession, outcome: Outcome) -> None:
     undo = outcome.rollback[-1] if outcome.rollback else None
     if undo is not None and not undo.ok and undo is not failed:
         _print_step(console, "failed rollback step", undo)
-    lines, read = log_lines(runbook, session.root, session.env, session.started_wall - 1)
+    lines, read = log_lines(
+        runbook,
+        session.root,
+        session.env,
+        session.started_wall - 1,
+        mask=session.masker.mask_unseen,
+    )
     if lines:
         console.print(f"newest log lines since the run started ({', '.join(read)}):")
         for line in lines:

@@ -353,7 +353,8 @@ class _Run:
         line = raw.decode("utf-8", errors="replace")
         if line.endswith("\r"):
             line = line[:-1]
-        line = self.masker.mask(line)
+        # Unseen: a line printed to a terminal shows a secret split by a colour code whole.
+        line = self.masker.mask_unseen(line)
         self.tail.append(line)
         if self.on_line is not None:
             try:

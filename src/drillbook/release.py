@@ -585,7 +585,9 @@ def tag_message(
     """
 
     def mask(text: str) -> str:
-        return masker.mask(text) if masker is not None else text
+        # Unseen too: a control character inside a secret becomes U+FFFD below, leaving the
+        # secret readable either side of it.
+        return masker.mask_unseen(text) if masker is not None else text
 
     lines = [f"{runbook.service} {release.version}", ""]
     for change in release.changes:
@@ -775,6 +777,7 @@ def push_step(session: RunSession, executor: Executor, step: PlannedStep, tag: s
             stop=session.stop,
             on_start=executor.command_started(step),
             env={RUN_VARIABLE: session.run_id},
+            mask=session.masker.mask_unseen,
         )
         if pushed.already:
             return StepResult(step, "done", detail=pushed.detail)

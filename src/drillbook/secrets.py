@@ -105,6 +105,20 @@ def _mask_auth(match: re.Match[str]) -> str:
     return prefix + MASK
 
 
+#: What a terminal shows as nothing: escape sequences (a colour, a window title), other
+#: control characters, invisible format characters. Inside a secret, they leave it whole on
+#: the screen while no spelling of it is in the text (see `Masker.mask_unseen`). A tab or a
+#: line break is seen: a secret split by one is not shown whole.
+_UNSEEN = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?|\x1b.?"
+    "|[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]",
+    re.DOTALL,
+)
+#: The same characters one by one: where an escape is read otherwise (`ESC 8` shows nothing
+#: on a terminal, but `\x1b8` escaped or U+FFFD in a tag leaves the 8), or is cut short.
+_UNSEEN_CHARS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
 _ESCAPE = re.compile(r"%[0-9A-F]{2}")
 #: Characters that JSON text writes escaped (with ensure_ascii=False).
 _JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
@@ -226,6 +240,28 @@ def _stretch(spans: list[tuple[int, int]], point: int) -> tuple[int, int]:
     return start, end
 
 
+def _mask_seen(literals: re.Pattern[str], unseen: re.Pattern[str], text: str) -> str:
+    """`text` with each secret that `literals` finds once `unseen` is taken out masked, from
+    its first character to its last, what splits it included."""
+    # The text as a terminal shows it, and where each of its characters is in `text`.
+    seen: list[str] = []
+    where: list[int] = []
+    last = 0
+    for match in [*unseen.finditer(text), None]:
+        end = len(text) if match is None else match.start()
+        seen.append(text[last:end])
+        where.extend(range(last, end))
+        if match is not None:
+            last = match.end()
+    pieces, done = [], 0
+    for match in literals.finditer("".join(seen)):
+        if match.end() > match.start():
+            start, end = where[match.start()], where[match.end() - 1] + 1
+            pieces += [text[done:start], MASK]
+            done = end
+    return "".join(pieces) + text[done:]
+
+
 #: The config secrets of the runbooks this process has read (`session.masker_for` adds them),
 #: so that an error reported where a command ends masks them too, not only the environment's.
 _REMEMBERED: set[str] = set()
@@ -339,6 +375,21 @@ class Masker:
         if "uthoriz" in text.lower():
             text = _AUTH_HEADER.sub(_mask_auth, text)
         return text
+
+    def mask_unseen(self, text: str) -> str:
+        """`mask(text)`, and every secret split by what a terminal shows as nothing.
+
+        A secret with an escape sequence or a control character inside (`sk_li\\x1b[0mve`)
+        reads whole on a terminal, and a person reads it whole from the escaped text too; it
+        is masked from its first character to its last, what splits it included.
+        """
+        literals = self._literals if self._compiled else self._compile()
+        if literals is not None and _UNSEEN_CHARS.search(text) is not None:
+            for unseen in (_UNSEEN, _UNSEEN_CHARS):
+                # A pass in C first: coloured output seldom hides a secret (8 -> 5 us a line).
+                if literals.search(unseen.sub("", text)) is not None:
+                    text = _mask_seen(literals, unseen, text)
+        return self.mask(text)
 
     def cut_point(self, text: str, limit: int, *, more: bool = False) -> int:
         """Where to cut `text`, too long to pass on whole, at about `limit` characters.

@@ -403,6 +403,27 @@ def test_body_is_read_in_the_charset_its_content_type_names(
     assert result.got == "body without 'café' (the body is not valid utf-8)"
 
 
+@pytest.mark.parametrize("charset", ["utf-16", "utf-16-be", "utf-32", "utf-8-sig"])
+def test_a_body_with_a_byte_order_mark_is_read_in_the_charset_it_marks(
+    server: LoopbackServer, charset: str
+) -> None:
+    from drillbook.secrets import Masker
+
+    secret = "sk_live_5f2b9c1d8e7a"
+    text = f"config dump: SECRET_KEY={secret} café"
+    body = text.encode(charset)
+    if charset == "utf-16-be":
+        body = b"\xfe\xff" + body
+    # Labelled as plain text, or as Latin-1: the mark says better what the bytes are.
+    for ctype in ("text/plain", "text/plain; charset=iso-8859-1"):
+        server.routes["/debug"] = Reply(500, body, {"Content-Type": ctype})
+        with CheckRunner(env(server.url), env_name="staging", masker=Masker([secret])) as runner:
+            result = runner.run(http_check(get="/debug", expect={"body_contains": "café"}))
+        assert result.outcome == "fail"
+        assert result.got == "status 500"
+        assert result.excerpt.endswith("config dump: SECRET_KEY=*** café"), result.excerpt
+
+
 def test_body_contains_past_the_first_4_mib_is_inconclusive(
     server: LoopbackServer, runner: CheckRunner
 ) -> None:
@@ -1006,6 +1027,70 @@ def test_secret_in_body_is_masked_in_excerpt(server: LoopbackServer) -> None:
     assert secret not in text
     assert "config dump: SECRET_KEY=" in result.excerpt
     assert "LOG_LEVEL=info" in result.excerpt
+
+
+SECRET = "sk_live_5f2b9c1d8e7a"
+
+
+@pytest.mark.parametrize(
+    ("reply", "expect"),
+    [
+        (json_reply({"status": "x" * 65 + SECRET}), {"json": {"status": "ok"}}),
+        (json_reply({"cfg": {"k": "x" * 60 + SECRET}}), {"json": {"cfg": {}}}),
+        (json_reply("x" * 20 + SECRET), {"json": {"status": "ok"}}),
+        (Reply(200, "ok", {"X-Build": "x" * 65 + SECRET}), {"header": {"X-Build": "1"}}),
+        (
+            Reply(302, "", {"Location": "http://evil.example/?" + "x" * 160 + SECRET}),
+            {"status": 200},
+        ),
+    ],
+    ids=["json-value", "json-value-passed", "json-string-body", "header", "location"],
+)
+def test_a_secret_across_the_cut_of_what_a_check_shows_is_masked_whole(
+    server: LoopbackServer, reply: Reply, expect: dict[str, Any]
+) -> None:
+    from drillbook.secrets import Masker
+
+    server.routes["/health"] = reply
+    with CheckRunner(env(server.url), env_name="staging", masker=Masker([SECRET])) as runner:
+        result = runner.run(http_check(get="/health", expect=expect))
+    text = json.dumps(result.as_dict())
+    # Cut after masking, not before: not even the secret's head is left.
+    assert SECRET[:6] not in text, text
+    assert "***" in result.got + result.message
+
+
+def test_a_secret_across_the_cut_of_an_answer_that_is_not_http_is_masked_whole() -> None:
+    from drillbook.secrets import Masker
+
+    with (
+        raw_answer(b"SSH-2.0-" + b"x" * 40 + SECRET.encode() + b"\r\n") as url,
+        CheckRunner(env(url), env_name="staging", masker=Masker([SECRET])) as runner,
+    ):
+        result = runner.run(http_check(get="/health", timeout="2s"))
+    assert result.outcome == "inconclusive"
+    assert SECRET[:6] not in json.dumps(result.as_dict())
+    assert "the answer is not HTTP: it begins 'SSH-2.0-xxx" in result.got
+
+
+def test_a_secret_split_by_an_escape_sequence_is_masked(server: LoopbackServer) -> None:
+    from drillbook.secrets import Masker
+
+    secret = "sk_live_5f2b9c1d8e7a"
+    split = f"{secret[:5]}\x1b[0m{secret[5:]}"
+    server.routes["/debug"] = Reply(500, f"key {split}", {"X-Key": split})
+    with CheckRunner(env(server.url), env_name="staging", masker=Masker([secret])) as runner:
+        result = runner.run(http_check(get="/debug", expect={"header": {"X-Key": "no"}}))
+    assert result.outcome == "fail"
+    assert result.excerpt == "key ***"
+    assert result.got == "status 500; header X-Key: ***"
+    assert secret[5:] not in json.dumps(result.as_dict())
+    # A check that passes shows the header it found, escaped after it is masked.
+    server.routes["/debug"] = Reply(200, "ok", {"X-Key": split})
+    with CheckRunner(env(server.url), env_name="staging", masker=Masker([secret])) as runner:
+        result = runner.run(http_check(get="/debug", expect={"header": {"X-Key": split}}))
+    assert result.outcome == "pass"
+    assert result.got.startswith("status 200; header X-Key: ***; time "), result.got
 
 
 # --- run_many -----------------------------------------------------------------------------------

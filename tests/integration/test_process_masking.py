@@ -108,3 +108,11 @@ def test_credentials_across_the_line_cap_are_masked(tmp_path: Path) -> None:
     for text in [*seen, result.output_tail]:
         assert "hunter2" not in text
         assert "abcdefghijkl" not in text
+
+
+def test_a_secret_split_by_a_colour_code_is_masked(tmp_path: Path) -> None:
+    # A terminal shows it whole: the escape sequence inside it is drawn as nothing.
+    source = f"print('key {SECRET[:5]}\\x1b[1m{SECRET[5:]}\\x1b[0m (end)', flush=True)\n"
+    seen, result = run_script(tmp_path, source, Masker([SECRET]))
+    assert seen == ["key ***\x1b[0m (end)"]
+    assert result.output_tail == "key ***\x1b[0m (end)"

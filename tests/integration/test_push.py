@@ -9,7 +9,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from _project import Project
+import pytest
+from _project import API_TOKEN, Project
 
 
 def by_name(events: list[dict], name: str) -> list[dict]:
@@ -233,6 +234,31 @@ def test_tag_push_refused_by_origin_says_why_and_the_exact_command_that_retries(
     assert by_name(shop.events(), "tagged")[0]["state"] == "exists"
     assert remote_tags(bare) == ["v1.0.0"]
     assert shop.git("rev-parse", "v1.0.0") == tag_object
+
+
+@pytest.mark.parametrize("task", ["tag", "release"])
+def test_origins_words_cut_to_their_tail_leave_no_piece_of_a_secret(
+    shop: Project, tmp_path: Path, task: str
+) -> None:
+    bare = bare_remote(shop, tmp_path)
+    shop.git("remote", "add", "origin", str(bare))
+    # Lines of tokens and nothing else, longer than the tail kept: its cut is inside one.
+    hook = bare / "hooks" / "pre-receive"
+    line = f"refused: {API_TOKEN * 6}"
+    hook.write_text(f"#!/bin/sh\nfor i in $(seq 30); do echo '{line}' >&2; done\nexit 1\n")
+    hook.chmod(0o755)
+
+    refused = shop.run(task, "--version", "1.0.0", "--push")
+
+    assert refused.code == 1, refused
+    assert "remote: refused: ***" in refused.text
+    # tag records origin's words in push_failed, release in the push step's end.
+    failed = next(e for e in shop.events() if "refused" in e.get("output_tail", ""))
+    for text in (refused.text, failed["output_tail"]):
+        for said in (line for line in text.splitlines() if "*" in line):
+            # After its last colon, a line holds only masks: no piece of a token cut in two.
+            assert set(said.rsplit(":", 1)[-1].strip()) == {"*"}, said
+    assert failed["output_tail"].count("remote: refused: ***") > 10
 
 
 def test_a_failed_push_in_a_project_of_several_runbooks_names_the_service(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from urllib.parse import quote, quote_plus
 
+import pytest
 from _project import API_TOKEN, SECRET_KEY, Project
 
 
@@ -87,10 +88,53 @@ def test_verify_config_never_shows_the_secret(shop: Project) -> None:
         assert_no_secret(result.text)
 
 
+def test_a_secret_across_the_cut_of_a_shown_config_value_is_masked(shop: Project) -> None:
+    # Another key's value holds the token: a JSON of settings, shown cut to 200 characters.
+    config = shop.root / "config" / "staging.env"
+    settings = '{"a": "' + "x" * 170 + f'", "token": "{API_TOKEN}"}}'
+    config.write_text(f"LOG_LEVEL=info\nSECRET_KEY={SECRET_KEY}\nSETTINGS={settings}\n")
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    runbook.write_text(
+        runbook.read_text().replace("[LOG_LEVEL, SECRET_KEY]", "[LOG_LEVEL, SECRET_KEY, SETTINGS]")
+    )
+    for fmt in ("text", "json"):
+        result = shop.run("verify-config", "--format", fmt)
+        assert result.code == 0, result
+        assert '"token": "***"' in result.out.replace('\\"', '"')
+        # Cut after masking: not even the token's head is left.
+        assert API_TOKEN[:6] not in result.text
+
+
 def test_no_secret_reaches_the_plan(shop: Project) -> None:
     result = shop.run("plan", "--version", "1.0.0")
     assert result.code == 0, result
     assert_no_secret(result.text)
+
+
+def test_no_secret_in_a_commands_arguments_reaches_a_plan_or_a_dry_run(shop: Project) -> None:
+    assert shop.run("release", "--version", "1.0.0").code == 0
+    # Against the rule (secrets reach commands as environment variables), yet never shown.
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    leaky = f'"--token", "{API_TOKEN}", "--db=https://app:hunter2hunter2@db.example.com/x"'
+    runbook.write_text(
+        runbook.read_text()
+        .replace("[python, gate.py, lint]", f"[python, gate.py, lint, {leaky}]")
+        .replace('"{url}"]', f'"{{url}}", {leaky}]')
+    )
+    shop.commit("arguments that hold secrets")
+
+    for args in (
+        ("plan", "--version", "1.1.0"),
+        ("release", "--version", "1.1.0", "--dry-run"),
+        ("rehearse", "--version", "1.1.0", "--dry-run"),
+    ):
+        for fmt in ("text", "json"):
+            result = shop.run(*args, "--format", fmt)
+            assert result.code == 0, result
+            assert "--token" in result.out
+            assert "hunter2hunter2" not in result.text
+            assert "https://app:***@db.example.com/x" in result.out
+            assert_no_secret(result.text)
 
 
 def test_a_secret_written_into_a_change_never_reaches_the_tag(shop: Project) -> None:
@@ -112,6 +156,27 @@ def test_a_secret_written_into_a_change_never_reaches_the_tag(shop: Project) -> 
     assert_no_secret(result.out + result.err + everything_written(shop))
 
 
+def test_a_secret_split_by_a_control_character_in_a_change_never_reaches_the_tag(
+    shop: Project,
+) -> None:
+    # The escape becomes U+FFFD in the tag: both halves of the token would be left readable.
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    split = f"{API_TOKEN[:6]}\\e{API_TOKEN[6:]}"
+    runbook.write_text(
+        runbook.read_text().replace(
+            "title: List the products", f'title: "List the products (token {split})"', 1
+        )
+    )
+    shop.commit("a token in a title")
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 0, result
+    message = shop.git("cat-file", "-p", "v1.0.0")
+    assert "List the products (token ***)" in message
+    assert API_TOKEN[6:] not in message
+
+
 def test_a_config_secret_in_an_error_at_the_commands_end_is_masked(shop: Project) -> None:
     # The holder of the lock is this test's own process, alive, with the config secret in its
     # command line: the refusal names that command (exit 75).
@@ -129,3 +194,61 @@ def test_a_config_secret_in_an_error_at_the_commands_end_is_masked(shop: Project
     assert "deploy.sh ***" in text.err
     assert as_json.code == 75, as_json
     assert_no_secret(text.text + as_json.text)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("release", "--version", "1.0.0", API_TOKEN),
+        ("release", f"--{API_TOKEN}"),
+        ("release", "--version", "1.0.0", "--version", API_TOKEN),
+        ("release", "--version", "1.0.0", "--format", "json", API_TOKEN),
+    ],
+    ids=["stray-word", "unknown-option", "given-twice", "json"],
+)
+def test_a_secret_in_a_usage_error_is_masked_on_stderr_too(
+    shop: Project, args: tuple[str, ...]
+) -> None:
+    result = shop.run(*args)
+
+    assert result.code == 2, result
+    assert "drillbook: " in result.err
+    assert "***" in result.err
+    assert_no_secret(result.text)
+
+
+def test_a_secret_across_the_cut_of_a_log_line_in_the_digest_is_masked(shop: Project) -> None:
+    assert shop.run("release", "--version", "1.0.0").code == 0
+    log = shop.root / "var" / "staging" / "server.log"
+    with log.open("a") as handle:
+        handle.write(f"ERROR connect failed {'x' * 258} key={SECRET_KEY} {API_TOKEN}\n")
+
+    result = shop.run("release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0")
+
+    assert result.code == 4, result
+    assert "newest log lines since the run started (var/staging/server.log):" in result.out
+    assert "[server] ERROR connect failed xxx" in result.out
+    # Cut at 300 characters after masking: not even the secret's head is left.
+    assert SECRET_KEY[:6] not in result.text
+    assert_no_secret(result.text)
+
+
+def test_a_secret_in_a_runbook_value_shown_cut_by_check_is_masked_first(shop: Project) -> None:
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    wrong = f'retry: "{"x" * 46}{API_TOKEN}"'
+    runbook.write_text(runbook.read_text().replace("retry: {attempts: 3, interval: 100ms}", wrong))
+
+    for fmt in ("text", "json"):
+        result = shop.run("check", "--format", fmt)
+        assert result.code == 2, result
+        assert "expected a mapping" in result.text
+        # Cut at 60 characters after masking: not even the token's head is left.
+        assert API_TOKEN[:6] not in result.text
+        assert "x***" in result.text
+
+
+def test_docs_written_to_a_folder_named_by_a_secret_do_not_name_it(shop: Project) -> None:
+    result = shop.run("docs", "--out", f"site-{API_TOKEN}")
+    assert result.code == 0, result
+    assert "wrote 4 of 4 files to site-***" in result.out
+    assert_no_secret(result.text)

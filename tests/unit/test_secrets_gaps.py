@@ -240,3 +240,23 @@ def test_a_secret_printed_by_ascii_or_as_bytes_is_masked() -> None:
         shown = masker.mask(f"got {printed} here")
         assert "secretval" not in shown, shown
         assert shown.startswith("got ") and shown.endswith(" here")
+
+
+@pytest.mark.parametrize(
+    ("text", "masked"),
+    [
+        ("key sk_li\x1b[0mve_5f2b9c1d8e7a end", "key *** end"),
+        ("\x1b]0;title\x07sk_live_5f2b9c1d8e7a", "\x1b]0;title\x07***"),
+        ("s\x00k\x00_live_5f2b9c1d8e7a x", "*** x"),
+        ("sk_live\u200b_5f2b9c1d8e7a\x1b[1m", "***\x1b[1m"),
+        # ESC 8 is one escape sequence to a terminal, but escaped or replaced it shows the 8.
+        ("sk_li\x1b8ve_5f2b9c1d8e7a", "***"),
+        ("sk_li\x1bve_5f2b9c1d8e7a", "***"),
+        # Nothing split: what a terminal shows stays as it was.
+        ("plain sk_live_5f2b9c1d8e7a \x1b[31mred\x1b[0m", "plain *** \x1b[31mred\x1b[0m"),
+        # A tab or a line break is seen: the secret is not shown whole.
+        ("sk_li\tve_5f2b9c1d8e7a", "sk_li\tve_5f2b9c1d8e7a"),
+    ],
+)
+def test_a_secret_split_by_what_a_terminal_does_not_show_is_masked(text: str, masked: str) -> None:
+    assert Masker(["sk_live_5f2b9c1d8e7a"]).mask_unseen(text) == masked

@@ -53,7 +53,10 @@ def docs(
         if not check:
             require_writable(target, "the docs")
         pages = build_site_from_files(root, files, target)
-    console = Console()
+    from drillbook.secrets import Masker, remembered
+
+    # As every task's output: a folder named after a token (`--out "$CI_JOB_TOKEN"`) is too.
+    console = Console(masker=Masker.from_environ(extra=remembered()))
     complete = service is None
     if check:
         found = check_site(target, pages, complete=complete)

@@ -57,9 +57,15 @@ def rehearse(
         runbook, env=env, version=release.version, previous=previous, found=found
     )
     if dry_run:
+        from drillbook.session import masker_for
+
+        # Masked as the rehearsal it plans: a command's arguments, a URL's password.
+        masker = masker_for(loaded)
+        if console.masker is None:
+            console.masker = masker
         probes = [("previous", previous, True), (env, f"runs {found or 'unknown'}", True)]
         if format == "json":
-            emit_json(json.dumps(plan_json(planned, probes), indent=2))
+            emit_json(json.dumps(masker.mask_obj(plan_json(planned, probes)), indent=2))
         else:
             print_plan(console, planned, probes)
             console.print("dry run: nothing was changed")

@@ -144,10 +144,15 @@ def _show_plan(
 ) -> None:
     """Print a plan with its probes; exit 3 after it when something would refuse the run."""
     from drillbook.output import plan_json, print_plan
+    from drillbook.session import masker_for
 
+    # Masked as the run it plans: a command's arguments, a URL's password, origin's words.
+    masker = masker_for(loaded)
+    if console.masker is None:
+        console.masker = masker
     probes = _probes(loaded, env, found)
     if format == "json":
-        emit_json(json.dumps(plan_json(planned, probes), indent=2))
+        emit_json(json.dumps(masker.mask_obj(plan_json(planned, probes)), indent=2))
     else:
         print_plan(console, planned, probes)
     if found.problems:

@@ -351,7 +351,11 @@ def tag(
         session.event("tagged", tag=found.tag, commit=commit, state=state)
         if push:
             pushed = gitops.push_tag(
-                loaded.root, found.tag, stop=session.stop, env={RUN_VARIABLE: session.run_id}
+                loaded.root,
+                found.tag,
+                stop=session.stop,
+                env={RUN_VARIABLE: session.run_id},
+                mask=session.masker.mask_unseen,
             )
             if pushed.outcome == "interrupted":
                 session.event("push_interrupted", tag=found.tag, detail=pushed.detail)
