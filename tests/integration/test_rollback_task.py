@@ -368,18 +368,24 @@ def test_a_version_taken_out_of_the_runbook_rolls_back_without_claiming_checks_p
     assert by_name(shop.events(), "check_finished") == []
 
 
+def add_rollback_check_to_1_2_0(shop: Project, check: str, message: str) -> None:
+    """Put `check` (YAML, two-space indented) first in 1.2.0's rollback checks, and commit."""
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    head = "          summary: Deploy 1.1.0 again.\n          retry_safe: true\n          checks:\n"
+    lines = "".join(f"            {line}\n" for line in check.splitlines())
+    text = runbook.read_text()
+    assert head in text
+    runbook.write_text(text.replace(head, head + lines))
+    shop.commit(message)
+
+
 def test_rollback_checks_that_fail_after_the_redeploy_warn_against_running_it_again(
     released: Project,
 ) -> None:
     shop = released
-    runbook = shop.root / "runbooks" / "shop.yaml"
-    text = runbook.read_text().replace(
-        "          summary: Deploy 1.1.0 again.\n          retry_safe: true\n          checks:\n",
-        "          summary: Deploy 1.1.0 again.\n          retry_safe: true\n          checks:\n"
-        "            - get: /feature\n              expect: {status: 200}\n",
+    add_rollback_check_to_1_2_0(
+        shop, "- get: /feature\n  expect: {status: 200}", "1.2.0's rollback checks the feature"
     )
-    runbook.write_text(text)
-    shop.commit("1.2.0's rollback checks the feature")
     assert shop.run("release", "--version", "1.1.0").code == 0
     assert shop.run("release", "--version", "1.2.0").code == 0
 
@@ -405,14 +411,11 @@ def test_a_release_whose_rollback_checks_fail_too_shows_what_the_rollback_expect
     released: Project,
 ) -> None:
     shop = released
-    runbook = shop.root / "runbooks" / "shop.yaml"
-    text = runbook.read_text().replace(
-        "          summary: Deploy 1.1.0 again.\n          retry_safe: true\n          checks:\n",
-        "          summary: Deploy 1.1.0 again.\n          retry_safe: true\n          checks:\n"
-        "            - get: /health\n              expect: {json: {version: 1.1.9}}\n",
+    add_rollback_check_to_1_2_0(
+        shop,
+        "- get: /health\n  expect: {json: {version: 1.1.9}}",
+        "a rollback check that cannot pass",
     )
-    runbook.write_text(text)
-    shop.commit("a rollback check that cannot pass")
     assert shop.run("release", "--version", "1.1.0").code == 0
 
     result = shop.run("release", "--version", "1.2.0", FIXTURE_BROKEN="1.2.0")
