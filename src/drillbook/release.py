@@ -872,14 +872,12 @@ def _after_failure(
             undo = f"drillbook deploy --env {env} --version {previous}"
         elif previous is None:
             # `drillbook rollback` has no earlier version to go to: the changes' own words.
-            undo = "; ".join(f"{c.id}: {c.rollback.text}" for c in release.changes)
-            runs = "may run a half-deployed" if failed.step.kind == "deploy" else "runs"
             return Outcome(
                 EXIT_ROLLBACK_FAILED,
                 "failed",
                 f"release {version} failed at {failed.step.id} on {env} and was NOT rolled "
-                f"back (--no-auto-rollback); {env} {runs} {version}, the first release, with "
-                f"no earlier version to go back to. Undo it as its rollback says: {undo}",
+                f"back (--no-auto-rollback); {_left_as_is(env, version, failed)}, the first "
+                f"release, with no earlier version to go back to. {_undo_by_hand(release)}",
                 failed=failed,
             )
         else:
@@ -895,18 +893,13 @@ def _after_failure(
         # The first release, and no change says how to undo itself with a step: there is
         # nothing to deploy instead and nothing to run. Calling that rolled back (exit 4) would
         # tell the person on call that staging is fine when it runs what just failed.
-        state = (
-            f"{env} may run a half-deployed {version}"
-            if failed.step.kind == "deploy"
-            else f"{env} runs {version}"
-        )
-        undo = "; ".join(f"{c.id}: {c.rollback.text}" for c in release.changes)
         return Outcome(
             EXIT_ROLLBACK_FAILED,
             "failed",
             f"release {version} failed at {failed.step.id} on {env} and could not be rolled "
             f"back: it is the first release, so there is no earlier version to deploy, and its "
-            f"changes have no rollback steps; {state}. Undo it as its rollback says: {undo}",
+            f"changes have no rollback steps; {_left_as_is(env, version, failed)}. "
+            f"{_undo_by_hand(release)}",
             failed=failed,
         )
     ok, results = run_rollback(
@@ -940,6 +933,19 @@ def _after_failure(
         failed=failed,
         rollback=results,
     )
+
+
+def _left_as_is(env: str, version: str, failed: StepResult) -> str:
+    """Where a first release that nothing rolled back left `env`."""
+    if failed.step.kind == "deploy":
+        return f"{env} may run a half-deployed {version}"
+    return f"{env} runs {version}"
+
+
+def _undo_by_hand(release: Release) -> str:
+    """The changes' own rollback words, for a release no command can undo."""
+    words = "; ".join(f"{c.id}: {c.rollback.text}" for c in release.changes)
+    return f"Undo it as its rollback says: {words}"
 
 
 def all_checks_of(release: Release) -> Sequence[str]:
