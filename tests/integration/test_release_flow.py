@@ -312,6 +312,20 @@ def test_a_failed_first_release_with_nothing_to_undo_it_is_not_called_rolled_bac
     assert "nothing to undo" not in row["undo"]
 
 
+def test_a_failed_first_release_without_auto_rollback_names_its_rollback_words(
+    shop: Project,
+) -> None:
+    # `drillbook rollback` has nowhere to go: the message must not suggest it.
+    _first_release_checks_feature(shop)
+    result = shop.run("release", "--version", "1.0.0", "--no-auto-rollback", FIXTURE_BROKEN="1.0.0")
+
+    assert result.code == 5, result
+    assert "was NOT rolled back (--no-auto-rollback); staging runs 1.0.0, the first" in result.out
+    assert "Undo it as its rollback says: catalogue: Nothing to go back to" in result.out
+    assert "drillbook rollback --env staging" not in result.out
+    assert not by_name(shop.events(), "rollback_started")
+
+
 def test_a_failed_first_release_is_undone_by_its_changes_rollback_steps(shop: Project) -> None:
     steps = "          steps:\n            - run: [python, -c, \"print('feature off')\"]\n"
     _first_release_checks_feature(shop, steps)
