@@ -396,10 +396,11 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
     ):
         # Its redeploy finished, its checks did not: "nothing to undo (rolled back)" or
         # "(left on it, as found)" would tell the person on call that staging is proven fine.
+        from drillbook.session import check_it_hint
+
         undo = (
             f"a person must check: the rollback to {left_on} was cut short before its checks "
-            f"proved it; `drillbook integration --env {env} --version {left_on}` checks "
-            f"{left_on} there"
+            f"proved it; {check_it_hint(env, left_on)}"
         )
     elif kind == "rehearse":
         finish = _last(events, "rehearsal_finished") or {}

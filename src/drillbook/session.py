@@ -223,7 +223,7 @@ def failed_release_advice(
         # `rollback --to` refuses a version the environment already runs: only the proof is
         # left to do.
         what += f" (its redeploy had finished, so {env} runs {target}, not yet proven)"
-        finish = _check_it(env, target)
+        finish = check_it_hint(env, target)
     elif target:
         finish = f"`drillbook rollback --env {env} --to {target}` rolls back and proves it"
     else:
@@ -239,7 +239,8 @@ def redeployed_by_rollback(events: list[dict[str, Any]]) -> bool:
     return any(e.get("event") == "deployed" and e.get("by") == "rollback" for e in events)
 
 
-def _check_it(env: str, version: str) -> str:
+def check_it_hint(env: str, version: str) -> str:
+    """The command that checks `version` on `env`, said as a hint."""
     return f"`drillbook integration --env {env} --version {version}` checks {version} there"
 
 
@@ -555,7 +556,7 @@ def _interrupted_advice(session: RunSession) -> tuple[str | None, bool]:
             further = _previous_of(session, target)
             return (
                 f"its redeploy of {target} had finished, so {env} runs {target}, but its "
-                f"checks were cut short: the rollback is not proven. {_check_it(env, target)}; "
+                f"checks were cut short: the rollback is not proven. {check_it_hint(env, target)}; "
                 "running the rollback again would go back further"
                 + (f", from {target} to {further}" if further else "")
             ), False
