@@ -605,7 +605,9 @@ def tag_message(
         else "no earlier released version (first release); undo each change as its rollback says"
     )
     lines += ["", f"Roll back: {undo}", ""]
-    return mask("\n".join(lines))
+    from drillbook.commands import as_typed
+
+    return as_typed(mask("\n".join(lines)))
 
 
 # C0 and C1 control characters and DEL: in a tag a NUL cuts the message short in `git log`,
@@ -759,7 +761,7 @@ def push_later(root: Path, runbook: Runbook, version: str) -> str:
     """The command that pushes a release's tag later, as the person must type it: with
     `--service` when the project has several runbooks (else which one?). It works after
     HEAD has moved on too (see `tasks.steps.tag`)."""
-    from drillbook.history import for_service, several_runbooks
+    from drillbook.commands import for_service, several_runbooks
 
     command = f"drillbook tag --version {version} --push"
     return str(for_service(command, runbook.service)) if several_runbooks(root) else command
