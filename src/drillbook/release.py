@@ -81,6 +81,8 @@ class Preflight:
     #: When surveyed: the refusal an earlier run that never finished would give a run that
     #: changes something (a release done already changes nothing, and meets none).
     unfinished: PreconditionFailed | None = None
+    #: Whether git signs the release tag (`tag.gpgSign`).
+    signs_tags: bool = False
 
     @property
     def tag_done(self) -> bool:
@@ -179,6 +181,11 @@ def preflight(
         refuse(gitops.require_identity, root, state=state)
     tag = runbook.tag_name(version)
     tag_commit = state.tag_commit(tag)
+    if state.signs_tags and tag_commit is None and state.identity and not (survey or tag_only):
+        # A release that cannot sign its tag would find out after its deploy, and roll back
+        # a good release for it. (A plan asks no one for a passphrase; `tag` makes the tag at
+        # once, so its own signing is the test.)
+        gitops.require_signing(root, commit=head)
     if tag_commit is not None and tag_commit != head:
         refuse(_raise, _tag_elsewhere(loaded, version, tag, tag_commit, head))
     if not tag_only:
@@ -197,7 +204,15 @@ def preflight(
         if (root / "templates" / "rollback-note.md.j2").is_file():
             _require_note_renders(loaded, env, release, previous, tag)
     return Preflight(
-        head, previous, tag, tag_commit, tuple(problems), state.identity, remote, stale
+        head,
+        previous,
+        tag,
+        tag_commit,
+        tuple(problems),
+        state.identity,
+        remote,
+        stale,
+        state.signs_tags,
     )
 
 

@@ -54,6 +54,9 @@ def _probes(loaded: Any, env: str, found: Any) -> list[tuple[str, str, bool]]:
     ]
     ident = found.identity
     probes.append(("identity", f"{ident[0]} <{ident[1]}>" if ident else "missing", bool(ident)))
+    if found.signs_tags and not found.tag_done:
+        # Not tried here: a plan asks no one for a passphrase.
+        probes.append(("signing", "git signs the tag (tag.gpgSign): tried first", True))
     probes.append(_lock_probe(loaded.root, env))
     url = loaded.runbook.environments[env].url
     probes.append(_answers(env, url, deploys=loaded.runbook.deploy is not None))
