@@ -604,7 +604,8 @@ class Project:
             try:
                 cwd = (entry / "cwd").readlink()
                 stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                argv = (entry / "cmdline").read_bytes()  # any process's: bytes, maybe not UTF-8
+                cmdline = argv.replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
             if stat[stat.rfind(")") + 2] in "ZX":
