@@ -111,13 +111,19 @@ def _answers(env: str, url: str, *, deploys: bool) -> tuple[str, str, bool]:
     import socket
     from urllib.parse import urlsplit
 
+    from drillbook.httpsession import lookup_in_time
+
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname or "", port), timeout=2):
-            return (env, f"{url} accepts connections", True)
-    except OSError as exc:
-        down = f"{url} does not answer ({exc.strerror or type(exc).__name__})"
+    # The connect's timeout starts once the name resolved: a silent DNS would hold the plan.
+    if lookup_in_time(url, 2.0, lambda: False) is not None:
+        down = f"{url} does not answer (DNS did not answer for {parts.hostname} within 2s)"
+    else:
+        try:
+            with socket.create_connection((parts.hostname or "", port), timeout=2):
+                return (env, f"{url} accepts connections", True)
+        except OSError as exc:
+            down = f"{url} does not answer ({exc.strerror or type(exc).__name__})"
     if deploys:
         return (env, f"{down}; the deploy starts it", True)
     return (env, f"{down}, and the runbook has no deploy to start it: its checks would fail", False)
