@@ -58,7 +58,7 @@ from drillbook.expectations import (
     sample_findings,
     unmasked,
 )
-from drillbook.httpsession import redirect_location
+from drillbook.httpsession import lookup_in_time, redirect_location
 from drillbook.model import Environment, HttpCheck, RunCheck, format_duration, host_key
 
 if TYPE_CHECKING:
@@ -477,6 +477,15 @@ class CheckRunner:
                     elapsed_s=time.perf_counter() - start,
                     timed_out=True,
                 )
+            late = lookup_in_time(url, left, self._stopped)
+            if late is not None:
+                host = one_line(urlsplit(url).hostname or "", 120, self._mask)
+                why = (
+                    f"the run was stopped while the name {host} was looked up"
+                    if late == "stopped"
+                    else f"DNS did not answer for {host} within {format_duration(limit_s)}"
+                )
+                return Sample(no_answer=why, elapsed_s=time.perf_counter() - start)
             watchdog = _Watchdog(session, left)
             try:
                 with (

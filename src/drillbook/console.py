@@ -9,6 +9,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, TextIO
 
+from drillbook.commands import as_typed
+
 if TYPE_CHECKING:
     from drillbook.secrets import Masker
 
@@ -87,16 +89,17 @@ class Console:
             return text
         return f"\033[{_CODES[style]}m{text}\033[0m"
 
-    def print(self, text: str = "", *, style: str | None = None) -> None:
-        """One line (or several) to stdout."""
-        text = self.mask(text)
+    def print(self, text: str = "", *, style: str | None = None, verbatim: bool = False) -> None:
+        """One line (or several) to stdout; `verbatim` for a command's own output, which is
+        masked but otherwise shown as the command wrote it."""
+        text = self.mask(text) if verbatim else as_typed(self.mask(text))
         if style:
             text = self.paint(text, style)
         write(self.out, text)
 
     def error(self, text: str) -> None:
         """One line (or several) to stderr."""
-        write(self.err, self.mask(text))
+        write(self.err, as_typed(self.mask(text)))
 
     def outcome(self, outcome: str) -> str:
         """An outcome word, coloured by what it means."""

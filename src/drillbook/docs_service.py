@@ -111,6 +111,7 @@ class Facts:
 def gather(root: Path) -> Facts:
     """Read the journal (through `history` and `state`) and the git tags, once for every page."""
     from drillbook import history
+    from drillbook.commands import several_runbooks
     from drillbook.state import CurrentVersions
 
     tag_versions = _tag_lister(root)
@@ -124,7 +125,7 @@ def gather(root: Path) -> Facts:
         current={},
         previous=previous,
         deployed=CurrentVersions(root),
-        several=history.several_runbooks(root),
+        several=several_runbooks(root),
     )
 
 
@@ -424,7 +425,7 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
     if facts.several:
         # The commands of the page name the service (history's already do); only they are
         # rewritten, a page's text is left as written.
-        from drillbook.history import for_service
+        from drillbook.commands import for_service
 
         for item in environments:
             item["rollback"] = for_service(item["rollback"], service)

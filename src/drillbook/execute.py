@@ -202,7 +202,7 @@ class Executor:
 
         def on_line(line: str) -> None:
             if not self.quiet_output:
-                console.print(prefix + line)
+                console.print(prefix + line, verbatim=True)
 
         def action() -> StepResult:
             cwd = session.root / spec.cwd if spec.cwd else session.root

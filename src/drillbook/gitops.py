@@ -55,6 +55,8 @@ _IDENT = re.compile(r"(.*?) <(.*)> \d+ [+-]\d{4}$")
 _TAG_FORMAT = "%(refname:strip=2)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)"
 _TOP_AND_HEAD = ("rev-parse", "--show-toplevel", "--verify", "--quiet", "HEAD^{commit}")
 _STATUS = ("status", "--porcelain=v1", "-z", "--untracked-files=all")
+# The setting that makes `git tag --annotate` sign.
+_SIGNING = ("config", "--type=bool", "--get", "tag.gpgSign")
 # A probe must not take the index lock from a user's git running at the same time.
 _STATUS_ENV = {"GIT_OPTIONAL_LOCKS": "0"}
 
@@ -233,6 +235,9 @@ class RepoState:
     identity: tuple[str, str] | None
     #: Every tag and the commit it points at (annotated tags peeled).
     tags: Mapping[str, str] = field(default_factory=dict)
+    #: Whether git signs the release tag (`tag.gpgSign`; `tag.forceSignAnnotated` does not
+    #: apply to a tag made with `--annotate`).
+    signs_tags: bool = False
 
     def dirty_files(self, *, ignore: Sequence[str] = DEFAULT_IGNORE) -> list[str]:
         """The changed files, those under an `ignore` prefix left out."""
@@ -259,6 +264,7 @@ def look(root: Path) -> RepoState:
             "status": (_STATUS, _STATUS_ENV),
             "identity": ((*_STRICT_IDENTITY, "var", "GIT_COMMITTER_IDENT"), None),
             "tags": (("for-each-ref", f"--format={_TAG_FORMAT}", "refs/tags"), None),
+            "signing": (_SIGNING, None),
         },
     )
     head_proc = found["head"]
@@ -273,6 +279,7 @@ def look(root: Path) -> RepoState:
         changed=tuple(_changed_files(root, found["status"])),
         identity=_identity_of(found["identity"]),
         tags=_tags_of(root, found["tags"]),
+        signs_tags=_signs_tags(found["signing"]),
     )
 
 
@@ -295,6 +302,49 @@ def _changed_files(root: Path, proc: subprocess.CompletedProcess[str]) -> list[s
             i += 1  # a rename or copy is followed by its source path
         files.append(path)
     return files
+
+
+def _signs_tags(proc: subprocess.CompletedProcess[str]) -> bool:
+    """Whether `git config --type=bool --get tag.gpgSign` said true."""
+    return proc.returncode == 0 and proc.stdout.strip() == "true"
+
+
+def require_signing(root: Path, *, commit: str = "HEAD") -> None:
+    """Raise `PreconditionFailed` unless git can sign as the release tag will be signed.
+
+    With `tag.gpgSign` (see `RepoState.signs_tags`) `git tag --annotate` signs; a signer that
+    fails (no key, no agent, a passphrase nobody can type) would otherwise be found at the
+    tag, after the deploy and its checks, and cost a rollback. git signs a commit object with
+    the same program, format and key as a tag, and `commit-tree` writes one that no ref
+    points at (git's gc removes it): no ref, tag or branch of the project changes.
+    """
+    proc = _git(
+        root,
+        *_STRICT_IDENTITY,
+        "commit-tree",
+        "-S",
+        "-m",
+        "drillbook: can git sign?",
+        f"{commit}^{{tree}}",
+        timeout=60.0,  # as the tag's own signing: a person may be typing a passphrase
+    )
+    if proc.returncode == 0:
+        return
+    _check_repo(root, proc)
+    why = _tail(proc.stderr) or _exit_words(proc.returncode)
+    msg = (
+        f"git signs this repository's tags (tag.gpgSign is true), and it cannot sign now: "
+        f"{why}; the release would deploy, then fail at its tag and roll back"
+    )
+    raise PreconditionFailed(
+        msg,
+        hint=(
+            "fix the signing set-up (gpg.program, gpg.format, user.signingkey, the gpg or "
+            f"ssh agent) until `git -C {root} commit-tree -S -m test HEAD^{{tree}}` works "
+            "(it changes no branch or tag), then run again; "
+            "or set tag.gpgSign to false for this repository"
+        ),
+    )
 
 
 def _identity_of(proc: subprocess.CompletedProcess[str]) -> tuple[str, str] | None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from drillbook.commands import for_service, several_runbooks
 from drillbook.errors import DrillbookError, UsageError
 from drillbook.journal import failure_of, list_runs, read_journal
 
@@ -203,17 +204,6 @@ def stopped_run(root: Path, events: list[dict[str, Any]]) -> tuple[str | None, s
     if several_runbooks(root):
         entry = replace(entry, undo=for_service(entry.undo, entry.service))
     return entry.undo, _then(entry)
-
-
-def several_runbooks(root: Path) -> bool:
-    """Whether the project's runbooks/ holds more than one runbook."""
-    from drillbook.runbook import is_runbook_name
-
-    folder = root / "runbooks"
-    try:
-        return sum(1 for p in folder.iterdir() if is_runbook_name(p)) > 1
-    except OSError:
-        return False
 
 
 def rehearsals(root: Path) -> list[dict]:
@@ -436,34 +426,6 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
         or raw_outcome in ("rollback_failed", "restore_failed")
         or _rollback_cut_short(events),
     )
-
-
-#: Tasks that act on one service's runbook: with several runbooks they need `--service`.
-_SERVICE_TASKS = frozenset(
-    ("deploy", "rollback", "rehearse", "release", "integration", "tag", "rollback-note", "plan")
-)
-
-
-_SERVICE_COMMAND = re.compile(
-    r"(?<![\w./-])(drillbook (?:"
-    + "|".join(sorted(_SERVICE_TASKS, key=len, reverse=True))
-    + r"))(?=[ `]|$)(?! --service)"
-)
-
-
-def for_service(value: Any, service: str) -> Any:
-    """`value` with `--service SERVICE` put into every drillbook command it holds that acts on
-    one service (`drillbook rollback --env staging` -> `drillbook rollback --service shop
-    --env staging`): in a project of several runbooks, the command as printed must work."""
-    if isinstance(value, str):
-        if "drillbook " not in value:
-            return value
-        return _SERVICE_COMMAND.sub(lambda m: f"{m.group(1)} --service {service}", value)
-    if isinstance(value, dict):
-        return {k: for_service(v, service) for k, v in value.items()}
-    if isinstance(value, list):
-        return [for_service(v, service) for v in value]
-    return value
 
 
 def _runbook_unchanged(root: Path, first: dict[str, Any]) -> bool:

@@ -19,8 +19,9 @@ import functools
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     import requests
@@ -142,6 +143,88 @@ def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
     session.mount("https://", adapter)
     session.drillbook_deadlines = Deadlines(cut_thread)  # type: ignore[attr-defined]
     return session, cut
+
+
+#: How often a wait for a name lookup looks at the run's stop.
+_LOOKUP_SLICE_S = 0.1
+#: The name of the threads that look names up, see `lookup_in_time`.
+LOOKUP_NAME = "drillbook-name-lookup"
+_lookups_lock = threading.Lock()
+#: (host, port) that resolved in this process: a run asks DNS once a name.
+_resolved: set[tuple[str, int]] = set()
+#: Lookups still going, by (host, port): a slow name is asked once, however many wait for it.
+_pending: dict[tuple[str, int], threading.Event] = {}
+
+
+@functools.lru_cache(maxsize=256)
+def _is_name(host: str) -> bool:
+    """Whether `host` is a name for DNS: not an address, not loopback (`/etc/hosts` has it)."""
+    import ipaddress
+
+    if is_loopback(host):
+        return False
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return True
+    return False
+
+
+def lookup_in_time(
+    url: str, seconds: float, stopped: Callable[[], bool]
+) -> Literal["late", "stopped"] | None:
+    """Look up the host of `url` within `seconds`: None when it resolved (or needs no lookup,
+    or failed: the request then says how), "late" when it did not in time, "stopped" when the
+    run was stopped first.
+
+    A request's timeouts start once it has an address: the system's resolver may wait 5 s a
+    name server and try each twice before it gives up, past a check's timeout and deadline,
+    and past a Ctrl-C. So the lookup runs in a thread of its own, and the check waits for it
+    only as long as it may. A lookup that outlives the wait goes on, and a later attempt
+    waits for the same one. Not for a host reached through a proxy: the proxy resolves it.
+    """
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname
+    if not host or not _is_name(host):
+        return None
+    key = (host, parts.port or (443 if parts.scheme == "https" else 80))
+    with _lookups_lock:
+        if key in _resolved:
+            return None
+        done = _pending.get(key)
+        if done is None:
+            import requests.utils
+
+            if requests.utils.get_environ_proxies(url):
+                return None
+            done = _pending[key] = threading.Event()
+            threading.Thread(
+                target=_look_up, args=(key, done), name=LOOKUP_NAME, daemon=True
+            ).start()
+    end = time.monotonic() + seconds
+    while not done.wait(max(0.0, min(_LOOKUP_SLICE_S, end - time.monotonic()))):
+        if stopped():
+            return "stopped"
+        if time.monotonic() >= end:
+            return "late"
+    return None
+
+
+def _look_up(key: tuple[str, int], done: threading.Event) -> None:
+    """Resolve `key` (a daemon thread: a hung lookup never holds the process's exit)."""
+    try:
+        socket.getaddrinfo(key[0], key[1], type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        pass  # the request looks it up again, and says what failed in its own words
+    else:
+        with _lookups_lock:
+            _resolved.add(key)
+    finally:
+        with _lookups_lock:
+            _pending.pop(key, None)
+        done.set()
 
 
 #: How long the deadline watcher waits for another request before it ends.

@@ -696,10 +696,11 @@ def write_report(session: RunSession, release: Release, result: Rehearsal) -> di
     The JSON comes first and needs no template: a project's report template that fails to
     render (raised here) still leaves the figures on disk.
     """
+    from drillbook.commands import as_typed
     from drillbook.files import write_atomic
     from drillbook.render import render_to
 
-    data = session.masker.mask_obj(report_data(session, release, result))
+    data = as_typed(session.masker.mask_obj(report_data(session, release, result)))
     root = session.root
     write_atomic(root / data["report_json"], json.dumps(data, indent=2) + "\n")
     result.report_json = data["report_json"]

@@ -81,6 +81,8 @@ class Preflight:
     #: When surveyed: the refusal an earlier run that never finished would give a run that
     #: changes something (a release done already changes nothing, and meets none).
     unfinished: PreconditionFailed | None = None
+    #: Whether git signs the release tag (`tag.gpgSign`).
+    signs_tags: bool = False
 
     @property
     def tag_done(self) -> bool:
@@ -179,6 +181,11 @@ def preflight(
         refuse(gitops.require_identity, root, state=state)
     tag = runbook.tag_name(version)
     tag_commit = state.tag_commit(tag)
+    if state.signs_tags and tag_commit is None and state.identity and not (survey or tag_only):
+        # A release that cannot sign its tag would find out after its deploy, and roll back
+        # a good release for it. (A plan asks no one for a passphrase; `tag` makes the tag at
+        # once, so its own signing is the test.)
+        gitops.require_signing(root, commit=head)
     if tag_commit is not None and tag_commit != head:
         refuse(_raise, _tag_elsewhere(loaded, version, tag, tag_commit, head))
     if not tag_only:
@@ -197,7 +204,15 @@ def preflight(
         if (root / "templates" / "rollback-note.md.j2").is_file():
             _require_note_renders(loaded, env, release, previous, tag)
     return Preflight(
-        head, previous, tag, tag_commit, tuple(problems), state.identity, remote, stale
+        head,
+        previous,
+        tag,
+        tag_commit,
+        tuple(problems),
+        state.identity,
+        remote,
+        stale,
+        state.signs_tags,
     )
 
 
@@ -605,7 +620,9 @@ def tag_message(
         else "no earlier released version (first release); undo each change as its rollback says"
     )
     lines += ["", f"Roll back: {undo}", ""]
-    return mask("\n".join(lines))
+    from drillbook.commands import as_typed
+
+    return as_typed(mask("\n".join(lines)))
 
 
 # C0 and C1 control characters and DEL: in a tag a NUL cuts the message short in `git log`,
@@ -759,7 +776,7 @@ def push_later(root: Path, runbook: Runbook, version: str) -> str:
     """The command that pushes a release's tag later, as the person must type it: with
     `--service` when the project has several runbooks (else which one?). It works after
     HEAD has moved on too (see `tasks.steps.tag`)."""
-    from drillbook.history import for_service, several_runbooks
+    from drillbook.commands import for_service, several_runbooks
 
     command = f"drillbook tag --version {version} --push"
     return str(for_service(command, runbook.service)) if several_runbooks(root) else command

@@ -327,6 +327,9 @@ def render_to(
     project_root: Path | None = None,
     masker: Masker | None = None,
 ) -> Path:
-    """Render a template and write it atomically."""
+    """Render a template and write it atomically, its drillbook commands as they must be
+    typed (a note's `drillbook rollback` needs `--service` in a project of several runbooks)."""
+    from drillbook.commands import as_typed
+
     text = render(name, context, project_root=project_root, masker=masker)
-    return write_atomic(path, text)
+    return write_atomic(path, as_typed(text))

@@ -320,10 +320,15 @@ releases:
 
 SLOW_GPG = """\
 #!/bin/sh
-# A gpg that waits for its passphrase until FIXTURE_GPG_SLEEP seconds have gone.
-cat >/dev/null
-touch "$0.started"
-sleep "${FIXTURE_GPG_SLEEP:-30}"
+# A gpg that waits for its passphrase until FIXTURE_GPG_SLEEP seconds have gone, when it signs
+# a tag; the commit a release's preflight signs to try the signer is signed at once.
+payload=$(cat)
+case "$payload" in
+  "object "*)
+    touch "$0.started"
+    sleep "${FIXTURE_GPG_SLEEP:-30}"
+    ;;
+esac
 echo "[GNUPG:] SIG_CREATED D 1 8 00 1700000000 0123456789ABCDEF" >&2
 printf -- '-----BEGIN PGP SIGNATURE-----\\n\\nZmFrZQ==\\n-----END PGP SIGNATURE-----\\n'
 """
@@ -599,7 +604,8 @@ class Project:
             try:
                 cwd = (entry / "cwd").readlink()
                 stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                argv = (entry / "cmdline").read_bytes()  # any process's: bytes, maybe not UTF-8
+                cmdline = argv.replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
             if stat[stat.rfind(")") + 2] in "ZX":

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import ssl
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -23,6 +25,7 @@ from _http_fixtures import (
     silent_listener,
     trickling_server,
 )
+from _project import DRILLBOOK, make_project
 
 from drillbook.checks import CheckRunner
 from drillbook.errors import PreconditionFailed
@@ -1171,3 +1174,80 @@ def test_untrusted_certificate_is_inconclusive(tmp_path: Path) -> None:
     assert result.got.startswith("no answer: TLS error:")
     assert "certificate verify failed" in result.got
     assert not server.requests
+
+
+# Run under `unshare --net --mount` as root: a network of its own with only loopback, whose
+# /etc/resolv.conf names a DNS server on 127.0.0.1 that takes every question and never answers,
+# as a firewalled or dead resolver does; then the command. Nothing outside the namespaces changes.
+SILENT_DNS = r"""
+import os, socket, subprocess, sys
+subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+subprocess.run(["mount", "--bind", sys.argv[1], "/etc/resolv.conf"], check=True)
+silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+silent.bind(("127.0.0.1", 53))  # bound, never read: questions queue, no answer comes
+silent.set_inheritable(True)  # and kept bound by the command
+os.environ["RES_OPTIONS"] = "timeout:30 attempts:1"  # glibc waits 30 s for the answer
+os.execvp(sys.argv[2], sys.argv[2:])
+"""
+
+CHECK_A_NAME = r"""
+import json
+from drillbook.checks import CheckRunner
+from drillbook.model import Environment, HttpCheck
+
+environment = Environment.model_validate({"url": "http://staging.test:8080"})
+runner = CheckRunner(environment, env_name="staging", placeholders={})
+check = HttpCheck.model_validate(
+    {"get": "/health", "timeout": "1s", "retry": {"attempts": 2, "interval": "0s"}}
+)
+print(json.dumps(runner.run(check).as_dict()))
+"""
+
+
+def with_silent_dns(
+    tmp_path: Path, *argv: str, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> Any:
+    """Run `argv` where DNS never answers (see SILENT_DNS); skipped where it cannot be made."""
+    unshare = shutil.which("unshare")
+    probe = [unshare, "-n", "-m", "true"] if unshare else None
+    if probe is None or subprocess.run(probe, check=False, capture_output=True).returncode:
+        pytest.skip("needs unshare with network and mount namespaces (root)")
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("nameserver 127.0.0.1\n")
+    script = tmp_path / "silent_dns.py"
+    script.write_text(SILENT_DNS)
+    return subprocess.run(
+        [unshare, "-n", "-m", sys.executable, str(script), str(resolv), *argv],
+        check=False,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,  # far past the check's own time, short of the resolver's 30 s twice
+    )
+
+
+def test_a_name_dns_does_not_answer_for_ends_within_the_checks_time(tmp_path: Path) -> None:
+    proc = with_silent_dns(tmp_path, sys.executable, "-c", CHECK_A_NAME)
+
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    # As a service that does not answer: nothing was judged, so the check is inconclusive.
+    assert result["outcome"] == "inconclusive", result
+    # The second attempt had what the first left of the check's 2 s.
+    assert re.fullmatch(
+        r"no answer: DNS did not answer for staging\.test within \d+ms", result["got"]
+    ), result
+    assert result["attempts"] == 2, result
+
+
+def test_plan_says_dns_does_not_answer_for_the_environment(tmp_path: Path) -> None:
+    project = make_project(tmp_path, url="http://staging.test:8080")
+
+    plan = (str(DRILLBOOK), "plan", "--version", "1.0.0")
+    proc = with_silent_dns(tmp_path, *plan, cwd=project.root, env=project.env)
+
+    assert proc.returncode == 0, proc.stderr
+    assert (
+        "http://staging.test:8080 does not answer (DNS did not answer for staging.test within 2s)"
+    ) in proc.stdout

@@ -429,3 +429,35 @@ def test_the_confirmation_is_asked_on_the_terminal_not_into_stdout(shop: Project
     assert "to go on" not in out
     summary = json.loads(out)
     assert (summary["env"], summary["exit"]) == ("production", code)
+
+
+def test_a_tag_git_cannot_sign_is_found_before_the_first_step(released: Project) -> None:
+    # With tag.gpgSign, a signer that fails would be found at the tag, after the deploy and
+    # its checks, and a good release rolled back for it.
+    released.git("config", "tag.gpgSign", "true")
+    released.git("config", "gpg.program", "false")
+    runs = len(released.journals())
+
+    refused = released.run("release", "--version", "1.1.0")
+    plan = released.run("plan", "--version", "1.1.0")
+
+    assert refused.code == 3, refused
+    assert "git signs this repository's tags (tag.gpgSign is true), and it cannot sign now" in (
+        refused.err
+    )
+    assert "gpg failed to sign the data" in refused.err
+    assert "retry safe: yes" in refused.err
+    assert released.served_version() == "1.0.0"
+    assert "v1.1.0" not in released.tags()
+    assert len(released.journals()) == runs  # nothing ran
+    assert plan.code == 0, plan
+    assert "git signs the tag (tag.gpgSign): tried first" in plan.out
+
+
+def test_a_tag_git_can_sign_is_signed(released: Project) -> None:
+    released.sign_tags_slowly()
+
+    result = released.run("release", "--version", "1.1.0", FIXTURE_GPG_SLEEP="0")
+
+    assert result.code == 0, result
+    assert "-----BEGIN PGP SIGNATURE-----" in released.git("cat-file", "-p", "v1.1.0")

@@ -125,3 +125,42 @@ def test_a_killed_run_of_another_service_is_named_with_its_service(shop: Project
     assert f"run {run_id} (release of payments 2.0.0 on staging" in refused.err
     assert abandoned.code == 0, abandoned
     assert shop.run("release", "--service", "shop", "--version", "1.0.0").code == 0
+
+
+def test_commands_in_messages_note_and_tag_name_the_service(released: Project) -> None:
+    # With two runbooks, `drillbook rollback --env staging` is refused (exit 2: which one?):
+    # every command drillbook writes for a service must carry its --service to work as typed.
+    shop = released
+    (shop.root / "runbooks" / "pay.yaml").write_text(PAYMENTS)
+    shop.commit("a second service")
+
+    done = shop.run("release", "--service", "shop", "--version", "1.1.0")
+    kept = shop.run(
+        "release",
+        "--service",
+        "shop",
+        "--version",
+        "1.2.0",
+        "--no-auto-rollback",
+        FIXTURE_BROKEN="1.2.0",
+    )
+    as_json = shop.run("history", "--format", "json")
+
+    assert done.code == 0, done
+    typed = "drillbook rollback --service shop --env staging --to 1.0.0"
+    assert f"Roll back: {typed}" in shop.git("tag", "-n99", "-l", "v1.1.0")
+    assert typed in (shop.root / "notes" / "shop-1.1.0-rollback.md").read_text()
+    assert kept.code == 5, kept
+    assert "`drillbook rollback --service shop --env staging --to 1.1.0`" in kept.out
+    assert "drillbook rollback --env" not in kept.out + kept.err
+    assert "drillbook rollback --env" not in as_json.out
+
+    # A command's own output is the command's: shown as it wrote it, only masked.
+    said = PAYMENTS.replace(
+        'lint: [python, -c, "pass"]', "lint: [python, -c, \"print('drillbook release now')\"]"
+    )
+    (shop.root / "runbooks" / "pay.yaml").write_text(said)
+    shop.commit("payments' lint speaks")
+    own = shop.run("release", "--service", "payments", "--version", "2.0.0")
+    assert own.code == 0, own
+    assert "lint │ drillbook release now" in own.out

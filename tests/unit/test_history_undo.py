@@ -115,7 +115,7 @@ def test_a_failed_deploy_goes_back_to_what_it_found(tmp_path: Path) -> None:
 
 
 def test_commands_name_the_service_when_a_project_has_several() -> None:
-    from drillbook.history import for_service
+    from drillbook.commands import for_service
 
     assert for_service("drillbook rollback --env staging --to 1.0.0", "shop") == (
         "drillbook rollback --service shop --env staging --to 1.0.0"

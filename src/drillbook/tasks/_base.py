@@ -127,13 +127,15 @@ _json_written: list[bool] = []
 
 
 def emit_json(text: str, console: Console | None = None) -> None:
-    """Write a task's JSON document to stdout (through `console` when given: it masks)."""
+    """Write a task's JSON document to stdout (through `console` when given: it masks), its
+    drillbook commands as they must be typed (see `drillbook.commands`)."""
     if console is not None:
         console.print(text)
     else:
+        from drillbook.commands import as_typed
         from drillbook.console import write
 
-        write(sys.stdout, text)
+        write(sys.stdout, as_typed(text))
     _json_written.append(True)
 
 
@@ -203,13 +205,16 @@ def require_format(value: str) -> None:
 
 
 def project(service: str | None = None) -> Any:
+    from drillbook.commands import name_service
     from drillbook.project import find_project_root
     from drillbook.runbook import load_project_runbook
     from drillbook.session import masker_for
 
     loaded = load_project_runbook(find_project_root(), service)
-    # Its config secrets become known to every error message of the task from here on.
+    # Its config secrets become known to every error message of the task from here on, and
+    # so does its service, for the commands they print (see `drillbook.commands`).
     masker_for(loaded)
+    name_service(loaded.root, loaded.runbook.service)
     return loaded
 
 

@@ -54,6 +54,9 @@ def _probes(loaded: Any, env: str, found: Any) -> list[tuple[str, str, bool]]:
     ]
     ident = found.identity
     probes.append(("identity", f"{ident[0]} <{ident[1]}>" if ident else "missing", bool(ident)))
+    if found.signs_tags and not found.tag_done:
+        # Not tried here: a plan asks no one for a passphrase.
+        probes.append(("signing", "git signs the tag (tag.gpgSign): tried first", True))
     probes.append(_lock_probe(loaded.root, env))
     url = loaded.runbook.environments[env].url
     probes.append(_answers(env, url, deploys=loaded.runbook.deploy is not None))
@@ -108,13 +111,19 @@ def _answers(env: str, url: str, *, deploys: bool) -> tuple[str, str, bool]:
     import socket
     from urllib.parse import urlsplit
 
+    from drillbook.httpsession import lookup_in_time
+
     parts = urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    try:
-        with socket.create_connection((parts.hostname or "", port), timeout=2):
-            return (env, f"{url} accepts connections", True)
-    except OSError as exc:
-        down = f"{url} does not answer ({exc.strerror or type(exc).__name__})"
+    # The connect's timeout starts once the name resolved: a silent DNS would hold the plan.
+    if lookup_in_time(url, 2.0, lambda: False) is not None:
+        down = f"{url} does not answer (DNS did not answer for {parts.hostname} within 2s)"
+    else:
+        try:
+            with socket.create_connection((parts.hostname or "", port), timeout=2):
+                return (env, f"{url} accepts connections", True)
+        except OSError as exc:
+            down = f"{url} does not answer ({exc.strerror or type(exc).__name__})"
     if deploys:
         return (env, f"{down}; the deploy starts it", True)
     return (env, f"{down}, and the runbook has no deploy to start it: its checks would fail", False)

@@ -166,6 +166,7 @@ def resume(c: Context, run: str | None = None) -> None:
         return
     info, events = found_run
     first = events[0] if events else {}
+    _name_service(root, first)
     if first.get("event") != "run_started" or not isinstance(first.get("runbook"), str):
         # A crash leaves a torn last line, never a torn first one: this journal was cut short
         # at its start, or edited, and says neither what ran nor from which runbook.
@@ -287,6 +288,14 @@ def resume(c: Context, run: str | None = None) -> None:
         raise Exit(code=outcome.exit_code)
 
 
+def _name_service(root: Path, first: dict[str, Any]) -> None:
+    """The run's service, for the commands this task prints (see `drillbook.commands`)."""
+    from drillbook.commands import name_service
+
+    service = first.get("service")
+    name_service(root, service if isinstance(service, str) else None)
+
+
 def _require_not_overtaken(root: Path, run_id: str, first: dict[str, Any]) -> None:
     """Refuse to resume a release after another run deployed another version to its
     environment: the resume would deploy its own over it, or tag and note a release the
@@ -360,6 +369,7 @@ def abandon(c: Context, run: str | None = None) -> None:
     info, events = found_run
     last_step = next((e.get("step") for e in reversed(events) if e.get("step")), None)
     first = events[0] if events else {}
+    _name_service(root, first)
     # A run that looks unfinished may still be going: its lock says so (exit 75, naming it).
     from drillbook.lock import acquire_lock
 
