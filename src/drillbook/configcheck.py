@@ -49,7 +49,7 @@ from drillbook.model import CONFIG_SUFFIXES, ConfigRule, ConfigRules, IntRange
 from drillbook.secrets import Masker, is_secret_name
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from drillbook.model import Runbook
     from drillbook.yamlsafe import Document
@@ -200,6 +200,40 @@ def _decode(data: bytes, name: str) -> str:
     except yamlsafe.YamlError as exc:
         problems = [Problem(name, p.line, p.column, "", p.message, p.hint) for p in exc.problems]
         raise InvalidInput(problems) from None
+
+
+def salvage_secrets(path: Path, names: Iterable[str]) -> list[str]:
+    """The values that `names` seem to hold in a config file `read_config` refuses.
+
+    For masking only: a file with one broken line is still read by the application or by a
+    command that greps it, and its secrets must stay masked in what that command prints. Each
+    name is looked for as `NAME=`, `NAME:` or `"NAME":` (the last part of a dotted name, for a
+    nested key); a quoted value runs to its closing quote, over lines if need be (a PEM key), and
+    an unquoted value, or one whose quote is never closed, to the end of its line. Returns
+    nothing for a file that cannot be read at all.
+    """
+    try:
+        data = _read_bytes(path, str(path))
+    except InvalidInput:
+        return []
+    text = data.decode("utf-8", errors="replace")
+    found: list[str] = []
+    for name in names:
+        leaf = re.escape(name.rsplit(".", 1)[-1])
+        assignment = re.compile(
+            rf"(?<![\w.-])[\"']?{leaf}[\"']?[ \t]*[=:][ \t]*"
+            r"(?:\"((?:[^\"\\]|\\.)*)\"|'([^']*)'|[\"']?([^\r\n]*))"
+        )
+        for match in assignment.finditer(text):
+            double, single, bare = match.groups()
+            if bare is not None:
+                # An unquoted value ends at an inline comment and at the punctuation that
+                # follows a value in JSON, TOML or a YAML flow mapping.
+                bare = _INLINE_COMMENT.split(bare, maxsplit=1)[0].rstrip(" \t,}]")
+            value = double if double is not None else single if single is not None else bare
+            if value and value.strip():
+                found.append(value)
+    return found
 
 
 # .env ---------------------------------------------------------------------------------------------

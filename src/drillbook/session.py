@@ -55,18 +55,23 @@ def masker_for(loaded: LoadedRunbook, *, environ: frozenset[str] | None = None) 
     runbook = loaded.runbook
     if runbook.config is None or not runbook.config.secrets:
         return masker
-    from drillbook.configcheck import read_config
+    from drillbook.configcheck import read_config, salvage_secrets
 
     names = set(runbook.config.secrets)
     for env in runbook.environments.values():
         if env.config is None:
             continue
+        path = loaded.root / env.config
         try:
             # read_config refuses what is not a readable regular file; is_file() would raise
             # on a name too long or a folder that cannot be entered.
-            values = read_config(loaded.root / env.config)
-        except DrillbookError:  # verify-config reports a bad file; masking goes on without it
-            values = {}
+            values = read_config(path)
+        except DrillbookError:
+            # verify-config reports the bad file; the commands of this run may still read the
+            # secrets in it (a gate, a deploy), so they are masked as well as they can be found.
+            for value in salvage_secrets(path, names):
+                masker.add(value)
+            continue
         for key in names:
             if key in values:
                 masker.add(values[key][0])

@@ -78,6 +78,17 @@ def test_the_lint_task_alone_masks_secrets_too(shop: Project) -> None:
     assert_no_secret(everything_written(shop))
 
 
+def test_a_config_file_that_does_not_parse_still_has_its_secrets_masked(shop: Project) -> None:
+    # One stray line makes verify-config refuse the file; the gate still reads the secret in it.
+    config = shop.root / "config" / "staging.env"
+    config.write_text(f"LOG_LEVEL=info\nSECRET_KEY={SECRET_KEY}\nDEBUG on\n")
+    result = shop.run("lint", FIXTURE_LEAK="lint")
+    assert result.code == 0, result
+    assert_readable(result.out)
+    assert_no_secret(result.text)
+    assert_no_secret(everything_written(shop))
+
+
 def test_verify_config_never_shows_the_secret(shop: Project) -> None:
     config = shop.root / "config" / "staging.env"
     config.write_text(f"LOG_LEVEL=loud\nSECRET_KEY={SECRET_KEY}\n")

@@ -21,11 +21,13 @@ from drillbook.configcheck import (
     format_finding,
     match_patterns,
     read_config,
+    salvage_secrets,
     verify_config,
 )
 from drillbook.errors import EXIT_INVALID, InvalidInput, UsageError
 from drillbook.model import Runbook
 from drillbook.parallel import can_fork
+from drillbook.secrets import Masker
 
 STAGING_ENV = """\
 # staging settings
@@ -771,3 +773,33 @@ def test_secrets_in_yaml_are_masked_too(tmp_path: Path) -> None:
     )
     assert not report.ok
     assert SECRET not in all_text(report)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        # One stray line makes the .env file invalid; the secret line itself is fine.
+        ("c.env", f"LOG_LEVEL=info\nexport SECRET_KEY={SECRET}  # note\nDEBUG on\n"),
+        ("c.env", f'SECRET_KEY="{SECRET}\nLOG_LEVEL=info\n'),  # never closed
+        ("c.yaml", f"SECRET_KEY: {SECRET}\nPORTS: [5, 6\n"),
+        ("c.yaml", f"db:\n  password: '{SECRET}'\n\tport: 5\n"),
+        ("c.json", f'{{"LOG_LEVEL": "info", "SECRET_KEY": "{SECRET}",}}'),
+        ("c.toml", f"SECRET_KEY = '{SECRET}'\nLOG_LEVEL = info\n"),
+    ],
+)
+def test_secrets_are_salvaged_from_a_file_that_does_not_parse(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    path = write(tmp_path, name, text)
+    with pytest.raises(InvalidInput):
+        read_config(path)
+    found = salvage_secrets(path, ["SECRET_KEY", "db.password"])
+    masker = Masker(found)
+    assert masker.mask(f"the key {SECRET} was refused") == "the key *** was refused", found
+    assert masker.mask("LOG_LEVEL=info") == "LOG_LEVEL=info", found
+
+
+def test_nothing_is_salvaged_from_a_file_that_cannot_be_read(tmp_path: Path) -> None:
+    (tmp_path / "c.env").mkdir()
+    assert salvage_secrets(tmp_path / "c.env", ["SECRET_KEY"]) == []
+    assert salvage_secrets(tmp_path / "missing.env", ["SECRET_KEY"]) == []
