@@ -356,7 +356,8 @@ def _parse_yaml(text: str, file: str) -> tuple[dict[str, Any], Document | None]:
     from drillbook import yamlsafe  # only YAML config files pay for PyYAML here
 
     try:
-        doc = yamlsafe.parse(text, what="config file")
+        # A value YAML reads as a tag or an alias may be a secret: never quoted in a message.
+        doc = yamlsafe.parse(text, what="config file", quote_names=False)
     except yamlsafe.YamlError as exc:
         problems = [
             Problem(file, p.line, p.column, p.field, p.message, p.hint) for p in exc.problems

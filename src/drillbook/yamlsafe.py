@@ -452,11 +452,14 @@ def parse(
     max_nodes: int = MAX_NODES,
     max_chars: int = MAX_CHARS,
     what: str = "file",
+    quote_names: bool = True,
 ) -> Document:
     """Parse one YAML document into plain data with marks; raise YamlError on any problem.
 
     `max_nodes` and `max_chars` bound the values and the characters of scalar text that the
-    document stands for, each alias counted as everything under its anchor.
+    document stands for, each alias counted as everything under its anchor. With
+    `quote_names=False` a message says where a tag or an alias is but not its name: in a config
+    file, `SECRET_KEY: !pa55` or `*pa55` is a secret that YAML reads as a tag or an alias.
     """
     if _Loader is None:  # pragma: no cover
         msg = "PyYAML was built without libyaml; install PyYAML with its C extension"
@@ -537,7 +540,7 @@ def parse(
             if kind is yaml.ScalarEvent:
                 mark = _mark(event.start_mark)
                 if event.tag is not None:
-                    problems.append(_tag_problem(event.tag, mark, what))
+                    problems.append(_tag_problem(event.tag, mark, what, quote_names))
                 nodes += 1
                 chars += len(event.value)
                 if stack and stack[-1][1] and stack[-1][2] is _NO_KEY:
@@ -552,7 +555,7 @@ def parse(
             elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
                 mark = _mark(event.start_mark)
                 if event.tag is not None:
-                    problems.append(_tag_problem(event.tag, mark, what))
+                    problems.append(_tag_problem(event.tag, mark, what, quote_names))
                 if len(stack) >= max_depth:
                     msg = f"nesting deeper than {max_depth} levels"
                     raise YamlError(
@@ -574,8 +577,10 @@ def parse(
                 mark = _mark(event.start_mark)
                 target = anchors.get(event.anchor)
                 if target is None:
-                    msg = f"alias *{event.anchor} refers to no anchor defined before it"
-                    raise YamlError([YamlProblem(mark.line, mark.column, msg)])
+                    alias = f"alias *{event.anchor}" if quote_names else "an alias (*)"
+                    msg = f"{alias} refers to no anchor defined before it"
+                    hint = None if quote_names else "quote the value if it is text starting with *"
+                    raise YamlError([YamlProblem(mark.line, mark.column, msg, hint)])
                 nodes += target[1]
                 if nodes > max_nodes:
                     msg = (
@@ -642,11 +647,14 @@ def _merge(
                     entries[key] = source_marks[key]
 
 
-def _tag_problem(tag: str, mark: Mark, what: str) -> YamlProblem:
+def _tag_problem(tag: str, mark: Mark, what: str, quote_names: bool = True) -> YamlProblem:
     shown = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org") else tag
+    name = f"the YAML tag `{shown}`" if quote_names else "a YAML tag (a value starting with !)"
     return YamlProblem(
         mark.line,
         mark.column,
-        f"the YAML tag `{shown}` is not allowed: a {what} holds plain data only",
-        "remove the tag; nothing is ever constructed from a tag",
+        f"{name} is not allowed: a {what} holds plain data only",
+        "remove the tag; nothing is ever constructed from a tag"
+        if quote_names
+        else "quote the value if it is text starting with !, or remove the tag",
     )

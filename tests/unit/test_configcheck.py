@@ -289,7 +289,7 @@ def test_rules_apply_to_every_format(tmp_path: Path, name: str) -> None:
         ("c.yaml", "- a\n- b\n", 1, 1, "expected a mapping of keys to values, got a list"),
         ("c.yaml", "a: 1\n---\nb: 2\n", 2, 1, "a config file is one document"),
         ("c.yaml", "a: !!python/object:os.system x\n", 1, 4, "is not allowed"),
-        ("c.yaml", "a: 1\nb: *x\n", 2, 4, "alias *x refers to no anchor"),
+        ("c.yaml", "a: 1\nb: *x\n", 2, 4, "an alias (*) refers to no anchor"),
         ("c.env", "A=1\rB=2\r", 1, 4, "a carriage return (CR) alone"),
         ("c.env", "A=1\r\n# old\rB=2\r\n", 2, 6, "a carriage return (CR) alone"),
         ("c.env", "A=1\nB='x\ry'\n", 2, 5, "a carriage return (CR) alone"),
@@ -338,6 +338,16 @@ def test_a_yaml_config_file_is_called_a_config_file_not_a_runbook(
     words = " ".join(f"{p.message} {p.hint}" for p in exc.value.problems)
     assert said in words
     assert "runbook" not in words
+
+
+@pytest.mark.parametrize("value", ["!hunter2-the-password", "*hunter2-the-password"])
+def test_a_secret_yaml_reads_as_a_tag_or_an_alias_is_not_echoed(tmp_path: Path, value: str) -> None:
+    write(tmp_path, "c.yaml", f"LOG_LEVEL: info\nSECRET_KEY: {value}\n")
+    with pytest.raises(InvalidInput) as exc:
+        read_config(tmp_path / "c.yaml", display="config/c.yaml")
+    assert str(exc.value).startswith("config/c.yaml:2:13:"), exc.value
+    assert "hunter2" not in str(exc.value)
+    assert f"quote the value if it is text starting with {value[0]}" in str(exc.value)
 
 
 def test_malformed_env_line_does_not_echo_its_text(tmp_path: Path) -> None:
