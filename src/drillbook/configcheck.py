@@ -30,7 +30,8 @@ Secret values (keys listed in `config.secrets`, and keys whose names say token, 
 or key) never appear in a finding: their `got` says `set (masked)` or describes the value without
 showing it, and `secrets.Masker` replaces any of their values found in another finding's text
 (a listed secret from 3 characters, one guessed from its name from 4), as well as passwords
-inside URLs.
+inside URLs and the members named like secrets inside a value that is JSON text (a list, or a
+`.env` value holding JSON of settings).
 """
 
 from __future__ import annotations
@@ -501,6 +502,36 @@ def _looks_secret(key: str) -> bool:
     return is_secret_name(re.sub(r"[^A-Za-z0-9]+", "_", key))
 
 
+def _secrets_inside(value: str) -> list[str]:
+    """The values of members named like secrets inside a value that is JSON text.
+
+    A list in a YAML, JSON or TOML file is compared as JSON text, and a `.env` value may hold
+    JSON of settings: `[{"host": "db1", "password": "..."}]` is shown whole, so the password
+    in it is masked by its name as a key of the file would be.
+    """
+    if not value.startswith(("[", "{")):
+        return []
+    import json
+
+    try:
+        tree = json.loads(value)
+    except (ValueError, RecursionError):
+        return []
+    found: list[str] = []
+    pending: list[Any] = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            for key, member in node.items():
+                if isinstance(member, list | dict):
+                    pending.append(member)
+                elif member is not None and _looks_secret(str(key)):
+                    found.append(_render(member))
+    return found
+
+
 def _shown(value: str) -> str:
     if len(value) > _MAX_SHOWN:
         value = value[:_MAX_SHOWN] + "..."
@@ -768,6 +799,10 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
     for key in masked - secrets:
         if key in values:
             masker.add(values[key][0], guessed=True)
+    for key, (value, _) in values.items():
+        if key not in masked:
+            for inside in _secrets_inside(value):
+                masker.add(inside, guessed=True)
 
     findings: list[ConfigFinding] = []
 

@@ -813,3 +813,23 @@ def test_nothing_is_salvaged_from_a_file_that_cannot_be_read(tmp_path: Path) -> 
     (tmp_path / "c.env").mkdir()
     assert salvage_secrets(tmp_path / "c.env", ["SECRET_KEY"]) == []
     assert salvage_secrets(tmp_path / "missing.env", ["SECRET_KEY"]) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("config/staging.yaml", f"replicas:\n  - host: db1\n    password: '{SECRET}'\n"),
+        ("config/staging.toml", f"[[replicas]]\nhost = 'db1'\nauth = {{token = '{SECRET}'}}\n"),
+        ("config/staging.json", f'{{"replicas": [{{"host": "db1", "api_key": "{SECRET}"}}]}}'),
+        ("config/staging.env", f'replicas=[{{"host": "db1", "password": "{SECRET}"}}]\n'),
+    ],
+)
+def test_a_secret_named_member_of_a_list_is_masked_where_the_list_is_shown(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    report = verify(tmp_path, text, {"required": ["replicas"]}, name=name)
+    shown = finding(report, "replicas", "required")
+    assert shown.outcome == "pass"
+    assert "db1" in shown.got
+    assert "***" in shown.got
+    assert SECRET not in all_text(report)
