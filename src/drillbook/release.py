@@ -854,10 +854,17 @@ def _verify_config_step(session: RunSession, step: PlannedStep) -> StepResult:
             f"        {session.console.outcome('fail')} {format_finding(finding)}"
         )
     if failures:
+        # The detail becomes the run's headline and history: it names what failed, and the
+        # findings (each with expected and got) follow in the digest and the journal.
+        named = ", ".join(f"{f.key} ({f.rule})" for f in failures[:5])
+        more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
         return StepResult(
             step,
             "failed",
-            detail=f"{len(failures)} config rule{'s' if len(failures) != 1 else ''} failed",
+            detail=(
+                f"{len(failures)} config rule{'s' if len(failures) != 1 else ''} failed: "
+                f"{named}{more}"
+            ),
             data={"findings": [format_finding(f) for f in failures]},
         )
     return StepResult(step, "ok", detail=f"{len(report.findings)} rules pass")
