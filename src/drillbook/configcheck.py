@@ -20,6 +20,10 @@ an empty mapping are the empty text, integers are written in decimal, JSON and T
 written in the file (YAML ones as Python writes the float), and a list is written as JSON. Line
 numbers are known for `.env` and YAML files; JSON and TOML give none.
 
+Keys are compared as written, as environment variables are: a rule, a required key, a secret or
+a drift on `log_level` that the file has only as `LOG_LEVEL` fails and names `LOG_LEVEL`, even
+for a rule on an optional key, which would otherwise pass without checking anything.
+
 A `pattern` is matched with `re.search` in a child process with a deadline (`PATTERN_SECONDS`
 for all the patterns of one file): `re` has no timeout, and a pattern with nested repetition
 such as `(a+)+$` backtracks for days on a short value that almost matches. A pattern still
@@ -810,13 +814,26 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
         line = values[key][1] if key in values else None
         findings.append(ConfigFinding(key, outcome, rule, expected, got, line, rel))
 
+    cased = _by_case(values)
+
+    def absent(key: str, rule: str, expected: str, got: str) -> None:
+        """A key the file lacks; when it has the key in another case, that is the finding."""
+        twin = cased.get(key.casefold())
+        if twin is None:
+            add(key, "fail" if got == "missing" else "pass", rule, expected, got)
+            return
+        # `log_level` is another environment variable than LOG_LEVEL: a rule naming one never
+        # judges the other, and an optional rule would pass without checking anything.
+        got = f"only {twin}, which differs in case"
+        findings.append(ConfigFinding(key, "fail", rule, expected, got, values[twin][1], rel))
+
     def shown(key: str) -> str:
         # Masked before `_shown` cuts it: a secret across the cut would leave its head.
         return "set (masked)" if key in masked else _shown(masker.mask(values[key][0]))
 
     def presence(key: str, rule: str, expected: str) -> None:
         if key not in values:
-            add(key, "fail", rule, expected, "missing")
+            absent(key, rule, expected, "missing")
         elif not values[key][0]:
             add(key, "fail", rule, expected, "empty")
         elif not values[key][0].strip():
@@ -846,7 +863,7 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
             continue  # already failed as missing or blank; a second finding says nothing new
         for name, expected, predicate, secret_got in _rule_checks(rule, matched.get(key)):
             if not present:
-                add(key, "pass", name, expected, "not set (optional)")
+                absent(key, name, expected, "not set (optional)")
             elif predicate(values[key][0]):
                 add(key, "pass", name, expected, shown(key))
             else:
@@ -881,12 +898,20 @@ def _drift(
     other_path = _config_path(project_root, other_rel, f"environments.{other}.config")
     other_values = read_config(other_path, display=other_rel)
     expected = f"every key that {other} has"
+    cased = _by_case(values)
     findings = [
         ConfigFinding(
-            key, "fail", "drift", f"the key, as {other} has it", "missing", line, other_rel
+            key,
+            "fail",
+            "drift",
+            f"the key, as {other} has it",
+            f"only {twin}, which differs in case" if twin else "missing",
+            line,
+            other_rel,
         )
         for key, (_, line) in other_values.items()
         if key not in values
+        for twin in [cased.get(key.casefold())]
     ]
     if not findings:
         got = f"all {len(other_values)} present"
@@ -908,6 +933,14 @@ def _drift(
         if key not in other_values
     )
     return findings
+
+
+def _by_case(values: ConfigValues) -> dict[str, str]:
+    """Each key of `values` under its case-folded form (the first, when several fold alike)."""
+    index: dict[str, str] = {}
+    for key in values:
+        index.setdefault(key.casefold(), key)
+    return index
 
 
 def _mask(finding: ConfigFinding, masker: Masker) -> ConfigFinding:

@@ -640,6 +640,37 @@ def test_rule_on_an_optional_key_that_is_not_set(tmp_path: Path) -> None:
     assert (result.outcome, result.got) == ("pass", "not set (optional)")
 
 
+@pytest.mark.parametrize(
+    ("config", "rule"),
+    [
+        ({"required": ["log_level"]}, "required"),
+        ({"secrets": ["log_level"]}, "secret set"),
+        ({"rules": {"log_level": {"one_of": ["info"]}}}, "one_of"),  # optional, yet checks nothing
+    ],
+)
+def test_a_key_the_file_has_only_in_another_case_fails_and_names_it(
+    tmp_path: Path, config: dict[str, Any], rule: str
+) -> None:
+    report = verify(tmp_path, "A=1\nLOG_LEVEL=info\n", config)
+    result = finding(report, "log_level", rule)
+    assert (result.outcome, result.got, result.line) == (
+        "fail",
+        "only LOG_LEVEL, which differs in case",
+        2,
+    )
+    assert format_finding(result).endswith(
+        "got only LOG_LEVEL, which differs in case (config/staging.env:2)"
+    )
+
+
+def test_drift_names_a_key_this_environment_has_in_another_case(tmp_path: Path) -> None:
+    write(tmp_path, "config/production.env", "log_level=info\n")
+    report = verify(tmp_path, "LOG_LEVEL=info\n", {"same_keys_as": "production"})
+    assert [(f.key, f.got) for f in report.failures] == [
+        ("log_level", "only LOG_LEVEL, which differs in case")
+    ]
+
+
 def test_rule_on_a_missing_required_key_is_not_reported_twice(tmp_path: Path) -> None:
     report = verify(tmp_path, "B=1\n", {"required": ["A"], "rules": {"A": {"one_of": ["x"]}}})
     assert [(f.key, f.rule) for f in report.failures] == [("A", "required")]
