@@ -764,6 +764,18 @@ def _config_path(project_root: Path, rel: str, field: str) -> Path:
     if not full.is_relative_to(root):
         msg = f"expected a path inside the project {root}, got {rel!r}, which leads to {full}"
         raise _invalid(rel, 1, 1, msg, field=field, hint="keep config files inside the project")
+    try:
+        dangling = (root / candidate).is_symlink() and not full.exists()
+    except OSError:  # a name too long to look at: reading it says so
+        dangling = False
+    if dangling:
+        # `ls` shows the file there: "no such file" alone would send the reader looking for it.
+        msg = (
+            f"expected a config file, found a symlink to {full.relative_to(root)}, "
+            "which does not exist"
+        )
+        hint = "create the file it points to, or point the link at the config file"
+        raise _invalid(rel, 1, 1, msg, hint=hint)
     return full
 
 

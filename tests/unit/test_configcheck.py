@@ -468,6 +468,18 @@ def test_symlink_loop_is_invalid_input(tmp_path: Path, links: list[str]) -> None
     assert "symlink loop" in message
 
 
+def test_a_symlink_to_nothing_is_named_a_symlink_not_a_missing_file(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "staging.env").symlink_to("vault/staging.env")
+    with pytest.raises(InvalidInput) as exc:
+        verify_config(make_runbook({"required": ["A"]}), "staging", tmp_path)
+    file, line, column, message = one_problem(exc)
+    assert (file, line, column) == ("config/staging.env", 1, 1)
+    assert message == (
+        "expected a config file, found a symlink to config/vault/staging.env, which does not exist"
+    )
+
+
 # --- environments -----------------------------------------------------------------------------
 
 
