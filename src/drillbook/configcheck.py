@@ -796,6 +796,17 @@ def _environment_config(runbook: Runbook, env: str, *, role: str = "") -> str:
     return rel
 
 
+def read_environment_config(runbook: Runbook, env: str, project_root: Path) -> ConfigValues:
+    """The keys of `env`'s config file, read as verify-config reads it; no rule is judged.
+
+    Raises as `verify_config` does for an unknown environment, one without a config file, and a
+    file that is missing, outside the project or malformed.
+    """
+    rel = _environment_config(runbook, env)
+    path = _config_path(project_root, rel, f"environments.{env}.config")
+    return read_config(path, display=rel)
+
+
 def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigReport:
     """Check `env`'s config file against the runbook's rules, drift and secrets.
 
