@@ -267,20 +267,26 @@ def _parse_env(text: str, file: str) -> ConfigValues:
         key_match = _ENV_KEY.match(body)
         if not key_match:
             # The line itself is not echoed: a stray line in a .env file is often a secret.
+            got = "a line that does not start with a key"
+            if invisible := _invisible(body[0]):
+                got = f"{invisible} before the key, {_SHOWS_AS}"
             msg = (
                 "expected KEY=VALUE with a key of letters, digits and '_' that does not start "
-                "with a digit, got a line that does not start with a key"
+                f"with a digit, got {got}"
             )
-            raise _invalid(file, lineno, col + 1, msg)
+            raise _invalid(file, lineno, col + 1, msg, hint=_INVISIBLE_HINT if invisible else None)
         key = key_match.group()
         rest = body[key_match.end() :]
         after_key = rest.lstrip(" \t")
         col += key_match.end() + len(rest) - len(after_key)
         if not after_key.startswith("="):
             # Neither the word nor the line is echoed: a line without '=' may be a pasted secret.
+            invisible = _invisible(after_key[0]) if after_key else None
             got = "the end of the line" if not after_key else "other text"
+            if invisible:
+                got = f"{invisible}, {_SHOWS_AS}"
             msg = f"expected KEY=VALUE with '=' after the key, got {got}"
-            raise _invalid(file, lineno, col + 1, msg)
+            raise _invalid(file, lineno, col + 1, msg, hint=_INVISIBLE_HINT if invisible else None)
         raw_value = after_key[1:]
         value_text = raw_value.lstrip(" \t")
         col += 1 + len(raw_value) - len(value_text)
@@ -292,6 +298,27 @@ def _parse_env(text: str, file: str) -> ConfigValues:
             raise _invalid(file, lineno, 1, msg, field=key, hint=hint)
         values[key] = (value, lineno)
     return values
+
+
+_SHOWS_AS = "a character that shows as nothing or as a space"
+_INVISIBLE_HINT = (
+    "delete it and type the line again; text copied from a web page or a chat brings it"
+)
+
+
+def _invisible(char: str) -> str | None:
+    """How a character that an editor shows as nothing, or as a plain space, is named.
+
+    A byte order mark or a no-break space before or after a key makes the line look right and
+    read wrong. Only such a character is named: naming it shows nothing of a secret, while a
+    printable character may be the first of one.
+    """
+    import unicodedata
+
+    if unicodedata.category(char) not in ("Cf", "Zs", "Zl", "Zp") or char == " ":
+        return None
+    name = unicodedata.name(char, "").lower() or "an invisible character"
+    return f"U+{ord(char):04X} ({name})"
 
 
 def _refuse_control(line: str, file: str, lineno: int) -> None:

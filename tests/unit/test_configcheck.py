@@ -283,6 +283,9 @@ def test_rules_apply_to_every_format(tmp_path: Path, name: str) -> None:
         ("c.env", 'A=1\nB="open\n', 2, 3, 'expected a closing " for the value of B'),
         ("c.env", "A='x' y\n", 1, 7, "expected the end of the line after the closing '"),
         ("c.env", "A=1\nB=2\nA=3\n", 3, 1, "got A on lines 1 and 3"),
+        ("c.env", "A=1\n\ufeffB=2\n", 2, 1, "got U+FEFF (zero width no-break space) before"),
+        ("c.env", "A=1\n  \u200bB=2\n", 2, 3, "got U+200B (zero width space) before the key"),
+        ("c.env", "A=1\nB\u00a0=2\n", 2, 2, "after the key, got U+00A0 (no-break space), a"),
         ("c.yaml", "a: 1\nb: 'open\n", 2, 4, "a quoted text that is never closed"),
         ("c.yaml", "a:\n\tb: 1\n", 2, 1, "a tab character here"),
         ("c.yaml", "a: 1\na: 2\n", 2, 1, "duplicate key 'a': it is also at line 1"),
@@ -348,6 +351,17 @@ def test_a_secret_yaml_reads_as_a_tag_or_an_alias_is_not_echoed(tmp_path: Path, 
     assert str(exc.value).startswith("config/c.yaml:2:13:"), exc.value
     assert "hunter2" not in str(exc.value)
     assert f"quote the value if it is text starting with {value[0]}" in str(exc.value)
+
+
+def test_an_invisible_character_in_a_env_line_is_named_with_what_to_do(tmp_path: Path) -> None:
+    write(tmp_path, "c.env", "A=1\n\u00a0B=2\n")
+    with pytest.raises(InvalidInput) as exc:
+        read_config(tmp_path / "c.env", display="c.env")
+    (problem,) = exc.value.problems
+    assert "a character that shows as nothing or as a space" in problem.message
+    assert problem.hint == (
+        "delete it and type the line again; text copied from a web page or a chat brings it"
+    )
 
 
 def test_malformed_env_line_does_not_echo_its_text(tmp_path: Path) -> None:
