@@ -491,8 +491,12 @@ def _render(value: Any) -> str:
     return str(value)
 
 
-# C0 and C1 control characters, DEL, and the line and paragraph separators.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# C0 and C1 control characters, DEL, the line and paragraph separators, and the characters an
+# editor shows as nothing or as a space (no-break and zero-width spaces, direction marks, the
+# byte order mark): a key holding one looks like a key the rules name and is another.
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00a0\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]"
+)
 
 
 def _flatten(tree: dict[str, Any], doc: Document | None, file: str) -> ConfigValues:
@@ -506,7 +510,8 @@ def _flatten(tree: dict[str, Any], doc: Document | None, file: str) -> ConfigVal
         for key, value in node.items():
             if _CONTROL.search(str(key)):
                 # A key is printed as it is: a newline or an escape sequence in it would forge
-                # or hide lines of the report.
+                # or hide lines of the report, and an invisible character would make it read as
+                # the key a rule names while it is another.
                 line = marks[key][0].line if key in marks else 1
                 msg = f"expected a key of printable characters, got {str(key)!r}"
                 raise _invalid(file, line, 1, msg, field=".".join(path))
