@@ -33,9 +33,9 @@ not refused at `check` time, since nested repetition is often sound (`^[a-z]+(-[
 Secret values (keys listed in `config.secrets`, and keys whose names say token, secret, password
 or key) never appear in a finding: their `got` says `set (masked)` or describes the value without
 showing it, and `secrets.Masker` replaces any of their values found in another finding's text
-(a listed secret from 3 characters, one guessed from its name from 4), as well as passwords
-inside URLs and the members named like secrets inside a value that is JSON text (a list, or a
-`.env` value holding JSON of settings).
+(a listed secret from 3 characters, one guessed from its name from 4 unless it reads as a
+setting such as `true` or `3600`), as well as passwords inside URLs and the members named like
+secrets inside a value that is JSON text (a list, or a `.env` value holding JSON of settings).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 
 from drillbook.errors import InvalidInput, Problem, UsageError
 from drillbook.model import CONFIG_SUFFIXES, ConfigRule, ConfigRules, IntRange
-from drillbook.secrets import Masker, is_secret_name
+from drillbook.secrets import Masker, is_secret_name, is_setting_word
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
@@ -538,6 +538,12 @@ def _looks_secret(key: str) -> bool:
     return is_secret_name(re.sub(r"[^A-Za-z0-9]+", "_", key))
 
 
+def _reads_as_setting(value: str) -> bool:
+    """Whether a value under a name only guessed to be secret reads as a setting: a word such
+    as `true` or `auto`, or a number of up to 6 digits (a time to live, a size, a port)."""
+    return is_setting_word(value) or re.fullmatch(r"[0-9]{1,6}", value.strip()) is not None
+
+
 def _secrets_inside(value: str) -> list[str]:
     """The values of members named like secrets inside a value that is JSON text.
 
@@ -851,17 +857,19 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
     values = read_config(path, display=rel)
     secrets = set(rules.secrets)
     masked = secrets | {key for key in values if _looks_secret(key)}
-    # Listed secrets are masked from 3 characters; a key only named like a secret
-    # (TOKEN_TTL=300) from 4, so that a short setting does not mask every "300". The
-    # environment's secrets too: another key's value may hold one (a JSON of settings).
+    # Listed secrets are masked from 3 characters; a key only named like a secret from 4, and
+    # not when its value reads as a setting (TOKEN_TTL=3600, SECRET_SCANNING=disabled), which
+    # would turn every other 3600 or "disabled" of the report into ***. The environment's
+    # secrets too: another key's value may hold one (a JSON of settings).
     masker = Masker.from_environ(extra=(values[key][0] for key in secrets if key in values))
     for key in masked - secrets:
-        if key in values:
+        if key in values and not _reads_as_setting(values[key][0]):
             masker.add(values[key][0], guessed=True)
     for key, (value, _) in values.items():
         if key not in masked:
             for inside in _secrets_inside(value):
-                masker.add(inside, guessed=True)
+                if not _reads_as_setting(inside):
+                    masker.add(inside, guessed=True)
 
     findings: list[ConfigFinding] = []
 

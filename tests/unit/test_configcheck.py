@@ -893,3 +893,25 @@ def test_a_secret_named_member_of_a_list_is_masked_where_the_list_is_shown(
     assert "db1" in shown.got
     assert "***" in shown.got
     assert SECRET not in all_text(report)
+
+
+def test_a_setting_under_a_secret_like_name_does_not_mask_the_same_value_elsewhere(
+    tmp_path: Path,
+) -> None:
+    staging = (
+        "TOKEN_TTL=3600\nSECRET_SCANNING=disabled\nSESSION_TTL=3600\nMODE=disabled\n"
+        f"API_KEY={SECRET}\nECHO=key {SECRET}\n"
+    )
+    rules = {
+        "required": ["TOKEN_TTL", "ECHO"],
+        "rules": {
+            "SESSION_TTL": {"integer": {"max": 600}},
+            "MODE": {"one_of": ["on"]},
+        },
+    }
+    report = verify(tmp_path, staging, rules)
+    assert finding(report, "SESSION_TTL", "integer").got == "'3600'"
+    assert finding(report, "MODE", "one_of").got == "'disabled'"
+    # Its own value is masked by its name all the same, and a real secret everywhere.
+    assert finding(report, "TOKEN_TTL", "required").got == "set (masked)"
+    assert finding(report, "ECHO", "required").got == "'key ***'"
