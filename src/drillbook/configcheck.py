@@ -493,9 +493,10 @@ def _render(value: Any) -> str:
 
 # C0 and C1 control characters, DEL, the line and paragraph separators, and the characters an
 # editor shows as nothing or as a space (no-break and zero-width spaces, direction marks, the
-# byte order mark): a key holding one looks like a key the rules name and is another.
+# byte order mark): a key holding one looks like a key the rules name and is another. And the
+# lone surrogates a JSON escape (\ud800) can write, which no output can print.
 _CONTROL = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00a0\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff]"
+    "[\x00-\x1f\x7f-\x9f\u00a0\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff\ud800-\udfff]"
 )
 
 

@@ -311,6 +311,7 @@ def test_rules_apply_to_every_format(tmp_path: Path, name: str) -> None:
         ("c.toml", '"x\\u2028y" = 1\n', 1, 1, "key of printable characters"),
         ("c.yaml", "a: 1\n\u200bb: 2\n", 2, 1, "key of printable characters, got '\\u200bb'"),
         ("c.json", '{"\\u00a0a": 1}', 1, 1, "key of printable characters, got '\\xa0a'"),
+        ("c.json", '{"a": {"b\\ud800": 1}}', 1, 1, "key of printable characters, got 'b\\ud800'"),
         ("c.toml", '"a\\ufeff" = 1\n', 1, 1, "key of printable characters, got 'a\\ufeff'"),
         ("c.toml", 'a = 1\n"b.c" = 2\n[b]\nc = 3\n', 1, 1, "got b.c twice"),
     ],
