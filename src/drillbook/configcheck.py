@@ -539,6 +539,28 @@ def _looks_secret(key: str) -> bool:
     return is_secret_name(re.sub(r"[^A-Za-z0-9]+", "_", key))
 
 
+def secret_values(values: ConfigValues, listed: Iterable[str]) -> list[tuple[str, bool]]:
+    """The values of a config file that are masked, each with whether it is only guessed.
+
+    Those of the `listed` keys (`config.secrets`), and, guessed, those of keys named like a
+    secret (API_KEY) and of members so named inside a value that is JSON text. Listed secrets
+    are masked from 3 characters; a guessed one from 4, and not when it reads as a setting
+    (TOKEN_TTL=3600, SECRET_SCANNING=disabled), which would turn every other 3600 or "disabled"
+    of a report into ***.
+    """
+    listed = set(listed)
+    found = [(values[key][0], False) for key in listed if key in values]
+    for key, (value, _) in values.items():
+        if key in listed:
+            continue
+        if _looks_secret(key):
+            guesses = [value]
+        else:
+            guesses = _secrets_inside(value)
+        found.extend((guess, True) for guess in guesses if not _reads_as_setting(guess))
+    return found
+
+
 def _reads_as_setting(value: str) -> bool:
     """Whether a value under a name only guessed to be secret reads as a setting: a word such
     as `true` or `auto`, or a number of up to 6 digits (a time to live, a size, a port)."""
@@ -858,19 +880,10 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
     values = read_config(path, display=rel)
     secrets = set(rules.secrets)
     masked = secrets | {key for key in values if _looks_secret(key)}
-    # Listed secrets are masked from 3 characters; a key only named like a secret from 4, and
-    # not when its value reads as a setting (TOKEN_TTL=3600, SECRET_SCANNING=disabled), which
-    # would turn every other 3600 or "disabled" of the report into ***. The environment's
-    # secrets too: another key's value may hold one (a JSON of settings).
-    masker = Masker.from_environ(extra=(values[key][0] for key in secrets if key in values))
-    for key in masked - secrets:
-        if key in values and not _reads_as_setting(values[key][0]):
-            masker.add(values[key][0], guessed=True)
-    for key, (value, _) in values.items():
-        if key not in masked:
-            for inside in _secrets_inside(value):
-                if not _reads_as_setting(inside):
-                    masker.add(inside, guessed=True)
+    # The environment's secrets too: another key's value may hold one (a JSON of settings).
+    masker = Masker.from_environ()
+    for value, guessed in secret_values(values, secrets):
+        masker.add(value, guessed=guessed)
 
     findings: list[ConfigFinding] = []
 

@@ -46,18 +46,18 @@ from drillbook.secrets import Masker, remember
 
 
 def masker_for(loaded: LoadedRunbook, *, environ: frozenset[str] | None = None) -> Masker:
-    """A masker that knows the environment's secret values and the runbook's config secrets.
+    """A masker that knows the environment's secret values and those of the config files: the
+    keys listed in `config.secrets`, and those named like a secret (API_KEY), as verify-config
+    masks them.
 
     `environ`: the secrets `Masker.from_environ()` found, when the caller read them once for
     many runbooks (docs), instead of reading the environment again.
     """
     masker = Masker(environ) if environ is not None else Masker.from_environ()
     runbook = loaded.runbook
-    if runbook.config is None or not runbook.config.secrets:
-        return masker
-    from drillbook.configcheck import read_config, salvage_secrets
+    from drillbook.configcheck import read_config, salvage_secrets, secret_values
 
-    names = set(runbook.config.secrets)
+    names = set(runbook.config.secrets) if runbook.config is not None else set()
     for env in runbook.environments.values():
         if env.config is None:
             continue
@@ -72,9 +72,10 @@ def masker_for(loaded: LoadedRunbook, *, environ: frozenset[str] | None = None) 
             for value in salvage_secrets(path, names):
                 masker.add(value)
             continue
-        for key in names:
-            if key in values:
-                masker.add(values[key][0])
+        # Keys named like secrets too (API_KEY), as verify-config masks them: a command may
+        # print what it read from the file.
+        for value, guessed in secret_values(values, names):
+            masker.add(value, guessed=guessed)
     for key in names:
         if os.environ.get(key):
             masker.add(os.environ[key])
