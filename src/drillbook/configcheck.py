@@ -973,7 +973,13 @@ def _drift(
 ) -> list[ConfigFinding]:
     other_rel = _environment_config(runbook, other, role="config.same_keys_as: ")
     other_path = _config_path(project_root, other_rel, f"environments.{other}.config")
-    other_values = read_config(other_path, display=other_rel)
+    try:
+        other_values = read_config(other_path, display=other_rel)
+    except InvalidInput as exc:
+        # Checking one environment stops on another's file: say why that file is read.
+        why = f"it is read for config.same_keys_as, which compares {env}'s keys with {other}'s"
+        problems = [replace(p, hint=f"{p.hint}; {why}" if p.hint else why) for p in exc.problems]
+        raise InvalidInput(problems) from None
     expected = f"every key that {other} has"
     cased = _by_case(values)
     findings = [

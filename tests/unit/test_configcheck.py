@@ -761,6 +761,10 @@ def test_drift_against_an_unreadable_file_is_invalid_input(tmp_path: Path) -> No
     with pytest.raises(InvalidInput) as exc:
         verify(tmp_path, "A=1\n", {"same_keys_as": "production"})
     assert exc.value.problems[0].file == "config/production.env"
+    # Checking staging, the person on call is told why production's file matters.
+    assert (exc.value.problems[0].hint or "").endswith(
+        "it is read for config.same_keys_as, which compares staging's keys with production's"
+    )
 
 
 def test_drift_against_an_environment_without_config(tmp_path: Path) -> None:
