@@ -433,15 +433,58 @@ def _parse_json(text: str, file: str) -> dict[str, Any]:
         msg = f"expected valid JSON, got an error: {exc.msg}"
         raise _invalid(file, exc.lineno, exc.colno, msg) from None
     except _DuplicateKeyError as exc:
-        # json reports no position for a hook's error; the key name is the best pointer.
-        msg = f"expected each key once in an object, got {exc.key!r} twice"
-        raise _invalid(file, 1, 1, msg, field=exc.key) from None
+        # json reports no position for a hook's error: the text is scanned again for it.
+        found = _json_duplicate_at(text, exc.key)
+        if found is None:
+            msg = f"expected each key once in an object, got {exc.key!r} twice"
+            raise _invalid(file, 1, 1, msg, field=exc.key) from None
+        (line, column), (line2, column2) = found
+        twice = (
+            f"on lines {line} and {line2}"
+            if line != line2
+            else f"twice on line {line}, at columns {column} and {column2}"
+        )
+        msg = f"expected each key once in an object, got {exc.key!r} {twice}"
+        hint = "keep one of them; the application reads only one"
+        raise _invalid(file, line2, column2, msg, field=exc.key, hint=hint) from None
     except RecursionError:
         raise _invalid(file, 1, 1, f"expected at most {MAX_DEPTH} levels of nesting") from None
     if not isinstance(tree, dict):
         got = "a list" if isinstance(tree, list) else "a single value"
         raise _invalid(file, 1, 1, f"expected a JSON object of keys to values, got {got}")
     return tree
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]]|\n')
+_JSON_COLON = re.compile(r"\s*:")
+
+
+def _json_duplicate_at(text: str, key: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Where (line, column) `key` is set twice in one object of valid JSON `text`, if found."""
+    import json
+
+    line, line_start = 1, 0
+    # One frame per open object or array: where each key seen in it is (None: an array).
+    stack: list[dict[str, tuple[int, int]] | None] = []
+    for token in _JSON_TOKEN.finditer(text):
+        lexeme = token.group()
+        if lexeme == "\n":
+            line, line_start = line + 1, token.end()
+        elif lexeme in "{[":
+            stack.append({} if lexeme == "{" else None)
+        elif lexeme in "}]":
+            if stack:
+                stack.pop()
+        else:
+            seen = stack[-1] if stack else None
+            if seen is None or not _JSON_COLON.match(text, token.end()):
+                continue
+            name = json.loads(lexeme)
+            where = (line, token.start() - line_start + 1)
+            if name in seen and name == key:
+                return seen[name], where
+            seen.setdefault(name, where)
+    return None
 
 
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
