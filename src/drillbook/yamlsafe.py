@@ -184,6 +184,15 @@ def decode(raw: bytes, *, max_bytes: int = MAX_BYTES) -> str:
     if len(raw) > max_bytes:
         msg = f"the file is {len(raw):,} bytes, over the {max_bytes:,}-byte limit for this file"
         raise YamlError([YamlProblem(1, 1, msg, "split it, or remove what is not needed")])
+    if wide := _utf16_or_32(raw):
+        # Windows PowerShell's `>` writes UTF-16: read as UTF-8, its first byte is "not UTF-8"
+        # or, without a byte order mark, every other character a NUL.
+        msg = f"expected UTF-8 text, got {wide} text"
+        hint = (
+            "save the file as UTF-8 (in PowerShell: Out-File -Encoding utf8, or Set-Content "
+            "-Encoding utf8)"
+        )
+        raise YamlError([YamlProblem(1, 1, msg, hint)])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -197,6 +206,27 @@ def decode(raw: bytes, *, max_bytes: int = MAX_BYTES) -> str:
     if text.startswith("\ufeff"):
         text = text[1:]
     return text
+
+
+def _utf16_or_32(raw: bytes) -> str | None:
+    """The name of the encoding, UTF-16 or UTF-32, that `raw` starts with a byte order mark of,
+    or whose first characters are ASCII spread over 2 or 4 bytes; None otherwise."""
+    for bom, name in (
+        (b"\xff\xfe\x00\x00", "UTF-32"),
+        (b"\x00\x00\xfe\xff", "UTF-32"),
+        (b"\xff\xfe", "UTF-16"),
+        (b"\xfe\xff", "UTF-16"),
+    ):
+        if raw.startswith(bom):
+            return name
+    for width, name in ((4, "UTF-32"), (2, "UTF-16")):
+        count = min(len(raw), 64) // width
+        units = [raw[i * width : (i + 1) * width] for i in range(count)]
+        # Little- or big-endian: an ASCII byte at one end of each unit, NULs in the rest.
+        for ascii_at in (0, width - 1):
+            if units and all(0 < u[ascii_at] < 0x80 and u.count(0) == width - 1 for u in units):
+                return name
+    return None
 
 
 def _explain_reader_error(exc: yaml.reader.ReaderError, text: str) -> YamlProblem:

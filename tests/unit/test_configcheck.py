@@ -407,6 +407,28 @@ def test_not_utf8_names_line_column_and_byte_offset(tmp_path: Path) -> None:
     assert "byte offset 9" in message
 
 
+@pytest.mark.parametrize(
+    ("encoding", "name"),
+    [
+        ("utf-16", "UTF-16"),  # with a byte order mark, as Windows PowerShell's `>` writes it
+        ("utf-16-le", "UTF-16"),
+        ("utf-16-be", "UTF-16"),
+        ("utf-32", "UTF-32"),
+    ],
+)
+@pytest.mark.parametrize("suffix", [".env", ".yaml", ".json", ".toml"])
+def test_a_utf16_or_utf32_file_is_named_so_with_how_to_save_it(
+    tmp_path: Path, encoding: str, name: str, suffix: str
+) -> None:
+    path = tmp_path / f"c{suffix}"
+    text = {".env": 'A="1"\n', ".yaml": "A: '1'\n", ".json": '{"A": "1"}\n', ".toml": 'A = "1"\n'}
+    path.write_bytes(text[suffix].encode(encoding))
+    with pytest.raises(InvalidInput) as exc:
+        read_config(path, display=path.name)
+    assert one_problem(exc) == (path.name, 1, 1, f"expected UTF-8 text, got {name} text")
+    assert "save the file as UTF-8" in (exc.value.problems[0].hint or "")
+
+
 @pytest.mark.parametrize("kind", ["missing", "folder", "extension"])
 def test_unreadable_files(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "c.env"
