@@ -547,9 +547,11 @@ def _flatten(tree: dict[str, Any], doc: Document | None, file: str) -> ConfigVal
     """Nested mappings as dotted keys; lines come from the YAML document's marks."""
     out: ConfigValues = {}
 
-    def walk(node: dict[str, Any], path: tuple[str, ...]) -> None:
+    def walk(node: dict[str, Any], path: tuple[str, ...], at: int = 1) -> None:
+        # `at`: the line of the key that holds `node`, where a refusal of it points.
         if len(path) > MAX_DEPTH:
-            raise _invalid(file, 1, 1, f"expected at most {MAX_DEPTH} levels of nesting")
+            msg = f"expected at most {MAX_DEPTH} levels of nesting"
+            raise _invalid(file, at, 1, msg, field=".".join(path[:3]) + "...")
         marks = doc.marks.get(id(node), {}) if doc is not None else {}
         for key, value in node.items():
             if _CONTROL.search(str(key)):
@@ -560,13 +562,15 @@ def _flatten(tree: dict[str, Any], doc: Document | None, file: str) -> ConfigVal
                 msg = f"expected a key of printable characters, got {str(key)!r}"
                 raise _invalid(file, line, 1, msg, field=".".join(path))
             key_path = (*path, str(key))
+            line = marks[key][0].line if key in marks else None
             if isinstance(value, dict) and value:
-                walk(value, key_path)
+                walk(value, key_path, line or at)
                 continue
             dotted = ".".join(key_path)
-            line = marks[key][0].line if key in marks else None
             if dotted in out:
-                msg = f"expected each key once, got {dotted} twice once nesting is flattened"
+                first = out[dotted][1]
+                where = f" (lines {first} and {line})" if first and line else ""
+                msg = f"expected each key once, got {dotted} twice once nesting is flattened{where}"
                 raise _invalid(file, line or 1, 1, msg, field=dotted)
             out[dotted] = (_render(value), line)
 

@@ -321,6 +321,20 @@ def test_rules_apply_to_every_format(tmp_path: Path, name: str) -> None:
         ("c.json", '{"a": {"b\\ud800": 1}}', 1, 1, "key of printable characters, got 'b\\ud800'"),
         ("c.toml", '"a\\ufeff" = 1\n', 1, 1, "key of printable characters, got 'a\\ufeff'"),
         ("c.toml", 'a = 1\n"b.c" = 2\n[b]\nc = 3\n', 1, 1, "got b.c twice"),
+        (
+            "c.yaml",
+            "a.b: 1\nx: 2\na:\n  b: 2\n",
+            4,
+            1,
+            "got a.b twice once nesting is flattened (lines 1 and 4)",
+        ),
+        (
+            "c.yaml",
+            "x: 1\n" + "".join(f"{'  ' * i}k{i}:\n" for i in range(55)) + "  " * 55 + "v: 1\n",
+            52,
+            1,
+            "at most 50 levels",
+        ),
     ],
 )
 def test_malformed_file_names_file_line_and_column(
