@@ -504,10 +504,44 @@ def _parse_toml(text: str, file: str) -> dict[str, Any]:
         elif message.endswith("(at end of document)"):
             line = text.count("\n") + 1
             message = message.removesuffix("(at end of document)").rstrip()
+        if message == "Cannot overwrite a value" and (twice := _toml_twice(text, line)):
+            key, first, line = twice
+            msg = f"expected each key once in a table, got {key} on lines {first} and {line}"
+            hint = "keep one of them; the application reads only one"
+            raise _invalid(file, line, 1, msg, field=key, hint=hint) from None
         msg = f"expected valid TOML, got an error: {message}"
         raise _invalid(file, line, column, msg) from None
     except RecursionError:  # tomllib recurses once per nested array or inline table
         raise _invalid(file, 1, 1, f"expected at most {MAX_DEPTH} levels of nesting") from None
+
+
+_TOML_KEY = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
+_TOML_ASSIGN = re.compile(rf"[ \t]*({_TOML_KEY}(?:[ \t]*\.[ \t]*{_TOML_KEY})*)[ \t]*=")
+_TOML_TABLE = re.compile(r"[ \t]*\[")
+
+
+def _toml_twice(text: str, at: int) -> tuple[str, int, int] | None:
+    """The key that tomllib found set again near line `at`, the line that set it first, and
+    the line that sets it again; None when the lines do not say.
+
+    tomllib names no key and points at the end of the second value, which may span lines: the
+    second setting is the nearest line at or above `at` that starts `KEY =`, and the first the
+    line above it that starts with the same key under the same table header.
+    """
+    lines = text.split("\n")[:at]
+    again = next((n for n in range(len(lines), 0, -1) if _TOML_ASSIGN.match(lines[n - 1])), None)
+    if again is None:
+        return None
+    match = _TOML_ASSIGN.match(lines[again - 1])
+    key = re.sub(r"[ \t]*\.[ \t]*", ".", match.group(1)) if match else ""
+    for n in range(again - 1, 0, -1):
+        line = lines[n - 1]
+        if _TOML_TABLE.match(line):
+            return None  # the header of its table: the first setting is elsewhere
+        other = _TOML_ASSIGN.match(line)
+        if other and re.sub(r"[ \t]*\.[ \t]*", ".", other.group(1)) == key:
+            return key, n, again
+    return None
 
 
 # flattening ----------------------------------------------------------------------------------

@@ -309,6 +309,8 @@ def test_rules_apply_to_every_format(tmp_path: Path, name: str) -> None:
             "on lines 2 and 3",
         ),
         ("c.toml", "a = 1\nb = \n", 2, 5, "expected valid TOML"),
+        ("c.toml", "[db]\nurl = 1\nurl = [\n 2,\n]\n", 3, 1, "got url on lines 2 and 3"),
+        ("c.toml", "a . b = 1\nc = 2\na.b = 3\n", 3, 1, "got a.b on lines 1 and 3"),
         ("c.toml", "a = " + "[" * 5000 + "]" * 5000 + "\n", 1, 1, "levels of nesting"),
         ("c.toml", "a = " + "{b = " * 5000 + "1" + "}" * 5000, 1, 1, "levels of nesting"),
         ("c.json", '{"a": ' + "[" * 5000 + "]" * 5000 + "}", 1, 1, "levels of nesting"),
