@@ -20,6 +20,10 @@ an empty mapping are the empty text, integers are written in decimal, JSON and T
 written in the file (YAML ones as Python writes the float), and a list is written as JSON. Line
 numbers are known for `.env` and YAML files; JSON and TOML give none.
 
+Keys are compared as written, as environment variables are: a rule, a required key, a secret or
+a drift on `log_level` that the file has only as `LOG_LEVEL` fails and names `LOG_LEVEL`, even
+for a rule on an optional key, which would otherwise pass without checking anything.
+
 A `pattern` is matched with `re.search` in a child process with a deadline (`PATTERN_SECONDS`
 for all the patterns of one file): `re` has no timeout, and a pattern with nested repetition
 such as `(a+)+$` backtracks for days on a short value that almost matches. A pattern still
@@ -29,8 +33,9 @@ not refused at `check` time, since nested repetition is often sound (`^[a-z]+(-[
 Secret values (keys listed in `config.secrets`, and keys whose names say token, secret, password
 or key) never appear in a finding: their `got` says `set (masked)` or describes the value without
 showing it, and `secrets.Masker` replaces any of their values found in another finding's text
-(a listed secret from 3 characters, one guessed from its name from 4), as well as passwords
-inside URLs.
+(a listed secret from 3 characters, one guessed from its name from 4 unless it reads as a
+setting such as `true` or `3600`), as well as passwords inside URLs and the members named like
+secrets inside a value that is JSON text (a list, or a `.env` value holding JSON of settings).
 """
 
 from __future__ import annotations
@@ -46,10 +51,10 @@ from urllib.parse import urlsplit
 
 from drillbook.errors import InvalidInput, Problem, UsageError
 from drillbook.model import CONFIG_SUFFIXES, ConfigRule, ConfigRules, IntRange
-from drillbook.secrets import Masker, is_secret_name
+from drillbook.secrets import Masker, is_secret_name, is_setting_word
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable
 
     from drillbook.model import Runbook
     from drillbook.yamlsafe import Document
@@ -202,6 +207,40 @@ def _decode(data: bytes, name: str) -> str:
         raise InvalidInput(problems) from None
 
 
+def salvage_secrets(path: Path, names: Iterable[str]) -> list[str]:
+    """The values that `names` seem to hold in a config file `read_config` refuses.
+
+    For masking only: a file with one broken line is still read by the application or by a
+    command that greps it, and its secrets must stay masked in what that command prints. Each
+    name is looked for as `NAME=`, `NAME:` or `"NAME":` (the last part of a dotted name, for a
+    nested key); a quoted value runs to its closing quote, over lines if need be (a PEM key), and
+    an unquoted value, or one whose quote is never closed, to the end of its line. Returns
+    nothing for a file that cannot be read at all.
+    """
+    try:
+        data = _read_bytes(path, str(path))
+    except InvalidInput:
+        return []
+    text = data.decode("utf-8", errors="replace")
+    found: list[str] = []
+    for name in names:
+        leaf = re.escape(name.rsplit(".", 1)[-1])
+        assignment = re.compile(
+            rf"(?<![\w.-])[\"']?{leaf}[\"']?[ \t]*[=:][ \t]*"
+            r"(?:\"((?:[^\"\\]|\\.)*)\"|'([^']*)'|[\"']?([^\r\n]*))"
+        )
+        for match in assignment.finditer(text):
+            double, single, bare = match.groups()
+            if bare is not None:
+                # An unquoted value ends at an inline comment and at the punctuation that
+                # follows a value in JSON, TOML or a YAML flow mapping.
+                bare = _INLINE_COMMENT.split(bare, maxsplit=1)[0].rstrip(" \t,}]")
+            value = double if double is not None else single if single is not None else bare
+            if value and value.strip():
+                found.append(value)
+    return found
+
+
 # .env ---------------------------------------------------------------------------------------------
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -228,20 +267,26 @@ def _parse_env(text: str, file: str) -> ConfigValues:
         key_match = _ENV_KEY.match(body)
         if not key_match:
             # The line itself is not echoed: a stray line in a .env file is often a secret.
+            got = "a line that does not start with a key"
+            if invisible := _invisible(body[0]):
+                got = f"{invisible} before the key, {_SHOWS_AS}"
             msg = (
                 "expected KEY=VALUE with a key of letters, digits and '_' that does not start "
-                "with a digit, got a line that does not start with a key"
+                f"with a digit, got {got}"
             )
-            raise _invalid(file, lineno, col + 1, msg)
+            raise _invalid(file, lineno, col + 1, msg, hint=_INVISIBLE_HINT if invisible else None)
         key = key_match.group()
         rest = body[key_match.end() :]
         after_key = rest.lstrip(" \t")
         col += key_match.end() + len(rest) - len(after_key)
         if not after_key.startswith("="):
             # Neither the word nor the line is echoed: a line without '=' may be a pasted secret.
+            invisible = _invisible(after_key[0]) if after_key else None
             got = "the end of the line" if not after_key else "other text"
+            if invisible:
+                got = f"{invisible}, {_SHOWS_AS}"
             msg = f"expected KEY=VALUE with '=' after the key, got {got}"
-            raise _invalid(file, lineno, col + 1, msg)
+            raise _invalid(file, lineno, col + 1, msg, hint=_INVISIBLE_HINT if invisible else None)
         raw_value = after_key[1:]
         value_text = raw_value.lstrip(" \t")
         col += 1 + len(raw_value) - len(value_text)
@@ -253,6 +298,27 @@ def _parse_env(text: str, file: str) -> ConfigValues:
             raise _invalid(file, lineno, 1, msg, field=key, hint=hint)
         values[key] = (value, lineno)
     return values
+
+
+_SHOWS_AS = "a character that shows as nothing or as a space"
+_INVISIBLE_HINT = (
+    "delete it and type the line again; text copied from a web page or a chat brings it"
+)
+
+
+def _invisible(char: str) -> str | None:
+    """How a character that an editor shows as nothing, or as a plain space, is named.
+
+    A byte order mark or a no-break space before or after a key makes the line look right and
+    read wrong. Only such a character is named: naming it shows nothing of a secret, while a
+    printable character may be the first of one.
+    """
+    import unicodedata
+
+    if unicodedata.category(char) not in ("Cf", "Zs", "Zl", "Zp") or char == " ":
+        return None
+    name = unicodedata.name(char, "").lower() or "an invisible character"
+    return f"U+{ord(char):04X} ({name})"
 
 
 def _refuse_control(line: str, file: str, lineno: int) -> None:
@@ -322,7 +388,8 @@ def _parse_yaml(text: str, file: str) -> tuple[dict[str, Any], Document | None]:
     from drillbook import yamlsafe  # only YAML config files pay for PyYAML here
 
     try:
-        doc = yamlsafe.parse(text, what="config file")
+        # A value YAML reads as a tag or an alias may be a secret: never quoted in a message.
+        doc = yamlsafe.parse(text, what="config file", quote_names=False)
     except yamlsafe.YamlError as exc:
         problems = [
             Problem(file, p.line, p.column, p.field, p.message, p.hint) for p in exc.problems
@@ -366,15 +433,58 @@ def _parse_json(text: str, file: str) -> dict[str, Any]:
         msg = f"expected valid JSON, got an error: {exc.msg}"
         raise _invalid(file, exc.lineno, exc.colno, msg) from None
     except _DuplicateKeyError as exc:
-        # json reports no position for a hook's error; the key name is the best pointer.
-        msg = f"expected each key once in an object, got {exc.key!r} twice"
-        raise _invalid(file, 1, 1, msg, field=exc.key) from None
+        # json reports no position for a hook's error: the text is scanned again for it.
+        found = _json_duplicate_at(text, exc.key)
+        if found is None:
+            msg = f"expected each key once in an object, got {exc.key!r} twice"
+            raise _invalid(file, 1, 1, msg, field=exc.key) from None
+        (line, column), (line2, column2) = found
+        twice = (
+            f"on lines {line} and {line2}"
+            if line != line2
+            else f"twice on line {line}, at columns {column} and {column2}"
+        )
+        msg = f"expected each key once in an object, got {exc.key!r} {twice}"
+        hint = "keep one of them; the application reads only one"
+        raise _invalid(file, line2, column2, msg, field=exc.key, hint=hint) from None
     except RecursionError:
         raise _invalid(file, 1, 1, f"expected at most {MAX_DEPTH} levels of nesting") from None
     if not isinstance(tree, dict):
         got = "a list" if isinstance(tree, list) else "a single value"
         raise _invalid(file, 1, 1, f"expected a JSON object of keys to values, got {got}")
     return tree
+
+
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|[{}\[\]]|\n')
+_JSON_COLON = re.compile(r"\s*:")
+
+
+def _json_duplicate_at(text: str, key: str) -> tuple[tuple[int, int], tuple[int, int]] | None:
+    """Where (line, column) `key` is set twice in one object of valid JSON `text`, if found."""
+    import json
+
+    line, line_start = 1, 0
+    # One frame per open object or array: where each key seen in it is (None: an array).
+    stack: list[dict[str, tuple[int, int]] | None] = []
+    for token in _JSON_TOKEN.finditer(text):
+        lexeme = token.group()
+        if lexeme == "\n":
+            line, line_start = line + 1, token.end()
+        elif lexeme in "{[":
+            stack.append({} if lexeme == "{" else None)
+        elif lexeme in "}]":
+            if stack:
+                stack.pop()
+        else:
+            seen = stack[-1] if stack else None
+            if seen is None or not _JSON_COLON.match(text, token.end()):
+                continue
+            name = json.loads(lexeme)
+            where = (line, token.start() - line_start + 1)
+            if name in seen and name == key:
+                return seen[name], where
+            seen.setdefault(name, where)
+    return None
 
 
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
@@ -394,10 +504,44 @@ def _parse_toml(text: str, file: str) -> dict[str, Any]:
         elif message.endswith("(at end of document)"):
             line = text.count("\n") + 1
             message = message.removesuffix("(at end of document)").rstrip()
+        if message == "Cannot overwrite a value" and (twice := _toml_twice(text, line)):
+            key, first, line = twice
+            msg = f"expected each key once in a table, got {key} on lines {first} and {line}"
+            hint = "keep one of them; the application reads only one"
+            raise _invalid(file, line, 1, msg, field=key, hint=hint) from None
         msg = f"expected valid TOML, got an error: {message}"
         raise _invalid(file, line, column, msg) from None
     except RecursionError:  # tomllib recurses once per nested array or inline table
         raise _invalid(file, 1, 1, f"expected at most {MAX_DEPTH} levels of nesting") from None
+
+
+_TOML_KEY = r"""(?:[A-Za-z0-9_-]+|"(?:[^"\\]|\\.)*"|'[^']*')"""
+_TOML_ASSIGN = re.compile(rf"[ \t]*({_TOML_KEY}(?:[ \t]*\.[ \t]*{_TOML_KEY})*)[ \t]*=")
+_TOML_TABLE = re.compile(r"[ \t]*\[")
+
+
+def _toml_twice(text: str, at: int) -> tuple[str, int, int] | None:
+    """The key that tomllib found set again near line `at`, the line that set it first, and
+    the line that sets it again; None when the lines do not say.
+
+    tomllib names no key and points at the end of the second value, which may span lines: the
+    second setting is the nearest line at or above `at` that starts `KEY =`, and the first the
+    line above it that starts with the same key under the same table header.
+    """
+    lines = text.split("\n")[:at]
+    again = next((n for n in range(len(lines), 0, -1) if _TOML_ASSIGN.match(lines[n - 1])), None)
+    if again is None:
+        return None
+    match = _TOML_ASSIGN.match(lines[again - 1])
+    key = re.sub(r"[ \t]*\.[ \t]*", ".", match.group(1)) if match else ""
+    for n in range(again - 1, 0, -1):
+        line = lines[n - 1]
+        if _TOML_TABLE.match(line):
+            return None  # the header of its table: the first setting is elsewhere
+        other = _TOML_ASSIGN.match(line)
+        if other and re.sub(r"[ \t]*\.[ \t]*", ".", other.group(1)) == key:
+            return key, n, again
+    return None
 
 
 # flattening ----------------------------------------------------------------------------------
@@ -424,33 +568,43 @@ def _render(value: Any) -> str:
     return str(value)
 
 
-# C0 and C1 control characters, DEL, and the line and paragraph separators.
-_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# C0 and C1 control characters, DEL, the line and paragraph separators, and the characters an
+# editor shows as nothing or as a space (no-break and zero-width spaces, direction marks, the
+# byte order mark): a key holding one looks like a key the rules name and is another. And the
+# lone surrogates a JSON escape (\ud800) can write, which no output can print.
+_CONTROL = re.compile(
+    "[\x00-\x1f\x7f-\x9f\u00a0\u00ad\u200b-\u200f\u2028-\u202e\u2060-\u2064\ufeff\ud800-\udfff]"
+)
 
 
 def _flatten(tree: dict[str, Any], doc: Document | None, file: str) -> ConfigValues:
     """Nested mappings as dotted keys; lines come from the YAML document's marks."""
     out: ConfigValues = {}
 
-    def walk(node: dict[str, Any], path: tuple[str, ...]) -> None:
+    def walk(node: dict[str, Any], path: tuple[str, ...], at: int = 1) -> None:
+        # `at`: the line of the key that holds `node`, where a refusal of it points.
         if len(path) > MAX_DEPTH:
-            raise _invalid(file, 1, 1, f"expected at most {MAX_DEPTH} levels of nesting")
+            msg = f"expected at most {MAX_DEPTH} levels of nesting"
+            raise _invalid(file, at, 1, msg, field=".".join(path[:3]) + "...")
         marks = doc.marks.get(id(node), {}) if doc is not None else {}
         for key, value in node.items():
             if _CONTROL.search(str(key)):
                 # A key is printed as it is: a newline or an escape sequence in it would forge
-                # or hide lines of the report.
+                # or hide lines of the report, and an invisible character would make it read as
+                # the key a rule names while it is another.
                 line = marks[key][0].line if key in marks else 1
                 msg = f"expected a key of printable characters, got {str(key)!r}"
                 raise _invalid(file, line, 1, msg, field=".".join(path))
             key_path = (*path, str(key))
+            line = marks[key][0].line if key in marks else None
             if isinstance(value, dict) and value:
-                walk(value, key_path)
+                walk(value, key_path, line or at)
                 continue
             dotted = ".".join(key_path)
-            line = marks[key][0].line if key in marks else None
             if dotted in out:
-                msg = f"expected each key once, got {dotted} twice once nesting is flattened"
+                first = out[dotted][1]
+                where = f" (lines {first} and {line})" if first and line else ""
+                msg = f"expected each key once, got {dotted} twice once nesting is flattened{where}"
                 raise _invalid(file, line or 1, 1, msg, field=dotted)
             out[dotted] = (_render(value), line)
 
@@ -464,6 +618,64 @@ def _flatten(tree: dict[str, Any], doc: Document | None, file: str) -> ConfigVal
 def _looks_secret(key: str) -> bool:
     """Whether a key's name says it holds a secret (API_KEY, DB_PASSWORD, auth.token)."""
     return is_secret_name(re.sub(r"[^A-Za-z0-9]+", "_", key))
+
+
+def secret_values(values: ConfigValues, listed: Iterable[str]) -> list[tuple[str, bool]]:
+    """The values of a config file that are masked, each with whether it is only guessed.
+
+    Those of the `listed` keys (`config.secrets`), and, guessed, those of keys named like a
+    secret (API_KEY) and of members so named inside a value that is JSON text. Listed secrets
+    are masked from 3 characters; a guessed one from 4, and not when it reads as a setting
+    (TOKEN_TTL=3600, SECRET_SCANNING=disabled), which would turn every other 3600 or "disabled"
+    of a report into ***.
+    """
+    listed = set(listed)
+    found = [(values[key][0], False) for key in listed if key in values]
+    for key, (value, _) in values.items():
+        if key in listed:
+            continue
+        if _looks_secret(key):
+            guesses = [value]
+        else:
+            guesses = _secrets_inside(value)
+        found.extend((guess, True) for guess in guesses if not _reads_as_setting(guess))
+    return found
+
+
+def _reads_as_setting(value: str) -> bool:
+    """Whether a value under a name only guessed to be secret reads as a setting: a word such
+    as `true` or `auto`, or a number of up to 6 digits (a time to live, a size, a port)."""
+    return is_setting_word(value) or re.fullmatch(r"[0-9]{1,6}", value.strip()) is not None
+
+
+def _secrets_inside(value: str) -> list[str]:
+    """The values of members named like secrets inside a value that is JSON text.
+
+    A list in a YAML, JSON or TOML file is compared as JSON text, and a `.env` value may hold
+    JSON of settings: `[{"host": "db1", "password": "..."}]` is shown whole, so the password
+    in it is masked by its name as a key of the file would be.
+    """
+    if not value.startswith(("[", "{")):
+        return []
+    import json
+
+    try:
+        tree = json.loads(value)
+    except (ValueError, RecursionError):
+        return []
+    found: list[str] = []
+    pending: list[Any] = [tree]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            for key, member in node.items():
+                if isinstance(member, list | dict):
+                    pending.append(member)
+                elif member is not None and _looks_secret(str(key)):
+                    found.append(_render(member))
+    return found
 
 
 def _shown(value: str) -> str:
@@ -694,6 +906,18 @@ def _config_path(project_root: Path, rel: str, field: str) -> Path:
     if not full.is_relative_to(root):
         msg = f"expected a path inside the project {root}, got {rel!r}, which leads to {full}"
         raise _invalid(rel, 1, 1, msg, field=field, hint="keep config files inside the project")
+    try:
+        dangling = (root / candidate).is_symlink() and not full.exists()
+    except OSError:  # a name too long to look at: reading it says so
+        dangling = False
+    if dangling:
+        # `ls` shows the file there: "no such file" alone would send the reader looking for it.
+        msg = (
+            f"expected a config file, found a symlink to {full.relative_to(root)}, "
+            "which does not exist"
+        )
+        hint = "create the file it points to, or point the link at the config file"
+        raise _invalid(rel, 1, 1, msg, hint=hint)
     return full
 
 
@@ -714,6 +938,17 @@ def _environment_config(runbook: Runbook, env: str, *, role: str = "") -> str:
     return rel
 
 
+def read_environment_config(runbook: Runbook, env: str, project_root: Path) -> ConfigValues:
+    """The keys of `env`'s config file, read as verify-config reads it; no rule is judged.
+
+    Raises as `verify_config` does for an unknown environment, one without a config file, and a
+    file that is missing, outside the project or malformed.
+    """
+    rel = _environment_config(runbook, env)
+    path = _config_path(project_root, rel, f"environments.{env}.config")
+    return read_config(path, display=rel)
+
+
 def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigReport:
     """Check `env`'s config file against the runbook's rules, drift and secrets.
 
@@ -726,13 +961,10 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
     values = read_config(path, display=rel)
     secrets = set(rules.secrets)
     masked = secrets | {key for key in values if _looks_secret(key)}
-    # Listed secrets are masked from 3 characters; a key only named like a secret
-    # (TOKEN_TTL=300) from 4, so that a short setting does not mask every "300". The
-    # environment's secrets too: another key's value may hold one (a JSON of settings).
-    masker = Masker.from_environ(extra=(values[key][0] for key in secrets if key in values))
-    for key in masked - secrets:
-        if key in values:
-            masker.add(values[key][0], guessed=True)
+    # The environment's secrets too: another key's value may hold one (a JSON of settings).
+    masker = Masker.from_environ()
+    for value, guessed in secret_values(values, secrets):
+        masker.add(value, guessed=guessed)
 
     findings: list[ConfigFinding] = []
 
@@ -740,13 +972,26 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
         line = values[key][1] if key in values else None
         findings.append(ConfigFinding(key, outcome, rule, expected, got, line, rel))
 
+    cased = _by_case(values)
+
+    def absent(key: str, rule: str, expected: str, got: str) -> None:
+        """A key the file lacks; when it has the key in another case, that is the finding."""
+        twin = cased.get(key.casefold())
+        if twin is None:
+            add(key, "fail" if got == "missing" else "pass", rule, expected, got)
+            return
+        # `log_level` is another environment variable than LOG_LEVEL: a rule naming one never
+        # judges the other, and an optional rule would pass without checking anything.
+        got = f"only {twin}, which differs in case"
+        findings.append(ConfigFinding(key, "fail", rule, expected, got, values[twin][1], rel))
+
     def shown(key: str) -> str:
         # Masked before `_shown` cuts it: a secret across the cut would leave its head.
         return "set (masked)" if key in masked else _shown(masker.mask(values[key][0]))
 
     def presence(key: str, rule: str, expected: str) -> None:
         if key not in values:
-            add(key, "fail", rule, expected, "missing")
+            absent(key, rule, expected, "missing")
         elif not values[key][0]:
             add(key, "fail", rule, expected, "empty")
         elif not values[key][0].strip():
@@ -776,7 +1021,7 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
             continue  # already failed as missing or blank; a second finding says nothing new
         for name, expected, predicate, secret_got in _rule_checks(rule, matched.get(key)):
             if not present:
-                add(key, "pass", name, expected, "not set (optional)")
+                absent(key, name, expected, "not set (optional)")
             elif predicate(values[key][0]):
                 add(key, "pass", name, expected, shown(key))
             else:
@@ -809,14 +1054,28 @@ def _drift(
 ) -> list[ConfigFinding]:
     other_rel = _environment_config(runbook, other, role="config.same_keys_as: ")
     other_path = _config_path(project_root, other_rel, f"environments.{other}.config")
-    other_values = read_config(other_path, display=other_rel)
+    try:
+        other_values = read_config(other_path, display=other_rel)
+    except InvalidInput as exc:
+        # Checking one environment stops on another's file: say why that file is read.
+        why = f"it is read for config.same_keys_as, which compares {env}'s keys with {other}'s"
+        problems = [replace(p, hint=f"{p.hint}; {why}" if p.hint else why) for p in exc.problems]
+        raise InvalidInput(problems) from None
     expected = f"every key that {other} has"
+    cased = _by_case(values)
     findings = [
         ConfigFinding(
-            key, "fail", "drift", f"the key, as {other} has it", "missing", line, other_rel
+            key,
+            "fail",
+            "drift",
+            f"the key, as {other} has it",
+            f"only {twin}, which differs in case" if twin else "missing",
+            line,
+            other_rel,
         )
         for key, (_, line) in other_values.items()
         if key not in values
+        for twin in [cased.get(key.casefold())]
     ]
     if not findings:
         got = f"all {len(other_values)} present"
@@ -838,6 +1097,14 @@ def _drift(
         if key not in other_values
     )
     return findings
+
+
+def _by_case(values: ConfigValues) -> dict[str, str]:
+    """Each key of `values` under its case-folded form (the first, when several fold alike)."""
+    index: dict[str, str] = {}
+    for key in values:
+        index.setdefault(key.casefold(), key)
+    return index
 
 
 def _mask(finding: ConfigFinding, masker: Masker) -> ConfigFinding:

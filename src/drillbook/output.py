@@ -122,6 +122,12 @@ def _print_step(console: Any, label: str, failed: Any) -> None:
             console.print(f"      response: {res.excerpt[:200]}")
     if not bad and failed.detail:
         console.print(f"  {failed.detail}")
+    # verify-config's failed rules, each with expected and got.
+    findings = failed.data.get("findings") or []
+    for finding in findings[:5]:
+        console.print(f"  {console.outcome('fail')} {finding}")
+    if len(findings) > 5:
+        console.print(f"  ... and {len(findings) - 5} more above")
     if not bad and failed.output_tail:
         for line in failed.output_tail.splitlines()[-5:]:
             console.print(f"  │ {line}")
@@ -167,6 +173,7 @@ def summary_json(session: RunSession, outcome: Outcome) -> str:
                 "duration_ms": result.duration_ms,
                 "detail": result.detail,
                 "checks": [c.as_dict() for c in result.checks],
+                **({"findings": result.data["findings"]} if "findings" in result.data else {}),
             }
         )
     payload = {

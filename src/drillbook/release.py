@@ -126,6 +126,14 @@ def previous_version(root: Path, runbook: Runbook, version: str) -> str | None:
     return gitops.previous_version(root, version, runbook.tag)
 
 
+def _has_config_rules(runbook: Runbook) -> bool:
+    """Whether the runbook's `config:` asks anything of a config file."""
+    rules = runbook.config
+    return rules is not None and bool(
+        rules.required or rules.secrets or rules.rules or rules.same_keys_as
+    )
+
+
 def preflight(
     loaded: LoadedRunbook,
     env: str,
@@ -152,6 +160,18 @@ def preflight(
         # A config file that is missing or does not parse is bad input (exit 2) and found
         # before the gates run; its rules are judged by the verify-config step, in order.
         verify_config(runbook, env, root)
+    elif _has_config_rules(runbook) and not tag_only:
+        # Without a file the plan has no verify-config step: the release would pass without
+        # ever checking the rules the runbook sets, as if they had passed.
+        msg = (
+            f"the runbook sets config rules, but environment {env!r} has no config file for "
+            "them, so its release cannot verify its config"
+        )
+        hint = (
+            f"add `config: config/{env}.env` under environments.{env} in the runbook, or remove "
+            "the rules under `config:`"
+        )
+        raise UsageError(msg, hint=hint)
 
     def refuse(check: Any, *args: Any, **kwargs: Any) -> None:
         try:
@@ -854,10 +874,17 @@ def _verify_config_step(session: RunSession, step: PlannedStep) -> StepResult:
             f"        {session.console.outcome('fail')} {format_finding(finding)}"
         )
     if failures:
+        # The detail becomes the run's headline and history: it names what failed, and the
+        # findings (each with expected and got) follow in the digest and the journal.
+        named = ", ".join(f"{f.key} ({f.rule})" for f in failures[:5])
+        more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
         return StepResult(
             step,
             "failed",
-            detail=f"{len(failures)} config rule{'s' if len(failures) != 1 else ''} failed",
+            detail=(
+                f"{len(failures)} config rule{'s' if len(failures) != 1 else ''} failed: "
+                f"{named}{more}"
+            ),
             data={"findings": [format_finding(f) for f in failures]},
         )
     return StepResult(step, "ok", detail=f"{len(report.findings)} rules pass")

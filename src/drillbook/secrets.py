@@ -124,6 +124,11 @@ _ESCAPE = re.compile(r"%[0-9A-F]{2}")
 _JSON_ESCAPED = re.compile(r'["\\\x00-\x1f]')
 
 
+def is_setting_word(value: str) -> bool:
+    """Whether a value reads as a setting (`true`, `auto`, `disabled`, ...), not as a secret."""
+    return value.strip().lower() in _SETTING_WORDS
+
+
 def is_secret_name(name: str) -> bool:
     """Whether an environment variable's name says it holds a secret (token, secret, key, ...)."""
     return _SECRET_NAME.search(name) is not None
@@ -311,7 +316,7 @@ class Masker:
         """
         masker = cls(extra)
         for name, value in environ.items():
-            if is_secret_name(name) and value.strip().lower() not in _SETTING_WORDS:
+            if is_secret_name(name) and not is_setting_word(value):
                 masker.add(value, guessed=True)
         return masker
 

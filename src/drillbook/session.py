@@ -46,30 +46,36 @@ from drillbook.secrets import Masker, remember
 
 
 def masker_for(loaded: LoadedRunbook, *, environ: frozenset[str] | None = None) -> Masker:
-    """A masker that knows the environment's secret values and the runbook's config secrets.
+    """A masker that knows the environment's secret values and those of the config files: the
+    keys listed in `config.secrets`, and those named like a secret (API_KEY), as verify-config
+    masks them.
 
     `environ`: the secrets `Masker.from_environ()` found, when the caller read them once for
     many runbooks (docs), instead of reading the environment again.
     """
     masker = Masker(environ) if environ is not None else Masker.from_environ()
     runbook = loaded.runbook
-    if runbook.config is None or not runbook.config.secrets:
-        return masker
-    from drillbook.configcheck import read_config
+    from drillbook.configcheck import read_config, salvage_secrets, secret_values
 
-    names = set(runbook.config.secrets)
+    names = set(runbook.config.secrets) if runbook.config is not None else set()
     for env in runbook.environments.values():
         if env.config is None:
             continue
+        path = loaded.root / env.config
         try:
             # read_config refuses what is not a readable regular file; is_file() would raise
             # on a name too long or a folder that cannot be entered.
-            values = read_config(loaded.root / env.config)
-        except DrillbookError:  # verify-config reports a bad file; masking goes on without it
-            values = {}
-        for key in names:
-            if key in values:
-                masker.add(values[key][0])
+            values = read_config(path)
+        except DrillbookError:
+            # verify-config reports the bad file; the commands of this run may still read the
+            # secrets in it (a gate, a deploy), so they are masked as well as they can be found.
+            for value in salvage_secrets(path, names):
+                masker.add(value)
+            continue
+        # Keys named like secrets too (API_KEY), as verify-config masks them: a command may
+        # print what it read from the file.
+        for value, guessed in secret_values(values, names):
+            masker.add(value, guessed=guessed)
     for key in names:
         if os.environ.get(key):
             masker.add(os.environ[key])

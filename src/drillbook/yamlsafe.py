@@ -184,6 +184,15 @@ def decode(raw: bytes, *, max_bytes: int = MAX_BYTES) -> str:
     if len(raw) > max_bytes:
         msg = f"the file is {len(raw):,} bytes, over the {max_bytes:,}-byte limit for this file"
         raise YamlError([YamlProblem(1, 1, msg, "split it, or remove what is not needed")])
+    if wide := _utf16_or_32(raw):
+        # Windows PowerShell's `>` writes UTF-16: read as UTF-8, its first byte is "not UTF-8"
+        # or, without a byte order mark, every other character a NUL.
+        msg = f"expected UTF-8 text, got {wide} text"
+        hint = (
+            "save the file as UTF-8 (in PowerShell: Out-File -Encoding utf8, or Set-Content "
+            "-Encoding utf8)"
+        )
+        raise YamlError([YamlProblem(1, 1, msg, hint)])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -197,6 +206,27 @@ def decode(raw: bytes, *, max_bytes: int = MAX_BYTES) -> str:
     if text.startswith("\ufeff"):
         text = text[1:]
     return text
+
+
+def _utf16_or_32(raw: bytes) -> str | None:
+    """The name of the encoding, UTF-16 or UTF-32, that `raw` starts with a byte order mark of,
+    or whose first characters are ASCII spread over 2 or 4 bytes; None otherwise."""
+    for bom, name in (
+        (b"\xff\xfe\x00\x00", "UTF-32"),
+        (b"\x00\x00\xfe\xff", "UTF-32"),
+        (b"\xff\xfe", "UTF-16"),
+        (b"\xfe\xff", "UTF-16"),
+    ):
+        if raw.startswith(bom):
+            return name
+    for width, name in ((4, "UTF-32"), (2, "UTF-16")):
+        count = min(len(raw), 64) // width
+        units = [raw[i * width : (i + 1) * width] for i in range(count)]
+        # Little- or big-endian: an ASCII byte at one end of each unit, NULs in the rest.
+        for ascii_at in (0, width - 1):
+            if units and all(0 < u[ascii_at] < 0x80 and u.count(0) == width - 1 for u in units):
+                return name
+    return None
 
 
 def _explain_reader_error(exc: yaml.reader.ReaderError, text: str) -> YamlProblem:
@@ -452,11 +482,14 @@ def parse(
     max_nodes: int = MAX_NODES,
     max_chars: int = MAX_CHARS,
     what: str = "file",
+    quote_names: bool = True,
 ) -> Document:
     """Parse one YAML document into plain data with marks; raise YamlError on any problem.
 
     `max_nodes` and `max_chars` bound the values and the characters of scalar text that the
-    document stands for, each alias counted as everything under its anchor.
+    document stands for, each alias counted as everything under its anchor. With
+    `quote_names=False` a message says where a tag or an alias is but not its name: in a config
+    file, `SECRET_KEY: !pa55` or `*pa55` is a secret that YAML reads as a tag or an alias.
     """
     if _Loader is None:  # pragma: no cover
         msg = "PyYAML was built without libyaml; install PyYAML with its C extension"
@@ -537,7 +570,7 @@ def parse(
             if kind is yaml.ScalarEvent:
                 mark = _mark(event.start_mark)
                 if event.tag is not None:
-                    problems.append(_tag_problem(event.tag, mark, what))
+                    problems.append(_tag_problem(event.tag, mark, what, quote_names))
                 nodes += 1
                 chars += len(event.value)
                 if stack and stack[-1][1] and stack[-1][2] is _NO_KEY:
@@ -552,7 +585,7 @@ def parse(
             elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
                 mark = _mark(event.start_mark)
                 if event.tag is not None:
-                    problems.append(_tag_problem(event.tag, mark, what))
+                    problems.append(_tag_problem(event.tag, mark, what, quote_names))
                 if len(stack) >= max_depth:
                     msg = f"nesting deeper than {max_depth} levels"
                     raise YamlError(
@@ -574,8 +607,10 @@ def parse(
                 mark = _mark(event.start_mark)
                 target = anchors.get(event.anchor)
                 if target is None:
-                    msg = f"alias *{event.anchor} refers to no anchor defined before it"
-                    raise YamlError([YamlProblem(mark.line, mark.column, msg)])
+                    alias = f"alias *{event.anchor}" if quote_names else "an alias (*)"
+                    msg = f"{alias} refers to no anchor defined before it"
+                    hint = None if quote_names else "quote the value if it is text starting with *"
+                    raise YamlError([YamlProblem(mark.line, mark.column, msg, hint)])
                 nodes += target[1]
                 if nodes > max_nodes:
                     msg = (
@@ -642,11 +677,14 @@ def _merge(
                     entries[key] = source_marks[key]
 
 
-def _tag_problem(tag: str, mark: Mark, what: str) -> YamlProblem:
+def _tag_problem(tag: str, mark: Mark, what: str, quote_names: bool = True) -> YamlProblem:
     shown = "!!" + tag.removeprefix("tag:yaml.org,2002:") if tag.startswith("tag:yaml.org") else tag
+    name = f"the YAML tag `{shown}`" if quote_names else "a YAML tag (a value starting with !)"
     return YamlProblem(
         mark.line,
         mark.column,
-        f"the YAML tag `{shown}` is not allowed: a {what} holds plain data only",
-        "remove the tag; nothing is ever constructed from a tag",
+        f"{name} is not allowed: a {what} holds plain data only",
+        "remove the tag; nothing is ever constructed from a tag"
+        if quote_names
+        else "quote the value if it is text starting with !, or remove the tag",
     )

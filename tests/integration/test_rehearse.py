@@ -414,6 +414,24 @@ def test_refusals_change_nothing(shop: Project) -> None:
     assert not (shop.root / "reports").exists()
 
 
+def test_a_config_file_that_does_not_parse_refuses_the_rehearsal_before_any_deploy(
+    released: Project,
+) -> None:
+    shop = released
+    config = shop.root / "config" / "staging.env"
+    config.write_text(config.read_text() + "DEBUG on\n")
+    shop.commit("a stray line")
+    journals = shop.journals()
+    for args in ((), ("--dry-run",)):
+        result = shop.run("rehearse", "--version", "1.1.0", *args)
+        assert result.code == 2, result
+        assert "config/staging.env:3:7: expected KEY=VALUE" in result.err
+        assert "nothing ran" in result.err
+    assert shop.journals() == journals
+    assert shop.served_version() == "1.0.0"
+    assert not (shop.root / "reports").exists()
+
+
 # --- the demo service ---------------------------------------------------------------------------
 
 

@@ -535,6 +535,35 @@ def test_verify_config_pass_fail_drift_missing_secret_and_invalid(shop: Project)
     assert "config/staging.env:2:" in result.text
 
 
+def test_a_release_stopped_by_a_config_rule_says_which_rule_expected_and_got(
+    shop: Project,
+) -> None:
+    config = shop.root / "config" / "staging.env"
+    config.write_text("LOG_LEVEL=loud\nSECRET_KEY=s3cr3t/p@ss+w0rd=Zq\n")
+    shop.commit("a log level no application knows")
+
+    result = shop.run("release", "--version", "1.0.0")
+    assert result.code == 1, result
+    digest = result.out[result.out.index("incident digest") :]
+    assert "stopped at verify-config: 1 config rule failed: LOG_LEVEL (one_of)" in digest
+    assert "LOG_LEVEL: expected one of debug, info, warning, error, got 'loud'" in digest
+    assert "config/staging.env:1" in digest
+    assert shop.served_version() is None
+    [finished] = [
+        e for e in shop.events() if e["event"] == "step_finished" and e["step"] == "verify-config"
+    ]
+    assert finished["detail"] == "1 config rule failed: LOG_LEVEL (one_of)"
+
+    result = shop.run("release", "--version", "1.0.0", "--format", "json")
+    assert result.code == 1, result
+    step = json.loads(result.out)["steps"][-1]
+    assert step["step"] == "verify-config"
+    assert step["findings"] == [
+        "LOG_LEVEL: expected one of debug, info, warning, error, got 'loud' (config/staging.env:1)"
+    ]
+    assert "s3cr3t" not in result.text
+
+
 def test_the_journal_stays_one_event_a_line_whatever_a_command_prints(shop: Project) -> None:
     result = shop.run("release", "--version", "1.0.0", FIXTURE_ODD_OUTPUT="lint")
 

@@ -253,6 +253,24 @@ def test_a_broken_or_missing_config_file_is_bad_input_and_nothing_runs(
     assert shop.run("plan", "--version", "1.0.0").code == 2
 
 
+def test_config_rules_without_a_config_file_to_check_refuse_the_release(shop: Project) -> None:
+    # Without a file, the plan had no verify-config step and the rules were never checked.
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    runbook.write_text(runbook.read_text().replace("    config: config/staging.env\n", "", 1))
+    shop.commit("staging's config path lost")
+    before = shop.snapshot()
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 2, result
+    assert (
+        "the runbook sets config rules, but environment 'staging' has no config file for them"
+    ) in result.err
+    assert "add `config: config/staging.env` under environments.staging" in result.err
+    assert_nothing_ran(shop, before)
+    assert shop.run("plan", "--version", "1.0.0").code == 2
+
+
 def test_a_dry_run_says_where_a_tag_on_another_commit_is(shop: Project) -> None:
     shop.git("tag", "-a", "v1.0.0", "-m", "made by hand")
     (shop.root / "README").write_text("more\n")

@@ -78,6 +78,38 @@ def test_the_lint_task_alone_masks_secrets_too(shop: Project) -> None:
     assert_no_secret(everything_written(shop))
 
 
+def test_a_config_file_that_does_not_parse_still_has_its_secrets_masked(shop: Project) -> None:
+    # One stray line makes verify-config refuse the file; the gate still reads the secret in it.
+    config = shop.root / "config" / "staging.env"
+    config.write_text(f"LOG_LEVEL=info\nSECRET_KEY={SECRET_KEY}\nDEBUG on\n")
+    result = shop.run("lint", FIXTURE_LEAK="lint")
+    assert result.code == 0, result
+    assert_readable(result.out)
+    assert_no_secret(result.text)
+    assert_no_secret(everything_written(shop))
+
+
+def test_a_config_key_named_like_a_secret_is_masked_in_what_a_command_prints(
+    shop: Project,
+) -> None:
+    # Not listed in config.secrets, yet verify-config masks it by its name: so does every run.
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text().replace(
+        "lint: [python, gate.py, lint]", "lint: [cat, config/staging.env]"
+    )
+    runbook.write_text(text)
+    config = shop.root / "config" / "staging.env"
+    config.write_text(
+        f"LOG_LEVEL=info\nSECRET_KEY={SECRET_KEY}\nSTRIPE_API_KEY=sk_live_4f3e2d1c\nTOKEN_TTL=3600\n"
+    )
+    result = shop.run("lint")
+    assert result.code == 0, result
+    assert "STRIPE_API_KEY=***" in result.out
+    assert "TOKEN_TTL=3600" in result.out  # a setting, not a secret
+    assert "sk_live_4f3e2d1c" not in result.text + everything_written(shop)
+    assert_no_secret(result.text + everything_written(shop))
+
+
 def test_verify_config_never_shows_the_secret(shop: Project) -> None:
     config = shop.root / "config" / "staging.env"
     config.write_text(f"LOG_LEVEL=loud\nSECRET_KEY={SECRET_KEY}\n")

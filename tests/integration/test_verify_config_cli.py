@@ -198,3 +198,29 @@ def test_a_config_folder_that_cannot_be_entered_is_exit_2(tmp_path: Path) -> Non
         (root / "config").chmod(0o755)
     assert done.returncode == 2, done
     assert "config/staging.env:1:1: expected a readable config file" in done.stderr, done.stderr
+
+
+def test_a_failed_rule_ends_with_what_failed_what_to_do_and_that_a_retry_is_safe(
+    tmp_path: Path,
+) -> None:
+    root = make(tmp_path, f"LOG_LEVEL=loud\nSECRET_KEY={SECRET}\n")
+    for fmt in ("text", "json"):
+        done = run(root, "--format", fmt)
+        assert done.returncode == 1, done
+        assert (
+            "drillbook verify-config: 1 config rule failed in config/staging.env for staging: "
+            "LOG_LEVEL\n"
+        ) in done.stderr, done.stderr
+        assert "then run verify-config again; it only reads" in done.stderr
+        assert "retry safe: yes" in done.stderr
+        assert SECRET not in done.stdout + done.stderr
+    assert json.loads(done.stdout)["ok"] is False  # one JSON document, the report's
+
+
+def test_the_closing_line_names_at_most_five_keys(tmp_path: Path) -> None:
+    staging = f"LOG_LEVEL=info\nSECRET_KEY={SECRET}\n"
+    production = staging + "".join(f"EXTRA_{i}=x\n" for i in range(8))
+    done = run(make(tmp_path, staging, production=production))
+    assert done.returncode == 1, done
+    assert "EXTRA_0, EXTRA_1, EXTRA_2, EXTRA_3, EXTRA_4 and 3 more keys\n" in done.stderr
+    assert "EXTRA_5" not in done.stderr

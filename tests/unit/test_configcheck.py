@@ -21,11 +21,13 @@ from drillbook.configcheck import (
     format_finding,
     match_patterns,
     read_config,
+    salvage_secrets,
     verify_config,
 )
 from drillbook.errors import EXIT_INVALID, InvalidInput, UsageError
 from drillbook.model import Runbook
 from drillbook.parallel import can_fork
+from drillbook.secrets import Masker
 
 STAGING_ENV = """\
 # staging settings
@@ -281,13 +283,16 @@ def test_rules_apply_to_every_format(tmp_path: Path, name: str) -> None:
         ("c.env", 'A=1\nB="open\n', 2, 3, 'expected a closing " for the value of B'),
         ("c.env", "A='x' y\n", 1, 7, "expected the end of the line after the closing '"),
         ("c.env", "A=1\nB=2\nA=3\n", 3, 1, "got A on lines 1 and 3"),
+        ("c.env", "A=1\n\ufeffB=2\n", 2, 1, "got U+FEFF (zero width no-break space) before"),
+        ("c.env", "A=1\n  \u200bB=2\n", 2, 3, "got U+200B (zero width space) before the key"),
+        ("c.env", "A=1\nB\u00a0=2\n", 2, 2, "after the key, got U+00A0 (no-break space), a"),
         ("c.yaml", "a: 1\nb: 'open\n", 2, 4, "a quoted text that is never closed"),
         ("c.yaml", "a:\n\tb: 1\n", 2, 1, "a tab character here"),
         ("c.yaml", "a: 1\na: 2\n", 2, 1, "duplicate key 'a': it is also at line 1"),
         ("c.yaml", "- a\n- b\n", 1, 1, "expected a mapping of keys to values, got a list"),
         ("c.yaml", "a: 1\n---\nb: 2\n", 2, 1, "a config file is one document"),
         ("c.yaml", "a: !!python/object:os.system x\n", 1, 4, "is not allowed"),
-        ("c.yaml", "a: 1\nb: *x\n", 2, 4, "alias *x refers to no anchor"),
+        ("c.yaml", "a: 1\nb: *x\n", 2, 4, "an alias (*) refers to no anchor"),
         ("c.env", "A=1\rB=2\r", 1, 4, "a carriage return (CR) alone"),
         ("c.env", "A=1\r\n# old\rB=2\r\n", 2, 6, "a carriage return (CR) alone"),
         ("c.env", "A=1\nB='x\ry'\n", 2, 5, "a carriage return (CR) alone"),
@@ -295,8 +300,17 @@ def test_rules_apply_to_every_format(tmp_path: Path, name: str) -> None:
         ("c.env", "A=1\n#\x00\n", 2, 2, "a NUL byte"),
         ("c.json", '{"a": 1,\n "b": }', 2, 7, "expected valid JSON"),
         ("c.json", "[1, 2]", 1, 1, "expected a JSON object"),
-        ("c.json", '{"a": 1, "a": 2}', 1, 1, "got 'a' twice"),
+        ("c.json", '{"a": 1, "a": 2}', 1, 10, "got 'a' twice on line 1, at columns 2 and 10"),
+        (
+            "c.json",
+            '{"x": {"a": "\\"a\\":"},\n "y": {"a": 1,\n  "a": 2}}',
+            3,
+            3,
+            "on lines 2 and 3",
+        ),
         ("c.toml", "a = 1\nb = \n", 2, 5, "expected valid TOML"),
+        ("c.toml", "[db]\nurl = 1\nurl = [\n 2,\n]\n", 3, 1, "got url on lines 2 and 3"),
+        ("c.toml", "a . b = 1\nc = 2\na.b = 3\n", 3, 1, "got a.b on lines 1 and 3"),
         ("c.toml", "a = " + "[" * 5000 + "]" * 5000 + "\n", 1, 1, "levels of nesting"),
         ("c.toml", "a = " + "{b = " * 5000 + "1" + "}" * 5000, 1, 1, "levels of nesting"),
         ("c.json", '{"a": ' + "[" * 5000 + "]" * 5000 + "}", 1, 1, "levels of nesting"),
@@ -304,7 +318,25 @@ def test_rules_apply_to_every_format(tmp_path: Path, name: str) -> None:
         ("c.json", '{"\\u001b[2Jx": 1}', 1, 1, "key of printable characters, got '\\x1b[2Jx'"),
         ("c.yaml", 'a: 1\n"b\\tc": 2\n', 2, 1, "key of printable characters, got 'b\\tc'"),
         ("c.toml", '"x\\u2028y" = 1\n', 1, 1, "key of printable characters"),
+        ("c.yaml", "a: 1\n\u200bb: 2\n", 2, 1, "key of printable characters, got '\\u200bb'"),
+        ("c.json", '{"\\u00a0a": 1}', 1, 1, "key of printable characters, got '\\xa0a'"),
+        ("c.json", '{"a": {"b\\ud800": 1}}', 1, 1, "key of printable characters, got 'b\\ud800'"),
+        ("c.toml", '"a\\ufeff" = 1\n', 1, 1, "key of printable characters, got 'a\\ufeff'"),
         ("c.toml", 'a = 1\n"b.c" = 2\n[b]\nc = 3\n', 1, 1, "got b.c twice"),
+        (
+            "c.yaml",
+            "a.b: 1\nx: 2\na:\n  b: 2\n",
+            4,
+            1,
+            "got a.b twice once nesting is flattened (lines 1 and 4)",
+        ),
+        (
+            "c.yaml",
+            "x: 1\n" + "".join(f"{'  ' * i}k{i}:\n" for i in range(55)) + "  " * 55 + "v: 1\n",
+            52,
+            1,
+            "at most 50 levels",
+        ),
     ],
 )
 def test_malformed_file_names_file_line_and_column(
@@ -338,6 +370,27 @@ def test_a_yaml_config_file_is_called_a_config_file_not_a_runbook(
     assert "runbook" not in words
 
 
+@pytest.mark.parametrize("value", ["!hunter2-the-password", "*hunter2-the-password"])
+def test_a_secret_yaml_reads_as_a_tag_or_an_alias_is_not_echoed(tmp_path: Path, value: str) -> None:
+    write(tmp_path, "c.yaml", f"LOG_LEVEL: info\nSECRET_KEY: {value}\n")
+    with pytest.raises(InvalidInput) as exc:
+        read_config(tmp_path / "c.yaml", display="config/c.yaml")
+    assert str(exc.value).startswith("config/c.yaml:2:13:"), exc.value
+    assert "hunter2" not in str(exc.value)
+    assert f"quote the value if it is text starting with {value[0]}" in str(exc.value)
+
+
+def test_an_invisible_character_in_a_env_line_is_named_with_what_to_do(tmp_path: Path) -> None:
+    write(tmp_path, "c.env", "A=1\n\u00a0B=2\n")
+    with pytest.raises(InvalidInput) as exc:
+        read_config(tmp_path / "c.env", display="c.env")
+    (problem,) = exc.value.problems
+    assert "a character that shows as nothing or as a space" in problem.message
+    assert problem.hint == (
+        "delete it and type the line again; text copied from a web page or a chat brings it"
+    )
+
+
 def test_malformed_env_line_does_not_echo_its_text(tmp_path: Path) -> None:
     write(tmp_path, "c.env", "A=1\nhunter2-the-password\n")
     with pytest.raises(InvalidInput) as exc:
@@ -368,6 +421,28 @@ def test_not_utf8_names_line_column_and_byte_offset(tmp_path: Path) -> None:
     assert (file, line, column) == ("c.env", 2, 6)
     assert "expected UTF-8 text" in message
     assert "byte offset 9" in message
+
+
+@pytest.mark.parametrize(
+    ("encoding", "name"),
+    [
+        ("utf-16", "UTF-16"),  # with a byte order mark, as Windows PowerShell's `>` writes it
+        ("utf-16-le", "UTF-16"),
+        ("utf-16-be", "UTF-16"),
+        ("utf-32", "UTF-32"),
+    ],
+)
+@pytest.mark.parametrize("suffix", [".env", ".yaml", ".json", ".toml"])
+def test_a_utf16_or_utf32_file_is_named_so_with_how_to_save_it(
+    tmp_path: Path, encoding: str, name: str, suffix: str
+) -> None:
+    path = tmp_path / f"c{suffix}"
+    text = {".env": 'A="1"\n', ".yaml": "A: '1'\n", ".json": '{"A": "1"}\n', ".toml": 'A = "1"\n'}
+    path.write_bytes(text[suffix].encode(encoding))
+    with pytest.raises(InvalidInput) as exc:
+        read_config(path, display=path.name)
+    assert one_problem(exc) == (path.name, 1, 1, f"expected UTF-8 text, got {name} text")
+    assert "save the file as UTF-8" in (exc.value.problems[0].hint or "")
 
 
 @pytest.mark.parametrize("kind", ["missing", "folder", "extension"])
@@ -454,6 +529,18 @@ def test_symlink_loop_is_invalid_input(tmp_path: Path, links: list[str]) -> None
     file, line, column, message = one_problem(exc)
     assert (file, line, column) == ("config/staging.env", 1, 1)
     assert "symlink loop" in message
+
+
+def test_a_symlink_to_nothing_is_named_a_symlink_not_a_missing_file(tmp_path: Path) -> None:
+    (tmp_path / "config").mkdir()
+    (tmp_path / "config" / "staging.env").symlink_to("vault/staging.env")
+    with pytest.raises(InvalidInput) as exc:
+        verify_config(make_runbook({"required": ["A"]}), "staging", tmp_path)
+    file, line, column, message = one_problem(exc)
+    assert (file, line, column) == ("config/staging.env", 1, 1)
+    assert message == (
+        "expected a config file, found a symlink to config/vault/staging.env, which does not exist"
+    )
 
 
 # --- environments -----------------------------------------------------------------------------
@@ -628,6 +715,37 @@ def test_rule_on_an_optional_key_that_is_not_set(tmp_path: Path) -> None:
     assert (result.outcome, result.got) == ("pass", "not set (optional)")
 
 
+@pytest.mark.parametrize(
+    ("config", "rule"),
+    [
+        ({"required": ["log_level"]}, "required"),
+        ({"secrets": ["log_level"]}, "secret set"),
+        ({"rules": {"log_level": {"one_of": ["info"]}}}, "one_of"),  # optional, yet checks nothing
+    ],
+)
+def test_a_key_the_file_has_only_in_another_case_fails_and_names_it(
+    tmp_path: Path, config: dict[str, Any], rule: str
+) -> None:
+    report = verify(tmp_path, "A=1\nLOG_LEVEL=info\n", config)
+    result = finding(report, "log_level", rule)
+    assert (result.outcome, result.got, result.line) == (
+        "fail",
+        "only LOG_LEVEL, which differs in case",
+        2,
+    )
+    assert format_finding(result).endswith(
+        "got only LOG_LEVEL, which differs in case (config/staging.env:2)"
+    )
+
+
+def test_drift_names_a_key_this_environment_has_in_another_case(tmp_path: Path) -> None:
+    write(tmp_path, "config/production.env", "log_level=info\n")
+    report = verify(tmp_path, "LOG_LEVEL=info\n", {"same_keys_as": "production"})
+    assert [(f.key, f.got) for f in report.failures] == [
+        ("log_level", "only LOG_LEVEL, which differs in case")
+    ]
+
+
 def test_rule_on_a_missing_required_key_is_not_reported_twice(tmp_path: Path) -> None:
     report = verify(tmp_path, "B=1\n", {"required": ["A"], "rules": {"A": {"one_of": ["x"]}}})
     assert [(f.key, f.rule) for f in report.failures] == [("A", "required")]
@@ -688,6 +806,10 @@ def test_drift_against_an_unreadable_file_is_invalid_input(tmp_path: Path) -> No
     with pytest.raises(InvalidInput) as exc:
         verify(tmp_path, "A=1\n", {"same_keys_as": "production"})
     assert exc.value.problems[0].file == "config/production.env"
+    # Checking staging, the person on call is told why production's file matters.
+    assert (exc.value.problems[0].hint or "").endswith(
+        "it is read for config.same_keys_as, which compares staging's keys with production's"
+    )
 
 
 def test_drift_against_an_environment_without_config(tmp_path: Path) -> None:
@@ -771,3 +893,75 @@ def test_secrets_in_yaml_are_masked_too(tmp_path: Path) -> None:
     )
     assert not report.ok
     assert SECRET not in all_text(report)
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        # One stray line makes the .env file invalid; the secret line itself is fine.
+        ("c.env", f"LOG_LEVEL=info\nexport SECRET_KEY={SECRET}  # note\nDEBUG on\n"),
+        ("c.env", f'SECRET_KEY="{SECRET}\nLOG_LEVEL=info\n'),  # never closed
+        ("c.yaml", f"SECRET_KEY: {SECRET}\nPORTS: [5, 6\n"),
+        ("c.yaml", f"db:\n  password: '{SECRET}'\n\tport: 5\n"),
+        ("c.json", f'{{"LOG_LEVEL": "info", "SECRET_KEY": "{SECRET}",}}'),
+        ("c.toml", f"SECRET_KEY = '{SECRET}'\nLOG_LEVEL = info\n"),
+    ],
+)
+def test_secrets_are_salvaged_from_a_file_that_does_not_parse(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    path = write(tmp_path, name, text)
+    with pytest.raises(InvalidInput):
+        read_config(path)
+    found = salvage_secrets(path, ["SECRET_KEY", "db.password"])
+    masker = Masker(found)
+    assert masker.mask(f"the key {SECRET} was refused") == "the key *** was refused", found
+    assert masker.mask("LOG_LEVEL=info") == "LOG_LEVEL=info", found
+
+
+def test_nothing_is_salvaged_from_a_file_that_cannot_be_read(tmp_path: Path) -> None:
+    (tmp_path / "c.env").mkdir()
+    assert salvage_secrets(tmp_path / "c.env", ["SECRET_KEY"]) == []
+    assert salvage_secrets(tmp_path / "missing.env", ["SECRET_KEY"]) == []
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("config/staging.yaml", f"replicas:\n  - host: db1\n    password: '{SECRET}'\n"),
+        ("config/staging.toml", f"[[replicas]]\nhost = 'db1'\nauth = {{token = '{SECRET}'}}\n"),
+        ("config/staging.json", f'{{"replicas": [{{"host": "db1", "api_key": "{SECRET}"}}]}}'),
+        ("config/staging.env", f'replicas=[{{"host": "db1", "password": "{SECRET}"}}]\n'),
+    ],
+)
+def test_a_secret_named_member_of_a_list_is_masked_where_the_list_is_shown(
+    tmp_path: Path, name: str, text: str
+) -> None:
+    report = verify(tmp_path, text, {"required": ["replicas"]}, name=name)
+    shown = finding(report, "replicas", "required")
+    assert shown.outcome == "pass"
+    assert "db1" in shown.got
+    assert "***" in shown.got
+    assert SECRET not in all_text(report)
+
+
+def test_a_setting_under_a_secret_like_name_does_not_mask_the_same_value_elsewhere(
+    tmp_path: Path,
+) -> None:
+    staging = (
+        "TOKEN_TTL=3600\nSECRET_SCANNING=disabled\nSESSION_TTL=3600\nMODE=disabled\n"
+        f"API_KEY={SECRET}\nECHO=key {SECRET}\n"
+    )
+    rules = {
+        "required": ["TOKEN_TTL", "ECHO"],
+        "rules": {
+            "SESSION_TTL": {"integer": {"max": 600}},
+            "MODE": {"one_of": ["on"]},
+        },
+    }
+    report = verify(tmp_path, staging, rules)
+    assert finding(report, "SESSION_TTL", "integer").got == "'3600'"
+    assert finding(report, "MODE", "one_of").got == "'disabled'"
+    # Its own value is masked by its name all the same, and a real secret everywhere.
+    assert finding(report, "TOKEN_TTL", "required").got == "set (masked)"
+    assert finding(report, "ECHO", "required").got == "'key ***'"

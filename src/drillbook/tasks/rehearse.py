@@ -52,6 +52,12 @@ def rehearse(
     previous = require_previous(
         runbook, release.version, previous_version(loaded.root, runbook, release.version)
     )
+    if runbook.environments[env].config is not None:
+        from drillbook.configcheck import read_environment_config
+
+        # A config file that is missing or does not parse is bad input (exit 2) before anything
+        # is deployed, as for a release; its rules are judged by verify-config and a release.
+        read_environment_config(runbook, env, loaded.root)
     found = current_version(loaded.root, env, service=runbook.service)
     planned = plan_rehearsal(
         runbook, env=env, version=release.version, previous=previous, found=found

@@ -6,7 +6,7 @@ import json
 import signal
 from typing import Any
 
-from invoke import Context, Exit
+from invoke import Context
 
 from drillbook.console import Console
 from drillbook.tasks._base import (
@@ -115,7 +115,18 @@ def verify_config(
             style="green" if report.ok else "red",
         )
     if not report.ok:
-        raise Exit(code=CheckFailed.exit_code)
+        keys = list(dict.fromkeys(f.key for f in report.failures))
+        more = f" and {len(keys) - 5} more keys" if len(keys) > 5 else ""
+        count = len(report.failures)
+        msg = (
+            f"{count} config rule{'s' if count != 1 else ''} failed in {report.path} for "
+            f"{env}: {', '.join(keys[:5])}{more}"
+        )
+        hint = (
+            f"correct {report.path} (or the rules under `config:` in the runbook) as each "
+            "failure says, then run verify-config again; it only reads"
+        )
+        raise CheckFailed(msg, hint=hint)
 
 
 @drill_task(
