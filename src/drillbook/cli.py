@@ -27,19 +27,38 @@ REST_ATTRIBUTE = "drillbook_rest"
 
 
 def rewrite_positionals(argv: Sequence[str], collection: Collection) -> list[str]:
-    """`[prog, 'check', 'a.yaml', '--format', 'json']` -> `[..., '--path=a.yaml', ...]`."""
+    """`[prog, 'check', 'a.yaml', '--format', 'json']` -> `[..., '--path=a.yaml', ...]`.
+
+    The words after `--` are the task's bare words even when they start with `-`
+    (`drillbook check -- -odd.yaml`). A task that takes none refuses them (ParseError):
+    invoke would keep them for `c.run`, which no task of drillbook's uses, so they were dropped
+    without a word and `check -- a.yaml` checked runbooks/ instead of a.yaml.
+    """
     out = list(argv[:1])
     rest: str | None = None
+    task_name: str | None = None
     value_flags: set[str] = set()
     expect_value = False
     names = _task_names(collection)
-    for word in argv[1:]:
+    for index, word in enumerate(argv[1:], start=1):
         if expect_value:
             out.append(word)
             expect_value = False
             continue
         if word == "--":
-            out.extend(argv[argv.index("--", 1) :])
+            after = list(argv[index + 1 :])
+            if "--complete" in out:  # the shell's completion hands its words over after `--`
+                out.extend(argv[index:])
+            elif after and rest is None:
+                got = " ".join(map(repr, after))
+                msg = (
+                    f"`{task_name}` takes no bare words, so none after `--`; got {got}"
+                    if task_name
+                    else f"no task before `--`; got {got} after it"
+                )
+                raise ParseError(msg)
+            else:
+                out.extend(f"--{rest}={word}" for word in after)
             return out
         if word.startswith("-"):
             out.append(word)
@@ -51,6 +70,7 @@ def rewrite_positionals(argv: Sequence[str], collection: Collection) -> list[str
             continue
         out.append(word)
         if word in names:
+            task_name = word
             task = collection[word]
             rest = getattr(task.body, REST_ATTRIBUTE, None)
             value_flags = set()

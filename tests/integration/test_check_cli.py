@@ -495,3 +495,38 @@ def test_an_option_given_twice_is_named(project: Path, argv: list[str], message:
     assert f"drillbook: {message} (" in done.stderr
     assert "hint: give it once;" in done.stderr
     assert "No idea what" not in done.stderr
+
+
+def test_the_words_after_a_double_dash_are_the_tasks_bare_words(project: Path) -> None:
+    # `drillbook check -- $FILES` checks those files, one named like an option included,
+    # and one that is missing fails the check rather than the default runbooks/ passing.
+    shutil.copyfile(SPEC, project / "-odd.yaml")
+    done = run([DRILLBOOK, "check", "--", "-odd.yaml"], project)
+    assert done.returncode == 0, done
+    assert "1 runbook checked: 1 valid" in done.stdout
+    assert "-odd.yaml" in done.stdout
+    done = run([DRILLBOOK, "check", "--", "missing.yaml"], project)
+    assert done.returncode == 2, done
+    assert "no such file or folder: missing.yaml" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["plan", "--", "extra"], "`plan` takes no bare words, so none after `--`; got 'extra'"),
+        (["--", "check"], "no task before `--`; got 'check' after it"),
+    ],
+)
+def test_words_after_a_double_dash_that_no_task_takes_are_a_usage_error(
+    project: Path, argv: list[str], message: str
+) -> None:
+    done = run([DRILLBOOK, *argv], project)
+    assert done.returncode == 2, done
+    assert f"drillbook: {message}" in done.stderr
+    assert done.stdout == ""
+
+
+def test_shell_completion_still_gets_its_words_after_a_double_dash(project: Path) -> None:
+    done = run([DRILLBOOK, "--complete", "--", "drillbook", "check", "--f"], project)
+    assert done.returncode == 0, done
+    assert done.stdout.split() == ["--format", "--path"]
