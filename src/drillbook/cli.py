@@ -249,6 +249,32 @@ class DrillbookProgram(Program):
         print("")
         self.print_columns(self.initial_context.help_tuples())
 
+    def print_columns(self, tuples: Sequence[tuple[str, str | None]]) -> None:
+        """Names and their help in two columns, the help wrapped to the terminal's width.
+
+        invoke's own asks the terminal alone, so COLUMNS was ignored (`COLUMNS=120 drillbook
+        --help | less` wrapped at 80), and on a terminal narrower than the names it asked
+        textwrap for a negative width: `--help` failed. The width is COLUMNS, else the
+        terminal's, else 80; the help column keeps at least _MIN_HELP_WIDTH characters.
+        """
+        import shutil
+        import textwrap
+
+        name_width = max(len(name) for name, _ in tuples)
+        spec_width = self.leading_indent_width + name_width + self.col_padding
+        width = shutil.get_terminal_size((80, 24)).columns
+        wrapper = textwrap.TextWrapper(width=max(width - spec_width - 1, _MIN_HELP_WIDTH))
+        for name, help_text in tuples:
+            spec = f"{self.leading_indent}{name:<{name_width}}{' ' * self.col_padding}"
+            chunks = wrapper.wrap(help_text or "")
+            if not chunks:
+                print(spec.rstrip())
+                continue
+            print(spec + chunks[0])
+            for chunk in chunks[1:]:
+                print(" " * len(spec) + chunk)
+        print("")
+
     def _usage_hint(self, error: str) -> str:
         """`did you mean release?` for a mistyped task or option, else where to look."""
         named = self._task_named()
@@ -336,6 +362,9 @@ class DrillbookProgram(Program):
                 break
         return [n.replace("_", "-") for n in names]
 
+
+#: The narrowest the help column of `--help` and `--list` gets, however narrow the terminal.
+_MIN_HELP_WIDTH = 20
 
 _NEEDS_VALUE = re.compile(
     r"Flag <Argument: ([\w-]+)(?: \([^)]*\))?> needed value and was not given one!"

@@ -197,3 +197,59 @@ def test_a_core_option_invoke_cannot_use_is_a_usage_error(tmp_path, args, said: 
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert f"drillbook: {said.format(tmp=tmp_path)}" in done.stderr
+
+
+def _drillbook_on_a_terminal(args: list[str], cwd, columns: int) -> tuple[int, str]:
+    """Run drillbook with a pseudo-terminal of `columns` columns as its stdout and stderr."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drillbook", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # EIO: the terminal's other side is closed, drillbook has ended
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    return proc.wait(timeout=60), b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["release", "--help"], ["--list"]])
+def test_help_on_a_terminal_narrower_than_the_option_names_is_shown(tmp_path, args) -> None:
+    code, text = _drillbook_on_a_terminal(args, tmp_path, columns=30)
+    assert code == 0, text
+    assert "Traceback" not in text
+    assert "wrong type" not in text
+    assert "--version" in text or "rollback" in text
+
+
+def test_help_is_wrapped_to_columns_when_it_is_set(tmp_path) -> None:
+    wide = _drillbook(["release", "--help"], tmp_path, COLUMNS="200")
+    assert wide.returncode == 0, wide.stderr
+    assert (
+        "-y, --yes                     do not ask before releasing to an environment other "
+        "than staging\n"
+    ) in wide.stdout
+    narrow = _drillbook(["release", "--help"], tmp_path, COLUMNS="60")
+    assert narrow.returncode == 0, narrow.stderr
+    options = narrow.stdout.split("Options:\n", 1)[1]
+    assert max(len(line) for line in options.splitlines()) <= 60
+    assert "-y, --yes                     do not ask before releasing\n" in options
