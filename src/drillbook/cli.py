@@ -171,6 +171,26 @@ class DrillbookProgram(Program):
         # release). `--write-pyc` and PYTHONDONTWRITEBYTECODE keep their meaning.
         sys.dont_write_bytecode = dont_write and not self.args["write-pyc"].value
 
+    def parse_cleanup(self) -> None:
+        """invoke's clean-up (help, --list, completion), its list options checked first.
+
+        invoke exited 1 on `--list=NAME` naming no collection, and stopped with a traceback
+        on a `--list-format` it has no lister for: both are usage errors.
+        """
+        formats = ("flat", "nested", "json")
+        shape = self.args["list-format"].value
+        if shape not in formats:
+            msg = f"--list-format expects {', '.join(formats[:-1])} or {formats[-1]}, got {shape!r}"
+            raise ParseError(msg)
+        root = self.args.list.value
+        if isinstance(root, str) and self.collection is not None:
+            try:
+                self.collection.subcollection_from_path(root)
+            except KeyError:
+                msg = f"--list={root}: no collection {root!r}; drillbook's tasks are all in one"
+                raise ParseError(msg) from None
+        super().parse_cleanup()
+
     def run(self, argv: list[str] | str | None = None, exit: bool = True) -> None:
         """Parse and execute; map invoke's outcomes onto drillbook's exit codes."""
         try:

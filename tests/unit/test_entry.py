@@ -253,3 +253,34 @@ def test_help_is_wrapped_to_columns_when_it_is_set(tmp_path) -> None:
     options = narrow.stdout.split("Options:\n", 1)[1]
     assert max(len(line) for line in options.splitlines()) <= 60
     assert "-y, --yes                     do not ask before releasing\n" in options
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["--list=nosuch"],
+            "--list=nosuch: no collection 'nosuch'; drillbook's tasks are all in one",
+        ),
+        (["-l", "nosuch"], "--list=nosuch: no collection 'nosuch'"),
+        (
+            ["--list-format=table", "--list"],
+            "--list-format expects flat, nested or json, got 'table'",
+        ),
+        (["--list-format", "table"], "--list-format expects flat, nested or json, got 'table'"),
+    ],
+)
+def test_a_list_option_with_a_wrong_value_is_a_usage_error(tmp_path, args, said: str) -> None:
+    done = _drillbook(args, tmp_path)
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"drillbook: {said}")
+    assert "hint: " in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("shape", ["flat", "nested", "json"])
+def test_every_list_format_lists_the_tasks(tmp_path, shape: str) -> None:
+    done = _drillbook(["--list", "--list-format", shape], tmp_path)
+    assert done.returncode == 0, done
+    assert "rollback-note" in done.stdout
