@@ -214,6 +214,8 @@ class DrillbookProgram(Program):
             twice = self._given_twice(str(exc))
             if twice is not None:
                 message, hint = twice, f"give it once; {hint}"
+            else:
+                message = self._unknown_word(str(exc)) or message
             # The stray word may be a secret typed in the wrong place (`--token $API_TOKEN`).
             write(sys.stderr, _masked(f"drillbook: {message}\n  hint: {hint}"))
             if self._wants_json():
@@ -303,21 +305,59 @@ class DrillbookProgram(Program):
             if named
             else "`drillbook --list` lists the tasks; `drillbook TASK --help` their options"
         )
-        match = re.fullmatch(r"No idea what '(.+)' is!", error)
-        if match is None or self.namespace is None:
+        word = _stray_word(error)
+        if word is None or self.namespace is None:
             return general
-        word = match.group(1)
         try:
             if word.startswith("-"):
-                known = [f"--{name}" for name in self._option_names()]
+                known = self._option_names()
             else:
                 known = sorted(_task_names(self.namespace))
         except Exception:  # a hint must never hide the error it explains
             return general
         import difflib  # only for a mistyped word: start-up stays light
 
-        close = difflib.get_close_matches(word, known, n=1)
-        return f"did you mean `{close[0]}`? {general}" if close else general
+        # Without their dashes: `--` shared by every option made `--nope` "close" to
+        # `--complete`.
+        bare = {name.lstrip("-"): name for name in known}
+        close = difflib.get_close_matches(word.lstrip("-"), list(bare), n=1)
+        return f"did you mean `{bare[close[0]]}`? {general}" if close else general
+
+    def _unknown_word(self, error: str) -> str | None:
+        """invoke's "No idea what 'X' is!" said as what X is not, and what is expected."""
+        word = _stray_word(error)
+        if word is None or self.namespace is None:
+            return None
+        task_name = self._task_named()
+        if word.startswith("-") and len(word) > 1:
+            if task_name is None:
+                return f"drillbook has no option {word}"
+            options = ", ".join(sorted(self._option_names(core=False)))
+            return f"`{task_name}` has no option {word}; its options: {options or 'none'}"
+        switch = self._switch_given(word)
+        if switch is not None:
+            return f"{switch} is a switch and takes no value; got {switch}={word}"
+        if task_name is None:
+            return f"no task named {word!r}"
+        return f"`{task_name}` takes no bare words; got {word!r}"
+
+    def _switch_given(self, value: str) -> str | None:
+        """The option typed as `--yes=VALUE` when it takes no value (invoke split it in two)."""
+        switches: set[str] = set()
+        arguments = list(self.core_args())
+        task_name = self._task_named()
+        if task_name is not None:
+            arguments += _arguments(self.namespace[task_name])  # type: ignore[index]
+        for arg in arguments:
+            if not arg.takes_value:
+                switches.update(
+                    ("--" if len(n) > 1 else "-") + n.replace("_", "-") for n in arg.names
+                )
+        for word in self.argv[1:]:
+            flag, equals, given = word.partition("=")
+            if equals and given == value and flag in switches:
+                return flag
+        return None
 
     def _task_named(self) -> str | None:
         """The task named on the command line, if any."""
@@ -332,9 +372,9 @@ class DrillbookProgram(Program):
         invoke's parser takes a value for an option once; the value after a repeated option
         becomes a stray word, and the error named the value, not the option repeated.
         """
-        match = re.fullmatch(r"No idea what '(.+)' is!", error)
+        stray = _stray_word(error)
         task_name = self._task_named()
-        if match is None or task_name is None:
+        if stray is None or task_name is None:
             return None
         task = self.namespace[task_name]  # type: ignore[index]
         flags: dict[str, str] = {}  # each spelling of an option that takes one value -> --long
@@ -351,7 +391,7 @@ class DrillbookProgram(Program):
             if long is None:
                 continue
             value = word.split("=", 1)[1] if "=" in word else after
-            if long in seen and value == match.group(1):
+            if long in seen and value == stray:
                 return f"{long} is given twice ({seen[long]!r}, then {value!r})"
             seen.setdefault(long, value or "")
         return None
@@ -371,16 +411,21 @@ class DrillbookProgram(Program):
                 return True
         return False
 
-    def _option_names(self) -> list[str]:
-        """The long options of the task named on the command line, and the program's own."""
-        names = [n for arg in self.core_args() for n in arg.names if len(n) > 1]
-        assert self.namespace is not None  # noqa: S101 - the caller checked
-        for word in self.argv[1:]:
-            if word in _task_names(self.namespace):
-                task = self.namespace[word]
-                names += [n for arg in _arguments(task) for n in arg.names if len(n) > 1]
-                break
-        return [n.replace("_", "-") for n in names]
+    def _option_names(self, *, core: bool = True) -> list[str]:
+        """`--format`, ...: the long options of the task named on the command line (with
+        `--help` when `core`), or the program's own when no task is named.
+
+        The program's others (`--command-timeout`, `--hide`) are invoke's settings for `c.run`,
+        which drillbook's tasks do not use: offered for a task's `--timeout` they mislead.
+        """
+        task_name = self._task_named()
+        if task_name is None:
+            names = [n for arg in self.core_args() for n in arg.names if len(n) > 1]
+        else:
+            task = self.namespace[task_name]  # type: ignore[index]
+            names = [n for arg in _arguments(task) for n in arg.names if len(n) > 1]
+            names += ["help"] if core else []
+        return [f"--{n.replace('_', '-')}" for n in names]
 
 
 #: The narrowest the help column of `--help` and `--list` gets, however narrow the terminal.
@@ -389,6 +434,17 @@ _MIN_HELP_WIDTH = 20
 _NEEDS_VALUE = re.compile(
     r"Flag <Argument: ([\w-]+)(?: \([^)]*\))?> needed value and was not given one!"
 )
+
+
+def _stray_word(error: str) -> str | None:
+    """The word of invoke's "No idea what 'X' is!" (X as typed), or None for another error."""
+    match = re.fullmatch(r"No idea what ('.*'|\".*\") is!", error, flags=re.DOTALL)
+    if match is None:
+        return None
+    import ast  # only for a usage error: start-up stays light
+
+    word = ast.literal_eval(match.group(1))  # invoke wrote it with repr()
+    return word if isinstance(word, str) else None
 
 
 def _masked(text: str) -> str:

@@ -129,23 +129,62 @@ def test_usage_errors_exit_2_without_a_traceback(project: Path, argv: list[str])
 
 
 @pytest.mark.parametrize(
-    ("argv", "word", "hint"),
+    ("argv", "message", "hint"),
     [
-        (["relase"], "relase", "did you mean `release`?"),
-        (["check", "--formt", "json"], "--formt", "did you mean `--format`?"),
-        (["history", "--snice", "2h"], "--snice", "did you mean `--since`?"),
-        (["--lst"], "--lst", "did you mean `--list`?"),
-        (["xyzzy"], "xyzzy", "`drillbook --list` lists the tasks"),
+        (["relase"], "no task named 'relase'", "did you mean `release`?"),
+        (
+            ["check", "--formt", "json"],
+            "`check` has no option --formt; its options: --format, --path",
+            "did you mean `--format`?",
+        ),
+        (
+            ["history", "--snice", "2h"],
+            "`history` has no option --snice; its options: --env, --format, --since",
+            "did you mean `--since`?",
+        ),
+        (["--lst"], "drillbook has no option --lst", "did you mean `--list`?"),
+        (["xyzzy"], "no task named 'xyzzy'", "`drillbook --list` lists the tasks"),
     ],
 )
 def test_a_mistyped_task_or_option_exits_2_with_the_closest_name(
-    project: Path, argv: list[str], word: str, hint: str
+    project: Path, argv: list[str], message: str, hint: str
 ) -> None:
     done = run([DRILLBOOK, *argv], project)
     assert done.returncode == 2
-    assert f"No idea what '{word}' is!" in done.stderr
+    assert f"drillbook: {message}\n" in done.stderr
     assert f"hint: {hint}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message", "hint"),
+    [
+        # No `--command-timeout` offered: it is invoke's, for `c.run`, which no task uses.
+        (
+            ["deploy", "--timeout", "5"],
+            "`deploy` has no option --timeout; its options: --env, --service, --version, --yes",
+            "`drillbook deploy --help` lists its options",
+        ),
+        # The shared `--` made `--nope` close to `--complete`.
+        (["check", "--nope"], "`check` has no option --nope", "`drillbook check --help`"),
+        (["release", "--hlep"], "`release` has no option --hlep", "did you mean `--help`?"),
+        (["deploy", "--yes=1"], "--yes is a switch and takes no value; got --yes=1", "`drillbook"),
+        (["plan", "1.2.0"], "`plan` takes no bare words; got '1.2.0'", "`drillbook plan --help`"),
+        (["lint", "unti"], "`lint` takes no bare words; got 'unti'", "did you mean `unit`?"),
+        (["-h", "nosuch"], "no task named 'nosuch'", "`drillbook --list` lists the tasks"),
+        ([""], "no task named ''", "`drillbook --list` lists the tasks"),
+    ],
+)
+def test_a_usage_error_says_what_was_wrong_and_what_is_expected(
+    project: Path, argv: list[str], message: str, hint: str
+) -> None:
+    done = run([DRILLBOOK, *argv], project)
+    assert done.returncode == 2, done
+    first, second = done.stderr.splitlines()[:2]
+    assert first.startswith(f"drillbook: {message}"), done.stderr
+    assert second.startswith("  hint: ") and hint in second, done.stderr
+    assert "No idea what" not in done.stderr
+    assert "--complete" not in done.stderr
 
 
 def test_check_without_a_runbooks_folder(tmp_path: Path) -> None:
@@ -403,10 +442,19 @@ def test_a_stdout_that_cannot_be_written_exits_3_saying_so(project: Path, argv: 
 @pytest.mark.parametrize(
     ("argv", "task", "error"),
     [
-        (["check", "--format", "json", "--bogus"], "check", "No idea what '--bogus' is!"),
-        (["release", "--format=json", "--pussh"], "release", "No idea what '--pussh' is!"),
+        (
+            ["check", "--format", "json", "--bogus"],
+            "check",
+            "`check` has no option --bogus; its options: --format, --path",
+        ),
+        (
+            ["release", "--format=json", "--pussh"],
+            "release",
+            "`release` has no option --pussh; its options: --dry-run, --env, --format, "
+            "--no-auto-rollback, --push, --service, --version, --yes",
+        ),
         (["history", "-f", "json", "--since"], "history", "--since needs a value"),
-        (["plan", "extra", "--format", "json"], "plan", "No idea what 'extra' is!"),
+        (["plan", "extra", "--format", "json"], "plan", "`plan` takes no bare words; got 'extra'"),
     ],
 )
 def test_a_usage_error_of_a_json_run_is_json_on_stdout(
@@ -428,7 +476,7 @@ def test_a_short_option_that_is_not_format_asks_for_no_json(project: Path) -> No
     done = run([DRILLBOOK, "init", "-f", "json"], project)
     assert done.returncode == 2, done
     assert done.stdout == ""
-    assert "No idea what 'json' is!" in done.stderr
+    assert "`init` takes no bare words; got 'json'" in done.stderr
 
 
 @pytest.mark.parametrize(
