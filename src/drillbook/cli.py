@@ -158,6 +158,7 @@ class DrillbookProgram(Program):
     def normalize_argv(self, argv: list[str] | str | None) -> None:
         """Rewrite trailing positional words into their task's rest option."""
         super().normalize_argv(argv)
+        self.typed_argv = list(self.argv)
         if self.namespace is not None:
             self.argv = rewrite_positionals(self.argv, self.namespace)
 
@@ -213,7 +214,8 @@ class DrillbookProgram(Program):
             message, hint = _parse_message(str(exc)), self._usage_hint(str(exc))
             twice = self._given_twice(str(exc))
             if twice is not None:
-                message, hint = twice, f"give it once; {hint}"
+                message, fix = twice
+                hint = f"{fix}; {hint}"
             else:
                 message = self._unknown_word(str(exc)) or message
             # The stray word may be a secret typed in the wrong place (`--token $API_TOKEN`).
@@ -366,8 +368,9 @@ class DrillbookProgram(Program):
         names = _task_names(self.namespace)
         return next((word for word in self.argv[1:] if word in names), None)
 
-    def _given_twice(self, error: str) -> str | None:
-        """`--version is given twice` when invoke's "No idea what '0.2.0' is!" means that.
+    def _given_twice(self, error: str) -> tuple[str, str] | None:
+        """`--version is given twice` when invoke's "No idea what '0.2.0' is!" means that;
+        and what to do about it.
 
         invoke's parser takes a value for an option once; the value after a repeated option
         becomes a stray word, and the error named the value, not the option repeated.
@@ -384,6 +387,8 @@ class DrillbookProgram(Program):
                 flags.update(
                     {("--" if len(n) > 1 else "-") + n.replace("_", "-"): long for n in arg.names}
                 )
+        rest = getattr(task.body, REST_ATTRIBUTE, None)
+        typed = getattr(self, "typed_argv", self.argv)
         words = self.argv[self.argv.index(task_name) + 1 :]
         seen: dict[str, str] = {}
         for word, after in zip(words, [*words[1:], None], strict=True):
@@ -392,7 +397,12 @@ class DrillbookProgram(Program):
                 continue
             value = word.split("=", 1)[1] if "=" in word else after
             if long in seen and value == stray:
-                return f"{long} is given twice ({seen[long]!r}, then {value!r})"
+                if long == f"--{rest}" and word not in typed:
+                    # Both bare words (`resume RUN1 RUN2`): the option is not what was typed.
+                    what = rest.upper()
+                    got = f"{seen[long]!r}, then {value!r}"
+                    return f"`{task_name}` takes one {what}; got {got}", f"name one {what}"
+                return f"{long} is given twice ({seen[long]!r}, then {value!r})", "give it once"
             seen.setdefault(long, value or "")
         return None
 

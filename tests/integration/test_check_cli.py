@@ -578,3 +578,17 @@ def test_shell_completion_still_gets_its_words_after_a_double_dash(project: Path
     done = run([DRILLBOOK, "--complete", "--", "drillbook", "check", "--f"], project)
     assert done.returncode == 0, done
     assert done.stdout.split() == ["--format", "--path"]
+
+
+@pytest.mark.parametrize("task", ["resume", "abandon"])
+def test_two_bare_runs_are_named_as_typed_not_as_an_option_given_twice(
+    project: Path, task: str
+) -> None:
+    done = run([DRILLBOOK, task, "run-a", "run-b"], project)
+    assert done.returncode == 2, done
+    assert f"drillbook: `{task}` takes one RUN; got 'run-a', then 'run-b'\n" in done.stderr
+    assert "hint: name one RUN;" in done.stderr
+    assert "--run" not in done.stderr
+    done = run([DRILLBOOK, task, "--run", "run-a", "--run=run-b"], project)
+    assert done.returncode == 2, done
+    assert "drillbook: --run is given twice ('run-a', then 'run-b')" in done.stderr
