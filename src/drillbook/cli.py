@@ -207,8 +207,10 @@ class DrillbookProgram(Program):
                 raise Exit(f"drillbook: {exc}\n  hint: {hint}", code=EXIT_INVALID) from None
             except ValueError as exc:
                 # invoke's parser turns an option's value into its type (`--list-depth x`)
-                # and lets the error through.
-                raise ParseError(f"a value of the wrong type: {exc}") from None
+                # and lets the error through, naming neither the option nor the type.
+                raise ParseError(
+                    self._wrong_type() or f"a value of the wrong type: {exc}"
+                ) from None
             self.execute()
         except ParseError as exc:
             message, hint = _parse_message(str(exc)), self._usage_hint(str(exc))
@@ -342,6 +344,34 @@ class DrillbookProgram(Program):
         if task_name is None:
             return f"no task named {word!r}"
         return f"`{task_name}` takes no bare words; got {word!r}"
+
+    def _wrong_type(self) -> str | None:
+        """`--list-depth expects a whole number, got 'x'`: the whole-number option whose value
+        on the command line is not one, or None when none is found."""
+        numbers: dict[str, str] = {}  # each spelling of a whole-number option -> its long name
+        arguments = list(self.core_args())
+        task_name = self._task_named()
+        if task_name is not None:
+            arguments += _arguments(self.namespace[task_name])  # type: ignore[index]
+        for arg in arguments:
+            if arg.kind is int:
+                long = "--" + max(arg.names, key=len).replace("_", "-")
+                numbers.update(
+                    {("--" if len(n) > 1 else "-") + n.replace("_", "-"): long for n in arg.names}
+                )
+        words = self.argv[1:]
+        for word, after in zip(words, [*words[1:], None], strict=True):
+            flag, equals, value = word.partition("=")
+            if flag not in numbers and len(word) > 2 and word[:2] in numbers:
+                flag, value, equals = word[:2], word[2:], "="  # `-Dx`
+            if flag not in numbers:
+                continue
+            value = value if equals else (after or "")
+            try:
+                int(value)
+            except ValueError:
+                return f"{numbers[flag]} expects a whole number, got {value!r}"
+        return None
 
     def _switch_given(self, value: str) -> str | None:
         """The option typed as `--yes=VALUE` when it takes no value (invoke split it in two)."""

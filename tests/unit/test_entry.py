@@ -188,7 +188,9 @@ def test_a_broken_invoke_config_file_in_home_is_one_line_not_a_traceback(
     [
         (["-f", "{tmp}", "schema"], "Config files of type '' (from file '{tmp}')"),
         (["-f", "{tmp}/broken.yaml", "schema"], "cannot read the invoke config file"),
-        (["--list-depth", "x", "--list"], "a value of the wrong type: invalid literal for int()"),
+        (["--list-depth", "x", "--list"], "--list-depth expects a whole number, got 'x'"),
+        (["-Dx", "--list"], "--list-depth expects a whole number, got 'x'"),
+        (["--command-timeout=1.5", "check"], "--command-timeout expects a whole number, got '1.5'"),
     ],
 )
 def test_a_core_option_invoke_cannot_use_is_a_usage_error(tmp_path, args, said: str) -> None:
