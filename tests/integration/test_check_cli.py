@@ -592,3 +592,26 @@ def test_two_bare_runs_are_named_as_typed_not_as_an_option_given_twice(
     done = run([DRILLBOOK, task, "--run", "run-a", "--run=run-b"], project)
     assert done.returncode == 2, done
     assert "drillbook: --run is given twice ('run-a', then 'run-b')" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "what"),
+    [
+        (["check", ""], "PATH"),
+        (["check", "runbooks", ""], "PATH"),
+        (["check", "--", ""], "PATH"),
+        (["schema", "--out", ""], "--out"),
+        (["docs", "--out", ""], "--out"),
+        (["demo", "--keep", ""], "--keep"),
+    ],
+)
+def test_an_empty_path_is_refused_not_taken_for_the_working_directory(
+    project: Path, argv: list[str], what: str
+) -> None:
+    # `drillbook schema --out "$DIR"` with DIR unset wrote into the working directory.
+    before = snapshot(project)
+    done = run([DRILLBOOK, *argv], project)
+    assert done.returncode == 2, done
+    assert f"{what} is empty (''), expected a path" in done.stderr
+    assert "an unset shell variable gives an empty word" in done.stderr
+    assert snapshot(project) == before

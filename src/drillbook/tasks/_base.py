@@ -202,6 +202,20 @@ def require_format(value: str) -> None:
         raise UsageError(msg)
 
 
+def require_path(value: str | None, what: str) -> None:
+    """Refuse an empty path (`--out ""`, `check ""`): an unset shell variable, most likely.
+
+    `Path("")` is the working directory, so it was taken as `.`: `schema --out ""` wrote
+    into the folder the command ran in, `check ""` looked for runbooks there.
+    """
+    from drillbook.errors import UsageError
+
+    if value == "":
+        msg = f"{what} is empty (''), expected a path"
+        hint = "name a file or folder (an unset shell variable gives an empty word)"
+        raise UsageError(msg, hint=hint)
+
+
 def project(service: str | None = None) -> Any:
     from drillbook.project import find_project_root
     from drillbook.runbook import load_project_runbook
