@@ -33,17 +33,27 @@ def rewrite_positionals(argv: Sequence[str], collection: Collection) -> list[str
     (`drillbook check -- -odd.yaml`). A task that takes none refuses them (ParseError):
     invoke would keep them for `c.run`, which no task of drillbook's uses, so they were dropped
     without a word and `check -- a.yaml` checked runbooks/ instead of a.yaml.
+
+    A repeatable option given no value (`check --path`, `check --path --format json`) is
+    refused as invoke refuses any other: invoke let it pass, empty, and `check --path $FILE`
+    with FILE unset checked runbooks/ instead.
     """
     out = list(argv[:1])
     rest: str | None = None
     task_name: str | None = None
     value_flags: set[str] = set()
-    expect_value = False
+    list_flags: dict[str, str] = {}  # each spelling of a repeatable option -> its long name
+    task_flags: set[str] = set()
+    expect_value: str | None = None  # the option typed just before, when it takes a value
     names = _task_names(collection)
     for index, word in enumerate(argv[1:], start=1):
-        if expect_value:
+        if expect_value is not None:
+            if expect_value in list_flags and (
+                word == "--" or (word.startswith("-") and word.split("=", 1)[0] in task_flags)
+            ):
+                raise ParseError(f"{list_flags[expect_value]} needs a value")
             out.append(word)
-            expect_value = False
+            expect_value = None
             continue
         if word == "--":
             after = list(argv[index + 1 :])
@@ -63,7 +73,7 @@ def rewrite_positionals(argv: Sequence[str], collection: Collection) -> list[str
         if word.startswith("-"):
             out.append(word)
             flag = word.split("=", 1)[0]
-            expect_value = "=" not in word and flag in value_flags
+            expect_value = flag if "=" not in word and flag in value_flags else None
             continue
         if rest is not None:
             out.append(f"--{rest}={word}")
@@ -73,12 +83,17 @@ def rewrite_positionals(argv: Sequence[str], collection: Collection) -> list[str
             task_name = word
             task = collection[word]
             rest = getattr(task.body, REST_ATTRIBUTE, None)
-            value_flags = set()
+            value_flags, list_flags, task_flags = set(), {}, {"--help", "-h"}
             for arg in _arguments(task):
+                spellings = {("--" if len(n) > 1 else "-") + n.replace("_", "-") for n in arg.names}
+                task_flags |= spellings
                 if arg.takes_value:
-                    value_flags.update(
-                        ("--" if len(n) > 1 else "-") + n.replace("_", "-") for n in arg.names
-                    )
+                    value_flags |= spellings
+                if arg.kind is list:
+                    long = "--" + max(arg.names, key=len).replace("_", "-")
+                    list_flags.update(dict.fromkeys(spellings, long))
+    if expect_value in list_flags:
+        raise ParseError(f"{list_flags[expect_value]} needs a value")
     return out
 
 

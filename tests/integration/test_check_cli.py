@@ -615,3 +615,20 @@ def test_an_empty_path_is_refused_not_taken_for_the_working_directory(
     assert f"{what} is empty (''), expected a path" in done.stderr
     assert "an unset shell variable gives an empty word" in done.stderr
     assert snapshot(project) == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--path"],
+        ["check", "-p"],
+        ["check", "--path", "--format", "json"],
+        ["check", "--path", "--"],
+    ],
+)
+def test_a_repeatable_option_without_its_value_is_refused(project: Path, argv: list[str]) -> None:
+    # `drillbook check --path $FILE` with FILE unset checked runbooks/ and passed.
+    done = run([DRILLBOOK, *argv], project)
+    assert done.returncode == 2, done
+    assert "drillbook: --path needs a value\n" in done.stderr
+    assert "runbooks checked" not in done.stdout
