@@ -327,6 +327,9 @@ class DrillbookProgram(Program):
         word = _stray_word(error)
         if word is None or self.namespace is None:
             return general
+        if word in _PROGRAM_WORDS and named is None:
+            # `drillbook help`, as git and pip spell it.
+            return f"did you mean `drillbook {_PROGRAM_WORDS[word]}`? {general}"
         try:
             if word.startswith("-"):
                 known = self._option_names()
@@ -482,6 +485,9 @@ class DrillbookProgram(Program):
             names += ["help"] if core else []
         return [f"--{n.replace('_', '-')}" for n in names]
 
+
+#: Words typed as tasks that are the program's own options.
+_PROGRAM_WORDS = {"help": "--help", "list": "--list", "version": "--version"}
 
 #: The narrowest the help column of `--help` and `--list` gets, however narrow the terminal.
 _MIN_HELP_WIDTH = 20

@@ -144,6 +144,8 @@ def test_usage_errors_exit_2_without_a_traceback(project: Path, argv: list[str])
         ),
         (["--lst"], "drillbook has no option --lst", "did you mean `--list`?"),
         (["xyzzy"], "no task named 'xyzzy'", "`drillbook --list` lists the tasks"),
+        (["help"], "no task named 'help'", "did you mean `drillbook --help`?"),
+        (["version"], "no task named 'version'", "did you mean `drillbook --version`?"),
     ],
 )
 def test_a_mistyped_task_or_option_exits_2_with_the_closest_name(
