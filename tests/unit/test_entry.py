@@ -286,3 +286,27 @@ def test_every_list_format_lists_the_tasks(tmp_path, shape: str) -> None:
     done = _drillbook(["--list", "--list-format", shape], tmp_path)
     assert done.returncode == 0, done
     assert "rollback-note" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["release", "--help"], ["--list"], ["--version"], ["relase"], ["check", "--x"]],
+)
+def test_help_and_usage_errors_start_without_the_heavy_libraries(tmp_path, args) -> None:
+    # What a person types to find their way, and their typos, answer at once: the runbook
+    # model, HTTP, templates and drillbook's YAML loader load only for a task that needs
+    # them. (PyYAML itself is loaded by invoke, whose vendored yaml uses its C parser.)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "drillbook", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode in (0, 2), done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in lines}
+    assert "drillbook.cli" in imported, done.stderr
+    heavy = {"pydantic", "requests", "jinja2", "drillbook.yamlsafe", "drillbook.model"}
+    assert not imported & heavy
