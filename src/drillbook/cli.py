@@ -330,9 +330,12 @@ class DrillbookProgram(Program):
         if word in _PROGRAM_WORDS and named is None:
             # `drillbook help`, as git and pip spell it.
             return f"did you mean `drillbook {_PROGRAM_WORDS[word]}`? {general}"
+        later = self._before_task(word) if word.startswith("-") else None
+        if later is not None and word in _spellings(_arguments(self.namespace[later])):
+            return f"`drillbook {later} {word} ...`; {general}"
         try:
             if word.startswith("-"):
-                known = self._option_names()
+                known = self._option_names(of_task=later is None)
             else:
                 known = sorted(_task_names(self.namespace))
         except Exception:  # a hint must never hide the error it explains
@@ -352,7 +355,10 @@ class DrillbookProgram(Program):
             return None
         task_name = self._task_named()
         if word.startswith("-") and len(word) > 1:
-            if task_name is None:
+            later = self._before_task(word)
+            if later is not None and word in _spellings(_arguments(self.namespace[later])):
+                return f"{word} is an option of `{later}`: it goes after the task's name"
+            if task_name is None or later is not None:
                 return f"drillbook has no option {word}"
             options = ", ".join(sorted(self._option_names(core=False)))
             return f"`{task_name}` has no option {word}; its options: {options or 'none'}"
@@ -378,7 +384,7 @@ class DrillbookProgram(Program):
                     {("--" if len(n) > 1 else "-") + n.replace("_", "-"): long for n in arg.names}
                 )
         words = self.argv[1:]
-        for word, after in zip(words, [*words[1:], None], strict=True):
+        for word, after in _with_next(words):
             flag, equals, value = word.partition("=")
             if flag not in numbers and len(word) > 2 and word[:2] in numbers:
                 flag, value, equals = word[:2], word[2:], "="  # `-Dx`
@@ -408,6 +414,16 @@ class DrillbookProgram(Program):
             if equals and given == value and flag in switches:
                 return flag
         return None
+
+    def _before_task(self, option: str) -> str | None:
+        """The task named after `option` on the command line (`drillbook --yes deploy`): the
+        option was read as one of the program's own."""
+        task_name = self._task_named()
+        if task_name is None:
+            return None
+        words = self.argv[1:]
+        at = next((i for i, w in enumerate(words) if w.split("=", 1)[0] == option), None)
+        return task_name if at is not None and at < words.index(task_name) else None
 
     def _task_named(self) -> str | None:
         """The task named on the command line, if any."""
@@ -439,7 +455,7 @@ class DrillbookProgram(Program):
         typed = getattr(self, "typed_argv", self.argv)
         words = self.argv[self.argv.index(task_name) + 1 :]
         seen: dict[str, str] = {}
-        for word, after in zip(words, [*words[1:], None], strict=True):
+        for word, after in _with_next(words):
             long = flags.get(word.split("=", 1)[0])
             if long is None:
                 continue
@@ -462,21 +478,21 @@ class DrillbookProgram(Program):
         if task_name is not None:
             task = self.namespace[task_name]  # type: ignore[index]
             short = any("format" in arg.names and "f" in arg.names for arg in _arguments(task))
-        for word, after in zip(words, [*words[1:], None], strict=True):
+        for word, after in _with_next(words):
             if word == "--format=json" or (short and word in ("-fjson", "-f=json")):
                 return True
             if (word == "--format" or (short and word == "-f")) and after == "json":
                 return True
         return False
 
-    def _option_names(self, *, core: bool = True) -> list[str]:
+    def _option_names(self, *, core: bool = True, of_task: bool = True) -> list[str]:
         """`--format`, ...: the long options of the task named on the command line (with
-        `--help` when `core`), or the program's own when no task is named.
+        `--help` when `core`), or the program's own when no task is named or not `of_task`.
 
         The program's others (`--command-timeout`, `--hide`) are invoke's settings for `c.run`,
         which drillbook's tasks do not use: offered for a task's `--timeout` they mislead.
         """
-        task_name = self._task_named()
+        task_name = self._task_named() if of_task else None
         if task_name is None:
             names = [n for arg in self.core_args() for n in arg.names if len(n) > 1]
         else:
@@ -495,6 +511,16 @@ _MIN_HELP_WIDTH = 20
 _NEEDS_VALUE = re.compile(
     r"Flag <Argument: ([\w-]+)(?: \([^)]*\))?> needed value and was not given one!"
 )
+
+
+def _spellings(arguments: Sequence[Any]) -> set[str]:
+    """Every way to type these invoke arguments: `--dry-run`, `-d`."""
+    return {("--" if len(n) > 1 else "-") + n.replace("_", "-") for a in arguments for n in a.names}
+
+
+def _with_next(words: Sequence[str]) -> list[tuple[str, str | None]]:
+    """Each word with the one after it (None after the last)."""
+    return [(word, words[i + 1] if i + 1 < len(words) else None) for i, word in enumerate(words)]
 
 
 def _stray_word(error: str) -> str | None:

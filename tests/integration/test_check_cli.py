@@ -634,3 +634,26 @@ def test_a_repeatable_option_without_its_value_is_refused(project: Path, argv: l
     assert done.returncode == 2, done
     assert "drillbook: --path needs a value\n" in done.stderr
     assert "runbooks checked" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # The option last before the task's name, the task last: a traceback, once.
+        (["--yes", "deploy"], "--yes is an option of `deploy`: it goes after the task's name"),
+        (["-v", "1.0.0", "plan"], "-v is an option of `plan`: it goes after the task's name"),
+        (
+            ["--env=staging", "deploy", "--version", "1.0.0"],
+            "--env is an option of `deploy`: it goes after the task's name",
+        ),
+        (["--nope", "plan"], "drillbook has no option --nope"),
+    ],
+)
+def test_a_tasks_option_typed_before_the_task_is_said_so(
+    project: Path, argv: list[str], message: str
+) -> None:
+    done = run([DRILLBOOK, *argv], project)
+    assert done.returncode == 2, done
+    assert done.stderr.startswith(f"drillbook: {message}\n"), done.stderr
+    task = next(word for word in argv if word in ("deploy", "plan"))
+    assert f"`drillbook {task} --help` lists its options" in done.stderr
