@@ -657,3 +657,22 @@ def test_a_tasks_option_typed_before_the_task_is_said_so(
     assert done.stderr.startswith(f"drillbook: {message}\n"), done.stderr
     task = next(word for word in argv if word in ("deploy", "plan"))
     assert f"`drillbook {task} --help` lists its options" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["check", "--", "missing.yaml"], "give each as `--path WORD`"),
+        (["plan", "--", "extra"], "leave them out; `invoke plan --help` lists its options"),
+    ],
+)
+def test_invoke_refuses_words_after_a_double_dash_as_drillbook_does(
+    project: Path, argv: list[str], hint: str
+) -> None:
+    # invoke keeps them for `c.run`: `invoke check -- a.yaml` checked runbooks/ and passed.
+    (project / "tasks.py").write_text(TASKS_FORMS["ns"])
+    done = run([INVOKE, *argv], project)
+    assert done.returncode == 2, done
+    assert f"the words after `--` are not read under invoke; got '{argv[-1]}'" in done.stderr
+    assert f"hint: {hint}" in done.stderr
+    assert "runbooks checked" not in done.stdout

@@ -47,6 +47,7 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
             _json_written.clear()
             try:
                 _require_working_directory()
+                _refuse_remainder(name, c, rest)
                 return fn(c, *args, **kwargs)
             except DrillbookError as exc:
                 report_error(exc, task_name=name)
@@ -77,6 +78,24 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
         return task(**options)(body)
 
     return wrap
+
+
+def _refuse_remainder(name: str, c: Context, rest: str | None) -> None:
+    """Refuse words after `--` under `invoke`, which keeps them for `c.run` (no task reads
+    them): `invoke check -- a.yaml` checked runbooks/, not a.yaml. The `drillbook` program
+    hands them to the task's bare words itself, so none reach here from it."""
+    from drillbook.errors import UsageError
+
+    remainder = getattr(c, "remainder", "")
+    if not remainder:
+        return
+    msg = f"the words after `--` are not read under invoke; got {remainder!r}"
+    hint = (
+        f"give each as `--{rest} WORD`"
+        if rest
+        else f"leave them out; `invoke {name} --help` lists its options"
+    )
+    raise UsageError(msg, hint=hint)
 
 
 def _require_working_directory() -> None:
