@@ -7,6 +7,7 @@ its exit code, what it printed, the journal (read line by line as JSON), git and
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -561,3 +562,14 @@ def test_a_failed_deploy_says_what_ran_before_it(released: Project) -> None:
     # ... and typing it puts 1.0.0 back.
     assert shop.run("deploy", "--version", "1.0.0").code == 0
     assert shop.served_version() == "1.0.0"
+
+
+def test_a_run_whose_command_line_holds_a_byte_that_is_not_utf8_runs_and_journals_it(
+    shop: Project,
+) -> None:
+    # The lock and the journal could not be written as UTF-8: an internal error, exit 2.
+    result = shop.run(os.fsdecode(b"--hide=\xff"), "deploy", "--version", "1.0.0")
+    assert result.code == 0, result
+    started = shop.events()[0]
+    assert started["event"] == "run_started"
+    assert started["argv"] == ["drillbook", "--hide=\\xff", "deploy", "--version", "1.0.0"]
