@@ -190,14 +190,17 @@ class DrillbookProgram(Program):
     def parse_cleanup(self) -> None:
         """invoke's clean-up (help, --list, completion), its list options checked first.
 
-        invoke exited 1 on `--list=NAME` naming no collection, and stopped with a traceback
-        on a `--list-format` it has no lister for: both are usage errors.
+        invoke exited 1 on `--list=NAME` naming no collection and on `--list-depth` with
+        `--list-format json`, and stopped with a traceback on a `--list-format` it has no
+        lister for: all are usage errors.
         """
         formats = ("flat", "nested", "json")
         shape = self.args["list-format"].value
         if shape not in formats:
             msg = f"--list-format expects {', '.join(formats[:-1])} or {formats[-1]}, got {shape!r}"
             raise ParseError(msg)
+        if shape == "json" and self.args["list-depth"].value:
+            raise ParseError("--list-depth does not go with --list-format json, which lists all")
         root = self.args.list.value
         if isinstance(root, str) and self.collection is not None:
             try:

@@ -270,6 +270,7 @@ def test_help_is_wrapped_to_columns_when_it_is_set(tmp_path) -> None:
             "--list-format expects flat, nested or json, got 'table'",
         ),
         (["--list-format", "table"], "--list-format expects flat, nested or json, got 'table'"),
+        (["-F", "json", "-D", "1", "--list"], "--list-depth does not go with --list-format json"),
     ],
 )
 def test_a_list_option_with_a_wrong_value_is_a_usage_error(tmp_path, args, said: str) -> None:
