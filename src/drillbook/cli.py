@@ -4,8 +4,10 @@ Two things are solved here once for every task, rather than per task:
 
 - trailing positional arguments (`drillbook check a.yaml b.yaml`, `drillbook resume RUN`):
   invoke's parser makes a positional argument required, so tasks declare a `rest` argument
-  and the bare words after the task name become `--rest=WORD` before invoke parses them;
-- exit codes: a usage error exits 2 (invoke's parser would exit 1).
+  and the bare words after the task name (and every word after `--`) become `--rest=WORD`
+  before invoke parses them;
+- usage errors: each exits 2 (invoke's parser would exit 1, or stop with a traceback) and is
+  said in a person's words, what was wrong and what is expected, with the closest name.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ def rewrite_positionals(argv: Sequence[str], collection: Collection) -> list[str
             rest = getattr(task.body, REST_ATTRIBUTE, None)
             value_flags, list_flags, task_flags = set(), {}, {"--help", "-h"}
             for arg in _arguments(task):
-                spellings = {("--" if len(n) > 1 else "-") + n.replace("_", "-") for n in arg.names}
+                spellings = _spellings([arg])
                 task_flags |= spellings
                 if arg.takes_value:
                     value_flags |= spellings
@@ -402,16 +404,11 @@ class DrillbookProgram(Program):
 
     def _switch_given(self, value: str) -> str | None:
         """The option typed as `--yes=VALUE` when it takes no value (invoke split it in two)."""
-        switches: set[str] = set()
         arguments = list(self.core_args())
         task_name = self._task_named()
         if task_name is not None:
             arguments += _arguments(self.namespace[task_name])  # type: ignore[index]
-        for arg in arguments:
-            if not arg.takes_value:
-                switches.update(
-                    ("--" if len(n) > 1 else "-") + n.replace("_", "-") for n in arg.names
-                )
+        switches = _spellings([arg for arg in arguments if not arg.takes_value])
         for word in self.argv[1:]:
             flag, equals, given = word.partition("=")
             if equals and given == value and flag in switches:
