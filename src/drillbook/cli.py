@@ -116,6 +116,14 @@ def _task_names(collection: Collection) -> set[str]:
     return names
 
 
+class UsageWithHint(ParseError):
+    """A usage error the program finds itself, with what to do instead."""
+
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
 class DrillbookConfig(Config):
     """invoke's Config, for a HOME that is not a folder too (HOME=/dev/null: no home), and with
     a config file of invoke's that cannot be read said in one line rather than a traceback."""
@@ -196,6 +204,10 @@ class DrillbookProgram(Program):
         `--list-format json`, and stopped with a traceback on a `--list-format` it has no
         lister for: all are usage errors.
         """
+        for name, instead in _RUN_ONLY.items():
+            if self.args[name].value not in (None, False):
+                msg = f"--{name} is invoke's, for its `c.run`, which no task of drillbook's uses"
+                raise UsageWithHint(f"{msg}: it would change nothing", hint=instead)
         formats = ("flat", "nested", "json")
         shape = self.args["list-format"].value
         if shape not in formats:
@@ -234,6 +246,8 @@ class DrillbookProgram(Program):
             self.execute()
         except ParseError as exc:
             message, hint = _parse_message(str(exc)), self._usage_hint(str(exc))
+            if getattr(exc, "hint", ""):
+                hint = f"{exc.hint}; {hint}"
             twice = self._given_twice(str(exc))
             if twice is not None:
                 message, fix = twice
@@ -293,7 +307,14 @@ class DrillbookProgram(Program):
             self.list_tasks()
         print("Core options:")
         print("")
-        self.print_columns(self.initial_context.help_tuples())
+        # Without the options for `c.run` (refused, see _RUN_ONLY): `-R, --dry  Echo commands
+        # instead of running` read as a dry run of drillbook's, and a release ran for real.
+        shown = [
+            (spec, text)
+            for spec, text in self.initial_context.help_tuples()
+            if not set(re.findall(r"--([\w-]+)", spec)) & set(_RUN_ONLY)
+        ]
+        self.print_columns(shown)
 
     def print_columns(self, tuples: Sequence[tuple[str, str | None]]) -> None:
         """Names and their help in two columns, the help wrapped to the terminal's width.
@@ -501,6 +522,20 @@ class DrillbookProgram(Program):
             names += ["help"] if core else []
         return [f"--{n.replace('_', '-')}" for n in names]
 
+
+#: invoke's core options that only set how its `c.run` runs a command, which no task of
+#: drillbook's calls (they run commands through `process`): given to drillbook, each would be
+#: ignored, `--dry` above all, whose help says "Echo commands instead of running". What to
+#: use instead, where there is something.
+_RUN_ONLY = {
+    "dry": "for a run that changes nothing, `drillbook plan` or `drillbook release --dry-run`",
+    "warn-only": "",
+    "echo": "",
+    "pty": "",
+    "hide": "",
+    "command-timeout": "a command's time limit is the runbook's `timeout` of its step",
+    "prompt-for-sudo-password": "",
+}
 
 #: Words typed as tasks that are the program's own options.
 _PROGRAM_WORDS = {"help": "--help", "list": "--list", "version": "--version"}

@@ -283,7 +283,7 @@ def argv_text(argv: Sequence[str]) -> list[str]:
     UTF-8 (Python's surrogate escape, `\\udcff`) as `\\xff`, the rest as typed.
 
     The lock and the journal record the command line; with one such byte in it (a path on a
-    Latin-1 disk, `--hide=$'\\xff'`) writing either as UTF-8 failed, and the run with it.
+    Latin-1 disk given to `-f`) writing either as UTF-8 failed, and the run with it.
     """
     out = []
     for word in map(str, argv):

@@ -311,3 +311,35 @@ def test_help_and_usage_errors_start_without_the_heavy_libraries(tmp_path, args)
     assert "drillbook.cli" in imported, done.stderr
     heavy = {"pydantic", "requests", "jinja2", "drillbook.yamlsafe", "drillbook.model"}
     assert not imported & heavy
+
+
+@pytest.mark.parametrize(
+    ("args", "said", "hint"),
+    [
+        (["--dry", "schema"], "--dry", "`drillbook plan` or `drillbook release --dry-run`"),
+        (["deploy", "-R", "--version", "1.0.0"], "--dry", "`drillbook release --dry-run`"),
+        (["-w", "schema"], "--warn-only", ""),
+        (["-T", "5", "schema"], "--command-timeout", "the runbook's `timeout` of its step"),
+        (["--hide=both", "schema"], "--hide", ""),
+    ],
+)
+def test_invokes_options_for_c_run_are_refused_not_ignored(tmp_path, args, said, hint) -> None:
+    # `drillbook --dry deploy` deployed: the help said "Echo commands instead of running".
+    done = _drillbook(args, tmp_path)
+    assert done.returncode == 2, done
+    assert done.stdout == ""
+    assert done.stderr.startswith(
+        f"drillbook: {said} is invoke's, for its `c.run`, which no task of drillbook's uses: "
+        "it would change nothing\n"
+    ), done.stderr
+    assert done.stderr.splitlines()[1].startswith("  hint: ")
+    assert hint in done.stderr.splitlines()[1]
+
+
+def test_help_lists_no_option_for_c_run(tmp_path) -> None:
+    done = _drillbook(["--help"], tmp_path)
+    assert done.returncode == 0, done
+    core = done.stdout.split("Core options:", 1)[1]
+    assert "--list-format" in core
+    for name in ("--dry", "--warn-only", "--echo", "--pty", "--hide", "--command-timeout"):
+        assert name not in core

@@ -167,9 +167,9 @@ def test_lock_folder_that_cannot_be_created(tmp_path: Path) -> None:
 
 
 def test_a_command_line_byte_that_is_not_utf8_is_recorded_escaped(tmp_path: Path) -> None:
-    # As Python hands over `drillbook --hide=$'\xff' deploy` typed on a terminal.
-    argv = ["drillbook", "--hide=" + os.fsdecode(b"\xff"), "deploy", "caf\u00e9"]
-    assert argv_text(argv) == ["drillbook", "--hide=\\xff", "deploy", "caf\u00e9"]
+    # As Python hands over `drillbook --config=$'\xff' deploy` typed on a terminal.
+    argv = ["drillbook", "--config=" + os.fsdecode(b"\xff"), "deploy", "caf\u00e9"]
+    assert argv_text(argv) == ["drillbook", "--config=\\xff", "deploy", "caf\u00e9"]
     with acquire_lock(tmp_path, "staging", "20261201T000000Z-abcdef", argv=argv):
         record = json.loads(lock_path(tmp_path, "staging").read_text(encoding="utf-8"))
-    assert record["argv"] == ["drillbook", "--hide=\\xff", "deploy", "caf\u00e9"]
+    assert record["argv"] == ["drillbook", "--config=\\xff", "deploy", "caf\u00e9"]
