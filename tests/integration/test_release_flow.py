@@ -11,7 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from _project import Project
+from _project import DRILLBOOK, Project
 
 
 def steps(events: list[dict], name: str) -> list[str]:
@@ -576,3 +576,22 @@ def test_a_run_whose_command_line_holds_a_byte_that_is_not_utf8_runs_and_journal
     assert started["event"] == "run_started"
     recorded = f"{shop.home}/caf\\xe9.yaml"
     assert started["argv"] == ["drillbook", "-f", recorded, "deploy", "--version", "1.0.0"]
+
+
+def test_invoke_dry_is_refused_by_a_task_that_would_run_for_real(shop: Project) -> None:
+    # invoke's --dry only makes its own c.run echo; `invoke --dry deploy` deployed.
+    (shop.root / "tasks.py").write_text("from drillbook.tasks import namespace as ns\n")
+    proc = subprocess.run(
+        [str(DRILLBOOK.parent / "invoke"), "--dry", "deploy", "--version", "1.0.0"],
+        cwd=shop.root,
+        env=shop.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "invoke's --dry (run.dry) does not reach drillbook's tasks" in proc.stderr
+    assert "`invoke release --dry-run`" in proc.stderr
+    assert shop.journals() == []
+    assert shop.served_version() is None

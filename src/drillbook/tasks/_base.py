@@ -48,6 +48,7 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
             try:
                 _require_working_directory()
                 _refuse_remainder(name, c, rest)
+                _refuse_dry(name, c)
                 return fn(c, *args, **kwargs)
             except DrillbookError as exc:
                 report_error(exc, task_name=name)
@@ -96,6 +97,25 @@ def _refuse_remainder(name: str, c: Context, rest: str | None) -> None:
         else f"leave them out; `invoke {name} --help` lists its options"
     )
     raise UsageError(msg, hint=hint)
+
+
+def _refuse_dry(name: str, c: Context) -> None:
+    """Refuse `invoke --dry TASK` (invoke's `run.dry`): it makes invoke's `c.run` echo its
+    commands instead of running them, and drillbook's tasks run theirs without it, so
+    `invoke --dry release` made a real release."""
+    from drillbook.errors import UsageError
+
+    try:
+        dry = bool(c.config.run.dry)
+    except AttributeError:  # a Context without invoke's run settings
+        return
+    if dry:
+        msg = (
+            f"invoke's --dry (run.dry) does not reach drillbook's tasks: {name} would run as "
+            "without it"
+        )
+        hint = "for a run that changes nothing, `invoke plan` or `invoke release --dry-run`"
+        raise UsageError(msg, hint=hint)
 
 
 def _require_working_directory() -> None:
