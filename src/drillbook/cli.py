@@ -28,13 +28,15 @@ from drillbook.errors import EXIT_INVALID, EXIT_PRECONDITION
 REST_ATTRIBUTE = "drillbook_rest"
 
 
-def rewrite_positionals(argv: Sequence[str], collection: Collection) -> list[str]:
-    """`[prog, 'check', 'a.yaml', '--format', 'json']` -> `[..., '--path=a.yaml', ...]`.
+def rewrite_positionals(argv: Sequence[str], collection: Collection) -> tuple[list[str], list[str]]:
+    """`[prog, 'check', 'a.yaml', '--format', 'json']` -> `[..., '--path=a.yaml', ...]`; and
+    the words after `--`, which are the task's bare words as they are.
 
-    The words after `--` are the task's bare words even when they start with `-`
-    (`drillbook check -- -odd.yaml`). A task that takes none refuses them (ParseError):
-    invoke would keep them for `c.run`, which no task of drillbook's uses, so they were dropped
-    without a word and `check -- a.yaml` checked runbooks/ instead of a.yaml.
+    Those are kept from invoke's parser, which reads `--path=-p` as the option -p, and
+    given to the task after it (`DrillbookProgram.parse_tasks`): `drillbook check -- -p`
+    checks a file named `-p`. A task that takes none refuses them (ParseError): invoke would
+    keep them for `c.run`, which no task of drillbook's uses, so they were dropped without a
+    word and `check -- a.yaml` checked runbooks/ instead of a.yaml.
 
     A repeatable option given no value (`check --path`, `check --path --format json`) is
     refused as invoke refuses any other: invoke let it pass, empty, and `check --path $FILE`
@@ -60,8 +62,8 @@ def rewrite_positionals(argv: Sequence[str], collection: Collection) -> list[str
         if word == "--":
             after = list(argv[index + 1 :])
             if "--complete" in out:  # the shell's completion hands its words over after `--`
-                out.extend(argv[index:])
-            elif after and rest is None:
+                return [*out, *argv[index:]], []
+            if after and rest is None:
                 got = " ".join(map(repr, after))
                 msg = (
                     f"`{task_name}` takes no bare words, so none after `--`; got {got}"
@@ -69,9 +71,7 @@ def rewrite_positionals(argv: Sequence[str], collection: Collection) -> list[str
                     else f"no task before `--`; got {got} after it"
                 )
                 raise ParseError(msg)
-            else:
-                out.extend(f"--{rest}={word}" for word in after)
-            return out
+            return out, after
         if word.startswith("-"):
             out.append(word)
             flag = word.split("=", 1)[0]
@@ -96,7 +96,7 @@ def rewrite_positionals(argv: Sequence[str], collection: Collection) -> list[str
                     list_flags.update(dict.fromkeys(spellings, long))
     if expect_value in list_flags:
         raise ParseError(f"{list_flags[expect_value]} needs a value")
-    return out
+    return out, []
 
 
 def _arguments(task: Any) -> list[Any]:
@@ -185,7 +185,7 @@ class DrillbookProgram(Program):
         super().normalize_argv(argv)
         self.typed_argv = list(self.argv)
         if self.namespace is not None:
-            self.argv = rewrite_positionals(self.argv, self.namespace)
+            self.argv, self.after_dashes = rewrite_positionals(self.argv, self.namespace)
 
     def parse_core(self, argv: list[str] | str | None) -> None:
         """invoke's core parse, keeping the interpreter's own bytecode-writing setting."""
@@ -196,6 +196,29 @@ class DrillbookProgram(Program):
         # point: with it off, a source checkout recompiles them on every run (~100 ms of a
         # release). `--write-pyc` and PYTHONDONTWRITEBYTECODE keep their meaning.
         sys.dont_write_bytecode = dont_write and not self.args["write-pyc"].value
+
+    def parse_tasks(self) -> None:
+        """invoke's parse of the tasks, then the words after `--` given to the last task's
+        bare words as they are (a file named `-p` included)."""
+        super().parse_tasks()
+        words = getattr(self, "after_dashes", [])
+        if not words or not self.tasks:
+            return
+        context = self.tasks[-1]  # `--` ends the command line: its words are the last task's
+        rest = getattr(self.namespace[context.name].body, REST_ATTRIBUTE, None)  # type: ignore[index]
+        argument = context.args[rest]
+        if argument.kind is list:
+            given = list(argument.value or [])
+        else:
+            given = [] if argument.value is None else [argument.value]
+        if argument.kind is not list and len(given) + len(words) > 1:
+            got = ", then ".join(repr(w) for w in [*given, *words][:2])
+            raise UsageWithHint(
+                f"`{context.name}` takes one {rest.upper()}; got {got}",
+                hint=f"name one {rest.upper()}",
+            )
+        for word in words:
+            argument.value = word
 
     def parse_cleanup(self) -> None:
         """invoke's clean-up (help, --list, completion), its list options checked first.

@@ -558,6 +558,15 @@ def test_the_words_after_a_double_dash_are_the_tasks_bare_words(project: Path) -
     done = run([DRILLBOOK, "check", "--", "missing.yaml"], project)
     assert done.returncode == 2, done
     assert "no such file or folder: missing.yaml" in done.stderr
+    # A word spelled as one of check's options is a path too, not the option.
+    for word in ("-p", "--format", "--path=x"):
+        done = run([DRILLBOOK, "check", "--", word], project)
+        assert done.returncode == 2, done
+        assert f"no such file or folder: {word}" in done.stderr
+    for argv in (["--", "run-a", "run-b"], ["run-a", "--", "run-b"]):
+        done = run([DRILLBOOK, "resume", *argv], project)
+        assert done.returncode == 2, done
+        assert "drillbook: `resume` takes one RUN; got 'run-a', then 'run-b'" in done.stderr
 
 
 @pytest.mark.parametrize(
