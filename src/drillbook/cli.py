@@ -28,7 +28,9 @@ from drillbook.errors import EXIT_INVALID, EXIT_PRECONDITION
 REST_ATTRIBUTE = "drillbook_rest"
 
 
-def rewrite_positionals(argv: Sequence[str], collection: Collection) -> tuple[list[str], list[str]]:
+def rewrite_positionals(
+    argv: Sequence[str], collection: Collection, core: Sequence[Any] = ()
+) -> tuple[list[str], list[str]]:
     """`[prog, 'check', 'a.yaml', '--format', 'json']` -> `[..., '--path=a.yaml', ...]`; and
     the words after `--`, which are the task's bare words as they are.
 
@@ -41,6 +43,9 @@ def rewrite_positionals(argv: Sequence[str], collection: Collection) -> tuple[li
     A repeatable option given no value (`check --path`, `check --path --format json`) is
     refused as invoke refuses any other: invoke let it pass, empty, and `check --path $FILE`
     with FILE unset checked runbooks/ instead.
+
+    The word after an option that takes a value is its value, the program's own options
+    (`core`: `--config FILE`, `-D N`) after the task's name included.
     """
     out = list(argv[:1])
     rest: str | None = None
@@ -50,6 +55,7 @@ def rewrite_positionals(argv: Sequence[str], collection: Collection) -> tuple[li
     task_flags: set[str] = set()
     expect_value: str | None = None  # the option typed just before, when it takes a value
     names = _task_names(collection)
+    core_values = _spellings([arg for arg in core if arg.takes_value])
     for index, word in enumerate(argv[1:], start=1):
         if expect_value is not None:
             if expect_value in list_flags and (
@@ -94,6 +100,8 @@ def rewrite_positionals(argv: Sequence[str], collection: Collection) -> tuple[li
                 if arg.kind is list:
                     long = "--" + max(arg.names, key=len).replace("_", "-")
                     list_flags.update(dict.fromkeys(spellings, long))
+            # A program option the task does not shadow still takes its value after it.
+            value_flags |= core_values - task_flags
     if expect_value in list_flags:
         raise ParseError(f"{list_flags[expect_value]} needs a value")
     return out, []
@@ -185,7 +193,9 @@ class DrillbookProgram(Program):
         super().normalize_argv(argv)
         self.typed_argv = list(self.argv)
         if self.namespace is not None:
-            self.argv, self.after_dashes = rewrite_positionals(self.argv, self.namespace)
+            self.argv, self.after_dashes = rewrite_positionals(
+                self.argv, self.namespace, self.core_args()
+            )
 
     def parse_core(self, argv: list[str] | str | None) -> None:
         """invoke's core parse, keeping the interpreter's own bytecode-writing setting."""

@@ -685,3 +685,14 @@ def test_invoke_refuses_words_after_a_double_dash_as_drillbook_does(
     assert f"the words after `--` are not read under invoke; got '{argv[-1]}'" in done.stderr
     assert f"hint: {hint}" in done.stderr
     assert "runbooks checked" not in done.stdout
+
+
+def test_a_program_option_after_a_task_with_bare_words_keeps_its_value(project: Path) -> None:
+    # The value was taken for a path: `--config` read `--path=FILE`, -D said "got '--path=x'".
+    (project / "broken.yaml").write_text("x: [\n")
+    done = run([DRILLBOOK, "check", "--config", "broken.yaml", "runbooks/minimal.yaml"], project)
+    assert done.returncode == 2, done
+    assert "cannot read the invoke config file broken.yaml" in done.stderr
+    done = run([DRILLBOOK, "check", "runbooks/minimal.yaml", "-D", "x"], project)
+    assert done.returncode == 2, done
+    assert "drillbook: --list-depth expects a whole number, got 'x'\n" in done.stderr
