@@ -23,9 +23,14 @@ from invoke.exceptions import UnknownFileType
 from drillbook import __version__
 from drillbook.console import mute, write
 from drillbook.errors import EXIT_INVALID, EXIT_PRECONDITION
-
-#: Attribute a task function sets to name the argument that takes its bare positional words.
-REST_ATTRIBUTE = "drillbook_rest"
+from drillbook.usage import (
+    REST_ATTRIBUTE,
+    CommandLine,
+    arguments,
+    plain_message,
+    spellings,
+    task_names,
+)
 
 
 def rewrite_positionals(
@@ -54,8 +59,8 @@ def rewrite_positionals(
     list_flags: dict[str, str] = {}  # each spelling of a repeatable option -> its long name
     task_flags: set[str] = set()
     expect_value: str | None = None  # the option typed just before, when it takes a value
-    names = _task_names(collection)
-    core_values = _spellings([arg for arg in core if arg.takes_value])
+    names = task_names(collection)
+    core_values = spellings([arg for arg in core if arg.takes_value])
     for index, word in enumerate(argv[1:], start=1):
         if expect_value is not None:
             if expect_value in list_flags and (
@@ -92,36 +97,19 @@ def rewrite_positionals(
             task = collection[word]
             rest = getattr(task.body, REST_ATTRIBUTE, None)
             value_flags, list_flags, task_flags = set(), {}, {"--help", "-h"}
-            for arg in _arguments(task):
-                spellings = _spellings([arg])
-                task_flags |= spellings
+            for arg in arguments(task):
+                forms = spellings([arg])
+                task_flags |= forms
                 if arg.takes_value:
-                    value_flags |= spellings
+                    value_flags |= forms
                 if arg.kind is list:
                     long = "--" + max(arg.names, key=len).replace("_", "-")
-                    list_flags.update(dict.fromkeys(spellings, long))
+                    list_flags.update(dict.fromkeys(forms, long))
             # A program option the task does not shadow still takes its value after it.
             value_flags |= core_values - task_flags
     if expect_value in list_flags:
         raise ParseError(f"{list_flags[expect_value]} needs a value")
     return out, []
-
-
-def _arguments(task: Any) -> list[Any]:
-    """A task's invoke arguments, its help texts kept (get_arguments() consumes them)."""
-    saved_help = dict(task.help)
-    try:
-        return task.get_arguments()
-    finally:
-        task.help = saved_help
-
-
-def _task_names(collection: Collection) -> set[str]:
-    names: set[str] = set()
-    for name, aliases in collection.task_names.items():
-        names.add(name)
-        names.update(aliases)
-    return names
 
 
 class UsageWithHint(ParseError):
@@ -273,28 +261,28 @@ class DrillbookProgram(Program):
             except ValueError as exc:
                 # invoke's parser turns an option's value into its type (`--list-depth x`)
                 # and lets the error through, naming neither the option nor the type.
-                raise ParseError(
-                    self._wrong_type() or f"a value of the wrong type: {exc}"
-                ) from None
+                found = self.command_line().wrong_type()
+                raise ParseError(found or f"a value of the wrong type: {exc}") from None
             self.execute()
         except ParseError as exc:
-            message, hint = _parse_message(str(exc)), self._usage_hint(str(exc))
+            line = self.command_line()
+            message, hint = plain_message(str(exc)), line.usage_hint(str(exc))
             if getattr(exc, "hint", ""):
                 hint = f"{exc.hint}; {hint}"
-            twice = self._given_twice(str(exc))
+            twice = line.given_twice(str(exc))
             if twice is not None:
                 message, fix = twice
                 hint = f"{fix}; {hint}"
             else:
-                message = self._unknown_word(str(exc)) or message
+                message = line.unknown_word(str(exc)) or message
             # The stray word may be a secret typed in the wrong place (`--token $API_TOKEN`).
             write(sys.stderr, _masked(f"drillbook: {message}\n  hint: {hint}"))
-            if self._wants_json():
+            if line.wants_json():
                 # A pipeline that asked for JSON gets JSON, a mistyped option included.
                 from drillbook.errors import UsageError
                 from drillbook.tasks._base import emit_json, error_json
 
-                task_name = self._task_named() or "drillbook"
+                task_name = line.task_named() or "drillbook"
                 emit_json(error_json(UsageError(message, hint=hint), task_name=task_name))
             if exit:
                 sys.exit(EXIT_INVALID)
@@ -327,6 +315,12 @@ class DrillbookProgram(Program):
             write(sys.stderr, f"drillbook: {what}: {exc.strerror or exc}")
             if exit:
                 sys.exit(EXIT_PRECONDITION)
+
+    def command_line(self) -> CommandLine:
+        """The command line being parsed, to say what is wrong with it."""
+        assert self.namespace is not None  # noqa: S101 - build_program gives one
+        typed = getattr(self, "typed_argv", self.argv)
+        return CommandLine(self.argv, self.namespace, self.core_args(), typed)
 
     def print_help(self) -> None:
         """What drillbook is and its tasks first; invoke's core options after them."""
@@ -375,186 +369,6 @@ class DrillbookProgram(Program):
                 print(" " * len(spec) + chunk)
         print("")
 
-    def _usage_hint(self, error: str) -> str:
-        """`did you mean release?` for a mistyped task or option, else where to look."""
-        named = self._task_named()
-        general = (
-            f"`drillbook {named} --help` lists its options; `drillbook --list` lists the tasks"
-            if named
-            else "`drillbook --list` lists the tasks; `drillbook TASK --help` their options"
-        )
-        word = _stray_word(error)
-        if word is None or self.namespace is None:
-            return general
-        if word in _PROGRAM_WORDS and named is None:
-            # `drillbook help`, as git and pip spell it.
-            return f"did you mean `drillbook {_PROGRAM_WORDS[word]}`? {general}"
-        later = self._before_task(word) if word.startswith("-") else None
-        if later is not None and word in _spellings(_arguments(self.namespace[later])):
-            return f"`drillbook {later} {word} ...`; {general}"
-        try:
-            if word.startswith("-"):
-                known = self._option_names(of_task=later is None)
-            else:
-                known = sorted(_task_names(self.namespace))
-        except Exception:  # a hint must never hide the error it explains
-            return general
-        import difflib  # only for a mistyped word: start-up stays light
-
-        # Without their dashes: `--` shared by every option made `--nope` "close" to
-        # `--complete`.
-        bare = {name.lstrip("-"): name for name in known}
-        close = difflib.get_close_matches(word.lstrip("-"), list(bare), n=1)
-        return f"did you mean `{bare[close[0]]}`? {general}" if close else general
-
-    def _unknown_word(self, error: str) -> str | None:
-        """invoke's "No idea what 'X' is!" said as what X is not, and what is expected."""
-        word = _stray_word(error)
-        if word is None or self.namespace is None:
-            return None
-        task_name = self._task_named()
-        if word.startswith("-") and len(word) > 1:
-            later = self._before_task(word)
-            if later is not None and word in _spellings(_arguments(self.namespace[later])):
-                return f"{word} is an option of `{later}`: it goes after the task's name"
-            if task_name is None or later is not None:
-                return f"drillbook has no option {word}"
-            options = ", ".join(sorted(self._option_names(core=False)))
-            return f"`{task_name}` has no option {word}; its options: {options or 'none'}"
-        switch = self._switch_given(word)
-        if switch is not None:
-            return f"{switch} is a switch and takes no value; got {switch}={word}"
-        if task_name is None:
-            return f"no task named {word!r}"
-        return f"`{task_name}` takes no bare words; got {word!r}"
-
-    def _wrong_type(self) -> str | None:
-        """`--list-depth expects a whole number, got 'x'`: the whole-number option whose value
-        on the command line is not one, or None when none is found."""
-        numbers: dict[str, str] = {}  # each spelling of a whole-number option -> its long name
-        arguments = list(self.core_args())
-        task_name = self._task_named()
-        if task_name is not None:
-            arguments += _arguments(self.namespace[task_name])  # type: ignore[index]
-        for arg in arguments:
-            if arg.kind is int:
-                long = "--" + max(arg.names, key=len).replace("_", "-")
-                numbers.update(
-                    {("--" if len(n) > 1 else "-") + n.replace("_", "-"): long for n in arg.names}
-                )
-        words = self.argv[1:]
-        for word, after in _with_next(words):
-            flag, equals, value = word.partition("=")
-            if flag not in numbers and len(word) > 2 and word[:2] in numbers:
-                flag, value, equals = word[:2], word[2:], "="  # `-Dx`
-            if flag not in numbers:
-                continue
-            value = value if equals else (after or "")
-            try:
-                int(value)
-            except ValueError:
-                return f"{numbers[flag]} expects a whole number, got {value!r}"
-        return None
-
-    def _switch_given(self, value: str) -> str | None:
-        """The option typed as `--yes=VALUE` when it takes no value (invoke split it in two)."""
-        arguments = list(self.core_args())
-        task_name = self._task_named()
-        if task_name is not None:
-            arguments += _arguments(self.namespace[task_name])  # type: ignore[index]
-        switches = _spellings([arg for arg in arguments if not arg.takes_value])
-        for word in self.argv[1:]:
-            flag, equals, given = word.partition("=")
-            if equals and given == value and flag in switches:
-                return flag
-        return None
-
-    def _before_task(self, option: str) -> str | None:
-        """The task named after `option` on the command line (`drillbook --yes deploy`): the
-        option was read as one of the program's own."""
-        task_name = self._task_named()
-        if task_name is None:
-            return None
-        words = self.argv[1:]
-        at = next((i for i, w in enumerate(words) if w.split("=", 1)[0] == option), None)
-        return task_name if at is not None and at < words.index(task_name) else None
-
-    def _task_named(self) -> str | None:
-        """The task named on the command line, if any."""
-        if self.namespace is None:
-            return None
-        names = _task_names(self.namespace)
-        return next((word for word in self.argv[1:] if word in names), None)
-
-    def _given_twice(self, error: str) -> tuple[str, str] | None:
-        """`--version is given twice` when invoke's "No idea what '0.2.0' is!" means that;
-        and what to do about it.
-
-        invoke's parser takes a value for an option once; the value after a repeated option
-        becomes a stray word, and the error named the value, not the option repeated.
-        """
-        stray = _stray_word(error)
-        task_name = self._task_named()
-        if stray is None or task_name is None:
-            return None
-        task = self.namespace[task_name]  # type: ignore[index]
-        flags: dict[str, str] = {}  # each spelling of an option that takes one value -> --long
-        for arg in _arguments(task):
-            if arg.takes_value and arg.kind is not list:
-                long = "--" + max(arg.names, key=len).replace("_", "-")
-                flags.update(
-                    {("--" if len(n) > 1 else "-") + n.replace("_", "-"): long for n in arg.names}
-                )
-        rest = getattr(task.body, REST_ATTRIBUTE, None)
-        typed = getattr(self, "typed_argv", self.argv)
-        words = self.argv[self.argv.index(task_name) + 1 :]
-        seen: dict[str, str] = {}
-        for word, after in _with_next(words):
-            long = flags.get(word.split("=", 1)[0])
-            if long is None:
-                continue
-            value = word.split("=", 1)[1] if "=" in word else after
-            if long in seen and value == stray:
-                if long == f"--{rest}" and word not in typed:
-                    # Both bare words (`resume RUN1 RUN2`): the option is not what was typed.
-                    what = rest.upper()
-                    got = f"{seen[long]!r}, then {value!r}"
-                    return f"`{task_name}` takes one {what}; got {got}", f"name one {what}"
-                return f"{long} is given twice ({seen[long]!r}, then {value!r})", "give it once"
-            seen.setdefault(long, value or "")
-        return None
-
-    def _wants_json(self) -> bool:
-        """Whether the command line asks for `--format json` (`-f json` of a task that has it)."""
-        words = self.argv[1:]
-        short = False
-        task_name = self._task_named()
-        if task_name is not None:
-            task = self.namespace[task_name]  # type: ignore[index]
-            short = any("format" in arg.names and "f" in arg.names for arg in _arguments(task))
-        for word, after in _with_next(words):
-            if word == "--format=json" or (short and word in ("-fjson", "-f=json")):
-                return True
-            if (word == "--format" or (short and word == "-f")) and after == "json":
-                return True
-        return False
-
-    def _option_names(self, *, core: bool = True, of_task: bool = True) -> list[str]:
-        """`--format`, ...: the long options of the task named on the command line (with
-        `--help` when `core`), or the program's own when no task is named or not `of_task`.
-
-        The program's others (`--command-timeout`, `--hide`) are invoke's settings for `c.run`,
-        which drillbook's tasks do not use: offered for a task's `--timeout` they mislead.
-        """
-        task_name = self._task_named() if of_task else None
-        if task_name is None:
-            names = [n for arg in self.core_args() for n in arg.names if len(n) > 1]
-        else:
-            task = self.namespace[task_name]  # type: ignore[index]
-            names = [n for arg in _arguments(task) for n in arg.names if len(n) > 1]
-            names += ["help"] if core else []
-        return [f"--{n.replace('_', '-')}" for n in names]
-
 
 #: invoke's core options that only set how its `c.run` runs a command, which no task of
 #: drillbook's calls (they run commands through `process`): given to drillbook, each would be
@@ -570,36 +384,8 @@ _RUN_ONLY = {
     "prompt-for-sudo-password": "",
 }
 
-#: Words typed as tasks that are the program's own options.
-_PROGRAM_WORDS = {"help": "--help", "list": "--list", "version": "--version"}
-
 #: The narrowest the help column of `--help` and `--list` gets, however narrow the terminal.
 _MIN_HELP_WIDTH = 20
-
-_NEEDS_VALUE = re.compile(
-    r"Flag <Argument: ([\w-]+)(?: \([^)]*\))?> needed value and was not given one!"
-)
-
-
-def _spellings(arguments: Sequence[Any]) -> set[str]:
-    """Every way to type these invoke arguments: `--dry-run`, `-d`."""
-    return {("--" if len(n) > 1 else "-") + n.replace("_", "-") for a in arguments for n in a.names}
-
-
-def _with_next(words: Sequence[str]) -> list[tuple[str, str | None]]:
-    """Each word with the one after it (None after the last)."""
-    return [(word, words[i + 1] if i + 1 < len(words) else None) for i, word in enumerate(words)]
-
-
-def _stray_word(error: str) -> str | None:
-    """The word of invoke's "No idea what 'X' is!" (X as typed), or None for another error."""
-    match = re.fullmatch(r"No idea what ('.*'|\".*\") is!", error, flags=re.DOTALL)
-    if match is None:
-        return None
-    import ast  # only for a usage error: start-up stays light
-
-    word = ast.literal_eval(match.group(1))  # invoke wrote it with repr()
-    return word if isinstance(word, str) else None
 
 
 def _masked(text: str) -> str:
@@ -608,15 +394,6 @@ def _masked(text: str) -> str:
     from drillbook.secrets import Masker, remembered
 
     return Masker.from_environ(extra=remembered()).mask(text)
-
-
-def _parse_message(error: str) -> str:
-    """invoke's parse error in a person's words (`--version needs a value`)."""
-    match = _NEEDS_VALUE.fullmatch(error)
-    if match:
-        name = match.group(1).replace("_", "-")
-        return f"{'--' if len(name) > 1 else '-'}{name} needs a value"
-    return error
 
 
 def build_program() -> DrillbookProgram:

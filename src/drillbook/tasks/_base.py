@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 from invoke import Context, Exit, task
 
-from drillbook.cli import REST_ATTRIBUTE
 from drillbook.console import Console
 from drillbook.errors import (
     EXIT_INVALID,
@@ -22,6 +21,7 @@ from drillbook.errors import (
     DrillbookError,
     InvalidInput,
 )
+from drillbook.usage import REST_ATTRIBUTE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
