@@ -4,8 +4,10 @@ Two things are solved here once for every task, rather than per task:
 
 - trailing positional arguments (`drillbook check a.yaml b.yaml`, `drillbook resume RUN`):
   invoke's parser makes a positional argument required, so tasks declare a `rest` argument
-  and the bare words after the task name become `--rest=WORD` before invoke parses them;
-- exit codes: a usage error exits 2 (invoke's parser would exit 1).
+  and the bare words after the task name (and every word after `--`) become `--rest=WORD`
+  before invoke parses them;
+- usage errors: each exits 2 (invoke's parser would exit 1, or stop with a traceback) and is
+  said in a person's words, what was wrong and what is expected, with the closest name.
 """
 
 from __future__ import annotations
@@ -21,62 +23,101 @@ from invoke.exceptions import UnknownFileType
 from drillbook import __version__
 from drillbook.console import mute, write
 from drillbook.errors import EXIT_INVALID, EXIT_PRECONDITION
+from drillbook.usage import (
+    REST_ATTRIBUTE,
+    CommandLine,
+    arguments,
+    plain_message,
+    spellings,
+    task_names,
+)
 
-#: Attribute a task function sets to name the argument that takes its bare positional words.
-REST_ATTRIBUTE = "drillbook_rest"
 
+def rewrite_positionals(
+    argv: Sequence[str], collection: Collection, core: Sequence[Any] = ()
+) -> tuple[list[str], list[str]]:
+    """`[prog, 'check', 'a.yaml', '--format', 'json']` -> `[..., '--path=a.yaml', ...]`; and
+    the words after `--`, which are the task's bare words as they are.
 
-def rewrite_positionals(argv: Sequence[str], collection: Collection) -> list[str]:
-    """`[prog, 'check', 'a.yaml', '--format', 'json']` -> `[..., '--path=a.yaml', ...]`."""
+    Those are kept from invoke's parser, which reads `--path=-p` as the option -p, and
+    given to the task after it (`DrillbookProgram.parse_tasks`): `drillbook check -- -p`
+    checks a file named `-p`. A task that takes none refuses them (ParseError): invoke would
+    keep them for `c.run`, which no task of drillbook's uses, so they were dropped without a
+    word and `check -- a.yaml` checked runbooks/ instead of a.yaml.
+
+    A repeatable option given no value (`check --path`, `check --path --format json`) is
+    refused as invoke refuses any other: invoke let it pass, empty, and `check --path $FILE`
+    with FILE unset checked runbooks/ instead.
+
+    The word after an option that takes a value is its value, the program's own options
+    (`core`: `--config FILE`, `-D N`) after the task's name included.
+    """
     out = list(argv[:1])
     rest: str | None = None
+    task_name: str | None = None
     value_flags: set[str] = set()
-    expect_value = False
-    names = _task_names(collection)
-    for word in argv[1:]:
-        if expect_value:
+    list_flags: dict[str, str] = {}  # each spelling of a repeatable option -> its long name
+    task_flags: set[str] = set()
+    expect_value: str | None = None  # the option typed just before, when it takes a value
+    names = task_names(collection)
+    core_values = spellings([arg for arg in core if arg.takes_value])
+    for index, word in enumerate(argv[1:], start=1):
+        if expect_value is not None:
+            if expect_value in list_flags and (
+                word == "--" or (word.startswith("-") and word.split("=", 1)[0] in task_flags)
+            ):
+                raise ParseError(f"{list_flags[expect_value]} needs a value")
             out.append(word)
-            expect_value = False
+            expect_value = None
             continue
         if word == "--":
-            out.extend(argv[argv.index("--", 1) :])
-            return out
+            after = list(argv[index + 1 :])
+            if "--complete" in out:  # the shell's completion hands its words over after `--`
+                return [*out, *argv[index:]], []
+            if after and rest is None:
+                got = " ".join(map(repr, after))
+                msg = (
+                    f"`{task_name}` takes no bare words, so none after `--`; got {got}"
+                    if task_name
+                    else f"no task before `--`; got {got} after it"
+                )
+                raise ParseError(msg)
+            return out, after
         if word.startswith("-"):
             out.append(word)
             flag = word.split("=", 1)[0]
-            expect_value = "=" not in word and flag in value_flags
+            expect_value = flag if "=" not in word and flag in value_flags else None
             continue
         if rest is not None:
             out.append(f"--{rest}={word}")
             continue
         out.append(word)
         if word in names:
+            task_name = word
             task = collection[word]
             rest = getattr(task.body, REST_ATTRIBUTE, None)
-            value_flags = set()
-            for arg in _arguments(task):
+            value_flags, list_flags, task_flags = set(), {}, {"--help", "-h"}
+            for arg in arguments(task):
+                forms = spellings([arg])
+                task_flags |= forms
                 if arg.takes_value:
-                    value_flags.update(
-                        ("--" if len(n) > 1 else "-") + n.replace("_", "-") for n in arg.names
-                    )
-    return out
+                    value_flags |= forms
+                if arg.kind is list:
+                    long = "--" + max(arg.names, key=len).replace("_", "-")
+                    list_flags.update(dict.fromkeys(forms, long))
+            # A program option the task does not shadow still takes its value after it.
+            value_flags |= core_values - task_flags
+    if expect_value in list_flags:
+        raise ParseError(f"{list_flags[expect_value]} needs a value")
+    return out, []
 
 
-def _arguments(task: Any) -> list[Any]:
-    """A task's invoke arguments, its help texts kept (get_arguments() consumes them)."""
-    saved_help = dict(task.help)
-    try:
-        return task.get_arguments()
-    finally:
-        task.help = saved_help
+class UsageWithHint(ParseError):
+    """A usage error the program finds itself, with what to do instead."""
 
-
-def _task_names(collection: Collection) -> set[str]:
-    names: set[str] = set()
-    for name, aliases in collection.task_names.items():
-        names.add(name)
-        names.update(aliases)
-    return names
+    def __init__(self, message: str, *, hint: str = "") -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 class DrillbookConfig(Config):
@@ -138,8 +179,11 @@ class DrillbookProgram(Program):
     def normalize_argv(self, argv: list[str] | str | None) -> None:
         """Rewrite trailing positional words into their task's rest option."""
         super().normalize_argv(argv)
+        self.typed_argv = list(self.argv)
         if self.namespace is not None:
-            self.argv = rewrite_positionals(self.argv, self.namespace)
+            self.argv, self.after_dashes = rewrite_positionals(
+                self.argv, self.namespace, self.core_args()
+            )
 
     def parse_core(self, argv: list[str] | str | None) -> None:
         """invoke's core parse, keeping the interpreter's own bytecode-writing setting."""
@@ -150,6 +194,56 @@ class DrillbookProgram(Program):
         # point: with it off, a source checkout recompiles them on every run (~100 ms of a
         # release). `--write-pyc` and PYTHONDONTWRITEBYTECODE keep their meaning.
         sys.dont_write_bytecode = dont_write and not self.args["write-pyc"].value
+
+    def parse_tasks(self) -> None:
+        """invoke's parse of the tasks, then the words after `--` given to the last task's
+        bare words as they are (a file named `-p` included)."""
+        super().parse_tasks()
+        words = getattr(self, "after_dashes", [])
+        if not words or not self.tasks:
+            return
+        context = self.tasks[-1]  # `--` ends the command line: its words are the last task's
+        rest = getattr(self.namespace[context.name].body, REST_ATTRIBUTE, None)  # type: ignore[index]
+        argument = context.args[rest]
+        if argument.kind is list:
+            given = list(argument.value or [])
+        else:
+            given = [] if argument.value is None else [argument.value]
+        if argument.kind is not list and len(given) + len(words) > 1:
+            got = ", then ".join(repr(w) for w in [*given, *words][:2])
+            raise UsageWithHint(
+                f"`{context.name}` takes one {rest.upper()}; got {got}",
+                hint=f"name one {rest.upper()}",
+            )
+        for word in words:
+            argument.value = word
+
+    def parse_cleanup(self) -> None:
+        """invoke's clean-up (help, --list, completion), its list options checked first.
+
+        invoke exited 1 on `--list=NAME` naming no collection and on `--list-depth` with
+        `--list-format json`, and stopped with a traceback on a `--list-format` it has no
+        lister for: all are usage errors.
+        """
+        for name, instead in _RUN_ONLY.items():
+            if self.args[name].value not in (None, False):
+                msg = f"--{name} is invoke's, for its `c.run`, which no task of drillbook's uses"
+                raise UsageWithHint(f"{msg}: it would change nothing", hint=instead)
+        formats = ("flat", "nested", "json")
+        shape = self.args["list-format"].value
+        if shape not in formats:
+            msg = f"--list-format expects {', '.join(formats[:-1])} or {formats[-1]}, got {shape!r}"
+            raise ParseError(msg)
+        if shape == "json" and self.args["list-depth"].value:
+            raise ParseError("--list-depth does not go with --list-format json, which lists all")
+        root = self.args.list.value
+        if isinstance(root, str) and self.collection is not None:
+            try:
+                self.collection.subcollection_from_path(root)
+            except KeyError:
+                msg = f"--list={root}: no collection {root!r}; drillbook's tasks are all in one"
+                raise ParseError(msg) from None
+        super().parse_cleanup()
 
     def run(self, argv: list[str] | str | None = None, exit: bool = True) -> None:
         """Parse and execute; map invoke's outcomes onto drillbook's exit codes."""
@@ -166,22 +260,29 @@ class DrillbookProgram(Program):
                 raise Exit(f"drillbook: {exc}\n  hint: {hint}", code=EXIT_INVALID) from None
             except ValueError as exc:
                 # invoke's parser turns an option's value into its type (`--list-depth x`)
-                # and lets the error through.
-                raise ParseError(f"a value of the wrong type: {exc}") from None
+                # and lets the error through, naming neither the option nor the type.
+                found = self.command_line().wrong_type()
+                raise ParseError(found or f"a value of the wrong type: {exc}") from None
             self.execute()
         except ParseError as exc:
-            message, hint = _parse_message(str(exc)), self._usage_hint(str(exc))
-            twice = self._given_twice(str(exc))
+            line = self.command_line()
+            message, hint = plain_message(str(exc)), line.usage_hint(str(exc))
+            if getattr(exc, "hint", ""):
+                hint = f"{exc.hint}; {hint}"
+            twice = line.given_twice(str(exc))
             if twice is not None:
-                message, hint = twice, f"give it once; {hint}"
+                message, fix = twice
+                hint = f"{fix}; {hint}"
+            else:
+                message = line.unknown_word(str(exc)) or message
             # The stray word may be a secret typed in the wrong place (`--token $API_TOKEN`).
             write(sys.stderr, _masked(f"drillbook: {message}\n  hint: {hint}"))
-            if self._wants_json():
+            if line.wants_json():
                 # A pipeline that asked for JSON gets JSON, a mistyped option included.
                 from drillbook.errors import UsageError
                 from drillbook.tasks._base import emit_json, error_json
 
-                task_name = self._task_named() or "drillbook"
+                task_name = line.task_named() or "drillbook"
                 emit_json(error_json(UsageError(message, hint=hint), task_name=task_name))
             if exit:
                 sys.exit(EXIT_INVALID)
@@ -215,6 +316,12 @@ class DrillbookProgram(Program):
             if exit:
                 sys.exit(EXIT_PRECONDITION)
 
+    def command_line(self) -> CommandLine:
+        """The command line being parsed, to say what is wrong with it."""
+        assert self.namespace is not None  # noqa: S101 - build_program gives one
+        typed = getattr(self, "typed_argv", self.argv)
+        return CommandLine(self.argv, self.namespace, self.core_args(), typed)
+
     def print_help(self) -> None:
         """What drillbook is and its tasks first; invoke's core options after them."""
         print(f"Usage: {self.binary} [--core-opts] <task> [--task-opts] ...")
@@ -227,99 +334,58 @@ class DrillbookProgram(Program):
             self.list_tasks()
         print("Core options:")
         print("")
-        self.print_columns(self.initial_context.help_tuples())
+        # Without the options for `c.run` (refused, see _RUN_ONLY): `-R, --dry  Echo commands
+        # instead of running` read as a dry run of drillbook's, and a release ran for real.
+        shown = [
+            (spec, text)
+            for spec, text in self.initial_context.help_tuples()
+            if not set(re.findall(r"--([\w-]+)", spec)) & set(_RUN_ONLY)
+        ]
+        self.print_columns(shown)
 
-    def _usage_hint(self, error: str) -> str:
-        """`did you mean release?` for a mistyped task or option, else where to look."""
-        named = self._task_named()
-        general = (
-            f"`drillbook {named} --help` lists its options; `drillbook --list` lists the tasks"
-            if named
-            else "`drillbook --list` lists the tasks; `drillbook TASK --help` their options"
-        )
-        match = re.fullmatch(r"No idea what '(.+)' is!", error)
-        if match is None or self.namespace is None:
-            return general
-        word = match.group(1)
-        try:
-            if word.startswith("-"):
-                known = [f"--{name}" for name in self._option_names()]
-            else:
-                known = sorted(_task_names(self.namespace))
-        except Exception:  # a hint must never hide the error it explains
-            return general
-        import difflib  # only for a mistyped word: start-up stays light
+    def print_columns(self, tuples: Sequence[tuple[str, str | None]]) -> None:
+        """Names and their help in two columns, the help wrapped to the terminal's width.
 
-        close = difflib.get_close_matches(word, known, n=1)
-        return f"did you mean `{close[0]}`? {general}" if close else general
-
-    def _task_named(self) -> str | None:
-        """The task named on the command line, if any."""
-        if self.namespace is None:
-            return None
-        names = _task_names(self.namespace)
-        return next((word for word in self.argv[1:] if word in names), None)
-
-    def _given_twice(self, error: str) -> str | None:
-        """`--version is given twice` when invoke's "No idea what '0.2.0' is!" means that.
-
-        invoke's parser takes a value for an option once; the value after a repeated option
-        becomes a stray word, and the error named the value, not the option repeated.
+        invoke's own asks the terminal alone, so COLUMNS was ignored (`COLUMNS=120 drillbook
+        --help | less` wrapped at 80), and on a terminal narrower than the names it asked
+        textwrap for a negative width: `--help` failed. The width is COLUMNS, else the
+        terminal's, else 80; the help column keeps at least _MIN_HELP_WIDTH characters.
         """
-        match = re.fullmatch(r"No idea what '(.+)' is!", error)
-        task_name = self._task_named()
-        if match is None or task_name is None:
-            return None
-        task = self.namespace[task_name]  # type: ignore[index]
-        flags: dict[str, str] = {}  # each spelling of an option that takes one value -> --long
-        for arg in _arguments(task):
-            if arg.takes_value and arg.kind is not list:
-                long = "--" + max(arg.names, key=len).replace("_", "-")
-                flags.update(
-                    {("--" if len(n) > 1 else "-") + n.replace("_", "-"): long for n in arg.names}
-                )
-        words = self.argv[self.argv.index(task_name) + 1 :]
-        seen: dict[str, str] = {}
-        for word, after in zip(words, [*words[1:], None], strict=True):
-            long = flags.get(word.split("=", 1)[0])
-            if long is None:
+        import shutil
+        import textwrap
+
+        name_width = max(len(name) for name, _ in tuples)
+        spec_width = self.leading_indent_width + name_width + self.col_padding
+        width = shutil.get_terminal_size((80, 24)).columns
+        wrapper = textwrap.TextWrapper(width=max(width - spec_width - 1, _MIN_HELP_WIDTH))
+        for name, help_text in tuples:
+            spec = f"{self.leading_indent}{name:<{name_width}}{' ' * self.col_padding}"
+            chunks = wrapper.wrap(help_text or "")
+            if not chunks:
+                print(spec.rstrip())
                 continue
-            value = word.split("=", 1)[1] if "=" in word else after
-            if long in seen and value == match.group(1):
-                return f"{long} is given twice ({seen[long]!r}, then {value!r})"
-            seen.setdefault(long, value or "")
-        return None
-
-    def _wants_json(self) -> bool:
-        """Whether the command line asks for `--format json` (`-f json` of a task that has it)."""
-        words = self.argv[1:]
-        short = False
-        task_name = self._task_named()
-        if task_name is not None:
-            task = self.namespace[task_name]  # type: ignore[index]
-            short = any("format" in arg.names and "f" in arg.names for arg in _arguments(task))
-        for word, after in zip(words, [*words[1:], None], strict=True):
-            if word == "--format=json" or (short and word in ("-fjson", "-f=json")):
-                return True
-            if (word == "--format" or (short and word == "-f")) and after == "json":
-                return True
-        return False
-
-    def _option_names(self) -> list[str]:
-        """The long options of the task named on the command line, and the program's own."""
-        names = [n for arg in self.core_args() for n in arg.names if len(n) > 1]
-        assert self.namespace is not None  # noqa: S101 - the caller checked
-        for word in self.argv[1:]:
-            if word in _task_names(self.namespace):
-                task = self.namespace[word]
-                names += [n for arg in _arguments(task) for n in arg.names if len(n) > 1]
-                break
-        return [n.replace("_", "-") for n in names]
+            print(spec + chunks[0])
+            for chunk in chunks[1:]:
+                print(" " * len(spec) + chunk)
+        print("")
 
 
-_NEEDS_VALUE = re.compile(
-    r"Flag <Argument: ([\w-]+)(?: \([^)]*\))?> needed value and was not given one!"
-)
+#: invoke's core options that only set how its `c.run` runs a command, which no task of
+#: drillbook's calls (they run commands through `process`): given to drillbook, each would be
+#: ignored, `--dry` above all, whose help says "Echo commands instead of running". What to
+#: use instead, where there is something.
+_RUN_ONLY = {
+    "dry": "for a run that changes nothing, `drillbook plan` or `drillbook release --dry-run`",
+    "warn-only": "",
+    "echo": "",
+    "pty": "",
+    "hide": "",
+    "command-timeout": "a command's time limit is the runbook's `timeout` of its step",
+    "prompt-for-sudo-password": "",
+}
+
+#: The narrowest the help column of `--help` and `--list` gets, however narrow the terminal.
+_MIN_HELP_WIDTH = 20
 
 
 def _masked(text: str) -> str:
@@ -328,15 +394,6 @@ def _masked(text: str) -> str:
     from drillbook.secrets import Masker, remembered
 
     return Masker.from_environ(extra=remembered()).mask(text)
-
-
-def _parse_message(error: str) -> str:
-    """invoke's parse error in a person's words (`--version needs a value`)."""
-    match = _NEEDS_VALUE.fullmatch(error)
-    if match:
-        name = match.group(1).replace("_", "-")
-        return f"{'--' if len(name) > 1 else '-'}{name} needs a value"
-    return error
 
 
 def build_program() -> DrillbookProgram:

@@ -278,6 +278,22 @@ def live_holder(project_root: Path, scope: str) -> dict[str, Any] | None:
     return record
 
 
+def argv_text(argv: Sequence[str]) -> list[str]:
+    """The command line as text JSON can be written in: a byte of an argument that is not
+    UTF-8 (Python's surrogate escape, `\\udcff`) as `\\xff`, the rest as typed.
+
+    The lock and the journal record the command line; with one such byte in it (a path on a
+    Latin-1 disk given to `-f`) writing either as UTF-8 failed, and the run with it.
+    """
+    out = []
+    for word in map(str, argv):
+        try:
+            out.append(word.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace"))
+        except UnicodeEncodeError:  # a surrogate no decoding made: not from the command line
+            out.append(word.encode("utf-8", "backslashreplace").decode("utf-8"))
+    return out
+
+
 def acquire_lock(project_root: Path, scope: str, run_id: str, *, argv: Sequence[str] = ()) -> Lock:
     """Take the lock of `scope` for `run_id`, or raise `LockHeld` naming who holds it.
 
@@ -293,7 +309,7 @@ def acquire_lock(project_root: Path, scope: str, run_id: str, *, argv: Sequence[
         "pid": os.getpid(),
         "host": socket.gethostname(),
         "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "argv": [str(a) for a in argv],
+        "argv": argv_text(argv),
         "boot_id": _boot_id(),
         "pid_start": _process_start(os.getpid()),
     }

@@ -39,7 +39,7 @@ from drillbook.journal import (
     run_state,
 )
 from drillbook.leftovers import Leftover
-from drillbook.lock import Lock, acquire_lock
+from drillbook.lock import Lock, acquire_lock, argv_text
 from drillbook.process import StopToken, handle_signals
 from drillbook.runbook import LoadedRunbook
 from drillbook.secrets import Masker, remember
@@ -399,7 +399,7 @@ def open_session(
                 owner=loaded.runbook.owner,
                 escalation=loaded.runbook.escalation,
                 drillbook=__version__,
-                argv=[os.path.basename(sys.argv[0]), *sys.argv[1:]],  # noqa: PTH119
+                argv=argv_text([os.path.basename(sys.argv[0]), *sys.argv[1:]]),  # noqa: PTH119
                 pid=os.getpid(),
                 host=socket.gethostname(),
                 user=_user(),

@@ -129,23 +129,64 @@ def test_usage_errors_exit_2_without_a_traceback(project: Path, argv: list[str])
 
 
 @pytest.mark.parametrize(
-    ("argv", "word", "hint"),
+    ("argv", "message", "hint"),
     [
-        (["relase"], "relase", "did you mean `release`?"),
-        (["check", "--formt", "json"], "--formt", "did you mean `--format`?"),
-        (["history", "--snice", "2h"], "--snice", "did you mean `--since`?"),
-        (["--lst"], "--lst", "did you mean `--list`?"),
-        (["xyzzy"], "xyzzy", "`drillbook --list` lists the tasks"),
+        (["relase"], "no task named 'relase'", "did you mean `release`?"),
+        (
+            ["check", "--formt", "json"],
+            "`check` has no option --formt; its options: --format, --path",
+            "did you mean `--format`?",
+        ),
+        (
+            ["history", "--snice", "2h"],
+            "`history` has no option --snice; its options: --env, --format, --since",
+            "did you mean `--since`?",
+        ),
+        (["--lst"], "drillbook has no option --lst", "did you mean `--list`?"),
+        (["xyzzy"], "no task named 'xyzzy'", "`drillbook --list` lists the tasks"),
+        (["help"], "no task named 'help'", "did you mean `drillbook --help`?"),
+        (["version"], "no task named 'version'", "did you mean `drillbook --version`?"),
     ],
 )
 def test_a_mistyped_task_or_option_exits_2_with_the_closest_name(
-    project: Path, argv: list[str], word: str, hint: str
+    project: Path, argv: list[str], message: str, hint: str
 ) -> None:
     done = run([DRILLBOOK, *argv], project)
     assert done.returncode == 2
-    assert f"No idea what '{word}' is!" in done.stderr
+    assert f"drillbook: {message}\n" in done.stderr
     assert f"hint: {hint}" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message", "hint"),
+    [
+        # No `--command-timeout` offered: it is invoke's, for `c.run`, which no task uses.
+        (
+            ["deploy", "--timeout", "5"],
+            "`deploy` has no option --timeout; its options: --env, --service, --version, --yes",
+            "`drillbook deploy --help` lists its options",
+        ),
+        # The shared `--` made `--nope` close to `--complete`.
+        (["check", "--nope"], "`check` has no option --nope", "`drillbook check --help`"),
+        (["release", "--hlep"], "`release` has no option --hlep", "did you mean `--help`?"),
+        (["deploy", "--yes=1"], "--yes is a switch and takes no value; got --yes=1", "`drillbook"),
+        (["plan", "1.2.0"], "`plan` takes no bare words; got '1.2.0'", "`drillbook plan --help`"),
+        (["lint", "unti"], "`lint` takes no bare words; got 'unti'", "did you mean `unit`?"),
+        (["-h", "nosuch"], "no task named 'nosuch'", "`drillbook --list` lists the tasks"),
+        ([""], "no task named ''", "`drillbook --list` lists the tasks"),
+    ],
+)
+def test_a_usage_error_says_what_was_wrong_and_what_is_expected(
+    project: Path, argv: list[str], message: str, hint: str
+) -> None:
+    done = run([DRILLBOOK, *argv], project)
+    assert done.returncode == 2, done
+    first, second = done.stderr.splitlines()[:2]
+    assert first.startswith(f"drillbook: {message}"), done.stderr
+    assert second.startswith("  hint: ") and hint in second, done.stderr
+    assert "No idea what" not in done.stderr
+    assert "--complete" not in done.stderr
 
 
 def test_check_without_a_runbooks_folder(tmp_path: Path) -> None:
@@ -403,10 +444,19 @@ def test_a_stdout_that_cannot_be_written_exits_3_saying_so(project: Path, argv: 
 @pytest.mark.parametrize(
     ("argv", "task", "error"),
     [
-        (["check", "--format", "json", "--bogus"], "check", "No idea what '--bogus' is!"),
-        (["release", "--format=json", "--pussh"], "release", "No idea what '--pussh' is!"),
+        (
+            ["check", "--format", "json", "--bogus"],
+            "check",
+            "`check` has no option --bogus; its options: --format, --path",
+        ),
+        (
+            ["release", "--format=json", "--pussh"],
+            "release",
+            "`release` has no option --pussh; its options: --dry-run, --env, --format, "
+            "--no-auto-rollback, --push, --service, --version, --yes",
+        ),
         (["history", "-f", "json", "--since"], "history", "--since needs a value"),
-        (["plan", "extra", "--format", "json"], "plan", "No idea what 'extra' is!"),
+        (["plan", "extra", "--format", "json"], "plan", "`plan` takes no bare words; got 'extra'"),
     ],
 )
 def test_a_usage_error_of_a_json_run_is_json_on_stdout(
@@ -428,7 +478,7 @@ def test_a_short_option_that_is_not_format_asks_for_no_json(project: Path) -> No
     done = run([DRILLBOOK, "init", "-f", "json"], project)
     assert done.returncode == 2, done
     assert done.stdout == ""
-    assert "No idea what 'json' is!" in done.stderr
+    assert "`init` takes no bare words; got 'json'" in done.stderr
 
 
 @pytest.mark.parametrize(
@@ -495,3 +545,154 @@ def test_an_option_given_twice_is_named(project: Path, argv: list[str], message:
     assert f"drillbook: {message} (" in done.stderr
     assert "hint: give it once;" in done.stderr
     assert "No idea what" not in done.stderr
+
+
+def test_the_words_after_a_double_dash_are_the_tasks_bare_words(project: Path) -> None:
+    # `drillbook check -- $FILES` checks those files, one named like an option included,
+    # and one that is missing fails the check rather than the default runbooks/ passing.
+    shutil.copyfile(SPEC, project / "-odd.yaml")
+    done = run([DRILLBOOK, "check", "--", "-odd.yaml"], project)
+    assert done.returncode == 0, done
+    assert "1 runbook checked: 1 valid" in done.stdout
+    assert "-odd.yaml" in done.stdout
+    done = run([DRILLBOOK, "check", "--", "missing.yaml"], project)
+    assert done.returncode == 2, done
+    assert "no such file or folder: missing.yaml" in done.stderr
+    # A word spelled as one of check's options is a path too, not the option.
+    for word in ("-p", "--format", "--path=x"):
+        done = run([DRILLBOOK, "check", "--", word], project)
+        assert done.returncode == 2, done
+        assert f"no such file or folder: {word}" in done.stderr
+    for argv in (["--", "run-a", "run-b"], ["run-a", "--", "run-b"]):
+        done = run([DRILLBOOK, "resume", *argv], project)
+        assert done.returncode == 2, done
+        assert "drillbook: `resume` takes one RUN; got 'run-a', then 'run-b'" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["plan", "--", "extra"], "`plan` takes no bare words, so none after `--`; got 'extra'"),
+        (["--", "check"], "no task before `--`; got 'check' after it"),
+    ],
+)
+def test_words_after_a_double_dash_that_no_task_takes_are_a_usage_error(
+    project: Path, argv: list[str], message: str
+) -> None:
+    done = run([DRILLBOOK, *argv], project)
+    assert done.returncode == 2, done
+    assert f"drillbook: {message}" in done.stderr
+    assert done.stdout == ""
+
+
+def test_shell_completion_still_gets_its_words_after_a_double_dash(project: Path) -> None:
+    done = run([DRILLBOOK, "--complete", "--", "drillbook", "check", "--f"], project)
+    assert done.returncode == 0, done
+    assert done.stdout.split() == ["--format", "--path"]
+
+
+@pytest.mark.parametrize("task", ["resume", "abandon"])
+def test_two_bare_runs_are_named_as_typed_not_as_an_option_given_twice(
+    project: Path, task: str
+) -> None:
+    done = run([DRILLBOOK, task, "run-a", "run-b"], project)
+    assert done.returncode == 2, done
+    assert f"drillbook: `{task}` takes one RUN; got 'run-a', then 'run-b'\n" in done.stderr
+    assert "hint: name one RUN;" in done.stderr
+    assert "--run" not in done.stderr
+    done = run([DRILLBOOK, task, "--run", "run-a", "--run=run-b"], project)
+    assert done.returncode == 2, done
+    assert "drillbook: --run is given twice ('run-a', then 'run-b')" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "what"),
+    [
+        (["check", ""], "PATH"),
+        (["check", "runbooks", ""], "PATH"),
+        (["check", "--", ""], "PATH"),
+        (["schema", "--out", ""], "--out"),
+        (["docs", "--out", ""], "--out"),
+        (["demo", "--keep", ""], "--keep"),
+    ],
+)
+def test_an_empty_path_is_refused_not_taken_for_the_working_directory(
+    project: Path, argv: list[str], what: str
+) -> None:
+    # `drillbook schema --out "$DIR"` with DIR unset wrote into the working directory.
+    before = snapshot(project)
+    done = run([DRILLBOOK, *argv], project)
+    assert done.returncode == 2, done
+    assert f"{what} is empty (''), expected a path" in done.stderr
+    assert "an unset shell variable gives an empty word" in done.stderr
+    assert snapshot(project) == before
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["check", "--path"],
+        ["check", "-p"],
+        ["check", "--path", "--format", "json"],
+        ["check", "--path", "--"],
+    ],
+)
+def test_a_repeatable_option_without_its_value_is_refused(project: Path, argv: list[str]) -> None:
+    # `drillbook check --path $FILE` with FILE unset checked runbooks/ and passed.
+    done = run([DRILLBOOK, *argv], project)
+    assert done.returncode == 2, done
+    assert "drillbook: --path needs a value\n" in done.stderr
+    assert "runbooks checked" not in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # The option last before the task's name, the task last: a traceback, once.
+        (["--yes", "deploy"], "--yes is an option of `deploy`: it goes after the task's name"),
+        (["-v", "1.0.0", "plan"], "-v is an option of `plan`: it goes after the task's name"),
+        (
+            ["--env=staging", "deploy", "--version", "1.0.0"],
+            "--env is an option of `deploy`: it goes after the task's name",
+        ),
+        (["--nope", "plan"], "drillbook has no option --nope"),
+    ],
+)
+def test_a_tasks_option_typed_before_the_task_is_said_so(
+    project: Path, argv: list[str], message: str
+) -> None:
+    done = run([DRILLBOOK, *argv], project)
+    assert done.returncode == 2, done
+    assert done.stderr.startswith(f"drillbook: {message}\n"), done.stderr
+    task = next(word for word in argv if word in ("deploy", "plan"))
+    assert f"`drillbook {task} --help` lists its options" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["check", "--", "missing.yaml"], "give each as `--path WORD`"),
+        (["plan", "--", "extra"], "leave them out; `invoke plan --help` lists its options"),
+    ],
+)
+def test_invoke_refuses_words_after_a_double_dash_as_drillbook_does(
+    project: Path, argv: list[str], hint: str
+) -> None:
+    # invoke keeps them for `c.run`: `invoke check -- a.yaml` checked runbooks/ and passed.
+    (project / "tasks.py").write_text(TASKS_FORMS["ns"])
+    done = run([INVOKE, *argv], project)
+    assert done.returncode == 2, done
+    assert f"the words after `--` are not read under invoke; got '{argv[-1]}'" in done.stderr
+    assert f"hint: {hint}" in done.stderr
+    assert "runbooks checked" not in done.stdout
+
+
+def test_a_program_option_after_a_task_with_bare_words_keeps_its_value(project: Path) -> None:
+    # The value was taken for a path: `--config` read `--path=FILE`, -D said "got '--path=x'".
+    (project / "broken.yaml").write_text("x: [\n")
+    done = run([DRILLBOOK, "check", "--config", "broken.yaml", "runbooks/minimal.yaml"], project)
+    assert done.returncode == 2, done
+    assert "cannot read the invoke config file broken.yaml" in done.stderr
+    done = run([DRILLBOOK, "check", "runbooks/minimal.yaml", "-D", "x"], project)
+    assert done.returncode == 2, done
+    assert "drillbook: --list-depth expects a whole number, got 'x'\n" in done.stderr

@@ -7,10 +7,11 @@ its exit code, what it printed, the journal (read line by line as JSON), git and
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
-from _project import Project
+from _project import DRILLBOOK, Project
 
 
 def steps(events: list[dict], name: str) -> list[str]:
@@ -590,3 +591,36 @@ def test_a_failed_deploy_says_what_ran_before_it(released: Project) -> None:
     # ... and typing it puts 1.0.0 back.
     assert shop.run("deploy", "--version", "1.0.0").code == 0
     assert shop.served_version() == "1.0.0"
+
+
+def test_a_run_whose_command_line_holds_a_byte_that_is_not_utf8_runs_and_journals_it(
+    shop: Project,
+) -> None:
+    # The lock and the journal could not be written as UTF-8: an internal error, exit 2.
+    # An invoke config file named on a Latin-1 disk (invoke skips one it does not find).
+    config = os.fsdecode(str(shop.home).encode() + b"/caf\xe9.yaml")
+    result = shop.run("-f", config, "deploy", "--version", "1.0.0")
+    assert result.code == 0, result
+    started = shop.events()[0]
+    assert started["event"] == "run_started"
+    recorded = f"{shop.home}/caf\\xe9.yaml"
+    assert started["argv"] == ["drillbook", "-f", recorded, "deploy", "--version", "1.0.0"]
+
+
+def test_invoke_dry_is_refused_by_a_task_that_would_run_for_real(shop: Project) -> None:
+    # invoke's --dry only makes its own c.run echo; `invoke --dry deploy` deployed.
+    (shop.root / "tasks.py").write_text("from drillbook.tasks import namespace as ns\n")
+    proc = subprocess.run(
+        [str(DRILLBOOK.parent / "invoke"), "--dry", "deploy", "--version", "1.0.0"],
+        cwd=shop.root,
+        env=shop.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "invoke's --dry (run.dry) does not reach drillbook's tasks" in proc.stderr
+    assert "`invoke release --dry-run`" in proc.stderr
+    assert shop.journals() == []
+    assert shop.served_version() is None

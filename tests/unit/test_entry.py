@@ -188,7 +188,9 @@ def test_a_broken_invoke_config_file_in_home_is_one_line_not_a_traceback(
     [
         (["-f", "{tmp}", "schema"], "Config files of type '' (from file '{tmp}')"),
         (["-f", "{tmp}/broken.yaml", "schema"], "cannot read the invoke config file"),
-        (["--list-depth", "x", "--list"], "a value of the wrong type: invalid literal for int()"),
+        (["--list-depth", "x", "--list"], "--list-depth expects a whole number, got 'x'"),
+        (["-Dx", "--list"], "--list-depth expects a whole number, got 'x'"),
+        (["--command-timeout=1.5", "check"], "--command-timeout expects a whole number, got '1.5'"),
     ],
 )
 def test_a_core_option_invoke_cannot_use_is_a_usage_error(tmp_path, args, said: str) -> None:
@@ -197,3 +199,147 @@ def test_a_core_option_invoke_cannot_use_is_a_usage_error(tmp_path, args, said: 
     assert done.returncode == 2, done.stderr
     assert "Traceback" not in done.stderr
     assert f"drillbook: {said.format(tmp=tmp_path)}" in done.stderr
+
+
+def _drillbook_on_a_terminal(args: list[str], cwd, columns: int) -> tuple[int, str]:
+    """Run drillbook with a pseudo-terminal of `columns` columns as its stdout and stderr."""
+    import fcntl
+    import os
+    import pty
+    import struct
+    import termios
+
+    env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    primary, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drillbook", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=secondary,
+        stderr=secondary,
+    )
+    os.close(secondary)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # EIO: the terminal's other side is closed, drillbook has ended
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(primary)
+    return proc.wait(timeout=60), b"".join(chunks).decode().replace("\r\n", "\n")
+
+
+@pytest.mark.parametrize("args", [["--help"], ["release", "--help"], ["--list"]])
+def test_help_on_a_terminal_narrower_than_the_option_names_is_shown(tmp_path, args) -> None:
+    code, text = _drillbook_on_a_terminal(args, tmp_path, columns=30)
+    assert code == 0, text
+    assert "Traceback" not in text
+    assert "wrong type" not in text
+    assert "--version" in text or "rollback" in text
+
+
+def test_help_is_wrapped_to_columns_when_it_is_set(tmp_path) -> None:
+    wide = _drillbook(["release", "--help"], tmp_path, COLUMNS="200")
+    assert wide.returncode == 0, wide.stderr
+    assert (
+        "-y, --yes                     do not ask before releasing to an environment other "
+        "than staging\n"
+    ) in wide.stdout
+    narrow = _drillbook(["release", "--help"], tmp_path, COLUMNS="60")
+    assert narrow.returncode == 0, narrow.stderr
+    options = narrow.stdout.split("Options:\n", 1)[1]
+    assert max(len(line) for line in options.splitlines()) <= 60
+    assert "-y, --yes                     do not ask before releasing\n" in options
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["--list=nosuch"],
+            "--list=nosuch: no collection 'nosuch'; drillbook's tasks are all in one",
+        ),
+        (["-l", "nosuch"], "--list=nosuch: no collection 'nosuch'"),
+        (
+            ["--list-format=table", "--list"],
+            "--list-format expects flat, nested or json, got 'table'",
+        ),
+        (["--list-format", "table"], "--list-format expects flat, nested or json, got 'table'"),
+        (["-F", "json", "-D", "1", "--list"], "--list-depth does not go with --list-format json"),
+    ],
+)
+def test_a_list_option_with_a_wrong_value_is_a_usage_error(tmp_path, args, said: str) -> None:
+    done = _drillbook(args, tmp_path)
+    assert done.returncode == 2, done
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(f"drillbook: {said}")
+    assert "hint: " in done.stderr
+    assert done.stdout == ""
+
+
+@pytest.mark.parametrize("shape", ["flat", "nested", "json"])
+def test_every_list_format_lists_the_tasks(tmp_path, shape: str) -> None:
+    done = _drillbook(["--list", "--list-format", shape], tmp_path)
+    assert done.returncode == 0, done
+    assert "rollback-note" in done.stdout
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["--help"], ["release", "--help"], ["--list"], ["--version"], ["relase"], ["check", "--x"]],
+)
+def test_help_and_usage_errors_start_without_the_heavy_libraries(tmp_path, args) -> None:
+    # What a person types to find their way, and their typos, answer at once: the runbook
+    # model, HTTP, templates and drillbook's YAML loader load only for a task that needs
+    # them. (PyYAML itself is loaded by invoke, whose vendored yaml uses its C parser.)
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "drillbook", *args],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode in (0, 2), done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("import time:")]
+    imported = {line.rsplit("|", 1)[-1].strip() for line in lines}
+    assert "drillbook.cli" in imported, done.stderr
+    heavy = {"pydantic", "requests", "jinja2", "drillbook.yamlsafe", "drillbook.model"}
+    assert not imported & heavy
+
+
+@pytest.mark.parametrize(
+    ("args", "said", "hint"),
+    [
+        (["--dry", "schema"], "--dry", "`drillbook plan` or `drillbook release --dry-run`"),
+        (["deploy", "-R", "--version", "1.0.0"], "--dry", "`drillbook release --dry-run`"),
+        (["-w", "schema"], "--warn-only", ""),
+        (["-T", "5", "schema"], "--command-timeout", "the runbook's `timeout` of its step"),
+        (["--hide=both", "schema"], "--hide", ""),
+    ],
+)
+def test_invokes_options_for_c_run_are_refused_not_ignored(tmp_path, args, said, hint) -> None:
+    # `drillbook --dry deploy` deployed: the help said "Echo commands instead of running".
+    done = _drillbook(args, tmp_path)
+    assert done.returncode == 2, done
+    assert done.stdout == ""
+    assert done.stderr.startswith(
+        f"drillbook: {said} is invoke's, for its `c.run`, which no task of drillbook's uses: "
+        "it would change nothing\n"
+    ), done.stderr
+    assert done.stderr.splitlines()[1].startswith("  hint: ")
+    assert hint in done.stderr.splitlines()[1]
+
+
+def test_help_lists_no_option_for_c_run(tmp_path) -> None:
+    done = _drillbook(["--help"], tmp_path)
+    assert done.returncode == 0, done
+    core = done.stdout.split("Core options:", 1)[1]
+    assert "--list-format" in core
+    for name in ("--dry", "--warn-only", "--echo", "--pty", "--hide", "--command-timeout"):
+        assert name not in core

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from drillbook.errors import LockHeld, PreconditionFailed, UsageError
-from drillbook.lock import acquire_lock, lock_path
+from drillbook.lock import acquire_lock, argv_text, lock_path
 
 
 def dead_pid() -> int:
@@ -164,3 +164,12 @@ def test_lock_folder_that_cannot_be_created(tmp_path: Path) -> None:
     (tmp_path / ".drillbook").write_text("a file where a folder should be")
     with pytest.raises(PreconditionFailed, match="cannot create the lock"):
         acquire_lock(tmp_path, "staging", "run-1")
+
+
+def test_a_command_line_byte_that_is_not_utf8_is_recorded_escaped(tmp_path: Path) -> None:
+    # As Python hands over `drillbook --config=$'\xff' deploy` typed on a terminal.
+    argv = ["drillbook", "--config=" + os.fsdecode(b"\xff"), "deploy", "caf\u00e9"]
+    assert argv_text(argv) == ["drillbook", "--config=\\xff", "deploy", "caf\u00e9"]
+    with acquire_lock(tmp_path, "staging", "20261201T000000Z-abcdef", argv=argv):
+        record = json.loads(lock_path(tmp_path, "staging").read_text(encoding="utf-8"))
+    assert record["argv"] == ["drillbook", "--config=\\xff", "deploy", "caf\u00e9"]

@@ -10,7 +10,6 @@ from typing import Any, TypeVar
 
 from invoke import Context, Exit, task
 
-from drillbook.cli import REST_ATTRIBUTE
 from drillbook.console import Console
 from drillbook.errors import (
     EXIT_INVALID,
@@ -22,6 +21,7 @@ from drillbook.errors import (
     DrillbookError,
     InvalidInput,
 )
+from drillbook.usage import REST_ATTRIBUTE
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -47,6 +47,8 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
             _json_written.clear()
             try:
                 _require_working_directory()
+                _refuse_remainder(name, c, rest)
+                _refuse_dry(name, c)
                 return fn(c, *args, **kwargs)
             except DrillbookError as exc:
                 report_error(exc, task_name=name)
@@ -77,6 +79,43 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
         return task(**options)(body)
 
     return wrap
+
+
+def _refuse_remainder(name: str, c: Context, rest: str | None) -> None:
+    """Refuse words after `--` under `invoke`, which keeps them for `c.run` (no task reads
+    them): `invoke check -- a.yaml` checked runbooks/, not a.yaml. The `drillbook` program
+    hands them to the task's bare words itself, so none reach here from it."""
+    from drillbook.errors import UsageError
+
+    remainder = getattr(c, "remainder", "")
+    if not remainder:
+        return
+    msg = f"the words after `--` are not read under invoke; got {remainder!r}"
+    hint = (
+        f"give each as `--{rest} WORD`"
+        if rest
+        else f"leave them out; `invoke {name} --help` lists its options"
+    )
+    raise UsageError(msg, hint=hint)
+
+
+def _refuse_dry(name: str, c: Context) -> None:
+    """Refuse `invoke --dry TASK` (invoke's `run.dry`): it makes invoke's `c.run` echo its
+    commands instead of running them, and drillbook's tasks run theirs without it, so
+    `invoke --dry release` made a real release."""
+    from drillbook.errors import UsageError
+
+    try:
+        dry = bool(c.config.run.dry)
+    except AttributeError:  # a Context without invoke's run settings
+        return
+    if dry:
+        msg = (
+            f"invoke's --dry (run.dry) does not reach drillbook's tasks: {name} would run as "
+            "without it"
+        )
+        hint = "for a run that changes nothing, `invoke plan` or `invoke release --dry-run`"
+        raise UsageError(msg, hint=hint)
 
 
 def _require_working_directory() -> None:
@@ -202,6 +241,20 @@ def require_format(value: str) -> None:
     if value not in ("text", "json"):
         msg = f"--format expects text or json, got {value!r}"
         raise UsageError(msg)
+
+
+def require_path(value: str | None, what: str) -> None:
+    """Refuse an empty path (`--out ""`, `check ""`): an unset shell variable, most likely.
+
+    `Path("")` is the working directory, so it was taken as `.`: `schema --out ""` wrote
+    into the folder the command ran in, `check ""` looked for runbooks there.
+    """
+    from drillbook.errors import UsageError
+
+    if value == "":
+        msg = f"{what} is empty (''), expected a path"
+        hint = "name a file or folder (an unset shell variable gives an empty word)"
+        raise UsageError(msg, hint=hint)
 
 
 def project(service: str | None = None) -> Any:

@@ -14,6 +14,7 @@ from drillbook.tasks._base import (
     drill_task,
     emit_json,
     require_format,
+    require_path,
 )
 
 # --- check ------------------------------------------------------------------------------------
@@ -37,6 +38,8 @@ def check(c: Context, path: list[str] | None = None, format: str = "text") -> No
     from drillbook.secrets import Masker
 
     require_format(format)
+    for typed in path or []:
+        require_path(typed, "PATH")
     # Problems quote what they found, and a found value may be a secret of the environment.
     console = Console(masker=Masker.from_environ())
     targets = [Path(p) for p in path] if path else [_project_runbooks()]
@@ -195,6 +198,7 @@ def schema(c: Context, out: str | None = None) -> None:
     """Print (or write) the JSON Schema of the runbook format, generated from the model."""
     from drillbook.model import json_schema
 
+    require_path(out, "--out")
     text = json.dumps(json_schema(), indent=2, sort_keys=False) + "\n"
     if out is None:
         Console().print(text.rstrip("\n"))

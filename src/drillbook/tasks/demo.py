@@ -16,7 +16,7 @@ from invoke import Context, Exit
 
 from drillbook.console import Console
 from drillbook.errors import EXIT_CHECK_FAILED
-from drillbook.tasks._base import drill_task
+from drillbook.tasks._base import drill_task, require_path
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,7 @@ def demo(c: Context, keep: str | None = None, verbose: bool = False) -> None:
     from drillbook.errors import DrillbookError
     from drillbook.process import StopToken
 
+    require_path(keep, "--keep")
     require_extra()
     console = Console()
     token = StopToken()

@@ -8,7 +8,7 @@ from pathlib import Path
 from invoke import Context, Exit
 
 from drillbook.console import Console
-from drillbook.tasks._base import drill_task
+from drillbook.tasks._base import drill_task, require_path
 
 
 @drill_task(
@@ -33,6 +33,7 @@ def docs(
     from drillbook.project import find_project_root
     from drillbook.runbook import find_runbook_files, load_project_runbook
 
+    require_path(out, "--out")
     root = find_project_root()
     folder = root / "runbooks"
     # --out is a path as typed, from here; the default is the project's own site/.
