@@ -71,6 +71,17 @@ def require_writable(folder: Path, what: str) -> None:
     """
     probe = folder
     while not probe.exists() and probe.parent != probe:
+        if probe.is_symlink():
+            # A link to nothing: the write would make neither it nor what it names (mkdir
+            # says "File exists"), only after the steps before it had run.
+            target = probe.parent / probe.readlink()  # an absolute link stays as it is
+            msg = (
+                f"cannot write {what} to {folder}: {probe} is a symbolic link to {target}, "
+                "which does not exist; expected a folder"
+            )
+            raise PreconditionFailed(
+                msg, hint=f"create {target}, or remove the link {probe}, then run again"
+            )
         probe = probe.parent
     if not probe.is_dir():
         msg = f"cannot write {what} to {folder}: {probe} is a file, expected a folder"
@@ -94,6 +105,10 @@ def require_replaceable(path: Path, what: str) -> None:
     permissions do not say so. Opening it to append writes nothing, and fails for the same
     reason; a file that does not exist yet is left to `require_writable`.
     """
+    if path.is_dir():
+        # Opening it says only "Is a directory"; the rename over it would fail the same way.
+        msg = f"cannot write {what} to {path}: it is a folder, expected a file or nothing"
+        raise PreconditionFailed(msg, hint=f"move the folder {path} out of the way, then run again")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
     except FileNotFoundError:
