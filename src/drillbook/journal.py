@@ -3,7 +3,9 @@
 The writer adds `ts`, `run` and `seq` to every event, masks every string in it, and writes,
 flushes and fsyncs the line before `write` returns, so what a run did survives a crash of the
 run or of the machine. If the journal cannot be written, `JournalUnwritable` is raised and every
-later write raises too: a run must not change anything it could not record.
+later write raises too: a run must not change anything it could not record. A journal
+deleted or moved while the run writes it is written again at its path, from the file the run
+holds open, before the next synced event (with a `journal_restored` event saying so).
 
 `write(..., sync=False)` is for the events of steps that change nothing (a gate, a check): the
 line is written before `write` returns, so it survives a crash of the run, and it is fsynced
@@ -16,6 +18,7 @@ middle is skipped and counted.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -135,7 +138,8 @@ class Journal:
             existed = path.exists()
             if existed:
                 seq = _last_seq(path)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            # Read and write: a journal deleted while the run writes it is written again from it.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise _unwritable(path, exc) from exc
         journal = cls(
@@ -186,39 +190,119 @@ class Journal:
             if self._fd is None:
                 msg = f"the journal {self.path} is closed"
                 raise ValueError(msg)
-            record: dict[str, Any] = {
-                "ts": format_ts(self._clock()),
-                "run": self.run_id,
-                "seq": self._seq + 1,
-                "event": event,
-                **fields,
-            }
-            # Written first as it is; masked value by value only when a secret, a URL's
-            # password or a credential header may be in it (see Masker.may_change_json).
-            masked = record
-            line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
-            if self._masker.may_change_json(line):
-                masked = self._masker.mask_obj(record)
-                line = json.dumps(
-                    masked,
-                    ensure_ascii=False,
-                    separators=(",", ":"),
-                    # An object json cannot write (a Path, a datetime) goes in as its text,
-                    # masked too: mask_obj only sees strings.
-                    default=lambda obj: self._masker.mask(str(obj)),
-                )
-            if not line.isascii():
-                # JSON allows these inside strings, but many line readers (str.splitlines, some
-                # log shippers) end a line at them: escaped, one event stays one line.
-                line = line.translate(_LINE_BREAKS)
+            if sync:
+                # Before each event that precedes a change: a journal deleted meanwhile would
+                # take with it every event written to it from then on.
+                restored = self._keep_in_place()
+                if restored is not None:
+                    self._append(
+                        "journal_restored",
+                        sync=False,
+                        fields={
+                            "expected": f"the journal at {self.path}",
+                            "got": "it was deleted or moved while the run wrote it; written again "
+                            f"from what the run had written ({restored} bytes)",
+                        },
+                    )
+            return self._append(event, sync=sync, fields=fields)
+
+    def _append(self, event: str, *, sync: bool, fields: dict[str, Any]) -> dict[str, Any]:
+        """Write one event (the lock held, the journal open); the event as written."""
+        record: dict[str, Any] = {
+            "ts": format_ts(self._clock()),
+            "run": self.run_id,
+            "seq": self._seq + 1,
+            "event": event,
+            **fields,
+        }
+        # Written first as it is; masked value by value only when a secret, a URL's
+        # password or a credential header may be in it (see Masker.may_change_json).
+        masked = record
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+        if self._masker.may_change_json(line):
+            masked = self._masker.mask_obj(record)
+            line = json.dumps(
+                masked,
+                ensure_ascii=False,
+                separators=(",", ":"),
+                # An object json cannot write (a Path, a datetime) goes in as its text,
+                # masked too: mask_obj only sees strings.
+                default=lambda obj: self._masker.mask(str(obj)),
+            )
+        if not line.isascii():
+            # JSON allows these inside strings, but many line readers (str.splitlines, some
+            # log shippers) end a line at them: escaped, one event stays one line.
+            line = line.translate(_LINE_BREAKS)
+        try:
+            self._write_bytes(line.encode("utf-8") + b"\n", sync=sync)
+        except OSError as exc:
+            error = _unwritable(self.path, exc)
+            self._broken = error.message
+            raise error from exc
+        self._seq += 1
+        return masked
+
+    def _keep_in_place(self) -> int | None:
+        """Write the journal again at its path if it was deleted while the run wrote it; how
+        many bytes were written back, or None when it is where it was.
+
+        Raises `JournalUnwritable` (and the journal stays broken) when another file took its
+        place, or when it cannot be written again.
+        """
+        assert self._fd is not None  # noqa: S101 - callers check
+        try:
+            mine = os.fstat(self._fd)
             try:
-                self._write_bytes(line.encode("utf-8") + b"\n", sync=sync)
-            except OSError as exc:
-                error = _unwritable(self.path, exc)
-                self._broken = error.message
-                raise error from exc
-            self._seq += 1
-            return masked
+                there: os.stat_result | None = self.path.stat()
+            except FileNotFoundError:
+                there = None
+            if there is None:
+                return self._write_again(mine.st_size)
+        except OSError as exc:
+            error = _unwritable(self.path, exc)
+            self._broken = error.message
+            raise error from exc
+        if (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino):
+            return None
+        # Not ours to overwrite: whoever put it there may need it. The run's own lines stay
+        # in the file it opened, out of reach of every reader, so nothing more may change.
+        self._broken = (
+            f"cannot write the journal {self.path}: another file took its place while the run "
+            "wrote it (expected the file the run opened)"
+        )
+        raise JournalUnwritable(
+            self._broken,
+            hint=f"move the file at {self.path} away; what this run did is recorded nowhere else",
+        )
+
+    def _write_again(self, size: int) -> int:
+        """Copy the first `size` bytes of the open (deleted) journal to a new file at its
+        path, synced, and write to that from now on; `size`."""
+        assert self._fd is not None  # noqa: S101 - callers check
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        fd = os.open(self.path, flags, 0o644)
+        try:
+            offset = 0
+            while offset < size:
+                chunk = os.pread(self._fd, min(1 << 20, size - offset), offset)
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+                offset += len(chunk)
+            os.fsync(fd)
+            _fsync_dir(self.path.parent)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            raise
+        os.close(self._fd)
+        self._fd = fd
+        self._unsynced = False
+        return offset
 
     def _write_bytes(self, data: bytes, *, sync: bool = True) -> None:
         """Write all of `data` and, when syncing, fsync it (and what came before it)."""

@@ -182,16 +182,28 @@ def test_a_release_whose_reader_goes_away_finishes_and_journals_it(shop: Project
     assert shop.served_version() == "1.0.0"
 
 
-def test_a_signal_after_the_journal_was_deleted_still_exits_as_interrupted(shop: Project) -> None:
+def test_a_signal_after_the_journal_was_deleted_exits_as_interrupted_and_journals_it(
+    shop: Project,
+) -> None:
     # Someone cleans .drillbook/ while a release runs: the run still ends as a signal says.
     proc = start_slow_release(shop)
-    shop.journals()[-1].unlink()
+    journal = shop.journals()[-1]
+    journal.unlink()
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=GRACE + 5)
 
     assert proc.returncode == 143, out + err
     assert "interrupted by SIGTERM" in err
     assert not shop.leftovers()
+    # ... and its journal is written again, whole, so resume finds the run.
+    events = shop.events(journal.stem)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["event"] == "run_started"
+    assert "journal_restored" in [e["event"] for e in events]
+    assert finished(events, "unit")["outcome"] == "interrupted"
+    assert events[-1]["event"] == "run_finished"
+    listed = shop.run("resume")
+    assert f"{journal.stem}  interrupted" in listed.out, listed
 
 
 def test_resume_continues_from_the_interrupted_step_and_repeats_no_finished_one(

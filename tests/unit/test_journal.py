@@ -138,6 +138,66 @@ def test_unwritable_journal_raises_and_stays_broken(tmp_path: Path) -> None:
     journal.close()
 
 
+@pytest.mark.parametrize("how", ["file", "folder", "moved folder"])
+def test_a_journal_deleted_while_the_run_writes_it_is_written_again(
+    tmp_path: Path, how: str
+) -> None:
+    # Someone cleans .drillbook/ (or moves the folder away) mid-run: the run's lines went on
+    # into a file no reader sees. The next synced event puts them back where they belong.
+    journal = Journal.open(tmp_path, RUN, clock=fixed_clock())
+    journal.write("run_started", env="staging")
+    journal.write("check_finished", sync=False, outcome="pass")
+    path = journal_path(tmp_path, RUN)
+    if how == "file":
+        path.unlink()
+    elif how == "folder":
+        path.unlink()
+        path.parent.rmdir()
+        path.parent.parent.rmdir()
+    else:
+        path.parent.rename(tmp_path / "elsewhere")
+    journal.write("check_finished", sync=False, outcome="pass")
+    journal.write("step_started", step="deploy")
+    journal.write("run_finished", outcome="ok")
+    journal.close()
+
+    events = lines(path)
+    assert [e["event"] for e in events] == [
+        "run_started",
+        "check_finished",
+        "check_finished",
+        "journal_restored",
+        "step_started",
+        "run_finished",
+    ]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5, 6]
+    assert "deleted or moved while the run wrote it" in events[3]["got"]
+    assert not journal.broken
+
+
+def test_a_journal_replaced_by_another_file_is_not_overwritten_and_stops_the_run(
+    tmp_path: Path,
+) -> None:
+    journal = Journal.open(tmp_path, RUN)
+    journal.write("run_started")
+    path = journal_path(tmp_path, RUN)
+    path.unlink()
+    path.write_text("someone else's file\n")
+
+    with pytest.raises(JournalUnwritable) as caught:
+        journal.write("step_started", step="deploy")
+
+    assert "another file took its place while the run wrote it" in caught.value.message
+    assert str(path) in caught.value.message
+    assert caught.value.hint is not None
+    assert f"move the file at {path} away" in caught.value.hint
+    assert journal.broken
+    with pytest.raises(JournalUnwritable):
+        journal.write("run_finished")
+    journal.close()
+    assert path.read_text() == "someone else's file\n"
+
+
 def test_journal_folder_that_cannot_be_created(tmp_path: Path) -> None:
     (tmp_path / ".drillbook").write_text("a file where a folder should be")
     with pytest.raises(JournalUnwritable) as caught:
