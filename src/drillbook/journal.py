@@ -550,10 +550,24 @@ def list_runs(project_root: Path) -> list[RunInfo]:
             continue
         runs.append(RunInfo(run_id, path, *summary))
     index.save(entry.name for entry in entries)
+    names = {info.run_id for info in runs}
+    runs = [info for info in runs if _copied_from(info) not in names]
     # Run ids start with their UTC time to the second, and a random part: two runs of the same
     # second (a release and its resume) sort by the millisecond `ts` of their first event.
     runs.sort(key=_start_key, reverse=True)
     return runs
+
+
+def _copied_from(info: RunInfo) -> str | None:
+    """The run whose journal `info`'s is a copy of, or None.
+
+    A journal copied beside its original (`cp R.jsonl R-copy.jsonl`, a backup) holds the
+    events of run R, not of a second run: listed, it would stay unfinished after R is
+    closed, and every run that changes R's environment would refuse, sending the person to
+    close R again. The original's journal is the run's.
+    """
+    said = info.first.get("run") if info.first else None
+    return said if isinstance(said, str) and said != info.run_id else None
 
 
 #: How many lines from a journal's end `list_runs` parses.

@@ -629,6 +629,28 @@ def test_abandon_after_sigkill_stops_what_the_run_left_running(shop: Project) ->
     assert shop.run("release", "--version", "1.0.0").code == 0
 
 
+def test_a_copy_of_a_killed_runs_journal_is_not_a_second_run_to_close(shop: Project) -> None:
+    # A backup made beside it, named as run ids may be: the run is the original's.
+    run_id, _ = killed_mid_gate(shop)
+    folder = shop.root / ".drillbook" / "journal"
+    copy = folder / f"{run_id}-copy.jsonl"
+    copy.write_bytes((folder / f"{run_id}.jsonl").read_bytes())
+
+    listed = shop.run("resume")
+    closed = shop.run("abandon", run_id)
+    again = shop.run("release", "--version", "1.0.0")
+
+    assert listed.code == 0, listed
+    assert f"{run_id}  open" in listed.out
+    assert f"{run_id}-copy" not in listed.out
+    assert closed.code == 0, closed
+    assert f"abandoned {run_id}" in closed.out
+    assert again.code == 0, again
+    assert (
+        copy.read_bytes() == (folder / f"{run_id}.jsonl").read_bytes().rsplit(b"\n", 2)[0] + b"\n"
+    )
+
+
 def test_abandon_warns_that_it_takes_over_the_killed_runs_lock(shop: Project) -> None:
     run_id, _ = killed_mid_gate(shop)
     assert (shop.root / ".drillbook" / "locks" / "staging.lock").exists()

@@ -272,6 +272,21 @@ def test_a_torn_line_longer_than_a_block_is_cut_off_whole(tmp_path: Path) -> Non
     assert [json.loads(line)["event"] for line in lines] == ["run_started", "run_resumed"]
 
 
+def test_list_runs_leaves_out_a_copy_of_a_journal_beside_its_original(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, RUN) as journal:
+        journal.write("run_started", env="staging")
+    folder = journal.path.parent
+    (folder / f"{RUN}-copy.jsonl").write_bytes(journal.path.read_bytes())
+    # Alone, a journal whose events name another run is still listed, under its file's name.
+    (folder / "20261124T000000Z-aaaaaa.jsonl").write_bytes(
+        journal.path.read_bytes().replace(RUN.encode(), b"20261124T000000Z-bbbbbb")
+    )
+
+    runs = list_runs(tmp_path)
+
+    assert sorted(info.run_id for info in runs) == [RUN, "20261124T000000Z-aaaaaa"]
+
+
 def test_list_runs_newest_first_with_first_last_and_finished(tmp_path: Path) -> None:
     assert list_runs(tmp_path) == []
     old, new, torn = (
