@@ -351,8 +351,30 @@ _HINT = (
 
 
 def _unwritable(path: Path, exc: OSError) -> JournalUnwritable:
+    dangling = _dangling_link(path.parent)
+    if dangling is not None:
+        # mkdir says only "File exists" of a link to a folder that is gone.
+        found, hint = dangling
+        return JournalUnwritable(f"cannot write the journal {path}: {found}", hint=hint)
     reason = exc.strerror or str(exc)
     return JournalUnwritable(f"cannot write the journal {path}: {reason}", hint=_HINT)
+
+
+def _dangling_link(folder: Path) -> tuple[str, str] | None:
+    """What is wrong and what to do when `folder` or a parent of it is a symbolic link to
+    nothing; None when none is."""
+    for each in (folder, *folder.parents):
+        try:
+            if not each.is_symlink() or each.exists():
+                continue
+            target = each.parent / each.readlink()
+        except OSError:
+            return None
+        return (
+            f"{each} is a symbolic link to {target}, which does not exist; expected a folder",
+            f"create {target}, or remove the link {each}, then run the command again",
+        )
+    return None
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -519,7 +541,14 @@ def list_runs(project_root: Path) -> list[RunInfo]:
     try:
         entries = [e for e in os.scandir(folder) if e.name.endswith(SUFFIX) and e.is_file()]
     except FileNotFoundError:
-        return []
+        dangling = _dangling_link(folder)
+        if dangling is None:
+            return []
+        # Not "no runs": the journals, if any, are where the link pointed.
+        found, hint = dangling
+        raise PreconditionFailed(
+            f"cannot list the journals in {folder}: {found}", hint=hint
+        ) from None
     except OSError as exc:
         # The world says no (exit 3), as for a journal that cannot be written: the project's
         # .drillbook/ is not a folder drillbook can read.

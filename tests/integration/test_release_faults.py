@@ -968,6 +968,29 @@ def test_a_file_in_place_of_the_drillbook_folder_refuses_as_the_world_saying_no(
     assert shop.tags() == []
 
 
+@pytest.mark.parametrize(
+    "args", [("release", "--version", "1.0.0"), ("deploy", "--version", "1.0.0"), ("history",)]
+)
+def test_a_journal_folder_linked_to_nothing_is_named_not_called_empty_or_full(
+    shop: Project, args: tuple[str, ...]
+) -> None:
+    # The journals moved to another disk that is not mounted: history must not say "no
+    # runs", and a run must not say "File exists" and "free disk space".
+    (shop.root / ".drillbook").mkdir()
+    link = shop.root / ".drillbook" / "journal"
+    link.symlink_to(shop.home / "unmounted" / "journal")
+
+    result = shop.run(*args)
+
+    assert result.code == 3, result
+    assert f"{link} is a symbolic link to {shop.home / 'unmounted' / 'journal'}" in result.err
+    assert "which does not exist; expected a folder" in result.err
+    assert f"or remove the link {link}" in result.err
+    assert "File exists" not in result.err
+    assert shop.served_version() is None
+    assert shop.tags() == []
+
+
 def test_only_the_service_runs_after_a_release(released: Project) -> None:
     shop = released
     pid = int((shop.root / "var" / "staging" / "server.pid").read_text())
