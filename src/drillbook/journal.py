@@ -157,7 +157,12 @@ class Journal:
                 _fsync_dir(path.parent)
             torn = _torn_tail(path)
             if torn is not None:
-                os.truncate(path, torn)
+                if _whole_event(path, torn):
+                    # Saved by an editor without its final newline: the event is whole, and
+                    # readers show it; only the newline is missing.
+                    os.write(journal._fd, b"\n")
+                else:
+                    os.truncate(path, torn)
                 if sync:
                     os.fsync(journal._fd)
         except OSError as exc:
@@ -406,6 +411,18 @@ def _torn_tail(path: Path) -> int | None:
                 return start + cut + 1
             pos = start
         return 0
+
+
+def _whole_event(path: Path, start: int) -> bool:
+    """Whether the last line of a journal, from `start` to its end (no newline), is one whole
+    event, as the reader takes it."""
+    with path.open("rb") as f:
+        f.seek(start)
+        line = f.read(HEAD_BYTES + 1)
+    if len(line) > HEAD_BYTES:
+        return False  # longer than any event the writer writes
+    events, _, _ = _parse_lines(line)
+    return bool(events)
 
 
 def _last_seq(path: Path) -> int:

@@ -258,6 +258,26 @@ def test_reopening_continues_seq_after_a_torn_line(tmp_path: Path) -> None:
         json.loads(line)
 
 
+def test_reopening_keeps_a_whole_last_event_saved_without_its_newline(tmp_path: Path) -> None:
+    # An editor that writes no final newline: the last event is whole, and readers show it.
+    with Journal.open(tmp_path, RUN) as journal:
+        journal.write("run_started")
+        journal.write("run_finished", outcome="interrupted")
+    journal.path.write_bytes(journal.path.read_bytes().rstrip(b"\n"))
+    assert [e["event"] for e in read_journal(journal.path).events][-1] == "run_finished"
+
+    with Journal.open(tmp_path, RUN) as again:
+        written = again.write("run_closed", how="abandoned")
+
+    assert written["seq"] == 3
+    assert [e["event"] for e in lines(journal.path)] == [
+        "run_started",
+        "run_finished",
+        "run_closed",
+    ]
+    assert lines(journal.path)[1]["outcome"] == "interrupted"
+
+
 def test_a_torn_line_longer_than_a_block_is_cut_off_whole(tmp_path: Path) -> None:
     with Journal.open(tmp_path, RUN) as journal:
         journal.write("run_started")
