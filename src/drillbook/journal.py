@@ -19,6 +19,7 @@ middle is skipped and counted.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -362,6 +363,16 @@ def _unwritable(path: Path, exc: OSError) -> JournalUnwritable:
         found, hint = dangling
         return JournalUnwritable(f"cannot write the journal {path}: {found}", hint=hint)
     reason = exc.strerror or str(exc)
+    if exc.errno == errno.EPERM:
+        # Root passes every permission check; what refuses it is a flag on the file or folder.
+        return JournalUnwritable(
+            f"cannot write the journal {path}: {reason} (expected a file it may append to and "
+            "cut a torn last line from)",
+            hint=(
+                f"`lsattr -d {path.parent} {path}` shows an immutable (i) or append-only (a) "
+                "flag; `chattr -i -a` clears it, then run the command again"
+            ),
+        )
     return JournalUnwritable(f"cannot write the journal {path}: {reason}", hint=_HINT)
 
 

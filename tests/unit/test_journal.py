@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -196,6 +197,24 @@ def test_a_journal_replaced_by_another_file_is_not_overwritten_and_stops_the_run
         journal.write("run_finished")
     journal.close()
     assert path.read_text() == "someone else's file\n"
+
+
+def test_an_immutable_journal_is_named_with_the_flag_that_refuses_it(tmp_path: Path) -> None:
+    # Root writes through every permission: an immutable flag is what refuses it.
+    with Journal.open(tmp_path, RUN) as journal:
+        journal.write("run_started")
+    flagged = subprocess.run(["chattr", "+i", str(journal.path)], capture_output=True, check=False)
+    if flagged.returncode != 0:
+        pytest.skip(f"chattr +i is not available here: {flagged.stderr.decode().strip()}")
+    try:
+        with pytest.raises(JournalUnwritable) as caught:
+            Journal.open(tmp_path, RUN)
+    finally:
+        subprocess.run(["chattr", "-i", str(journal.path)], check=False)
+    assert "Operation not permitted" in caught.value.message
+    assert caught.value.hint is not None
+    assert "immutable (i) or append-only (a) flag" in caught.value.hint
+    assert "free disk space" not in caught.value.hint
 
 
 def test_journal_folder_that_cannot_be_created(tmp_path: Path) -> None:
