@@ -163,7 +163,7 @@ class Journal:
                     # readers show it; only the newline is missing.
                     os.write(journal._fd, b"\n")
                 else:
-                    os.truncate(path, torn)
+                    _cut(journal._fd, path, torn)
                 if sync:
                     os.fsync(journal._fd)
         except OSError as exc:
@@ -366,11 +366,10 @@ def _unwritable(path: Path, exc: OSError) -> JournalUnwritable:
     if exc.errno == errno.EPERM:
         # Root passes every permission check; what refuses it is a flag on the file or folder.
         return JournalUnwritable(
-            f"cannot write the journal {path}: {reason} (expected a file it may append to and "
-            "cut a torn last line from)",
+            f"cannot write the journal {path}: {reason} (expected a file it may append to)",
             hint=(
-                f"`lsattr -d {path.parent} {path}` shows an immutable (i) or append-only (a) "
-                "flag; `chattr -i -a` clears it, then run the command again"
+                f"`lsattr -d {path.parent} {path}` shows an immutable (i) flag, "
+                "which `chattr -i` clears; then run the command again"
             ),
         )
     return JournalUnwritable(f"cannot write the journal {path}: {reason}", hint=_HINT)
@@ -422,6 +421,18 @@ def _torn_tail(path: Path) -> int | None:
                 return start + cut + 1
             pos = start
         return 0
+
+
+def _cut(fd: int, path: Path, size: int) -> None:
+    """Cut a torn last line off the journal open as `fd`: truncate it to `size`.
+
+    A journal made append-only (`chattr +a`, so that no run can rewrite what was recorded)
+    cannot be cut: the torn line is ended instead, and read as one bad line, left out.
+    """
+    try:
+        os.truncate(path, size)
+    except PermissionError:
+        os.write(fd, b"\n")
 
 
 def _whole_event(path: Path, start: int) -> bool:

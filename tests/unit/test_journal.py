@@ -213,8 +213,30 @@ def test_an_immutable_journal_is_named_with_the_flag_that_refuses_it(tmp_path: P
         subprocess.run(["chattr", "-i", str(journal.path)], check=False)
     assert "Operation not permitted" in caught.value.message
     assert caught.value.hint is not None
-    assert "immutable (i) or append-only (a) flag" in caught.value.hint
+    assert "shows an immutable (i) flag" in caught.value.hint
     assert "free disk space" not in caught.value.hint
+
+
+def test_an_append_only_journal_with_a_torn_line_is_continued_after_it(tmp_path: Path) -> None:
+    # chattr +a: a journal no run may rewrite. Its torn line cannot be cut, only ended.
+    with Journal.open(tmp_path, RUN) as journal:
+        journal.write("run_started")
+    with journal.path.open("ab") as f:
+        f.write(b'{"event":"tor')  # the crash
+    flagged = subprocess.run(["chattr", "+a", str(journal.path)], capture_output=True, check=False)
+    if flagged.returncode != 0:
+        pytest.skip(f"chattr +a is not available here: {flagged.stderr.decode().strip()}")
+    try:
+        with Journal.open(tmp_path, RUN) as again:
+            written = again.write("run_closed", how="abandoned")
+    finally:
+        subprocess.run(["chattr", "-a", str(journal.path)], check=False)
+
+    assert written["seq"] == 2
+    read = read_journal(journal.path)
+    assert [e["event"] for e in read.events] == ["run_started", "run_closed"]
+    assert read.skipped == 1
+    assert not read.torn
 
 
 def test_journal_folder_that_cannot_be_created(tmp_path: Path) -> None:
