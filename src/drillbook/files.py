@@ -117,3 +117,28 @@ def require_replaceable(path: Path, what: str) -> None:
         msg = f"cannot write {what} to {path}: {exc.strerror or exc}"
         raise PreconditionFailed(msg, hint=f"fix {path} (lsattr shows an immutable flag)") from None
     os.close(fd)
+
+
+def blocked_folder(folder: Path) -> tuple[str, str] | None:
+    """What stands in the way of making `folder` (a file, or a symbolic link to nothing, in
+    its place or in a parent's) and what to do about it; None when nothing does.
+
+    For the message of a write that failed: mkdir says only "File exists" of either.
+    """
+    for each in (folder, *folder.parents):
+        try:
+            if each.is_symlink() and not each.exists():
+                target = each.parent / each.readlink()
+                return (
+                    f"{each} is a symbolic link to {target}, which does not exist; expected a "
+                    "folder",
+                    f"create {target}, or remove the link {each}, then run the command again",
+                )
+            if each.exists() and not each.is_dir():
+                return (
+                    f"{each} is a file, expected a folder",
+                    f"move the file {each} out of the way, then run the command again",
+                )
+        except OSError:
+            return None
+    return None

@@ -33,6 +33,7 @@ from types import TracebackType
 from typing import Any
 
 from drillbook.errors import JournalUnwritable, PreconditionFailed, UsageError
+from drillbook.files import blocked_folder
 from drillbook.secrets import Masker
 
 #: Where journals live, relative to the project root.
@@ -357,7 +358,7 @@ _HINT = (
 
 
 def _unwritable(path: Path, exc: OSError) -> JournalUnwritable:
-    dangling = _dangling_link(path.parent)
+    dangling = blocked_folder(path.parent)
     if dangling is not None:
         # mkdir says only "File exists" of a link to a folder that is gone.
         found, hint = dangling
@@ -373,23 +374,6 @@ def _unwritable(path: Path, exc: OSError) -> JournalUnwritable:
             ),
         )
     return JournalUnwritable(f"cannot write the journal {path}: {reason}", hint=_HINT)
-
-
-def _dangling_link(folder: Path) -> tuple[str, str] | None:
-    """What is wrong and what to do when `folder` or a parent of it is a symbolic link to
-    nothing; None when none is."""
-    for each in (folder, *folder.parents):
-        try:
-            if not each.is_symlink() or each.exists():
-                continue
-            target = each.parent / each.readlink()
-        except OSError:
-            return None
-        return (
-            f"{each} is a symbolic link to {target}, which does not exist; expected a folder",
-            f"create {target}, or remove the link {each}, then run the command again",
-        )
-    return None
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -580,7 +564,7 @@ def list_runs(project_root: Path) -> list[RunInfo]:
     try:
         entries = [e for e in os.scandir(folder) if e.name.endswith(SUFFIX) and e.is_file()]
     except FileNotFoundError:
-        dangling = _dangling_link(folder)
+        dangling = blocked_folder(folder)
         if dangling is None:
             return []
         # Not "no runs": the journals, if any, are where the link pointed.
