@@ -10,6 +10,12 @@ from pathlib import Path
 
 from drillbook.errors import PreconditionFailed
 
+#: What to do when .drillbook/ is on a file system mounted read-only.
+READ_ONLY_HINT = (
+    "the file system that holds .drillbook/ is mounted read-only: remount it read-write (or "
+    "run from a copy of the project on a disk that is), then run the command again"
+)
+
 
 def write_atomic(path: Path, text: str | bytes, *, mode: int = 0o644, sync: bool = True) -> Path:
     """Write `text` to `path` atomically: a crash leaves the old file or the new one, never half.

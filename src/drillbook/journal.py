@@ -33,7 +33,7 @@ from types import TracebackType
 from typing import Any
 
 from drillbook.errors import JournalUnwritable, PreconditionFailed, UsageError
-from drillbook.files import blocked_folder
+from drillbook.files import READ_ONLY_HINT, blocked_folder
 from drillbook.secrets import Masker
 
 #: Where journals live, relative to the project root.
@@ -372,6 +372,12 @@ def _unwritable(path: Path, exc: OSError) -> JournalUnwritable:
                 f"`lsattr -d {path.parent} {path}` shows an immutable (i) flag, "
                 "which `chattr -i` clears; then run the command again"
             ),
+        )
+    if exc.errno == errno.EROFS:
+        # Neither free space nor permissions: the mount itself refuses every write.
+        return JournalUnwritable(
+            f"cannot write the journal {path}: {reason} (expected a folder it may write)",
+            hint=READ_ONLY_HINT,
         )
     return JournalUnwritable(f"cannot write the journal {path}: {reason}", hint=_HINT)
 

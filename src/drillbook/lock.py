@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from drillbook.errors import LockHeld, PreconditionFailed, UsageError
-from drillbook.files import blocked_folder
+from drillbook.files import READ_ONLY_HINT, blocked_folder
 from drillbook.process import proc_stat
 
 #: Where lock files live, relative to the project root.
@@ -149,6 +149,11 @@ def _unwritable(path: Path, exc: OSError) -> PreconditionFailed:
         found, hint = blocked
         return PreconditionFailed(
             f"cannot create the lock {path}: {found}", hint=f"{hint} (nothing was started)"
+        )
+    if exc.errno == errno.EROFS:
+        return PreconditionFailed(
+            f"cannot create the lock {path}: {exc.strerror or exc}",
+            hint=f"{READ_ONLY_HINT} (nothing was started)",
         )
     return PreconditionFailed(
         f"cannot create the lock {path}: {exc.strerror or exc}",

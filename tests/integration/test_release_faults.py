@@ -991,6 +991,32 @@ def test_a_journal_folder_linked_to_nothing_is_named_not_called_empty_or_full(
     assert shop.tags() == []
 
 
+@pytest.mark.parametrize("folder", [".drillbook", ".drillbook/journal"])
+def test_a_drillbook_folder_on_a_read_only_mount_says_so_not_free_disk_space(
+    shop: Project, folder: str
+) -> None:
+    # Root writes through every permission: a mount read-only is what refuses it. The mount is
+    # made in a mount namespace of the run's own, seen by nothing else on the machine.
+    (shop.root / folder).mkdir(parents=True)
+    mount = f"mount -t tmpfs -o ro tmpfs {shop.root / folder}"
+    script = f"{mount} && exec {DRILLBOOK} deploy --version 1.0.0"
+    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+    probe = subprocess.run([*argv[:4], "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"no mount namespace here: {probe.stderr.decode().strip()}")
+
+    result = subprocess.run(
+        argv, cwd=shop.root, env=shop.env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 3, result
+    assert "Read-only file system" in result.stderr
+    assert "is mounted read-only: remount it read-write" in result.stderr
+    assert "free disk space" not in result.stderr
+    assert "the free space on its disk" not in result.stderr
+    assert shop.served_version() is None
+
+
 def test_only_the_service_runs_after_a_release(released: Project) -> None:
     shop = released
     pid = int((shop.root / "var" / "staging" / "server.pid").read_text())
