@@ -4,8 +4,9 @@ The writer adds `ts`, `run` and `seq` to every event, masks every string in it, 
 flushes and fsyncs the line before `write` returns, so what a run did survives a crash of the
 run or of the machine. If the journal cannot be written, `JournalUnwritable` is raised and every
 later write raises too: a run must not change anything it could not record. A journal
-deleted or moved while the run writes it is written again at its path, from the file the run
-holds open, before the next synced event (with a `journal_restored` event saying so).
+deleted, moved or cut short while the run writes it is written again at its path, from the file
+the run holds open or from the lines it wrote, before the next synced event (with a
+`journal_restored` event saying so).
 
 `write(..., sync=False)` is for the events of steps that change nothing (a gate, a check): the
 line is written before `write` returns, so it survives a crash of the run, and it is fsynced
@@ -23,6 +24,7 @@ import errno
 import json
 import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -115,6 +117,10 @@ class Journal:
         self._broken: str | None = None
         self._unsynced = False
         self._lock = threading.Lock()
+        # What this journal wrote, and the size of the file before it: a file cut short under
+        # the run (`: > file`, logrotate's copytruncate) is written again from these.
+        self._base: int | None = None
+        self._mine = bytearray()
 
     @classmethod
     def open(
@@ -167,6 +173,7 @@ class Journal:
                     _cut(journal._fd, path, torn)
                 if sync:
                     os.fsync(journal._fd)
+            journal._base = os.fstat(journal._fd).st_size
         except OSError as exc:
             journal.close()
             raise _unwritable(path, exc) from exc
@@ -202,13 +209,14 @@ class Journal:
                 # take with it every event written to it from then on.
                 restored = self._keep_in_place()
                 if restored is not None:
+                    size, what = restored
                     self._append(
                         "journal_restored",
                         sync=False,
                         fields={
                             "expected": f"the journal at {self.path}",
-                            "got": "it was deleted or moved while the run wrote it; written again "
-                            f"from what the run had written ({restored} bytes)",
+                            "got": f"it was {what} while the run wrote it; written again from "
+                            f"what the run had written ({size} bytes)",
                         },
                     )
             return self._append(event, sync=sync, fields=fields)
@@ -249,9 +257,10 @@ class Journal:
         self._seq += 1
         return masked
 
-    def _keep_in_place(self) -> int | None:
-        """Write the journal again at its path if it was deleted while the run wrote it; how
-        many bytes were written back, or None when it is where it was.
+    def _keep_in_place(self) -> tuple[int, str] | None:
+        """Write the journal again at its path if it was deleted, moved or cut short while the
+        run wrote it; how many bytes were written back and what had happened, or None when it
+        is where and as it was.
 
         Raises `JournalUnwritable` (and the journal stays broken) when another file took its
         place, or when it cannot be written again.
@@ -264,13 +273,15 @@ class Journal:
             except FileNotFoundError:
                 there = None
             if there is None:
-                return self._write_again(mine.st_size)
+                return self._write_again(mine.st_size), "deleted or moved"
         except OSError as exc:
             error = _unwritable(self.path, exc)
             self._broken = error.message
             raise error from exc
         if (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino):
-            return None
+            if self._base is None or mine.st_size >= self._base + len(self._mine):
+                return None
+            return self._write_back(mine.st_size), f"cut short to {mine.st_size} bytes"
         # Not ours to overwrite: whoever put it there may need it. The run's own lines stay
         # in the file it opened, out of reach of every reader, so nothing more may change.
         self._broken = (
@@ -281,6 +292,48 @@ class Journal:
             self._broken,
             hint=f"move the file at {self.path} away; what this run did is recorded nowhere else",
         )
+
+    def _write_back(self, found: int) -> int:
+        """Replace a journal cut short to `found` bytes under the run with every line this
+        journal wrote, atomically, and write to that from now on; the bytes written back.
+
+        Only a journal this run made can be: of one it continued (a resume closing the run it
+        takes over), the lines from before are not held, and the journal stays broken.
+        """
+        assert self._fd is not None and self._base is not None  # noqa: S101 - callers check
+        expected = self._base + len(self._mine)
+        if self._base:
+            self._broken = (
+                f"cannot write the journal {self.path}: it was cut short to {found} bytes "
+                f"while the run wrote it, expected at least {expected}"
+            )
+            raise JournalUnwritable(self._broken, hint=_CUT_HINT)
+        folder = self.path.parent
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
+            try:
+                view = memoryview(bytes(self._mine))
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+                os.fchmod(fd, 0o644)  # mkstemp makes it 0600
+                os.replace(tmp, self.path)  # noqa: PTH105
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)  # noqa: PTH108
+                raise
+            finally:
+                os.close(fd)
+            _fsync_dir(folder)
+            new_fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        except OSError as exc:
+            error = _unwritable(self.path, exc)
+            self._broken = error.message
+            raise error from exc
+        os.close(self._fd)
+        self._fd = new_fd
+        self._unsynced = False
+        return expected
 
     def _write_again(self, size: int) -> int:
         """Copy the first `size` bytes of the open (deleted) journal to a new file at its
@@ -317,6 +370,7 @@ class Journal:
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
+            self._mine += view[:written]
             view = view[written:]
         if not self._sync:
             return
@@ -350,6 +404,11 @@ class Journal:
     ) -> None:
         self.close()
 
+
+_CUT_HINT = (
+    "look for a copy of it (logrotate's copytruncate leaves one beside it): what this run "
+    "did from here on could not be recorded whole, so it stopped"
+)
 
 _HINT = (
     "free disk space or fix the folder's permissions, then run the command again (a run that "

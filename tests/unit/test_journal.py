@@ -176,6 +176,56 @@ def test_a_journal_deleted_while_the_run_writes_it_is_written_again(
     assert not journal.broken
 
 
+def test_a_journal_cut_short_while_the_run_writes_it_is_written_again_whole(
+    tmp_path: Path,
+) -> None:
+    # `: > file`, or logrotate's copytruncate: the run's first lines, run_started among them,
+    # were gone, and with them the run from history, resume and the unfinished-run check.
+    journal = Journal.open(tmp_path, RUN, clock=fixed_clock())
+    journal.write("run_started", env="staging")
+    journal.write("step_started", step="unit")
+    path = journal_path(tmp_path, RUN)
+    inode = path.stat().st_ino
+    with path.open("r+b") as f:
+        f.truncate(0)
+    journal.write("step_finished", sync=False, step="unit", outcome="ok")
+    journal.write("step_started", step="deploy")
+    journal.close()
+
+    events = lines(path)
+    assert [e["event"] for e in events] == [
+        "run_started",
+        "step_started",
+        "step_finished",
+        "journal_restored",
+        "step_started",
+    ]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+    assert "cut short to " in events[3]["got"]
+    assert path.stat().st_ino != inode  # replaced whole, atomically
+    assert not [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+
+
+def test_a_continued_journal_cut_short_under_the_run_stops_it(tmp_path: Path) -> None:
+    # Its lines from before this process opened it are not held: they cannot be put back.
+    with Journal.open(tmp_path, RUN) as journal:
+        journal.write("run_started")
+    again = Journal.open(tmp_path, RUN)
+    again.write("step_started", step="deploy")
+    with journal.path.open("r+b") as f:
+        f.truncate(0)
+
+    with pytest.raises(JournalUnwritable) as caught:
+        again.write("run_closed", how="abandoned")
+
+    assert "it was cut short to 0 bytes while the run wrote it" in caught.value.message
+    assert caught.value.hint is not None
+    assert "copytruncate" in caught.value.hint
+    assert again.broken
+    again.close()
+
+
 def test_a_journal_replaced_by_another_file_is_not_overwritten_and_stops_the_run(
     tmp_path: Path,
 ) -> None:
