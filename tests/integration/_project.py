@@ -599,7 +599,8 @@ class Project:
             try:
                 cwd = (entry / "cwd").readlink()
                 stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                raw = (entry / "cmdline").read_bytes()
+                cmdline = raw.replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
             if stat[stat.rfind(")") + 2] in "ZX":
