@@ -10,6 +10,12 @@ from pathlib import Path
 
 from drillbook.errors import PreconditionFailed
 
+#: What to do when .drillbook/ is on a file system mounted read-only.
+READ_ONLY_HINT = (
+    "the file system that holds .drillbook/ is mounted read-only: remount it read-write (or "
+    "run from a copy of the project on a disk that is), then run the command again"
+)
+
 
 def write_atomic(path: Path, text: str | bytes, *, mode: int = 0o644, sync: bool = True) -> Path:
     """Write `text` to `path` atomically: a crash leaves the old file or the new one, never half.
@@ -71,6 +77,17 @@ def require_writable(folder: Path, what: str) -> None:
     """
     probe = folder
     while not probe.exists() and probe.parent != probe:
+        if probe.is_symlink():
+            # A link to nothing: the write would make neither it nor what it names (mkdir
+            # says "File exists"), only after the steps before it had run.
+            target = probe.parent / probe.readlink()  # an absolute link stays as it is
+            msg = (
+                f"cannot write {what} to {folder}: {probe} is a symbolic link to {target}, "
+                "which does not exist; expected a folder"
+            )
+            raise PreconditionFailed(
+                msg, hint=f"create {target}, or remove the link {probe}, then run again"
+            )
         probe = probe.parent
     if not probe.is_dir():
         msg = f"cannot write {what} to {folder}: {probe} is a file, expected a folder"
@@ -94,6 +111,10 @@ def require_replaceable(path: Path, what: str) -> None:
     permissions do not say so. Opening it to append writes nothing, and fails for the same
     reason; a file that does not exist yet is left to `require_writable`.
     """
+    if path.is_dir():
+        # Opening it says only "Is a directory"; the rename over it would fail the same way.
+        msg = f"cannot write {what} to {path}: it is a folder, expected a file or nothing"
+        raise PreconditionFailed(msg, hint=f"move the folder {path} out of the way, then run again")
     try:
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
     except FileNotFoundError:
@@ -102,3 +123,28 @@ def require_replaceable(path: Path, what: str) -> None:
         msg = f"cannot write {what} to {path}: {exc.strerror or exc}"
         raise PreconditionFailed(msg, hint=f"fix {path} (lsattr shows an immutable flag)") from None
     os.close(fd)
+
+
+def blocked_folder(folder: Path) -> tuple[str, str] | None:
+    """What stands in the way of making `folder` (a file, or a symbolic link to nothing, in
+    its place or in a parent's) and what to do about it; None when nothing does.
+
+    For the message of a write that failed: mkdir says only "File exists" of either.
+    """
+    for each in (folder, *folder.parents):
+        try:
+            if each.is_symlink() and not each.exists():
+                target = each.parent / each.readlink()
+                return (
+                    f"{each} is a symbolic link to {target}, which does not exist; expected a "
+                    "folder",
+                    f"create {target}, or remove the link {each}, then run the command again",
+                )
+            if each.exists() and not each.is_dir():
+                return (
+                    f"{each} is a file, expected a folder",
+                    f"move the file {each} out of the way, then run the command again",
+                )
+        except OSError:
+            return None
+    return None

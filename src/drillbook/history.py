@@ -79,6 +79,9 @@ class Entry:
     #: For a stopped run, the (run, version) of a later run that deployed to its environment
     #: since (not in `as_dict`): what runs there is that run's doing, not this one's.
     overtaken_by: tuple[str, str] | None = None
+    #: Lines of the run's journal that are not events (a crash, a hand edit) and were left out
+    #: of what this entry says (not in `as_dict`).
+    unreadable: int = 0
 
     def as_dict(self) -> dict:
         """The entry as plain JSON-ready data."""
@@ -149,11 +152,13 @@ def entries(root: Path, *, since: float | None = None, env: str | None = None) -
         if since is not None and (started is None or started < since):
             continue
         try:
-            events = read_journal(info.path).events
+            read = read_journal(info.path)
         except UsageError:  # gone or unreadable since list_runs saw it
             continue
+        events = read.events
         # The whole first event: list_runs holds only a summary of it.
-        out.append(_entry(events[0] if events else first, events, owners_of))
+        entry = _entry(events[0] if events else first, events, owners_of)
+        out.append(replace(entry, unreadable=read.skipped) if read.skipped else entry)
     out.sort(key=lambda e: (_epoch(e.ts) or 0.0, e.run), reverse=True)
     out = [_not_overtaken(root, _still_running(root, e)) for e in out]
     if several_runbooks(root):
@@ -625,6 +630,13 @@ def table(rows: list[Entry], *, now: float | None = None) -> list[str]:
         then = _then(entry)
         if then:
             lines.append(f"{'':{widths[0]}}  then: {then}")
+        if entry.unreadable:
+            # What this row says was judged without them: the person should know to look.
+            many = "s are" if entry.unreadable > 1 else " is"
+            lines.append(
+                f"{'':{widths[0]}}  note: {entry.unreadable} line{many} not JSON in "
+                f".drillbook/journal/{entry.run}.jsonl and left out of this row"
+            )
     return lines
 
 

@@ -3,7 +3,10 @@
 The writer adds `ts`, `run` and `seq` to every event, masks every string in it, and writes,
 flushes and fsyncs the line before `write` returns, so what a run did survives a crash of the
 run or of the machine. If the journal cannot be written, `JournalUnwritable` is raised and every
-later write raises too: a run must not change anything it could not record.
+later write raises too: a run must not change anything it could not record. A journal
+deleted, moved or cut short while the run writes it is written again at its path, from the file
+the run holds open or from the lines it wrote, before the next synced event (with a
+`journal_restored` event saying so).
 
 `write(..., sync=False)` is for the events of steps that change nothing (a gate, a check): the
 line is written before `write` returns, so it survives a crash of the run, and it is fsynced
@@ -16,9 +19,12 @@ middle is skipped and counted.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import os
 import re
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -29,6 +35,7 @@ from types import TracebackType
 from typing import Any
 
 from drillbook.errors import JournalUnwritable, PreconditionFailed, UsageError
+from drillbook.files import READ_ONLY_HINT, blocked_folder
 from drillbook.secrets import Masker
 
 #: Where journals live, relative to the project root.
@@ -110,6 +117,10 @@ class Journal:
         self._broken: str | None = None
         self._unsynced = False
         self._lock = threading.Lock()
+        # What this journal wrote, and the size of the file before it: a file cut short under
+        # the run (`: > file`, logrotate's copytruncate) is written again from these.
+        self._base: int | None = None
+        self._mine = bytearray()
 
     @classmethod
     def open(
@@ -135,7 +146,8 @@ class Journal:
             existed = path.exists()
             if existed:
                 seq = _last_seq(path)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            # Read and write: a journal deleted while the run writes it is written again from it.
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise _unwritable(path, exc) from exc
         journal = cls(
@@ -153,9 +165,15 @@ class Journal:
                 _fsync_dir(path.parent)
             torn = _torn_tail(path)
             if torn is not None:
-                os.truncate(path, torn)
+                if _whole_event(path, torn):
+                    # Saved by an editor without its final newline: the event is whole, and
+                    # readers show it; only the newline is missing.
+                    os.write(journal._fd, b"\n")
+                else:
+                    _cut(journal._fd, path, torn)
                 if sync:
                     os.fsync(journal._fd)
+            journal._base = os.fstat(journal._fd).st_size
         except OSError as exc:
             journal.close()
             raise _unwritable(path, exc) from exc
@@ -186,39 +204,165 @@ class Journal:
             if self._fd is None:
                 msg = f"the journal {self.path} is closed"
                 raise ValueError(msg)
-            record: dict[str, Any] = {
-                "ts": format_ts(self._clock()),
-                "run": self.run_id,
-                "seq": self._seq + 1,
-                "event": event,
-                **fields,
-            }
-            # Written first as it is; masked value by value only when a secret, a URL's
-            # password or a credential header may be in it (see Masker.may_change_json).
-            masked = record
-            line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
-            if self._masker.may_change_json(line):
-                masked = self._masker.mask_obj(record)
-                line = json.dumps(
-                    masked,
-                    ensure_ascii=False,
-                    separators=(",", ":"),
-                    # An object json cannot write (a Path, a datetime) goes in as its text,
-                    # masked too: mask_obj only sees strings.
-                    default=lambda obj: self._masker.mask(str(obj)),
-                )
-            if not line.isascii():
-                # JSON allows these inside strings, but many line readers (str.splitlines, some
-                # log shippers) end a line at them: escaped, one event stays one line.
-                line = line.translate(_LINE_BREAKS)
+            if sync:
+                # Before each event that precedes a change: a journal deleted meanwhile would
+                # take with it every event written to it from then on.
+                restored = self._keep_in_place()
+                if restored is not None:
+                    size, what = restored
+                    self._append(
+                        "journal_restored",
+                        sync=False,
+                        fields={
+                            "expected": f"the journal at {self.path}",
+                            "got": f"it was {what} while the run wrote it; written again from "
+                            f"what the run had written ({size} bytes)",
+                        },
+                    )
+            return self._append(event, sync=sync, fields=fields)
+
+    def _append(self, event: str, *, sync: bool, fields: dict[str, Any]) -> dict[str, Any]:
+        """Write one event (the lock held, the journal open); the event as written."""
+        record: dict[str, Any] = {
+            "ts": format_ts(self._clock()),
+            "run": self.run_id,
+            "seq": self._seq + 1,
+            "event": event,
+            **fields,
+        }
+        # Written first as it is; masked value by value only when a secret, a URL's
+        # password or a credential header may be in it (see Masker.may_change_json).
+        masked = record
+        line = json.dumps(record, ensure_ascii=False, separators=(",", ":"), default=str)
+        if self._masker.may_change_json(line):
+            masked = self._masker.mask_obj(record)
+            line = json.dumps(
+                masked,
+                ensure_ascii=False,
+                separators=(",", ":"),
+                # An object json cannot write (a Path, a datetime) goes in as its text,
+                # masked too: mask_obj only sees strings.
+                default=lambda obj: self._masker.mask(str(obj)),
+            )
+        if not line.isascii():
+            # JSON allows these inside strings, but many line readers (str.splitlines, some
+            # log shippers) end a line at them: escaped, one event stays one line.
+            line = line.translate(_LINE_BREAKS)
+        try:
+            self._write_bytes(line.encode("utf-8") + b"\n", sync=sync)
+        except OSError as exc:
+            error = _unwritable(self.path, exc)
+            self._broken = error.message
+            raise error from exc
+        self._seq += 1
+        return masked
+
+    def _keep_in_place(self) -> tuple[int, str] | None:
+        """Write the journal again at its path if it was deleted, moved or cut short while the
+        run wrote it; how many bytes were written back and what had happened, or None when it
+        is where and as it was.
+
+        Raises `JournalUnwritable` (and the journal stays broken) when another file took its
+        place, or when it cannot be written again.
+        """
+        assert self._fd is not None  # noqa: S101 - callers check
+        try:
+            mine = os.fstat(self._fd)
             try:
-                self._write_bytes(line.encode("utf-8") + b"\n", sync=sync)
-            except OSError as exc:
-                error = _unwritable(self.path, exc)
-                self._broken = error.message
-                raise error from exc
-            self._seq += 1
-            return masked
+                there: os.stat_result | None = self.path.stat()
+            except FileNotFoundError:
+                there = None
+            if there is None:
+                return self._write_again(mine.st_size), "deleted or moved"
+        except OSError as exc:
+            error = _unwritable(self.path, exc)
+            self._broken = error.message
+            raise error from exc
+        if (there.st_dev, there.st_ino) == (mine.st_dev, mine.st_ino):
+            if self._base is None or mine.st_size >= self._base + len(self._mine):
+                return None
+            return self._write_back(mine.st_size), f"cut short to {mine.st_size} bytes"
+        # Not ours to overwrite: whoever put it there may need it. The run's own lines stay
+        # in the file it opened, out of reach of every reader, so nothing more may change.
+        self._broken = (
+            f"cannot write the journal {self.path}: another file took its place while the run "
+            "wrote it (expected the file the run opened)"
+        )
+        raise JournalUnwritable(
+            self._broken,
+            hint=f"move the file at {self.path} away; what this run did is recorded nowhere else",
+        )
+
+    def _write_back(self, found: int) -> int:
+        """Replace a journal cut short to `found` bytes under the run with every line this
+        journal wrote, atomically, and write to that from now on; the bytes written back.
+
+        Only a journal this run made can be: of one it continued (a resume closing the run it
+        takes over), the lines from before are not held, and the journal stays broken.
+        """
+        assert self._fd is not None and self._base is not None  # noqa: S101 - callers check
+        expected = self._base + len(self._mine)
+        if self._base:
+            self._broken = (
+                f"cannot write the journal {self.path}: it was cut short to {found} bytes "
+                f"while the run wrote it, expected at least {expected}"
+            )
+            raise JournalUnwritable(self._broken, hint=_CUT_HINT)
+        folder = self.path.parent
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
+            try:
+                view = memoryview(bytes(self._mine))
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+                os.fchmod(fd, 0o644)  # mkstemp makes it 0600
+                os.replace(tmp, self.path)  # noqa: PTH105
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)  # noqa: PTH108
+                raise
+            finally:
+                os.close(fd)
+            _fsync_dir(folder)
+            new_fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+        except OSError as exc:
+            error = _unwritable(self.path, exc)
+            self._broken = error.message
+            raise error from exc
+        os.close(self._fd)
+        self._fd = new_fd
+        self._unsynced = False
+        return expected
+
+    def _write_again(self, size: int) -> int:
+        """Copy the first `size` bytes of the open (deleted) journal to a new file at its
+        path, synced, and write to that from now on; `size`."""
+        assert self._fd is not None  # noqa: S101 - callers check
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        fd = os.open(self.path, flags, 0o644)
+        try:
+            offset = 0
+            while offset < size:
+                chunk = os.pread(self._fd, min(1 << 20, size - offset), offset)
+                if not chunk:
+                    break
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
+                offset += len(chunk)
+            os.fsync(fd)
+            _fsync_dir(self.path.parent)
+        except BaseException:
+            os.close(fd)
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            raise
+        os.close(self._fd)
+        self._fd = fd
+        self._unsynced = False
+        return offset
 
     def _write_bytes(self, data: bytes, *, sync: bool = True) -> None:
         """Write all of `data` and, when syncing, fsync it (and what came before it)."""
@@ -226,6 +370,7 @@ class Journal:
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
+            self._mine += view[:written]
             view = view[written:]
         if not self._sync:
             return
@@ -260,6 +405,11 @@ class Journal:
         self.close()
 
 
+_CUT_HINT = (
+    "look for a copy of it (logrotate's copytruncate leaves one beside it): what this run "
+    "did from here on could not be recorded whole, so it stopped"
+)
+
 _HINT = (
     "free disk space or fix the folder's permissions, then run the command again (a run that "
     "had started is listed by `drillbook resume`)"
@@ -267,7 +417,27 @@ _HINT = (
 
 
 def _unwritable(path: Path, exc: OSError) -> JournalUnwritable:
+    dangling = blocked_folder(path.parent)
+    if dangling is not None:
+        # mkdir says only "File exists" of a link to a folder that is gone.
+        found, hint = dangling
+        return JournalUnwritable(f"cannot write the journal {path}: {found}", hint=hint)
     reason = exc.strerror or str(exc)
+    if exc.errno == errno.EPERM:
+        # Root passes every permission check; what refuses it is a flag on the file or folder.
+        return JournalUnwritable(
+            f"cannot write the journal {path}: {reason} (expected a file it may append to)",
+            hint=(
+                f"`lsattr -d {path.parent} {path}` shows an immutable (i) flag, "
+                "which `chattr -i` clears; then run the command again"
+            ),
+        )
+    if exc.errno == errno.EROFS:
+        # Neither free space nor permissions: the mount itself refuses every write.
+        return JournalUnwritable(
+            f"cannot write the journal {path}: {reason} (expected a folder it may write)",
+            hint=READ_ONLY_HINT,
+        )
     return JournalUnwritable(f"cannot write the journal {path}: {reason}", hint=_HINT)
 
 
@@ -300,6 +470,30 @@ def _torn_tail(path: Path) -> int | None:
                 return start + cut + 1
             pos = start
         return 0
+
+
+def _cut(fd: int, path: Path, size: int) -> None:
+    """Cut a torn last line off the journal open as `fd`: truncate it to `size`.
+
+    A journal made append-only (`chattr +a`, so that no run can rewrite what was recorded)
+    cannot be cut: the torn line is ended instead, and read as one bad line, left out.
+    """
+    try:
+        os.truncate(path, size)
+    except PermissionError:
+        os.write(fd, b"\n")
+
+
+def _whole_event(path: Path, start: int) -> bool:
+    """Whether the last line of a journal, from `start` to its end (no newline), is one whole
+    event, as the reader takes it."""
+    with path.open("rb") as f:
+        f.seek(start)
+        line = f.read(HEAD_BYTES + 1)
+    if len(line) > HEAD_BYTES:
+        return False  # longer than any event the writer writes
+    events, _, _ = _parse_lines(line)
+    return bool(events)
 
 
 def _last_seq(path: Path) -> int:
@@ -435,7 +629,14 @@ def list_runs(project_root: Path) -> list[RunInfo]:
     try:
         entries = [e for e in os.scandir(folder) if e.name.endswith(SUFFIX) and e.is_file()]
     except FileNotFoundError:
-        return []
+        dangling = blocked_folder(folder)
+        if dangling is None:
+            return []
+        # Not "no runs": the journals, if any, are where the link pointed.
+        found, hint = dangling
+        raise PreconditionFailed(
+            f"cannot list the journals in {folder}: {found}", hint=hint
+        ) from None
     except OSError as exc:
         # The world says no (exit 3), as for a journal that cannot be written: the project's
         # .drillbook/ is not a folder drillbook can read.
@@ -466,10 +667,24 @@ def list_runs(project_root: Path) -> list[RunInfo]:
             continue
         runs.append(RunInfo(run_id, path, *summary))
     index.save(entry.name for entry in entries)
+    names = {info.run_id for info in runs}
+    runs = [info for info in runs if _copied_from(info) not in names]
     # Run ids start with their UTC time to the second, and a random part: two runs of the same
     # second (a release and its resume) sort by the millisecond `ts` of their first event.
     runs.sort(key=_start_key, reverse=True)
     return runs
+
+
+def _copied_from(info: RunInfo) -> str | None:
+    """The run whose journal `info`'s is a copy of, or None.
+
+    A journal copied beside its original (`cp R.jsonl R-copy.jsonl`, a backup) holds the
+    events of run R, not of a second run: listed, it would stay unfinished after R is
+    closed, and every run that changes R's environment would refuse, sending the person to
+    close R again. The original's journal is the run's.
+    """
+    said = info.first.get("run") if info.first else None
+    return said if isinstance(said, str) and said != info.run_id else None
 
 
 #: How many lines from a journal's end `list_runs` parses.

@@ -28,6 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from drillbook.errors import LockHeld, PreconditionFailed, UsageError
+from drillbook.files import READ_ONLY_HINT, blocked_folder
 from drillbook.process import proc_stat
 
 #: Where lock files live, relative to the project root.
@@ -142,6 +143,18 @@ def _guard(path: Path) -> Iterator[None]:
 
 
 def _unwritable(path: Path, exc: OSError) -> PreconditionFailed:
+    blocked = blocked_folder(path.parent)
+    if blocked is not None:
+        # Not "File exists", which reads as a lock held.
+        found, hint = blocked
+        return PreconditionFailed(
+            f"cannot create the lock {path}: {found}", hint=f"{hint} (nothing was started)"
+        )
+    if exc.errno == errno.EROFS:
+        return PreconditionFailed(
+            f"cannot create the lock {path}: {exc.strerror or exc}",
+            hint=f"{READ_ONLY_HINT} (nothing was started)",
+        )
     return PreconditionFailed(
         f"cannot create the lock {path}: {exc.strerror or exc}",
         hint=(

@@ -588,21 +588,29 @@ def write_note(session: RunSession, release: Release, previous: str | None, tag:
     from drillbook.render import render_to
 
     path = session.root / note_path(session.loaded.runbook, release.version, session.env)
-    render_to(
-        path,
-        "rollback-note.md.j2",
-        note_context(
-            session.loaded,
-            session.env,
-            session.run_id,
-            release,
-            previous,
-            tag,
-            released=session.action == "release",
-        ),
-        project_root=session.root,
-        masker=session.masker,
-    )
+    try:
+        render_to(
+            path,
+            "rollback-note.md.j2",
+            note_context(
+                session.loaded,
+                session.env,
+                session.run_id,
+                release,
+                previous,
+                tag,
+                released=session.action == "release",
+            ),
+            project_root=session.root,
+            masker=session.masker,
+        )
+    except OSError as exc:
+        # A full disk, or notes/ changed since the preflight: the atomic write left the old
+        # note (or none), never half of one.
+        msg = f"cannot write the rollback note to {path}: {exc.strerror or exc}"
+        raise PreconditionFailed(
+            msg, hint="free disk space or fix notes/, then write it again (the old note is intact)"
+        ) from exc
     return path
 
 

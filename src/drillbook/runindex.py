@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ class RunIndex:
         path = project_root / INDEX_PATH
         entries: dict[str, Any] = {}
         try:
-            data = json.loads(path.read_bytes())
+            data = json.loads(_read_regular(path))
         except (OSError, ValueError):
             data = None
         if isinstance(data, dict) and data.get("format") == FORMAT:
@@ -120,7 +121,27 @@ class RunIndex:
             return
         text = json.dumps({"format": FORMAT, "runs": self._entries}, separators=(",", ":"))
         with contextlib.suppress(OSError):
+            try:
+                mode: int | None = self.path.stat().st_mode
+            except FileNotFoundError:
+                mode = None
+            if mode is not None and not stat.S_ISREG(mode):
+                return  # a pipe or a device there would be written into, and block or worse
             from drillbook.files import write_atomic
 
             write_atomic(self.path, text, sync=False)
         self._changed = False
+
+
+def _read_regular(path: Path) -> bytes:
+    """The bytes of `path` if it is a regular file; OSError otherwise. A named pipe put there
+    would block a plain read until something wrote to it: every listing of runs would hang."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            msg = f"{path} is not a regular file"
+            raise OSError(msg)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read()
+    finally:
+        os.close(fd)

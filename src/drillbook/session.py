@@ -175,6 +175,16 @@ def _what_next(first: dict[str, Any], events: list[dict[str, Any]], *, stops_fir
             )
         what, hint = advice
         return f"it {what}, so it cannot be resumed: {hint}"
+    rolling = next((e for e in events if e.get("event") == "rollback_started"), {})
+    target = rolling.get("to_version") or first.get("to_version")
+    if first.get("action") == "rollback" and target and redeployed_by_rollback(events):
+        # Its redeploy had finished: the same rollback again would start from the target and
+        # go back one version further.
+        return (
+            f"its redeploy of {target} had finished, so {env} runs {target}, not yet proven: "
+            f"`drillbook abandon {run_id}` closes it (and stops what it left running); then "
+            f"{check_it_hint(env, target)}; running the rollback again would go back further"
+        )
     found = first.get("found_version")
     # A rehearsal cut short leaves staging on whichever version it had reached, and a rehearsal
     # run again returns to what the journal says runs there now, not to what ran before.

@@ -340,6 +340,24 @@ def test_a_byte_that_is_not_utf8_in_a_journal_line_hides_nothing(released: Proje
     assert released.run("abandon", run_id).code == 0
 
 
+def test_a_journal_line_that_is_not_json_is_said_to_be_left_out(released: Project) -> None:
+    # A crash of the machine can leave a block of NULs where a line was: the reader skips it,
+    # and what history says of the run is then judged without it.
+    [journal] = released.journals()
+    lines = journal.read_bytes().split(b"\n")
+    lines[2] = b"\0" * 64 + lines[2][64:]
+    journal.write_bytes(b"\n".join(lines))
+
+    result = released.run("history")
+
+    assert result.code == 0, result
+    assert (
+        f"note: 1 line is not JSON in .drillbook/journal/{journal.stem}.jsonl and left out "
+        "of this row"
+    ) in result.out
+    assert "release  1.0.0" in result.out
+
+
 def test_runs_of_another_year_show_their_year(released: Project) -> None:
     """The column showed month and day only: a run of a year ago read as one of today."""
     from datetime import UTC, datetime, timedelta

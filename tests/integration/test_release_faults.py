@@ -182,16 +182,28 @@ def test_a_release_whose_reader_goes_away_finishes_and_journals_it(shop: Project
     assert shop.served_version() == "1.0.0"
 
 
-def test_a_signal_after_the_journal_was_deleted_still_exits_as_interrupted(shop: Project) -> None:
+def test_a_signal_after_the_journal_was_deleted_exits_as_interrupted_and_journals_it(
+    shop: Project,
+) -> None:
     # Someone cleans .drillbook/ while a release runs: the run still ends as a signal says.
     proc = start_slow_release(shop)
-    shop.journals()[-1].unlink()
+    journal = shop.journals()[-1]
+    journal.unlink()
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=GRACE + 5)
 
     assert proc.returncode == 143, out + err
     assert "interrupted by SIGTERM" in err
     assert not shop.leftovers()
+    # ... and its journal is written again, whole, so resume finds the run.
+    events = shop.events(journal.stem)
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    assert events[0]["event"] == "run_started"
+    assert "journal_restored" in [e["event"] for e in events]
+    assert finished(events, "unit")["outcome"] == "interrupted"
+    assert events[-1]["event"] == "run_finished"
+    listed = shop.run("resume")
+    assert f"{journal.stem}  interrupted" in listed.out, listed
 
 
 def test_resume_continues_from_the_interrupted_step_and_repeats_no_finished_one(
@@ -617,6 +629,28 @@ def test_abandon_after_sigkill_stops_what_the_run_left_running(shop: Project) ->
     assert shop.run("release", "--version", "1.0.0").code == 0
 
 
+def test_a_copy_of_a_killed_runs_journal_is_not_a_second_run_to_close(shop: Project) -> None:
+    # A backup made beside it, named as run ids may be: the run is the original's.
+    run_id, _ = killed_mid_gate(shop)
+    folder = shop.root / ".drillbook" / "journal"
+    copy = folder / f"{run_id}-copy.jsonl"
+    copy.write_bytes((folder / f"{run_id}.jsonl").read_bytes())
+
+    listed = shop.run("resume")
+    closed = shop.run("abandon", run_id)
+    again = shop.run("release", "--version", "1.0.0")
+
+    assert listed.code == 0, listed
+    assert f"{run_id}  open" in listed.out
+    assert f"{run_id}-copy" not in listed.out
+    assert closed.code == 0, closed
+    assert f"abandoned {run_id}" in closed.out
+    assert again.code == 0, again
+    assert (
+        copy.read_bytes() == (folder / f"{run_id}.jsonl").read_bytes().rsplit(b"\n", 2)[0] + b"\n"
+    )
+
+
 def test_abandon_warns_that_it_takes_over_the_killed_runs_lock(shop: Project) -> None:
     run_id, _ = killed_mid_gate(shop)
     assert (shop.root / ".drillbook" / "locks" / "staging.lock").exists()
@@ -932,6 +966,55 @@ def test_a_file_in_place_of_the_drillbook_folder_refuses_as_the_world_saying_no(
     assert "hint: " in result.err
     assert shop.served_version() is None
     assert shop.tags() == []
+
+
+@pytest.mark.parametrize(
+    "args", [("release", "--version", "1.0.0"), ("deploy", "--version", "1.0.0"), ("history",)]
+)
+def test_a_journal_folder_linked_to_nothing_is_named_not_called_empty_or_full(
+    shop: Project, args: tuple[str, ...]
+) -> None:
+    # The journals moved to another disk that is not mounted: history must not say "no
+    # runs", and a run must not say "File exists" and "free disk space".
+    (shop.root / ".drillbook").mkdir()
+    link = shop.root / ".drillbook" / "journal"
+    link.symlink_to(shop.home / "unmounted" / "journal")
+
+    result = shop.run(*args)
+
+    assert result.code == 3, result
+    assert f"{link} is a symbolic link to {shop.home / 'unmounted' / 'journal'}" in result.err
+    assert "which does not exist; expected a folder" in result.err
+    assert f"or remove the link {link}" in result.err
+    assert "File exists" not in result.err
+    assert shop.served_version() is None
+    assert shop.tags() == []
+
+
+@pytest.mark.parametrize("folder", [".drillbook", ".drillbook/journal"])
+def test_a_drillbook_folder_on_a_read_only_mount_says_so_not_free_disk_space(
+    shop: Project, folder: str
+) -> None:
+    # Root writes through every permission: a mount read-only is what refuses it. The mount is
+    # made in a mount namespace of the run's own, seen by nothing else on the machine.
+    (shop.root / folder).mkdir(parents=True)
+    mount = f"mount -t tmpfs -o ro tmpfs {shop.root / folder}"
+    script = f"{mount} && exec {DRILLBOOK} deploy --version 1.0.0"
+    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+    probe = subprocess.run([*argv[:4], "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"no mount namespace here: {probe.stderr.decode().strip()}")
+
+    result = subprocess.run(
+        argv, cwd=shop.root, env=shop.env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+    assert result.returncode == 3, result
+    assert "Read-only file system" in result.stderr
+    assert "is mounted read-only: remount it read-write" in result.stderr
+    assert "free disk space" not in result.stderr
+    assert "the free space on its disk" not in result.stderr
+    assert shop.served_version() is None
 
 
 def test_only_the_service_runs_after_a_release(released: Project) -> None:

@@ -479,3 +479,29 @@ def test_a_tag_git_can_sign_is_signed(released: Project) -> None:
 
     assert result.code == 0, result
     assert "-----BEGIN PGP SIGNATURE-----" in released.git("cat-file", "-p", "v1.1.0")
+
+
+@pytest.mark.parametrize("fault", ["dangling link", "folder"])
+def test_a_note_folder_that_cannot_hold_the_note_is_found_before_the_first_step(
+    shop: Project, fault: str
+) -> None:
+    # A link to a folder that was removed, or a folder where the note goes: found by the
+    # preflight, not by the last step, after the deploy and the tag.
+    if fault == "dangling link":
+        (shop.root / "notes").symlink_to(shop.home / "removed-notes")
+        named, found = "notes", "is a symbolic link to "
+    else:
+        (shop.root / "notes" / "shop-1.0.0-rollback.md").mkdir(parents=True)
+        named, found = "shop-1.0.0-rollback.md", "it is a folder, expected a file"
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 3, result
+    assert f"cannot write the rollback note to {shop.root / 'notes'}" in result.err
+    assert named in result.err
+    assert found in result.err
+    assert "hint: " in result.err
+    assert "retry safe: yes" in result.err
+    assert shop.journals() == []
+    assert shop.served_version() is None
+    assert shop.tags() == []

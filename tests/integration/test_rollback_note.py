@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from _project import Project
 
 
@@ -49,3 +50,27 @@ def test_a_note_rendered_alone_never_claims_a_release(released: Project) -> None
     assert "wrote notes/shop-1.0.0-production-rollback.md" in production.out
     assert "note written for production" in note(shop, "shop-1.0.0-production-rollback.md")
     assert note(shop, "shop-1.0.0-rollback.md") == staging_note
+
+
+@pytest.mark.parametrize("fault", ["file", "dangling link", "folder"])
+def test_a_note_alone_that_cannot_be_written_is_refused_saying_why(
+    shop: Project, fault: str
+) -> None:
+    notes = shop.root / "notes"
+    if fault == "file":
+        notes.write_text("not a folder\n")
+        found = f"{notes} is a file, expected a folder"
+    elif fault == "dangling link":
+        notes.symlink_to(shop.home / "removed")
+        found = f"{notes} is a symbolic link to {shop.home / 'removed'}, which does not exist"
+    else:
+        (notes / "shop-1.0.0-rollback.md").mkdir(parents=True)
+        found = "shop-1.0.0-rollback.md: it is a folder, expected a file"
+
+    result = shop.run("rollback-note", "--version", "1.0.0")
+
+    assert result.code == 3, result
+    assert "cannot write the rollback note to " in result.err
+    assert found in result.err
+    assert "internal error" not in result.err
+    assert "hint: " in result.err

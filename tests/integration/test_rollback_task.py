@@ -202,6 +202,37 @@ def test_a_journal_that_fills_up_when_the_rollback_would_start_says_how_to_finis
     assert shop.served_version() == "1.0.0"
 
 
+def test_a_journal_that_fills_up_after_the_rollbacks_redeploy_warns_against_running_it_again(
+    released: Project,
+) -> None:
+    shop = released
+    # Measure where the redeploy's event ends in a whole rollback of 1.1.0, then roll back
+    # again with the journal's file capped just past it: the checks cannot be recorded.
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    assert shop.run("rollback", "--env", "staging").code == 0
+    journal = shop.journals()[-1].read_bytes()
+    cap = journal.index(b'"event":"deployed"')
+    cap = journal.index(b"\n", cap) + 1 + 40
+    assert shop.run("deploy", "--version", "1.1.0").code == 0
+
+    result = shop.run("rollback", "--env", "staging", file_size_limit=cap)
+
+    assert result.code == 5, result
+    assert "cannot write the journal" in result.err
+    assert shop.served_version() == "1.0.0"
+    run_id = shop.journals()[-1].stem
+    # Not "run the rollback again": from 1.0.0 it would go back further, not finish this one.
+    assert "its redeploy of 1.0.0 had finished, so staging runs 1.0.0, not yet proven" in result.err
+    assert f"`drillbook abandon {run_id}` closes it" in result.err
+    assert "`drillbook integration --env staging --version 1.0.0` checks 1.0.0 there" in result.err
+    assert "running the rollback again would go back further" in result.err
+    assert "then run the rollback again if it is still needed" not in result.err
+    # The next run that changes staging is refused with the same words.
+    refused = shop.run("deploy", "--version", "1.0.0")
+    assert refused.code == 3, refused
+    assert "running the rollback again would go back further" in refused.err
+
+
 def test_a_note_template_that_crashes_fails_its_step_and_the_release_rolls_back(
     released: Project,
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -138,6 +139,156 @@ def test_unwritable_journal_raises_and_stays_broken(tmp_path: Path) -> None:
     journal.close()
 
 
+@pytest.mark.parametrize("how", ["file", "folder", "moved folder"])
+def test_a_journal_deleted_while_the_run_writes_it_is_written_again(
+    tmp_path: Path, how: str
+) -> None:
+    # Someone cleans .drillbook/ (or moves the folder away) mid-run: the run's lines went on
+    # into a file no reader sees. The next synced event puts them back where they belong.
+    journal = Journal.open(tmp_path, RUN, clock=fixed_clock())
+    journal.write("run_started", env="staging")
+    journal.write("check_finished", sync=False, outcome="pass")
+    path = journal_path(tmp_path, RUN)
+    if how == "file":
+        path.unlink()
+    elif how == "folder":
+        path.unlink()
+        path.parent.rmdir()
+        path.parent.parent.rmdir()
+    else:
+        path.parent.rename(tmp_path / "elsewhere")
+    journal.write("check_finished", sync=False, outcome="pass")
+    journal.write("step_started", step="deploy")
+    journal.write("run_finished", outcome="ok")
+    journal.close()
+
+    events = lines(path)
+    assert [e["event"] for e in events] == [
+        "run_started",
+        "check_finished",
+        "check_finished",
+        "journal_restored",
+        "step_started",
+        "run_finished",
+    ]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5, 6]
+    assert "deleted or moved while the run wrote it" in events[3]["got"]
+    assert not journal.broken
+
+
+def test_a_journal_cut_short_while_the_run_writes_it_is_written_again_whole(
+    tmp_path: Path,
+) -> None:
+    # `: > file`, or logrotate's copytruncate: the run's first lines, run_started among them,
+    # were gone, and with them the run from history, resume and the unfinished-run check.
+    journal = Journal.open(tmp_path, RUN, clock=fixed_clock())
+    journal.write("run_started", env="staging")
+    journal.write("step_started", step="unit")
+    path = journal_path(tmp_path, RUN)
+    inode = path.stat().st_ino
+    with path.open("r+b") as f:
+        f.truncate(0)
+    journal.write("step_finished", sync=False, step="unit", outcome="ok")
+    journal.write("step_started", step="deploy")
+    journal.close()
+
+    events = lines(path)
+    assert [e["event"] for e in events] == [
+        "run_started",
+        "step_started",
+        "step_finished",
+        "journal_restored",
+        "step_started",
+    ]
+    assert [e["seq"] for e in events] == [1, 2, 3, 4, 5]
+    assert "cut short to " in events[3]["got"]
+    assert path.stat().st_ino != inode  # replaced whole, atomically
+    assert not [p.name for p in path.parent.iterdir() if p.name.endswith(".tmp")]
+    assert oct(path.stat().st_mode & 0o777) == "0o644"
+
+
+def test_a_continued_journal_cut_short_under_the_run_stops_it(tmp_path: Path) -> None:
+    # Its lines from before this process opened it are not held: they cannot be put back.
+    with Journal.open(tmp_path, RUN) as journal:
+        journal.write("run_started")
+    again = Journal.open(tmp_path, RUN)
+    again.write("step_started", step="deploy")
+    with journal.path.open("r+b") as f:
+        f.truncate(0)
+
+    with pytest.raises(JournalUnwritable) as caught:
+        again.write("run_closed", how="abandoned")
+
+    assert "it was cut short to 0 bytes while the run wrote it" in caught.value.message
+    assert caught.value.hint is not None
+    assert "copytruncate" in caught.value.hint
+    assert again.broken
+    again.close()
+
+
+def test_a_journal_replaced_by_another_file_is_not_overwritten_and_stops_the_run(
+    tmp_path: Path,
+) -> None:
+    journal = Journal.open(tmp_path, RUN)
+    journal.write("run_started")
+    path = journal_path(tmp_path, RUN)
+    path.unlink()
+    path.write_text("someone else's file\n")
+
+    with pytest.raises(JournalUnwritable) as caught:
+        journal.write("step_started", step="deploy")
+
+    assert "another file took its place while the run wrote it" in caught.value.message
+    assert str(path) in caught.value.message
+    assert caught.value.hint is not None
+    assert f"move the file at {path} away" in caught.value.hint
+    assert journal.broken
+    with pytest.raises(JournalUnwritable):
+        journal.write("run_finished")
+    journal.close()
+    assert path.read_text() == "someone else's file\n"
+
+
+def test_an_immutable_journal_is_named_with_the_flag_that_refuses_it(tmp_path: Path) -> None:
+    # Root writes through every permission: an immutable flag is what refuses it.
+    with Journal.open(tmp_path, RUN) as journal:
+        journal.write("run_started")
+    flagged = subprocess.run(["chattr", "+i", str(journal.path)], capture_output=True, check=False)
+    if flagged.returncode != 0:
+        pytest.skip(f"chattr +i is not available here: {flagged.stderr.decode().strip()}")
+    try:
+        with pytest.raises(JournalUnwritable) as caught:
+            Journal.open(tmp_path, RUN)
+    finally:
+        subprocess.run(["chattr", "-i", str(journal.path)], check=False)
+    assert "Operation not permitted" in caught.value.message
+    assert caught.value.hint is not None
+    assert "shows an immutable (i) flag" in caught.value.hint
+    assert "free disk space" not in caught.value.hint
+
+
+def test_an_append_only_journal_with_a_torn_line_is_continued_after_it(tmp_path: Path) -> None:
+    # chattr +a: a journal no run may rewrite. Its torn line cannot be cut, only ended.
+    with Journal.open(tmp_path, RUN) as journal:
+        journal.write("run_started")
+    with journal.path.open("ab") as f:
+        f.write(b'{"event":"tor')  # the crash
+    flagged = subprocess.run(["chattr", "+a", str(journal.path)], capture_output=True, check=False)
+    if flagged.returncode != 0:
+        pytest.skip(f"chattr +a is not available here: {flagged.stderr.decode().strip()}")
+    try:
+        with Journal.open(tmp_path, RUN) as again:
+            written = again.write("run_closed", how="abandoned")
+    finally:
+        subprocess.run(["chattr", "-a", str(journal.path)], check=False)
+
+    assert written["seq"] == 2
+    read = read_journal(journal.path)
+    assert [e["event"] for e in read.events] == ["run_started", "run_closed"]
+    assert read.skipped == 1
+    assert not read.torn
+
+
 def test_journal_folder_that_cannot_be_created(tmp_path: Path) -> None:
     (tmp_path / ".drillbook").write_text("a file where a folder should be")
     with pytest.raises(JournalUnwritable) as caught:
@@ -198,6 +349,26 @@ def test_reopening_continues_seq_after_a_torn_line(tmp_path: Path) -> None:
         json.loads(line)
 
 
+def test_reopening_keeps_a_whole_last_event_saved_without_its_newline(tmp_path: Path) -> None:
+    # An editor that writes no final newline: the last event is whole, and readers show it.
+    with Journal.open(tmp_path, RUN) as journal:
+        journal.write("run_started")
+        journal.write("run_finished", outcome="interrupted")
+    journal.path.write_bytes(journal.path.read_bytes().rstrip(b"\n"))
+    assert [e["event"] for e in read_journal(journal.path).events][-1] == "run_finished"
+
+    with Journal.open(tmp_path, RUN) as again:
+        written = again.write("run_closed", how="abandoned")
+
+    assert written["seq"] == 3
+    assert [e["event"] for e in lines(journal.path)] == [
+        "run_started",
+        "run_finished",
+        "run_closed",
+    ]
+    assert lines(journal.path)[1]["outcome"] == "interrupted"
+
+
 def test_a_torn_line_longer_than_a_block_is_cut_off_whole(tmp_path: Path) -> None:
     with Journal.open(tmp_path, RUN) as journal:
         journal.write("run_started")
@@ -210,6 +381,21 @@ def test_a_torn_line_longer_than_a_block_is_cut_off_whole(tmp_path: Path) -> Non
     assert len(lines) == 2
     assert journal.path.read_bytes()[:size].endswith(b"\n")
     assert [json.loads(line)["event"] for line in lines] == ["run_started", "run_resumed"]
+
+
+def test_list_runs_leaves_out_a_copy_of_a_journal_beside_its_original(tmp_path: Path) -> None:
+    with Journal.open(tmp_path, RUN) as journal:
+        journal.write("run_started", env="staging")
+    folder = journal.path.parent
+    (folder / f"{RUN}-copy.jsonl").write_bytes(journal.path.read_bytes())
+    # Alone, a journal whose events name another run is still listed, under its file's name.
+    (folder / "20261124T000000Z-aaaaaa.jsonl").write_bytes(
+        journal.path.read_bytes().replace(RUN.encode(), b"20261124T000000Z-bbbbbb")
+    )
+
+    runs = list_runs(tmp_path)
+
+    assert sorted(info.run_id for info in runs) == [RUN, "20261124T000000Z-aaaaaa"]
 
 
 def test_list_runs_newest_first_with_first_last_and_finished(tmp_path: Path) -> None:

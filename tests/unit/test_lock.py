@@ -173,3 +173,26 @@ def test_a_command_line_byte_that_is_not_utf8_is_recorded_escaped(tmp_path: Path
     with acquire_lock(tmp_path, "staging", "20261201T000000Z-abcdef", argv=argv):
         record = json.loads(lock_path(tmp_path, "staging").read_text(encoding="utf-8"))
     assert record["argv"] == ["drillbook", "--config=\\xff", "deploy", "caf\u00e9"]
+
+
+@pytest.mark.parametrize("fault", ["file", "dangling link"])
+def test_a_locks_folder_that_cannot_be_made_is_named_not_called_file_exists(
+    tmp_path: Path, fault: str
+) -> None:
+    # mkdir says "File exists" of both, which reads as a lock someone holds.
+    folder = lock_path(tmp_path, "staging").parent
+    folder.parent.mkdir(parents=True)
+    if fault == "file":
+        folder.write_text("not a folder\n")
+        found = f"{folder} is a file, expected a folder"
+    else:
+        folder.symlink_to(tmp_path / "unmounted")
+        found = f"{folder} is a symbolic link to {tmp_path / 'unmounted'}, which does not exist"
+
+    with pytest.raises(PreconditionFailed) as caught:
+        acquire_lock(tmp_path, "staging", "20261101T000000Z-aaaaaa")
+
+    assert found in caught.value.message
+    assert "File exists" not in caught.value.message
+    assert caught.value.hint is not None
+    assert "nothing was started" in caught.value.hint

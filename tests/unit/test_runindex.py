@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -104,6 +106,24 @@ def test_an_index_that_cannot_be_written_costs_nothing_but_time(project: Path) -
     runs = list_runs(project)
     assert [r.run_id for r in runs] == [GOING, ENDED]
     assert runs[1].finished
+
+
+def test_a_named_pipe_in_place_of_the_index_is_neither_read_nor_written(project: Path) -> None:
+    # A plain read of a pipe waits for a writer, a write for a reader: every listing hung.
+    list_runs(project)
+    (project / INDEX_PATH).unlink()
+    os.mkfifo(project / INDEX_PATH)
+    found: list[list[str]] = []
+    lister = threading.Thread(
+        target=lambda: found.append([r.run_id for r in list_runs(project)]), daemon=True
+    )
+
+    lister.start()
+    lister.join(timeout=60)  # only a hang takes this long
+
+    assert not lister.is_alive(), "list_runs hung on the named pipe"
+    assert found == [[GOING, ENDED]]
+    assert stat.S_ISFIFO((project / INDEX_PATH).lstat().st_mode)
 
 
 def test_a_summary_holds_only_the_judging_fields(project: Path) -> None:

@@ -22,7 +22,8 @@ def _find_run(root: Path, run: str) -> Any:
     from drillbook.journal import list_runs
 
     runs = list_runs(root)
-    matches = [r for r in runs if r.run_id == run or r.run_id.startswith(run)]
+    # A whole id is that run's even when it is also the start of another's.
+    matches = [r for r in runs if r.run_id == run] or [r for r in runs if r.run_id.startswith(run)]
     if len(matches) != 1:
         recent = ", ".join(r.run_id for r in runs[:5]) or "none"
         what = "no run" if not matches else f"{len(matches)} runs"

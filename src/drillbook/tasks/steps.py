@@ -423,12 +423,24 @@ def rollback_note(
     c: Context, version: str | None = None, env: str = "staging", service: str | None = None
 ) -> None:
     """Render the rollback note of a version to notes/ (atomically)."""
-    from drillbook.release import pick_version, previous_version, require_env, write_note
+    from drillbook.files import require_replaceable, require_writable
+    from drillbook.release import (
+        note_path,
+        pick_version,
+        previous_version,
+        require_env,
+        write_note,
+    )
     from drillbook.session import open_session
 
     loaded = project(service)
     release_ = pick_version(loaded.runbook, version)
     require_env(loaded.runbook, env)
+    # As a release's preflight: a note that cannot be written is said so, not a crash.
+    require_writable(loaded.root / "notes", "the rollback note")
+    require_replaceable(
+        loaded.root / note_path(loaded.runbook, release_.version, env), "the rollback note"
+    )
     previous = previous_version(loaded.root, loaded.runbook, release_.version)
     with open_session(
         loaded,
