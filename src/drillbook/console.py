@@ -9,8 +9,6 @@ import os
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from drillbook.commands import as_typed
-
 if TYPE_CHECKING:
     from drillbook.secrets import Masker
 
@@ -92,14 +90,14 @@ class Console:
     def print(self, text: str = "", *, style: str | None = None, verbatim: bool = False) -> None:
         """One line (or several) to stdout; `verbatim` for a command's own output, which is
         masked but otherwise shown as the command wrote it."""
-        text = self.mask(text) if verbatim else as_typed(self.mask(text))
+        text = self.mask(text) if verbatim else _as_typed(self.mask(text))
         if style:
             text = self.paint(text, style)
         write(self.out, text)
 
     def error(self, text: str) -> None:
         """One line (or several) to stderr."""
-        write(self.err, as_typed(self.mask(text)))
+        write(self.err, _as_typed(self.mask(text)))
 
     def outcome(self, outcome: str) -> str:
         """An outcome word, coloured by what it means."""
@@ -116,3 +114,11 @@ class Console:
             "timeout": "red",
         }.get(outcome, "bold")
         return self.paint(outcome, style)
+
+
+def _as_typed(text: str) -> str:
+    """`text` with its drillbook commands as they must be typed (see `drillbook.commands`)."""
+    # Imported here: `--help` and `--version` print nothing through a Console.
+    from drillbook.commands import as_typed
+
+    return str(as_typed(text))
