@@ -2,11 +2,11 @@
 
 `prepare_workspace` copies the bundled demo service into an empty folder, places its runbook at
 `runbooks/demo-service.yaml` with staging on a free loopback port, and commits it all in a new
-git repository with a local identity, no hooks and no signing. `story` lists the acts: each
-is a real `drillbook` command run as a subprocess in the workspace, with the exit code and the
-state of the world the story expects afterwards; `verify` compares. `stop_staging` stops every
-server the story started, however it ended. `Compact` keeps the lines of a command's output that
-tell the story.
+git repository with a local identity, no hooks, no signing and no line-ending conversion.
+`story` lists the acts: each is a real `drillbook` command run as a subprocess in the workspace,
+with the exit code and the state of the world the story expects afterwards; `verify` compares.
+`stop_staging` stops every server the story started, however it ended. `Compact` keeps the lines
+of a command's output that tell the story.
 
 Nothing here prints: the task layer (`drillbook.tasks.demo`) narrates.
 """
@@ -55,6 +55,11 @@ GIT_SETTINGS = (
     ("tag.gpgSign", "false"),
     ("tag.forceSignAnnotated", "false"),
     ("core.hooksPath", os.devnull),
+    # The bundled files are committed as they are: a global `core.autocrlf` with `safecrlf`
+    # refuses them (LF would become CRLF), and `core.excludesFile` could leave some untracked.
+    ("core.autocrlf", "false"),
+    ("core.safecrlf", "false"),
+    ("core.excludesFile", os.devnull),
 )
 #: Each act is one drillbook command; a hung one is stopped rather than waited for forever.
 ACT_TIMEOUT_S = 180.0

@@ -82,6 +82,29 @@ def test_the_workspace_runs_none_of_the_users_git_hooks_or_signing(
     assert sorted(p.name for p in home.iterdir()) == [".gitconfig"]
 
 
+def test_the_users_line_ending_and_ignore_settings_leave_the_bundled_files_as_they_are(
+    home: Path, tmp_path: Path
+) -> None:
+    excludes = tmp_path / "excludes"
+    excludes.write_text("config/\n*.py\n")
+    (home / ".gitconfig").write_text(
+        f"[core]\n\tautocrlf = true\n\tsafecrlf = true\n\texcludesFile = {excludes}\n"
+    )
+
+    ws = prepare_workspace(tmp_path / "ws")
+
+    tracked = subprocess.run(
+        ["git", "-C", str(ws.root), "ls-files"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "config/staging.env" in tracked
+    assert "deploy.py" in tracked
+    assert gitops.dirty_files(ws.root) == []
+    committed = subprocess.run(
+        ["git", "-C", str(ws.root), "show", "HEAD:deploy.py"], capture_output=True, check=True
+    ).stdout
+    assert b"\r\n" not in committed
+
+
 def test_a_set_up_that_fails_takes_its_temporary_workspace_away(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
