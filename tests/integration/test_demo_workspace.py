@@ -5,6 +5,7 @@ folders, and a set-up that fails half way. Real git, real folders; no server is 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -221,3 +222,41 @@ def test_a_demo_stopped_before_its_first_release_suggests_only_what_exists(tmp_p
     while processes_of(root) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert processes_of(root) == []
+
+
+def test_the_command_that_removes_a_temporary_workspace_can_be_pasted_as_shown(
+    tmp_path: Path,
+) -> None:
+    temp = tmp_path / "my temp ü"
+    temp.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drillbook", "demo"],
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1", "TMPDIR": str(temp)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+    )
+    seen: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if line.startswith("set-up:"):
+                proc.send_signal(signal.SIGINT)
+                break
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = "".join(seen) + rest
+
+    assert proc.returncode == 130, out[-3000:]
+    (workspace,) = temp.glob("drillbook-demo-*")
+    said = [line for line in out.splitlines() if "rm -rf" in line]
+    assert len(said) == 1, out[-3000:]
+    command = said[0].split("`")[1]
+    assert shlex.split(command) == ["rm", "-rf", str(workspace)]

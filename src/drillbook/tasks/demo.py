@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import shutil
 import signal
 import time
@@ -201,7 +202,9 @@ def _report(
         console.print(f"  {'journal:':<18}{ws.root / '.drillbook' / 'journal'}")
         console.print(f"  {'workspace:':<18}{ws.root}")
         if ws.temporary:
-            console.print(f"  {'':<18}(a temporary folder; `rm -rf {ws.root}` when done)")
+            # Quoted: pasted as shown, a folder under a TMPDIR with a space would be several.
+            remove = f"rm -rf {shlex.quote(str(ws.root))}"
+            console.print(f"  {'':<18}(a temporary folder; `{remove}` when done)")
         # A tag to show only once the story made it (an interrupted one may not have).
         show = "git show v1.1.0" if "v1.1.0" in _tags(ws.root) else "git log"
         console.print("  staging is stopped; the workspace is a plain git repository: cd there")
