@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -27,6 +27,8 @@ router = APIRouter()
 _ACTOR = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 
 Status = Literal["new", "paid", "shipped", "delivered", "cancelled"]
+#: An id in a request's path: ids start at 1, and SQLite cannot compare a larger one.
+OrderId = Annotated[int, Path(ge=1, le=db.MAX_INTEGER)]
 
 
 class OrderIn(BaseModel):
@@ -34,7 +36,7 @@ class OrderIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: int = Field(ge=1)
+    customer_id: int = Field(ge=1, le=db.MAX_INTEGER)
     item: str = Field(min_length=1, max_length=200)
     quantity: int = Field(ge=1, le=1000)
     total_cents: int = Field(ge=0, le=100_000_000)
@@ -91,7 +93,7 @@ def version(request: Request) -> dict[str, Any]:
 def list_orders(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=db.MAX_INTEGER)] = 0,
     status: Status | None = None,
 ) -> dict[str, Any]:
     """Orders, oldest first, `limit` at a time."""
@@ -112,7 +114,7 @@ def create_order(request: Request, response: Response, order: OrderIn) -> dict[s
 
 
 @router.get("/api/orders/{order_id}")
-def get_order(request: Request, order_id: int) -> dict[str, Any]:
+def get_order(request: Request, order_id: OrderId) -> dict[str, Any]:
     """One order."""
     with db.connect(_settings(request).database_path) as conn:
         order = db.get_order(conn, order_id)
@@ -124,7 +126,7 @@ def get_order(request: Request, order_id: int) -> dict[str, Any]:
 @router.patch("/api/orders/{order_id}")
 def update_order(
     request: Request,
-    order_id: int,
+    order_id: OrderId,
     patch: OrderPatch,
     x_actor: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:

@@ -98,3 +98,25 @@ def test_list_filters_by_status(make_client):
     assert body["orders"]
     assert {order["status"] for order in body["orders"]} == {"paid"}
     assert body["total"] == len(body["orders"])
+
+
+TOO_BIG = 2**63  # one more than SQLite's largest integer
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", f"/api/orders/{TOO_BIG}", None),
+        ("GET", f"/api/orders/{10**30}", None),
+        ("PATCH", f"/api/orders/{TOO_BIG}", {"status": "paid"}),
+        ("GET", f"/api/orders?offset={TOO_BIG}", None),
+        (
+            "POST",
+            "/api/orders",
+            {"customer_id": TOO_BIG, "item": "x", "quantity": 1, "total_cents": 1},
+        ),
+    ],
+)
+def test_a_number_too_big_for_the_database_is_refused_not_a_500(make_client, method, path, body):
+    answer = make_client().request(method, path, json=body)
+    assert answer.status_code == 422, answer.text
