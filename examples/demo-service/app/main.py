@@ -13,6 +13,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -149,6 +150,17 @@ def update_order(
     return order
 
 
+async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with where each error is and what was expected, without the input that failed.
+
+    FastAPI's own answer echoes the input, which may be megabytes, or hold what JSON cannot
+    carry (a lone surrogate `"\\ud800"`, a number that overflows to infinity): rendering it
+    raised, and a request with a bad value got a 500 instead of its 422.
+    """
+    errors = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+    return JSONResponse({"detail": errors}, status_code=422)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service for the given settings (default: from the environment)."""
     settings = settings or Settings.from_environ()
@@ -182,6 +194,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.features = features
     app.state.logger = logger
+    app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_middleware(RequestLogMiddleware, logger=logger)
     app.include_router(router)
     app.include_router(admin_router)

@@ -120,3 +120,30 @@ TOO_BIG = 2**63  # one more than SQLite's largest integer
 def test_a_number_too_big_for_the_database_is_refused_not_a_500(make_client, method, path, body):
     answer = make_client().request(method, path, json=body)
     assert answer.status_code == 422, answer.text
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"item": "\\ud800"}',  # a lone surrogate: valid JSON, not encodable as UTF-8
+        b'{"total_cents": 1e400}',  # overflows to infinity
+        b'{"total_cents": NaN}',
+    ],
+)
+def test_a_value_json_cannot_carry_back_is_refused_with_a_422(make_client, raw):
+    answer = make_client().patch(
+        "/api/orders/1", content=raw, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    (error,) = answer.json()["detail"]
+    assert error["loc"][0] == "body"
+    assert "input" not in error
+
+
+def test_a_refused_value_is_not_echoed_back(make_client):
+    long_item = "x" * 10_000
+    body = {"customer_id": 1, "item": long_item, "quantity": 1, "total_cents": 1}
+    answer = make_client().post("/api/orders", json=body)
+    assert answer.status_code == 422
+    assert long_item not in answer.text
+    assert answer.json()["detail"][0]["loc"] == ["body", "item"]
