@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from . import db
 from .admin import audit_router
 from .admin import router as admin_router
+from .limits import BodyLimitMiddleware
 from .logs import JsonLogger, RequestLogMiddleware
 from .releases import Features, features_for
 from .settings import Settings
@@ -195,6 +196,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.features = features
     app.state.logger = logger
     app.add_exception_handler(RequestValidationError, invalid_request)
+    # The last one added runs first: every request, a refused body too, gets its log line.
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestLogMiddleware, logger=logger)
     app.include_router(router)
     app.include_router(admin_router)

@@ -147,3 +147,25 @@ def test_a_refused_value_is_not_echoed_back(make_client):
     assert answer.status_code == 422
     assert long_item not in answer.text
     assert answer.json()["detail"][0]["loc"] == ["body", "item"]
+
+
+def test_a_body_over_the_limit_is_refused_with_a_413_declared_or_streamed(make_client, log_lines):
+    client = make_client()
+    big = b'{"item": "' + b"x" * 1024 * 1024 + b'"}'  # an order is a few hundred bytes
+    headers = {"content-type": "application/json"}
+
+    declared = client.post("/api/orders", content=big, headers=headers)
+
+    def chunks():
+        for start in range(0, len(big), 4096):
+            yield big[start : start + 4096]
+
+    streamed = client.post("/api/orders", content=chunks(), headers=headers)
+
+    assert declared.status_code == 413, declared.text
+    assert streamed.status_code == 413, streamed.text
+    assert [line["status"] for line in log_lines() if line["route"] == "/api/orders"] == [413, 413]
+    # A body under the limit, streamed in pieces, still reaches the endpoint whole.
+    order = b'{"customer_id": 1, "item": "mug", "quantity": 1, "total_cents": 1250}'
+    pieces = iter([order[:10], order[10:]])
+    assert client.post("/api/orders", content=pieces, headers=headers).status_code == 201
