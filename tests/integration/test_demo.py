@@ -6,6 +6,7 @@ Each test runs the demo as a user does, in a subprocess, and afterwards looks at
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -78,4 +79,10 @@ def test_an_interrupted_demo_stops_its_server_and_exits_128_plus_the_signal(
     assert "interrupted" in out
     assert "the demo was interrupted" in out
     assert "v1.2.0" not in git_tags(root)
+    # The interrupted release journals the signal the demo got, not one the demo chose.
+    newest = max((root / ".drillbook" / "journal").glob("*.jsonl"))
+    finished = json.loads(newest.read_text().splitlines()[-1])
+    assert (finished["event"], finished["outcome"]) == ("run_finished", "interrupted")
+    assert finished["exit"] == 128 + signum
+    assert f"interrupted by {signum.name}" in out
     assert_nothing_left(root)

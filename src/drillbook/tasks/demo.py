@@ -92,7 +92,8 @@ def demo(c: Context, keep: str | None = None, verbose: bool = False) -> None:
 
     require_extra()
     console = Console()
-    token = StopToken()
+    # Forwarded: the act's own drillbook journals the signal the demo got (Ctrl-C is SIGINT).
+    token = StopToken(forward=True)
     began = time.monotonic()
     rows: list[_Row] = []
     artifacts: dict[str, Path] = {}
