@@ -92,10 +92,22 @@ def require_extra() -> None:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A loopback port that was free a moment ago (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    """A loopback port that was free a moment ago (the kernel picks it).
+
+    Raises PreconditionFailed when the kernel has none to give (every port of its ephemeral
+    range is in use): as a plain OSError it read as a folder that cannot be written.
+    """
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            return int(sock.getsockname()[1])
+    except OSError as exc:
+        msg = f"no free TCP port on {host} for the demo's staging server: {exc.strerror or exc}"
+        hint = (
+            "close what holds the ports of net.ipv4.ip_local_port_range (`ss -tan` lists them), "
+            "then run `drillbook demo` again"
+        )
+        raise PreconditionFailed(msg, hint=hint) from None
 
 
 @dataclass(frozen=True)
