@@ -110,6 +110,19 @@ def free_port(host: str = "127.0.0.1") -> int:
         raise PreconditionFailed(msg, hint=hint) from None
 
 
+def port_held(url: str) -> bool:
+    """Whether something holds the loopback port of `url` now (a bind to it fails)."""
+    port = int(url.rsplit(":", 1)[1])
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # As uvicorn binds: a port left in TIME_WAIT by our own stopped server is not held.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
 @dataclass(frozen=True)
 class Workspace:
     """The demo's project: a git repository with the service, its runbook and staging's url."""

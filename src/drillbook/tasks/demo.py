@@ -80,6 +80,7 @@ def demo(c: Context, keep: str | None = None, verbose: bool = False) -> None:
     """The tour on the bundled service: release, rehearse, a failed release rolled back, docs."""
     from drillbook.demo import (
         Compact,
+        port_held,
         prepare_workspace,
         require_extra,
         run_act,
@@ -175,6 +176,14 @@ def demo(c: Context, keep: str | None = None, verbose: bool = False) -> None:
             f"drillbook demo: the story did not go as told ({', '.join(failed)}); "
             "the table above says what was expected and what happened"
         )
+        if ws is not None and port_held(ws.url):
+            # Its own servers are stopped by now: another program took the port it chose.
+            again = "" if ws.temporary else " with a new --keep folder"
+            console.error(
+                f"  hint: staging's port {ws.url.rsplit(':', 1)[1]} is held by another program "
+                f"(it was free when the demo chose it); run `drillbook demo` again{again}: "
+                "it picks another port"
+            )
         raise Exit(code=EXIT_CHECK_FAILED)
 
 
