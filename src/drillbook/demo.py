@@ -66,6 +66,9 @@ ACT_TIMEOUT_S = 180.0
 #: Time a stopped drillbook gets to stop its own step and write its journal before SIGKILL.
 ACT_GRACE_S = 10.0
 _GIT_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY")
+#: Settings given through the environment (`git -c` passes them on to what it runs, and
+#: GIT_CONFIG_COUNT sets them for a shell) outrank the workspace's own, signing and hooks too.
+_GIT_CONFIG_VARS = re.compile(r"^GIT_CONFIG_(PARAMETERS|COUNT|KEY_\d+|VALUE_\d+)$")
 
 
 class DemoUnavailable(UsageError):
@@ -177,7 +180,9 @@ def child_environment(root: Path) -> dict[str, str]:
     here = str(Path(sys.executable).parent)
     if here not in folders:
         folders.append(here)
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_VARS}
+    env = {
+        k: v for k, v in os.environ.items() if k not in _GIT_VARS and not _GIT_CONFIG_VARS.match(k)
+    }
     env["PATH"] = os.pathsep.join([*folders, env.get("PATH", os.defpath)])
     # Options meant for another test run must not change the demo's own unit gate.
     env.pop("PYTEST_ADDOPTS", None)

@@ -106,6 +106,33 @@ def test_the_users_line_ending_and_ignore_settings_leave_the_bundled_files_as_th
     assert b"\r\n" not in committed
 
 
+def test_git_settings_given_through_the_environment_do_not_outrank_the_workspaces(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hooks = failing_hooks(tmp_path / "hooks")
+    # What `git -c ... <alias>` or GIT_CONFIG_COUNT hands to every git a shell runs.
+    monkeypatch.setenv("GIT_CONFIG_PARAMETERS", f"'core.hookspath'='{hooks}'")
+    for number, (key, value) in enumerate(
+        [("commit.gpgSign", "true"), ("tag.gpgSign", "true"), ("gpg.program", "/nonexistent")]
+    ):
+        monkeypatch.setenv(f"GIT_CONFIG_KEY_{number}", key)
+        monkeypatch.setenv(f"GIT_CONFIG_VALUE_{number}", value)
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "3")
+
+    ws = prepare_workspace(tmp_path / "ws")
+
+    assert not [n for n in ws.env if n.startswith(("GIT_CONFIG_PARAM", "GIT_CONFIG_COUNT"))]
+    tag = subprocess.run(
+        ["git", "tag", "-a", "v1.0.0", "-m", "1.0.0"],
+        cwd=ws.root,
+        env=ws.env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert tag.returncode == 0, tag.stderr  # as the story's releases tag, with its env
+
+
 def test_a_set_up_that_fails_takes_its_temporary_workspace_away(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
