@@ -61,6 +61,9 @@ GIT_SETTINGS = (
     ("core.safecrlf", "false"),
     ("core.excludesFile", os.devnull),
 )
+#: Set in the environment of every command of the story, and so inherited by every process
+#: they start: how the demo tells what it started from a user's `tail -f var/...`.
+WORKSPACE_MARK = "DRILLBOOK_DEMO_WORKSPACE"
 #: Each act is one drillbook command; a hung one is stopped rather than waited for forever.
 ACT_TIMEOUT_S = 180.0
 #: Time a stopped drillbook gets to stop its own step and write its journal before SIGKILL.
@@ -184,6 +187,7 @@ def child_environment(root: Path) -> dict[str, str]:
         k: v for k, v in os.environ.items() if k not in _GIT_VARS and not _GIT_CONFIG_VARS.match(k)
     }
     env["PATH"] = os.pathsep.join([*folders, env.get("PATH", os.defpath)])
+    env[WORKSPACE_MARK] = str(root)
     # Options meant for another test run must not change the demo's own unit gate.
     env.pop("PYTEST_ADDOPTS", None)
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
@@ -507,16 +511,20 @@ def _alive(pid: int) -> bool:
 
 
 def processes_of(root: Path) -> list[int]:
-    """Live pids whose command line names the workspace's `var/` (its servers); Linux only."""
-    marker = str(root / "var") + os.sep
+    """Live pids the story started in the workspace (its servers, a step cut short); Linux only.
+
+    They are known by WORKSPACE_MARK in their environment, not by their command line: a user's
+    `tail -f` of the workspace's log names the workspace too, and is not the demo's to stop.
+    """
+    marks = {f"{WORKSPACE_MARK}={where}".encode() for where in (root, root.resolve())}
     found = []
     for entry in Path("/proc").glob("[0-9]*"):
         try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
         pid = int(entry.name)
-        if marker in command and pid != os.getpid() and _alive(pid):
+        if not marks.isdisjoint(environ) and pid != os.getpid() and _alive(pid):
             found.append(pid)
     return found
 

@@ -17,7 +17,7 @@ import pytest
 from _demo_checks import git_tags
 
 from drillbook import gitops
-from drillbook.demo import prepare_workspace, processes_of
+from drillbook.demo import prepare_workspace, processes_of, stop_staging
 from drillbook.errors import EXIT_INVALID, EXIT_PRECONDITION, PreconditionFailed
 
 
@@ -287,3 +287,30 @@ def test_the_command_that_removes_a_temporary_workspace_can_be_pasted_as_shown(
     assert len(said) == 1, out[-3000:]
     command = said[0].split("`")[1]
     assert shlex.split(command) == ["rm", "-rf", str(workspace)]
+
+
+def test_only_what_the_story_started_is_stopped_not_a_users_tail_of_its_log(
+    tmp_path: Path,
+) -> None:
+    ws = prepare_workspace(tmp_path / "ws")
+    log = ws.root / "var" / "staging" / "logs" / "app.jsonl"
+    log.parent.mkdir(parents=True)
+    log.write_text("")
+    wait = [sys.executable, "-c", "import time, sys; time.sleep(60)", str(log)]
+    theirs = subprocess.Popen(wait)  # names the workspace's var/, as `tail -f` would
+    ours = subprocess.Popen(wait, env=ws.env)  # started with the story's environment
+    try:
+        deadline = time.monotonic() + 10
+        while ours.pid not in processes_of(ws.root) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes_of(ws.root) == [ours.pid]
+
+        said = stop_staging(ws)
+
+        assert ours.wait(timeout=10) is not None
+        assert theirs.poll() is None, "a process the demo did not start was stopped"
+        assert any(str(ours.pid) in line for line in said)
+    finally:
+        for proc in (theirs, ours):
+            proc.kill()
+            proc.wait()
