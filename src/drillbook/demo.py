@@ -216,6 +216,23 @@ def _git(root: Path, *args: str, env: dict[str, str]) -> None:
         raise PreconditionFailed(msg)
 
 
+def _require_own_repository(root: Path, env: dict[str, str]) -> None:
+    """Raise PreconditionFailed when git will not work in the new repository (its folder is
+    another user's: git's safe.directory check), which later reads as "not in a git directory".
+    """
+    try:
+        _git(root, "rev-parse", "--git-dir", env=env)
+    except PreconditionFailed as exc:
+        if "dubious ownership" not in str(exc):
+            raise
+        msg = (
+            f"--keep {root}: the folder belongs to another user, and git refuses to work in a "
+            "repository there (its safe.directory check)"
+        )
+        hint = "name a new folder, or an empty one of yours, or leave --keep out"
+        raise PreconditionFailed(msg, hint=hint) from None
+
+
 def demo_runbook(port: int) -> tuple[str, str]:
     """The bundled demo runbook with staging on `port`, and staging's url."""
     from drillbook.scaffold import SCHEMA_LINE
@@ -298,6 +315,7 @@ def _build(root: Path, temporary: bool) -> Workspace:
     git_env = {**env, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     # No template: the user's `init.templateDir` could bring hooks or an `info/exclude`.
     _git(root, "-c", "init.defaultBranch=main", "init", "-q", "--template=", env=git_env)
+    _require_own_repository(root, git_env)
     for key, value in GIT_SETTINGS:
         _git(root, "config", key, value, env=git_env)
     _git(root, "add", "-A", env=git_env)

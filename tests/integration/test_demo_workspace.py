@@ -133,6 +133,31 @@ def test_git_settings_given_through_the_environment_do_not_outrank_the_workspace
     assert tag.returncode == 0, tag.stderr  # as the story's releases tag, with its env
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving a folder to another user needs root")
+def test_a_keep_folder_of_another_user_is_refused_with_why_and_left_empty(
+    home: Path, tmp_path: Path
+) -> None:
+    target = tmp_path / "theirs"
+    target.mkdir()
+    os.chown(target, 65534, 65534)  # nobody's, as a folder mounted from another account
+
+    done = subprocess.run(
+        [sys.executable, "-m", "drillbook", "demo", "--keep", str(target)],
+        cwd=tmp_path,
+        env={**os.environ, "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == EXIT_PRECONDITION, done.stdout + done.stderr
+    assert "belongs to another user" in done.stderr
+    assert "safe.directory" in done.stderr
+    assert "not in a git directory" not in done.stderr
+    assert list(target.iterdir()) == []
+
+
 def test_a_set_up_that_fails_takes_its_temporary_workspace_away(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
