@@ -188,6 +188,12 @@ def child_environment(root: Path) -> dict[str, str]:
     }
     env["PATH"] = os.pathsep.join([*folders, env.get("PATH", os.defpath)])
     env[WORKSPACE_MARK] = str(root)
+    # The story's temporary files (pytest's, in the unit gate) go to the git-ignored
+    # `.drillbook/tmp`: where no temporary folder is writable Python falls back to the current
+    # one, the workspace itself, and the next release found its tree dirty and refused.
+    temp = root / ".drillbook" / "tmp"
+    temp.mkdir(exist_ok=True)
+    env["TMPDIR"] = str(temp)
     # Options meant for another test run must not change the demo's own unit gate.
     env.pop("PYTEST_ADDOPTS", None)
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")

@@ -339,3 +339,22 @@ def test_only_what_the_story_started_is_stopped_not_a_users_tail_of_its_log(
         for proc in (theirs, ours):
             proc.kill()
             proc.wait()
+
+
+def test_the_storys_temporary_files_stay_in_the_workspace_and_leave_its_tree_clean(
+    tmp_path: Path,
+) -> None:
+    ws = prepare_workspace(tmp_path / "ws")
+    code = "import tempfile; print(tempfile.mkdtemp(prefix='pytest-of-'))"
+
+    made = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ws.root,
+        env=ws.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+    assert Path(made).parent == ws.root / ".drillbook" / "tmp"
+    assert gitops.dirty_files(ws.root) == []
