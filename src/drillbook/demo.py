@@ -263,7 +263,7 @@ def prepare_workspace(target: Path | None = None) -> Workspace:
     """
     if target is None:
         try:
-            root = Path(tempfile.mkdtemp(prefix="drillbook-demo-"))
+            root = Path(tempfile.mkdtemp(prefix="drillbook-demo-", dir=_temporary_base()))
         except OSError as exc:
             msg = f"cannot make the demo's workspace in a temporary folder: {exc}"
             hint = "set TMPDIR to a folder you can write, or name one with --keep DIR"
@@ -271,6 +271,21 @@ def prepare_workspace(target: Path | None = None) -> Workspace:
         return _build_or_undo(root, temporary=True, made=True)
     root = _empty_target(target)
     return _build_or_undo(root, temporary=False, made=not root.exists())
+
+
+def _temporary_base() -> str:
+    """Where a temporary workspace goes: Python's temporary folder, unless that is only its
+    last resort, the current folder (when TMPDIR, /tmp and the rest cannot be written)."""
+    base = Path(tempfile.gettempdir()).resolve()
+    named = [os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")]
+    usual = [Path(p).resolve() for p in [*named, "/tmp", "/var/tmp", "/usr/tmp"] if p]  # noqa: S108
+    if base == Path.cwd().resolve() and base not in usual:
+        # A new repository in the user's folder, maybe their own project's tree, is no
+        # temporary folder: their next release would find it there, untracked.
+        msg = "no temporary folder can be written (TMPDIR, /tmp, /var/tmp, /usr/tmp)"
+        hint = "set TMPDIR to a folder you can write, or name one with --keep DIR"
+        raise PreconditionFailed(msg, hint=hint)
+    return str(base)
 
 
 def _build_or_undo(root: Path, *, temporary: bool, made: bool) -> Workspace:

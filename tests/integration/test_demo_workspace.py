@@ -158,6 +158,23 @@ def test_a_keep_folder_of_another_user_is_refused_with_why_and_left_empty(
     assert list(target.iterdir()) == []
 
 
+def test_with_no_writable_temporary_folder_the_workspace_is_not_made_in_the_current_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = tmp_path / "my-project"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "nowhere"))
+    # What Python settles on when TMPDIR, /tmp, /var/tmp and /usr/tmp cannot be written.
+    monkeypatch.setattr(tempfile, "tempdir", str(here))
+
+    with pytest.raises(PreconditionFailed, match="no temporary folder can be written") as caught:
+        prepare_workspace()
+
+    assert "--keep DIR" in (caught.value.hint or "")
+    assert list(here.iterdir()) == []
+
+
 def test_a_set_up_that_fails_takes_its_temporary_workspace_away(
     home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
