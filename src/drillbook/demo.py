@@ -600,7 +600,13 @@ def stop_staging(ws: Workspace) -> list[str]:
             inherit_env=False,
             timeout=30,
         )
-        said.append(f"stopped by `python deploy.py --env staging --stop` ({result.detail})")
+        command = "`python deploy.py --env staging --stop`"
+        if result.exit == 0:
+            said.append(f"stopped by {command} ({result.detail})")
+        else:
+            # Not "stopped by": what it said comes along, and the leftovers below are stopped.
+            last = result.output_tail.strip().splitlines()[-1:] or [""]
+            said.append(f"{command} failed ({result.detail}): {last[0]}".rstrip(": "))
     leftovers: set[int] = set()
     with contextlib.suppress(OSError, ValueError):
         pid = int(ws.pid_file.read_text().strip())

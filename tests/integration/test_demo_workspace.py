@@ -375,3 +375,19 @@ def test_the_storys_temporary_files_stay_in_the_workspace_and_leave_its_tree_cle
 
     assert Path(made).parent == ws.root / ".drillbook" / "tmp"
     assert gitops.dirty_files(ws.root) == []
+
+
+def test_a_stop_that_fails_is_not_reported_as_having_stopped_staging(tmp_path: Path) -> None:
+    import fcntl
+
+    ws = prepare_workspace(tmp_path / "ws")
+    lock = ws.root / "var" / "staging" / "deploy.lock"
+    lock.parent.mkdir(parents=True)
+    with lock.open("a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # as a deploy still running would
+
+        said = stop_staging(ws)
+
+    assert not [line for line in said if line.startswith("stopped by")], said
+    assert said[0].startswith("`python deploy.py --env staging --stop` failed (exited 1)")
+    assert "another deploy of staging is running" in said[0]
