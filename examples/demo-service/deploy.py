@@ -23,6 +23,7 @@ import fcntl
 import http.client
 import importlib.util
 import json
+import math
 import os
 import re
 import secrets
@@ -580,8 +581,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
             parser.error("--version is required to deploy")
         if not _VERSION.match(args.version):
             parser.error(f"--version: expected semver such as 1.2.0, got {args.version!r}")
-    if args.timeout <= 0:
-        parser.error("--timeout: expected seconds above zero")
+    # NaN and infinity pass `> 0` checks badly or not at all: the wait for /health never ended.
+    if not (math.isfinite(args.timeout) and args.timeout > 0):
+        parser.error(f"--timeout: expected a number of seconds above zero, got {args.timeout}")
     return args
 
 

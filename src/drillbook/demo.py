@@ -2,11 +2,11 @@
 
 `prepare_workspace` copies the bundled demo service into an empty folder, places its runbook at
 `runbooks/demo-service.yaml` with staging on a free loopback port, and commits it all in a new
-git repository with a local identity, no hooks and no signing. `story` lists the acts: each
-is a real `drillbook` command run as a subprocess in the workspace, with the exit code and the
-state of the world the story expects afterwards; `verify` compares. `stop_staging` stops every
-server the story started, however it ended. `Compact` keeps the lines of a command's output that
-tell the story.
+git repository with a local identity, no hooks, no signing and no line-ending conversion.
+`story` lists the acts: each is a real `drillbook` command run as a subprocess in the workspace,
+with the exit code and the state of the world the story expects afterwards; `verify` compares.
+`stop_staging` stops every server the story started, however it ended. `Compact` keeps the lines
+of a command's output that tell the story.
 
 Nothing here prints: the task layer (`drillbook.tasks.demo`) narrates.
 """
@@ -55,12 +55,23 @@ GIT_SETTINGS = (
     ("tag.gpgSign", "false"),
     ("tag.forceSignAnnotated", "false"),
     ("core.hooksPath", os.devnull),
+    # The bundled files are committed as they are: a global `core.autocrlf` with `safecrlf`
+    # refuses them (LF would become CRLF), and `core.excludesFile` could leave some untracked.
+    ("core.autocrlf", "false"),
+    ("core.safecrlf", "false"),
+    ("core.excludesFile", os.devnull),
 )
+#: Set in the environment of every command of the story, and so inherited by every process
+#: they start: how the demo tells what it started from a user's `tail -f var/...`.
+WORKSPACE_MARK = "DRILLBOOK_DEMO_WORKSPACE"
 #: Each act is one drillbook command; a hung one is stopped rather than waited for forever.
 ACT_TIMEOUT_S = 180.0
 #: Time a stopped drillbook gets to stop its own step and write its journal before SIGKILL.
 ACT_GRACE_S = 10.0
 _GIT_VARS = ("GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_COMMON_DIR", "GIT_OBJECT_DIRECTORY")
+#: Settings given through the environment (`git -c` passes them on to what it runs, and
+#: GIT_CONFIG_COUNT sets them for a shell) outrank the workspace's own, signing and hooks too.
+_GIT_CONFIG_VARS = re.compile(r"^GIT_CONFIG_(PARAMETERS|COUNT|KEY_\d+|VALUE_\d+)$")
 
 
 class DemoUnavailable(UsageError):
@@ -87,10 +98,35 @@ def require_extra() -> None:
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A loopback port that was free a moment ago (the kernel picks it)."""
+    """A loopback port that was free a moment ago (the kernel picks it).
+
+    Raises PreconditionFailed when the kernel has none to give (every port of its ephemeral
+    range is in use): as a plain OSError it read as a folder that cannot be written.
+    """
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            return int(sock.getsockname()[1])
+    except OSError as exc:
+        msg = f"no free TCP port on {host} for the demo's staging server: {exc.strerror or exc}"
+        hint = (
+            "close what holds the ports of net.ipv4.ip_local_port_range (`ss -tan` lists them), "
+            "then run `drillbook demo` again"
+        )
+        raise PreconditionFailed(msg, hint=hint) from None
+
+
+def port_held(url: str) -> bool:
+    """Whether something holds the loopback port of `url` now (a bind to it fails)."""
+    port = int(url.rsplit(":", 1)[1])
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+        # As uvicorn binds: a port left in TIME_WAIT by our own stopped server is not held.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 @dataclass(frozen=True)
@@ -147,8 +183,17 @@ def child_environment(root: Path) -> dict[str, str]:
     here = str(Path(sys.executable).parent)
     if here not in folders:
         folders.append(here)
-    env = {k: v for k, v in os.environ.items() if k not in _GIT_VARS}
+    env = {
+        k: v for k, v in os.environ.items() if k not in _GIT_VARS and not _GIT_CONFIG_VARS.match(k)
+    }
     env["PATH"] = os.pathsep.join([*folders, env.get("PATH", os.defpath)])
+    env[WORKSPACE_MARK] = str(root)
+    # The story's temporary files (pytest's, in the unit gate) go to the git-ignored
+    # `.drillbook/tmp`: where no temporary folder is writable Python falls back to the current
+    # one, the workspace itself, and the next release found its tree dirty and refused.
+    temp = root / ".drillbook" / "tmp"
+    temp.mkdir(exist_ok=True)
+    env["TMPDIR"] = str(temp)
     # Options meant for another test run must not change the demo's own unit gate.
     env.pop("PYTEST_ADDOPTS", None)
     env.setdefault("PYTHONDONTWRITEBYTECODE", "1")
@@ -177,6 +222,23 @@ def _git(root: Path, *args: str, env: dict[str, str]) -> None:
         raise PreconditionFailed(msg)
 
 
+def _require_own_repository(root: Path, env: dict[str, str]) -> None:
+    """Raise PreconditionFailed when git will not work in the new repository (its folder is
+    another user's: git's safe.directory check), which later reads as "not in a git directory".
+    """
+    try:
+        _git(root, "rev-parse", "--git-dir", env=env)
+    except PreconditionFailed as exc:
+        if "dubious ownership" not in str(exc):
+            raise
+        msg = (
+            f"--keep {root}: the folder belongs to another user, and git refuses to work in a "
+            "repository there (its safe.directory check)"
+        )
+        hint = "name a new folder, or an empty one of yours, or leave --keep out"
+        raise PreconditionFailed(msg, hint=hint) from None
+
+
 def demo_runbook(port: int) -> tuple[str, str]:
     """The bundled demo runbook with staging on `port`, and staging's url."""
     from drillbook.scaffold import SCHEMA_LINE
@@ -201,7 +263,7 @@ def prepare_workspace(target: Path | None = None) -> Workspace:
     """
     if target is None:
         try:
-            root = Path(tempfile.mkdtemp(prefix="drillbook-demo-"))
+            root = Path(tempfile.mkdtemp(prefix="drillbook-demo-", dir=_temporary_base()))
         except OSError as exc:
             msg = f"cannot make the demo's workspace in a temporary folder: {exc}"
             hint = "set TMPDIR to a folder you can write, or name one with --keep DIR"
@@ -209,6 +271,21 @@ def prepare_workspace(target: Path | None = None) -> Workspace:
         return _build_or_undo(root, temporary=True, made=True)
     root = _empty_target(target)
     return _build_or_undo(root, temporary=False, made=not root.exists())
+
+
+def _temporary_base() -> str:
+    """Where a temporary workspace goes: Python's temporary folder, unless that is only its
+    last resort, the current folder (when TMPDIR, /tmp and the rest cannot be written)."""
+    base = Path(tempfile.gettempdir()).resolve()
+    named = [os.environ.get(name) for name in ("TMPDIR", "TEMP", "TMP")]
+    usual = [Path(p).resolve() for p in [*named, "/tmp", "/var/tmp", "/usr/tmp"] if p]  # noqa: S108
+    if base == Path.cwd().resolve() and base not in usual:
+        # A new repository in the user's folder, maybe their own project's tree, is no
+        # temporary folder: their next release would find it there, untracked.
+        msg = "no temporary folder can be written (TMPDIR, /tmp, /var/tmp, /usr/tmp)"
+        hint = "set TMPDIR to a folder you can write, or name one with --keep DIR"
+        raise PreconditionFailed(msg, hint=hint)
+    return str(base)
 
 
 def _build_or_undo(root: Path, *, temporary: bool, made: bool) -> Workspace:
@@ -259,6 +336,7 @@ def _build(root: Path, temporary: bool) -> Workspace:
     git_env = {**env, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
     # No template: the user's `init.templateDir` could bring hooks or an `info/exclude`.
     _git(root, "-c", "init.defaultBranch=main", "init", "-q", "--template=", env=git_env)
+    _require_own_repository(root, git_env)
     for key, value in GIT_SETTINGS:
         _git(root, "config", key, value, env=git_env)
     _git(root, "add", "-A", env=git_env)
@@ -472,16 +550,20 @@ def _alive(pid: int) -> bool:
 
 
 def processes_of(root: Path) -> list[int]:
-    """Live pids whose command line names the workspace's `var/` (its servers); Linux only."""
-    marker = str(root / "var") + os.sep
+    """Live pids the story started in the workspace (its servers, a step cut short); Linux only.
+
+    They are known by WORKSPACE_MARK in their environment, not by their command line: a user's
+    `tail -f` of the workspace's log names the workspace too, and is not the demo's to stop.
+    """
+    marks = {f"{WORKSPACE_MARK}={where}".encode() for where in (root, root.resolve())}
     found = []
     for entry in Path("/proc").glob("[0-9]*"):
         try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            environ = (entry / "environ").read_bytes().split(b"\0")
         except OSError:
             continue
         pid = int(entry.name)
-        if marker in command and pid != os.getpid() and _alive(pid):
+        if not marks.isdisjoint(environ) and pid != os.getpid() and _alive(pid):
             found.append(pid)
     return found
 
@@ -518,7 +600,13 @@ def stop_staging(ws: Workspace) -> list[str]:
             inherit_env=False,
             timeout=30,
         )
-        said.append(f"stopped by `python deploy.py --env staging --stop` ({result.detail})")
+        command = "`python deploy.py --env staging --stop`"
+        if result.exit == 0:
+            said.append(f"stopped by {command} ({result.detail})")
+        else:
+            # Not "stopped by": what it said comes along, and the leftovers below are stopped.
+            last = result.output_tail.strip().splitlines()[-1:] or [""]
+            said.append(f"{command} failed ({result.detail}): {last[0]}".rstrip(": "))
     leftovers: set[int] = set()
     with contextlib.suppress(OSError, ValueError):
         pid = int(ws.pid_file.read_text().strip())

@@ -95,9 +95,14 @@ class StopToken:
     grace period. The stopping is done by each command's own waiting thread; `stop` itself only
     writes a byte to a non-blocking pipe, so it is safe and quick inside a signal handler.
     A command started after `stop` is not started at all.
+
+    With `forward`, the group gets the signal that was received instead of SIGTERM: for a
+    command that is itself a drillbook run, which then records the interruption as what it was
+    (Ctrl-C: SIGINT, exit 130), not as a SIGTERM it never had.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, forward: bool = False) -> None:
+        self.forward = forward
         self._signum: int | None = None
         self._stopped = False
         self._runs: dict[int, _Run] = {}
@@ -303,6 +308,7 @@ class _Run:
         self.kill_at = 0.0
         self.killed_at: float | None = None
         self.kill_sent = False
+        self.stop_sent = "TERM"  # the signal a stop sent first, as `_detail` names it
         self.kill_now_sent = False
         self.shell = False
         self.callback_error: BaseException | None = None
@@ -416,13 +422,18 @@ class _Run:
     # --- stopping -------------------------------------------------------------------------
 
     def begin_stop(self, reason: Literal["timeout", "interrupted"], now: float) -> None:
-        """SIGTERM the group and set the time for SIGKILL."""
+        """SIGTERM the group (or the forwarded signal) and set the time for SIGKILL."""
         self.stop_reason = reason
         self.exited_before_stop = self.child_done
         self.kill_at = now + self.grace
+        signum: int = signal.SIGTERM
+        token = self.token
+        if reason == "interrupted" and token is not None and token.forward and token.signum:
+            signum = token.signum
+        self.stop_sent = _signal_name(signum).removeprefix("SIG")
         if self.pgid is not None:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.pgid, signal.SIGTERM)
+                os.killpg(self.pgid, signum)
 
     def kill_if_alive(self, now: float) -> None:
         """SIGKILL the group if anything of it is still running."""
@@ -601,9 +612,9 @@ def _detail(run: _Run) -> str:
         if run.kill_now_sent:
             how = "KILL"
         elif run.kill_sent:
-            how = "TERM, then KILL after " + _format_seconds(run.grace)
+            how = f"{run.stop_sent}, then KILL after " + _format_seconds(run.grace)
         else:
-            how = "TERM"
+            how = run.stop_sent
         if run.stop_reason == "timeout":
             text = f"timed out after {_format_seconds(run.timeout)}"
         else:

@@ -6,7 +6,10 @@ Each test runs the demo as a user does, in a subprocess, and afterwards looks at
 
 from __future__ import annotations
 
+import json
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -78,4 +81,48 @@ def test_an_interrupted_demo_stops_its_server_and_exits_128_plus_the_signal(
     assert "interrupted" in out
     assert "the demo was interrupted" in out
     assert "v1.2.0" not in git_tags(root)
+    # The interrupted release journals the signal the demo got, not one the demo chose.
+    newest = max((root / ".drillbook" / "journal").glob("*.jsonl"))
+    finished = json.loads(newest.read_text().splitlines()[-1])
+    assert (finished["event"], finished["outcome"]) == ("run_finished", "interrupted")
+    assert finished["exit"] == 128 + signum
+    assert f"interrupted by {signum.name}" in out
+    assert_nothing_left(root)
+
+
+def test_a_port_taken_after_the_demo_chose_it_is_named_with_what_to_do(tmp_path: Path) -> None:
+    root = tmp_path / "tour"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "drillbook", "demo", "--keep", str(root)],
+        cwd=tmp_path,
+        env=demo_env(),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    holder = socket.socket()
+    seen: list[str] = []
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            found = re.search(r"staging:\s+http://127\.0\.0\.1:(\d+)", line)
+            if found:  # another program takes the port before the first deploy
+                port = int(found.group(1))
+                holder.bind(("127.0.0.1", port))
+                holder.listen()
+                break
+        rest, _ = proc.communicate(timeout=DEMO_TIMEOUT_S)
+    finally:
+        holder.close()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    out = "".join(seen) + rest
+
+    assert proc.returncode == 1, out[-3000:]
+    assert "NOT as told" in out
+    assert f"staging's port {port} is held by another program" in out
+    assert "run `drillbook demo` again with a new --keep folder" in out
     assert_nothing_left(root)

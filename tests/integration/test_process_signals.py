@@ -151,3 +151,28 @@ def test_stop_hooks_run_once_stopped_and_can_be_undone() -> None:
     assert calls == ["b"]
     token.on_stop(lambda: calls.append("late"))  # already stopped: it runs at once
     assert calls == ["b", "late"]
+
+
+def test_a_forwarding_token_stops_the_group_with_the_signal_it_got(tmp_path: Path) -> None:
+    from drillbook.process import run_command
+
+    token = StopToken(forward=True)
+    lines: list[str] = []
+
+    def on_line(line: str) -> None:
+        lines.append(line)
+        if line == "ready":
+            token.stop(signal.SIGINT)  # as the demo's handler does on Ctrl-C
+
+    command = (
+        'trap "echo got INT; exit 7" INT; trap "echo got TERM; exit 8" TERM; '
+        "echo ready; while :; do sleep 0.1; done"
+    )
+    result = run_command(
+        ["sh", "-c", command], cwd=tmp_path, timeout=60, grace=10, on_line=on_line, stop=token
+    )
+
+    assert result.outcome == "interrupted"
+    assert "got INT" in lines, lines
+    assert "got TERM" not in lines
+    assert result.detail == "interrupted by SIGINT; process group stopped (INT)"

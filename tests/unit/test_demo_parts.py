@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from drillbook.demo import Compact, demo_runbook, missing_modules, story
+from drillbook.demo import Compact, demo_runbook, free_port, missing_modules, story
+from drillbook.errors import PreconditionFailed
 from drillbook.runbook import load_runbook
 from drillbook.scaffold import SCHEMA_LINE
 
@@ -160,3 +161,11 @@ def test_demo_refuses_a_keep_folder_that_is_not_empty(tmp_path: Path, content: s
     assert "Traceback" not in done.stderr
     if content == "folder":
         assert sorted(p.name for p in target.iterdir()) == ["mine.txt"]
+
+
+def test_no_port_to_serve_on_is_said_as_such_not_as_an_unwritable_folder() -> None:
+    # 192.0.2.1 (TEST-NET-1) is on no interface here: bind fails as with no free port left.
+    with pytest.raises(PreconditionFailed, match=r"no free TCP port on 192\.0\.2\.1") as caught:
+        free_port("192.0.2.1")
+    assert "folder" not in str(caught.value)
+    assert "drillbook demo" in (caught.value.hint or "")

@@ -8,7 +8,7 @@ import sqlite3
 import time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from . import db
@@ -77,7 +77,9 @@ def admin_orders(
 
 
 @audit_router.get("/orders/{order_id}/audit")
-def order_audit(request: Request, order_id: int) -> dict[str, Any]:
+def order_audit(
+    request: Request, order_id: Annotated[int, Path(ge=1, le=db.MAX_INTEGER)]
+) -> dict[str, Any]:
     """Who changed the order and when, oldest change first (1.1.0 and later)."""
     with db.connect(_settings(request).database_path) as conn:
         if db.get_order(conn, order_id) is None:

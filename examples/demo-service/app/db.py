@@ -13,6 +13,9 @@ from .logs import iso_time
 
 STATUSES = ("new", "paid", "shipped", "delivered", "cancelled")
 SEED_ORDERS = 50
+#: SQLite's integers are 64-bit: a larger one from a request raises OverflowError in a query,
+#: so every id, offset and amount a request brings is bounded by this before it gets here.
+MAX_INTEGER = 2**63 - 1
 
 _BASE_SCHEMA = """
 CREATE TABLE IF NOT EXISTS customers (

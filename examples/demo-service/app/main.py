@@ -12,13 +12,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Header, HTTPException, Query, Request, Response
+from fastapi import APIRouter, FastAPI, Header, HTTPException, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from . import db
 from .admin import audit_router
 from .admin import router as admin_router
+from .limits import BodyLimitMiddleware
 from .logs import JsonLogger, RequestLogMiddleware
 from .releases import Features, features_for
 from .settings import Settings
@@ -27,6 +29,8 @@ router = APIRouter()
 _ACTOR = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 
 Status = Literal["new", "paid", "shipped", "delivered", "cancelled"]
+#: An id in a request's path: ids start at 1, and SQLite cannot compare a larger one.
+OrderId = Annotated[int, Path(ge=1, le=db.MAX_INTEGER)]
 
 
 class OrderIn(BaseModel):
@@ -34,7 +38,7 @@ class OrderIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    customer_id: int = Field(ge=1)
+    customer_id: int = Field(ge=1, le=db.MAX_INTEGER)
     item: str = Field(min_length=1, max_length=200)
     quantity: int = Field(ge=1, le=1000)
     total_cents: int = Field(ge=0, le=100_000_000)
@@ -91,7 +95,7 @@ def version(request: Request) -> dict[str, Any]:
 def list_orders(
     request: Request,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=db.MAX_INTEGER)] = 0,
     status: Status | None = None,
 ) -> dict[str, Any]:
     """Orders, oldest first, `limit` at a time."""
@@ -112,7 +116,7 @@ def create_order(request: Request, response: Response, order: OrderIn) -> dict[s
 
 
 @router.get("/api/orders/{order_id}")
-def get_order(request: Request, order_id: int) -> dict[str, Any]:
+def get_order(request: Request, order_id: OrderId) -> dict[str, Any]:
     """One order."""
     with db.connect(_settings(request).database_path) as conn:
         order = db.get_order(conn, order_id)
@@ -124,7 +128,7 @@ def get_order(request: Request, order_id: int) -> dict[str, Any]:
 @router.patch("/api/orders/{order_id}")
 def update_order(
     request: Request,
-    order_id: int,
+    order_id: OrderId,
     patch: OrderPatch,
     x_actor: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
@@ -145,6 +149,17 @@ def update_order(
     if order is None:
         raise HTTPException(status_code=404, detail=f"order {order_id} not found")
     return order
+
+
+async def invalid_request(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    """422 with where each error is and what was expected, without the input that failed.
+
+    FastAPI's own answer echoes the input, which may be megabytes, or hold what JSON cannot
+    carry (a lone surrogate `"\\ud800"`, a number that overflows to infinity): rendering it
+    raised, and a request with a bad value got a 500 instead of its 422.
+    """
+    errors = [{"type": e["type"], "loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+    return JSONResponse({"detail": errors}, status_code=422)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -180,6 +195,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.features = features
     app.state.logger = logger
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    # The last one added runs first: every request, a refused body too, gets its log line.
+    app.add_middleware(BodyLimitMiddleware)
     app.add_middleware(RequestLogMiddleware, logger=logger)
     app.include_router(router)
     app.include_router(admin_router)

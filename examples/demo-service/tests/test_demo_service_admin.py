@@ -80,3 +80,7 @@ def test_1_2_0_enriches_each_row_one_lookup_at_a_time_and_is_slow(make_client, l
     assert slow[-1]["level"] == "warning"
     assert slow[-1]["duration_ms"] > 250
     assert "slow request" in slow[-1]["msg"]
+
+
+def test_an_audit_of_an_order_id_too_big_for_the_database_is_refused_not_a_500(make_client):
+    assert make_client("1.1.0").get(f"/admin/orders/{2**63}/audit").status_code == 422

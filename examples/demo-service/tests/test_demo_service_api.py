@@ -98,3 +98,74 @@ def test_list_filters_by_status(make_client):
     assert body["orders"]
     assert {order["status"] for order in body["orders"]} == {"paid"}
     assert body["total"] == len(body["orders"])
+
+
+TOO_BIG = 2**63  # one more than SQLite's largest integer
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", f"/api/orders/{TOO_BIG}", None),
+        ("GET", f"/api/orders/{10**30}", None),
+        ("PATCH", f"/api/orders/{TOO_BIG}", {"status": "paid"}),
+        ("GET", f"/api/orders?offset={TOO_BIG}", None),
+        (
+            "POST",
+            "/api/orders",
+            {"customer_id": TOO_BIG, "item": "x", "quantity": 1, "total_cents": 1},
+        ),
+    ],
+)
+def test_a_number_too_big_for_the_database_is_refused_not_a_500(make_client, method, path, body):
+    answer = make_client().request(method, path, json=body)
+    assert answer.status_code == 422, answer.text
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"item": "\\ud800"}',  # a lone surrogate: valid JSON, not encodable as UTF-8
+        b'{"total_cents": 1e400}',  # overflows to infinity
+        b'{"total_cents": NaN}',
+    ],
+)
+def test_a_value_json_cannot_carry_back_is_refused_with_a_422(make_client, raw):
+    answer = make_client().patch(
+        "/api/orders/1", content=raw, headers={"content-type": "application/json"}
+    )
+    assert answer.status_code == 422, answer.text
+    (error,) = answer.json()["detail"]
+    assert error["loc"][0] == "body"
+    assert "input" not in error
+
+
+def test_a_refused_value_is_not_echoed_back(make_client):
+    long_item = "x" * 10_000
+    body = {"customer_id": 1, "item": long_item, "quantity": 1, "total_cents": 1}
+    answer = make_client().post("/api/orders", json=body)
+    assert answer.status_code == 422
+    assert long_item not in answer.text
+    assert answer.json()["detail"][0]["loc"] == ["body", "item"]
+
+
+def test_a_body_over_the_limit_is_refused_with_a_413_declared_or_streamed(make_client, log_lines):
+    client = make_client()
+    big = b'{"item": "' + b"x" * 1024 * 1024 + b'"}'  # an order is a few hundred bytes
+    headers = {"content-type": "application/json"}
+
+    declared = client.post("/api/orders", content=big, headers=headers)
+
+    def chunks():
+        for start in range(0, len(big), 4096):
+            yield big[start : start + 4096]
+
+    streamed = client.post("/api/orders", content=chunks(), headers=headers)
+
+    assert declared.status_code == 413, declared.text
+    assert streamed.status_code == 413, streamed.text
+    assert [line["status"] for line in log_lines() if line["route"] == "/api/orders"] == [413, 413]
+    # A body under the limit, streamed in pieces, still reaches the endpoint whole.
+    order = b'{"customer_id": 1, "item": "mug", "quantity": 1, "total_cents": 1250}'
+    pieces = iter([order[:10], order[10:]])
+    assert client.post("/api/orders", content=pieces, headers=headers).status_code == 201

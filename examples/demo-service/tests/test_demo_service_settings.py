@@ -88,6 +88,14 @@ def test_deploy_refuses_versions_that_are_not_semver(capsys):
     assert "semver" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_deploy_refuses_a_timeout_that_is_not_a_number_of_seconds(capsys, value):
+    with pytest.raises(SystemExit) as caught:
+        deploy.parse_args(["--env", "staging", "--version", "1.1.0", "--timeout", value])
+    assert caught.value.code == 2
+    assert "--timeout" in capsys.readouterr().err
+
+
 def test_deploy_keeps_the_last_five_releases_and_never_the_live_one(tmp_path):
     paths = deploy.EnvPaths(tmp_path, "staging")
     versions = [f"1.0.{n}" for n in range(7)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shlex
 import shutil
 import signal
 import time
@@ -79,6 +80,7 @@ def demo(c: Context, keep: str | None = None, verbose: bool = False) -> None:
     """The tour on the bundled service: release, rehearse, a failed release rolled back, docs."""
     from drillbook.demo import (
         Compact,
+        port_held,
         prepare_workspace,
         require_extra,
         run_act,
@@ -92,7 +94,8 @@ def demo(c: Context, keep: str | None = None, verbose: bool = False) -> None:
     require_path(keep, "--keep")
     require_extra()
     console = Console()
-    token = StopToken()
+    # Forwarded: the act's own drillbook journals the signal the demo got (Ctrl-C is SIGINT).
+    token = StopToken(forward=True)
     began = time.monotonic()
     rows: list[_Row] = []
     artifacts: dict[str, Path] = {}
@@ -174,6 +177,14 @@ def demo(c: Context, keep: str | None = None, verbose: bool = False) -> None:
             f"drillbook demo: the story did not go as told ({', '.join(failed)}); "
             "the table above says what was expected and what happened"
         )
+        if ws is not None and port_held(ws.url):
+            # Its own servers are stopped by now: another program took the port it chose.
+            again = "" if ws.temporary else " with a new --keep folder"
+            console.error(
+                f"  hint: staging's port {ws.url.rsplit(':', 1)[1]} is held by another program "
+                f"(it was free when the demo chose it); run `drillbook demo` again{again}: "
+                "it picks another port"
+            )
         raise Exit(code=EXIT_CHECK_FAILED)
 
 
@@ -202,7 +213,9 @@ def _report(
         console.print(f"  {'journal:':<18}{ws.root / '.drillbook' / 'journal'}")
         console.print(f"  {'workspace:':<18}{ws.root}")
         if ws.temporary:
-            console.print(f"  {'':<18}(a temporary folder; `rm -rf {ws.root}` when done)")
+            # Quoted: pasted as shown, a folder under a TMPDIR with a space would be several.
+            remove = f"rm -rf {shlex.quote(str(ws.root))}"
+            console.print(f"  {'':<18}(a temporary folder; `{remove}` when done)")
         # A tag to show only once the story made it (an interrupted one may not have).
         show = "git show v1.1.0" if "v1.1.0" in _tags(ws.root) else "git log"
         console.print("  staging is stopped; the workspace is a plain git repository: cd there")
