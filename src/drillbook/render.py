@@ -74,6 +74,8 @@ def environment(project_root: Path | None, *, autoescape: bool = False) -> Sandb
     env.filters["duration"] = format_duration
     env.filters["md_cell"] = md_cell
     env.filters["md_code"] = md_code
+    env.filters["md_text"] = md_text
+    env.filters["md_link"] = md_link
     return env
 
 
@@ -214,6 +216,94 @@ def _private(folder: Path, forbidden: int) -> bool:
 def md_cell(value: object) -> str:
     """Text made safe for one Markdown table cell: pipes escaped, lines joined."""
     return " ".join(str(value).split()).replace("|", "\\|")
+
+
+#: Outside code spans, what Markdown would read as its own: raw HTML and autolinks (`<`), links
+#: (`[`, `]`), a backtick no run closes (three open a code block), entities (`&amp;`), and a
+#: backslash that would escape what follows it.
+_MD_ALWAYS = re.compile(r"[<\[\]`]|&(?=#?[0-9A-Za-z]+;)|\\(?=[!-/:-@\[-`{-~]|$)")
+#: Emphasis and strike-through (`*`, `_`, `~`): a run of them stands for itself only between
+#: spaces, and `_` also inside a word (`payment_id`); the mask `***` between words stays.
+_MD_RUNS = re.compile(r"\*+|_+|~+")
+#: What makes a line that text starts a heading, a quote, a list or a rule.
+_MD_LINE_START = re.compile(r"[#>+=-]|\d{1,9}(?=[.)](\s|$))")
+#: Any character that `md_text` may escape.
+_MD_SPECIAL = re.compile(r"[<\[\]`&\\*_~#]")
+#: A heading's closing `#`s, which a heading would drop.
+_MD_TRAILING_HASHES = re.compile(r"(?<=\s)#+$")
+
+
+def md_text(value: object, *, starts_line: bool = False) -> str:
+    """Runbook text as one line of Markdown that reads as written.
+
+    Its lines are joined, so no heading, list or table row starts inside it; raw HTML, links,
+    images, entities and emphasis are escaped, so a `<script>`, a `[link](javascript:...)` or a
+    `*.log` shows as typed. Code spans are kept: they show their text as typed already.
+    `starts_line`: the text begins a line of the page (a description, release notes).
+    """
+    escaped = text = " ".join(str(value).split())
+    if _MD_SPECIAL.search(text):  # most text holds none: a docs page shows a few hundred
+        out: list[str] = []
+        at = 0
+        for start, end in _code_spans(text):
+            out.append(_md_escape(text[at:start]))
+            out.append(text[start:end])
+            at = end
+        out.append(_md_escape(text[at:]))
+        escaped = _MD_TRAILING_HASHES.sub(lambda m: "\\" + m.group(), "".join(out))
+    if starts_line and (lead := _MD_LINE_START.match(escaped)):
+        cut = lead.end() if lead.group().isdigit() else 0
+        escaped = f"{escaped[:cut]}\\{escaped[cut:]}"
+    return escaped
+
+
+def _md_escape(text: str) -> str:
+    """`md_text` of a piece of text that holds no code span."""
+    text = _MD_ALWAYS.sub(lambda m: "\\" + m.group(), text)
+
+    def run(match: re.Match[str]) -> str:
+        before = text[match.start() - 1] if match.start() else ""
+        after = text[match.end()] if match.end() < len(text) else ""
+        if before.isspace() and after.isspace():
+            return match.group()
+        if match.group()[0] == "_" and before.isalnum() and after.isalnum():
+            return match.group()
+        return "".join("\\" + char for char in match.group())
+
+    return _MD_RUNS.sub(run, text)
+
+
+def _code_spans(text: str) -> list[tuple[int, int]]:
+    """Where `text` holds code spans, as Markdown finds them: a run of backticks up to the
+    next run of as many; a run that no such run closes is text."""
+    runs = [(m.start(), m.end()) for m in _BACKTICKS.finditer(text)]
+    # The next run of the same length, for each run: found once, so that text of many
+    # backticks costs one pass, not one search per run.
+    closer: list[int | None] = [None] * len(runs)
+    last: dict[int, int] = {}
+    for i in reversed(range(len(runs))):
+        length = runs[i][1] - runs[i][0]
+        closer[i] = last.get(length)
+        last[length] = i
+    spans = []
+    i = 0
+    while i < len(runs):
+        j = closer[i]
+        if j is None:
+            i += 1
+            continue
+        spans.append((runs[i][0], runs[j][1]))
+        i = j + 1
+    return spans
+
+
+def md_link(value: object) -> str:
+    """A link of a change: an autolink when it is a web address, else its text as text."""
+    text = str(value)
+    web = text.startswith(("https://", "http://"))
+    if web and not any(char.isspace() or char in "<>" or not char.isprintable() for char in text):
+        return f"<{text}>"
+    return md_text(text)
 
 
 def md_code(value: object) -> str:

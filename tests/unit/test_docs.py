@@ -21,6 +21,7 @@ from drillbook import docs_chart
 from drillbook.cli import build_program
 from drillbook.docs import build_site
 from drillbook.docs_service import gather, previous_version, service_context
+from drillbook.render import md_link, md_text
 from drillbook.runbook import load_runbook
 from drillbook.secrets import Masker
 
@@ -408,7 +409,7 @@ def test_template_looking_text_in_the_runbook_is_text(project: Path) -> None:
     )
     runbook.write_text(text)
     pages = {p.name: p.text for p in site(project)}
-    assert "Pay with {{ 7*7 }} cards" in pages["shop.md"]
+    assert "Pay with {{ 7\\*7 }} cards \\<script>alert(1)\\</script>" in pages["shop.md"]
     assert "49" not in pages["shop.md"]
     assert "Pay with {{ 7*7 }} cards &lt;script&gt;alert(1)&lt;/script&gt;" in pages["shop.html"]
     assert "<script>alert" not in pages["shop.html"]
@@ -439,7 +440,98 @@ def test_secrets_never_reach_the_pages(project: Path, monkeypatch: pytest.Monkey
         text = page.read_text()
         for secret in (STAGING_TOKEN, PRODUCTION_TOKEN, "gw-key-5551234"):
             assert secret not in text, (page.name, secret)
-    assert "Calls the gateway with *** and ***" in (project / "site" / "shop.md").read_text()
+    assert "Calls the gateway with *** and \\*\\*\\*;" in (project / "site" / "shop.md").read_text()
+
+
+# --- runbook text in the Markdown pages ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("team-checkout", "team-checkout"),
+        ("alice\n## owner heading", "alice ## owner heading"),  # one line: no heading starts
+        ("<script>alert(1)</script>", r"\<script>alert(1)\</script>"),
+        ("[page](javascript:alert(1))", r"\[page\](javascript:alert(1))"),
+        ("rotate *.log and *.gz", r"rotate \*.log and \*.gz"),
+        ("payment_id and __init__", r"payment_id and \_\_init\_\_"),  # `_` inside a word stays
+        ("a token *** in between", "a token *** in between"),  # the mask, between words
+        ("the answer is in `gateway.status`", "the answer is in `gateway.status`"),  # code stays
+        ("an unclosed ` tick", r"an unclosed \` tick"),
+        ("&amp; stays & as typed", r"\&amp; stays & as typed"),
+        (r"C:\logs\ and \*", r"C:\logs\ and \\\*"),  # only a backslash that escapes
+        ("Fix the build #", r"Fix the build \#"),  # a heading would drop closing #s
+        ("#checkout-oncall", "#checkout-oncall"),  # not at the start of a line: a channel
+        ("مرحبا 🚀 | ok", "مرحبا 🚀 | ok"),  # pipes are md_cell's, in tables only
+    ],
+)
+def test_md_text_shows_runbook_text_as_typed(text: str, expected: str) -> None:
+    assert md_text(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("# Not a heading", r"\# Not a heading"),
+        ("> not a quote", r"\> not a quote"),
+        ("- not a list", r"\- not a list"),
+        ("1. not a list", r"1\. not a list"),
+        ("1.2.0 is fine", "1.2.0 is fine"),
+        ("``` not a code block", r"\`\`\` not a code block"),
+    ],
+)
+def test_md_text_that_starts_a_line_starts_no_block(text: str, expected: str) -> None:
+    assert md_text(text, starts_line=True) == expected
+
+
+def test_md_link_links_web_addresses_only() -> None:
+    assert md_link("https://tracker.example.com/SHOP-42") == "<https://tracker.example.com/SHOP-42>"
+    assert md_link("javascript:alert(1)") == "javascript:alert(1)"
+    assert md_link("https://x.example/a b>c") == "https://x.example/a b>c"
+    assert md_link("<script>x</script>") == r"\<script>x\</script>"
+
+
+def test_markdown_in_runbook_text_does_not_change_the_pages_shape(project: Path) -> None:
+    runbook = project / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    for old, new in (
+        ("owner: carol\n", 'owner: "carol | lead\\n## Injected heading"\n'),
+        ("title: Pay with a saved card", 'title: "Pay | with `card` <img src=x onerror=alert(1)>"'),
+        (
+            "description: Checkout API and",
+            'description: "# Checkout\\n<script>alert(2)</script>\\n'
+            "[x](javascript:alert(3)) API and",
+        ),
+        ("links: [https://tracker.example.com/SHOP-42]", "links: ['javascript:alert(4)']"),
+        ("notes: Not released yet.", 'notes: "---\\n1. not released yet"'),
+    ):
+        assert old in text, old
+        text = text.replace(old, new)
+    if "API and the basket pages" in text:
+        text = text.replace("payment gateway.", 'payment gateway."', 1)
+    runbook.write_text(text)
+    pages = {p.name: p.text for p in site(project)}
+    for name in ("shop.md", "index.md"):
+        md = pages[name]
+        unescaped = re.findall(r"(?<!\\)(<script>|<img|\]\(javascript:)", md)
+        assert not unescaped, (name, unescaped)
+        assert "Injected heading" in md and "\n## Injected" not in md, name
+        # every table row keeps its header's columns: a runbook's pipe is escaped in a cell
+        columns = None
+        for line in md.splitlines():
+            if not line.startswith("|"):
+                columns = None
+                continue
+            pipes = len(re.findall(r"(?<!\\)\|", line))
+            columns = columns or pipes
+            assert pipes == columns, (name, line)
+    md = pages["shop.md"]
+    assert "\n\\# Checkout \\<script>alert(2)\\</script> \\[x\\](javascript:alert(3)) API" in md
+    assert "#### saved-cards: Pay | with `card` \\<img src=x onerror=alert(1)>" in md
+    assert "- **Owner:** carol | lead ## Injected heading" in md
+    assert "- **Link:** javascript:alert(4)" in md
+    assert "\n\\---\n" not in md and "\n\\--- 1. not released yet\n" in md
+    assert "| [Pay \\| with `card` \\<img src=x onerror=alert(1)>](shop.md#" in pages["index.md"]
 
 
 # --- the rollback target -----------------------------------------------------------------------
