@@ -534,6 +534,16 @@ def test_markdown_in_runbook_text_does_not_change_the_pages_shape(project: Path)
     assert "| [Pay \\| with `card` \\<img src=x onerror=alert(1)>](shop.md#" in pages["index.md"]
 
 
+def test_a_check_command_that_holds_backticks_reads_whole(project: Path) -> None:
+    runbook = project / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    old = "run: [python, manage.py, flags, get, saved-cards]"
+    assert old in text
+    runbook.write_text(text.replace(old, "run: [sh, -c, 'test \"`cat flag`\" = off']"))
+    md = {p.name: p.text for p in site(project)}["shop.md"]
+    assert "- ``sh -c 'test \"`cat flag`\" = off'`` exits 0 and prints 'off'\n" in md
+
+
 # --- the rollback target -----------------------------------------------------------------------
 
 
