@@ -357,6 +357,17 @@ def test_an_out_folder_that_cannot_be_written_exits_3_before_writing(
     assert "blocked is a file, expected a folder" in capsys.readouterr().err
 
 
+def test_an_out_link_that_leads_nowhere_exits_3_saying_so(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "site").symlink_to(project / "gone" / "site")
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 3
+    err = capsys.readouterr().err
+    assert f"site is a symbolic link to {project}/gone/site, which does not exist" in err
+    assert f"hint: create {project}/gone/site, or remove the link" in err
+    assert not (project / "gone").exists()
+
+
 def test_an_out_folder_the_system_refuses_exits_3_with_its_reason(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
