@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from drillbook.docs_service import Facts, gather, service_context
-from drillbook.errors import PreconditionFailed, UsageError
+from drillbook.errors import InvalidInput, PreconditionFailed, Problem, UsageError
 from drillbook.runbook import LoadedRunbook
 from drillbook.secrets import Masker
 
@@ -161,7 +161,8 @@ def build_site_from_files(root: Path, files: Sequence[Path], out: Path) -> list[
     """`build_site` of every runbook in `files`, each read and rendered on its own.
 
     The runbooks are spread over worker processes when there are many (`parallel`); the
-    pages, and the first error if one fails, are the same as in one process.
+    pages, and the first error if one fails, are the same as in one process. Invalid runbooks
+    are all told at once: `InvalidInput` holds the problems of every one.
     """
     from drillbook import parallel
     from drillbook.runbook import load_runbook
@@ -171,11 +172,19 @@ def build_site_from_files(root: Path, files: Sequence[Path], out: Path) -> list[
     facts = gather(root)
     environ = Masker.from_environ().secrets
 
-    def one(file: Path) -> ServicePages:
-        loaded = load_runbook(file, root=root)
+    def one(file: Path) -> ServicePages | list[Problem]:
+        try:
+            loaded = load_runbook(file, root=root)
+        except InvalidInput as exc:
+            return exc.problems  # told with those of every other runbook, as `check` does
         return service_pages(loaded, facts, out, masker_for(loaded, environ=environ))
 
-    parts = parallel.map_ordered(one, files)
+    results = parallel.map_ordered(one, files)
+    problems = [problem for result in results if isinstance(result, list) for problem in result]
+    if problems:
+        # One broken runbook among many is fixed in one go, not found one file per run.
+        raise InvalidInput(problems)
+    parts = [result for result in results if isinstance(result, ServicePages)]
     _unique_services([(part.service, part.display_path) for part in parts])
     return _site(root, sorted(parts, key=lambda part: part.service))
 

@@ -396,6 +396,20 @@ def test_an_invalid_runbook_exits_2_and_writes_nothing(
     assert not (project / "site").exists()
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_every_invalid_runbook_is_told_at_once(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], jobs: str
+) -> None:
+    monkeypatch.setenv("DRILLBOOK_JOBS", jobs)
+    (project / "runbooks" / "a-broken.yaml").write_text("drillbook: 1\nservice: a-broken\n")
+    (project / "runbooks" / "z-broken.yaml").write_text("drillbook: 1\nservice: 'z\n")
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "runbooks/a-broken.yaml:" in err and "runbooks/z-broken.yaml:" in err
+    assert "in 2 files; nothing ran" in err
+    assert not (project / "site").exists()
+
+
 # --- templates, text and secrets ---------------------------------------------------------------
 
 
