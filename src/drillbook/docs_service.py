@@ -40,6 +40,24 @@ def anchor(*parts: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
 
 
+class Anchors:
+    """The ids of one page, each given once: `anchor`, then `-2`, `-3` for a later one that
+    reads the same (releases `1.0.0-rc.1` and `1.0.0-rc-1`, changes `Audit` and `audit`), so
+    that every link lands on its own part of the page."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+
+    def __call__(self, *parts: str) -> str:
+        base = found = anchor(*parts)
+        count = 1
+        while found in self._taken:
+            count += 1
+            found = f"{base}-{count}"
+        self._taken.add(found)
+        return found
+
+
 def when(ts: Any) -> str | None:
     """A journal time (ISO text or epoch seconds) as `2026-11-23 23:29:14 UTC`."""
     moment = _moment(ts)
@@ -337,12 +355,14 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
 
     releases = []
     warnings = []
+    ids = Anchors()
+    release_ids: dict[str, str] = {}
     for release in sorted(runbook.releases, key=lambda r: semver_key(r.version), reverse=True):
         previous = facts.previous(loaded, release.version)
         found = by_version.get(release.version)
         rehearsal = _rehearsal(found, loaded, out) if found else None
         warning = _warning(release, previous, rehearsal)
-        rel_anchor = anchor("release", release.version)
+        rel_anchor = release_ids[release.version] = ids("release", release.version)
         if warning:
             warnings.append({**warning, "anchor": rel_anchor})
         note = loaded.root / note_path(runbook, release.version)
@@ -363,7 +383,7 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
                 "changes": [
                     {
                         "id": change.id,
-                        "anchor": anchor("change", release.version, change.id),
+                        "anchor": ids("change", release.version, change.id),
                         "title": change.title,
                         "owner": change.owner,
                         "description": change.description,
@@ -391,7 +411,7 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
             "name": env,
             "url": runbook.environments[env].url,
             "current": version,
-            "anchor": anchor("release", version) if runbook.release(version or "") else None,
+            "anchor": release_ids.get(version or ""),
             "rollback": (
                 f"drillbook rollback --env {env} --to {target}" if version and target else None
             ),

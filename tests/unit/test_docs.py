@@ -559,6 +559,44 @@ def test_markdown_in_runbook_text_does_not_change_the_pages_shape(project: Path)
     assert "| [Pay \\| with `card` \\<img src=x onerror=alert(1)>](shop.md#" in pages["index.md"]
 
 
+def test_parts_whose_ids_would_read_the_same_get_ids_of_their_own(project: Path) -> None:
+    runbook = project / "runbooks" / "shop.yaml"
+    extra = "".join(
+        f"""
+  - version: {version}
+    changes:
+"""
+        + "".join(
+            f"""      - id: {change}
+        title: {change} of {version}
+        owner: erin
+        expected: ok
+        rollback: Deploy 1.2.0 again.
+"""
+            for change in changes
+        )
+        for version, changes in (("1.4.0-rc.1", ["Audit", "audit"]), ("1.4.0-rc-1", ["x"]))
+    )
+    runbook.write_text(runbook.read_text() + extra)
+    write_run(
+        project,
+        "20261123T090000Z-ab0001",
+        T0 + 120 * 3600,
+        "deploy",
+        "staging",
+        "1.4.0-rc.1",
+        [("deployed", {"previous": "1.2.0", "by": "deploy"})],
+    )
+    html = {p.name: p.text for p in site(project)}["shop.html"]
+    ids = re.findall(r' id="([^"]+)"', html)
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)
+    # staging runs 1.4.0-rc.1: its link lands on that release, not on 1.4.0-rc-1
+    running = re.search(r"<dt>staging runs</dt><dd><a href=\"#([^\"]+)\">1.4.0-rc.1<", html)
+    assert running is not None
+    section = html.split(f'id="{running.group(1)}"', 1)[1]
+    assert section.split("</h3>", 1)[0].endswith("1.4.0-rc.1")
+
+
 def test_a_check_command_that_holds_backticks_reads_whole(project: Path) -> None:
     runbook = project / "runbooks" / "shop.yaml"
     text = runbook.read_text()
