@@ -271,16 +271,26 @@ def write_site(out: Path, pages: Sequence[Page], *, complete: bool = True) -> St
     require_writable(out, "the docs")
     before = check_site(out, pages, complete=complete)
     changed = set(before.missing) | set(before.stale)
+    done = 0
+    path = out
     try:
         for page in pages:
             if page.name in changed:
+                path = out / page.name
                 # Pages can be made again, and `docs --check` finds a lost one: no fsync per
                 # page (two a page cost seconds for a thousand services), one at the end.
-                write_atomic(out / page.name, page.text, sync=False)
+                write_atomic(path, page.text, sync=False)
+                done += 1
         for name in before.extra:
+            path = out / name
             (out / name).unlink(missing_ok=True)
     except OSError as exc:
-        msg = f"cannot write the docs to {out}: {exc.strerror or exc}"
+        # Which file, and what is left: the pages written stay whole, the others as they were.
+        which = f"{path.name}: " if out.is_dir() else ""  # else the folder could not be made
+        msg = (
+            f"cannot write the docs to {out}: {which}{exc.strerror or exc}; "
+            f"{done} of {len(changed)} changed pages written, the others left as they were"
+        )
         raise PreconditionFailed(
             msg, hint="fix the folder (space, permissions) or use --out; then run docs again"
         ) from exc

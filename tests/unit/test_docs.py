@@ -378,6 +378,20 @@ def test_an_out_folder_the_system_refuses_exits_3_with_its_reason(
     assert "internal error" not in err
 
 
+def test_a_page_that_cannot_be_written_is_named_with_what_was_written(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "site" / "shop.md").mkdir(parents=True)  # a folder where a page goes
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 3
+    err = capsys.readouterr().err
+    assert (
+        f"cannot write the docs to {project / 'site'}: shop.md: Is a directory; "
+        "3 of 4 changed pages written, the others left as they were"
+    ) in err
+    assert "retry safe: yes" in err
+    assert (project / "site" / "shop.html").is_file()
+
+
 def test_service_filter(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
