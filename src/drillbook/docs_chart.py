@@ -46,7 +46,7 @@ def restore_chart(
     data = [
         (version, stamp, float(ms), outcome)
         for version, stamp, ms, outcome in points
-        if isinstance(ms, int | float) and not isinstance(ms, bool) and ms >= 0
+        if isinstance(ms, int | float) and not isinstance(ms, bool) and 0 <= ms < math.inf
     ]
     if not data:
         return None

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 from collections.abc import Callable, Iterable, Sequence
@@ -68,7 +69,11 @@ def _moment(ts: Any) -> datetime | None:
     if isinstance(ts, bool) or ts is None:
         return None
     if isinstance(ts, int | float):
-        return datetime.fromtimestamp(ts, UTC)
+        try:
+            # A journal of another writer may count milliseconds, or hold NaN: no moment.
+            return datetime.fromtimestamp(ts, UTC)
+        except (ValueError, OverflowError, OSError):
+            return None
     if isinstance(ts, str):
         try:
             moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
@@ -86,6 +91,8 @@ def _sort_key(ts: Any) -> float:
 def millis(ms: Any) -> str | None:
     """Milliseconds as a person reads them: `850 ms`, `1.2 s`, `2 min 5 s`."""
     if isinstance(ms, bool) or not isinstance(ms, int | float):
+        return None
+    if not math.isfinite(ms) or ms < 0:  # NaN, Infinity or a negative time: not a time taken
         return None
     if ms < 1000:
         return f"{round(ms)} ms"
@@ -271,21 +278,33 @@ def _rehearsal(item: dict[str, Any], loaded: LoadedRunbook, out: Path) -> dict[s
         if href:
             reports.append({"label": label, "href": href})
     sha = item.get("runbook_sha256")
+    # The event is read as the journal holds it: a field of another type (a newer drillbook,
+    # a hand edit) reads as not known, not as a page that cannot be made.
+    outcome = _text(item.get("outcome"))
+    failed = item.get("failed_checks")
+    failed = failed if isinstance(failed, list) else []
     return {
-        "run": item.get("run"),
+        "run": _text(item.get("run")),
         "when": when(item.get("ts")),
-        "env": item.get("env"),
-        "version": item.get("version"),
-        "previous": item.get("previous"),
-        "outcome": _words(item.get("outcome")),
-        "outcome_raw": item.get("outcome"),
-        "ok": item.get("outcome") == "ok",
+        "env": _text(item.get("env")),
+        "version": _text(item.get("version")),
+        "previous": _text(item.get("previous")),
+        "outcome": _words(outcome),
+        "outcome_raw": outcome,
+        "ok": outcome == "ok",
         "restore": millis(item.get("restore_ms")),
         "total": millis(item.get("total_ms")),
-        "failed_checks": list(item.get("failed_checks") or []),
-        "runbook_changed": bool(sha) and sha != loaded.sha256,
+        "failed_checks": [c for c in failed if isinstance(c, str)]
+        if isinstance(failed, list)
+        else [],
+        "runbook_changed": isinstance(sha, str) and bool(sha) and sha != loaded.sha256,
         "reports": reports,
     }
+
+
+def _text(value: Any) -> str | None:
+    """A journal field that should hold text: the text, or None."""
+    return value if isinstance(value, str) else None
 
 
 def _existing_link(path: Any, root: Path, out: Path) -> str | None:
@@ -313,6 +332,7 @@ def _warning(
 ) -> dict[str, str] | None:
     """What is wrong with a release's rehearsal, and the command that fixes it; None if fine."""
     command = f"drillbook rehearse --version {release.version}"
+    seen = f" ({rehearsal['when']})" if rehearsal and rehearsal["when"] else ""
     if rehearsal is None:
         if previous is None:
             return None  # the first release has nothing older to rehearse a rollback to
@@ -323,13 +343,13 @@ def _warning(
             rehearsal["outcome_raw"], (f"ended {rehearsal['outcome']}", "Fix what it found")
         )
         text = (
-            f"The last rehearsal of {release.version} ({rehearsal['when']}) {found}.{changed} "
+            f"The last rehearsal of {release.version}{seen} {found}.{changed} "
             f"{fix}, then rehearse again."
         )
     elif rehearsal["runbook_changed"]:
         text = (
-            f"The runbook changed since {release.version} was last rehearsed "
-            f"({rehearsal['when']}): the rollback it proved may not be today's."
+            f"The runbook changed since {release.version} was last rehearsed{seen}: "
+            "the rollback it proved may not be today's."
         )
     else:
         return None
@@ -490,10 +510,10 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
             service,
             [
                 (
-                    r.get("version") or "?",
+                    _text(r.get("version")) or "?",
                     when(r.get("ts")) or "",
                     r.get("restore_ms"),
-                    r.get("outcome"),
+                    _text(r.get("outcome")),
                 )
                 for r in rehearsals[-CHART_LIMIT:]
             ],

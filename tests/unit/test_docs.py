@@ -8,6 +8,7 @@ the diff before committing it.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import shutil
@@ -638,6 +639,47 @@ def test_previous_version_comes_from_tags_then_the_runbook(
     project: Path, version: str, tags: list[str] | None, expected: str | None
 ) -> None:
     assert previous_version(loaded(project).runbook, version, tags) == expected
+
+
+def test_a_rehearsal_journal_of_other_types_reads_as_not_known(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As a newer drillbook or a hand edit might leave it: a time in milliseconds, NaN and
+    # Infinity, a list where an outcome goes, a number where a run id and checks go.
+    run = "20261123T090000Z-0dd000"
+    events = [
+        {"event": "run_started", "action": "rehearse", "run_action": "rehearse"},
+        {
+            "event": "rehearsal_finished",
+            "ts": 1_764_000_000_000,
+            "run": 7,
+            "outcome": ["ok"],
+            "restore_ms": float("inf"),
+            "total_ms": float("nan"),
+            "failed_checks": 3,
+            "runbook_sha256": ["x"],
+        },
+        {"event": "run_finished", "outcome": "ok", "exit": 0},
+    ]
+    lines = [
+        json.dumps(
+            {
+                "ts": "2026-11-23T09:00:00Z",
+                "run": run,
+                "seq": seq,
+                "service": SERVICE,
+                "env": "staging",
+                "version": "1.3.0",
+                **event,
+            }
+        )
+        for seq, event in enumerate(events, 1)
+    ]
+    (project / ".drillbook" / "journal" / f"{run}.jsonl").write_text("\n".join(lines) + "\n")
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 0
+    md = (project / "site" / "shop.md").read_text()
+    assert "| ? | 1.3.0 | - | unknown | - | - | - |" in md
+    assert "The last rehearsal of 1.3.0 ended unknown. Fix what it found" in md
 
 
 def test_rehearsals_of_other_services_do_not_count(project: Path) -> None:
