@@ -132,6 +132,12 @@ class Facts:
             self.current[key] = self.deployed.of(env, service)
         return self.current.get(key)
 
+    def deploy_recorded(self, service: str, env: str) -> bool:
+        """Whether the journal records a deploy of `service` to `env`, its version known or not."""
+        if self.current_of(service, env) is not None:
+            return True
+        return self.deployed is not None and self.deployed.recorded(env, service)
+
 
 def gather(root: Path) -> Facts:
     """Read the journal (through `history` and `state`) and the git tags, once for every page."""
@@ -437,6 +443,10 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
             ),
             "rollback_is_command": True,
         }
+        if version is None and facts.deploy_recorded(service, env):
+            # A deploy whose version is not text (a newer drillbook, a hand edit): something
+            # was deployed, and what it was is not known; never "no deploy in the journal".
+            item["current"] = "unknown: the newest deploy in the journal names no version"
         # The newest run that changed (or tried to change) env: one stopped in its gates
         # since leaves what an earlier run left.
         last = next(

@@ -682,6 +682,27 @@ def test_a_rehearsal_journal_of_other_types_reads_as_not_known(
     assert "The last rehearsal of 1.3.0 ended unknown. Fix what it found" in md
 
 
+def test_a_deploy_whose_version_is_not_text_is_not_called_no_deploy(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_run(
+        project,
+        "20261123T090000Z-0dd001",
+        T0 + 120 * 3600,
+        "deploy",
+        "production",
+        "1.2.0",
+        [("deployed", {"version": {"name": "1.2.0", "build": 7}, "by": "deploy"})],
+    )
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 0
+    md = (project / "site" / "shop.md").read_text()
+    assert (
+        "| production | https://shop.example.com | unknown: the newest deploy in the journal "
+        "names no version | - |"
+    ) in md
+    assert "| staging | http://127.0.0.1:8282 | [1.1.0](#release-1-1-0) |" in md
+
+
 def test_rehearsals_of_other_services_do_not_count(project: Path) -> None:
     lb = loaded(project)
     facts = gather(project)
