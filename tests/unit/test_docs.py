@@ -249,6 +249,13 @@ def test_no_chart_without_times() -> None:
     assert docs_chart.restore_chart("x", [("1.0.0", "", None, "ok")]) is None
 
 
+@pytest.mark.parametrize("ms", [1e308, 10**400, float("inf"), float("nan"), -5])
+def test_a_time_no_rehearsal_takes_draws_no_bar(ms: float) -> None:
+    chart = docs_chart.restore_chart("x", [("1.0.0", "", ms, "ok"), ("1.1.0", "", 2400, "ok")])
+    assert chart is not None
+    assert [bar["version"] for bar in chart["bars"]] == ["1.1.0"]
+
+
 # --- links -------------------------------------------------------------------------------------
 
 
