@@ -41,6 +41,12 @@ class _RenderLimit(Exception):
 #: When the render running in this process must end (`time.monotonic`); checked on each
 #: call a template makes, which is where its loops get their items (`range`, `.items()`).
 _deadline = [float("inf")]
+#: The masker of the render running in this process, for `_shown`.
+_masker: list[Masker | None] = [None]
+#: What a page must not hold as it is: C0 controls but tab and newline, DEL, C1, and the
+#: bidirectional controls. An escape sequence in a runbook's text would repaint the terminal
+#: of whoever reads the page with `cat`; an override would show the text after it reversed.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -67,6 +73,7 @@ def environment(project_root: Path | None, *, autoescape: bool = False) -> Sandb
         # on every render (`docs` renders two pages per service).
         auto_reload=False,
         bytecode_cache=bytecode_cache(autoescape),
+        finalize=_shown,
         **_OPTIONS,
     )
     from drillbook.model import format_duration
@@ -113,6 +120,21 @@ def _sandbox_class() -> type[SandboxedEnvironment]:
             return super().getattr(obj, attribute)
 
     return Sandbox
+
+
+def _shown(value: Any) -> Any:
+    """What a template prints of a value: text with its control characters written as their
+    escapes (`\\x1b`, `\\u202e`); a secret that one splits is masked first, from end to end."""
+    if not isinstance(value, str) or _CONTROLS.search(value) is None:
+        return value
+    from markupsafe import Markup
+
+    from drillbook.expectations import printable
+
+    masker = _masker[0]
+    shown = printable(masker.mask_unseen(value) if masker else value, lines=True)
+    # Markup stays markup: the escapes add letters, digits and backslashes, no markup.
+    return Markup(shown) if isinstance(value, Markup) else shown  # noqa: S704
 
 
 def _check_binop(operator: str, left: Any, right: Any) -> None:
@@ -178,7 +200,8 @@ def bytecode_cache(autoescape: bool) -> BytecodeCache | None:
         base = (xdg if xdg.is_absolute() else Path.home() / ".cache") / "drillbook"
         if not base.is_absolute():  # a relative HOME: no folder known to be the user's own
             return None
-        shape = (__version__, jinja_version, sys.version_info[:2], autoescape, _OPTIONS)
+        # `finalize` is compiled into the code: a cache made without it must not be read.
+        shape = (__version__, jinja_version, sys.version_info[:2], autoescape, _OPTIONS, "shown")
         key = hashlib.sha256(repr(shape).encode()).hexdigest()[:16]
         folder = base / f"templates-{key}"
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -215,7 +238,7 @@ def _private(folder: Path, forbidden: int) -> bool:
 
 def md_cell(value: object) -> str:
     """Text made safe for one Markdown table cell: pipes escaped, lines joined."""
-    return " ".join(str(value).split()).replace("|", "\\|")
+    return " ".join(_shown(str(value)).split()).replace("|", "\\|")
 
 
 #: Outside code spans, what Markdown would read as its own: raw HTML and autolinks (`<`), links
@@ -241,7 +264,8 @@ def md_text(value: object, *, starts_line: bool = False) -> str:
     `*.log` shows as typed. Code spans are kept: they show their text as typed already.
     `starts_line`: the text begins a line of the page (a description, release notes).
     """
-    escaped = text = " ".join(str(value).split())
+    # Controls first (`_shown`): escaped after, a secret they split would no longer be seen.
+    escaped = text = " ".join(_shown(str(value)).split())
     if _MD_SPECIAL.search(text):  # most text holds none: a docs page shows a few hundred
         out: list[str] = []
         at = 0
@@ -299,7 +323,7 @@ def _code_spans(text: str) -> list[tuple[int, int]]:
 
 def md_link(value: object) -> str:
     """A link of a change: an autolink when it is a web address, else its text as text."""
-    text = str(value)
+    text = _shown(str(value))
     web = text.startswith(("https://", "http://"))
     if web and not any(char.isspace() or char in "<>" or not char.isprintable() for char in text):
         return f"<{text}>"
@@ -308,7 +332,7 @@ def md_link(value: object) -> str:
 
 def md_code(value: object) -> str:
     """Text as one Markdown code span, fenced with more backticks than it holds."""
-    text = " ".join(str(value).splitlines())
+    text = " ".join(_shown(str(value)).splitlines())
     ticks = "`" * (_longest_backtick_run(text) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{ticks}{pad}{text}{pad}{ticks}"
@@ -340,6 +364,7 @@ def render(
     try:
         template = env.get_template(name)
         _deadline[0] = time.monotonic() + RENDER_SECONDS
+        _masker[0] = masker
         text = _bounded(template, context)
     except _RenderLimit as exc:
         # Stopped by its size, the render is outside the template's frames: name its file.
@@ -374,6 +399,7 @@ def render(
         ) from None
     finally:
         _deadline[0] = float("inf")
+        _masker[0] = None
     return hide(text)
 
 

@@ -619,6 +619,25 @@ def test_parts_whose_ids_would_read_the_same_get_ids_of_their_own(project: Path)
     assert section.split("</h3>", 1)[0].endswith("1.4.0-rc.1")
 
 
+def test_control_characters_in_runbook_text_are_shown_as_escapes(project: Path) -> None:
+    runbook = project / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    # YAML's double quotes: an OSC escape sequence, a bell, a bidi override, a carriage return;
+    # and a secret split by an escape sequence
+    owner = 'owner: "carol\\e]0;PWNED\\a \\u202Elorac\\r"\n'
+    secret = f"{STAGING_TOKEN[:8]}\\e[0m{STAGING_TOKEN[8:]}"
+    text = text.replace("owner: carol\n", owner)
+    text = re.sub("description: Stores .*", lambda _: f'description: "Sends {secret} on"', text)
+    runbook.write_text(text)
+    pages = {p.name: p.text for p in site(project)}
+    for name, page in pages.items():
+        assert not re.search("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e]", page), name
+        assert STAGING_TOKEN[8:] not in page and STAGING_TOKEN[:8] not in page, name
+    assert "<dt>Owner</dt><dd>carol\\x1b]0;PWNED\\x07 \\u202elorac\\r</dd>" in pages["shop.html"]
+    assert "- **Owner:** carol\\x1b\\]0;PWNED\\x07 \\u202elorac\\r\n" in pages["shop.md"]
+    assert "- **What:** Sends *** on" in pages["shop.md"]
+
+
 def test_a_check_command_that_holds_backticks_reads_whole(project: Path) -> None:
     runbook = project / "runbooks" / "shop.yaml"
     text = runbook.read_text()
