@@ -270,6 +270,34 @@ def test_runbook_text_runs_no_script_and_every_link_lands(
     assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
 
 
+def test_a_long_url_leaves_what_runs_in_view(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    root = docs_project.make_project(tmp_path_factory.mktemp("long"))
+    runbook = root / "runbooks" / "shop.yaml"
+    text = runbook.read_text(encoding="utf-8")
+    url = "url: https://shop.example.com"
+    runbook.write_text(text.replace(url, f"{url}/{'p' * 300}"), encoding="utf-8")
+    proc = subprocess.run(
+        [str(DRILLBOOK), "docs"], cwd=root, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    # Where the Right now table's columns end, written into the page by a script of the test.
+    page = root / "site" / "measured.html"
+    measure = (
+        "<script>document.body.dataset.right = Math.max(...Array.from("
+        "document.querySelectorAll('#now th, #now td'), e => e.getBoundingClientRect().right))"
+        "</script></body>"
+    )
+    page.write_text(
+        (root / "site" / "shop.html").read_text(encoding="utf-8").replace("</body>", measure),
+        encoding="utf-8",
+    )
+    dom = chromium(tmp_path, "--window-size=1280,2000", "--dump-dom", page.as_uri()).stdout
+    right = float(re.search(r'data-right="([0-9.]+)"', dom).group(1))
+    assert 0 < right <= 1280
+
+
 def test_screenshots_for_a_person_to_look_at(site: Path, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     for page, height in (("shop.html", 3600), ("index.html", 1000)):
