@@ -248,7 +248,7 @@ def check_site(out: Path, pages: Sequence[Page], *, complete: bool = True) -> St
         path = out / page.name
         try:
             on_disk = path.read_bytes()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):  # no page, or no folder to hold it
             missing.append(page.name)
             continue
         except OSError:

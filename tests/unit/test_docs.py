@@ -296,6 +296,16 @@ def test_check_fails_on_missing_docs(
     assert not (project / "site").exists()  # --check writes nothing
 
 
+def test_check_of_a_file_where_the_folder_goes_says_so(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (project / "site").write_text("not the docs\n")
+    assert run_cli(project, "docs", "--check", monkeypatch=monkeypatch) == 1
+    out, err = capsys.readouterr()
+    assert "missing  site/shop.html" in out and "stale" not in out
+    assert "site is a file, expected the docs folder: move it out of the way" in err
+
+
 def test_check_notices_an_edited_runbook(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
