@@ -204,16 +204,24 @@ def _site(root: Path, parts: Sequence[ServicePages]) -> list[Page]:
 
 def _unique_services(services: Sequence[tuple[str, str]]) -> None:
     """Refuse two runbooks whose pages would have one name: (service, display path) each."""
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, str]] = {}
     for service, path in services:
-        key = page_stem(service).lower()
+        stem = page_stem(service)
+        key = stem.lower()  # a file system that ignores case holds one of Shop.md and shop.md
         if key in seen:
+            other, other_path = seen[key]
+            if other == service:
+                msg = (
+                    f"runbooks {other_path} and {path} both describe service {service!r}; "
+                    "their pages would overwrite each other"
+                )
+                raise UsageError(msg, hint="give each runbook its own `service:` name")
             msg = (
-                f"runbooks {seen[key]} and {path} both describe service {service!r}; "
-                "their pages would overwrite each other"
+                f"runbooks {other_path} (service {other!r}) and {path} (service {service!r}) "
+                f"would both write the pages {stem}.md and {stem}.html"
             )
-            raise UsageError(msg, hint="give each runbook its own `service:` name")
-        seen[key] = path
+            raise UsageError(msg, hint="rename one of the two services")
+        seen[key] = (service, path)
 
 
 #: How the pages carry the marker: Markdown in a comment, HTML in its generator tag. Only

@@ -419,6 +419,26 @@ def test_service_filter(
     assert "no runbook for service 'nope'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("first", "second"), [("index", "service-index"), ("Shop", "shop")])
+def test_two_services_whose_pages_would_share_a_name_are_both_named(
+    project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    first: str,
+    second: str,
+) -> None:
+    (project / "runbooks" / "shop.yaml").unlink()
+    for n, service in enumerate((first, second)):
+        (project / "runbooks" / f"{n}-{service}.yaml").write_text(
+            f"drillbook: 1\nservice: {service}\nowner: team\n"
+            "environments:\n  staging:\n    url: http://127.0.0.1:8999\n"
+        )
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert f"(service {first!r}) and runbooks/" in err and f"(service {second!r}) would" in err
+    assert "hint: rename one of the two services" in err
+
+
 def test_an_invalid_runbook_exits_2_and_writes_nothing(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
