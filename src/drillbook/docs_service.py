@@ -300,9 +300,7 @@ def _rehearsal(item: dict[str, Any], loaded: LoadedRunbook, out: Path) -> dict[s
         "ok": outcome == "ok",
         "restore": millis(item.get("restore_ms")),
         "total": millis(item.get("total_ms")),
-        "failed_checks": [c for c in failed if isinstance(c, str)]
-        if isinstance(failed, list)
-        else [],
+        "failed_checks": [check for check in failed if isinstance(check, str)],
         "runbook_changed": isinstance(sha, str) and bool(sha) and sha != loaded.sha256,
         "reports": reports,
     }
