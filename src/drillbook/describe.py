@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 from typing import Any
 
@@ -12,6 +13,18 @@ def _value(value: Any) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return str(value)
+
+
+def code(text: str) -> str:
+    """`text` between backticks, as many more than it holds, so that its own stay inside.
+
+    A command such as ``echo `date` `` reads whole in a Markdown page, not as two code spans
+    with its middle outside them.
+    """
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    ticks = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{ticks}{pad}{text}{pad}{ticks}"
 
 
 def describe_expect(check: HttpCheck) -> str:
@@ -45,7 +58,7 @@ def describe_check(check: HttpCheck | RunCheck, name: str | None = None) -> str:
     """A check in words: `GET /health answers 200 with status ok within 2s`."""
     if isinstance(check, RunCheck):
         cmd = check.run if isinstance(check.run, str) else shlex.join(check.run)
-        text = f"`{cmd}` exits {check.expect.exit}"
+        text = f"{code(cmd)} exits {check.expect.exit}"
         if check.expect.output_contains:
             text += f" and prints {check.expect.output_contains!r}"
     else:

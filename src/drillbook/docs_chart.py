@@ -16,6 +16,9 @@ LEFT = 64  # room for the value labels of the y axis
 RIGHT = 16
 TOP = 24
 BOTTOM = 44  # room for the version and date under each bar
+#: The longest time to restore a bar is drawn for: a year. More is no time a journal of a real
+#: rehearsal holds (a hand edit, another unit), and past 1e308 it has no axis at all.
+MAX_MS = 365 * 24 * 3600 * 1000
 
 
 def _nice_ceiling(value: float) -> float:
@@ -46,7 +49,7 @@ def restore_chart(
     data = [
         (version, stamp, float(ms), outcome)
         for version, stamp, ms, outcome in points
-        if isinstance(ms, int | float) and not isinstance(ms, bool) and ms >= 0
+        if isinstance(ms, int | float) and not isinstance(ms, bool) and 0 <= ms <= MAX_MS
     ]
     if not data:
         return None

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 from collections.abc import Callable, Iterable, Sequence
@@ -40,6 +41,24 @@ def anchor(*parts: str) -> str:
     return "".join(c if c.isalnum() or c in "-_" else "-" for c in text)
 
 
+class Anchors:
+    """The ids of one page, each given once: `anchor`, then `-2`, `-3` for a later one that
+    reads the same (releases `1.0.0-rc.1` and `1.0.0-rc-1`, changes `Audit` and `audit`), so
+    that every link lands on its own part of the page."""
+
+    def __init__(self) -> None:
+        self._taken: set[str] = set()
+
+    def __call__(self, *parts: str) -> str:
+        base = found = anchor(*parts)
+        count = 1
+        while found in self._taken:
+            count += 1
+            found = f"{base}-{count}"
+        self._taken.add(found)
+        return found
+
+
 def when(ts: Any) -> str | None:
     """A journal time (ISO text or epoch seconds) as `2026-11-23 23:29:14 UTC`."""
     moment = _moment(ts)
@@ -50,7 +69,11 @@ def _moment(ts: Any) -> datetime | None:
     if isinstance(ts, bool) or ts is None:
         return None
     if isinstance(ts, int | float):
-        return datetime.fromtimestamp(ts, UTC)
+        try:
+            # A journal of another writer may count milliseconds, or hold NaN: no moment.
+            return datetime.fromtimestamp(ts, UTC)
+        except (ValueError, OverflowError, OSError):
+            return None
     if isinstance(ts, str):
         try:
             moment = datetime.fromisoformat(ts.replace("Z", "+00:00"))
@@ -68,6 +91,8 @@ def _sort_key(ts: Any) -> float:
 def millis(ms: Any) -> str | None:
     """Milliseconds as a person reads them: `850 ms`, `1.2 s`, `2 min 5 s`."""
     if isinstance(ms, bool) or not isinstance(ms, int | float):
+        return None
+    if not math.isfinite(ms) or ms < 0:  # NaN, Infinity or a negative time: not a time taken
         return None
     if ms < 1000:
         return f"{round(ms)} ms"
@@ -106,6 +131,12 @@ class Facts:
         if key not in self.current and self.deployed is not None:
             self.current[key] = self.deployed.of(env, service)
         return self.current.get(key)
+
+    def deploy_recorded(self, service: str, env: str) -> bool:
+        """Whether the journal records a deploy of `service` to `env`, its version known or not."""
+        if self.current_of(service, env) is not None:
+            return True
+        return self.deployed is not None and self.deployed.recorded(env, service)
 
 
 def gather(root: Path) -> Facts:
@@ -253,21 +284,31 @@ def _rehearsal(item: dict[str, Any], loaded: LoadedRunbook, out: Path) -> dict[s
         if href:
             reports.append({"label": label, "href": href})
     sha = item.get("runbook_sha256")
+    # The event is read as the journal holds it: a field of another type (a newer drillbook,
+    # a hand edit) reads as not known, not as a page that cannot be made.
+    outcome = _text(item.get("outcome"))
+    failed = item.get("failed_checks")
+    failed = failed if isinstance(failed, list) else []
     return {
-        "run": item.get("run"),
+        "run": _text(item.get("run")),
         "when": when(item.get("ts")),
-        "env": item.get("env"),
-        "version": item.get("version"),
-        "previous": item.get("previous"),
-        "outcome": _words(item.get("outcome")),
-        "outcome_raw": item.get("outcome"),
-        "ok": item.get("outcome") == "ok",
+        "env": _text(item.get("env")),
+        "version": _text(item.get("version")),
+        "previous": _text(item.get("previous")),
+        "outcome": _words(outcome),
+        "outcome_raw": outcome,
+        "ok": outcome == "ok",
         "restore": millis(item.get("restore_ms")),
         "total": millis(item.get("total_ms")),
-        "failed_checks": list(item.get("failed_checks") or []),
-        "runbook_changed": bool(sha) and sha != loaded.sha256,
+        "failed_checks": [check for check in failed if isinstance(check, str)],
+        "runbook_changed": isinstance(sha, str) and bool(sha) and sha != loaded.sha256,
         "reports": reports,
     }
+
+
+def _text(value: Any) -> str | None:
+    """A journal field that should hold text: the text, or None."""
+    return value if isinstance(value, str) else None
 
 
 def _existing_link(path: Any, root: Path, out: Path) -> str | None:
@@ -295,6 +336,7 @@ def _warning(
 ) -> dict[str, str] | None:
     """What is wrong with a release's rehearsal, and the command that fixes it; None if fine."""
     command = f"drillbook rehearse --version {release.version}"
+    seen = f" ({rehearsal['when']})" if rehearsal and rehearsal["when"] else ""
     if rehearsal is None:
         if previous is None:
             return None  # the first release has nothing older to rehearse a rollback to
@@ -305,13 +347,13 @@ def _warning(
             rehearsal["outcome_raw"], (f"ended {rehearsal['outcome']}", "Fix what it found")
         )
         text = (
-            f"The last rehearsal of {release.version} ({rehearsal['when']}) {found}.{changed} "
+            f"The last rehearsal of {release.version}{seen} {found}.{changed} "
             f"{fix}, then rehearse again."
         )
     elif rehearsal["runbook_changed"]:
         text = (
-            f"The runbook changed since {release.version} was last rehearsed "
-            f"({rehearsal['when']}): the rollback it proved may not be today's."
+            f"The runbook changed since {release.version} was last rehearsed{seen}: "
+            "the rollback it proved may not be today's."
         )
     else:
         return None
@@ -337,12 +379,14 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
 
     releases = []
     warnings = []
+    ids = Anchors()
+    release_ids: dict[str, str] = {}
     for release in sorted(runbook.releases, key=lambda r: semver_key(r.version), reverse=True):
         previous = facts.previous(loaded, release.version)
         found = by_version.get(release.version)
         rehearsal = _rehearsal(found, loaded, out) if found else None
         warning = _warning(release, previous, rehearsal)
-        rel_anchor = anchor("release", release.version)
+        rel_anchor = release_ids[release.version] = ids("release", release.version)
         if warning:
             warnings.append({**warning, "anchor": rel_anchor})
         note = loaded.root / note_path(runbook, release.version)
@@ -363,7 +407,7 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
                 "changes": [
                     {
                         "id": change.id,
-                        "anchor": anchor("change", release.version, change.id),
+                        "anchor": ids("change", release.version, change.id),
                         "title": change.title,
                         "owner": change.owner,
                         "description": change.description,
@@ -391,12 +435,16 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
             "name": env,
             "url": runbook.environments[env].url,
             "current": version,
-            "anchor": anchor("release", version) if runbook.release(version or "") else None,
+            "anchor": release_ids.get(version or ""),
             "rollback": (
                 f"drillbook rollback --env {env} --to {target}" if version and target else None
             ),
             "rollback_is_command": True,
         }
+        if version is None and facts.deploy_recorded(service, env):
+            # A deploy whose version is not text (a newer drillbook, a hand edit): something
+            # was deployed, and what it was is not known; never "no deploy in the journal".
+            item["current"] = "unknown: the newest deploy in the journal names no version"
         # The newest run that changed (or tried to change) env: one stopped in its gates
         # since leaves what an earlier run left.
         last = next(
@@ -470,10 +518,10 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
             service,
             [
                 (
-                    r.get("version") or "?",
+                    _text(r.get("version")) or "?",
                     when(r.get("ts")) or "",
                     r.get("restore_ms"),
-                    r.get("outcome"),
+                    _text(r.get("outcome")),
                 )
                 for r in rehearsals[-CHART_LIMIT:]
             ],

@@ -227,7 +227,7 @@ def rehearsals(root: Path) -> list[dict]:
                 found.append(
                     {
                         **event,
-                        "run": event.get("run", info.run_id),
+                        "run": _text(event.get("run")) or info.run_id,
                         "ts": event.get("ts", first.get("ts")),
                         "env": event.get("env", first.get("env")),
                     }

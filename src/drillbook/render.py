@@ -41,6 +41,12 @@ class _RenderLimit(Exception):
 #: When the render running in this process must end (`time.monotonic`); checked on each
 #: call a template makes, which is where its loops get their items (`range`, `.items()`).
 _deadline = [float("inf")]
+#: The masker of the render running in this process, for `_shown`.
+_masker: list[Masker | None] = [None]
+#: What a page must not hold as it is: C0 controls but tab and newline, DEL, C1, and the
+#: bidirectional controls. An escape sequence in a runbook's text would repaint the terminal
+#: of whoever reads the page with `cat`; an override would show the text after it reversed.
+_CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 if TYPE_CHECKING:
     from jinja2 import Template
@@ -67,6 +73,7 @@ def environment(project_root: Path | None, *, autoescape: bool = False) -> Sandb
         # on every render (`docs` renders two pages per service).
         auto_reload=False,
         bytecode_cache=bytecode_cache(autoescape),
+        finalize=_shown,
         **_OPTIONS,
     )
     from drillbook.model import format_duration
@@ -74,6 +81,8 @@ def environment(project_root: Path | None, *, autoescape: bool = False) -> Sandb
     env.filters["duration"] = format_duration
     env.filters["md_cell"] = md_cell
     env.filters["md_code"] = md_code
+    env.filters["md_text"] = md_text
+    env.filters["md_link"] = md_link
     return env
 
 
@@ -111,6 +120,21 @@ def _sandbox_class() -> type[SandboxedEnvironment]:
             return super().getattr(obj, attribute)
 
     return Sandbox
+
+
+def _shown(value: Any) -> Any:
+    """What a template prints of a value: text with its control characters written as their
+    escapes (`\\x1b`, `\\u202e`); a secret that one splits is masked first, from end to end."""
+    if not isinstance(value, str) or _CONTROLS.search(value) is None:
+        return value
+    from markupsafe import Markup
+
+    from drillbook.expectations import printable
+
+    masker = _masker[0]
+    shown = printable(masker.mask_unseen(value) if masker else value, lines=True)
+    # Markup stays markup: the escapes add letters, digits and backslashes, no markup.
+    return Markup(shown) if isinstance(value, Markup) else shown  # noqa: S704
 
 
 def _check_binop(operator: str, left: Any, right: Any) -> None:
@@ -176,7 +200,8 @@ def bytecode_cache(autoescape: bool) -> BytecodeCache | None:
         base = (xdg if xdg.is_absolute() else Path.home() / ".cache") / "drillbook"
         if not base.is_absolute():  # a relative HOME: no folder known to be the user's own
             return None
-        shape = (__version__, jinja_version, sys.version_info[:2], autoescape, _OPTIONS)
+        # `finalize` is compiled into the code: a cache made without it must not be read.
+        shape = (__version__, jinja_version, sys.version_info[:2], autoescape, _OPTIONS, "shown")
         key = hashlib.sha256(repr(shape).encode()).hexdigest()[:16]
         folder = base / f"templates-{key}"
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -213,12 +238,101 @@ def _private(folder: Path, forbidden: int) -> bool:
 
 def md_cell(value: object) -> str:
     """Text made safe for one Markdown table cell: pipes escaped, lines joined."""
-    return " ".join(str(value).split()).replace("|", "\\|")
+    return " ".join(_shown(str(value)).split()).replace("|", "\\|")
+
+
+#: Outside code spans, what Markdown would read as its own: raw HTML and autolinks (`<`), links
+#: (`[`, `]`), a backtick no run closes (three open a code block), entities (`&amp;`), and a
+#: backslash that would escape what follows it.
+_MD_ALWAYS = re.compile(r"[<\[\]`]|&(?=#?[0-9A-Za-z]+;)|\\(?=[!-/:-@\[-`{-~]|$)")
+#: Emphasis and strike-through (`*`, `_`, `~`): a run of them stands for itself only between
+#: spaces, and `_` also inside a word (`payment_id`); the mask `***` between words stays.
+_MD_RUNS = re.compile(r"\*+|_+|~+")
+#: What makes a line that text starts a heading, a quote, a list or a rule.
+_MD_LINE_START = re.compile(r"[#>+=-]|\d{1,9}(?=[.)](\s|$))")
+#: Any character that `md_text` may escape.
+_MD_SPECIAL = re.compile(r"[<\[\]`&\\*_~#]")
+#: A heading's closing `#`s, which a heading would drop.
+_MD_TRAILING_HASHES = re.compile(r"(?<=\s)#+$")
+
+
+def md_text(value: object, *, starts_line: bool = False) -> str:
+    """Runbook text as one line of Markdown that reads as written.
+
+    Its lines are joined, so no heading, list or table row starts inside it; raw HTML, links,
+    images, entities and emphasis are escaped, so a `<script>`, a `[link](javascript:...)` or a
+    `*.log` shows as typed. Code spans are kept: they show their text as typed already.
+    `starts_line`: the text begins a line of the page (a description, release notes).
+    """
+    # Controls first (`_shown`): escaped after, a secret they split would no longer be seen.
+    escaped = text = " ".join(_shown(str(value)).split())
+    if _MD_SPECIAL.search(text):  # most text holds none: a docs page shows a few hundred
+        out: list[str] = []
+        at = 0
+        for start, end in _code_spans(text):
+            out.append(_md_escape(text[at:start]))
+            out.append(text[start:end])
+            at = end
+        out.append(_md_escape(text[at:]))
+        escaped = _MD_TRAILING_HASHES.sub(lambda m: "\\" + m.group(), "".join(out))
+    if starts_line and (lead := _MD_LINE_START.match(escaped)):
+        cut = lead.end() if lead.group().isdigit() else 0
+        escaped = f"{escaped[:cut]}\\{escaped[cut:]}"
+    return escaped
+
+
+def _md_escape(text: str) -> str:
+    """`md_text` of a piece of text that holds no code span."""
+    text = _MD_ALWAYS.sub(lambda m: "\\" + m.group(), text)
+
+    def run(match: re.Match[str]) -> str:
+        before = text[match.start() - 1] if match.start() else ""
+        after = text[match.end()] if match.end() < len(text) else ""
+        if before.isspace() and after.isspace():
+            return match.group()
+        if match.group()[0] == "_" and before.isalnum() and after.isalnum():
+            return match.group()
+        return "".join("\\" + char for char in match.group())
+
+    return _MD_RUNS.sub(run, text)
+
+
+def _code_spans(text: str) -> list[tuple[int, int]]:
+    """Where `text` holds code spans, as Markdown finds them: a run of backticks up to the
+    next run of as many; a run that no such run closes is text."""
+    runs = [(m.start(), m.end()) for m in _BACKTICKS.finditer(text)]
+    # The next run of the same length, for each run: found once, so that text of many
+    # backticks costs one pass, not one search per run.
+    closer: list[int | None] = [None] * len(runs)
+    last: dict[int, int] = {}
+    for i in reversed(range(len(runs))):
+        length = runs[i][1] - runs[i][0]
+        closer[i] = last.get(length)
+        last[length] = i
+    spans = []
+    i = 0
+    while i < len(runs):
+        j = closer[i]
+        if j is None:
+            i += 1
+            continue
+        spans.append((runs[i][0], runs[j][1]))
+        i = j + 1
+    return spans
+
+
+def md_link(value: object) -> str:
+    """A link of a change: an autolink when it is a web address, else its text as text."""
+    text = _shown(str(value))
+    web = text.startswith(("https://", "http://"))
+    if web and not any(char.isspace() or char in "<>" or not char.isprintable() for char in text):
+        return f"<{text}>"
+    return md_text(text)
 
 
 def md_code(value: object) -> str:
     """Text as one Markdown code span, fenced with more backticks than it holds."""
-    text = " ".join(str(value).splitlines())
+    text = " ".join(_shown(str(value)).splitlines())
     ticks = "`" * (_longest_backtick_run(text) + 1)
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{ticks}{pad}{text}{pad}{ticks}"
@@ -250,6 +364,7 @@ def render(
     try:
         template = env.get_template(name)
         _deadline[0] = time.monotonic() + RENDER_SECONDS
+        _masker[0] = masker
         text = _bounded(template, context)
     except _RenderLimit as exc:
         # Stopped by its size, the render is outside the template's frames: name its file.
@@ -284,6 +399,7 @@ def render(
         ) from None
     finally:
         _deadline[0] = float("inf")
+        _masker[0] = None
     return hide(text)
 
 

@@ -95,6 +95,11 @@ class CurrentVersions:
                 self._first.setdefault(key, (order, _version(event)))
                 order += 1
 
+    def recorded(self, env: str, service: str) -> bool:
+        """Whether the journal records a deploy to `env` that counts for `service`, even one
+        whose version `of` cannot tell."""
+        return (env, service) in self._first or (env, None) in self._first
+
     def of(self, env: str, service: str) -> str | None:
         """What `current_version(root, env, service=service)` answers."""
         found = [self._first.get((env, service)), self._first.get((env, None))]

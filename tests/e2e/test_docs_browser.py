@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -210,6 +211,91 @@ def test_every_link_in_every_page_lands(site: Path, tmp_path: Path) -> None:
                 assert parts.fragment in ids, f"{name}: {href}: no element with that id"
             checked += 1
     assert checked > 20
+
+
+#: Runbook text that would run or reshape a page if it reached it as markup.
+HOSTILE = {
+    "owner: carol\n": "owner: \"carol <script>document.title='PWNED'</script>\"\n",
+    "title: Pay with a saved card": 'title: "Pay <img src=x onerror=alert(1)> | `card`"',
+    "links: [https://tracker.example.com/SHOP-42]": "links: ['javascript:alert(1)']",
+    "notes: Not released yet.": "notes: \"</p><script>document.title='PWNED'</script>\"",
+}
+#: Two releases whose ids would read the same.
+RC_RELEASES = "".join(
+    f"""
+  - version: {version}
+    changes:
+      - id: gift-cards
+        title: Gift cards, {version}
+        owner: erin
+        expected: ok
+        rollback: Deploy 1.2.0 again.
+"""
+    for version in ("1.4.0-rc-1", "1.4.0-rc.1")
+)
+
+
+def test_runbook_text_runs_no_script_and_every_link_lands(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    root = docs_project.make_project(tmp_path_factory.mktemp("hostile"))
+    runbook = root / "runbooks" / "shop.yaml"
+    text = runbook.read_text(encoding="utf-8")
+    for old, new in HOSTILE.items():
+        assert old in text, old
+        text = text.replace(old, new)
+    runbook.write_text(text + RC_RELEASES, encoding="utf-8")
+    proc = subprocess.run(
+        [str(DRILLBOOK), "docs"], cwd=root, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    out = root / "site"
+    doms = {page.name: dump(tmp_path, page.as_uri()) for page in sorted(out.glob("*.html"))}
+    # no script of the runbook's ran: it would have changed the title
+    assert doms["shop.html"].title == "shop: runbook for the person on call"
+    assert doms["index.html"].title == "Runbooks for the person on call"
+    assert "carol <script>document.title='PWNED'</script>" in doms["shop.html"].text
+    assert "Pay <img src=x onerror=alert(1)> | `card`" in doms["shop.html"].text
+    for name, dom in doms.items():
+        assert not [h for h in dom.hrefs if h.startswith("javascript:")], name
+        for href in dom.hrefs:
+            parts = urlsplit(href)
+            if parts.scheme in ("http", "https"):
+                continue
+            target = (out / unquote(parts.path)).resolve() if parts.path else out / name
+            assert target.is_file(), f"{name}: {href} leads nowhere"
+            if parts.fragment:
+                assert parts.fragment in doms[target.name].ids, f"{name}: {href}"
+    ids = re.findall(r' id="([^"]+)"', (out / "shop.html").read_text(encoding="utf-8"))
+    assert len(ids) == len(set(ids)), sorted({i for i in ids if ids.count(i) > 1})
+
+
+def test_a_long_url_leaves_what_runs_in_view(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    root = docs_project.make_project(tmp_path_factory.mktemp("long"))
+    runbook = root / "runbooks" / "shop.yaml"
+    text = runbook.read_text(encoding="utf-8")
+    url = "url: https://shop.example.com"
+    runbook.write_text(text.replace(url, f"{url}/{'p' * 300}"), encoding="utf-8")
+    proc = subprocess.run(
+        [str(DRILLBOOK), "docs"], cwd=root, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    # Where the Right now table's columns end, written into the page by a script of the test.
+    page = root / "site" / "measured.html"
+    measure = (
+        "<script>document.body.dataset.right = Math.max(...Array.from("
+        "document.querySelectorAll('#now th, #now td'), e => e.getBoundingClientRect().right))"
+        "</script></body>"
+    )
+    page.write_text(
+        (root / "site" / "shop.html").read_text(encoding="utf-8").replace("</body>", measure),
+        encoding="utf-8",
+    )
+    dom = chromium(tmp_path, "--window-size=1280,2000", "--dump-dom", page.as_uri()).stdout
+    right = float(re.search(r'data-right="([0-9.]+)"', dom).group(1))
+    assert 0 < right <= 1280
 
 
 def test_screenshots_for_a_person_to_look_at(site: Path, tmp_path: Path) -> None:

@@ -69,6 +69,13 @@ def docs(
                 console.print(f"{word:<8} {Path(shown) / name}")
         for name in found.extra:
             console.print(f"extra    {Path(shown) / name} (no runbook describes it any more)")
+        if target.exists() and not target.is_dir():
+            # `drillbook docs` would refuse it: say what to do first.
+            console.error(
+                f"drillbook docs: {shown} is a file, expected the docs folder: move it out "
+                f"of the way, then run `drillbook docs{_args(out, service)}`"
+            )
+            raise Exit(code=1)
         console.error(f"drillbook docs: docs are stale: run `drillbook docs{_args(out, service)}`")
         raise Exit(code=1)
     before = write_site(target, pages, complete=complete)
