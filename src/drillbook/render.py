@@ -73,7 +73,6 @@ def environment(project_root: Path | None, *, autoescape: bool = False) -> Sandb
         # on every render (`docs` renders two pages per service).
         auto_reload=False,
         bytecode_cache=bytecode_cache(autoescape),
-        finalize=_shown,
         **_OPTIONS,
     )
     from drillbook.model import format_duration
@@ -122,19 +121,15 @@ def _sandbox_class() -> type[SandboxedEnvironment]:
     return Sandbox
 
 
-def _shown(value: Any) -> Any:
-    """What a template prints of a value: text with its control characters written as their
-    escapes (`\\x1b`, `\\u202e`); a secret that one splits is masked first, from end to end."""
-    if not isinstance(value, str) or _CONTROLS.search(value) is None:
+def _shown(value: str, masker: Masker | None = None) -> str:
+    """Text with its control characters written as their escapes (`\\x1b`, `\\u202e`); a
+    secret that one splits is masked first, from end to end. `masker`: else the render's."""
+    if _CONTROLS.search(value) is None:
         return value
-    from markupsafe import Markup
-
     from drillbook.expectations import printable
 
-    masker = _masker[0]
-    shown = printable(masker.mask_unseen(value) if masker else value, lines=True)
-    # Markup stays markup: the escapes add letters, digits and backslashes, no markup.
-    return Markup(shown) if isinstance(value, Markup) else shown  # noqa: S704
+    masker = masker or _masker[0]
+    return printable(masker.mask_unseen(value) if masker else value, lines=True)
 
 
 def _check_binop(operator: str, left: Any, right: Any) -> None:
@@ -200,8 +195,8 @@ def bytecode_cache(autoescape: bool) -> BytecodeCache | None:
         base = (xdg if xdg.is_absolute() else Path.home() / ".cache") / "drillbook"
         if not base.is_absolute():  # a relative HOME: no folder known to be the user's own
             return None
-        # `finalize` is compiled into the code: a cache made without it must not be read.
-        shape = (__version__, jinja_version, sys.version_info[:2], autoescape, _OPTIONS, "shown")
+        # "page": code compiled with a `finalize` (once in use) must not be read.
+        shape = (__version__, jinja_version, sys.version_info[:2], autoescape, _OPTIONS, "page")
         key = hashlib.sha256(repr(shape).encode()).hexdigest()[:16]
         folder = base / f"templates-{key}"
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -400,7 +395,10 @@ def render(
     finally:
         _deadline[0] = float("inf")
         _masker[0] = None
-    return hide(text)
+    # Controls are escaped in the whole page at once, not value by value (a `finalize`): a
+    # page prints hundreds of values and holds a control character almost never. The
+    # Markdown filters escape theirs first, before they join a field's lines.
+    return hide(_shown(text, masker))
 
 
 def _where(exc: BaseException, name: str) -> str:
