@@ -64,7 +64,7 @@ PLAIN = """
 import json, shutil, sys, yaml
 from pathlib import Path
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from drillbook.render import md_cell, md_code
+from drillbook.render import md_cell, md_code, md_link, md_text
 templates, context_file, project = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 out = project / "plain-site"
 shutil.rmtree(out, ignore_errors=True)
@@ -77,7 +77,10 @@ for autoescape, suffix in ((False, "md"), (True, "html")):
         loader=FileSystemLoader(templates), undefined=StrictUndefined, autoescape=autoescape,
         keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True,
     )
-    env.filters.update(md_cell=md_cell, md_code=md_code, duration=lambda s: f"{s:g}s")
+    env.filters.update(
+        md_cell=md_cell, md_code=md_code, md_text=md_text, md_link=md_link,
+        duration=lambda s: f"{s:g}s",
+    )
     pages.append((suffix, env.get_template(f"docs-service.{suffix}.j2")))
 for path in sorted((project / "runbooks").glob("*.yaml")):
     with path.open("rb") as f:
