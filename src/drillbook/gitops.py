@@ -680,6 +680,10 @@ def push_tag(
     said = "\n".join(part for part in (err, out) if part.strip())
     tail = _tail(mask(said) if mask is not None else said)
     if status == 0:
+        if "Everything up-to-date" in said:
+            # The remote had this very tag object: `tag --push` run again said "pushed".
+            detail = f"{remote} already has {tag}; nothing was pushed"
+            return PushResult(tag, remote, "ok", detail, tail, already=True)
         return PushResult(tag, remote, "ok", f"pushed {tag} to {remote}", tail)
     if status == STOPPED:
         detail = f"the run was stopped while pushing {tag}; the remote may or may not have it"

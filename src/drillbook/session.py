@@ -40,6 +40,7 @@ from drillbook.journal import (
 )
 from drillbook.leftovers import Leftover
 from drillbook.lock import Lock, acquire_lock, argv_text
+from drillbook.model import HttpCheck, Runbook
 from drillbook.process import StopToken, handle_signals
 from drillbook.runbook import LoadedRunbook
 from drillbook.secrets import Masker, remember
@@ -76,11 +77,35 @@ def masker_for(loaded: LoadedRunbook, *, environ: frozenset[str] | None = None) 
         # print what it read from the file.
         for value, guessed in secret_values(values, names):
             masker.add(value, guessed=guessed)
+    # The variables the runbook itself gives its commands (deploy_env, a step's or a check's
+    # env) and the headers of its checks: a command may print what it was given, and a name
+    # that says secret (DEPLOY_TOKEN) is masked as one in a config file is.
+    for given in _runbook_variables(runbook):
+        values = {name: (value, None) for name, value in given.items()}
+        for value, guessed in secret_values(values, names):
+            masker.add(value, guessed=guessed)
     for key in names:
         if os.environ.get(key):
             masker.add(os.environ[key])
     remember(masker.secrets)
     return masker
+
+
+def _runbook_variables(runbook: Runbook) -> Iterator[dict[str, str]]:
+    """Each map of variables or headers that the runbook hands a command or a request."""
+    for environment in runbook.environments.values():
+        yield environment.deploy_env
+    steps = [s for s in (runbook.deploy, runbook.gates.lint, runbook.gates.unit) if s is not None]
+    checks = list(runbook.checks.values())
+    for release in runbook.releases:
+        for change in release.changes:
+            steps += change.rollback.steps
+            inline = (*change.expected.checks, *change.rollback.checks)
+            checks += [c for c in inline if not isinstance(c, str)]
+    for step in steps:
+        yield step.env
+    for check in checks:
+        yield check.headers if isinstance(check, HttpCheck) else check.env
 
 
 @dataclass

@@ -12,6 +12,10 @@ from invoke import Collection
 #: Attribute a task function sets to name the argument that takes its bare positional words.
 REST_ATTRIBUTE = "drillbook_rest"
 
+#: A word that reads as a version (`1.2.0`, `v1.2.0-rc.1`) or as an environment's name.
+_VERSION_WORD = re.compile(r"[vV]?[0-9]+\.[0-9]+\.[0-9]+(?:[-+][0-9A-Za-z.+-]+)?")
+_NAME_WORD = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
 
 class CommandLine:
     """A command line given to drillbook's program, after its bare words were rewritten."""
@@ -57,8 +61,25 @@ class CommandLine:
         # Without their dashes: `--` shared by every option made `--nope` "close" to
         # `--complete`.
         bare = {name.lstrip("-"): name for name in known}
-        close = difflib.get_close_matches(word.lstrip("-"), list(bare), n=1)
-        return f"did you mean `{bare[close[0]]}`? {general}" if close else general
+        # A word after a task is a second task mistyped (`lint unti`) or a value typed without
+        # its option (`deploy staging`, which was "close" to `tag`): only a near name is a task.
+        value = not word.startswith("-") and named is not None
+        cutoff = 0.75 if value else 0.6
+        close = difflib.get_close_matches(word.lstrip("-"), list(bare), n=1, cutoff=cutoff)
+        if close:
+            return f"did you mean `{bare[close[0]]}`? {general}"
+        option = self.option_for_value(named, word) if value and named else None
+        return f"did you mean `{option}`? {general}" if option else general
+
+    def option_for_value(self, task_name: str, word: str) -> str | None:
+        """`--version 1.2.0` or `--env staging`: a bare word typed after a task read as the
+        value of one of its options, or None when it reads as neither."""
+        names = {name for arg in arguments(self.namespace[task_name]) for name in arg.names}
+        if "version" in names and _VERSION_WORD.fullmatch(word):
+            return f"--version {word.lstrip('vV')}"
+        if "env" in names and _NAME_WORD.fullmatch(word):
+            return f"--env {word}"
+        return None
 
     def unknown_word(self, error: str) -> str | None:
         """invoke's "No idea what 'X' is!" said as what X is not, and what is expected."""

@@ -173,6 +173,23 @@ def test_a_mistyped_task_or_option_exits_2_with_the_closest_name(
         (["deploy", "--yes=1"], "--yes is a switch and takes no value; got --yes=1", "`drillbook"),
         (["plan", "1.2.0"], "`plan` takes no bare words; got '1.2.0'", "`drillbook plan --help`"),
         (["lint", "unti"], "`lint` takes no bare words; got 'unti'", "did you mean `unit`?"),
+        # A value typed without its option: `deploy staging` was told "did you mean `tag`?".
+        (
+            ["deploy", "staging"],
+            "`deploy` takes no bare words; got 'staging'",
+            "did you mean `--env staging`?",
+        ),
+        (
+            ["release", "v1.2.0"],
+            "`release` takes no bare words; got 'v1.2.0'",
+            "did you mean `--version 1.2.0`?",
+        ),
+        (
+            ["plan", "stray"],
+            "`plan` takes no bare words",
+            "did you mean `--env stray`?",
+        ),
+        (["lint", "staging"], "`lint` takes no bare words", "hint: `drillbook lint --help`"),
         (["-h", "nosuch"], "no task named 'nosuch'", "`drillbook --list` lists the tasks"),
         ([""], "no task named ''", "`drillbook --list` lists the tasks"),
     ],

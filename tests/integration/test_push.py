@@ -129,6 +129,22 @@ def test_tag_by_hand_is_a_run_with_its_journal(shop: Project, tmp_path: Path) ->
     assert remote_tags(bare) == ["v1.0.0"]
 
 
+def test_tag_push_again_says_origin_has_it_and_pushes_nothing(
+    shop: Project, tmp_path: Path
+) -> None:
+    bare = bare_remote(shop, tmp_path)
+    shop.git("remote", "add", "origin", str(bare))
+    assert shop.run("tag", "--version", "1.0.0", "--push").code == 0
+
+    again = shop.run("tag", "--version", "1.0.0", "--push")
+
+    assert again.code == 0, again
+    assert "origin already has v1.0.0; nothing was pushed" in again.out
+    assert "pushed v1.0.0" not in again.out
+    assert by_name(shop.events(), "pushed")[0]["already"] is True
+    assert remote_tags(bare) == ["v1.0.0"]
+
+
 def tag_on_origin_elsewhere(shop: Project, bare: Path, tag: str) -> str:
     """Someone else's `tag`, on a commit of their own, pushed to `bare`; that commit."""
     other = bare.parent / "someone-else"

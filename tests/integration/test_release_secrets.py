@@ -110,6 +110,45 @@ def test_a_config_key_named_like_a_secret_is_masked_in_what_a_command_prints(
     assert_no_secret(result.text + everything_written(shop))
 
 
+SHOW_TOKEN = """[python, -c, "import os; print('token:', os.environ['DEPLOY_TOKEN'], '(end)')"]"""
+
+
+@pytest.mark.parametrize("where", ["deploy_env", "gate", "check"])
+def test_a_secret_the_runbook_gives_a_command_is_masked_in_what_it_prints(
+    shop: Project, where: str
+) -> None:
+    # `deploy_env: {DEPLOY_TOKEN: ...}` reached the commands, and one printed it: the console
+    # and the journal showed the token, though its name says what it is.
+    token = "dtok_51f0c2b9e8"
+    given = f"{{DEPLOY_TOKEN: {token}}}"
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    if where == "deploy_env":
+        staging = "    config: config/staging.env\n"
+        text = text.replace(staging, f"{staging}    deploy_env: {given}\n", 1)
+        text = text.replace("lint: [python, gate.py, lint]", f"lint: {SHOW_TOKEN}")
+    elif where == "gate":
+        gate = f"lint: {{run: {SHOW_TOKEN}, env: {given}}}"
+        text = text.replace("lint: [python, gate.py, lint]", gate)
+    else:
+        check = f"  said:\n    run: {SHOW_TOKEN}\n    env: {given}\n"
+        text = text.replace("\nreleases:\n", f"{check}\nreleases:\n", 1)
+        text = text.replace(
+            "          checks:\n            - healthy\n",
+            "          checks:\n            - healthy\n            - said\n",
+            1,
+        )
+    runbook.write_text(text)
+    shop.commit("the runbook gives a token")
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 0, result
+    shown = [result.out] + [e.get(k, "") for e in shop.events() for k in ("output_tail", "excerpt")]
+    assert "token: *** (end)" in "\n".join(shown), result
+    assert token not in result.text + everything_written(shop)
+
+
 def test_verify_config_never_shows_the_secret(shop: Project) -> None:
     config = shop.root / "config" / "staging.env"
     config.write_text(f"LOG_LEVEL=loud\nSECRET_KEY={SECRET_KEY}\n")

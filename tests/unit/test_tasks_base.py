@@ -1,12 +1,16 @@
-"""The task layer's edge: what a task that ends in a bug leaves on stdout and stderr."""
+"""The task layer's edge: what a task that ends in a bug leaves on stdout and stderr, and
+what the help of each task says of its options."""
 
 from __future__ import annotations
 
+import inspect
 import json
+from typing import Any
 
 import pytest
 from invoke import Context, Exit
 
+from drillbook.tasks import namespace
 from drillbook.tasks._base import drill_task
 
 
@@ -38,3 +42,30 @@ def test_a_bug_is_one_line_and_exit_2_and_json_when_json_was_asked(
     assert payload["outcome"] == "internal_error"
     assert payload["exit"] == 2
     assert payload["error"] == "internal error: RuntimeError: a bug"
+
+
+def _options(item: Any) -> dict[str, inspect.Parameter]:
+    """A task's options: the parameters of its function after the context."""
+    params = inspect.signature(item.body).parameters
+    return {name: p for name, p in params.items() if name != "c"}
+
+
+def test_every_option_with_a_default_names_it_in_its_help() -> None:
+    # `verify-config --help` said "the environment whose config file to check" and left out
+    # that it is staging when no --env is given.
+    for name, item in namespace.tasks.items():
+        for option, param in _options(item).items():
+            if isinstance(param.default, str) and param.default:
+                said = item.help.get(option, "")
+                assert param.default in said, (name, option, said)
+
+
+@pytest.mark.parametrize(
+    "name", ["plan", "release", "rehearse", "integration", "tag", "rollback-note"]
+)
+def test_a_version_left_out_is_the_newest_and_the_help_says_so(name: str) -> None:
+    # `drillbook tag` tagged the newest release of the runbook while its help said only
+    # "the version to tag".
+    item = namespace.tasks[name]
+    assert _options(item)["version"].default is None
+    assert "(default: the newest in the runbook)" in " ".join(item.help["version"].split())

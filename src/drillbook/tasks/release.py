@@ -1,4 +1,4 @@
-"""`plan`, `release`, `rollback`, `resume` and `abandon`: the whole checklist and its undo."""
+"""`plan`, `release` and `rollback`: the whole checklist and its undo."""
 
 from __future__ import annotations
 

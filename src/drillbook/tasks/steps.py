@@ -62,7 +62,7 @@ def unit(c: Context, service: str | None = None) -> None:
 @drill_task(
     name="verify-config",
     help={
-        "env": "the environment whose config file to check",
+        "env": "the environment whose config file to check (default: staging)",
         "service": RUN_HELP["service"],
         "format": RUN_HELP["format"],
     },
@@ -226,7 +226,12 @@ def _require_known_version(loaded: Any, version: str) -> None:
         raise UsageError(msg, hint="check the version, or declare it under `releases:`")
 
 
-@drill_task(help={**RUN_HELP, "version": "the version whose expected checks to run"})
+@drill_task(
+    help={
+        **RUN_HELP,
+        "version": "the version whose expected checks to run (default: the newest in the runbook)",
+    }
+)
 def integration(
     c: Context,
     version: str | None = None,
@@ -298,7 +303,7 @@ def integration(
 
 @drill_task(
     help={
-        "version": "the version to tag",
+        "version": "the version to tag (default: the newest in the runbook)",
         "push": "push the tag to origin",
         "service": RUN_HELP["service"],
     }
@@ -414,7 +419,7 @@ def _pushing_a_released_tag(loaded: Any, version: str, found: Any, push: bool) -
 @drill_task(
     name="rollback-note",
     help={
-        "version": "the version whose rollback note to write",
+        "version": "the version whose rollback note to write (default: the newest in the runbook)",
         "env": "the environment it goes to (default: staging)",
         "service": RUN_HELP["service"],
     },
