@@ -269,6 +269,13 @@ class Executor:
                     runner.close()
             failed = 0
             for item, res in zip(items, results, strict=True):
+                # A command check names its command and exit, as a command step does, so that
+                # the journal answers "what ran, and how did it end" the same way for both.
+                command: dict[str, Any] = {}
+                if res.argv is not None:
+                    command = {"argv": list(res.argv), "exit": res.exit}
+                    if res.excerpt:  # as in step_finished: no output, no output_tail
+                        command["output_tail"] = res.excerpt
                 session.event(
                     "check_finished",
                     sync=False,
@@ -284,6 +291,7 @@ class Executor:
                     attempts=res.attempts,
                     duration_ms=res.duration_ms,
                     excerpt=res.excerpt or None,
+                    **command,
                 )
                 mark = console.outcome(res.outcome)
                 owner = f" [{item.change}, {item.owner}]" if item.change else ""
