@@ -91,6 +91,12 @@ def command_of(step: Step, values: Mapping[str, str]) -> tuple[str, ...]:
     return fill(step.run, values)
 
 
+def fill_env(env: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:
+    """A step's own environment variables with placeholders filled in each value, as a command
+    check's are; the names stay as written."""
+    return {name: fill((value,), values)[0] for name, value in env.items()}
+
+
 def step_env(values: Mapping[str, str]) -> dict[str, str]:
     """The DRILLBOOK_* environment variables every command receives."""
     return {f"DRILLBOOK_{name.upper()}": value for name, value in values.items()}

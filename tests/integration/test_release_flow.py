@@ -624,3 +624,27 @@ def test_invoke_dry_is_refused_by_a_task_that_would_run_for_real(shop: Project) 
     assert "`invoke release --dry-run`" in proc.stderr
     assert shop.journals() == []
     assert shop.served_version() is None
+
+
+def test_placeholders_are_filled_in_a_commands_environment_variables(shop: Project) -> None:
+    # As in a command check's `env:`: a value that names {env} or {url} gets it, not the text.
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    text = text.replace(
+        "  lint: [python, gate.py, lint]\n",
+        "  lint:\n"
+        "    run: [python, -c, \"import os; print(os.environ['GATE_SEES'], os.environ['AT'])\"]\n"
+        '    env: {GATE_SEES: "{service} on {env}"}\n',
+    ).replace(
+        "    config: config/staging.env\n",
+        '    config: config/staging.env\n    deploy_env: {AT: "{url}"}\n',
+        1,
+    )
+    runbook.write_text(text)
+    shop.commit("a gate that reads its environment")
+
+    result = shop.run("lint")
+
+    assert result.code == 0, result
+    finished = next(e for e in shop.events() if e["event"] == "step_finished")
+    assert finished["output_tail"] == f"shop on staging {shop.url}"
