@@ -298,7 +298,7 @@ def integration(
 
 @drill_task(
     help={
-        "version": "the version to tag",
+        "version": "the version to tag (required)",
         "push": "push the tag to origin",
         "service": RUN_HELP["service"],
     }
@@ -308,13 +308,25 @@ def tag(
 ) -> None:
     """Make the annotated tag of a version: its changes, owners and rollback summary."""
     from drillbook import gitops
-    from drillbook.errors import Interrupted, PreconditionFailed, StepFailed, TagElsewhere
+    from drillbook.errors import (
+        Interrupted,
+        PreconditionFailed,
+        StepFailed,
+        TagElsewhere,
+        UsageError,
+    )
     from drillbook.leftovers import RUN_VARIABLE
     from drillbook.release import pick_version, preflight, push_later, tag_message
     from drillbook.session import open_session
 
     console = Console()
     loaded = project(service)
+    if version is None:
+        # A tag says "released": `rollback` and `previous` read it. Which version that is
+        # must be said, as for a deploy, not guessed as the newest in the runbook.
+        newest = pick_version(loaded.runbook, None).version
+        msg = "tag needs --version VERSION: a tag marks that version as released"
+        raise UsageError(msg, hint=f"drillbook tag --version {newest}")
     release_ = pick_version(loaded.runbook, version)
     # A tag runs no check and writes no note: only git and origin are judged.
     found = preflight(loaded, "staging", release_.version, push=push, survey=True, tag_only=True)
