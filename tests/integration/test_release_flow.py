@@ -225,6 +225,7 @@ def test_a_broken_release_rolls_itself_back(released: Project) -> None:
     assert len(started) == 1
     assert started[0]["from_version"] == "1.1.0"
     assert started[0]["to_version"] == "1.0.0"
+    assert started[0]["retry_safe"] is True  # the change's rollback says so
     assert finished[0]["outcome"] == "ok"
     assert [d["version"] for d in by_name(events, "deployed")] == ["1.1.0", "1.0.0"]
     failed = [c for c in by_name(events, "check_finished") if c["outcome"] != "pass"]
