@@ -649,3 +649,27 @@ def test_placeholders_are_filled_in_a_commands_environment_variables(shop: Proje
     assert result.code == 0, result
     finished = next(e for e in shop.events() if e["event"] == "step_finished")
     assert finished["output_tail"] == f"shop on staging {shop.url}"
+
+
+def test_plan_names_the_expected_checks_that_may_change_staging(shop: Project) -> None:
+    # Checks are marked as reading; a POST or a command among them may not be, and a plan that
+    # says what would change must say so.
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    feature = "            - get: /feature\n              expect: {status: 200}\n"
+    writing = (
+        "            - post: /orders\n              expect: {status: 201}\n"
+        "            - run: [python, smoke.py, --create-order]\n"
+    )
+    runbook.write_text(runbook.read_text().replace(feature, writing + feature, 1))
+    shop.commit("checks that write")
+
+    writes = shop.run("plan", "--version", "1.1.0")
+    reads = shop.run("plan", "--version", "1.0.0")
+
+    assert writes.code == 0, writes
+    assert (
+        "note: expected checks that may change staging (a POST or a command): "
+        "POST /orders, run python smoke.py --create-order"
+    ) in writes.out
+    assert reads.code == 0, reads
+    assert "may change staging" not in reads.out
