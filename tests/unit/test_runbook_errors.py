@@ -620,6 +620,13 @@ CASES = [
         absent=("hunter2secret",),
     ),
     Bad(
+        "check-both-request-and-command",
+        edit("  healthy:\n    get: /health\n", "  healthy:\n    get: /health\n    run: [true]\n"),
+        at="get: /health",
+        field="checks.healthy.get",
+        words=("unknown key `get`", "never both"),
+    ),
+    Bad(
         "environment-url-with-credentials",
         edit(
             "url: https://orders.example.com", "url: https://admin:hunter2secret@orders.example.com"
