@@ -95,6 +95,10 @@ class CheckResult:
     retry_safe: bool
     excerpt: str
     timings_ms: tuple[float, ...] = ()
+    # A command check's command (masked) and its return code (negative: killed by that signal;
+    # None: it never started); both None for an HTTP check.
+    argv: tuple[str, ...] | None = None
+    exit: int | None = None
 
     @property
     def passed(self) -> bool:
@@ -105,6 +109,10 @@ class CheckResult:
         """The result as plain JSON-ready data, for the journal and `--format json`."""
         data = asdict(self)
         data["timings_ms"] = list(self.timings_ms)
+        if self.argv is None:  # an HTTP check: no command to name
+            del data["argv"], data["exit"]
+        else:
+            data["argv"] = list(self.argv)
         return data
 
 
@@ -824,6 +832,8 @@ class CheckRunner:
             retry_safe=retry_safe,
             # A command's output may be staging's answer (`curl`): escaped as a body's is.
             excerpt=printable(self._mask(result.output_tail), lines=True)[-EXCERPT_CHARS:],
+            argv=tuple(result.argv),
+            exit=result.exit,
         )
 
     # --- shared -------------------------------------------------------------------------------

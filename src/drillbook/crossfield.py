@@ -173,10 +173,15 @@ def _check_problems(
         )
         return
     if "://" not in target:
+        hint = f"write /{mask_url(target)}" if not target.startswith(("{", "http")) else None
+        head, _, rest = target.partition("/")
+        if _HOST_PORT.match(head):
+            # `localhost:8000/health` is a URL without its scheme, not a path.
+            hint = f"write the path under the environment's url (/{rest}), or http://{target}"
         yield at(
             (*path, key),
-            f"expected a path starting with / or an http(s) URL, got {target!r}",
-            f"write /{target}" if not target.startswith(("{", "http")) else None,
+            f"expected a path starting with / or an http(s) URL, got {mask_url(target)!r}",
+            hint,
         )
         return
     problem = _url_problem(target, (*path, key), at)
@@ -195,6 +200,13 @@ def _check_problems(
 
 def mask_url(url: str) -> str:
     """A URL with the password of its user part masked (a lone user part is masked whole)."""
+    if "//" not in url:
+        # No scheme, so no netloc to parse: `user:pass@host:8000`. What comes before an `@`
+        # ahead of the first / is a user part all the same.
+        head, slash, rest = url.partition("/")
+        if "@" in head:
+            return "***@" + head.rpartition("@")[2] + slash + rest
+        return url
     try:
         parts = urlsplit(url)
         if parts.password is None and parts.username is None:
@@ -207,6 +219,7 @@ def mask_url(url: str) -> str:
 
 
 _USERINFO = re.compile(r"(//)[^/?#]*@")
+_HOST_PORT = re.compile(r"^[A-Za-z0-9.-]+:\d+$")
 
 
 def _url_problem(url: str, path: tuple[Any, ...], at: Any) -> Problem | None:
@@ -215,6 +228,13 @@ def _url_problem(url: str, path: tuple[Any, ...], at: Any) -> Problem | None:
         _ = parts.port  # raises on a bad port
     except ValueError as exc:
         return at(path, f"expected a URL, got {mask_url(url)!r} ({exc})")
+    if "://" not in url and "@" not in url and parts.scheme not in ("http", "https"):
+        # `localhost:8000` reads as the scheme `localhost`; it is a URL without its scheme.
+        return at(
+            path,
+            f"expected an http or https URL, got {mask_url(url)!r}, which has no scheme",
+            f"write http://{mask_url(url).removeprefix('//')} (or https://)",
+        )
     if parts.scheme not in ("http", "https"):
         return at(
             path,
@@ -228,7 +248,7 @@ def _url_problem(url: str, path: tuple[Any, ...], at: Any) -> Problem | None:
             "pass credentials as environment variables, never in the runbook",
         )
     if not parts.hostname:
-        return at(path, f"expected a URL with a host, got {url!r}")
+        return at(path, f"expected a URL with a host, got {mask_url(url)!r}")
     return None
 
 

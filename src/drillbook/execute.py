@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from drillbook.errors import Interrupted
 from drillbook.leftovers import RUN_VARIABLE
-from drillbook.plan import PlannedStep, placeholders, step_env
+from drillbook.plan import PlannedStep, fill_env, placeholders, step_env
 
 if TYPE_CHECKING:
     from drillbook.checks import CheckResult
@@ -191,10 +191,10 @@ class Executor:
         session = self.session
         runbook = session.loaded.runbook
         values = placeholders(runbook, session.env, version, previous)
-        env = {**step_env(values), **spec.env, **(extra_env or {})}
+        env = {**step_env(values), **fill_env(spec.env, values), **(extra_env or {})}
         environment = runbook.environments.get(session.env)
         if environment is not None:
-            env.update(environment.deploy_env)
+            env.update(fill_env(environment.deploy_env, values))
         # Which run started it: how a later run finds what this one left running if it dies.
         env[RUN_VARIABLE] = session.run_id
         console = session.console
@@ -269,6 +269,13 @@ class Executor:
                     runner.close()
             failed = 0
             for item, res in zip(items, results, strict=True):
+                # A command check names its command and exit, as a command step does, so that
+                # the journal answers "what ran, and how did it end" the same way for both.
+                command: dict[str, Any] = {}
+                if res.argv is not None:
+                    command = {"argv": list(res.argv), "exit": res.exit}
+                    if res.excerpt:  # as in step_finished: no output, no output_tail
+                        command["output_tail"] = res.excerpt
                 session.event(
                     "check_finished",
                     sync=False,
@@ -284,6 +291,7 @@ class Executor:
                     attempts=res.attempts,
                     duration_ms=res.duration_ms,
                     excerpt=res.excerpt or None,
+                    **command,
                 )
                 mark = console.outcome(res.outcome)
                 owner = f" [{item.change}, {item.owner}]" if item.change else ""

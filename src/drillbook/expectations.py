@@ -385,10 +385,27 @@ def _json_findings(wanted: Mapping[str, Any], sample: Sample, mask: Mask) -> lis
             else:
                 shown = _show(actual, mask=mask)
                 seen, got = f"is {shown}", f"json {path}={shown}"
+            wanted_shown = _show(value)
+            if actual is not _MISSING and shown == wanted_shown:
+                # 3 and "3", true and "true": alike on the page, so the kinds are named.
+                seen, wanted_shown = f"is {_typed(actual, mask)}", _typed(value, unmasked)
+                got = f"json {path}={_typed(actual, mask)}"
             found.append(
-                Finding("json", "fail", got, f"json {path} {seen}, expected {_show(value)}")
+                Finding("json", "fail", got, f"json {path} {seen}, expected {wanted_shown}")
             )
     return found
+
+
+def _typed(value: Any, mask: Mask) -> str:
+    """A JSON value with its kind: `the number 3`, `the text "3"`, `JSON true`."""
+    if isinstance(value, str):
+        return f"the text {_show(json.dumps(value, ensure_ascii=False), mask=mask)}"
+    if isinstance(value, bool) or value is None:
+        return f"JSON {json.dumps(value)}"
+    if isinstance(value, int | float):
+        return f"the number {_show(value, mask=mask)}"
+    kind = "list" if isinstance(value, list) else "object"
+    return f"the {kind} {_show(value, mask=mask)}"
 
 
 def _json_kind(data: Any, mask: Mask) -> str:

@@ -47,6 +47,16 @@ def _strip_tags(loc: tuple[Any, ...], data: Any) -> tuple[tuple[Any, ...], bool]
     node = data
     for i, part in enumerate(loc):
         last = i == len(loc) - 1
+        if (
+            not last
+            and part == "run"
+            and isinstance(node, dict)
+            and isinstance(loc[i + 1], str)
+            and loc[i + 1] in node
+        ):
+            # The union tag of a command check, spelled like its `run` key: what follows is a
+            # key beside `run`, not inside it, so this `run` is the tag.
+            continue
         if isinstance(node, dict) and part in node:
             path.append(part)
             node = node[part]
@@ -254,6 +264,9 @@ def _one_problem(
         hint = f"did you mean `{close}`?" if close else None
         if not close and allowed:
             hint = "the keys allowed here are " + ", ".join(allowed)
+        if path[-1] in ("get", "head", "post") and "run" in allowed:
+            hint = "a check runs a command (`run`) or sends a request (`get`, `head`, `post`), "
+            hint += "never both: make them two checks"
         if path[-1] in _EXPECT_KEYS and "expect" in allowed:
             hint = f"did you mean `expect: {{{path[-1]}: ...}}`? what a check must see goes there"
         msg = f"unknown key `{path[-1]}`" + (f" {context.strip()[1:-1]}" if context else "")

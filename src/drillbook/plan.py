@@ -91,6 +91,12 @@ def command_of(step: Step, values: Mapping[str, str]) -> tuple[str, ...]:
     return fill(step.run, values)
 
 
+def fill_env(env: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str]:
+    """A step's own environment variables with placeholders filled in each value, as a command
+    check's are; the names stay as written."""
+    return {name: fill((value,), values)[0] for name, value in env.items()}
+
+
 def step_env(values: Mapping[str, str]) -> dict[str, str]:
     """The DRILLBOOK_* environment variables every command receives."""
     return {f"DRILLBOOK_{name.upper()}": value for name, value in values.items()}
@@ -246,7 +252,37 @@ def plan_release(
             f"no released version below {version} was found in git tags; "
             "an automatic rollback can only run the changes' rollback steps"
         )
+    writers = _writing_checks(runbook, release)
+    if writers:
+        # The step is marked as reading, like every check; these may not be.
+        more = f" and {len(writers) - 3} more" if len(writers) > 3 else ""
+        notes.append(
+            f"expected checks that may change {env} (a POST or a command): "
+            f"{', '.join(writers[:3])}{more}"
+        )
     return Plan("release", runbook.service, env, version, previous, tuple(steps), tuple(notes))
+
+
+def _writing_checks(runbook: Runbook, release: Release | None) -> list[str]:
+    """The expected checks of `release` that may change the environment: a POST, a command."""
+    import shlex
+
+    from drillbook.model import HttpCheck, RunCheck
+
+    found = []
+    for change in release.changes if release else []:
+        for ref in change.expected.checks:
+            check = runbook.resolve(ref)
+            if isinstance(check, HttpCheck) and check.method in ("GET", "HEAD"):
+                continue
+            if isinstance(ref, str) or check.name:
+                found.append(ref if isinstance(ref, str) else str(check.name))
+            elif isinstance(check, RunCheck):
+                run = check.run if isinstance(check.run, str) else shlex.join(check.run)
+                found.append(f"run {run[:40]}{'...' if len(run) > 40 else ''}")
+            else:
+                found.append(f"{check.method} {check.target}")
+    return found
 
 
 def rollback_specs(releases: Sequence[Release]) -> list[tuple[str, Change, Step, Release]]:

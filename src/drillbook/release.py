@@ -466,12 +466,20 @@ def run_rollback(
         executor.begin_phase("rollback", len(steps))
     else:
         executor.total += len(steps)
+    # Whether running this rollback again is safe, as the changes it undoes say (a redeploy
+    # alone, with no change known, claims nothing).
+    safety = (
+        {"retry_safe": all(c.rollback.retry_safe for r in releases for c in r.changes)}
+        if releases
+        else {}
+    )
     session.event(
         "rollback_started",
         reason=reason,
         from_version=from_version,
         to_version=target,
         steps=[s.id for s in steps],
+        **safety,
     )
     session.console.print(
         session.console.paint(

@@ -317,9 +317,30 @@ def test_json_subset_and_dotted_paths(server: LoopbackServer, runner: CheckRunne
     )
     result = runner.run(bad)
     assert result.outcome == "fail"
-    assert result.got == "json data.items.0.id=7; json data.items.3.id missing; json data.count=1"
+    assert result.got == (
+        "json data.items.0.id=7; json data.items.3.id missing; json data.count=the number 1"
+    )
     assert "json data.items.0.id is 7, expected 8" in result.message
     assert "json data.items.3.id missing, expected 1" in result.message
+
+
+def test_a_json_value_alike_on_the_page_but_of_another_kind_names_both_kinds(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    # `count: "3"` in YAML is text; the service answers the number 3. "is 3, expected 3" would
+    # leave the person on call staring at two equal things.
+    server.routes["/stats"] = json_reply({"count": 3, "on": True, "ids": [1, 2], "name": "3"})
+    check = http_check(
+        get="/stats",
+        expect={"json": {"count": "3", "on": "true", "ids": "[1, 2]", "name": 3}},
+    )
+    result = runner.run(check)
+    assert result.outcome == "fail"
+    assert 'json count is the number 3, expected the text "3"' in result.message
+    assert 'json on is JSON true, expected the text "true"' in result.message
+    assert 'json ids is the list [1, 2], expected the text "[1, 2]"' in result.message
+    assert 'json name is the text "3", expected the number 3' in result.message
+    assert "json count=the number 3" in result.got
 
 
 def test_non_json_body_with_json_expect_is_inconclusive(

@@ -145,6 +145,20 @@ def test_tag_push_again_says_origin_has_it_and_pushes_nothing(
     assert remote_tags(bare) == ["v1.0.0"]
 
 
+def test_tag_without_a_version_is_refused_not_guessed(shop: Project) -> None:
+    # The newest version in the runbook may be one whose release failed and rolled back: a tag
+    # would call it released, and later rollbacks would go back to it.
+    before = shop.snapshot()
+
+    result = shop.run("tag")
+
+    assert result.code == 2, result
+    assert "tag needs --version VERSION" in result.err
+    assert "drillbook tag --version 1.2.0" in result.err
+    assert shop.tags() == []
+    assert shop.snapshot() == before
+
+
 def tag_on_origin_elsewhere(shop: Project, bare: Path, tag: str) -> str:
     """Someone else's `tag`, on a commit of their own, pushed to `bare`; that commit."""
     other = bare.parent / "someone-else"

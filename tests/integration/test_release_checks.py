@@ -241,3 +241,46 @@ def test_failed_checks_that_include_a_post_are_not_called_safe_to_run_again(
     assert server.hits["/orders"] == 1
     finished = {e["check"]: e for e in shop.events() if e["event"] == "check_finished"}
     assert finished["place-order"]["retry_safe"] is False
+
+
+COMMAND_CHECKS = """\
+  - version: 2.0.0
+    changes:
+      - id: smoke
+        title: A smoke test by command
+        owner: erin
+        expected:
+          summary: The smoke script passes.
+          checks:
+            - name: smoke
+              run: [python, -c, "print('orders table missing'); raise SystemExit(3)", "{version}"]
+            - healthy
+        rollback:
+          summary: Nothing to undo.
+          retry_safe: true
+"""
+
+
+def test_a_command_check_names_its_command_exit_and_output_in_the_journal(tmp_path: Path) -> None:
+    shop = make_project(tmp_path, extra_releases=False)
+    try:
+        runbook = shop.root / "runbooks" / "shop.yaml"
+        runbook.write_text(runbook.read_text() + COMMAND_CHECKS)
+        shop.commit("a command check")
+        assert shop.run("deploy", "--version", "1.0.0").code == 0
+
+        result = shop.run("integration", "--version", "2.0.0")
+
+        assert result.code == 1, result
+        checks = {e["check"]: e for e in shop.events() if e["event"] == "check_finished"}
+        smoke = checks["smoke"]
+        assert smoke["argv"][0] == "python"
+        assert smoke["argv"][-1] == "2.0.0"  # as it ran: placeholders filled
+        assert smoke["exit"] == 3
+        assert smoke["output_tail"] == "orders table missing"
+        assert (smoke["expected"], smoke["got"]) == ("exit 0", "exit 3")
+        # An HTTP check runs no command: it names none.
+        assert checks["healthy"]["outcome"] == "pass"
+        assert not {"argv", "exit", "output_tail"} & set(checks["healthy"])
+    finally:
+        assert not shop.close()

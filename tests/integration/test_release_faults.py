@@ -146,6 +146,23 @@ def test_a_deploy_by_hand_cut_short_says_how_to_deploy_again_or_put_back(
     assert not shop.strays()
 
 
+def test_a_deploy_by_hand_that_fails_says_how_to_deploy_again_or_put_back(
+    released: Project,
+) -> None:
+    shop = released
+    result = shop.run("deploy", "--version", "1.1.0", FIXTURE_FAIL_DEPLOY="1.1.0")
+
+    assert result.code == 1, result
+    assert finished(shop.events(), "deploy")["outcome"] == "failed"
+    assert "deploy of 1.1.0 to staging failed: exited 1" in result.err
+    assert "staging may be half-deployed" in result.err
+    assert "`drillbook deploy --env staging --version 1.1.0` deploys 1.1.0 again" in result.err
+    assert "`drillbook deploy --env staging --version 1.0.0` puts back 1.0.0" in result.err
+    # What it says works.
+    assert shop.run("deploy", "--version", "1.0.0").code == 0
+    assert shop.served_version() == "1.0.0"
+
+
 def test_ctrl_c_that_also_stops_the_reader_of_the_output_is_an_interruption_not_a_crash(
     shop: Project,
 ) -> None:

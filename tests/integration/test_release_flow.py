@@ -225,6 +225,7 @@ def test_a_broken_release_rolls_itself_back(released: Project) -> None:
     assert len(started) == 1
     assert started[0]["from_version"] == "1.1.0"
     assert started[0]["to_version"] == "1.0.0"
+    assert started[0]["retry_safe"] is True  # the change's rollback says so
     assert finished[0]["outcome"] == "ok"
     assert [d["version"] for d in by_name(events, "deployed")] == ["1.1.0", "1.0.0"]
     failed = [c for c in by_name(events, "check_finished") if c["outcome"] != "pass"]
@@ -624,3 +625,51 @@ def test_invoke_dry_is_refused_by_a_task_that_would_run_for_real(shop: Project) 
     assert "`invoke release --dry-run`" in proc.stderr
     assert shop.journals() == []
     assert shop.served_version() is None
+
+
+def test_placeholders_are_filled_in_a_commands_environment_variables(shop: Project) -> None:
+    # As in a command check's `env:`: a value that names {env} or {url} gets it, not the text.
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    text = text.replace(
+        "  lint: [python, gate.py, lint]\n",
+        "  lint:\n"
+        "    run: [python, -c, \"import os; print(os.environ['GATE_SEES'], os.environ['AT'])\"]\n"
+        '    env: {GATE_SEES: "{service} on {env}"}\n',
+    ).replace(
+        "    config: config/staging.env\n",
+        '    config: config/staging.env\n    deploy_env: {AT: "{url}"}\n',
+        1,
+    )
+    runbook.write_text(text)
+    shop.commit("a gate that reads its environment")
+
+    result = shop.run("lint")
+
+    assert result.code == 0, result
+    finished = next(e for e in shop.events() if e["event"] == "step_finished")
+    assert finished["output_tail"] == f"shop on staging {shop.url}"
+
+
+def test_plan_names_the_expected_checks_that_may_change_staging(shop: Project) -> None:
+    # Checks are marked as reading; a POST or a command among them may not be, and a plan that
+    # says what would change must say so.
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    feature = "            - get: /feature\n              expect: {status: 200}\n"
+    writing = (
+        "            - post: /orders\n              expect: {status: 201}\n"
+        "            - run: [python, smoke.py, --create-order]\n"
+    )
+    runbook.write_text(runbook.read_text().replace(feature, writing + feature, 1))
+    shop.commit("checks that write")
+
+    writes = shop.run("plan", "--version", "1.1.0")
+    reads = shop.run("plan", "--version", "1.0.0")
+
+    assert writes.code == 0, writes
+    assert (
+        "note: expected checks that may change staging (a POST or a command): "
+        "POST /orders, run python smoke.py --create-order"
+    ) in writes.out
+    assert reads.code == 0, reads
+    assert "may change staging" not in reads.out

@@ -74,3 +74,31 @@ def test_a_note_alone_that_cannot_be_written_is_refused_saying_why(
     assert found in result.err
     assert "internal error" not in result.err
     assert "hint: " in result.err
+
+
+def test_the_note_says_which_change_is_not_safe_to_roll_back_twice(released: Project) -> None:
+    shop = released
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    runbook.write_text(
+        runbook.read_text().replace(
+            "      - id: basket\n",
+            "      - id: prices\n"
+            "        title: New prices\n"
+            "        owner: dan\n"
+            "        expected: {summary: Prices show.}\n"
+            "        rollback:\n"
+            "          summary: Restore the old price table by hand.\n"
+            "      - id: basket\n",
+        )
+    )
+    shop.commit("two changes in 1.2.0")
+
+    result = shop.run("rollback-note", "--version", "1.2.0")
+
+    assert result.code == 0, result
+    text = note(shop, "shop-1.2.0-rollback.md")
+    assert "- **Retry safe:** NO: check the state before running the rollback again" in text
+    changes = text.split("## What changed in 1.2.0", 1)[1].split("## Where to look", 1)[0]
+    prices, basket = changes.split("### prices: New prices", 1)[1].split("### basket: A basket")
+    assert "- **Retry safe:** NO: check what this change's rollback did" in prices
+    assert "- **Retry safe:** yes" in basket

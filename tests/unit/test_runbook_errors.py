@@ -620,6 +620,41 @@ CASES = [
         absent=("hunter2secret",),
     ),
     Bad(
+        "check-url-with-credentials-and-no-scheme",
+        edit("- get: /admin/orders/1/audit", "- get: 'admin:hunter2secret@127.0.0.1:8181/a'"),
+        at="'admin:",
+        words=("expected a path starting with /", "***@127.0.0.1:8181/a"),
+        absent=("hunter2secret",),
+    ),
+    Bad(
+        "check-url-without-scheme",
+        edit("- get: /admin/orders/1/audit", "- get: localhost:8181/admin/orders"),
+        at="localhost:8181",
+        words=("got 'localhost:8181/admin/orders'", "(/admin/orders), or http://localhost:8181/"),
+    ),
+    Bad(
+        "environment-url-without-scheme",
+        edit("url: http://127.0.0.1:8181", "url: 127.0.0.1:8181"),
+        at="127.0.0.1:8181",
+        field="environments.staging.url",
+        words=("got '127.0.0.1:8181', which has no scheme", "write http://127.0.0.1:8181"),
+    ),
+    Bad(
+        "environment-url-with-credentials-and-no-scheme",
+        edit("url: https://orders.example.com", "url: 'admin:hunter2secret@orders.example.com'"),
+        at="'admin:",
+        field="environments.production.url",
+        words=("***@orders.example.com",),
+        absent=("hunter2secret",),
+    ),
+    Bad(
+        "check-both-request-and-command",
+        edit("  healthy:\n    get: /health\n", "  healthy:\n    get: /health\n    run: [true]\n"),
+        at="get: /health",
+        field="checks.healthy.get",
+        words=("unknown key `get`", "never both"),
+    ),
+    Bad(
         "environment-url-with-credentials",
         edit(
             "url: https://orders.example.com", "url: https://admin:hunter2secret@orders.example.com"

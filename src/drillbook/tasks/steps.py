@@ -201,7 +201,18 @@ def deploy(
         session.exit_code = 0 if result.ok else 1
     if not result.ok:
         msg = f"deploy of {version} to {env} failed: {result.detail}"
-        raise StepFailed(msg, hint=f"{env} may be half-deployed; look at the output above")
+        # What to do next, as an interrupted deploy says: deploy again, or put back what ran.
+        back = (
+            f"; `drillbook deploy --env {env} --version {found}` puts back {found}, which ran "
+            "before"
+            if found and found != version
+            else ""
+        )
+        hint = (
+            f"{env} may be half-deployed; look at the output above. Once its cause is fixed, "
+            f"`drillbook deploy --env {env} --version {version}` deploys {version} again{back}"
+        )
+        raise StepFailed(msg, hint=hint)
 
 
 def _require_known_version(loaded: Any, version: str) -> None:
@@ -303,7 +314,7 @@ def integration(
 
 @drill_task(
     help={
-        "version": "the version to tag (default: the newest in the runbook)",
+        "version": "the version to tag (required)",
         "push": "push the tag to origin",
         "service": RUN_HELP["service"],
     }
@@ -313,13 +324,25 @@ def tag(
 ) -> None:
     """Make the annotated tag of a version: its changes, owners and rollback summary."""
     from drillbook import gitops
-    from drillbook.errors import Interrupted, PreconditionFailed, StepFailed, TagElsewhere
+    from drillbook.errors import (
+        Interrupted,
+        PreconditionFailed,
+        StepFailed,
+        TagElsewhere,
+        UsageError,
+    )
     from drillbook.leftovers import RUN_VARIABLE
     from drillbook.release import pick_version, preflight, push_later, tag_message
     from drillbook.session import open_session
 
     console = Console()
     loaded = project(service)
+    if version is None:
+        # A tag says "released": `rollback` and `previous` read it. Which version that is
+        # must be said, as for a deploy, not guessed as the newest in the runbook.
+        newest = pick_version(loaded.runbook, None).version
+        msg = "tag needs --version VERSION: a tag marks that version as released"
+        raise UsageError(msg, hint=f"drillbook tag --version {newest}")
     release_ = pick_version(loaded.runbook, version)
     # A tag runs no check and writes no note: only git and origin are judged.
     found = preflight(loaded, "staging", release_.version, push=push, survey=True, tag_only=True)
