@@ -133,7 +133,7 @@ def verify_config(
     help={
         "env": RUN_HELP["env"],
         "service": RUN_HELP["service"],
-        "version": "the version",
+        "version": "the version to deploy (required)",
         "yes": "do not ask before deploying to an environment other than staging",
     }
 )
