@@ -280,6 +280,26 @@ def _unclosed_quote(exc: yaml.MarkedYAMLError, text: str) -> YamlProblem | None:
     return YamlProblem(start.line + 1, start.column + 1, msg, f"add the closing {quote}")
 
 
+_FLOW_STARTS = (yaml.FlowSequenceStartToken, yaml.FlowMappingStartToken)
+_FLOW_ENDS = (yaml.FlowSequenceEndToken, yaml.FlowMappingEndToken)
+
+
+def _open_flow(text: str, mark: yaml.Mark) -> yaml.Token | None:
+    """The `[` or `{` still open where the YAML broke at `mark`, as its scanner token."""
+    opened: list[yaml.Token] = []
+    try:
+        for token in yaml.scan(text, Loader=_Loader):
+            if token.start_mark.index >= mark.index:
+                break
+            if isinstance(token, _FLOW_STARTS):
+                opened.append(token)
+            elif opened and isinstance(token, _FLOW_ENDS):
+                opened.pop()
+    except yaml.YAMLError:
+        pass  # the scanner fails where the parser did, or sooner: what it read is enough
+    return opened[-1] if opened else None
+
+
 def _explain_parse_error(exc: yaml.MarkedYAMLError, text: str, what: str) -> YamlProblem:
     mark = exc.problem_mark or exc.context_mark
     line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -309,7 +329,14 @@ def _explain_parse_error(exc: yaml.MarkedYAMLError, text: str, what: str) -> Yam
         and exc.context_mark is not None
     ):
         cm = exc.context_mark
-        opener = "[" if "sequence" in exc.context else "{"
+        opened = _open_flow(text, exc.problem_mark or cm)
+        if opened is not None:
+            # libyaml says "a flow node" at the end of the text, and marks the end: the
+            # bracket itself says which it was, and where.
+            opener = "[" if isinstance(opened, yaml.FlowSequenceStartToken) else "{"
+            cm = opened.start_mark
+        else:
+            opener = "[" if "sequence" in exc.context else "{"
         closer = "]" if opener == "[" else "}"
         problem = (
             f"the {opener} opened here is not closed: {exc.problem} by line {line}, column {column}"

@@ -491,3 +491,30 @@ def test_the_demo_service_rehearses_1_1_0_back_to_1_0_0_and_forward_again(
     assert "# Rollback rehearsal: demo-service 1.1.0 on staging" in report
     assert "| audit-log: Record who changed an order in the admin area | alice |" in report
     assert "staging runs 1.1.0 again, as before the rehearsal" in result.out
+
+
+def test_a_rollback_summary_of_several_lines_keeps_the_changes_table_whole(
+    released: Project,
+) -> None:
+    runbook = released.root / "runbooks" / "shop.yaml"
+    runbook.write_text(
+        runbook.read_text().replace(
+            "summary: Deploy 1.0.0 again; the feature goes away.",
+            "summary: |\n            Deploy 1.0.0 again | the feature goes away.\n"
+            "            # Then check <the> *orders*.",
+            1,
+        )
+    )
+    released.commit("a rollback in two lines")
+
+    result = released.run("rehearse", "--version", "1.1.0")
+
+    assert result.code == 0, result
+    event = the_rehearsal(released.events())
+    report = (released.root / event["report_md"]).read_text()
+    (row,) = [line for line in report.splitlines() if line.startswith("| feature:")]
+    assert row == (
+        "| feature: Turn the feature on | bob | Deploy 1.0.0 again \\| the feature goes away. "
+        "# Then check \\<the> \\*orders\\*. | yes |"
+    )
+    assert not any(line.startswith("# Then") for line in report.splitlines())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from _project import Project
 
@@ -102,3 +104,28 @@ def test_the_note_says_which_change_is_not_safe_to_roll_back_twice(released: Pro
     prices, basket = changes.split("### prices: New prices", 1)[1].split("### basket: A basket")
     assert "- **Retry safe:** NO: check what this change's rollback did" in prices
     assert "- **Retry safe:** yes" in basket
+
+
+def test_runbook_text_reads_as_typed_not_as_markdown(shop: Project) -> None:
+    # The note is Markdown read on the worst day, raw or rendered: a runbook's text must not
+    # add a heading, a table, raw HTML or a link to it.
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    runbook.write_text(
+        runbook.read_text().replace(
+            "title: Turn the feature on",
+            'title: "Turn it on\\n# Injected <script>alert(1)</script> [x](javascript:go)"',
+            1,
+        )
+    )
+    shop.commit("a title with markup")
+    assert shop.run("release", "--version", "1.0.0").code == 0
+    assert shop.run("release", "--version", "1.1.0").code == 0
+
+    text = note(shop, "shop-1.1.0-rollback.md")
+    (heading,) = [line for line in text.splitlines() if "Injected" in line]
+    assert heading.startswith("### feature: Turn it on ")
+    # Escaped, they show as typed: `\<script>`, `\[x\](javascript:go)`.
+    assert not re.search(r"(?<!\\)<script", text)
+    assert not re.search(r"(?<!\\)\]\(javascript:", text)
+    assert "Injected \\<script>alert(1)\\</script> \\[x\\](javascript:go)" in heading
+    assert not any(line.startswith("# Injected") for line in text.splitlines())

@@ -279,6 +279,24 @@ def test_broken_yaml_is_positioned() -> None:
     assert "tab" in found[0].message
 
 
+@pytest.mark.parametrize(
+    ("text", "where", "opener"),
+    [
+        # At the end of the text libyaml speaks of "a flow node" and marks the end.
+        ("service: [\n", (1, 10), "["),
+        ("a: {b: 1\n", (1, 4), "{"),
+        ("a: {b: [1, 2}\n", (1, 8), "["),
+        ('a: "x [ y"\nb: {c: 1\n', (2, 4), "{"),  # a bracket inside quotes opens nothing
+    ],
+)
+def test_an_unclosed_bracket_is_named_where_it_opens(
+    text: str, where: tuple[int, int], opener: str
+) -> None:
+    found = problems(text)
+    assert (found[0].line, found[0].column) == where, found[0]
+    assert f"the {opener} opened here is not closed" in found[0].message
+
+
 def test_unclosed_quote_names_the_line_where_it_opens() -> None:
     found = problems('a: "open\nb: 1\nc: [x, "y"]\nd: 2\n')
     assert (found[0].line, found[0].column) == (1, 4)

@@ -16,6 +16,7 @@ from fastapi import APIRouter, FastAPI, Header, HTTPException, Path, Query, Requ
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from . import db
 from .admin import audit_router
@@ -26,6 +27,8 @@ from .releases import Features, features_for
 from .settings import Settings
 
 router = APIRouter()
+#: The names this service answers to: loopback's, and the test client's.
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "testserver"]
 _ACTOR = re.compile(r"^[A-Za-z0-9._@-]{1,64}$")
 
 Status = Literal["new", "paid", "shipped", "delivered", "cancelled"]
@@ -198,6 +201,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_exception_handler(RequestValidationError, invalid_request)
     # The last one added runs first: every request, a refused body too, gets its log line.
     app.add_middleware(BodyLimitMiddleware)
+    # The service listens on loopback only; a name of anyone else's in the Host header is a
+    # web page's request that DNS rebinding brought here (the admin area has no login).
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=LOOPBACK_HOSTS)
     app.add_middleware(RequestLogMiddleware, logger=logger)
     app.include_router(router)
     app.include_router(admin_router)

@@ -169,3 +169,13 @@ def test_a_body_over_the_limit_is_refused_with_a_413_declared_or_streamed(make_c
     order = b'{"customer_id": 1, "item": "mug", "quantity": 1, "total_cents": 1250}'
     pieces = iter([order[:10], order[10:]])
     assert client.post("/api/orders", content=pieces, headers=headers).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [("127.0.0.1:8181", 200), ("localhost:8181", 200), ("attacker.example", 400)],
+)
+def test_only_loopback_names_are_answered(make_client, host, status):
+    # A web page that DNS rebinding points at loopback still sends its own name as Host.
+    client = make_client()
+    assert client.get("/admin/orders", headers={"Host": host}).status_code == status
