@@ -106,6 +106,8 @@ def main(root: Path, version: str) -> int:
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    # The template's filters, done plainly: no Markdown escaping of the runbook's text.
+    sandbox.filters.update(md_text=str, md_code=lambda value: f"`{value}`")
     note = sandbox.get_template("rollback-note.md.j2").render(
         service=runbook.service,
         owner=runbook.owner,

@@ -211,6 +211,9 @@ def decode(raw: bytes, *, max_bytes: int = MAX_BYTES) -> str:
 def _utf16_or_32(raw: bytes) -> str | None:
     """The name of the encoding, UTF-16 or UTF-32, that `raw` starts with a byte order mark of,
     or whose first characters are ASCII spread over 2 or 4 bytes; None otherwise."""
+    head = raw[:64]
+    if b"\x00" not in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None  # every file read comes here: UTF-8 text has neither, and no NUL
     for bom, name in (
         (b"\xff\xfe\x00\x00", "UTF-32"),
         (b"\x00\x00\xfe\xff", "UTF-32"),
