@@ -12,6 +12,9 @@ Two things are solved here once for every task, rather than per task:
 
 from __future__ import annotations
 
+import errno
+import io
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -430,7 +433,33 @@ def printable_stdout() -> None:
         stream.reconfigure(errors="replace")
 
 
+class ClosedStream(io.TextIOBase):
+    """stdout when it was closed before drillbook started (`drillbook history >&-`): every
+    write fails as a write to the closed descriptor would, so that what could not be shown is
+    said (and a task that only reads exits 3), as for any stdout that cannot be written."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "stdout was closed before drillbook started")
+
+
+def closed_stdout() -> None:
+    """Put a `ClosedStream` in place of a stdout closed before the start (Python leaves None),
+    and /dev/null on its descriptor: a file drillbook opens must not become descriptor 1,
+    where a command started to inherit stdout would write into it."""
+    if sys.stdout is not None:
+        return
+    try:
+        os.fstat(1)
+    except OSError:
+        held = os.open(os.devnull, os.O_WRONLY)
+        if held != 1:
+            os.dup2(held, 1)
+            os.close(held)
+    sys.stdout = ClosedStream()
+
+
 def main() -> None:
     """Entry point of the `drillbook` console script."""
+    closed_stdout()
     printable_stdout()
     build_program().run()

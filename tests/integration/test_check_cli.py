@@ -459,6 +459,18 @@ def test_a_stdout_that_cannot_be_written_exits_3_saying_so(project: Path, argv: 
 
 
 @pytest.mark.parametrize(
+    "argv",
+    [["check"], ["check", "--format", "json"], ["--list"], ["--version"], ["--help"]],
+)
+def test_a_stdout_closed_before_the_start_exits_3_saying_so(project: Path, argv: list[str]) -> None:
+    # `drillbook check --format json >&-`: nothing reaches the pipeline, and exit 0 said all
+    # was well.
+    done = run(["sh", "-c", 'exec "$0" "$@" >&-', str(DRILLBOOK), *argv], project)
+    assert done.returncode == 3, done.stderr
+    assert "stdout was closed before drillbook started" in done.stderr
+
+
+@pytest.mark.parametrize(
     ("argv", "task", "error"),
     [
         (

@@ -1090,6 +1090,27 @@ def test_a_release_whose_stdout_is_full_finishes_and_says_its_output_is_incomple
     assert by_name(shop.events(), "run_finished")[-1]["outcome"] == "ok"
 
 
+def test_a_release_with_stdout_closed_finishes_says_so_and_its_journal_stays_whole(
+    shop: Project,
+) -> None:
+    # `>&-`: descriptor 1 is free, and the first file drillbook opens would take it.
+    done = subprocess.run(
+        ["sh", "-c", 'exec "$0" "$@" >&-', str(DRILLBOOK), "release", "--version", "1.0.0"],
+        cwd=shop.root,
+        env=shop.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "internal error" not in done.stderr
+    assert "stdout was closed before drillbook started" in done.stderr
+    assert shop.tags() == ["v1.0.0"]
+    assert by_name(shop.events(), "run_finished")[-1]["outcome"] == "ok"  # every line JSON
+
+
 def test_a_json_release_with_stderr_closed_writes_only_its_summary_to_stdout(
     shop: Project,
 ) -> None:
