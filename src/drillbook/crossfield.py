@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from drillbook import model
+from drillbook import model, placeholders
 from drillbook.errors import Problem
 from drillbook.model import Change, Runbook
 
@@ -29,8 +29,13 @@ def _closest(word: str, choices: list[str]) -> str | None:
     return closest(word, choices)
 
 
-def problems(runbook: Runbook, root: Path, at: At) -> Iterator[Problem]:
-    """Every problem across the fields of `runbook`, a project's runbook under `root`."""
+def problems(runbook: Runbook, root: Path, at: At, source: str | None = None) -> Iterator[Problem]:
+    """Every problem across the fields of `runbook`, a project's runbook under `root`.
+
+    `source`, the runbook's text when known, lets a runbook with no brace that could be a
+    placeholder written wrong skip the walk that looks for them.
+    """
+    typos = source is None or placeholders.suspected(source)
     envs = runbook.environments
     if "staging" not in envs:
         known = ", ".join(envs) or "none"
@@ -52,6 +57,8 @@ def problems(runbook: Runbook, root: Path, at: At) -> Iterator[Problem]:
         hosts_by_env[env_name] = {own, *(model.host_key(h) for h in env.allow_hosts or [])}
         if env.config is not None:
             yield from _path_problems(env.config, ("environments", env_name, "config"), root, at)
+        if typos:
+            yield from placeholders.environment_problems(env, ("environments", env_name), at)
     if runbook.config and runbook.config.same_keys_as:
         other = runbook.config.same_keys_as
         if other not in envs:
@@ -70,11 +77,13 @@ def problems(runbook: Runbook, root: Path, at: At) -> Iterator[Problem]:
                 break
     for step_path, step in _steps(runbook):
         yield from _shell_problems(step, step_path, at)
+        if typos:
+            yield from placeholders.step_problems(step, step_path, at)
         if step.cwd is not None:
             yield from _path_problems(step.cwd, (*step_path, "cwd"), root, at)
     all_hosts = set().union(*hosts_by_env.values()) if hosts_by_env else set()
     for check_name, check in runbook.checks.items():
-        yield from _check_problems(check, ("checks", check_name), all_hosts, at)
+        yield from _check_problems(check, ("checks", check_name), all_hosts, at, typos)
     seen_versions: dict[str, int] = {}
     for r, release in enumerate(runbook.releases):
         if release.version in seen_versions:
@@ -95,7 +104,7 @@ def problems(runbook: Runbook, root: Path, at: At) -> Iterator[Problem]:
                     f"(also changes[{seen_ids[change.id]}])",
                 )
             seen_ids.setdefault(change.id, c)
-            yield from _change_problems(runbook, change, base, all_hosts, at)
+            yield from _change_problems(runbook, change, base, all_hosts, at, typos)
 
 
 def _steps(runbook: Runbook) -> Iterator[tuple[tuple[Any, ...], model.Step]]:
@@ -132,6 +141,7 @@ def _change_problems(
     base: tuple[Any, ...],
     hosts: set[str],
     at: Any,
+    typos: bool = True,
 ) -> Iterator[Problem]:
     base_version = runbook.releases[base[1]].version
     for section, refs in (
@@ -151,12 +161,18 @@ def _change_problems(
                         f"did you mean `{close}`?" if close else None,
                     )
             else:
-                yield from _check_problems(ref, path, hosts, at)
+                yield from _check_problems(ref, path, hosts, at, typos)
 
 
 def _check_problems(
-    check: model.HttpCheck | model.RunCheck, path: tuple[Any, ...], hosts: set[str], at: Any
+    check: model.HttpCheck | model.RunCheck,
+    path: tuple[Any, ...],
+    hosts: set[str],
+    at: Any,
+    typos: bool = True,
 ) -> Iterator[Problem]:
+    if typos:
+        yield from placeholders.check_problems(check, path, at)
     if isinstance(check, model.RunCheck):
         yield from _shell_problems(check, path, at)
         return

@@ -164,6 +164,28 @@ def _empty_target(target: Path) -> Path:
     return target
 
 
+def path_folders(root: Path) -> list[str]:
+    """The folders put before PATH for the story's commands: the workspace's `python` shim,
+    then this interpreter's script folders (drillbook, ruff, pytest)."""
+    folders = [str(root / ".drillbook" / "bin"), sysconfig.get_path("scripts")]
+    if sys.prefix == sys.base_prefix:  # not a virtual environment: maybe a `pip install --user`
+        with contextlib.suppress(KeyError):
+            folders.append(sysconfig.get_path("scripts", f"{os.name}_user"))
+    here = str(Path(sys.executable).parent)
+    if here not in folders:
+        folders.append(here)
+    return folders
+
+
+def go_on_line(root: Path) -> str:
+    """The shell line that makes the workspace's commands work as they did in the story: the
+    folder, and this drillbook and the Python its runbook needs first on PATH. Without it,
+    `drillbook` may not be found (the tour is often run as `.venv/bin/drillbook demo`), and
+    `python deploy.py` would be another Python's, without the demo's packages."""
+    path = shlex.quote(os.pathsep.join(path_folders(root)))
+    return f'cd {shlex.quote(str(root))} && export PATH={path}{os.pathsep}"$PATH"'
+
+
 def child_environment(root: Path) -> dict[str, str]:
     """The environment of every command of the story.
 
@@ -176,13 +198,7 @@ def child_environment(root: Path) -> dict[str, str]:
     shim = shim_dir / "python"
     shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n', encoding="utf-8")
     shim.chmod(0o755)
-    folders = [str(shim_dir), sysconfig.get_path("scripts")]
-    if sys.prefix == sys.base_prefix:  # not a virtual environment: maybe a `pip install --user`
-        with contextlib.suppress(KeyError):
-            folders.append(sysconfig.get_path("scripts", f"{os.name}_user"))
-    here = str(Path(sys.executable).parent)
-    if here not in folders:
-        folders.append(here)
+    folders = path_folders(root)
     env = {
         k: v for k, v in os.environ.items() if k not in _GIT_VARS and not _GIT_CONFIG_VARS.match(k)
     }

@@ -107,7 +107,7 @@ def load_runbook_bytes(raw: bytes, *, name: str, path: Path, root: Path) -> Load
         mark, _ = source.doc().locate(path)
         return Problem(name, mark.line, mark.column, field_path(path), message, hint)
 
-    problems = list(crossfield.problems(runbook, root, at))
+    problems = list(crossfield.problems(runbook, root, at, source.text))
     if problems:
         raise InvalidInput(sorted(problems, key=lambda p: (p.line, p.column)))
     return LoadedRunbook(runbook, path.absolute(), root.absolute(), hashlib.sha256(raw).hexdigest())

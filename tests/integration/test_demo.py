@@ -45,6 +45,29 @@ def test_demo_tells_the_whole_story_and_stops_its_server(tmp_path: Path) -> None
     assert_story_as_told(root, done.stdout)
     assert not list(elsewhere.iterdir())  # the demo writes only in its workspace
     assert took < 120, f"the demo took {took:.0f}s"
+    assert_the_workspace_goes_on_as_printed(root, done.stdout)
+
+
+def assert_the_workspace_goes_on_as_printed(root: Path, out: str) -> None:
+    """The lines the demo prints for going on in its workspace work when pasted into a shell
+    whose PATH holds neither drillbook nor a Python with the demo's packages."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("cd "))
+    go_on, then = lines[start].strip(), lines[start + 1].strip()
+    assert then == "drillbook plan; drillbook history; git show v1.1.0", then
+    script = f"{go_on} && drillbook plan && python -c 'import fastapi, uvicorn' && git show v1.1.0"
+    done = subprocess.run(
+        ["/bin/sh", "-c", script],
+        cwd=root.parent,
+        env={**demo_env(), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert done.stdout.startswith("plan: release 1.2.0 of demo-service on staging\n")
+    assert "\ntag v1.1.0\n" in done.stdout
 
 
 # SIGHUP: the terminal the demo runs in was closed (a tab, an SSH connection that dropped).

@@ -505,3 +505,18 @@ def test_a_note_folder_that_cannot_hold_the_note_is_found_before_the_first_step(
     assert shop.journals() == []
     assert shop.served_version() is None
     assert shop.tags() == []
+
+
+def test_a_misspelt_placeholder_stops_the_release_before_anything_runs(shop: Project) -> None:
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    runbook.write_text(text.replace('--version, "{version}"', '--version, "{verison}"', 1))
+    shop.commit("a typo in the deploy")
+    before = shop.snapshot()
+    result = shop.run("release", "--version", "1.0.0")
+    assert result.code == 2, result
+    assert "runbooks/shop.yaml:" in result.err
+    assert "unknown placeholder {verison}" in result.err
+    assert "did you mean {version}?" in result.err
+    assert_nothing_ran(shop, before)
+    assert shop.tags() == []

@@ -796,6 +796,48 @@ CASES = [
         words=("{env}", "shell", "DRILLBOOK_ENV"),
     ),
     Bad(
+        "placeholder-misspelt-in-deploy",
+        edit('--version, "{version}"', '--version, "{verison}"'),
+        at='"{verison}"',
+        field="deploy.run[5]",
+        words=("unknown placeholder {verison}", "argument 6", "did you mean {version}?"),
+    ),
+    Bad(
+        "placeholder-in-capitals",
+        edit('--env, "{env}"', '--env, "{ENV}"'),
+        at='"{ENV}"',
+        field="deploy.run[3]",
+        words=("unknown placeholder {ENV}", "stay the text {ENV}", "did you mean {env}?"),
+    ),
+    Bad(
+        "placeholder-with-a-dollar-outside-a-shell",
+        edit('--version, "{version}"', '--version, "${version}"'),
+        at='"${version}"',
+        field="deploy.run[5]",
+        words=("got ${version}", "no shell", 'write "{version}"'),
+    ),
+    Bad(
+        "placeholder-misspelt-behind-an-escape",
+        edit('--version, "{version}"', '--version, "\\u007Bverison}"'),
+        at='"\\u007B',
+        field="deploy.run[5]",
+        words=("unknown placeholder {verison}", "did you mean {version}?"),
+    ),
+    Bad(
+        "placeholder-misspelt-in-an-expected-answer",
+        edit("expect: {json: {version: 1.0.0}}", 'expect: {json: {version: "{previos}"}}'),
+        at='"{previos}"',
+        field="releases[0].changes[0].rollback.checks[1].expect.json.version",
+        words=("unknown placeholder {previos}", "expected answer", "did you mean {previous}?"),
+    ),
+    Bad(
+        "placeholder-misspelt-in-a-check-url",
+        edit("    get: /health\n", "    get: /health?env={evn}\n"),
+        at="/health?env",
+        field="checks.healthy.get",
+        words=("unknown placeholder {evn}", "check's URL", "did you mean {env}?"),
+    ),
+    Bad(
         "body-on-a-get",
         edit(CHECK_AUDIT, CHECK_AUDIT.replace("\n", "\n              body: x\n", 1)),
         at="x\n",
@@ -876,7 +918,7 @@ def _problems(tmp_path: Path, data: str | bytes) -> list[Problem]:
 
 
 def test_the_table_is_large_enough() -> None:
-    assert len(CASES) >= 45
+    assert len(CASES) >= 50
     assert len({case.id for case in CASES}) == len(CASES)
 
 
@@ -1209,3 +1251,32 @@ def test_problems_never_show_url_passwords(tmp_path: Path) -> None:
     shown = "\n".join(str(p) for p in problems)
     assert "p%40ss-w0rd-x" not in shown
     assert "p@ss-w0rd-x" not in shown
+
+
+@pytest.mark.parametrize(
+    ("name", "guess"),
+    [
+        ("verison", "version"),
+        ("vesion", "version"),
+        ("Version", "version"),
+        ("SERVICE", "service"),
+        ("prev", "previous"),
+        ("previos", "previous"),
+        ("envs", "env"),
+        ("urll", "url"),
+        ("servce", "service"),
+        ("version", None),
+        ("id", None),
+        ("name", None),
+        ("user", None),
+        ("path", None),
+        ("date", None),
+        ("a", None),
+    ],
+)
+def test_a_placeholder_typo_is_told_from_a_brace_of_the_command(
+    name: str, guess: str | None
+) -> None:
+    from drillbook.placeholders import meant
+
+    assert meant(name) == guess

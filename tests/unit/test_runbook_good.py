@@ -252,6 +252,44 @@ def test_rollback_steps_lists_and_shell() -> None:
     assert check.run[-1] == "off"
 
 
+BRACES_OF_THEIR_OWN = """\
+drillbook: 1
+service: braces
+owner: team
+environments:
+  staging: {url: "http://127.0.0.1:8000"}
+deploy:
+  run: [jq, -n, "{id: 1}", "{a}", "{name}", "{user}", "{path}", "{}", "{{version}}", "$HOME"]
+  env: {FORMAT: "{date}", TEMPLATE: "{{ name }}"}
+gates:
+  lint: {run: "for f in {a,b}; do awk '{print $1}' $f; done; echo ${previous:-none}", shell: true}
+checks:
+  healthy:
+    get: /health?fields={id,name}
+    expect: {status: 200, json: {shape: "{id}"}}
+releases:
+  - version: 1.0.0
+    changes:
+      - id: c1
+        title: Braces that are not placeholders
+        owner: o
+        expected: {summary: s, checks: [healthy]}
+        rollback: {summary: r}
+"""
+
+
+def test_braces_that_are_not_placeholders_pass_as_written(tmp_path: Path) -> None:
+    # Commands take braces of their own; only a name close to a placeholder is a typo, and a
+    # shell's text is the shell's. `{{version}}` holds {version}, filled like any other.
+    (tmp_path / "runbooks").mkdir()
+    path = tmp_path / "runbooks" / "braces.yaml"
+    path.write_text(BRACES_OF_THEIR_OWN, encoding="utf-8")
+    rb = load_runbook(path, root=tmp_path).runbook
+    assert rb.deploy is not None
+    assert rb.deploy.run[2:7] == ["{id: 1}", "{a}", "{name}", "{user}", "{path}"]
+    assert rb.deploy.env["FORMAT"] == "{date}"
+
+
 def test_template_lookalikes_stay_text() -> None:
     rb = _load("templates-text.yaml")
     assert rb.owner == "{{ owner }}"

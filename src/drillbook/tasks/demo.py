@@ -218,8 +218,12 @@ def _report(
             console.print(f"  {'':<18}(a temporary folder; `{remove}` when done)")
         # A tag to show only once the story made it (an interrupted one may not have).
         show = "git show v1.1.0" if "v1.1.0" in _tags(ws.root) else "git log"
-        console.print("  staging is stopped; the workspace is a plain git repository: cd there")
-        console.print(f"  and try `drillbook plan`, `drillbook history`, `{show}`.")
+        console.print("  staging is stopped; the workspace is a plain git repository. To go on")
+        console.print("  there, with this drillbook and the Python its commands need on PATH:")
+        from drillbook.demo import go_on_line
+
+        console.print(f"    {go_on_line(ws.root)}")
+        console.print(f"    drillbook plan; drillbook history; {show}")
     told = bool(rows) and all(r.mark == "as told" for r in rows)
     if interrupted:
         console.print(f"the demo was interrupted after {took:.1f}s", style="yellow")
