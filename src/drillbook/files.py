@@ -154,7 +154,8 @@ def require_writable(folder: Path, what: str) -> None:
             )
         probe = probe.parent
     if not probe.is_dir():
-        msg = f"cannot write {what} to {folder}: {probe} is a file, expected a folder"
+        kind = special_kind(probe) or "a file"
+        msg = f"cannot write {what} to {folder}: {probe} is {kind}, expected a folder"
         raise PreconditionFailed(msg, hint=f"move {probe} out of the way")
     try:
         read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
@@ -208,7 +209,7 @@ def blocked_folder(folder: Path) -> tuple[str, str] | None:
                 )
             if each.exists() and not each.is_dir():
                 return (
-                    f"{each} is a file, expected a folder",
+                    f"{each} is {special_kind(each) or 'a file'}, expected a folder",
                     f"move the file {each} out of the way, then run the command again",
                 )
         except OSError:

@@ -55,7 +55,9 @@ def test_a_note_rendered_alone_never_claims_a_release(released: Project) -> None
     assert note(shop, "shop-1.0.0-rollback.md") == staging_note
 
 
-@pytest.mark.parametrize("fault", ["file", "dangling link", "folder", "named pipe", "device"])
+@pytest.mark.parametrize(
+    "fault", ["file", "dangling link", "folder", "named pipe", "device", "pipe for the folder"]
+)
 def test_a_note_alone_that_cannot_be_written_is_refused_saying_why(
     shop: Project, fault: str
 ) -> None:
@@ -69,6 +71,9 @@ def test_a_note_alone_that_cannot_be_written_is_refused_saying_why(
     elif fault == "folder":
         (notes / "shop-1.0.0-rollback.md").mkdir(parents=True)
         found = "shop-1.0.0-rollback.md: it is a folder, expected a file"
+    elif fault == "pipe for the folder":
+        os.mkfifo(notes)
+        found = f"{notes} is a named pipe, expected a folder"
     elif fault == "named pipe":
         # Opened to be written, a pipe waits for a reader: the command hung.
         notes.mkdir()
