@@ -128,6 +128,15 @@ class _Prepared:
     body: Any = None
     argv: Sequence[str] | str = ()
 
+    @property
+    def keep_body(self) -> int:
+        """How much of an answer's body to keep: all (to the cap) when `expect` judges it
+        (`json`, `body_contains`), else what its excerpt shows."""
+        expect = getattr(self.check, "expect", None)
+        if expect is not None and (expect.json_ or expect.body_contains is not None):
+            return MAX_BODY_BYTES
+        return _EXCERPT_BYTES
+
 
 def redact_url(url: str) -> str:
     """The URL with any user part (name and password) replaced by `***`."""
@@ -282,6 +291,9 @@ class CheckRunner:
         self._session = session
         self._own_session = session is None
         self._session_lock = threading.Lock()
+        # One sample judged at a time: judging holds the GIL anyway, and a 4 MiB JSON body
+        # parses to a tree many times its size; 64 of them at once took gigabytes.
+        self._judge_lock = threading.Lock()
         self._forget_stop: Callable[[], object] | None = None
         self._masker = masker
         self._clock = clock
@@ -509,7 +521,9 @@ class CheckRunner:
                         **kwargs,
                     ) as response,
                 ):
-                    body, truncated, complete = _read_body(response, end, self._stopped)
+                    body, truncated, complete = _read_body(
+                        response, end, self._stopped, keep=prep.keep_body
+                    )
                     elapsed = time.perf_counter() - start
                     if not complete:
                         if self._stopped():
@@ -582,9 +596,11 @@ class CheckRunner:
             if left <= 0 or self._stopped():
                 return None
             sample = self._request(prep, min(check.timeout, left))
-            found = sample_findings(check, sample, self._mask)
+            with self._judge_lock:
+                found = sample_findings(check, sample, self._mask)
             # Judged, a body is needed no more but for its excerpt, except the last one's (a
-            # pass shows its JSON): 1,000 samples of a 4 MiB body must not take 4 GB.
+            # pass shows its JSON): 1,000 samples of a 4 MiB body must not take 4 GB. So at
+            # most `concurrency` bodies of MAX_BODY_BYTES are held at once, and one parsed.
             if i < check.samples - 1 and len(sample.body) > _EXCERPT_BYTES:
                 sample = replace(sample, body=sample.body[:_EXCERPT_BYTES])
             return sample, found
@@ -938,9 +954,15 @@ def _read1(raw: Any) -> bytes:
 
 
 def _read_body(
-    response: Any, end: float, stopped: Callable[[], bool] = lambda: False
+    response: Any,
+    end: float,
+    stopped: Callable[[], bool] = lambda: False,
+    keep: int = MAX_BODY_BYTES,
 ) -> tuple[bytes, bool, bool]:
     """The body (at most MAX_BODY_BYTES), whether it was cut, whether it came before `end`.
+
+    Only its first `keep` bytes are kept: a check that judges no body (a status, a p95) shows
+    only an excerpt of it, yet reads it all, up to the cap, as its time includes it.
 
     Each read returns what has arrived (`read1`), not a full chunk: a server that sends a byte
     every half second never trips the socket's read timeout, and a reader that waited for
@@ -949,16 +971,21 @@ def _read_body(
     most one read timeout.
     """
     raw = response.raw
+    keep = min(keep, MAX_BODY_BYTES)
     chunks: list[bytes] = []
-    size = 0
+    size = kept = 0
     while True:
         chunk = _read1(raw)
         if not chunk:
             break
-        chunks.append(chunk)
         size += len(chunk)
+        if kept < keep:
+            # Cut before the join: one copy of what is kept, not a join and then a slice.
+            chunk = chunk[: keep - kept]
+            chunks.append(chunk)
+            kept += len(chunk)
         if size > MAX_BODY_BYTES:
-            return b"".join(chunks)[:MAX_BODY_BYTES], True, True
+            return b"".join(chunks), True, True
         if time.perf_counter() > end or stopped():
             return b"", False, False
     return b"".join(chunks), False, True

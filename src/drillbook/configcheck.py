@@ -959,6 +959,7 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
     rules = runbook.config or ConfigRules()
     path = _config_path(project_root, rel, f"environments.{env}.config")
     values = read_config(path, display=rel)
+    env_file = _kind(path) == "env"
     secrets = set(rules.secrets)
     masked = secrets | {key for key in values if _looks_secret(key)}
     # The environment's secrets too: another key's value may hold one (a JSON of settings).
@@ -1026,7 +1027,13 @@ def verify_config(runbook: Runbook, env: str, project_root: Path) -> ConfigRepor
                 add(key, "pass", name, expected, shown(key))
             else:
                 got = f"{secret_got} (masked)" if key in masked else shown(key)
+                if env_file and _REFERENCE.search(values[key][0]):
+                    # Else the text reads as the value a loader would make of it.
+                    got += " (read as written: verify-config does not expand $ references)"
                 add(key, "fail", name, expected, got)
+
+    if env_file:
+        findings.extend(_reference_notes(values, masked, rel))
 
     if rules.same_keys_as is not None and rules.same_keys_as != env:
         findings.extend(
@@ -1097,6 +1104,44 @@ def _drift(
         if key not in other_values
     )
     return findings
+
+
+#: A reference to another variable in a `.env` value: `${NAME}`, `${NAME:-default}`, `$NAME`.
+_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)[^}]*\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _reference_notes(values: ConfigValues, masked: set[str], rel: str) -> list[ConfigFinding]:
+    """A note on each `.env` value that refers to another variable.
+
+    verify-config reads such a value as written, never expanded: what it would expand to
+    depends on the loader (python-dotenv and docker compose expand `${NAME}`, docker's
+    `--env-file` does not) and on the environment the application starts in, which is not
+    the one verify-config runs in. The note says so, so that a rule's verdict on the text,
+    or a secret found "set", is not read as a verdict on the value the application gets.
+    """
+    notes = []
+    for key, (value, line) in values.items():
+        # As typed, minus a default: `${LEVEL:-info}` is a reference to ${LEVEL}.
+        names = list(
+            dict.fromkeys(f"${{{a}}}" if a else f"${b}" for a, b in _REFERENCE.findall(value))
+        )
+        if not names:
+            continue
+        # A secret's value is never shown, nor the names inside it: they are part of it.
+        what = (
+            "another variable ($...)"
+            if key in masked
+            else ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+        )
+        got = (
+            f"its value refers to {what}, which verify-config reads as written, not expanded: "
+            "the rules judged that text; what a loader that expands it (python-dotenv, docker "
+            "compose) puts there is not checked"
+        )
+        notes.append(
+            ConfigFinding(key, "pass", "reference", "a value as written", got, line, rel, True)
+        )
+    return notes
 
 
 def _by_case(values: ConfigValues) -> dict[str, str]:

@@ -5,6 +5,7 @@ Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from typing import TYPE_CHECKING, TextIO
@@ -51,6 +52,44 @@ def mute(stream: TextIO | None) -> None:
         os.dup2(devnull, fd)
     finally:
         os.close(devnull)
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether stdout is a pipe (or socket) whose reader has closed its end."""
+    import select
+
+    try:
+        fd = sys.stdout.fileno()
+        poller = select.poll()
+        poller.register(fd, select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
+def quiet_broken_pipe() -> None:
+    """Make a BrokenPipeError that ends the program, because stdout's reader went away, end
+    it quietly with 141 (as cat is ended) instead of a traceback.
+
+    For invoke's own program, which prints `--list` and `--help` with print() and lets the
+    error out (`invoke --list | head -1`): the collection is imported before it prints, so
+    this hook is what a project's tasks.py can do about it without changing invoke. Any
+    other error, a broken pipe to a socket included, reaches the hook that was there.
+    """
+    previous = sys.excepthook
+    if getattr(previous, "drillbook_quiet_pipe", False):
+        return
+
+    def hook(kind: type[BaseException], exc: BaseException, tb: object) -> None:
+        if issubclass(kind, BrokenPipeError) and _stdout_reader_gone():
+            mute(sys.stdout)  # the interpreter's last flush would fail again
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                sys.stderr.flush()
+            os._exit(141)
+        previous(kind, exc, tb)  # type: ignore[arg-type]
+
+    hook.drillbook_quiet_pipe = True  # type: ignore[attr-defined]
+    sys.excepthook = hook
 
 
 class Console:

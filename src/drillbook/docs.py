@@ -251,11 +251,13 @@ def our_files(out: Path) -> set[str]:
 
 def check_site(out: Path, pages: Sequence[Page], *, complete: bool = True) -> Staleness:
     """Compare rendered pages with the out folder; `complete`: the pages are the whole site."""
+    from drillbook.files import read_regular
+
     missing, stale = [], []
     for page in pages:
         path = out / page.name
         try:
-            on_disk = path.read_bytes()
+            on_disk = read_regular(path)  # a named pipe there is not a page: stale, never read
         except (FileNotFoundError, NotADirectoryError):  # no page, or no folder to hold it
             missing.append(page.name)
             continue
@@ -274,9 +276,12 @@ def write_site(out: Path, pages: Sequence[Page], *, complete: bool = True) -> St
     Raises `PreconditionFailed` when the folder cannot be written, found before the first page
     is written when it can be; a page already written stays whole (each is written atomically).
     """
-    from drillbook.files import require_writable, sync_dir, write_atomic
+    from drillbook.files import require_regular, require_writable, sync_dir, write_atomic
 
     require_writable(out, "the docs")
+    for page in pages:
+        # Each of them, before the first is written: a named pipe would block the run.
+        require_regular(out / page.name, "the docs")
     before = check_site(out, pages, complete=complete)
     changed = set(before.missing) | set(before.stale)
     done = 0

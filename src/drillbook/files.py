@@ -17,19 +17,83 @@ READ_ONLY_HINT = (
 )
 
 
-def write_atomic(path: Path, text: str | bytes, *, mode: int = 0o644, sync: bool = True) -> Path:
+#: The kinds of file that are neither a regular file nor a folder, as a message names them.
+_SPECIAL = (
+    (stat.S_ISFIFO, "a named pipe"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
+
+
+def special_kind(path: Path) -> str | None:
+    """What `path` is (through symbolic links) when it is neither a regular file nor a folder:
+    "a named pipe", "a character device", ...; None for those, and for nothing at all."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    return mode_kind(mode)
+
+
+def mode_kind(mode: int) -> str | None:
+    """`special_kind` of a file's `st_mode`."""
+    for test, kind in _SPECIAL:
+        if test(mode):
+            return kind
+    return None
+
+
+def require_regular(path: Path, what: str) -> None:
+    """Refuse, before anything is written, a named pipe or a device where `what` goes.
+
+    Opened to be written, a named pipe blocks until something reads it, for ever; a device
+    (`/dev/null`, through a link) swallows the file. Neither is what the person meant.
+    """
+    kind = special_kind(path)
+    if kind is not None:
+        msg = f"cannot write {what} to {path}: it is {kind}, not a regular file"
+        raise PreconditionFailed(
+            msg, hint=f"move {path} out of the way (nothing was written), then run again"
+        )
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of `path` if it is a regular file; OSError otherwise (FileNotFoundError when
+    there is nothing). A named pipe put there would block a plain read until something wrote
+    to it, for ever; it is never opened for that."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            msg = f"{path} is not a regular file"
+            raise OSError(msg)
+        with os.fdopen(fd, "rb", closefd=False) as handle:
+            return handle.read()
+    finally:
+        os.close(fd)
+
+
+def write_atomic(
+    path: Path,
+    text: str | bytes,
+    *,
+    mode: int = 0o644,
+    sync: bool = True,
+    into_special: bool = False,
+) -> Path:
     """Write `text` to `path` atomically: a crash leaves the old file or the new one, never half.
 
     `sync=False` skips the two fsyncs (the file's and its folder's) for output that can be made
     again, written by the thousand (docs pages): a reader still never sees half a file, but a
     crash of the machine may lose the newest; the caller syncs the folder once at the end.
+
+    A named pipe or a device at `path` is refused (`PreconditionFailed`, `require_regular`),
+    unless `into_special`: then it is written into, as a person who names `/dev/stdout` means.
     """
     data = text.encode("utf-8") if isinstance(text, str) else text
-    try:
-        kind = path.stat().st_mode  # through a symlink: /dev/stdout -> /proc/self/fd/1
-    except OSError:
-        kind = None
-    if kind is not None and not stat.S_ISREG(kind) and not stat.S_ISDIR(kind):
+    if not into_special:
+        require_regular(path, "the file")
+    elif special_kind(path) is not None:
         # A device or a pipe (`schema --out /dev/stdout`) is written into: the rename would
         # put a plain file in its place (in /dev, for root).
         with path.open("wb") as handle:
@@ -90,7 +154,8 @@ def require_writable(folder: Path, what: str) -> None:
             )
         probe = probe.parent
     if not probe.is_dir():
-        msg = f"cannot write {what} to {folder}: {probe} is a file, expected a folder"
+        kind = special_kind(probe) or "a file"
+        msg = f"cannot write {what} to {folder}: {probe} is {kind}, expected a folder"
         raise PreconditionFailed(msg, hint=f"move {probe} out of the way")
     try:
         read_only = bool(os.statvfs(probe).f_flag & os.ST_RDONLY)
@@ -115,8 +180,10 @@ def require_replaceable(path: Path, what: str) -> None:
         # Opening it says only "Is a directory"; the rename over it would fail the same way.
         msg = f"cannot write {what} to {path}: it is a folder, expected a file or nothing"
         raise PreconditionFailed(msg, hint=f"move the folder {path} out of the way, then run again")
+    require_regular(path, what)  # the open below would block on a named pipe
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC)
+        # Non-blocking too: a pipe made between the look above and this open fails, not hangs.
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return
     except OSError as exc:
@@ -142,7 +209,7 @@ def blocked_folder(folder: Path) -> tuple[str, str] | None:
                 )
             if each.exists() and not each.is_dir():
                 return (
-                    f"{each} is a file, expected a folder",
+                    f"{each} is {special_kind(each) or 'a file'}, expected a folder",
                     f"move the file {each} out of the way, then run the command again",
                 )
         except OSError:

@@ -131,23 +131,48 @@ class Journal:
         masker: Masker | None = None,
         sync: bool = True,
         clock: Callable[[], float] = time.time,
+        new: bool = False,
     ) -> Journal:
         """Open (or continue) the journal of `run_id`, creating `.drillbook/journal/` as needed.
 
         An existing journal is continued: `seq` goes on from its last event, and a torn last
         line (an event a crash cut short, never complete) is cut off, so that every line stays
         one JSON object for whatever reads the file, a log shipper included.
+
+        `new`: the journal of a run that starts now, made by this call or not at all; anything
+        already at its path (a run of the same id, a file or a pipe put there) is left as it
+        is and `JournalUnwritable` says so: two runs' events in one journal read as one run.
         """
         check_run_id(run_id)
         path = journal_path(project_root, run_id)
         seq = 0
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            existed = path.exists()
-            if existed:
-                seq = _last_seq(path)
+            if new:
+                existed = False
+                flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+            else:
+                existed = path.exists()
+                if existed:
+                    seq = _last_seq(path)
+                flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
             # Read and write: a journal deleted while the run writes it is written again from it.
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+            fd = os.open(path, flags, 0o644)
+        except FileExistsError as exc:
+            if not (new and path.parent.is_dir()):  # else mkdir's: a file where the folder goes
+                raise _unwritable(path, exc) from exc
+            msg = (
+                f"cannot start the journal {path}: something is already there (expected no "
+                f"file: a run with the id {run_id} has a journal, or a file was put in its "
+                "place); it was left as it was, and nothing ran"
+            )
+            raise JournalUnwritable(
+                msg,
+                hint=(
+                    "run the command again: a new run gets a new id; if this comes back, "
+                    f"look at what is at {path} (`drillbook history` lists the runs)"
+                ),
+            ) from None
         except OSError as exc:
             raise _unwritable(path, exc) from exc
         journal = cls(

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 
 from drillbook.errors import LockHeld, PreconditionFailed, UsageError
-from drillbook.files import READ_ONLY_HINT, blocked_folder
+from drillbook.files import READ_ONLY_HINT, blocked_folder, mode_kind
 from drillbook.process import proc_stat
 
 #: Where lock files live, relative to the project root.
@@ -167,8 +167,8 @@ def _unwritable(path: Path, exc: OSError) -> PreconditionFailed:
 def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
     """The holder's record, or None and why it is unusable; (None, None) if there is no file."""
     try:
-        with path.open("rb") as f:
-            data = f.read(_MAX_LOCK_BYTES + 1)
+        # Not blocking: a named pipe there would hold every run at its start, for ever.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         # O_EXCL found a name that open() cannot follow: no run holds that, and retrying
         # would only end in "other runs keep taking it".
@@ -177,6 +177,16 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
         return None, None
     except OSError as exc:
         return None, f"unreadable ({exc.strerror or exc})"
+    try:
+        kind = mode_kind(os.fstat(fd).st_mode)
+        if kind is not None:
+            return None, f"{kind}, not a regular file"
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            data = f.read(_MAX_LOCK_BYTES + 1)
+    except OSError as exc:
+        return None, f"unreadable ({exc.strerror or exc})"
+    finally:
+        os.close(fd)
     if len(data) > _MAX_LOCK_BYTES:
         return None, "too large to be a lock file"
     try:

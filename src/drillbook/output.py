@@ -126,8 +126,9 @@ def _print_step(console: Any, label: str, failed: Any) -> None:
     findings = failed.data.get("findings") or []
     for finding in findings[:5]:
         console.print(f"  {console.outcome('fail')} {finding}")
-    if len(findings) > 5:
-        console.print(f"  ... and {len(findings) - 5} more above")
+    total = failed.data.get("findings_total", len(findings))
+    if total > 5:
+        console.print(f"  ... and {total - 5} more above")
     if not bad and failed.output_tail:
         for line in failed.output_tail.splitlines()[-5:]:
             console.print(f"  │ {line}")
@@ -173,7 +174,7 @@ def summary_json(session: RunSession, outcome: Outcome) -> str:
                 "duration_ms": result.duration_ms,
                 "detail": result.detail,
                 "checks": [c.as_dict() for c in result.checks],
-                **({"findings": result.data["findings"]} if "findings" in result.data else {}),
+                **{k: v for k, v in result.data.items() if k.startswith("findings")},
             }
         )
     payload = {

@@ -876,8 +876,42 @@ def _guarded(executor: Executor, step: PlannedStep, fn: Any) -> StepResult:
     return executor.run(step, action)
 
 
+#: How many failed config rules a release shows and keeps in its journal (their number is
+#: kept whole): a file of a hundred thousand bad keys made a journal line of megabytes, and
+#: `verify-config` lists every one.
+MAX_KEPT_FINDINGS = 50
+#: ... and how much of each: a key's name is as long as its file lets it be.
+MAX_FINDING_CHARS = 1000
+
+
+def _kept_findings(session: RunSession, failures: Sequence[Any]) -> dict[str, Any]:
+    """The journal's (and the summary's) part of verify-config's failures: the first
+    `MAX_KEPT_FINDINGS`, each cut to `MAX_FINDING_CHARS`, their total, and what was left out."""
+    from drillbook.configcheck import format_finding
+
+    kept = []
+    for finding in failures[:MAX_KEPT_FINDINGS]:
+        # Masked before the cut: a secret cut in two would leave a head no masker knows.
+        text = session.masker.mask(format_finding(finding))
+        if len(text) > MAX_FINDING_CHARS:
+            text = text[:MAX_FINDING_CHARS] + f"... ({len(text) - MAX_FINDING_CHARS} more chars)"
+        kept.append(text)
+    data: dict[str, Any] = {"findings": kept, "findings_total": len(failures)}
+    if len(failures) > len(kept):
+        data["findings_left_out"] = (
+            f"{len(failures) - len(kept)} more, not kept here; "
+            f"`drillbook verify-config --env {session.env}` lists every one"
+        )
+    return data
+
+
+def _short(key: str, limit: int = 80) -> str:
+    """A key's name as a headline names it: whole, or its start when it is longer."""
+    return key if len(key) <= limit else key[:limit] + "..."
+
+
 def _verify_config_step(session: RunSession, step: PlannedStep) -> StepResult:
-    from drillbook.configcheck import format_finding, verify_config
+    from drillbook.configcheck import verify_config
     from drillbook.errors import DrillbookError
 
     try:
@@ -885,14 +919,15 @@ def _verify_config_step(session: RunSession, step: PlannedStep) -> StepResult:
     except DrillbookError as exc:
         return StepResult(step, "failed", detail=str(exc))
     failures = list(report.failures)
-    for finding in failures:
-        session.console.print(
-            f"        {session.console.outcome('fail')} {format_finding(finding)}"
-        )
+    data = _kept_findings(session, failures) if failures else {}
+    for text in data.get("findings", []):
+        session.console.print(f"        {session.console.outcome('fail')} {text}")
+    if "findings_left_out" in data:
+        session.console.print(f"        ... and {data['findings_left_out']}")
     if failures:
         # The detail becomes the run's headline and history: it names what failed, and the
         # findings (each with expected and got) follow in the digest and the journal.
-        named = ", ".join(f"{f.key} ({f.rule})" for f in failures[:5])
+        named = ", ".join(f"{_short(f.key)} ({f.rule})" for f in failures[:5])
         more = f" and {len(failures) - 5} more" if len(failures) > 5 else ""
         return StepResult(
             step,
@@ -901,7 +936,7 @@ def _verify_config_step(session: RunSession, step: PlannedStep) -> StepResult:
                 f"{len(failures)} config rule{'s' if len(failures) != 1 else ''} failed: "
                 f"{named}{more}"
             ),
-            data={"findings": [format_finding(f) for f in failures]},
+            data=data,
         )
     return StepResult(step, "ok", detail=f"{len(report.findings)} rules pass")
 

@@ -187,6 +187,16 @@ def find_runbook_files(paths: Iterable[Path]) -> list[Path]:
                 raise UsageError(msg, hint="name the files, or a folder of them")
             found.extend(files)
         else:
+            from drillbook.files import special_kind
+
+            kind = special_kind(path)
+            if kind is not None:
+                # Not "no such file": it is there, and it is never read (a pipe would block).
+                msg = (
+                    f"{display(path)} is {kind}, expected a runbook file (*.yaml, *.yml) or a "
+                    "folder of them"
+                )
+                raise UsageError(msg, hint="save the runbook to a file, then check that file")
             msg = f"no such file or folder: {display(path)}"
             raise UsageError(msg)
     if len(paths) < 2:

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from drillbook.files import read_regular
+
 #: Where the index lives, relative to the project root: beside the journals, not among them.
 INDEX_PATH = Path(".drillbook") / "cache" / "runs.json"
 #: The index's own format; an index of another format is ignored (and rewritten).
@@ -83,7 +85,7 @@ class RunIndex:
         path = project_root / INDEX_PATH
         entries: dict[str, Any] = {}
         try:
-            data = json.loads(_read_regular(path))
+            data = json.loads(read_regular(path))
         except (OSError, ValueError):
             data = None
         if isinstance(data, dict) and data.get("format") == FORMAT:
@@ -131,17 +133,3 @@ class RunIndex:
 
             write_atomic(self.path, text, sync=False)
         self._changed = False
-
-
-def _read_regular(path: Path) -> bytes:
-    """The bytes of `path` if it is a regular file; OSError otherwise. A named pipe put there
-    would block a plain read until something wrote to it: every listing of runs would hang."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            msg = f"{path} is not a regular file"
-            raise OSError(msg)
-        with os.fdopen(fd, "rb", closefd=False) as handle:
-            return handle.read()
-    finally:
-        os.close(fd)

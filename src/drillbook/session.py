@@ -382,7 +382,7 @@ def open_session(
             refusal = unfinished_refusal(root, env, besides=resuming)
             if refusal is not None:
                 raise refusal
-        journal = Journal.open(root, run_id, masker=masker)
+        journal = Journal.open(root, run_id, masker=masker, new=True)
         opened.append((run_id, changes_world))
         if resuming is not None:
             # Only once this run's journal exists: a resume that cannot write one leaves the

@@ -424,6 +424,9 @@ def run_to(argv: list[str], cwd: Path, stdout: int) -> subprocess.CompletedProce
         [DRILLBOOK, "check", "--format", "json"],
         [INVOKE, "check"],
         [DRILLBOOK, "--list"],
+        # invoke's own printing, after it loaded the project's tasks: it let the error out.
+        [INVOKE, "--list"],
+        [INVOKE, "check", "--help"],
     ],
 )
 def test_a_reader_that_went_away_ends_the_output_quietly(project: Path, argv: list[str]) -> None:

@@ -461,6 +461,51 @@ def test_body_contains_past_the_first_4_mib_is_inconclusive(
     assert runner.run(http_check(get="/big", expect={"body_contains": "ready"})).outcome == "pass"
 
 
+@pytest.mark.parametrize("judges_body", [False, True])
+def test_concurrent_samples_hold_bodies_only_as_their_check_needs_and_judge_one_at_a_time(
+    server: LoopbackServer, runner: CheckRunner, monkeypatch: pytest.MonkeyPatch, judges_body: bool
+) -> None:
+    # 64 samples at once, each with a 4 MiB body kept and parsed, took gigabytes.
+    from drillbook import checks
+
+    payload = json.dumps({"status": "ok", "pad": "x" * (5 * 1024 * 1024)}).encode()
+    server.routes["/big"] = Reply(200, payload, {"Content-Type": "application/json"})
+    seen: list[int] = []
+    judging = [0, 0]  # now, most at once
+    guard = threading.Lock()
+    real = checks.sample_findings
+
+    def spy(check: Any, sample: Any, mask: Any) -> Any:
+        with guard:
+            judging[0] += 1
+            judging[1] = max(judging)
+            seen.append(len(sample.body))
+        try:
+            time.sleep(0.01)  # a slow judge, for another sample to come in meanwhile
+            return real(check, sample, mask)
+        finally:
+            with guard:
+                judging[0] -= 1
+
+    monkeypatch.setattr(checks, "sample_findings", spy)
+    expect: dict[str, Any] = {"status": 200, "p95": "30s"}
+    if judges_body:
+        expect["body_contains"] = '"status": "ok"'
+    result = runner.run(
+        http_check(get="/big", samples=16, concurrency=8, timeout="30s", expect=expect)
+    )
+
+    assert result.outcome == "pass", result.message
+    assert len(seen) == 16
+    assert judging[1] == 1
+    if judges_body:
+        assert set(seen) == {checks.MAX_BODY_BYTES}  # read and kept to the cap
+    else:
+        # Read to the cap all the same (its time includes it), but only its excerpt is kept.
+        assert set(seen) == {checks._EXCERPT_BYTES}
+        assert result.excerpt.startswith('{"status": "ok", "pad": "xxx')
+
+
 def test_max_time(server: LoopbackServer, runner: CheckRunner) -> None:
     server.routes["/slow"] = Reply(200, "ok", delay=0.25)
     result = runner.run(http_check(get="/slow", expect={"status": 200, "max_time": "100ms"}))

@@ -233,6 +233,36 @@ def test_plan_with_push_says_whether_origin_has_the_tag(shop: Project, tmp_path:
     assert "ok origin: v1.0.0 on HEAD (pushed)" in after.out
 
 
+def test_plan_with_push_to_an_origin_that_cannot_be_asked_exits_as_the_release_would(
+    shop: Project, tmp_path: Path
+) -> None:
+    # The probe said "the push would fail" and the plan exited 0, as if the release would pass.
+    shop.git("remote", "add", "origin", str(tmp_path / "gone.git"))
+
+    planned = shop.run("plan", "--version", "1.0.0", "--push")
+    dry = shop.run("release", "--version", "1.0.0", "--push", "--dry-run", "--format", "json")
+    assert shop.journals() == []
+    released = shop.run("release", "--version", "1.0.0", "--push")
+    again = shop.run("plan", "--version", "1.0.0", "--push")
+
+    assert planned.code == 1, planned
+    assert "fail origin: cannot be asked" in planned.out
+    assert (
+        "the release would fail at its push: origin cannot be asked whether it has tag v1.0.0 ("
+    ) in planned.err
+    assert "runs its 8 other steps, then its push fails and the tag stays local" in planned.err
+    assert "drillbook tag --version 1.0.0 --push" in planned.err
+    assert dry.code == 1, dry
+    assert json.loads(dry.out)["steps"][-1]["step"] == "push"
+    # What the plan said: every step ran, then the push failed, and it exits 1.
+    assert released.code == 1, released
+    assert shop.tags() == ["v1.0.0"]
+    assert shop.served_version() == "1.0.0"
+    # Done but for the push: a release now only pushes, and that fails.
+    assert again.code == 1, again
+    assert "has only its push left, and that fails (exit 1)" in again.err
+
+
 def refusing_hook(bare: Path, words: str) -> Path:
     hook = bare / "hooks" / "pre-receive"
     hook.write_text(f"#!/bin/sh\necho '{words}' >&2\nexit 1\n")

@@ -11,7 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from _project import DRILLBOOK, Project
+from _project import DRILLBOOK, SECRET_KEY, Project
 
 
 def steps(events: list[dict], name: str) -> list[str]:
@@ -564,6 +564,44 @@ def test_a_release_stopped_by_a_config_rule_says_which_rule_expected_and_got(
         "LOG_LEVEL: expected one of debug, info, warning, error, got 'loud' (config/staging.env:1)"
     ]
     assert "s3cr3t" not in result.text
+
+
+def test_a_release_stopped_by_many_config_failures_keeps_their_count_and_the_first(
+    shop: Project,
+) -> None:
+    # Every one of them went into one journal line: megabytes for a file of many keys.
+    production = shop.root / "config" / "production.env"
+    long_key = "K" * 3000
+    keys = [long_key, *(f"KEY_{i:06d}" for i in range(100_000))]
+    production.write_text(production.read_text() + "".join(f"{k}=x\n" for k in keys))
+    shop.commit("production gained many keys")
+
+    result = shop.run("release", "--version", "1.0.0", "--format", "json")
+
+    assert result.code == 1, result
+    [journal] = shop.journals()
+    line = next(
+        x
+        for x in journal.read_text().splitlines()
+        if '"step":"verify-config"' in x and '"step_finished"' in x
+    )
+    assert len(line) < 100_000
+    finished = json.loads(line)
+    assert finished["findings_total"] == 100_001
+    assert len(finished["findings"]) == 50
+    assert finished["findings"][0].startswith(f"{'K' * 1000}... (")
+    assert finished["findings"][1].startswith("KEY_000000: expected the key, as production has it")
+    assert finished["findings_left_out"] == (
+        "99951 more, not kept here; `drillbook verify-config --env staging` lists every one"
+    )
+    assert finished["detail"].startswith(f"100001 config rules failed: {'K' * 80}... (drift), ")
+    assert finished["detail"].endswith(" and 99996 more")
+    step = json.loads(result.out)["steps"][-1]
+    assert step["findings_total"] == 100_001
+    assert len(step["findings"]) == 50
+    assert "... and 99951 more, not kept here" in result.err
+    assert result.err.count("KEY_") < 100
+    assert SECRET_KEY not in journal.read_text()
 
 
 def test_the_journal_stays_one_event_a_line_whatever_a_command_prints(shop: Project) -> None:

@@ -306,6 +306,20 @@ def test_a_note_that_cannot_be_replaced_is_found_before_the_first_step(released:
         subprocess.run(["chattr", "-i", str(note)], check=False)
 
 
+def test_a_named_pipe_where_the_note_goes_is_found_before_the_first_step(shop: Project) -> None:
+    # The note was opened to be written at the end of preflight, and waited for a reader.
+    (shop.root / "notes").mkdir()
+    os.mkfifo(shop.root / "notes" / "shop-1.0.0-rollback.md")
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 3, result
+    assert "shop-1.0.0-rollback.md: it is a named pipe, not a regular file" in result.err
+    assert shop.journals() == []
+    assert shop.served_version() is None
+    assert shop.tags() == []
+
+
 def test_plan_says_a_release_now_would_meet_a_run_that_never_finished(shop: Project) -> None:
     proc = shop.start("release", "--version", "1.0.0", FIXTURE_SLOW_GATE="unit")
     shop.read_until(proc, "unit: sleeping")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -54,7 +55,9 @@ def test_a_note_rendered_alone_never_claims_a_release(released: Project) -> None
     assert note(shop, "shop-1.0.0-rollback.md") == staging_note
 
 
-@pytest.mark.parametrize("fault", ["file", "dangling link", "folder"])
+@pytest.mark.parametrize(
+    "fault", ["file", "dangling link", "folder", "named pipe", "device", "pipe for the folder"]
+)
 def test_a_note_alone_that_cannot_be_written_is_refused_saying_why(
     shop: Project, fault: str
 ) -> None:
@@ -65,9 +68,22 @@ def test_a_note_alone_that_cannot_be_written_is_refused_saying_why(
     elif fault == "dangling link":
         notes.symlink_to(shop.home / "removed")
         found = f"{notes} is a symbolic link to {shop.home / 'removed'}, which does not exist"
-    else:
+    elif fault == "folder":
         (notes / "shop-1.0.0-rollback.md").mkdir(parents=True)
         found = "shop-1.0.0-rollback.md: it is a folder, expected a file"
+    elif fault == "pipe for the folder":
+        os.mkfifo(notes)
+        found = f"{notes} is a named pipe, expected a folder"
+    elif fault == "named pipe":
+        # Opened to be written, a pipe waits for a reader: the command hung.
+        notes.mkdir()
+        os.mkfifo(notes / "shop-1.0.0-rollback.md")
+        found = "shop-1.0.0-rollback.md: it is a named pipe, not a regular file"
+    else:
+        # Written into, /dev/null swallowed the note and the command said it wrote it.
+        notes.mkdir()
+        (notes / "shop-1.0.0-rollback.md").symlink_to(os.devnull)
+        found = "shop-1.0.0-rollback.md: it is a character device, not a regular file"
 
     result = shop.run("rollback-note", "--version", "1.0.0")
 

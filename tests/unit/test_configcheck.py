@@ -174,6 +174,48 @@ def test_env_format(tmp_path: Path) -> None:
     }
 
 
+def test_a_env_value_that_refers_to_another_variable_is_judged_as_written_and_said_so(
+    tmp_path: Path,
+) -> None:
+    # A failure showed '${LEVEL:-info}' as if it were the value the application gets.
+    report = verify(
+        tmp_path,
+        "LOG_LEVEL=${LEVEL:-info}\n"
+        "SECRET_KEY=${VAULT_SECRET_KEY}\n"
+        'URL="http://${HOST}:$PORT/x"\n'
+        "PLAIN=info\n"
+        "PRICE=costs $5\n",
+        {
+            "required": ["LOG_LEVEL"],
+            "secrets": ["SECRET_KEY"],
+            "rules": {"LOG_LEVEL": {"one_of": ["debug", "info"]}},
+        },
+    )
+
+    # Not expanded: neither from the file nor from the environment verify-config runs in.
+    assert finding(report, "LOG_LEVEL", "one_of").got == (
+        "'${LEVEL:-info}' (read as written: verify-config does not expand $ references)"
+    )
+    assert finding(report, "LOG_LEVEL", "required").outcome == "pass"
+    notes = {f.key: f for f in report.findings if f.rule == "reference"}
+    assert sorted(notes) == ["LOG_LEVEL", "SECRET_KEY", "URL"]
+    assert all(f.note and f.outcome == "pass" for f in notes.values())
+    assert format_finding(notes["URL"]) == (
+        "URL: note: its value refers to ${HOST}, $PORT, which verify-config reads as written, "
+        "not expanded: the rules judged that text; what a loader that expands it "
+        "(python-dotenv, docker compose) puts there is not checked (config/staging.env:3)"
+    )
+    assert notes["LOG_LEVEL"].got.startswith("its value refers to ${LEVEL}, which")
+    # A secret's value, and the names inside it, are never shown.
+    assert notes["SECRET_KEY"].got.startswith("its value refers to another variable ($...),")
+    assert "VAULT" not in " ".join(format_finding(f) for f in report.findings)
+
+
+def test_a_reference_in_a_yaml_value_is_plain_text(tmp_path: Path) -> None:
+    report = verify(tmp_path, "URL: http://${HOST}/x\n", {}, name="config/staging.yaml")
+    assert [f for f in report.findings if f.rule == "reference"] == []
+
+
 def test_file_named_dot_env_is_read_as_env(tmp_path: Path) -> None:
     path = write(tmp_path, ".env", "A=1\n")
     assert read_config(path) == {"A": ("1", 1)}

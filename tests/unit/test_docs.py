@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -408,6 +409,38 @@ def test_a_page_that_cannot_be_written_is_named_with_what_was_written(
     ) in err
     assert "retry safe: yes" in err
     assert (project / "site" / "shop.html").is_file()
+
+
+def run_cli_bounded(root: Path, *args: str, monkeypatch: pytest.MonkeyPatch) -> int:
+    """`run_cli` in a thread, failing the test (not hanging it) if the command never ends."""
+    codes: list[int] = []
+    runner = threading.Thread(
+        target=lambda: codes.append(run_cli(root, *args, monkeypatch=monkeypatch)), daemon=True
+    )
+    runner.start()
+    runner.join(timeout=60)  # only a hang takes this long
+    assert not runner.is_alive(), f"drillbook {' '.join(args)} hung"
+    return codes[0]
+
+
+@pytest.mark.parametrize("page", ["index.html", "shop.md"])
+def test_a_named_pipe_where_a_page_goes_exits_3_before_writing(
+    project: Path, page: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Written into, a pipe waits for a reader, read for a writer: docs and --check hung.
+    out = project / "site"
+    out.mkdir()
+    os.mkfifo(out / page)
+
+    assert run_cli_bounded(project, "docs", "--check", monkeypatch=monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert f"site/{page} is a named pipe, not a regular file: move it out of the way" in err
+    assert run_cli_bounded(project, "docs", monkeypatch=monkeypatch) == 3
+    err = capsys.readouterr().err
+    assert f"cannot write the docs to {out / page}: it is a named pipe, not a regular file" in err
+    assert "nothing was written" in err
+    assert sorted(p.name for p in out.iterdir()) == [page]
+    assert (out / page).is_fifo()
 
 
 def test_service_filter(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 from datetime import UTC, datetime, timedelta, timezone
@@ -121,6 +122,36 @@ def test_open_creates_the_folder_with_parents(tmp_path: Path) -> None:
     with Journal.open(root, RUN, sync=False) as journal:
         journal.write("run_started")
     assert (root / ".drillbook" / "journal").is_dir()
+
+
+@pytest.mark.parametrize("what", ["journal", "named pipe", "dangling link"])
+def test_a_new_journal_never_joins_what_is_already_at_its_path(tmp_path: Path, what: str) -> None:
+    # Appended to, a journal of the same id would hold two runs' events as one run's.
+    folder = tmp_path / ".drillbook" / "journal"
+    folder.mkdir(parents=True)
+    path = folder / f"{RUN}.jsonl"
+    if what == "journal":
+        with Journal.open(tmp_path, RUN, sync=False) as journal:
+            journal.write("run_started")
+        before = path.read_bytes()
+    elif what == "named pipe":
+        os.mkfifo(path)  # read to find its last seq, it would wait for a writer
+    else:
+        path.symlink_to(tmp_path / "elsewhere.jsonl")
+
+    with pytest.raises(JournalUnwritable) as caught:
+        Journal.open(tmp_path, RUN, new=True)
+
+    assert caught.value.exit_code == 3
+    assert f"cannot start the journal {path}: something is already there" in caught.value.message
+    assert "it was left as it was, and nothing ran" in caught.value.message
+    assert "run the command again: a new run gets a new id" in (caught.value.hint or "")
+    if what == "journal":
+        assert path.read_bytes() == before
+    elif what == "named pipe":
+        assert path.is_fifo()
+    else:
+        assert not (tmp_path / "elsewhere.jsonl").exists()
 
 
 def test_unwritable_journal_raises_and_stays_broken(tmp_path: Path) -> None:

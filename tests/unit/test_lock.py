@@ -6,12 +6,13 @@ import json
 import os
 import socket
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
 
 from drillbook.errors import LockHeld, PreconditionFailed, UsageError
-from drillbook.lock import acquire_lock, argv_text, lock_path
+from drillbook.lock import Lock, acquire_lock, argv_text, lock_path
 
 
 def dead_pid() -> int:
@@ -118,6 +119,28 @@ def test_a_dangling_symlink_in_place_of_the_lock_is_treated_as_stale(tmp_path: P
     assert json.loads(path.read_text())["run"] == "run-new"
     lock.release()
     assert not (tmp_path / "gone").exists()
+
+
+def test_a_named_pipe_in_place_of_the_lock_is_taken_over_not_read(tmp_path: Path) -> None:
+    # A plain read of a pipe waits for a writer: every run hung at its start.
+    path = lock_path(tmp_path, "staging")
+    path.parent.mkdir(parents=True)
+    os.mkfifo(path)
+    taken: list[Lock] = []
+    runner = threading.Thread(
+        target=lambda: taken.append(acquire_lock(tmp_path, "staging", "run-new")), daemon=True
+    )
+
+    runner.start()
+    runner.join(timeout=60)  # only a hang takes this long
+
+    assert not runner.is_alive(), "acquire_lock hung on the named pipe"
+    (lock,) = taken
+    assert lock.taken_over_from == {"corrupt": "a named pipe, not a regular file"}
+    assert lock.warning is not None
+    assert "was a named pipe, not a regular file; treated it as stale" in lock.warning
+    assert json.loads(path.read_text())["run"] == "run-new"
+    lock.release()
 
 
 def test_holder_on_another_host_is_never_taken_over(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -389,6 +390,11 @@ def test_find_runbook_files(tmp_path: Path) -> None:
     assert find_runbook_files([folder / ".hidden.yml"]) == [folder / ".hidden.yml"]  # named
     with pytest.raises(UsageError, match="no such file or folder"):
         find_runbook_files([tmp_path / "missing"])
+    # There, but never read (a pipe would block): named for what it is, not called missing.
+    os.mkfifo(folder / "piped.yaml")
+    assert [p.name for p in find_runbook_files([folder])] == ["a.yml", "b.yaml"]
+    with pytest.raises(UsageError, match=r"piped\.yaml is a named pipe, expected a runbook file"):
+        find_runbook_files([folder / "piped.yaml"])
     # A pattern the shell did not expand (`check 'runbooks/*.yaml'`).
     assert find_runbook_files([folder / "*.y*ml"]) == [folder / "a.yml", folder / "b.yaml"]
     with pytest.raises(UsageError, match=r"no runbook matches .*/runbooks/\*\.json"):

@@ -12,6 +12,7 @@ import sys
 
 from invoke import Collection
 
+from drillbook.console import quiet_broken_pipe
 from drillbook.tasks.check import check, schema
 from drillbook.tasks.demo import demo
 from drillbook.tasks.docs import docs
@@ -29,6 +30,9 @@ from drillbook.tasks.steps import (
     unit,
     verify_config,
 )
+
+# Under invoke's program, `invoke --list | head -1` ended in a traceback (see the function).
+quiet_broken_pipe()
 
 namespace = Collection(
     check,

@@ -210,7 +210,7 @@ def schema(c: Context, out: str | None = None) -> None:
     if target.is_dir() or out.endswith(("/", "\\")):
         target = target / "runbook-v1.json"
     try:
-        write_atomic(target, text)
+        write_atomic(target, text, into_special=True)
     except OSError as exc:
         msg = f"cannot write the schema to {target}: {exc.strerror or exc}"
         raise PreconditionFailed(msg, hint="choose another --out, or fix the folder") from None

@@ -69,6 +69,17 @@ def docs(
                 console.print(f"{word:<8} {Path(shown) / name}")
         for name in found.extra:
             console.print(f"extra    {Path(shown) / name} (no runbook describes it any more)")
+        from drillbook.files import special_kind
+
+        odd = [(p.name, kind) for p in pages if (kind := special_kind(target / p.name))]
+        if odd:
+            # `drillbook docs` would refuse it: say what to do first.
+            name, kind = odd[0]
+            console.error(
+                f"drillbook docs: {Path(shown) / name} is {kind}, not a regular file: move it "
+                f"out of the way, then run `drillbook docs{_args(out, service)}`"
+            )
+            raise Exit(code=1)
         if target.exists() and not target.is_dir():
             # `drillbook docs` would refuse it: say what to do first.
             console.error(

@@ -170,8 +170,42 @@ def _show_plan(
         more = f" (and {count - 1} more above)" if count > 1 else ""
         first.message = f"the release would be refused: {first.message}{more}"
         raise first
+    unasked = _push_unasked(planned, found)
+    if unasked is not None:
+        raise unasked
     if format != "json":
         console.print("nothing was changed: a plan runs only read-only probes")
+
+
+def _push_unasked(planned: Any, found: Any) -> Exception | None:
+    """Why a release would fail at its push, when origin could not be asked where its tag is.
+
+    `release --push` is not refused for it (origin may answer by the push), but as things
+    are it runs every step and ends with exit 1 at the push, the tag local: a plan that says
+    so exits 1 too, not 0 as if the release would pass.
+    """
+    from drillbook.errors import CheckFailed
+
+    remote = found.remote
+    if remote is None or remote.answered or not any(s.kind == "push" for s in planned.steps):
+        return None
+    others = sum(1 for s in planned.steps if s.kind != "push")
+    then = (
+        f"runs its {others} other steps, then its push fails and the tag stays local"
+        if others
+        else "has only its push left, and that fails"
+    )
+    msg = (
+        f"the release would fail at its push: origin cannot be asked whether it has tag "
+        f"{found.tag} ({remote.detail}), expected an answer; a `release --push` now {then} "
+        "(exit 1)"
+    )
+    hint = (
+        "fix origin (`git remote -v`, `git ls-remote origin`), then plan again; or release "
+        f"without --push and send the tag later: drillbook tag --version {planned.version} "
+        "--push"
+    )
+    return CheckFailed(msg, hint=hint)
 
 
 @drill_task(
