@@ -204,8 +204,19 @@ def repo_root(path: Path) -> Path:
 
 
 def _not_a_repository(path: Path, proc: subprocess.CompletedProcess[str]) -> PreconditionFailed:
-    msg = f"not a git repository: {path} ({_tail(proc.stderr)})"
-    return PreconditionFailed(msg, hint="run `git init` there, or run drillbook inside one")
+    """git ran and failed for another reason than "not a git repository" (`_check_repo` says
+    that one): a broken git, a corrupt repository. `git init` would not help."""
+    return _git_failed(path, proc, "read the repository")
+
+
+def _git_failed(
+    root: Path, proc: subprocess.CompletedProcess[str], what: str
+) -> PreconditionFailed:
+    """The refusal of a read that git could not do: what git said, and how to see it again."""
+    why = _tail(proc.stderr) or _exit_words(proc.returncode)
+    msg = f"git could not {what} in {root}: {why}"
+    hint = f"run `git -C {root} status` to see what git says, fix that, then run again"
+    return PreconditionFailed(msg, hint=hint)
 
 
 def _commit_of(root: Path, rev: str) -> str | None:
@@ -360,6 +371,9 @@ def _identity_of(proc: subprocess.CompletedProcess[str]) -> tuple[str, str] | No
 def _tags_of(root: Path, proc: subprocess.CompletedProcess[str]) -> dict[str, str]:
     """Tag names and their commits, from `for-each-ref` in `_TAG_FORMAT`."""
     _check_repo(root, proc)
+    if proc.returncode != 0:
+        # An empty list would read as "no version released yet": the wrong rollback target.
+        raise _git_failed(root, proc, "list the tags")
     found: dict[str, str] = {}
     for line in proc.stdout.splitlines():
         parts = line.split("\0")
@@ -458,6 +472,8 @@ def tags(root: Path) -> list[str]:
     """Every tag name in the repository, sorted by name."""
     proc = _git(root, "for-each-ref", "--format=%(refname:strip=2)", "refs/tags")
     _check_repo(root, proc)
+    if proc.returncode != 0:
+        raise _git_failed(root, proc, "list the tags")
     return sorted(line for line in proc.stdout.splitlines() if line)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -601,6 +602,52 @@ def test_push_that_hangs_is_stopped_at_its_timeout(
 
 
 # --- git missing --------------------------------------------------------------------------------
+
+
+def _git_wrapper(folder: Path, script: str) -> None:
+    """A `git` first on PATH: `script` (sh) runs, then, unless it exited, the real git."""
+    real = shutil.which("git")
+    folder.mkdir()
+    (folder / "git").write_text(f'#!/bin/sh\n{script}\nexec {real} "$@"\n')
+    (folder / "git").chmod(0o755)
+
+
+def test_a_git_that_fails_is_said_not_taken_for_no_repository(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "bin"
+    _git_wrapper(
+        broken, "echo 'git: error while loading shared libraries: libz.so.1' >&2\nexit 127"
+    )
+    monkeypatch.setenv("PATH", f"{broken}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.look(repo)
+    assert exc.value.message == (
+        f"git could not read the repository in {repo}: "
+        "git: error while loading shared libraries: libz.so.1"
+    )
+    assert "git init" not in (exc.value.hint or "")
+    assert f"git -C {repo} status" in (exc.value.hint or "")
+
+
+def test_tags_git_cannot_list_refuse_rather_than_read_as_none(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    git(repo, "tag", "v1.0.0")
+    failing = tmp_path / "bin"
+    # git -C ROOT for-each-ref ...: the tag listing fails, everything else works.
+    _git_wrapper(
+        failing,
+        '[ "$3" = for-each-ref ] && { echo "fatal: bad object refs/tags/v0" >&2; exit 128; }',
+    )
+    monkeypatch.setenv("PATH", f"{failing}{os.pathsep}{os.environ['PATH']}")
+    for probe in (lambda: gitops.look(repo), lambda: gitops.previous_version(repo, "1.1.0")):
+        with pytest.raises(PreconditionFailed) as exc:
+            probe()
+        assert exc.value.message == (
+            f"git could not list the tags in {repo}: fatal: bad object refs/tags/v0"
+        )
+        assert exc.value.exit_code == EXIT_PRECONDITION
 
 
 def test_git_not_installed(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
