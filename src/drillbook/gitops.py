@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from drillbook.errors import PreconditionFailed, UsageError
+from drillbook.errors import PreconditionFailed, TagsMissing, UsageError
 from drillbook.versions import is_semver, semver_key, tag_name_problem
 
 if TYPE_CHECKING:
@@ -53,7 +53,14 @@ _FULL_HASH = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
 _IDENT = re.compile(r"(.*?) <(.*)> \d+ [+-]\d{4}$")
 # One line per tag: its name, what it points at, and (annotated tags) what that points at.
 _TAG_FORMAT = "%(refname:strip=2)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)"
-_TOP_AND_HEAD = ("rev-parse", "--show-toplevel", "--verify", "--quiet", "HEAD^{commit}")
+_TOP_AND_HEAD = (
+    "rev-parse",
+    "--show-toplevel",
+    "--is-shallow-repository",
+    "--verify",
+    "--quiet",
+    "HEAD^{commit}",
+)
 _STATUS = ("status", "--porcelain=v1", "-z", "--untracked-files=all")
 # The setting that makes `git tag --annotate` sign.
 _SIGNING = ("config", "--type=bool", "--get", "tag.gpgSign")
@@ -249,6 +256,9 @@ class RepoState:
     #: Whether git signs the release tag (`tag.gpgSign`; `tag.forceSignAnnotated` does not
     #: apply to a tag made with `--annotate`).
     signs_tags: bool = False
+    #: Whether the repository is a shallow clone (`git clone --depth`), whose tags may stop
+    #: at its depth.
+    shallow: bool = False
 
     def dirty_files(self, *, ignore: Sequence[str] = DEFAULT_IGNORE) -> list[str]:
         """The changed files, those under an `ignore` prefix left out."""
@@ -260,7 +270,10 @@ class RepoState:
 
     def previous_version(self, version: str, tag_format: str = "v{version}") -> str | None:
         """The highest version below `version` that has a tag (see `previous_version`)."""
-        return _previous(sorted(self.tags), version, tag_format)
+        found = _previous(sorted(self.tags), version, tag_format)
+        if found is None and self.shallow:
+            raise _tags_missing(self.top, version, tag_format)
+        return found
 
 
 def look(root: Path) -> RepoState:
@@ -283,10 +296,11 @@ def look(root: Path) -> RepoState:
     lines = head_proc.stdout.splitlines()
     if not lines:  # rev-parse prints the top folder even when there is no commit yet
         raise _not_a_repository(root, head_proc)
-    head = lines[1] if head_proc.returncode == 0 and len(lines) > 1 else None
+    head = lines[2] if head_proc.returncode == 0 and len(lines) > 2 else None
     return RepoState(
         top=Path(lines[0]),
         head=head,
+        shallow=len(lines) > 1 and lines[1] == "true",
         changed=tuple(_changed_files(root, found["status"])),
         identity=_identity_of(found["identity"]),
         tags=_tags_of(root, found["tags"]),
@@ -484,7 +498,38 @@ def previous_version(root: Path, version: str, tag_format: str = "v{version}") -
     final releases count (1.1.0-rc.1 is not what 1.1.0 rolls back to); for a pre-release,
     pre-releases count too.
     """
-    return _previous(tags(root), version, tag_format)
+    found = _previous(tags(root), version, tag_format)
+    if found is None and is_shallow(root):
+        raise _tags_missing(root, version, tag_format)
+    return found
+
+
+def is_shallow(root: Path) -> bool:
+    """Whether the repository is a shallow clone (`git clone --depth`)."""
+    proc = _git(root, "rev-parse", "--is-shallow-repository")
+    _check_repo(root, proc)
+    return proc.returncode == 0 and proc.stdout.strip() == "true"
+
+
+def _tags_missing(root: Path, version: str, tag_format: str) -> TagsMissing:
+    """The refusal of a shallow clone with no tag of a version below `version`.
+
+    `git clone --depth 1` (and CI checkouts, which clone so by default) fetch only the tags on
+    the commits they fetch: the earlier releases' tags are missing, and reading that as "no
+    earlier release" would roll a failed release back to nothing and name no version to go
+    back to.
+    """
+    example = tag_format.replace("{version}", "X.Y.Z")
+    msg = (
+        f"no tag of a version below {version} (named like {example}) is in {root}, and it is a "
+        "shallow clone: the tags of earlier releases were likely never fetched, so the version "
+        "to roll back to is unknown"
+    )
+    hint = (
+        "fetch the history and its tags: git fetch --unshallow --tags (in CI, clone with "
+        "full history, e.g. actions/checkout with fetch-depth: 0), then run again"
+    )
+    return TagsMissing(msg, hint=hint)
 
 
 def tagged_versions(names: Sequence[str], tag_format: str = "v{version}") -> list[str]:

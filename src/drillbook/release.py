@@ -27,6 +27,7 @@ from drillbook.errors import (
     EXIT_ROLLED_BACK,
     PreconditionFailed,
     TagElsewhere,
+    TagsMissing,
     UsageError,
 )
 from drillbook.execute import CheckItem, Executor, StepResult
@@ -216,7 +217,11 @@ def preflight(
         refuse(_require_remote, root, "origin")
         # The commit the push would send: the tag's own when it exists, else HEAD's.
         remote = _origin_tag(root, tag, tag_commit or head, version, refuse)
-    previous = state.previous_version(version, runbook.tag)
+    try:
+        previous = state.previous_version(version, runbook.tag)
+    except TagsMissing as exc:
+        refuse(_raise, exc)
+        previous = None
     release = runbook.release(version)
     if release is not None and not tag_only:
         for exc in check_url_refusals(runbook, env, release, previous):

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from drillbook import gitops
-from drillbook.errors import EXIT_PRECONDITION, PreconditionFailed, UsageError
+from drillbook.errors import EXIT_PRECONDITION, PreconditionFailed, TagsMissing, UsageError
 
 IDENTITY_VARS = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
 
@@ -432,6 +432,35 @@ def test_previous_version_with_a_custom_tag_format(tagged: Path) -> None:
 
 def test_previous_version_without_tags(repo: Path) -> None:
     assert gitops.previous_version(repo, "1.0.0") is None
+
+
+def test_a_shallow_clone_without_older_tags_does_not_say_there_is_no_previous_version(
+    repo: Path, tmp_path: Path
+) -> None:
+    git(repo, "tag", "v1.0.0")
+    commit(repo, text="1.1.0\n", message="1.1.0")
+    git(repo, "tag", "-a", "v1.1.0", "-m", "1.1.0")
+    commit(repo, text="1.2.0\n", message="1.2.0")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(clone))
+
+    state = gitops.look(clone)
+    assert state.shallow
+    assert not gitops.look(repo).shallow
+    for probe in (
+        lambda: state.previous_version("1.2.0"),
+        lambda: gitops.previous_version(clone, "1.2.0"),
+    ):
+        with pytest.raises(TagsMissing) as exc:
+            probe()
+        assert exc.value.exit_code == EXIT_PRECONDITION
+        assert "no tag of a version below 1.2.0 (named like vX.Y.Z)" in exc.value.message
+        assert "shallow clone" in exc.value.message
+        assert "git fetch --unshallow --tags" in (exc.value.hint or "")
+
+    git(clone, "fetch", "-q", "--tags")  # the tags, and the commits they mark, fetched
+    assert gitops.look(clone).previous_version("1.2.0") == "1.1.0"
+    assert gitops.previous_version(clone, "1.1.0") == "1.0.0"
 
 
 def test_names_that_are_not_utf8_are_read_not_a_crash(repo: Path) -> None:

@@ -136,6 +136,48 @@ def test_a_project_in_a_folder_of_a_larger_repository_releases_again(tmp_path: P
         assert not shop.close()
 
 
+def test_a_shallow_clone_without_older_tags_is_refused_not_taken_for_a_first_release(
+    shop: Project, tmp_path: Path
+) -> None:
+    # As CI checks out: `git clone --depth 1`, which fetches only the tags on HEAD.
+    shop.git("tag", "-a", "v1.0.0", "-m", "1.0.0")
+    shop.git("commit", "-q", "--allow-empty", "-m", "1.1.0")
+    shop.git("tag", "-a", "v1.1.0", "-m", "1.1.0")
+    shop.git("commit", "-q", "--allow-empty", "-m", "1.2.0")
+    clone_root = tmp_path / "ci" / "shop"
+    shop.git("clone", "-q", "--depth", "1", f"file://{shop.root}", str(clone_root))
+    clone = Project(clone_root, shop.home, shop.port, shop.url, shop.env)
+    clone.git("config", "user.name", "CI")
+    clone.git("config", "user.email", "ci@example.com")
+    assert clone.tags() == []
+    before = clone.snapshot()
+    try:
+        for args in (("release", "--version", "1.2.0"), ("rehearse", "--version", "1.1.0")):
+            result = clone.run(*args)
+            assert result.code == 3, result
+            assert "no tag of a version below" in result.err
+            assert "is a shallow clone" in result.err
+            assert "git fetch --unshallow --tags" in result.err
+            assert_nothing_ran(clone, before)
+        back = clone.run("rollback", "--to", "1.0.0")
+        assert back.code == 3, back
+        assert "no tag v1.0.0 is in" in back.err
+        assert "was never released" not in back.err
+        assert_nothing_ran(clone, before)
+        planned = clone.run("plan", "--version", "1.2.0")
+        assert planned.code == 3, planned
+        assert "previous: unknown: a shallow clone" in planned.out
+        assert "none (first release)" not in planned.out
+        assert clone.tags() == []
+
+        clone.git("fetch", "-q", "--tags")  # still shallow, and now holding every tag
+        planned = clone.run("plan", "--version", "1.2.0")
+        assert planned.code == 0, planned
+        assert "previous: 1.1.0" in planned.out
+    finally:
+        assert not clone.close()
+
+
 @pytest.mark.parametrize("mode", [0o644, 0o755])
 def test_a_notes_folder_that_cannot_be_written_is_found_before_the_first_step(
     shop: Project, mode: int
