@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -50,6 +51,7 @@ _REPO_VARS = (
 _STRICT_IDENTITY = ("-c", "user.useConfigOnly=true")
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
 _FULL_HASH = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+_DUBIOUS = re.compile(r"dubious ownership in repository at '(.+)'")
 _IDENT = re.compile(r"(.*?) <(.*)> \d+ [+-]\d{4}$")
 # One line per tag: its name, what it points at, and (annotated tags) what that points at.
 _TAG_FORMAT = "%(refname:strip=2)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)"
@@ -180,8 +182,13 @@ def _check_repo(root: Path, proc: subprocess.CompletedProcess[str]) -> None:
         hint = "run `git init` there and commit, or run drillbook from inside the repository"
         raise PreconditionFailed(msg, hint=hint)
     if "dubious ownership" in err:
-        msg = f"git refuses to work in {root}: it is owned by another user"
-        hint = f"git config --global --add safe.directory {root}"
+        # git names the folder it judged: the repository's top, which is not `root` when the
+        # project is a folder of it, and only that one is accepted in safe.directory.
+        named = _DUBIOUS.search(err)
+        where = named.group(1) if named else str(root)
+        owner = f"the repository at {where}" if where != str(root) else "it"
+        msg = f"git refuses to work in {root}: {owner} is owned by another user"
+        hint = f"git config --global --add safe.directory {shlex.quote(where)}"
         raise PreconditionFailed(msg, hint=hint)
 
 

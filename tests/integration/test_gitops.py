@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -100,6 +101,30 @@ def test_not_a_repository(tmp_path: Path, kind: str) -> None:
     assert exc.value.exit_code == EXIT_PRECONDITION
     assert exc.value.message == f"not a git repository: {path}"
     assert "git init" in (exc.value.hint or "")
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a repository to another user")
+def test_a_repository_of_another_user_names_the_folder_safe_directory_needs(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A project in a folder of the repository: git judges, and accepts, only the top folder.
+    project = repo / "services" / "shop"
+    project.mkdir(parents=True)
+    commit(repo, "services/shop/app.py", "print('hi')\n")
+    subprocess.run(["chown", "-R", "65534:65534", str(repo)], check=True)
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.look(project)
+    assert exc.value.message == (
+        f"git refuses to work in {project}: the repository at {repo} is owned by another user"
+    )
+    assert exc.value.hint == f"git config --global --add safe.directory {repo}"
+
+    # The hint, as given, is what makes git work there again.
+    config = tmp_path / "gitconfig"
+    config.touch()
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    subprocess.run(shlex.split(exc.value.hint), check=True)
+    assert gitops.look(project).head == gitops.head_commit(repo)
 
 
 def test_head_commit(empty_repo: Path) -> None:
