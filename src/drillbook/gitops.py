@@ -26,7 +26,7 @@ from drillbook.errors import PreconditionFailed, TagsMissing, UsageError
 from drillbook.versions import is_semver, semver_key, tag_name_problem
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Collection, Mapping, Sequence
 
     from drillbook.process import StopToken
 
@@ -105,8 +105,13 @@ def _git(
     stdin: str | None = None,
     timeout: float = LOCAL_TIMEOUT,
     env: dict[str, str] | None = None,
+    errors: str = "replace",
 ) -> subprocess.CompletedProcess[str]:
-    """Run `git -C root ARGS`; only a missing git or a hung one raises."""
+    """Run `git -C root ARGS`; only a missing git or a hung one raises.
+
+    `errors="surrogateescape"` keeps the bytes of names that are not UTF-8, as Python's own
+    file names do (`os.fsdecode`).
+    """
     argv = ["git", "-C", str(root), *args]
     try:
         return subprocess.run(
@@ -114,7 +119,7 @@ def _git(
             input=stdin,
             capture_output=True,
             encoding="utf-8",
-            errors="replace",
+            errors=errors,
             timeout=timeout,
             env=_env(env),
             check=False,
@@ -134,11 +139,13 @@ def _git_all(
     calls: Mapping[str, tuple[Sequence[str], dict[str, str] | None]],
     *,
     timeout: float = LOCAL_TIMEOUT,
+    raw: Collection[str] = (),
 ) -> dict[str, subprocess.CompletedProcess[str]]:
     """Run several read-only `git -C root ARGS` at once; their results by name.
 
     They are independent reads, so they run side by side: one look at a repository costs
-    about one git start instead of four.
+    about one git start instead of four. The output of those named in `raw` is decoded with
+    `surrogateescape` (see `_git`).
     """
     started: dict[str, tuple[Sequence[str], subprocess.Popen[str]]] = {}
     try:
@@ -150,7 +157,7 @@ def _git_all(
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     encoding="utf-8",
-                    errors="replace",
+                    errors="surrogateescape" if name in raw else "replace",
                     env=_env(env),
                 )
             except FileNotFoundError:
@@ -254,7 +261,8 @@ class RepoState:
     top: Path
     #: The full hash of HEAD; None before the first commit.
     head: str | None
-    #: Staged, modified and untracked files, relative to `top`.
+    #: Staged, modified and untracked files, relative to `top` (a byte that is not UTF-8 kept
+    #: as `os.fsdecode` keeps it).
     changed: tuple[str, ...]
     #: The tagger git would record, or None when git has no identity.
     identity: tuple[str, str] | None
@@ -297,6 +305,7 @@ def look(root: Path) -> RepoState:
             "tags": (("for-each-ref", f"--format={_TAG_FORMAT}", "refs/tags"), None),
             "signing": (_SIGNING, None),
         },
+        raw=("status",),
     )
     head_proc = found["head"]
     _check_repo(root, head_proc)
@@ -417,9 +426,10 @@ def _tags_of(root: Path, proc: subprocess.CompletedProcess[str]) -> dict[str, st
 def dirty_files(root: Path, *, ignore: Sequence[str] = DEFAULT_IGNORE) -> list[str]:
     """Files that are staged, modified or untracked, relative to the repository root.
 
-    A path under an `ignore` prefix (a folder ends with '/') is left out.
+    A path under an `ignore` prefix (a folder ends with '/') is left out. A byte that is not
+    UTF-8 is kept as `os.fsdecode` keeps it, so the path opens the file.
     """
-    proc = _git(root, *_STATUS, env=_STATUS_ENV)
+    proc = _git(root, *_STATUS, env=_STATUS_ENV, errors="surrogateescape")
     return [path for path in _changed_files(root, proc) if not _ignored(path, ignore)]
 
 
@@ -433,6 +443,41 @@ def _ignored(path: str, ignore: Sequence[str]) -> bool:
     return False
 
 
+# git's own escapes in a quoted path (`core.quotePath`).
+_PATH_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\v": "\\v",
+    "\f": "\\f",
+    "\r": "\\r",
+    '"': '\\"',
+    "\\": "\\\\",
+}
+
+
+def shown_path(path: str) -> str:
+    """A path as a person may read it on a terminal: as it is when it is plain, else quoted
+    and escaped as `git status` quotes it (`"new\\nline.txt"`, `"caf\\351"`).
+
+    A name holds what its author put there: a line break would list one file as two, an
+    escape sequence would repaint the terminal of the person on call.
+    """
+    if path.isprintable() and '"' not in path and "\\" not in path and path == path.strip():
+        return path
+    out = []
+    for char in path:
+        if char in _PATH_ESCAPES:
+            out.append(_PATH_ESCAPES[char])
+        elif char.isprintable():
+            out.append(char)
+        else:
+            raw = char.encode("utf-8", "surrogateescape")
+            out.append("".join(f"\\{byte:03o}" for byte in raw))
+    return '"' + "".join(out) + '"'
+
+
 def require_clean(
     root: Path, *, ignore: Sequence[str] = DEFAULT_IGNORE, state: RepoState | None = None
 ) -> None:
@@ -443,7 +488,7 @@ def require_clean(
     files = state.dirty_files(ignore=ignore) if state else dirty_files(root, ignore=ignore)
     if not files:
         return
-    listed = [f"  {name}" for name in files[:MAX_LISTED]]
+    listed = [f"  {shown_path(name)}" for name in files[:MAX_LISTED]]
     if len(files) > MAX_LISTED:
         listed.append(f"  and {len(files) - MAX_LISTED} more")
     count = f"{len(files)} changed file" + ("s" if len(files) != 1 else "")

@@ -182,6 +182,32 @@ def test_dirty_tree_staged_modified_untracked(repo: Path) -> None:
     assert "git stash" in (exc.value.hint or "")
 
 
+def test_dirty_file_names_are_listed_readably_one_a_line_and_never_as_terminal_codes(
+    repo: Path,
+) -> None:
+    names = {
+        b"new\nline.txt": '"new\\nline.txt"',
+        b"paint\x1b[31mred": '"paint\\033[31mred"',
+        b'say "hi"': '"say \\"hi\\""',
+        b"caf\xe9.txt": '"caf\\351.txt"',  # Latin-1: not UTF-8
+        b" lead.txt": '" lead.txt"',
+        "rtl\u202etxt.exe".encode(): '"rtl\\342\\200\\256txt.exe"',
+        "plain ü.md".encode(): "plain ü.md",
+    }
+    for raw in names:
+        (repo / os.fsdecode(raw)).write_text("x\n")
+
+    assert sorted(gitops.dirty_files(repo)) == sorted(os.fsdecode(raw) for raw in names)
+    for state in (None, gitops.look(repo)):
+        with pytest.raises(PreconditionFailed) as exc:
+            gitops.require_clean(repo, state=state)
+        header, *listed = exc.value.message.split("\n")
+        assert header.endswith("found 7 changed files:")
+        assert sorted(listed) == sorted(f"  {shown}" for shown in names.values())
+        # One file a line, and nothing on a line a terminal would act on.
+        assert all(line.isprintable() for line in listed)
+
+
 def test_rename_is_listed_once_by_its_new_name(repo: Path) -> None:
     git(repo, "mv", "README.md", "READ-ME.md")
     assert gitops.dirty_files(repo) == ["READ-ME.md"]
@@ -498,7 +524,7 @@ def test_names_that_are_not_utf8_are_read_not_a_crash(repo: Path) -> None:
 
     assert state.previous_version("1.1.0") == "1.0.0"
     assert "caf\ufffd" in state.tags
-    assert state.dirty_files() == ["r\ufffdsum\ufffd.txt"]
+    assert state.dirty_files() == [os.fsdecode(b"r\xe9sum\xe9.txt")]  # a path that opens
     assert gitops.previous_version(repo, "1.1.0") == "1.0.0"
 
 
