@@ -492,12 +492,23 @@ def require_clean(
     if len(files) > MAX_LISTED:
         listed.append(f"  and {len(files) - MAX_LISTED} more")
     count = f"{len(files)} changed file" + ("s" if len(files) != 1 else "")
+    # git names the files from the repository's top folder: in a project that is a folder of
+    # a larger repository, `other.txt` is beside that folder, not in the project.
+    top = state.top if state else repo_root(root)
+    where = str(root) if _same_folder(top, root) else f"{top}, the git repository of {root},"
     msg = (
-        f"the working tree in {root} is not clean: expected no uncommitted changes, "
+        f"the working tree in {where} is not clean: expected no uncommitted changes, "
         f"found {count}:\n" + "\n".join(listed)
     )
     hint = "commit or stash them (git stash --include-untracked), or add them to .gitignore"
     raise PreconditionFailed(msg, hint=hint)
+
+
+def _same_folder(one: Path, other: Path) -> bool:
+    try:
+        return one.resolve() == other.resolve()
+    except OSError:
+        return one == other
 
 
 def identity(root: Path) -> tuple[str, str] | None:

@@ -130,6 +130,10 @@ def test_a_project_in_a_folder_of_a_larger_repository_releases_again(tmp_path: P
         (top / "elsewhere.txt").write_text("a change outside the project still counts\n")
         refused = shop.run("release", "--version", "1.2.0")
         assert refused.code == 3, refused
+        # Named from the repository's top, and said so: it is not in the project's folder.
+        assert f"the working tree in {top}, the git repository of {shop.root}, is not" in (
+            refused.err
+        )
         assert "  elsewhere.txt" in refused.err
         assert "notes" not in refused.err
     finally:
