@@ -1038,7 +1038,9 @@ class Runbook(Model):
         | None
     ) = None
     description: str | None = None
-    tag: TagFormat = Field(default="v{version}", description="Tag name; {version} is filled in.")
+    tag: TagFormat = Field(
+        default="v{version}", description="Tag name; {version} and {service} are filled in."
+    )
     environments: dict[Name, Environment]
     config: ConfigRules | None = None
     gates: Gates = Field(
@@ -1056,9 +1058,18 @@ class Runbook(Model):
         """The release of that version, if the runbook declares it."""
         return next((r for r in self.releases if r.version == version), None)
 
+    @property
+    def tag_format(self) -> str:
+        """`tag` with `{service}` filled in: `{version}` is left, once, for `tag_name`.
+
+        Several services in one repository share a format such as `{service}/v{version}`, as
+        their commands share `{service}`; a literal `{service}/v1.2.0` tag marks no service.
+        """
+        return self.tag.replace("{service}", self.service)
+
     def tag_name(self, version: str) -> str:
         """The git tag that marks a version."""
-        return self.tag.replace("{version}", version)
+        return self.tag_format.replace("{version}", version)
 
     def resolve(self, ref: str | HttpCheck | RunCheck) -> HttpCheck | RunCheck:
         """A check reference made concrete (named checks looked up)."""

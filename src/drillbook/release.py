@@ -124,7 +124,7 @@ def require_env(runbook: Runbook, env: str) -> None:
 
 def previous_version(root: Path, runbook: Runbook, version: str) -> str | None:
     """The highest released version below `version`, from git tags."""
-    return gitops.previous_version(root, version, runbook.tag)
+    return gitops.previous_version(root, version, runbook.tag_format)
 
 
 def _has_config_rules(runbook: Runbook) -> bool:
@@ -218,7 +218,7 @@ def preflight(
         # The commit the push would send: the tag's own when it exists, else HEAD's.
         remote = _origin_tag(root, tag, tag_commit or head, version, refuse)
     try:
-        previous = state.previous_version(version, runbook.tag)
+        previous = state.previous_version(version, runbook.tag_format)
     except TagsMissing as exc:
         refuse(_raise, exc)
         previous = None

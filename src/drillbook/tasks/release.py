@@ -579,7 +579,7 @@ def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str
         released = sorted(
             (
                 v
-                for v in gitops.tagged_versions(gitops.tags(loaded.root), runbook.tag)
+                for v in gitops.tagged_versions(gitops.tags(loaded.root), runbook.tag_format)
                 if current is None or semver_key(v) < semver_key(current)
             ),
             key=semver_key,
