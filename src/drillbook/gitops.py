@@ -187,6 +187,18 @@ def _check_repo(root: Path, proc: subprocess.CompletedProcess[str]) -> None:
     if "not a git repository" in err or "cannot change to" in err:
         msg = f"not a git repository: {root}"
         hint = "run `git init` there and commit, or run drillbook from inside the repository"
+        hidden = _hidden_by_ceiling(root)
+        if hidden is not None:
+            # `git init` here would make a repository inside the one git was kept from seeing.
+            repository, ceiling = hidden
+            msg += (
+                f"; GIT_CEILING_DIRECTORIES holds {ceiling}, so git looks for a repository only "
+                f"below it, and the one above the project is at {repository}"
+            )
+            hint = (
+                f"if the project belongs to the repository at {repository}, take {ceiling} "
+                f"out of GIT_CEILING_DIRECTORIES; if not, run `git init` in {root} and commit"
+            )
         raise PreconditionFailed(msg, hint=hint)
     if "dubious ownership" in err:
         # git names the folder it judged: the repository's top, which is not `root` when the
@@ -197,6 +209,22 @@ def _check_repo(root: Path, proc: subprocess.CompletedProcess[str]) -> None:
         msg = f"git refuses to work in {root}: {owner} is owned by another user"
         hint = f"git config --global --add safe.directory {shlex.quote(where)}"
         raise PreconditionFailed(msg, hint=hint)
+
+
+def _hidden_by_ceiling(root: Path) -> tuple[Path, str] | None:
+    """The repository above `root` that GIT_CEILING_DIRECTORIES keeps git from finding, and
+    the ceiling that does, or None."""
+    ceilings = [c for c in os.environ.get("GIT_CEILING_DIRECTORIES", "").split(":") if c]
+    folder = root.absolute()
+    nearest = next((above for above in folder.parents if (above / ".git").exists()), None)
+    if not ceilings or nearest is None:
+        return None
+    for ceiling in ceilings:
+        stop = Path(ceiling)  # git takes only absolute paths; a relative one never matches
+        # git searches only the folders below a ceiling: not the ceiling, nor what is above.
+        if folder != stop and folder.is_relative_to(stop) and stop.is_relative_to(nearest):
+            return nearest, ceiling
+    return None
 
 
 def _tail(text: str) -> str:

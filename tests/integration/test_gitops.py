@@ -127,6 +127,29 @@ def test_a_repository_of_another_user_names_the_folder_safe_directory_needs(
     assert gitops.look(project).head == gitops.head_commit(repo)
 
 
+@pytest.mark.parametrize("ceiling", ["repo", "repo/services"])
+def test_a_repository_hidden_by_git_ceiling_directories_is_named_not_init_advised(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, ceiling: str
+) -> None:
+    project = repo / "services" / "shop"
+    project.mkdir(parents=True)
+    stop = str(repo.parent / ceiling)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", f"/nowhere:{stop}")
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.look(project)
+    assert exc.value.message == (
+        f"not a git repository: {project}; GIT_CEILING_DIRECTORIES holds {stop}, so git looks "
+        f"for a repository only below it, and the one above the project is at {repo}"
+    )
+    assert exc.value.hint == (
+        f"if the project belongs to the repository at {repo}, take {stop} out of "
+        f"GIT_CEILING_DIRECTORIES; if not, run `git init` in {project} and commit"
+    )
+
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(repo.parent))  # above it: no matter
+    assert gitops.look(project).top.resolve() == repo.resolve()
+
+
 def test_head_commit(empty_repo: Path) -> None:
     assert gitops.head_commit(empty_repo) is None
     sha = commit(empty_repo)
