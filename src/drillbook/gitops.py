@@ -378,6 +378,47 @@ def _signs_tags(proc: subprocess.CompletedProcess[str]) -> bool:
     return proc.returncode == 0 and proc.stdout.strip() == "true"
 
 
+def require_taggable(root: Path, tag: str, *, commit: str = "HEAD") -> None:
+    """Raise `PreconditionFailed` unless git would let the tag `tag` be made on `commit`.
+
+    A reference-transaction hook (in `.git/hooks` or `core.hooksPath`) can refuse any new
+    ref, and a `.lock` file left by a git that was killed refuses that one ref: either would
+    be found at the tag, after the deploy and its checks, and cost a rollback. git is asked
+    to prepare the very ref update, which runs the hook and takes the lock, and then to
+    abort it: no ref changes.
+    """
+    check_tag_name(tag)
+    ref = f"refs/tags/{tag}"
+    proc = _git(
+        root, "update-ref", "--stdin", stdin=f"start\ncreate {ref} {commit}\nprepare\nabort\n"
+    )
+    if proc.returncode == 0:
+        return
+    _check_repo(root, proc)
+    said = _tail(proc.stderr).splitlines()
+    why = _first_error("\n".join(said)) or _exit_words(proc.returncode)
+    # What a hook printed comes before git's own line; git's advice after it says no more.
+    before = (
+        [line.strip() for line in said[: said.index(why)] if line.strip()] if why in said else []
+    )
+    msg = (
+        f"git would refuse the tag {tag} on {commit[:9]}: {why}; the release would deploy, "
+        "then fail at its tag and roll back" + "".join(f"\n  {line}" for line in before)
+    )
+    if "hook" in proc.stderr:
+        hook = _git(root, "rev-parse", "--git-path", "hooks/reference-transaction")
+        where = (root / hook.stdout.strip()) if hook.returncode == 0 else "the hooks folder"
+        hint = (
+            f"its reference-transaction hook ({where}) refuses the tag: fix the hook, or "
+            "the core.hooksPath that points at it, then run again"
+        )
+    elif ".lock" in proc.stderr:
+        hint = "if no git is running in this repository, delete the .lock file it names"
+    else:
+        hint = "fix what git says, then run again"
+    raise PreconditionFailed(msg, hint=hint)
+
+
 def require_signing(root: Path, *, commit: str = "HEAD") -> None:
     """Raise `PreconditionFailed` unless git can sign as the release tag will be signed.
 

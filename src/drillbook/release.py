@@ -207,6 +207,10 @@ def preflight(
         # a good release for it. (A plan asks no one for a passphrase; `tag` makes the tag at
         # once, so its own signing is the test.)
         gitops.require_signing(root, commit=head)
+    if tag_commit is None and not tag_only:
+        # As signing: what would refuse the tag is found before the deploy, not after it.
+        # (`tag` makes the tag at once, so its own attempt is the test.)
+        refuse(gitops.require_taggable, root, tag, commit=head)
     if tag_commit is not None and tag_commit != head:
         refuse(_raise, _tag_elsewhere(loaded, version, tag, tag_commit, head))
     if not tag_only:

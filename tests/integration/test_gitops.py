@@ -370,6 +370,23 @@ def test_invalid_tag_name(repo: Path, name: str) -> None:
     assert gitops.tags(repo) == []
 
 
+def test_a_tag_git_would_refuse_is_found_without_making_it(repo: Path) -> None:
+    refs = list((repo / ".git" / "refs").rglob("*"))
+    gitops.require_taggable(repo, "v1.0.0")
+    assert gitops.tags(repo) == []
+    assert list((repo / ".git" / "refs").rglob("*")) == refs  # no ref, no lock left
+
+    # A git killed while making that tag left its lock.
+    (repo / ".git" / "refs" / "tags" / "v1.0.0.lock").touch()
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.require_taggable(repo, "v1.0.0")
+    assert exc.value.message.startswith("git would refuse the tag v1.0.0 on HEAD: fatal: ")
+    assert "v1.0.0.lock': File exists." in exc.value.message
+    assert "delete the .lock file" in (exc.value.hint or "")
+    gitops.require_taggable(repo, "v1.0.1")  # another tag takes another lock
+    assert gitops.tags(repo) == []
+
+
 def test_delete_tag(repo: Path) -> None:
     gitops.create_tag(repo, "v1.0.0", "release")
     assert gitops.delete_tag(repo, "v1.0.0") is True

@@ -518,6 +518,40 @@ def test_a_tag_git_cannot_sign_is_found_before_the_first_step(released: Project)
     assert "git signs the tag (tag.gpgSign): tried first" in plan.out
 
 
+def test_a_tag_a_reference_transaction_hook_refuses_is_found_before_the_first_step(
+    shop: Project,
+) -> None:
+    # A policy hook, as a global core.hooksPath may hold: only CI may make tags.
+    hooks = shop.home / "hooks"
+    hooks.mkdir()
+    hook = hooks / "reference-transaction"
+    hook.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = prepared ] && grep -q " refs/tags/"; then\n'
+        '  echo "policy: tags are made by CI only" >&2; exit 1\n'
+        "fi\n"
+    )
+    hook.chmod(0o755)
+    shop.git("config", "core.hooksPath", str(hooks))
+    before = shop.snapshot()
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 3, result
+    assert "git would refuse the tag v1.0.0 on " in result.err
+    assert "fatal: ref updates aborted by hook; the release would deploy" in result.err
+    assert "  policy: tags are made by CI only" in result.err
+    assert f"reference-transaction hook ({hook})" in result.err
+    assert_nothing_ran(shop, before)
+    assert shop.tags() == []
+    planned = shop.run("plan", "--version", "1.0.0")
+    assert planned.code == 3, planned
+    assert "refused: git would refuse the tag v1.0.0" in planned.out
+
+    shop.git("config", "--unset", "core.hooksPath")
+    assert shop.run("plan", "--version", "1.0.0").code == 0
+
+
 def test_a_tag_git_can_sign_is_signed(released: Project) -> None:
     released.sign_tags_slowly()
 
