@@ -245,7 +245,7 @@ def _exit_words(code: int) -> str:
 
 def repo_root(path: Path) -> Path:
     """The top folder of the git repository that holds `path`."""
-    proc = _git(path, "rev-parse", "--show-toplevel")
+    proc = _git(path, "rev-parse", "--show-toplevel", errors="surrogateescape")
     _check_repo(path, proc)
     if proc.returncode != 0:
         raise _not_a_repository(path, proc)
@@ -333,7 +333,8 @@ def look(root: Path) -> RepoState:
             "tags": (("for-each-ref", f"--format={_TAG_FORMAT}", "refs/tags"), None),
             "signing": (_SIGNING, None),
         },
-        raw=("status",),
+        # Paths, as Python's own are: the top folder is compared with the project's.
+        raw=("status", "head"),
     )
     head_proc = found["head"]
     _check_repo(root, head_proc)

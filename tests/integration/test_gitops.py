@@ -568,6 +568,21 @@ def test_names_that_are_not_utf8_are_read_not_a_crash(repo: Path) -> None:
     assert gitops.previous_version(repo, "1.1.0") == "1.0.0"
 
 
+def test_a_repository_in_a_folder_named_not_in_utf8_is_its_own_top(tmp_path: Path) -> None:
+    top = tmp_path / os.fsdecode(b"caf\xe9")
+    top.mkdir()
+    git(top, "-c", "init.defaultBranch=main", "init", "-q")
+    commit(top)
+    (top / "dirty.txt").write_text("x\n")
+
+    state = gitops.look(top)
+    assert state.top == top  # the folder Python names, not one with U+FFFD in its place
+    assert gitops.repo_root(top) == top
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.require_clean(top, state=state)
+    assert exc.value.message.startswith(f"the working tree in {top} is not clean:")
+
+
 def test_a_tag_message_goes_in_as_utf8_whatever_the_locale(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
