@@ -387,6 +387,20 @@ def test_a_tag_git_would_refuse_is_found_without_making_it(repo: Path) -> None:
     assert gitops.tags(repo) == []
 
 
+def test_a_git_without_ref_transactions_is_no_reason_to_refuse_a_tag(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # git before 2.27, whose update-ref --stdin knows no `start`.
+    old = tmp_path / "bin"
+    _git_wrapper(
+        old,
+        '[ "$3" = update-ref ] && { echo "fatal: unknown command: start" >&2; exit 128; }',
+    )
+    monkeypatch.setenv("PATH", f"{old}{os.pathsep}{os.environ['PATH']}")
+    gitops.require_taggable(repo, "v1.0.0")
+    assert gitops.create_tag(repo, "v1.0.0", "1.0.0") == "created"
+
+
 def test_delete_tag(repo: Path) -> None:
     gitops.create_tag(repo, "v1.0.0", "release")
     assert gitops.delete_tag(repo, "v1.0.0") is True
