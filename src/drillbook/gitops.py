@@ -51,7 +51,11 @@ _REPO_VARS = (
 _STRICT_IDENTITY = ("-c", "user.useConfigOnly=true")
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
 _FULL_HASH = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
-_DUBIOUS = re.compile(r"dubious ownership in repository at '(.+)'")
+# git 2.36 on, and the security releases before it (2.30.3 to 2.35.2, still shipped by
+# distributions), which said it otherwise.
+_DUBIOUS = re.compile(
+    r"dubious ownership in repository at '(.+)'|unsafe repository \('(.+)' is owned by someone"
+)
 _IDENT = re.compile(r"(.*?) <(.*)> \d+ [+-]\d{4}$")
 # One line per tag: its name, what it points at, and (annotated tags) what that points at.
 _TAG_FORMAT = "%(refname:strip=2)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)"
@@ -200,11 +204,11 @@ def _check_repo(root: Path, proc: subprocess.CompletedProcess[str]) -> None:
                 f"out of GIT_CEILING_DIRECTORIES; if not, run `git init` in {root} and commit"
             )
         raise PreconditionFailed(msg, hint=hint)
-    if "dubious ownership" in err:
+    named = _DUBIOUS.search(err)
+    if named:
         # git names the folder it judged: the repository's top, which is not `root` when the
         # project is a folder of it, and only that one is accepted in safe.directory.
-        named = _DUBIOUS.search(err)
-        where = named.group(1) if named else str(root)
+        where = named.group(1) or named.group(2)
         owner = f"the repository at {where}" if where != str(root) else "it"
         msg = f"git refuses to work in {root}: {owner} is owned by another user"
         hint = f"git config --global --add safe.directory {shlex.quote(where)}"

@@ -779,6 +779,28 @@ def test_a_git_that_fails_is_said_not_taken_for_no_repository(
     assert f"git -C {repo} status" in (exc.value.hint or "")
 
 
+def test_a_repository_of_another_user_as_git_before_2_36_said_it(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The security releases of April 2022 (2.30.3 to 2.35.2), which distributions still ship.
+    project = repo / "services" / "shop"
+    project.mkdir(parents=True)
+    old = tmp_path / "bin"
+    _git_wrapper(
+        old,
+        f"echo \"fatal: unsafe repository ('{repo}' is owned by someone else)\" >&2\n"
+        "echo 'To add an exception for this directory, call:' >&2\n"
+        "exit 128",
+    )
+    monkeypatch.setenv("PATH", f"{old}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.look(project)
+    assert exc.value.message == (
+        f"git refuses to work in {project}: the repository at {repo} is owned by another user"
+    )
+    assert exc.value.hint == f"git config --global --add safe.directory {repo}"
+
+
 def test_tags_git_cannot_list_refuse_rather_than_read_as_none(
     repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
