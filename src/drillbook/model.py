@@ -166,10 +166,23 @@ Version = Annotated[
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
 
 
+#: The placeholders of commands that a tag format does not fill.
+_OTHER_PLACEHOLDER = re.compile(r"\{(?:env|previous|url)\}")
+
+
 def _check_tag_format(value: str) -> str:
     expected = "expected a tag format with {version} once, such as v{version}"
     if value.count("{version}") != 1:
         fail(f"{expected}, got {value!r}", "every release needs a tag of its own: v{version}")
+    unfilled = _OTHER_PLACEHOLDER.search(value)
+    if unfilled:
+        # As a command's placeholders are written: left as it is, it would be in every tag.
+        fail(
+            f"expected only {{version}} and {{service}} in a tag format, got {value!r}, whose "
+            f"{unfilled.group()} would be in the tag as it is written",
+            "a tag marks a version of the service, the same on every environment: "
+            "{service}/v{version}",
+        )
     # A pre-release with build metadata holds every character a version can bring.
     for sample in ("1.0.0", "1.0.0-rc.1+build.5"):
         problem = tag_name_problem(value.replace("{version}", sample))
