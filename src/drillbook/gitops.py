@@ -59,10 +59,17 @@ _DUBIOUS = re.compile(
 _IDENT = re.compile(r"(.*?) <(.*)> \d+ [+-]\d{4}$")
 # One line per tag: its name, what it points at, and (annotated tags) what that points at.
 _TAG_FORMAT = "%(refname:strip=2)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)"
+# What the paths say of an operation left half-done in this worktree, in the order asked.
+_UNDER_WAY = (
+    ("rebase-merge", "rebase"),
+    ("rebase-apply", "rebase"),  # `git am` too
+    ("BISECT_LOG", "bisect"),
+)
 _TOP_AND_HEAD = (
     "rev-parse",
     "--show-toplevel",
     "--is-shallow-repository",
+    *(arg for path, _ in _UNDER_WAY for arg in ("--git-path", path)),
     "--verify",
     "--quiet",
     "HEAD^{commit}",
@@ -306,6 +313,9 @@ class RepoState:
     #: Whether the repository is a shallow clone (`git clone --depth`), whose tags may stop
     #: at its depth.
     shallow: bool = False
+    #: The git operation under way in this worktree ("rebase", "bisect"), or None: HEAD is
+    #: then a commit on the way, not one to release.
+    under_way: str | None = None
 
     def dirty_files(self, *, ignore: Sequence[str] = DEFAULT_IGNORE) -> list[str]:
         """The changed files, those under an `ignore` prefix left out."""
@@ -345,11 +355,22 @@ def look(root: Path) -> RepoState:
     lines = head_proc.stdout.splitlines()
     if not lines:  # rev-parse prints the top folder even when there is no commit yet
         raise _not_a_repository(root, head_proc)
-    head = lines[2] if head_proc.returncode == 0 and len(lines) > 2 else None
+    paths = lines[2 : 2 + len(_UNDER_WAY)]
+    after = 2 + len(_UNDER_WAY)
+    head = lines[after] if head_proc.returncode == 0 and len(lines) > after else None
+    under_way = next(
+        (
+            what
+            for (_, what), path in zip(_UNDER_WAY, paths, strict=False)
+            if (root / path).exists()
+        ),
+        None,
+    )
     return RepoState(
         top=Path(lines[0]),
         head=head,
         shallow=len(lines) > 1 and lines[1] == "true",
+        under_way=under_way,
         changed=tuple(_changed_files(root, found["status"])),
         identity=_identity_of(found["identity"]),
         tags=_tags_of(root, found["tags"]),
@@ -381,6 +402,29 @@ def _changed_files(root: Path, proc: subprocess.CompletedProcess[str]) -> list[s
 def _signs_tags(proc: subprocess.CompletedProcess[str]) -> bool:
     """Whether `git config --type=bool --get tag.gpgSign` said true."""
     return proc.returncode == 0 and proc.stdout.strip() == "true"
+
+
+def require_settled(state: RepoState) -> None:
+    """Raise `PreconditionFailed` when a rebase or a bisect is under way in the worktree.
+
+    Its HEAD is clean and detached, as a CI checkout's is, but it is a commit on the way: a
+    rebase may still rewrite it, and a bisect picked it to test. A tag on it would mark code
+    that no branch holds, or that nobody meant to release.
+    """
+    head = state.head[:9] if state.head else "HEAD"
+    if state.under_way == "rebase":
+        msg = (
+            f"a git rebase is under way in {state.top}: HEAD {head} is a commit the rebase may "
+            "still rewrite, so a release tag on it could mark code no branch holds"
+        )
+        hint = "finish it (git rebase --continue) or stop it (git rebase --abort), then run again"
+        raise PreconditionFailed(msg, hint=hint)
+    if state.under_way == "bisect":
+        msg = (
+            f"a git bisect is under way in {state.top}: HEAD {head} is the commit it picked to "
+            "test, not the code to release"
+        )
+        raise PreconditionFailed(msg, hint="end it with git bisect reset, then run again")
 
 
 def require_taggable(root: Path, tag: str, *, commit: str = "HEAD") -> None:

@@ -189,6 +189,7 @@ def preflight(
         msg = f"the git repository at {root} has no commit yet, so there is nothing to release"
         raise PreconditionFailed(msg, hint="commit the project first: git add -A && git commit")
     refuse(gitops.require_clean, root, ignore=own_outputs(root, state.top), state=state)
+    refuse(gitops.require_settled, state)
     if survey:
         # A run checks this once it holds the lock (session.open_session); a plan, which
         # takes no lock, must still say that a release now would be refused. A run still

@@ -457,6 +457,40 @@ def test_look_at_a_repository(repo: Path) -> None:
     assert "found 1 changed file:" in exc.value.message
 
 
+def test_a_rebase_or_a_bisect_under_way_is_no_head_to_release(repo: Path, tmp_path: Path) -> None:
+    commit(repo, text="two\n", message="two")
+    assert gitops.look(repo).under_way is None
+    gitops.require_settled(gitops.look(repo))
+
+    # Stopped at an `edit`: the tree is clean, HEAD detached, and the rebase not done.
+    editor = "sed -i 1s/^pick/edit/"
+    git(repo, "-c", f"sequence.editor={editor}", "rebase", "-q", "-i", "HEAD~1")
+    state = gitops.look(repo)
+    assert state.under_way == "rebase"
+    assert state.dirty_files() == []
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.require_settled(state)
+    assert exc.value.message == (
+        f"a git rebase is under way in {state.top}: HEAD {state.head[:9]} is a commit the "
+        "rebase may still rewrite, so a release tag on it could mark code no branch holds"
+    )
+    assert "git rebase --abort" in (exc.value.hint or "")
+    git(repo, "rebase", "--abort")
+
+    git(repo, "bisect", "start")
+    # In a linked worktree as in the main one: the worktree's own git folder is read.
+    linked = tmp_path / "linked"
+    git(repo, "worktree", "add", "-q", "--detach", str(linked))
+    assert gitops.look(repo).under_way == "bisect"
+    assert gitops.look(linked).under_way is None
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.require_settled(gitops.look(repo))
+    assert "a git bisect is under way" in exc.value.message
+    assert exc.value.hint == "end it with git bisect reset, then run again"
+    git(repo, "bisect", "reset")
+    assert gitops.look(repo).under_way is None
+
+
 def test_look_at_a_repository_without_commits(empty_repo: Path) -> None:
     (empty_repo / "a.txt").write_text("x")
     state = gitops.look(empty_repo)

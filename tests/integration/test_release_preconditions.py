@@ -518,6 +518,21 @@ def test_a_tag_git_cannot_sign_is_found_before_the_first_step(released: Project)
     assert "git signs the tag (tag.gpgSign): tried first" in plan.out
 
 
+def test_a_bisect_under_way_is_refused_before_its_commit_is_released(shop: Project) -> None:
+    shop.git("commit", "-q", "--allow-empty", "-m", "suspect")
+    shop.git("bisect", "start", "HEAD", "HEAD~1")
+    before = shop.snapshot()
+    for args in (("release", "--version", "1.0.0"), ("tag", "--version", "1.0.0")):
+        result = shop.run(*args)
+        assert result.code == 3, result
+        assert "a git bisect is under way in " in result.err
+        assert "git bisect reset" in result.err
+        assert_nothing_ran(shop, before)
+    assert shop.tags() == []
+    shop.git("bisect", "reset")
+    assert shop.run("plan", "--version", "1.0.0").code == 0
+
+
 def test_a_tag_a_reference_transaction_hook_refuses_is_found_before_the_first_step(
     shop: Project,
 ) -> None:
