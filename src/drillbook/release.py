@@ -186,8 +186,13 @@ def preflight(
     state = gitops.look(root)
     head = state.head
     if head is None:
-        msg = f"the git repository at {root} has no commit yet, so there is nothing to release"
-        raise PreconditionFailed(msg, hint="commit the project first: git add -A && git commit")
+        # A branch made with `git checkout --orphan` has none either, in a repository that has.
+        msg = (
+            f"HEAD of the git repository at {root} has no commit yet (a new repository, or a "
+            "branch made with --orphan), so there is nothing to release"
+        )
+        hint = "commit the project (git add -A && git commit), or switch to the branch to release"
+        raise PreconditionFailed(msg, hint=hint)
     refuse(gitops.require_clean, root, ignore=own_outputs(root, state.top), state=state)
     refuse(gitops.require_settled, state)
     if survey:

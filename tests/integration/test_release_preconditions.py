@@ -35,6 +35,21 @@ def test_not_a_git_repository(tmp_path: Path) -> None:
         assert not shop.close()
 
 
+def test_a_branch_with_no_commit_yet_is_refused_as_one_not_as_an_empty_repository(
+    shop: Project,
+) -> None:
+    shop.git("checkout", "-q", "--orphan", "pages")  # the repository has commits, HEAD none
+    before = shop.snapshot()
+    result = shop.run("release", "--version", "1.0.0")
+    assert result.code == 3, result
+    assert (
+        f"HEAD of the git repository at {shop.root} has no commit yet (a new repository, or "
+        "a branch made with --orphan)"
+    ) in result.err
+    assert "switch to the branch to release" in result.err
+    assert_nothing_ran(shop, before)
+
+
 def test_a_dirty_tree_is_refused_listing_the_files(shop: Project) -> None:
     (shop.root / "deploy.py").write_text((shop.root / "deploy.py").read_text() + "\n# edited\n")
     (shop.root / "scratch.txt").write_text("notes to self\n")
