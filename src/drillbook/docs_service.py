@@ -178,7 +178,7 @@ def _tag_lister(root: Path) -> Callable[[Runbook], list[str] | None]:
         return lambda runbook: None
 
     def versions(runbook: Runbook) -> list[str]:
-        prefix, _, suffix = runbook.tag.partition("{version}")
+        prefix, _, suffix = runbook.tag_format.partition("{version}")
         found = []
         for name in names:
             if name.startswith(prefix) and name.endswith(suffix):

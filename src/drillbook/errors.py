@@ -102,6 +102,11 @@ class TagElsewhere(PreconditionFailed):
     """The release tag exists on a commit other than the one a run would tag."""
 
 
+class TagsMissing(PreconditionFailed):
+    """A shallow clone holds no tag of an earlier release: the version to go back to is
+    unknown, not absent."""
+
+
 class CheckFailed(DrillbookError):
     """A check failed and nothing needed rolling back.
 

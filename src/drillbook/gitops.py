@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -21,11 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from drillbook.errors import PreconditionFailed, UsageError
+from drillbook.errors import PreconditionFailed, TagsMissing, UsageError
 from drillbook.versions import is_semver, semver_key, tag_name_problem
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Collection, Mapping, Sequence
 
     from drillbook.process import StopToken
 
@@ -50,10 +51,29 @@ _REPO_VARS = (
 _STRICT_IDENTITY = ("-c", "user.useConfigOnly=true")
 _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/@\s]+@")
 _FULL_HASH = re.compile(r"[0-9a-f]{40}(?:[0-9a-f]{24})?")
+# git 2.36 on, and the security releases before it (2.30.3 to 2.35.2, still shipped by
+# distributions), which said it otherwise.
+_DUBIOUS = re.compile(
+    r"dubious ownership in repository at '(.+)'|unsafe repository \('(.+)' is owned by someone"
+)
 _IDENT = re.compile(r"(.*?) <(.*)> \d+ [+-]\d{4}$")
 # One line per tag: its name, what it points at, and (annotated tags) what that points at.
 _TAG_FORMAT = "%(refname:strip=2)%00%(objecttype)%00%(objectname)%00%(*objecttype)%00%(*objectname)"
-_TOP_AND_HEAD = ("rev-parse", "--show-toplevel", "--verify", "--quiet", "HEAD^{commit}")
+# What the paths say of an operation left half-done in this worktree, in the order asked.
+_UNDER_WAY = (
+    ("rebase-merge", "rebase"),
+    ("rebase-apply", "rebase"),  # `git am` too
+    ("BISECT_LOG", "bisect"),
+)
+_TOP_AND_HEAD = (
+    "rev-parse",
+    "--show-toplevel",
+    "--is-shallow-repository",
+    *(arg for path, _ in _UNDER_WAY for arg in ("--git-path", path)),
+    "--verify",
+    "--quiet",
+    "HEAD^{commit}",
+)
 _STATUS = ("status", "--porcelain=v1", "-z", "--untracked-files=all")
 # The setting that makes `git tag --annotate` sign.
 _SIGNING = ("config", "--type=bool", "--get", "tag.gpgSign")
@@ -96,8 +116,13 @@ def _git(
     stdin: str | None = None,
     timeout: float = LOCAL_TIMEOUT,
     env: dict[str, str] | None = None,
+    errors: str = "replace",
 ) -> subprocess.CompletedProcess[str]:
-    """Run `git -C root ARGS`; only a missing git or a hung one raises."""
+    """Run `git -C root ARGS`; only a missing git or a hung one raises.
+
+    `errors="surrogateescape"` keeps the bytes of names that are not UTF-8, as Python's own
+    file names do (`os.fsdecode`).
+    """
     argv = ["git", "-C", str(root), *args]
     try:
         return subprocess.run(
@@ -105,7 +130,7 @@ def _git(
             input=stdin,
             capture_output=True,
             encoding="utf-8",
-            errors="replace",
+            errors=errors,
             timeout=timeout,
             env=_env(env),
             check=False,
@@ -125,11 +150,13 @@ def _git_all(
     calls: Mapping[str, tuple[Sequence[str], dict[str, str] | None]],
     *,
     timeout: float = LOCAL_TIMEOUT,
+    raw: Collection[str] = (),
 ) -> dict[str, subprocess.CompletedProcess[str]]:
     """Run several read-only `git -C root ARGS` at once; their results by name.
 
     They are independent reads, so they run side by side: one look at a repository costs
-    about one git start instead of four.
+    about one git start instead of four. The output of those named in `raw` is decoded with
+    `surrogateescape` (see `_git`).
     """
     started: dict[str, tuple[Sequence[str], subprocess.Popen[str]]] = {}
     try:
@@ -141,7 +168,7 @@ def _git_all(
                     stdout=subprocess.PIPE,
                     stderr=subprocess.PIPE,
                     encoding="utf-8",
-                    errors="replace",
+                    errors="surrogateescape" if name in raw else "replace",
                     env=_env(env),
                 )
             except FileNotFoundError:
@@ -171,11 +198,44 @@ def _check_repo(root: Path, proc: subprocess.CompletedProcess[str]) -> None:
     if "not a git repository" in err or "cannot change to" in err:
         msg = f"not a git repository: {root}"
         hint = "run `git init` there and commit, or run drillbook from inside the repository"
+        hidden = _hidden_by_ceiling(root)
+        if hidden is not None:
+            # `git init` here would make a repository inside the one git was kept from seeing.
+            repository, ceiling = hidden
+            msg += (
+                f"; GIT_CEILING_DIRECTORIES holds {ceiling}, so git looks for a repository only "
+                f"below it, and the one above the project is at {repository}"
+            )
+            hint = (
+                f"if the project belongs to the repository at {repository}, take {ceiling} "
+                f"out of GIT_CEILING_DIRECTORIES; if not, run `git init` in {root} and commit"
+            )
         raise PreconditionFailed(msg, hint=hint)
-    if "dubious ownership" in err:
-        msg = f"git refuses to work in {root}: it is owned by another user"
-        hint = f"git config --global --add safe.directory {root}"
+    named = _DUBIOUS.search(err)
+    if named:
+        # git names the folder it judged: the repository's top, which is not `root` when the
+        # project is a folder of it, and only that one is accepted in safe.directory.
+        where = named.group(1) or named.group(2)
+        owner = f"the repository at {where}" if where != str(root) else "it"
+        msg = f"git refuses to work in {root}: {owner} is owned by another user"
+        hint = f"git config --global --add safe.directory {shlex.quote(where)}"
         raise PreconditionFailed(msg, hint=hint)
+
+
+def _hidden_by_ceiling(root: Path) -> tuple[Path, str] | None:
+    """The repository above `root` that GIT_CEILING_DIRECTORIES keeps git from finding, and
+    the ceiling that does, or None."""
+    ceilings = [c for c in os.environ.get("GIT_CEILING_DIRECTORIES", "").split(":") if c]
+    folder = root.absolute()
+    nearest = next((above for above in folder.parents if (above / ".git").exists()), None)
+    if not ceilings or nearest is None:
+        return None
+    for ceiling in ceilings:
+        stop = Path(ceiling)  # git takes only absolute paths; a relative one never matches
+        # git searches only the folders below a ceiling: not the ceiling, nor what is above.
+        if folder != stop and folder.is_relative_to(stop) and stop.is_relative_to(nearest):
+            return nearest, ceiling
+    return None
 
 
 def _tail(text: str) -> str:
@@ -196,7 +256,7 @@ def _exit_words(code: int) -> str:
 
 def repo_root(path: Path) -> Path:
     """The top folder of the git repository that holds `path`."""
-    proc = _git(path, "rev-parse", "--show-toplevel")
+    proc = _git(path, "rev-parse", "--show-toplevel", errors="surrogateescape")
     _check_repo(path, proc)
     if proc.returncode != 0:
         raise _not_a_repository(path, proc)
@@ -204,8 +264,19 @@ def repo_root(path: Path) -> Path:
 
 
 def _not_a_repository(path: Path, proc: subprocess.CompletedProcess[str]) -> PreconditionFailed:
-    msg = f"not a git repository: {path} ({_tail(proc.stderr)})"
-    return PreconditionFailed(msg, hint="run `git init` there, or run drillbook inside one")
+    """git ran and failed for another reason than "not a git repository" (`_check_repo` says
+    that one): a broken git, a corrupt repository. `git init` would not help."""
+    return _git_failed(path, proc, "read the repository")
+
+
+def _git_failed(
+    root: Path, proc: subprocess.CompletedProcess[str], what: str
+) -> PreconditionFailed:
+    """The refusal of a read that git could not do: what git said, and how to see it again."""
+    why = _tail(proc.stderr) or _exit_words(proc.returncode)
+    msg = f"git could not {what} in {root}: {why}"
+    hint = f"run `git -C {root} status` to see what git says, fix that, then run again"
+    return PreconditionFailed(msg, hint=hint)
 
 
 def _commit_of(root: Path, rev: str) -> str | None:
@@ -229,7 +300,8 @@ class RepoState:
     top: Path
     #: The full hash of HEAD; None before the first commit.
     head: str | None
-    #: Staged, modified and untracked files, relative to `top`.
+    #: Staged, modified and untracked files, relative to `top` (a byte that is not UTF-8 kept
+    #: as `os.fsdecode` keeps it).
     changed: tuple[str, ...]
     #: The tagger git would record, or None when git has no identity.
     identity: tuple[str, str] | None
@@ -238,6 +310,12 @@ class RepoState:
     #: Whether git signs the release tag (`tag.gpgSign`; `tag.forceSignAnnotated` does not
     #: apply to a tag made with `--annotate`).
     signs_tags: bool = False
+    #: Whether the repository is a shallow clone (`git clone --depth`), whose tags may stop
+    #: at its depth.
+    shallow: bool = False
+    #: The git operation under way in this worktree ("rebase", "bisect"), or None: HEAD is
+    #: then a commit on the way, not one to release.
+    under_way: str | None = None
 
     def dirty_files(self, *, ignore: Sequence[str] = DEFAULT_IGNORE) -> list[str]:
         """The changed files, those under an `ignore` prefix left out."""
@@ -249,7 +327,10 @@ class RepoState:
 
     def previous_version(self, version: str, tag_format: str = "v{version}") -> str | None:
         """The highest version below `version` that has a tag (see `previous_version`)."""
-        return _previous(sorted(self.tags), version, tag_format)
+        found = _previous(sorted(self.tags), version, tag_format)
+        if found is None and self.shallow:
+            raise _tags_missing(self.top, version, tag_format)
+        return found
 
 
 def look(root: Path) -> RepoState:
@@ -266,16 +347,30 @@ def look(root: Path) -> RepoState:
             "tags": (("for-each-ref", f"--format={_TAG_FORMAT}", "refs/tags"), None),
             "signing": (_SIGNING, None),
         },
+        # Paths, as Python's own are: the top folder is compared with the project's.
+        raw=("status", "head"),
     )
     head_proc = found["head"]
     _check_repo(root, head_proc)
     lines = head_proc.stdout.splitlines()
     if not lines:  # rev-parse prints the top folder even when there is no commit yet
         raise _not_a_repository(root, head_proc)
-    head = lines[1] if head_proc.returncode == 0 and len(lines) > 1 else None
+    paths = lines[2 : 2 + len(_UNDER_WAY)]
+    after = 2 + len(_UNDER_WAY)
+    head = lines[after] if head_proc.returncode == 0 and len(lines) > after else None
+    under_way = next(
+        (
+            what
+            for (_, what), path in zip(_UNDER_WAY, paths, strict=False)
+            if (root / path).exists()
+        ),
+        None,
+    )
     return RepoState(
         top=Path(lines[0]),
         head=head,
+        shallow=len(lines) > 1 and lines[1] == "true",
+        under_way=under_way,
         changed=tuple(_changed_files(root, found["status"])),
         identity=_identity_of(found["identity"]),
         tags=_tags_of(root, found["tags"]),
@@ -307,6 +402,71 @@ def _changed_files(root: Path, proc: subprocess.CompletedProcess[str]) -> list[s
 def _signs_tags(proc: subprocess.CompletedProcess[str]) -> bool:
     """Whether `git config --type=bool --get tag.gpgSign` said true."""
     return proc.returncode == 0 and proc.stdout.strip() == "true"
+
+
+def require_settled(state: RepoState) -> None:
+    """Raise `PreconditionFailed` when a rebase or a bisect is under way in the worktree.
+
+    Its HEAD is clean and detached, as a CI checkout's is, but it is a commit on the way: a
+    rebase may still rewrite it, and a bisect picked it to test. A tag on it would mark code
+    that no branch holds, or that nobody meant to release.
+    """
+    head = state.head[:9] if state.head else "HEAD"
+    if state.under_way == "rebase":
+        msg = (
+            f"a git rebase is under way in {state.top}: HEAD {head} is a commit the rebase may "
+            "still rewrite, so a release tag on it could mark code no branch holds"
+        )
+        hint = "finish it (git rebase --continue) or stop it (git rebase --abort), then run again"
+        raise PreconditionFailed(msg, hint=hint)
+    if state.under_way == "bisect":
+        msg = (
+            f"a git bisect is under way in {state.top}: HEAD {head} is the commit it picked to "
+            "test, not the code to release"
+        )
+        raise PreconditionFailed(msg, hint="end it with git bisect reset, then run again")
+
+
+def require_taggable(root: Path, tag: str, *, commit: str = "HEAD") -> None:
+    """Raise `PreconditionFailed` unless git would let the tag `tag` be made on `commit`.
+
+    A reference-transaction hook (in `.git/hooks` or `core.hooksPath`) can refuse any new
+    ref, and a `.lock` file left by a git that was killed refuses that one ref: either would
+    be found at the tag, after the deploy and its checks, and cost a rollback. git is asked
+    to prepare the very ref update, which runs the hook and takes the lock, and then to
+    abort it: no ref changes.
+    """
+    check_tag_name(tag)
+    ref = f"refs/tags/{tag}"
+    proc = _git(
+        root, "update-ref", "--stdin", stdin=f"start\ncreate {ref} {commit}\nprepare\nabort\n"
+    )
+    if proc.returncode == 0 or "unknown command: start" in proc.stderr:
+        # A git older than 2.27 has no transactions to prepare: the tag itself is the test.
+        return
+    _check_repo(root, proc)
+    said = _tail(proc.stderr).splitlines()
+    why = _first_error("\n".join(said)) or _exit_words(proc.returncode)
+    # What a hook printed comes before git's own line; git's advice after it says no more.
+    before = (
+        [line.strip() for line in said[: said.index(why)] if line.strip()] if why in said else []
+    )
+    msg = (
+        f"git would refuse the tag {tag} on {commit[:9]}: {why}; the release would deploy, "
+        "then fail at its tag and roll back" + "".join(f"\n  {line}" for line in before)
+    )
+    if "hook" in proc.stderr:
+        hook = _git(root, "rev-parse", "--git-path", "hooks/reference-transaction")
+        where = (root / hook.stdout.strip()) if hook.returncode == 0 else "the hooks folder"
+        hint = (
+            f"its reference-transaction hook ({where}) refuses the tag: fix the hook, or "
+            "the core.hooksPath that points at it, then run again"
+        )
+    elif ".lock" in proc.stderr:
+        hint = "if no git is running in this repository, delete the .lock file it names"
+    else:
+        hint = "fix what git says, then run again"
+    raise PreconditionFailed(msg, hint=hint)
 
 
 def require_signing(root: Path, *, commit: str = "HEAD") -> None:
@@ -360,6 +520,9 @@ def _identity_of(proc: subprocess.CompletedProcess[str]) -> tuple[str, str] | No
 def _tags_of(root: Path, proc: subprocess.CompletedProcess[str]) -> dict[str, str]:
     """Tag names and their commits, from `for-each-ref` in `_TAG_FORMAT`."""
     _check_repo(root, proc)
+    if proc.returncode != 0:
+        # An empty list would read as "no version released yet": the wrong rollback target.
+        raise _git_failed(root, proc, "list the tags")
     found: dict[str, str] = {}
     for line in proc.stdout.splitlines():
         parts = line.split("\0")
@@ -382,9 +545,10 @@ def _tags_of(root: Path, proc: subprocess.CompletedProcess[str]) -> dict[str, st
 def dirty_files(root: Path, *, ignore: Sequence[str] = DEFAULT_IGNORE) -> list[str]:
     """Files that are staged, modified or untracked, relative to the repository root.
 
-    A path under an `ignore` prefix (a folder ends with '/') is left out.
+    A path under an `ignore` prefix (a folder ends with '/') is left out. A byte that is not
+    UTF-8 is kept as `os.fsdecode` keeps it, so the path opens the file.
     """
-    proc = _git(root, *_STATUS, env=_STATUS_ENV)
+    proc = _git(root, *_STATUS, env=_STATUS_ENV, errors="surrogateescape")
     return [path for path in _changed_files(root, proc) if not _ignored(path, ignore)]
 
 
@@ -398,6 +562,41 @@ def _ignored(path: str, ignore: Sequence[str]) -> bool:
     return False
 
 
+# git's own escapes in a quoted path (`core.quotePath`).
+_PATH_ESCAPES = {
+    "\a": "\\a",
+    "\b": "\\b",
+    "\t": "\\t",
+    "\n": "\\n",
+    "\v": "\\v",
+    "\f": "\\f",
+    "\r": "\\r",
+    '"': '\\"',
+    "\\": "\\\\",
+}
+
+
+def shown_path(path: str) -> str:
+    """A path as a person may read it on a terminal: as it is when it is plain, else quoted
+    and escaped as `git status` quotes it (`"new\\nline.txt"`, `"caf\\351"`).
+
+    A name holds what its author put there: a line break would list one file as two, an
+    escape sequence would repaint the terminal of the person on call.
+    """
+    if path.isprintable() and '"' not in path and "\\" not in path and path == path.strip():
+        return path
+    out = []
+    for char in path:
+        if char in _PATH_ESCAPES:
+            out.append(_PATH_ESCAPES[char])
+        elif char.isprintable():
+            out.append(char)
+        else:
+            raw = char.encode("utf-8", "surrogateescape")
+            out.append("".join(f"\\{byte:03o}" for byte in raw))
+    return '"' + "".join(out) + '"'
+
+
 def require_clean(
     root: Path, *, ignore: Sequence[str] = DEFAULT_IGNORE, state: RepoState | None = None
 ) -> None:
@@ -408,16 +607,27 @@ def require_clean(
     files = state.dirty_files(ignore=ignore) if state else dirty_files(root, ignore=ignore)
     if not files:
         return
-    listed = [f"  {name}" for name in files[:MAX_LISTED]]
+    listed = [f"  {shown_path(name)}" for name in files[:MAX_LISTED]]
     if len(files) > MAX_LISTED:
         listed.append(f"  and {len(files) - MAX_LISTED} more")
     count = f"{len(files)} changed file" + ("s" if len(files) != 1 else "")
+    # git names the files from the repository's top folder: in a project that is a folder of
+    # a larger repository, `other.txt` is beside that folder, not in the project.
+    top = state.top if state else repo_root(root)
+    where = str(root) if _same_folder(top, root) else f"{top}, the git repository of {root},"
     msg = (
-        f"the working tree in {root} is not clean: expected no uncommitted changes, "
+        f"the working tree in {where} is not clean: expected no uncommitted changes, "
         f"found {count}:\n" + "\n".join(listed)
     )
     hint = "commit or stash them (git stash --include-untracked), or add them to .gitignore"
     raise PreconditionFailed(msg, hint=hint)
+
+
+def _same_folder(one: Path, other: Path) -> bool:
+    try:
+        return one.resolve() == other.resolve()
+    except OSError:
+        return one == other
 
 
 def identity(root: Path) -> tuple[str, str] | None:
@@ -458,6 +668,8 @@ def tags(root: Path) -> list[str]:
     """Every tag name in the repository, sorted by name."""
     proc = _git(root, "for-each-ref", "--format=%(refname:strip=2)", "refs/tags")
     _check_repo(root, proc)
+    if proc.returncode != 0:
+        raise _git_failed(root, proc, "list the tags")
     return sorted(line for line in proc.stdout.splitlines() if line)
 
 
@@ -468,7 +680,38 @@ def previous_version(root: Path, version: str, tag_format: str = "v{version}") -
     final releases count (1.1.0-rc.1 is not what 1.1.0 rolls back to); for a pre-release,
     pre-releases count too.
     """
-    return _previous(tags(root), version, tag_format)
+    found = _previous(tags(root), version, tag_format)
+    if found is None and is_shallow(root):
+        raise _tags_missing(root, version, tag_format)
+    return found
+
+
+def is_shallow(root: Path) -> bool:
+    """Whether the repository is a shallow clone (`git clone --depth`)."""
+    proc = _git(root, "rev-parse", "--is-shallow-repository")
+    _check_repo(root, proc)
+    return proc.returncode == 0 and proc.stdout.strip() == "true"
+
+
+def _tags_missing(root: Path, version: str, tag_format: str) -> TagsMissing:
+    """The refusal of a shallow clone with no tag of a version below `version`.
+
+    `git clone --depth 1` (and CI checkouts, which clone so by default) fetch only the tags on
+    the commits they fetch: the earlier releases' tags are missing, and reading that as "no
+    earlier release" would roll a failed release back to nothing and name no version to go
+    back to.
+    """
+    example = tag_format.replace("{version}", "X.Y.Z")
+    msg = (
+        f"no tag of a version below {version} (named like {example}) is in {root}, and it is a "
+        "shallow clone: the tags of earlier releases were likely never fetched, so the version "
+        "to roll back to is unknown"
+    )
+    hint = (
+        "fetch the history and its tags: git fetch --unshallow --tags (in CI, clone with "
+        "full history, e.g. actions/checkout with fetch-depth: 0), then run again"
+    )
+    return TagsMissing(msg, hint=hint)
 
 
 def tagged_versions(names: Sequence[str], tag_format: str = "v{version}") -> list[str]:

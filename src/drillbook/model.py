@@ -166,10 +166,23 @@ Version = Annotated[
 Name = Annotated[str, Field(min_length=1, max_length=100, pattern=NAME_PATTERN)]
 
 
+#: The placeholders of commands that a tag format does not fill.
+_OTHER_PLACEHOLDER = re.compile(r"\{(?:env|previous|url)\}")
+
+
 def _check_tag_format(value: str) -> str:
     expected = "expected a tag format with {version} once, such as v{version}"
     if value.count("{version}") != 1:
         fail(f"{expected}, got {value!r}", "every release needs a tag of its own: v{version}")
+    unfilled = _OTHER_PLACEHOLDER.search(value)
+    if unfilled:
+        # As a command's placeholders are written: left as it is, it would be in every tag.
+        fail(
+            f"expected only {{version}} and {{service}} in a tag format, got {value!r}, whose "
+            f"{unfilled.group()} would be in the tag as it is written",
+            "a tag marks a version of the service, the same on every environment: "
+            "{service}/v{version}",
+        )
     # A pre-release with build metadata holds every character a version can bring.
     for sample in ("1.0.0", "1.0.0-rc.1+build.5"):
         problem = tag_name_problem(value.replace("{version}", sample))
@@ -1038,7 +1051,9 @@ class Runbook(Model):
         | None
     ) = None
     description: str | None = None
-    tag: TagFormat = Field(default="v{version}", description="Tag name; {version} is filled in.")
+    tag: TagFormat = Field(
+        default="v{version}", description="Tag name; {version} and {service} are filled in."
+    )
     environments: dict[Name, Environment]
     config: ConfigRules | None = None
     gates: Gates = Field(
@@ -1056,9 +1071,18 @@ class Runbook(Model):
         """The release of that version, if the runbook declares it."""
         return next((r for r in self.releases if r.version == version), None)
 
+    @property
+    def tag_format(self) -> str:
+        """`tag` with `{service}` filled in: `{version}` is left, once, for `tag_name`.
+
+        Several services in one repository share a format such as `{service}/v{version}`, as
+        their commands share `{service}`; a literal `{service}/v1.2.0` tag marks no service.
+        """
+        return self.tag.replace("{service}", self.service)
+
     def tag_name(self, version: str) -> str:
         """The git tag that marks a version."""
-        return self.tag.replace("{version}", version)
+        return self.tag_format.replace("{version}", version)
 
     def resolve(self, ref: str | HttpCheck | RunCheck) -> HttpCheck | RunCheck:
         """A check reference made concrete (named checks looked up)."""

@@ -27,6 +27,7 @@ from drillbook.errors import (
     EXIT_ROLLED_BACK,
     PreconditionFailed,
     TagElsewhere,
+    TagsMissing,
     UsageError,
 )
 from drillbook.execute import CheckItem, Executor, StepResult
@@ -123,7 +124,7 @@ def require_env(runbook: Runbook, env: str) -> None:
 
 def previous_version(root: Path, runbook: Runbook, version: str) -> str | None:
     """The highest released version below `version`, from git tags."""
-    return gitops.previous_version(root, version, runbook.tag)
+    return gitops.previous_version(root, version, runbook.tag_format)
 
 
 def _has_config_rules(runbook: Runbook) -> bool:
@@ -185,9 +186,15 @@ def preflight(
     state = gitops.look(root)
     head = state.head
     if head is None:
-        msg = f"the git repository at {root} has no commit yet, so there is nothing to release"
-        raise PreconditionFailed(msg, hint="commit the project first: git add -A && git commit")
+        # A branch made with `git checkout --orphan` has none either, in a repository that has.
+        msg = (
+            f"HEAD of the git repository at {root} has no commit yet (a new repository, or a "
+            "branch made with --orphan), so there is nothing to release"
+        )
+        hint = "commit the project (git add -A && git commit), or switch to the branch to release"
+        raise PreconditionFailed(msg, hint=hint)
     refuse(gitops.require_clean, root, ignore=own_outputs(root, state.top), state=state)
+    refuse(gitops.require_settled, state)
     if survey:
         # A run checks this once it holds the lock (session.open_session); a plan, which
         # takes no lock, must still say that a release now would be refused. A run still
@@ -206,6 +213,10 @@ def preflight(
         # a good release for it. (A plan asks no one for a passphrase; `tag` makes the tag at
         # once, so its own signing is the test.)
         gitops.require_signing(root, commit=head)
+    if tag_commit is None and not tag_only:
+        # As signing: what would refuse the tag is found before the deploy, not after it.
+        # (`tag` makes the tag at once, so its own attempt is the test.)
+        refuse(gitops.require_taggable, root, tag, commit=head)
     if tag_commit is not None and tag_commit != head:
         refuse(_raise, _tag_elsewhere(loaded, version, tag, tag_commit, head))
     if not tag_only:
@@ -216,7 +227,11 @@ def preflight(
         refuse(_require_remote, root, "origin")
         # The commit the push would send: the tag's own when it exists, else HEAD's.
         remote = _origin_tag(root, tag, tag_commit or head, version, refuse)
-    previous = state.previous_version(version, runbook.tag)
+    try:
+        previous = state.previous_version(version, runbook.tag_format)
+    except TagsMissing as exc:
+        refuse(_raise, exc)
+        previous = None
     release = runbook.release(version)
     if release is not None and not tag_only:
         for exc in check_url_refusals(runbook, env, release, previous):

@@ -644,7 +644,7 @@ def _previous_of(session: RunSession, version: str) -> str | None:
     from drillbook import gitops
 
     try:
-        return gitops.previous_version(session.root, version, session.loaded.runbook.tag)
+        return gitops.previous_version(session.root, version, session.loaded.runbook.tag_format)
     except DrillbookError:
         return None
 

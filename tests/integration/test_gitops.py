@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -11,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from drillbook import gitops
-from drillbook.errors import EXIT_PRECONDITION, PreconditionFailed, UsageError
+from drillbook.errors import EXIT_PRECONDITION, PreconditionFailed, TagsMissing, UsageError
 
 IDENTITY_VARS = ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL")
 
@@ -101,6 +103,53 @@ def test_not_a_repository(tmp_path: Path, kind: str) -> None:
     assert "git init" in (exc.value.hint or "")
 
 
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a repository to another user")
+def test_a_repository_of_another_user_names_the_folder_safe_directory_needs(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A project in a folder of the repository: git judges, and accepts, only the top folder.
+    project = repo / "services" / "shop"
+    project.mkdir(parents=True)
+    commit(repo, "services/shop/app.py", "print('hi')\n")
+    subprocess.run(["chown", "-R", "65534:65534", str(repo)], check=True)
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.look(project)
+    assert exc.value.message == (
+        f"git refuses to work in {project}: the repository at {repo} is owned by another user"
+    )
+    assert exc.value.hint == f"git config --global --add safe.directory {repo}"
+
+    # The hint, as given, is what makes git work there again.
+    config = tmp_path / "gitconfig"
+    config.touch()
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    subprocess.run(shlex.split(exc.value.hint), check=True)
+    assert gitops.look(project).head == gitops.head_commit(repo)
+
+
+@pytest.mark.parametrize("ceiling", ["repo", "repo/services"])
+def test_a_repository_hidden_by_git_ceiling_directories_is_named_not_init_advised(
+    repo: Path, monkeypatch: pytest.MonkeyPatch, ceiling: str
+) -> None:
+    project = repo / "services" / "shop"
+    project.mkdir(parents=True)
+    stop = str(repo.parent / ceiling)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", f"/nowhere:{stop}")
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.look(project)
+    assert exc.value.message == (
+        f"not a git repository: {project}; GIT_CEILING_DIRECTORIES holds {stop}, so git looks "
+        f"for a repository only below it, and the one above the project is at {repo}"
+    )
+    assert exc.value.hint == (
+        f"if the project belongs to the repository at {repo}, take {stop} out of "
+        f"GIT_CEILING_DIRECTORIES; if not, run `git init` in {project} and commit"
+    )
+
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(repo.parent))  # above it: no matter
+    assert gitops.look(project).top.resolve() == repo.resolve()
+
+
 def test_head_commit(empty_repo: Path) -> None:
     assert gitops.head_commit(empty_repo) is None
     sha = commit(empty_repo)
@@ -154,6 +203,32 @@ def test_dirty_tree_staged_modified_untracked(repo: Path) -> None:
     assert "  notes/deep/new file ü.md" in message
     assert ".drillbook" not in message
     assert "git stash" in (exc.value.hint or "")
+
+
+def test_dirty_file_names_are_listed_readably_one_a_line_and_never_as_terminal_codes(
+    repo: Path,
+) -> None:
+    names = {
+        b"new\nline.txt": '"new\\nline.txt"',
+        b"paint\x1b[31mred": '"paint\\033[31mred"',
+        b'say "hi"': '"say \\"hi\\""',
+        b"caf\xe9.txt": '"caf\\351.txt"',  # Latin-1: not UTF-8
+        b" lead.txt": '" lead.txt"',
+        "rtl\u202etxt.exe".encode(): '"rtl\\342\\200\\256txt.exe"',
+        "plain ü.md".encode(): "plain ü.md",
+    }
+    for raw in names:
+        (repo / os.fsdecode(raw)).write_text("x\n")
+
+    assert sorted(gitops.dirty_files(repo)) == sorted(os.fsdecode(raw) for raw in names)
+    for state in (None, gitops.look(repo)):
+        with pytest.raises(PreconditionFailed) as exc:
+            gitops.require_clean(repo, state=state)
+        header, *listed = exc.value.message.split("\n")
+        assert header.endswith("found 7 changed files:")
+        assert sorted(listed) == sorted(f"  {shown}" for shown in names.values())
+        # One file a line, and nothing on a line a terminal would act on.
+        assert all(line.isprintable() for line in listed)
 
 
 def test_rename_is_listed_once_by_its_new_name(repo: Path) -> None:
@@ -295,6 +370,37 @@ def test_invalid_tag_name(repo: Path, name: str) -> None:
     assert gitops.tags(repo) == []
 
 
+def test_a_tag_git_would_refuse_is_found_without_making_it(repo: Path) -> None:
+    refs = list((repo / ".git" / "refs").rglob("*"))
+    gitops.require_taggable(repo, "v1.0.0")
+    assert gitops.tags(repo) == []
+    assert list((repo / ".git" / "refs").rglob("*")) == refs  # no ref, no lock left
+
+    # A git killed while making that tag left its lock.
+    (repo / ".git" / "refs" / "tags" / "v1.0.0.lock").touch()
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.require_taggable(repo, "v1.0.0")
+    assert exc.value.message.startswith("git would refuse the tag v1.0.0 on HEAD: fatal: ")
+    assert "v1.0.0.lock': File exists." in exc.value.message
+    assert "delete the .lock file" in (exc.value.hint or "")
+    gitops.require_taggable(repo, "v1.0.1")  # another tag takes another lock
+    assert gitops.tags(repo) == []
+
+
+def test_a_git_without_ref_transactions_is_no_reason_to_refuse_a_tag(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # git before 2.27, whose update-ref --stdin knows no `start`.
+    old = tmp_path / "bin"
+    _git_wrapper(
+        old,
+        '[ "$3" = update-ref ] && { echo "fatal: unknown command: start" >&2; exit 128; }',
+    )
+    monkeypatch.setenv("PATH", f"{old}{os.pathsep}{os.environ['PATH']}")
+    gitops.require_taggable(repo, "v1.0.0")
+    assert gitops.create_tag(repo, "v1.0.0", "1.0.0") == "created"
+
+
 def test_delete_tag(repo: Path) -> None:
     gitops.create_tag(repo, "v1.0.0", "release")
     assert gitops.delete_tag(repo, "v1.0.0") is True
@@ -349,6 +455,40 @@ def test_look_at_a_repository(repo: Path) -> None:
     with pytest.raises(PreconditionFailed) as exc:
         gitops.require_clean(repo, state=state)
     assert "found 1 changed file:" in exc.value.message
+
+
+def test_a_rebase_or_a_bisect_under_way_is_no_head_to_release(repo: Path, tmp_path: Path) -> None:
+    commit(repo, text="two\n", message="two")
+    assert gitops.look(repo).under_way is None
+    gitops.require_settled(gitops.look(repo))
+
+    # Stopped at an `edit`: the tree is clean, HEAD detached, and the rebase not done.
+    editor = "sed -i 1s/^pick/edit/"
+    git(repo, "-c", f"sequence.editor={editor}", "rebase", "-q", "-i", "HEAD~1")
+    state = gitops.look(repo)
+    assert state.under_way == "rebase"
+    assert state.dirty_files() == []
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.require_settled(state)
+    assert exc.value.message == (
+        f"a git rebase is under way in {state.top}: HEAD {state.head[:9]} is a commit the "
+        "rebase may still rewrite, so a release tag on it could mark code no branch holds"
+    )
+    assert "git rebase --abort" in (exc.value.hint or "")
+    git(repo, "rebase", "--abort")
+
+    git(repo, "bisect", "start")
+    # In a linked worktree as in the main one: the worktree's own git folder is read.
+    linked = tmp_path / "linked"
+    git(repo, "worktree", "add", "-q", "--detach", str(linked))
+    assert gitops.look(repo).under_way == "bisect"
+    assert gitops.look(linked).under_way is None
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.require_settled(gitops.look(repo))
+    assert "a git bisect is under way" in exc.value.message
+    assert exc.value.hint == "end it with git bisect reset, then run again"
+    git(repo, "bisect", "reset")
+    assert gitops.look(repo).under_way is None
 
 
 def test_look_at_a_repository_without_commits(empty_repo: Path) -> None:
@@ -433,6 +573,35 @@ def test_previous_version_without_tags(repo: Path) -> None:
     assert gitops.previous_version(repo, "1.0.0") is None
 
 
+def test_a_shallow_clone_without_older_tags_does_not_say_there_is_no_previous_version(
+    repo: Path, tmp_path: Path
+) -> None:
+    git(repo, "tag", "v1.0.0")
+    commit(repo, text="1.1.0\n", message="1.1.0")
+    git(repo, "tag", "-a", "v1.1.0", "-m", "1.1.0")
+    commit(repo, text="1.2.0\n", message="1.2.0")
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(clone))
+
+    state = gitops.look(clone)
+    assert state.shallow
+    assert not gitops.look(repo).shallow
+    for probe in (
+        lambda: state.previous_version("1.2.0"),
+        lambda: gitops.previous_version(clone, "1.2.0"),
+    ):
+        with pytest.raises(TagsMissing) as exc:
+            probe()
+        assert exc.value.exit_code == EXIT_PRECONDITION
+        assert "no tag of a version below 1.2.0 (named like vX.Y.Z)" in exc.value.message
+        assert "shallow clone" in exc.value.message
+        assert "git fetch --unshallow --tags" in (exc.value.hint or "")
+
+    git(clone, "fetch", "-q", "--tags")  # the tags, and the commits they mark, fetched
+    assert gitops.look(clone).previous_version("1.2.0") == "1.1.0"
+    assert gitops.previous_version(clone, "1.1.0") == "1.0.0"
+
+
 def test_names_that_are_not_utf8_are_read_not_a_crash(repo: Path) -> None:
     # git names are bytes: a tag and a file named in Latin-1, as an old tool may have made them.
     git(repo, "tag", "v1.0.0")
@@ -443,8 +612,23 @@ def test_names_that_are_not_utf8_are_read_not_a_crash(repo: Path) -> None:
 
     assert state.previous_version("1.1.0") == "1.0.0"
     assert "caf\ufffd" in state.tags
-    assert state.dirty_files() == ["r\ufffdsum\ufffd.txt"]
+    assert state.dirty_files() == [os.fsdecode(b"r\xe9sum\xe9.txt")]  # a path that opens
     assert gitops.previous_version(repo, "1.1.0") == "1.0.0"
+
+
+def test_a_repository_in_a_folder_named_not_in_utf8_is_its_own_top(tmp_path: Path) -> None:
+    top = tmp_path / os.fsdecode(b"caf\xe9")
+    top.mkdir()
+    git(top, "-c", "init.defaultBranch=main", "init", "-q")
+    commit(top)
+    (top / "dirty.txt").write_text("x\n")
+
+    state = gitops.look(top)
+    assert state.top == top  # the folder Python names, not one with U+FFFD in its place
+    assert gitops.repo_root(top) == top
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.require_clean(top, state=state)
+    assert exc.value.message.startswith(f"the working tree in {top} is not clean:")
 
 
 def test_a_tag_message_goes_in_as_utf8_whatever_the_locale(
@@ -601,6 +785,74 @@ def test_push_that_hangs_is_stopped_at_its_timeout(
 
 
 # --- git missing --------------------------------------------------------------------------------
+
+
+def _git_wrapper(folder: Path, script: str) -> None:
+    """A `git` first on PATH: `script` (sh) runs, then, unless it exited, the real git."""
+    real = shutil.which("git")
+    folder.mkdir()
+    (folder / "git").write_text(f'#!/bin/sh\n{script}\nexec {real} "$@"\n')
+    (folder / "git").chmod(0o755)
+
+
+def test_a_git_that_fails_is_said_not_taken_for_no_repository(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = tmp_path / "bin"
+    _git_wrapper(
+        broken, "echo 'git: error while loading shared libraries: libz.so.1' >&2\nexit 127"
+    )
+    monkeypatch.setenv("PATH", f"{broken}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.look(repo)
+    assert exc.value.message == (
+        f"git could not read the repository in {repo}: "
+        "git: error while loading shared libraries: libz.so.1"
+    )
+    assert "git init" not in (exc.value.hint or "")
+    assert f"git -C {repo} status" in (exc.value.hint or "")
+
+
+def test_a_repository_of_another_user_as_git_before_2_36_said_it(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The security releases of April 2022 (2.30.3 to 2.35.2), which distributions still ship.
+    project = repo / "services" / "shop"
+    project.mkdir(parents=True)
+    old = tmp_path / "bin"
+    _git_wrapper(
+        old,
+        f"echo \"fatal: unsafe repository ('{repo}' is owned by someone else)\" >&2\n"
+        "echo 'To add an exception for this directory, call:' >&2\n"
+        "exit 128",
+    )
+    monkeypatch.setenv("PATH", f"{old}{os.pathsep}{os.environ['PATH']}")
+    with pytest.raises(PreconditionFailed) as exc:
+        gitops.look(project)
+    assert exc.value.message == (
+        f"git refuses to work in {project}: the repository at {repo} is owned by another user"
+    )
+    assert exc.value.hint == f"git config --global --add safe.directory {repo}"
+
+
+def test_tags_git_cannot_list_refuse_rather_than_read_as_none(
+    repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    git(repo, "tag", "v1.0.0")
+    failing = tmp_path / "bin"
+    # git -C ROOT for-each-ref ...: the tag listing fails, everything else works.
+    _git_wrapper(
+        failing,
+        '[ "$3" = for-each-ref ] && { echo "fatal: bad object refs/tags/v0" >&2; exit 128; }',
+    )
+    monkeypatch.setenv("PATH", f"{failing}{os.pathsep}{os.environ['PATH']}")
+    for probe in (lambda: gitops.look(repo), lambda: gitops.previous_version(repo, "1.1.0")):
+        with pytest.raises(PreconditionFailed) as exc:
+            probe()
+        assert exc.value.message == (
+            f"git could not list the tags in {repo}: fatal: bad object refs/tags/v0"
+        )
+        assert exc.value.exit_code == EXIT_PRECONDITION
 
 
 def test_git_not_installed(repo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

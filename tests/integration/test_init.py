@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -276,6 +277,24 @@ def test_init_outside_a_git_repository_says_to_make_one(project: Path) -> None:
     assert inside.returncode == 0, inside.stderr
     assert "4. git add -A && git commit, then: drillbook release" in inside.stdout
     assert "git repository" not in inside.stdout
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a repository to another user")
+def test_init_in_a_repository_git_refuses_says_why_not_git_init(project: Path) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=project, check=True)
+    subprocess.run(["chown", "-R", "65534:65534", str(project)], check=True)
+    env = {**os.environ, "NO_COLOR": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+    env.pop("DRILLBOOK_DEBUG", None)
+    done = subprocess.run(
+        [DRILLBOOK, "init"], cwd=project, capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"4. first this: git refuses to work in {project}: it is owned by another user"
+        in done.stdout
+    )
+    assert f"safe.directory {shlex.quote(str(project))})" in done.stdout
+    assert "git init" not in done.stdout
 
 
 @pytest.mark.parametrize("name", ["tasks.py", ".gitignore"])

@@ -35,6 +35,21 @@ def test_not_a_git_repository(tmp_path: Path) -> None:
         assert not shop.close()
 
 
+def test_a_branch_with_no_commit_yet_is_refused_as_one_not_as_an_empty_repository(
+    shop: Project,
+) -> None:
+    shop.git("checkout", "-q", "--orphan", "pages")  # the repository has commits, HEAD none
+    before = shop.snapshot()
+    result = shop.run("release", "--version", "1.0.0")
+    assert result.code == 3, result
+    assert (
+        f"HEAD of the git repository at {shop.root} has no commit yet (a new repository, or "
+        "a branch made with --orphan)"
+    ) in result.err
+    assert "switch to the branch to release" in result.err
+    assert_nothing_ran(shop, before)
+
+
 def test_a_dirty_tree_is_refused_listing_the_files(shop: Project) -> None:
     (shop.root / "deploy.py").write_text((shop.root / "deploy.py").read_text() + "\n# edited\n")
     (shop.root / "scratch.txt").write_text("notes to self\n")
@@ -130,10 +145,56 @@ def test_a_project_in_a_folder_of_a_larger_repository_releases_again(tmp_path: P
         (top / "elsewhere.txt").write_text("a change outside the project still counts\n")
         refused = shop.run("release", "--version", "1.2.0")
         assert refused.code == 3, refused
+        # Named from the repository's top, and said so: it is not in the project's folder.
+        assert f"the working tree in {top}, the git repository of {shop.root}, is not" in (
+            refused.err
+        )
         assert "  elsewhere.txt" in refused.err
         assert "notes" not in refused.err
     finally:
         assert not shop.close()
+
+
+def test_a_shallow_clone_without_older_tags_is_refused_not_taken_for_a_first_release(
+    shop: Project, tmp_path: Path
+) -> None:
+    # As CI checks out: `git clone --depth 1`, which fetches only the tags on HEAD.
+    shop.git("tag", "-a", "v1.0.0", "-m", "1.0.0")
+    shop.git("commit", "-q", "--allow-empty", "-m", "1.1.0")
+    shop.git("tag", "-a", "v1.1.0", "-m", "1.1.0")
+    shop.git("commit", "-q", "--allow-empty", "-m", "1.2.0")
+    clone_root = tmp_path / "ci" / "shop"
+    shop.git("clone", "-q", "--depth", "1", f"file://{shop.root}", str(clone_root))
+    clone = Project(clone_root, shop.home, shop.port, shop.url, shop.env)
+    clone.git("config", "user.name", "CI")
+    clone.git("config", "user.email", "ci@example.com")
+    assert clone.tags() == []
+    before = clone.snapshot()
+    try:
+        for args in (("release", "--version", "1.2.0"), ("rehearse", "--version", "1.1.0")):
+            result = clone.run(*args)
+            assert result.code == 3, result
+            assert "no tag of a version below" in result.err
+            assert "is a shallow clone" in result.err
+            assert "git fetch --unshallow --tags" in result.err
+            assert_nothing_ran(clone, before)
+        back = clone.run("rollback", "--to", "1.0.0")
+        assert back.code == 3, back
+        assert "no tag v1.0.0 is in" in back.err
+        assert "was never released" not in back.err
+        assert_nothing_ran(clone, before)
+        planned = clone.run("plan", "--version", "1.2.0")
+        assert planned.code == 3, planned
+        assert "previous: unknown: a shallow clone" in planned.out
+        assert "none (first release)" not in planned.out
+        assert clone.tags() == []
+
+        clone.git("fetch", "-q", "--tags")  # still shallow, and now holding every tag
+        planned = clone.run("plan", "--version", "1.2.0")
+        assert planned.code == 0, planned
+        assert "previous: 1.1.0" in planned.out
+    finally:
+        assert not clone.close()
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o755])
@@ -484,6 +545,55 @@ def test_a_tag_git_cannot_sign_is_found_before_the_first_step(released: Project)
     assert len(released.journals()) == runs  # nothing ran
     assert plan.code == 0, plan
     assert "git signs the tag (tag.gpgSign): tried first" in plan.out
+
+
+def test_a_bisect_under_way_is_refused_before_its_commit_is_released(shop: Project) -> None:
+    shop.git("commit", "-q", "--allow-empty", "-m", "suspect")
+    shop.git("bisect", "start", "HEAD", "HEAD~1")
+    before = shop.snapshot()
+    for args in (("release", "--version", "1.0.0"), ("tag", "--version", "1.0.0")):
+        result = shop.run(*args)
+        assert result.code == 3, result
+        assert "a git bisect is under way in " in result.err
+        assert "git bisect reset" in result.err
+        assert_nothing_ran(shop, before)
+    assert shop.tags() == []
+    shop.git("bisect", "reset")
+    assert shop.run("plan", "--version", "1.0.0").code == 0
+
+
+def test_a_tag_a_reference_transaction_hook_refuses_is_found_before_the_first_step(
+    shop: Project,
+) -> None:
+    # A policy hook, as a global core.hooksPath may hold: only CI may make tags.
+    hooks = shop.home / "hooks"
+    hooks.mkdir()
+    hook = hooks / "reference-transaction"
+    hook.write_text(
+        "#!/bin/sh\n"
+        'if [ "$1" = prepared ] && grep -q " refs/tags/"; then\n'
+        '  echo "policy: tags are made by CI only" >&2; exit 1\n'
+        "fi\n"
+    )
+    hook.chmod(0o755)
+    shop.git("config", "core.hooksPath", str(hooks))
+    before = shop.snapshot()
+
+    result = shop.run("release", "--version", "1.0.0")
+
+    assert result.code == 3, result
+    assert "git would refuse the tag v1.0.0 on " in result.err
+    assert "fatal: ref updates aborted by hook; the release would deploy" in result.err
+    assert "  policy: tags are made by CI only" in result.err
+    assert f"reference-transaction hook ({hook})" in result.err
+    assert_nothing_ran(shop, before)
+    assert shop.tags() == []
+    planned = shop.run("plan", "--version", "1.0.0")
+    assert planned.code == 3, planned
+    assert "refused: git would refuse the tag v1.0.0" in planned.out
+
+    shop.git("config", "--unset", "core.hooksPath")
+    assert shop.run("plan", "--version", "1.0.0").code == 0
 
 
 def test_a_tag_git_can_sign_is_signed(released: Project) -> None:

@@ -164,3 +164,33 @@ def test_commands_in_messages_note_and_tag_name_the_service(released: Project) -
     own = shop.run("release", "--service", "payments", "--version", "2.0.0")
     assert own.code == 0, own
     assert "lint │ drillbook release now" in own.out
+
+
+def test_a_tag_format_shared_as_service_v_version_tags_each_service_its_own(
+    shop: Project,
+) -> None:
+    shared = 'tag: "{service}/v{version}"\n'
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    runbook.write_text(
+        runbook.read_text().replace("owner: team-shop\n", "owner: team-shop\n" + shared)
+    )
+    (shop.root / "runbooks" / "pay.yaml").write_text(
+        PAYMENTS.replace('tag: "payments-v{version}"\n', shared)
+    )
+    shop.commit("two services, one tag format")
+    shop.git("tag", "-a", "shop/v1.0.0", "-m", "1.0.0")
+    shop.git("tag", "-a", "payments/v2.0.0", "-m", "2.0.0")
+
+    checked = shop.run("check")
+    assert checked.code == 0, checked
+    assert "warning" not in checked.out  # the two formats make different tags
+
+    for service, version, previous in (("payments", "2.1.0", "2.0.0"), ("shop", "1.1.0", "1.0.0")):
+        planned = shop.run("plan", "--service", service, "--version", version)
+        assert planned.code == 0, planned
+        assert f"tag {service}/v{version}\n" in planned.out
+        assert f"previous: {previous}\n" in planned.out
+
+    tagged = shop.run("tag", "--service", "payments", "--version", "2.1.0")
+    assert tagged.code == 0, tagged
+    assert sorted(shop.tags()) == ["payments/v2.0.0", "payments/v2.1.0", "shop/v1.0.0"]

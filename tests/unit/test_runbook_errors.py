@@ -340,6 +340,13 @@ CASES = [
         words=("valid git tag name", "got 'release {version}'", "holds a space", "v{version}"),
     ),
     Bad(
+        "tag-with-a-placeholder-it-does-not-fill",
+        edit("description: Orders", 'tag: "{service}-{env}-v{version}"\ndescription: Orders'),
+        at='"{service}-{env}',
+        field="tag",
+        words=("only {version} and {service}", "{env} would be in the tag", "{service}/v{version}"),
+    ),
+    Bad(
         "tag-lock-suffix",
         edit("description: Orders", 'tag: "v{version}.lock"\ndescription: Orders'),
         at='"v{version}.lock"',

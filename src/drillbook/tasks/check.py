@@ -134,7 +134,7 @@ def _one_runbook_a_service(results: list[dict[str, Any]]) -> list[Any]:
                 "tag",
                 f"{len(alike)} services of this project tag their releases {tag!r} ({shown}): "
                 "a version of one may be taken for another's",
-                'give each a format of its own, such as `tag: "SERVICE-v{version}"`',
+                'give each a format of its own, such as `tag: "{service}/v{version}"`',
             )
         )
     return warnings
@@ -184,7 +184,7 @@ def _check_file(file: Path) -> dict[str, Any]:
         "service": rb.service,
         "releases": [r.version for r in rb.releases],
         "problems": [],
-        "_tag": rb.tag,
+        "_tag": rb.tag_format,
     }
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from invoke import Context
 
 from drillbook.console import Console
 from drillbook.tasks._base import drill_task
+
+if TYPE_CHECKING:
+    from drillbook.errors import DrillbookError
 
 _SAY = {
     "write": "wrote     ",
@@ -54,11 +58,19 @@ def init(c: Context, service: str | None = None, force: bool = False) -> None:
         "2. drillbook check     validates it, naming FILE:LINE:COLUMN for each problem",
         "3. drillbook plan      shows every step a release would run; changes nothing",
     ]
-    if _in_git(root):
+    problem = _git_problem(root)
+    if problem is None:
         steps.append("4. git add -A && git commit, then: drillbook release")
-    else:
+    elif problem.message == f"not a git repository: {root}":
         steps.append("4. git init && git add -A && git commit, then: drillbook release")
         steps.append("   (this folder is in no git repository yet, and a release tags a commit)")
+    else:
+        # A repository git refuses (another user's, one a ceiling hides, a git that fails):
+        # `git init` would not help, and may make a repository inside the repository.
+        steps.append(f"4. first this: {problem.message}")
+        if problem.hint:
+            steps.append(f"   ({problem.hint})")
+        steps.append("   then git add -A && git commit, then: drillbook release")
     steps.append(
         "`invoke --list` shows the same tasks beside your own; `drillbook demo` shows a tour"
     )
@@ -66,16 +78,16 @@ def init(c: Context, service: str | None = None, force: bool = False) -> None:
         console.print(f"  {line}")
 
 
-def _in_git(here: Path) -> bool:
-    """Whether `here` is inside a git repository (a release needs one: it tags a commit)."""
+def _git_problem(here: Path) -> DrillbookError | None:
+    """Why git cannot work in `here` (a release needs it: it tags a commit), or None."""
     from drillbook import gitops
     from drillbook.errors import DrillbookError
 
     try:
         gitops.repo_root(here)
-    except DrillbookError:
-        return False
-    return True
+    except DrillbookError as exc:
+        return exc
+    return None
 
 
 def _refuse_inside_a_project(here: Path) -> None:

@@ -50,7 +50,7 @@ def _probes(loaded: Any, env: str, found: Any) -> list[tuple[str, str, bool]]:
         ("git", f"HEAD at {found.head[:9]}", True),
         _tag_probe(found),
         *([_origin_probe(found)] if found.remote is not None else []),
-        ("previous", found.previous or "none (first release)", True),
+        _previous_probe(found),
     ]
     ident = found.identity
     probes.append(("identity", f"{ident[0]} <{ident[1]}>" if ident else "missing", bool(ident)))
@@ -61,6 +61,15 @@ def _probes(loaded: Any, env: str, found: Any) -> list[tuple[str, str, bool]]:
     url = loaded.runbook.environments[env].url
     probes.append(_answers(env, url, deploys=loaded.runbook.deploy is not None))
     return probes
+
+
+def _previous_probe(found: Any) -> tuple[str, str, bool]:
+    """The version a failed release would roll back to, as the tags say."""
+    from drillbook.errors import TagsMissing
+
+    if found.previous is None and any(isinstance(p, TagsMissing) for p in found.problems):
+        return ("previous", "unknown: a shallow clone, its older tags missing", False)
+    return ("previous", found.previous or "none (first release)", True)
 
 
 def _lock_probe(root: Any, env: str) -> tuple[str, str, bool]:
@@ -604,13 +613,23 @@ def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str
         released = sorted(
             (
                 v
-                for v in gitops.tagged_versions(gitops.tags(loaded.root), runbook.tag)
+                for v in gitops.tagged_versions(gitops.tags(loaded.root), runbook.tag_format)
                 if current is None or semver_key(v) < semver_key(current)
             ),
             key=semver_key,
         )
         known = ", ".join(released[-5:]) or "none"
         below = f"below {current}" if current else "so far"
+        if gitops.is_shallow(loaded.root):
+            from drillbook.errors import TagsMissing
+
+            msg = (
+                f"no tag {runbook.tag_name(to)} is in {loaded.root}, and it is a shallow clone: "
+                f"the tags of earlier releases were likely never fetched, so whether {to} was "
+                f"released is unknown (tagged {below}: {known})"
+            )
+            hint = "fetch the history and its tags: git fetch --unshallow --tags, then run again"
+            raise TagsMissing(msg, hint=hint)
         msg = (
             f"{to} was never released: expected a tag {runbook.tag_name(to)}, found none "
             f"(released {below}: {known})"
