@@ -527,6 +527,62 @@ def run_rollback(
     return ok, results
 
 
+def after_failed_rollback(
+    loaded: LoadedRunbook,
+    env: str,
+    releases: Release | Sequence[Release] | None,
+    results: Sequence[StepResult],
+    *,
+    from_version: str | None,
+    target: str | None,
+    deployed: bool = True,
+) -> str:
+    """What a failed rollback's headline adds: what the journal now says `env` runs, and what
+    to type once the cause is fixed; empty when there is no version to go back to.
+
+    Its redeploy finished: the journal says `target` runs, and the rollback run again would
+    go one version further back. It stopped before: the journal still says `from_version`,
+    and the rollback run again starts from its first step, which a change whose rollback is
+    not safe to run twice forbids without a look first. `deployed` False: `from_version`'s
+    own deploy failed, so the journal does not say it runs, and only a deploy puts `target`
+    back.
+    """
+    if target is None:
+        return ""
+    if any(r.step.id == "rollback-deploy" and r.ok for r in results):
+        further = previous_version(loaded.root, loaded.runbook, target)
+        return (
+            f". Its redeploy finished, so {env} runs {target} and its rollback checks fail: do "
+            "not run the rollback again, it would go back further"
+            + (f", from {target} to {further}" if further else "")
+        )
+    unsafe = {c.id for r in as_releases(releases) for c in r.changes if not c.rollback.retry_safe}
+    ran = [r.step.change for r in results if r.step.change in unsafe]
+    if not deployed:
+        text = (
+            f". The deploy of {from_version} failed, so the journal does not say {env} runs "
+            f"it and `drillbook rollback` would not undo it: once the cause is fixed, "
+            f"`drillbook deploy --env {env} --version {target}` puts {target} back"
+        )
+    else:
+        said = (
+            f". The journal still says {env} runs {from_version}: once"
+            if from_version
+            else ". Once"
+        )
+        text = (
+            f"{said} the cause is fixed, `{rollback_command(env, target)}` runs the rollback "
+            "again from its first step"
+        )
+    if ran and deployed:
+        names = ", ".join(dict.fromkeys(str(change) for change in ran))
+        text += (
+            f", but the rollback of {names} is not safe to run twice: check what it did on "
+            f"{env} first"
+        )
+    return text
+
+
 # --- release ----------------------------------------------------------------------------------
 
 
@@ -1020,11 +1076,20 @@ def _after_failure(
             rollback=results,
         )
     last = results[-1] if results else None
+    then = after_failed_rollback(
+        session.loaded,
+        env,
+        release,
+        results,
+        from_version=version,
+        target=previous,
+        deployed=failed.step.kind != "deploy",
+    )
     return Outcome(
         EXIT_ROLLBACK_FAILED,
         "rollback_failed",
         f"release {version} failed at {failed.step.id} AND the rollback failed at "
-        f"{last.step.id if last else 'its start'}: {env} needs a person now",
+        f"{last.step.id if last else 'its start'}: {env} needs a person now{then}",
         failed=failed,
         rollback=results,
     )

@@ -420,7 +420,13 @@ def rollback(
     """Roll back for real: the changes' rollback steps, the redeploy, the rollback checks."""
     from drillbook.errors import EXIT_ROLLBACK_FAILED, UsageError
     from drillbook.execute import Executor
-    from drillbook.release import Outcome, previous_version, require_env, run_rollback
+    from drillbook.release import (
+        Outcome,
+        after_failed_rollback,
+        previous_version,
+        require_env,
+        run_rollback,
+    )
     from drillbook.session import open_session
     from drillbook.state import current_version
 
@@ -513,17 +519,15 @@ def rollback(
                 rollback=results,
             )
         else:
-            headline = f"the rollback of {env} {was}to {target} failed: a person must act"
-            if any(r.step.id == "rollback-deploy" and r.ok for r in results):
-                # The journal now says `env` runs the target: the same command again would not
-                # retry this rollback but undo one more release, as a rollback cut short in its
-                # checks says.
-                further = previous_version(loaded.root, runbook, target)
-                headline += (
-                    f". Its redeploy finished, so {env} runs {target} and its rollback checks "
-                    "fail: do not run the rollback again, it would go back further"
-                    + (f", from {target} to {further}" if further else "")
+            # What the journal says runs now, and what the same command again would do: undo
+            # one more release once the redeploy finished, as a rollback cut short in its
+            # checks says; before, run the rollback's steps again.
+            headline = (
+                f"the rollback of {env} {was}to {target} failed: a person must act"
+                + after_failed_rollback(
+                    loaded, env, undone, results, from_version=current, target=target
                 )
+            )
             outcome = Outcome(
                 EXIT_ROLLBACK_FAILED,
                 "rollback_failed",
