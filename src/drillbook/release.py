@@ -31,7 +31,7 @@ from drillbook.errors import (
 )
 from drillbook.execute import CheckItem, Executor, StepResult
 from drillbook.files import require_replaceable, require_writable
-from drillbook.model import HttpCheck, Release, Runbook
+from drillbook.model import HttpCheck, Release, Runbook, Step
 from drillbook.plan import (
     Plan,
     PlannedStep,
@@ -598,15 +598,19 @@ def note_context(
 ) -> dict[str, Any]:
     """What the rollback note template receives; `released`: a release writes it (after its
     tag), else `rollback-note` does, perhaps for a version never released."""
+    from drillbook.plan import command_of
+
     runbook = loaded.runbook
     values = placeholders(runbook, env, release.version, previous)
-    steps = [
-        describe_step(s) for s in (c.rollback.steps for c in reversed(release.changes)) for s in s
-    ]
+
+    def shown(step: Step) -> str:
+        # As `drillbook rollback` runs it: placeholders filled in per argument. A shell step's
+        # text is shown as written, since its values arrive as DRILLBOOK_* variables.
+        return describe_step(step) if step.shell else shlex.join(command_of(step, values))
+
+    steps = [shown(s) for s in (c.rollback.steps for c in reversed(release.changes)) for s in s]
     if runbook.deploy is not None and previous:
         redeploy = {**values, "version": previous}
-        from drillbook.plan import command_of
-
         steps.append(shlex.join(command_of(runbook.deploy, redeploy)))
     checks = [
         f"{item.label}: {describe_check(item.check)}" for item in rollback_items(runbook, release)
@@ -636,7 +640,7 @@ def note_context(
                 "expected": c.expected.text,
                 "rollback": c.rollback.text,
                 "retry_safe": c.rollback.retry_safe,
-                "steps": [describe_step(s) for s in c.rollback.steps],
+                "steps": [shown(s) for s in c.rollback.steps],
             }
             for c in release.changes
         ],
