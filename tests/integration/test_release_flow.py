@@ -386,11 +386,27 @@ def test_rollback_to_a_version_never_released_or_not_below_is_refused(released: 
     bad = shop.run("rollback", "--env", "staging", "--to", "v1.0.0")
     assert bad.code == 2, bad
     assert "--to expects a semver version" in bad.err
+    assert "did you mean --to 1.0.0?" in bad.err
     assert shop.served_version() == "1.1.0"
     assert shop.snapshot() == before  # nothing ran
 
     done = shop.run("rollback", "--env", "staging", "--to", "1.0.0")
     assert done.code == 0, done
+    assert shop.served_version() == "1.0.0"
+
+    # Below the first release there is nothing, and no --to would be accepted: the message
+    # says so and how the first release is undone.
+    first = shop.run("rollback", "--env", "staging")
+    assert first.code == 2, first
+    assert "staging runs 1.0.0, and no released version below it was found in git tags" in (
+        first.err
+    )
+    assert "there is nothing to roll back to" in first.err
+    assert (
+        "1.0.0 is the first release: undo it by hand, as its rollback says (catalogue: Nothing "
+        "to go back to; stop the service.)"
+    ) in first.err
+    assert "say where to go with --to VERSION" not in first.err
     assert shop.served_version() == "1.0.0"
 
 

@@ -47,7 +47,9 @@ def test_with_the_journal_lost_a_rollback_to_a_named_version_still_works(
 
     unknown = shop.run("rollback", "--env", "staging")
     assert unknown.code == 2, unknown
-    assert "say where to go with --to VERSION" in unknown.err
+    assert "say where to go with --to VERSION (released, by git tags: 1.0.0, 1.1.0)" in (
+        unknown.err
+    )
 
     result = shop.run("rollback", "--env", "staging", "--to", "1.0.0")
     assert result.code == 0, result

@@ -440,11 +440,10 @@ def rollback(
             f"the journal has no deploy of {runbook.service} to {env}, so what runs there is "
             "unknown"
         )
-        raise UsageError(msg, hint="say where to go with --to VERSION")
+        raise UsageError(msg, hint=f"say where to go with --to VERSION ({_released(loaded)})")
     target = to or previous_version(loaded.root, runbook, current or "")
     if target is None:
-        msg = f"{env} runs {current} and no released version below it was found in git tags"
-        raise UsageError(msg, hint="say where to go with --to VERSION")
+        raise _nothing_below(loaded, env, str(current))
     if to is not None:
         _require_rollback_target(loaded, env, current, to)
     undone, proven_by = _undone(loaded, current, target)
@@ -540,6 +539,53 @@ def rollback(
         raise Exit(code=outcome.exit_code)
 
 
+def _released(loaded: Any, below: str | None = None) -> str:
+    """The newest released versions (by git tags), below `below` when given, as a person
+    reads them after "--to VERSION"."""
+    from drillbook import gitops
+    from drillbook.versions import semver_key
+
+    runbook = loaded.runbook
+    released = sorted(
+        (
+            v
+            for v in gitops.tagged_versions(gitops.tags(loaded.root), runbook.tag)
+            if below is None or semver_key(v) < semver_key(below)
+        ),
+        key=semver_key,
+    )
+    if not released:
+        return f"no version is released yet: no tag named like {runbook.tag_name('X.Y.Z')}"
+    return f"released, by git tags: {', '.join(released[-5:])}"
+
+
+def _nothing_below(loaded: Any, env: str, current: str) -> Any:
+    """The refusal of a rollback from `current` when no released version is below it.
+
+    "--to VERSION" would be refused too: a first release is undone as its changes'
+    rollback says, as the message of a first release that fails says.
+    """
+    from drillbook.errors import UsageError
+
+    runbook = loaded.runbook
+    tag = runbook.tag_name("X.Y.Z")
+    msg = (
+        f"{env} runs {current}, and no released version below it was found in git tags "
+        f"(named like {tag}): there is nothing to roll back to"
+    )
+    release = runbook.release(current)
+    untagged = (
+        f"if a version below it ran before without a tag, tag that commit "
+        f"(git tag -a {tag} -m X.Y.Z COMMIT) and pass --to X.Y.Z"
+    )
+    if release is None:
+        return UsageError(msg, hint=untagged[0].upper() + untagged[1:])
+    words = "; ".join(f"{c.id}: {c.rollback.text}" for c in release.changes)
+    hint = f"{current} is the first release: undo it by hand, as its rollback says ({words}); "
+    hint += untagged
+    return UsageError(msg, hint=hint)
+
+
 def _undone(loaded: Any, current: str | None, target: str) -> tuple[list[Any], Any]:
     """The releases a rollback from `current` to `target` undoes, newest first, and the one
     whose rollback checks prove `target` (the oldest of them: its rollback leads to `target`).
@@ -585,7 +631,14 @@ def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str
     runbook = loaded.runbook
     if not is_semver(to):
         msg = f"--to expects a semver version such as 1.2.0, got {to!r}"
-        raise UsageError(msg)
+        bare = to.strip().lstrip("vV")
+        # `v1.1.0` is how the tag is named, and what a person copies from `git tag`.
+        hint = (
+            f"did you mean --to {bare}? versions are written without the tag's `v`"
+            if bare != to and is_semver(bare)
+            else None
+        )
+        raise UsageError(msg, hint=hint)
     if current is not None and semver_key(to) == semver_key(current):
         msg = f"{env} already runs {to} (by the journal): there is nothing to roll back to it"
         hint = (
