@@ -350,6 +350,14 @@ def _warning(
             f"The last rehearsal of {release.version}{seen} {found}.{changed} "
             f"{fix}, then rehearse again."
         )
+    elif previous is not None and rehearsal["previous"] not in (None, previous):
+        # A version released in between since (or a tag taken away): the rollback proved went
+        # elsewhere, with other steps and checks, than `drillbook rollback` goes today.
+        text = (
+            f"{release.version} was last rehearsed{seen} rolling back to "
+            f"{rehearsal['previous']}, but its rollback now goes to {previous}: that rollback "
+            "is untested."
+        )
     elif rehearsal["runbook_changed"]:
         text = (
             f"The runbook changed since {release.version} was last rehearsed{seen}: "

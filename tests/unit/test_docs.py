@@ -182,6 +182,35 @@ def test_warns_when_the_last_rehearsal_failed(project: Path) -> None:
     )
 
 
+def test_a_rehearsal_that_rolled_back_elsewhere_than_today_leaves_the_rollback_untested(
+    project: Path,
+) -> None:
+    # 1.1.0 was rehearsed back to 0.9.0 (1.0.0 not tagged yet); today it goes back to 1.0.0.
+    write_run(
+        project,
+        "20261122T090000Z-fdfdfd",
+        T0 + 96 * 3600,
+        "rehearse",
+        "staging",
+        "1.1.0",
+        [
+            (
+                "rehearsal_finished",
+                {
+                    "outcome": "ok",
+                    "restore_ms": 4000,
+                    "runbook_sha256": runbook_sha(project),
+                    "previous": "0.9.0",
+                },
+            )
+        ],
+    )
+    assert _warnings(project)["1.1.0"] == (
+        "1.1.0 was last rehearsed (2026-11-22 09:00:10 UTC) rolling back to 0.9.0, but its "
+        "rollback now goes to 1.0.0: that rollback is untested."
+    )
+
+
 def test_a_rehearsal_that_found_the_version_failing_says_the_rollback_worked(
     project: Path,
 ) -> None:
