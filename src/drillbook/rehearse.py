@@ -229,6 +229,11 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+def _redeployed(results: Sequence[StepResult]) -> bool:
+    """Whether a rollback that failed had deployed its target again: its checks failed."""
+    return any(r.step.id == "rollback-deploy" and r.ok for r in results)
+
+
 class _Flow:
     """One rehearsal run: the executor, the clock and the result being filled in."""
 
@@ -455,9 +460,14 @@ class _Flow:
             return r
         r.outcome, r.exit_code, r.left_on = "restore_failed", EXIT_ROLLBACK_FAILED, None
         last = results[-1] if results else failed
+        where = f"{env} may run the broken {v}"
+        if _redeployed(results):
+            # Only the checks failed: P is deployed, and the journal says so; nothing proves it.
+            r.left_on = p
+            where = f"its redeploy finished, so {env} runs {p}, and nothing proves it works"
         r.headline = (
             f"{v} failed at {failed.step.id} AND the rollback to {p} failed at {last.step.id}: "
-            f"{env} may run the broken {v}; a person must act now"
+            f"{where}; a person must act now"
         )
         r.what_to_do = self.manual_restore(p, last, ran_before=r.found)
         return r
@@ -538,9 +548,13 @@ class _Flow:
         else:
             r.outcome, r.exit_code, r.left_on = "restore_failed", EXIT_ROLLBACK_FAILED, None
             last = results[-1] if results else failed
+            unproven = ""
+            if _redeployed(results):
+                r.left_on = p
+                unproven = f" (its redeploy finished: {env} runs {p}, and nothing proves it works)"
             r.headline = (
                 f"{end} failed at {failed.step.id} when deployed again, and the second rollback "
-                f"to {p} failed at {last.step.id}: {env} needs a person now"
+                f"to {p} failed at {last.step.id}{unproven}: {env} needs a person now"
             )
             r.what_to_do = self.manual_restore(p, last, ran_before=r.found)
         return r
