@@ -326,8 +326,18 @@ _FAILED = {
         "proved its rollback, but the version staging ran before failed when put back",
         "Fix that version's deploy",
     ),
-    "restore_failed": ("ended with a rollback that failed its checks", "Fix the rollback"),
-    "baseline_failed": ("stopped at its baseline checks, before any deploy", "Fix the environment"),
+    # A step of the rollback, its redeploy or its checks (`rehearse.OUTCOME_WORDS`).
+    "restore_failed": (
+        "ended with a rollback that failed, a step or its checks",
+        "Fix the rollback",
+    ),
+    # The baseline deploys the previous version and proves it with the rollback checks: the
+    # deploy, or the checks (staging unhealthy, or checks that do not describe that version).
+    "baseline_failed": (
+        "stopped at its baseline: the previous version did not deploy or did not pass the "
+        "rollback checks, so the version itself was never deployed",
+        "Fix the environment or the rollback checks",
+    ),
 }
 
 

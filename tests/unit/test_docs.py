@@ -178,7 +178,39 @@ def test_warns_when_the_last_rehearsal_failed(project: Path) -> None:
     )
     assert _warnings(project)["1.1.0"].startswith(
         "The last rehearsal of 1.1.0 (2026-11-22 09:00:10 UTC) ended with a rollback that "
-        "failed its checks. Fix the rollback, then rehearse again."
+        "failed, a step or its checks. Fix the rollback, then rehearse again."
+    )
+
+
+def test_a_rehearsal_stopped_at_its_baseline_is_not_said_to_have_deployed_nothing(
+    project: Path,
+) -> None:
+    # The baseline deploys 1.0.0 first: "before any deploy" would be untrue.
+    write_run(
+        project,
+        "20261122T090000Z-fcfcfc",
+        T0 + 96 * 3600,
+        "rehearse",
+        "staging",
+        "1.1.0",
+        [
+            ("deployed", {"version": "1.0.0", "previous": "1.1.0", "by": "rehearse-baseline"}),
+            (
+                "rehearsal_finished",
+                {
+                    "outcome": "baseline_failed",
+                    "runbook_sha256": runbook_sha(project),
+                    "previous": "1.0.0",
+                },
+            ),
+        ],
+        outcome="baseline_failed",
+    )
+    assert _warnings(project)["1.1.0"] == (
+        "The last rehearsal of 1.1.0 (2026-11-22 09:00:20 UTC) stopped at its baseline: the "
+        "previous version did not deploy or did not pass the rollback checks, so the version "
+        "itself was never deployed. Fix the environment or the rollback checks, then rehearse "
+        "again."
     )
 
 
