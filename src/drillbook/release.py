@@ -41,6 +41,7 @@ from drillbook.plan import (
     rollback_specs,
     rollback_steps,
     undo_versions,
+    uses_placeholder,
 )
 from drillbook.runbook import LoadedRunbook
 from drillbook.secrets import Masker
@@ -512,7 +513,12 @@ def run_rollback(
         else:
             spec, undone = specs[step.id]
             version, previous = undo[undone.version]
-            result = executor.command(step, spec, version=version, previous=previous)
+            if previous is None and uses_placeholder(spec, "previous"):
+                # A first release undone: `{previous}` would be empty, and `migrate --to ""`
+                # may mean something else entirely than the version before. Not run.
+                result = executor.run(step, lambda s=step: _no_previous(s))
+            else:
+                result = executor.command(step, spec, version=version, previous=previous)
         results.append(result)
         if not result.ok:
             ok = False
@@ -525,6 +531,18 @@ def run_rollback(
         duration_ms=round((time.monotonic() - started) * 1000),
     )
     return ok, results
+
+
+def _no_previous(step: PlannedStep) -> StepResult:
+    """A rollback step that needs `{previous}`, when there is no earlier version: not run."""
+    return StepResult(
+        step,
+        "error",
+        detail=(
+            "not run: it uses {previous}, and there is no earlier released version to fill it "
+            "with (the first release); undo it by hand, as the change's rollback says"
+        ),
+    )
 
 
 def after_failed_rollback(

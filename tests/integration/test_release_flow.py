@@ -344,6 +344,36 @@ def test_a_failed_first_release_is_undone_by_its_changes_rollback_steps(shop: Pr
     assert events[-1]["outcome"] == "rolled_back"
 
 
+def test_a_first_release_rollback_step_that_needs_previous_is_not_run_with_it_empty(
+    shop: Project,
+) -> None:
+    # `migrate --to {previous}` with nothing before the first release would get `--to ''`.
+    steps = (
+        "          steps:\n"
+        "            - [python, -c, \"import sys; open('var-ran', 'w').write(sys.argv[1])\", "
+        "'--to={previous}']\n"
+    )
+    _first_release_checks_feature(shop, steps)
+    plan = shop.run("plan", "--version", "1.0.0")
+    assert plan.code == 0, plan
+    assert (
+        "rollback steps that use {previous} would not run, with no earlier version to fill it "
+        "with: rollback-step:catalogue:1"
+    ) in plan.out
+
+    result = shop.run("release", "--version", "1.0.0", FIXTURE_BROKEN="1.0.0")
+
+    assert result.code == 5, result
+    assert not (shop.root / "var-ran").exists()
+    assert "AND the rollback failed at rollback-step:catalogue:1" in result.out
+    assert (
+        "not run: it uses {previous}, and there is no earlier released version to fill it with"
+    ) in result.out
+    [step] = [e for e in by_name(shop.events(), "step_finished") if e["step"].startswith("rollb")]
+    assert step["outcome"] == "error"
+    assert shop.events()[-1]["exit"] == 5
+
+
 def test_no_auto_rollback_leaves_the_environment_and_says_how_to_undo(released: Project) -> None:
     shop = released
     result = shop.run("release", "--version", "1.1.0", "--no-auto-rollback", FIXTURE_BROKEN="1.1.0")
