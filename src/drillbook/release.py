@@ -620,11 +620,13 @@ def note_context(
 
     runbook = loaded.runbook
     values = placeholders(runbook, env, release.version, previous)
+    # As `drillbook rollback` runs each step: placeholders filled in per argument. A shell
+    # step's text is shown as written, since its values arrive as DRILLBOOK_* variables; with
+    # no earlier version `{previous}` stays as written too, a value the person must find.
+    shown_values = values if previous else {k: v for k, v in values.items() if k != "previous"}
 
     def shown(step: Step) -> str:
-        # As `drillbook rollback` runs it: placeholders filled in per argument. A shell step's
-        # text is shown as written, since its values arrive as DRILLBOOK_* variables.
-        return describe_step(step) if step.shell else shlex.join(command_of(step, values))
+        return describe_step(step) if step.shell else shlex.join(command_of(step, shown_values))
 
     steps = [shown(s) for s in (c.rollback.steps for c in reversed(release.changes)) for s in s]
     if runbook.deploy is not None and previous:

@@ -372,6 +372,11 @@ def test_a_first_release_rollback_step_that_needs_previous_is_not_run_with_it_em
     [step] = [e for e in by_name(shop.events(), "step_finished") if e["step"].startswith("rollb")]
     assert step["outcome"] == "error"
     assert shop.events()[-1]["exit"] == 5
+    # The note of a first release leaves the value to find, and does not show it empty.
+    assert shop.run("rollback-note", "--version", "1.0.0").code == 0
+    note = (shop.root / "notes" / "shop-1.0.0-rollback.md").read_text()
+    assert "--to={previous}" in note
+    assert "'--to='" not in note
 
 
 def test_no_auto_rollback_leaves_the_environment_and_says_how_to_undo(released: Project) -> None:
