@@ -399,6 +399,7 @@ def test_no_auto_rollback_leaves_the_environment_and_says_how_to_undo(released: 
 def test_rollback_to_a_version_never_released_or_not_below_is_refused(released: Project) -> None:
     shop = released
     assert shop.run("release", "--version", "1.1.0").code == 0
+    shop.git("tag", "-a", "v1.1.0-rc.1", "-m", "a release candidate", "v1.0.0")
     before = shop.snapshot()
 
     typo = shop.run("rollback", "--env", "staging", "--to", "1.0.1")
@@ -418,6 +419,15 @@ def test_rollback_to_a_version_never_released_or_not_below_is_refused(released: 
     assert undeclared.code == 2, undeclared
     assert "9.0.0 is not in the runbook either (declared: 1.0.0, 1.1.0, 1.2.0)" in undeclared.err
     assert "drillbook release" not in undeclared.err
+    # 1.1.0's rollback checks describe 1.0.0, and would fail a good rollback to its candidate.
+    candidate = shop.run("rollback", "--env", "staging", "--to", "1.1.0-rc.1")
+    assert candidate.code == 2, candidate
+    assert (
+        "--to 1.1.0-rc.1 is a pre-release, and staging runs 1.1.0, a final release: a rollback "
+        "goes back to a final release"
+    ) in candidate.err
+    assert "drillbook deploy --env staging --version 1.1.0-rc.1" in candidate.err
+    assert "name a final release such as --to 1.0.0" in candidate.err
     bad = shop.run("rollback", "--env", "staging", "--to", "v1.0.0")
     assert bad.code == 2, bad
     assert "--to expects a semver version" in bad.err

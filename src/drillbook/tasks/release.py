@@ -539,9 +539,9 @@ def rollback(
         raise Exit(code=outcome.exit_code)
 
 
-def _released(loaded: Any, below: str | None = None) -> str:
-    """The newest released versions (by git tags), below `below` when given, as a person
-    reads them after "--to VERSION"."""
+def _released(loaded: Any) -> str:
+    """The newest final releases (by git tags), as a person reads them after "--to VERSION"
+    (with the journal lost, --to refuses a pre-release)."""
     from drillbook import gitops
     from drillbook.versions import semver_key
 
@@ -550,7 +550,7 @@ def _released(loaded: Any, below: str | None = None) -> str:
         (
             v
             for v in gitops.tagged_versions(gitops.tags(loaded.root), runbook.tag)
-            if below is None or semver_key(v) < semver_key(below)
+            if not _pre_release(v)
         ),
         key=semver_key,
     )
@@ -618,6 +618,11 @@ def _undone(loaded: Any, current: str | None, target: str) -> tuple[list[Any], A
     return undone, (undone[-1] if undone else None)
 
 
+def _pre_release(version: str) -> bool:
+    """Whether a semver version is a pre-release (`1.1.0-rc.1`)."""
+    return "-" in version.split("+", 1)[0]
+
+
 def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str) -> None:
     """Refuse a `--to` that is not a released version below the one `env` runs.
 
@@ -657,12 +662,33 @@ def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str
                 "(its gates and checks run)"
             )
         raise UsageError(msg, hint=hint)
+    if _pre_release(to) and (current is None or not _pre_release(current)):
+        # A final release rolls back to a final one (`gitops.previous_version`): the rollback
+        # checks of the release above describe that version, and would fail on the pre-release.
+        runs = (
+            f"{env} runs {current}, a final release"
+            if current
+            else f"the journal does not say what {env} runs"
+        )
+        # The final releases below what runs (or below the pre-release's own version).
+        base = current if current and is_semver(current) else to.split("-", 1)[0]
+        below = gitops.previous_version(loaded.root, base, runbook.tag)
+        msg = (
+            f"--to {to} is a pre-release, and {runs}: a rollback goes back to a final release, "
+            "whose rollback checks prove it"
+        )
+        hint = f"to run {to} again, deploy it: drillbook deploy --env {env} --version {to}" + (
+            f"; to roll back, name a final release such as --to {below}" if below else ""
+        )
+        raise UsageError(msg, hint=hint)
     if gitops.tag_commit(loaded.root, runbook.tag_name(to)) is None:
         released = sorted(
             (
                 v
                 for v in gitops.tagged_versions(gitops.tags(loaded.root), runbook.tag)
-                if current is None or semver_key(v) < semver_key(current)
+                if (current is None or semver_key(v) < semver_key(current))
+                # What --to accepts: a pre-release only below a pre-release.
+                and (not _pre_release(v) or (current is not None and _pre_release(current)))
             ),
             key=semver_key,
         )
