@@ -326,10 +326,15 @@ def test_a_broken_version_whose_rollback_fails_says_exactly_what_to_do(
     assert "prove it: healthy: GET /health answers 200" in result.out
     assert "page #shop-oncall" in result.out
     assert "staging runs: UNKNOWN" in result.out
-    report = json.loads((shop.root / the_rehearsal(shop.events())["report_json"]).read_text())
+    event = the_rehearsal(shop.events())
+    report = json.loads((shop.root / event["report_json"]).read_text())
     assert report["outcome"] == "restore_failed"
     assert report["left_on"] is None
     assert any("by hand" in line for line in report["what_to_do"])
+    # The command to roll back for real is the one that just failed: the report says so.
+    text = (shop.root / event["report_md"]).read_text()
+    for_real = text.split("## Roll back for real", 1)[1].split("## Changes", 1)[0]
+    assert "**This rollback FAILED in this rehearsal** (see above)" in for_real
 
 
 # A release whose rollback check passes on its first run (the baseline) and fails on every
@@ -382,6 +387,8 @@ def test_a_baseline_that_cannot_deploy_puts_back_what_ran_and_exits_4(released: 
     assert shop.served_version() == "1.1.0"
     events = shop.events()
     assert the_rehearsal(events)["outcome"] == "baseline_failed"
+    report = (shop.root / the_rehearsal(events)["report_md"]).read_text()
+    assert "**This rollback is not proven:** the rehearsal stopped at its baseline" in report
     assert finished_steps(events) == ["baseline-deploy", "return-deploy", "return-checks"]
 
 
