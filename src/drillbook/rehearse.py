@@ -455,7 +455,7 @@ class _Flow:
             r.timings.restore_ms = took
             r.headline = (
                 f"{v} failed at {failed.step.id} ({why}); the rollback restored {p} in "
-                f"{took / 1000:.1f}s and its checks pass: {env} stays on {p}"
+                f"{took / 1000:.1f}s {self.proof()}: {env} stays on {p}"
             )
             return r
         r.outcome, r.exit_code, r.left_on = "restore_failed", EXIT_ROLLBACK_FAILED, None
@@ -509,7 +509,7 @@ class _Flow:
         v, p, env = self.version, self.previous, self.env
         end = end_version(v, r.found)
         restored = (r.timings.restore_ms or 0) / 1000
-        proven = f"the rollback to {p} took {restored:.1f}s and its checks pass"
+        proven = f"the rollback to {p} took {restored:.1f}s {self.proof()}"
         if end == p:
             r.headline = f"rehearsal of {v} passed: {proven}; {env} stays on {p}, as it was"
             return r
@@ -558,6 +558,15 @@ class _Flow:
             )
             r.what_to_do = self.manual_restore(p, last, ran_before=r.found)
         return r
+
+    def proof(self) -> str:
+        """What proved the rollback, after "the rollback took 1.2s": no checks pass vacuously."""
+        if rollback_items(self.runbook, self.release):
+            return "and its checks pass"
+        return (
+            f"but no rollback checks describe {self.previous}, so nothing proved it worked "
+            f"(add checks under the rollback of {self.version}'s changes)"
+        )
 
     # --- what a person must do ------------------------------------------------------------
 

@@ -377,6 +377,26 @@ def test_a_broken_version_whose_rollback_checks_fail_says_the_previous_version_r
     assert report["failed_checks"] == ["GET /feature", "ledger empty"]
 
 
+def test_a_rollback_without_checks_is_not_said_to_pass_them(released: Project) -> None:
+    shop = released
+    add_release(
+        shop,
+        "  - version: 1.3.0\n"
+        "    changes:\n"
+        "      - id: banner\n"
+        "        title: A banner\n"
+        "        owner: erin\n"
+        "        expected: {checks: [healthy]}\n"
+        "        rollback: {summary: Deploy the previous version again.}\n",
+    )
+    result = shop.run("rehearse", "--version", "1.3.0")
+
+    assert result.code == 0, result
+    assert "rehearsal of 1.3.0 passed: the rollback to 1.0.0 took " in result.out
+    assert "but no rollback checks describe 1.0.0, so nothing proved it worked" in result.out
+    assert "and its checks pass" not in result.out
+
+
 def test_a_baseline_that_cannot_deploy_puts_back_what_ran_and_exits_4(released: Project) -> None:
     shop = released
     assert shop.run("deploy", "--version", "1.1.0").code == 0
