@@ -566,3 +566,40 @@ def test_a_release_whose_rollback_fails_says_what_the_journal_says_runs_and_what
         "rollback --env staging --to 1.0.0` runs the rollback again from its first step"
     ) in failed.out
     assert "not safe to run twice" not in failed.out
+
+
+def test_a_rollback_that_would_skip_a_release_whose_tag_was_lost_is_refused(
+    released: Project,
+) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    assert shop.run("release", "--version", "1.2.0").code == 0
+    commit = shop.git("rev-list", "-n", "1", "v1.1.0")
+    shop.git("tag", "-d", "v1.1.0")
+    before = shop.snapshot()
+
+    # By tags 1.2.0 goes back to 1.0.0, and its checks (which expect 1.1.0) would fail it.
+    result = shop.run("rollback", "--env", "staging")
+
+    assert result.code == 3, result
+    assert (
+        "staging runs 1.2.0, and 1.1.0 was released before it, but the tag of 1.1.0 (v1.1.0) "
+        "is missing: the rollback would skip 1.1.0 and go back to 1.0.0"
+    ) in result.err
+    assert f"git tag -a v1.1.0 -m 1.1.0 {commit}; then roll back again" in result.err
+    assert shop.served_version() == "1.2.0"
+    assert shop.snapshot() == before
+
+    shop.git("tag", "-a", "v1.1.0", "-m", "1.1.0", commit)
+    again = shop.run("rollback", "--env", "staging")
+    assert again.code == 0, again
+    assert shop.served_version() == "1.1.0"
+
+    # A version deployed but never released (no release made its tag) is skipped, as before.
+    shop.git("tag", "-d", "v1.1.0")
+    shutil.rmtree(shop.root / ".drillbook")
+    assert shop.run("deploy", "--version", "1.1.0").code == 0
+    assert shop.run("deploy", "--version", "1.2.0").code == 0
+    past = shop.run("rollback", "--env", "staging")
+    assert "was released before it" not in past.err, past
+    assert "rolling back staging from 1.2.0 to 1.0.0" in past.out
