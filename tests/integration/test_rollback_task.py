@@ -590,6 +590,13 @@ def test_a_rollback_that_would_skip_a_release_whose_tag_was_lost_is_refused(
     assert shop.served_version() == "1.2.0"
     assert shop.snapshot() == before
 
+    # Named, it is not "never released" (a typo to check): the tag is what is missing.
+    named = shop.run("rollback", "--env", "staging", "--to", "1.1.0")
+    assert named.code == 3, named
+    assert "1.1.0 was released, but its tag v1.1.0 is missing" in named.err
+    assert f"git tag -a v1.1.0 -m 1.1.0 {commit}; then roll back again" in named.err
+    assert "never released" not in named.err
+
     shop.git("tag", "-a", "v1.1.0", "-m", "1.1.0", commit)
     again = shop.run("rollback", "--env", "staging")
     assert again.code == 0, again

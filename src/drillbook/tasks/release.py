@@ -726,6 +726,22 @@ def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str
         )
         raise UsageError(msg, hint=hint)
     if gitops.tag_commit(loaded.root, runbook.tag_name(to)) is None:
+        from drillbook.errors import PreconditionFailed
+        from drillbook.state import released_commit
+
+        tag = runbook.tag_name(to)
+        commit = released_commit(loaded.root, runbook.service, to, tag)
+        if commit is not None:
+            # Released, by the journal, and its tag lost since: not a typo to check.
+            msg = (
+                f"{to} was released, but its tag {tag} is missing, so it is not known as a "
+                "released version; nothing ran"
+            )
+            hint = (
+                f"put the tag back on {commit[:12]}, where the release run of {to} made it: "
+                f"git tag -a {tag} -m {to} {commit}; then roll back again"
+            )
+            raise PreconditionFailed(msg, hint=hint)
         released = sorted(
             (
                 v
