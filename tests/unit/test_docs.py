@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -237,6 +238,13 @@ def test_a_rehearsal_that_rolled_back_elsewhere_than_today_leaves_the_rollback_u
             )
         ],
     )
+    # Without tags the runbook's releases stand in for them, and say nothing of the past.
+    assert _warnings(project)["1.1.0"] == ""
+    git = ["git", "-c", "user.name=Docs", "-c", "user.email=docs@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], cwd=project, check=True)
+    for version in ("0.9.0", "1.0.0", "1.1.0"):
+        subprocess.run([*git, "tag", f"v{version}"], cwd=project, check=True)
     assert _warnings(project)["1.1.0"] == (
         "1.1.0 was last rehearsed (2026-11-22 09:00:10 UTC) rolling back to 0.9.0, but its "
         "rollback now goes to 1.0.0: that rollback is untested."
