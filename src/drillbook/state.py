@@ -173,7 +173,8 @@ def tag_made_by_release(
 
 
 def released_commit(root: Path, service: str, version: str, tag: str) -> str | None:
-    """The commit a release run of `version` made `tag` on, newest such run first, or None:
+    """The commit a release run of `version` made `tag` on and kept (it did not roll back nor
+    take the tag back, as `tag_made_by_release` judges), newest such run first, or None:
     where to put a lost tag back."""
     for info in list_runs(root):
         first = info.first or {}
@@ -181,7 +182,10 @@ def released_commit(root: Path, service: str, version: str, tag: str) -> str | N
             continue
         if first.get("service") not in (None, service):
             continue
-        for event in read_journal(info.path).events:
+        events = read_journal(info.path).events
+        if any(e.get("event") in ("rollback_started", "tag_deleted") for e in events):
+            continue
+        for event in events:
             commit = event.get("commit")
             if (
                 event.get("event") == "step_finished"
