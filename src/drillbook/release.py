@@ -405,6 +405,44 @@ def _origin_tag(
     return remote
 
 
+def require_no_lost_tag(
+    loaded: LoadedRunbook, low: str, high: str, *, also: Sequence[str] = (), doing: str
+) -> None:
+    """Refuse going from `high` back to `low` when a version between them was released, by
+    the journal, and has lost its tag since: `doing` ("the rollback") would skip it, undo
+    none of its changes, and prove `low` with checks that describe the skipped version.
+
+    Candidates are the releases the runbook declares and `also`; one counts when a release
+    run of it made its tag and kept it (one never tagged was never released, and is skipped
+    as before).
+    """
+    from drillbook.state import released_commit
+
+    runbook = loaded.runbook
+    candidates = [*also, *(r.version for r in runbook.releases)]
+    for version in dict.fromkeys(c for c in candidates if is_semver(c)):
+        if not semver_key(low) < semver_key(version) < semver_key(high):
+            continue
+        tag = runbook.tag_name(version)
+        if gitops.tag_commit(loaded.root, tag) is not None:
+            continue  # tagged, yet not `low`: a pre-release below a final release
+        commit = released_commit(loaded.root, runbook.service, version, tag)
+        if commit is None:
+            continue
+        msg = (
+            f"{version} was released, but its tag {tag} is missing: {doing} would skip "
+            f"{version} and go back to {low}, the newest tagged version below {high}; "
+            "nothing ran"
+        )
+        # Not "--to LOW": the checks that would prove LOW are those of the release above it,
+        # which without the tag describe the skipped version.
+        hint = (
+            f"put the tag back on {commit[:12]}, where the release run of {version} made it: "
+            f"git tag -a {tag} -m {version} {commit}; then run it again"
+        )
+        raise PreconditionFailed(msg, hint=hint)
+
+
 def expected_items(runbook: Runbook, release: Release) -> list[CheckItem]:
     """The expected checks of every change of a release."""
     items = []

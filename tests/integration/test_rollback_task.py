@@ -583,10 +583,17 @@ def test_a_rollback_that_would_skip_a_release_whose_tag_was_lost_is_refused(
 
     assert result.code == 3, result
     assert (
-        "staging runs 1.2.0, and 1.1.0 was released before it, but the tag of 1.1.0 (v1.1.0) "
-        "is missing: the rollback would skip 1.1.0 and go back to 1.0.0"
+        "1.1.0 was released, but its tag v1.1.0 is missing: staging runs 1.2.0, and the "
+        "rollback would skip 1.1.0 and go back to 1.0.0"
     ) in result.err
-    assert f"git tag -a v1.1.0 -m 1.1.0 {commit}; then roll back again" in result.err
+    assert f"git tag -a v1.1.0 -m 1.1.0 {commit}; then run it again" in result.err
+    # A rehearsal of 1.2.0 would do the same: its baseline would be 1.0.0.
+    rehearsal = shop.run("rehearse", "--version", "1.2.0")
+    assert rehearsal.code == 3, rehearsal
+    assert (
+        "1.1.0 was released, but its tag v1.1.0 is missing: the rehearsal of 1.2.0 would skip "
+        "1.1.0 and go back to 1.0.0"
+    ) in rehearsal.err
     assert shop.served_version() == "1.2.0"
     assert shop.snapshot() == before
 
@@ -608,5 +615,5 @@ def test_a_rollback_that_would_skip_a_release_whose_tag_was_lost_is_refused(
     assert shop.run("deploy", "--version", "1.1.0").code == 0
     assert shop.run("deploy", "--version", "1.2.0").code == 0
     past = shop.run("rollback", "--env", "staging")
-    assert "was released before it" not in past.err, past
+    assert "is missing" not in past.err, past
     assert "rolling back staging from 1.2.0 to 1.0.0" in past.out

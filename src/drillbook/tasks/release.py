@@ -625,41 +625,23 @@ def _require_no_tag_skipped(
     loaded: Any, env: str, current: str, target: str, deployed: dict[str, Any]
 ) -> None:
     """Refuse the default target when a version released to `env` between it and `current`
-    has lost its tag: the rollback would skip it, undo none of its changes, and prove
-    `target` with checks that describe the skipped version (exit 5 after a deploy).
+    has lost its tag (`release.require_no_lost_tag`): besides the releases the runbook
+    declares, the journal says which came before `current`, its deploy's rollback target and
+    what the deploy before it left."""
+    from drillbook.release import require_no_lost_tag
+    from drillbook.state import ran_before
 
-    Which version came before `current`: its deploy's rollback target and what the journal's
-    deploy before it left; one counts when a release run of it made its tag (one never tagged
-    was never released, and is skipped as before).
-    """
-    from drillbook import gitops
-    from drillbook.errors import PreconditionFailed
-    from drillbook.state import ran_before, released_commit
-    from drillbook.versions import is_semver, semver_key
-
-    runbook = loaded.runbook
-    candidates = [deployed.get("previous"), ran_before(loaded.root, env, service=runbook.service)]
-    for came_from in dict.fromkeys(c for c in candidates if isinstance(c, str) and is_semver(c)):
-        if not semver_key(target) < semver_key(came_from) < semver_key(current):
-            continue
-        tag = runbook.tag_name(came_from)
-        if gitops.tag_commit(loaded.root, tag) is not None:
-            continue  # tagged, yet not the target: a pre-release below a final release
-        commit = released_commit(loaded.root, runbook.service, came_from, tag)
-        if commit is None:
-            continue
-        msg = (
-            f"{env} runs {current}, and {came_from} was released before it, but the tag of "
-            f"{came_from} ({tag}) is missing: the rollback would skip {came_from} and go back "
-            f"to {target}, the newest tagged version below {current}; nothing ran"
-        )
-        # Not "--to TARGET": the checks that would prove TARGET are those of the release
-        # above it, which without the tag is `current`, and they describe `came_from`.
-        hint = (
-            f"put the tag back on {commit[:12]}, where the release run of {came_from} made it: "
-            f"git tag -a {tag} -m {came_from} {commit}; then roll back again"
-        )
-        raise PreconditionFailed(msg, hint=hint)
+    before = [
+        deployed.get("previous"),
+        ran_before(loaded.root, env, service=loaded.runbook.service),
+    ]
+    require_no_lost_tag(
+        loaded,
+        target,
+        current,
+        also=[v for v in before if isinstance(v, str)],
+        doing=f"{env} runs {current}, and the rollback",
+    )
 
 
 def _pre_release(version: str) -> bool:
