@@ -218,6 +218,15 @@ def preflight(
         # The commit the push would send: the tag's own when it exists, else HEAD's.
         remote = _origin_tag(root, tag, tag_commit or head, version, refuse)
     previous = state.previous_version(version, runbook.tag)
+    if previous is not None and not tag_only:
+        # Its rollback, on its own or by hand, goes back to `previous`: not past a release.
+        refuse(
+            require_no_lost_tag,
+            loaded,
+            previous,
+            version,
+            doing=f"if {version} fails, its rollback",
+        )
     release = runbook.release(version)
     if release is not None and not tag_only:
         for exc in check_url_refusals(runbook, env, release, previous):

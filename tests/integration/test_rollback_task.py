@@ -617,3 +617,26 @@ def test_a_rollback_that_would_skip_a_release_whose_tag_was_lost_is_refused(
     past = shop.run("rollback", "--env", "staging")
     assert "is missing" not in past.err, past
     assert "rolling back staging from 1.2.0 to 1.0.0" in past.out
+
+
+def test_a_release_whose_rollback_would_skip_a_release_that_lost_its_tag_is_refused(
+    released: Project,
+) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    commit = shop.git("rev-list", "-n", "1", "v1.1.0")
+    shop.git("tag", "-d", "v1.1.0")
+
+    # Failing, 1.2.0 would roll back to 1.0.0, its checks expecting 1.1.0: refused first.
+    plan = shop.run("plan", "--version", "1.2.0")
+    assert plan.code == 3, plan
+    result = shop.run("release", "--version", "1.2.0")
+
+    assert result.code == 3, result
+    assert (
+        "1.1.0 was released, but its tag v1.1.0 is missing: if 1.2.0 fails, its rollback would "
+        "skip 1.1.0 and go back to 1.0.0"
+    ) in result.err
+    assert f"git tag -a v1.1.0 -m 1.1.0 {commit}; then run it again" in result.err
+    assert shop.served_version() == "1.1.0"
+    assert shop.tags() == ["v1.0.0"]
