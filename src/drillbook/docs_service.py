@@ -124,6 +124,9 @@ class Facts:
     deployed: CurrentVersions | None = None
     #: Whether the project holds several runbooks: its commands then name the service.
     several: bool = False
+    #: Whether `previous` comes from git tags for a runbook, rather than from its releases
+    #: standing in for them (no repository, no tag yet).
+    tagged: Callable[[LoadedRunbook], bool] = lambda loaded: False
 
     def current_of(self, service: str, env: str) -> str | None:
         """The version deployed to `env` for `service`, by the journal."""
@@ -157,6 +160,7 @@ def gather(root: Path) -> Facts:
         previous=previous,
         deployed=CurrentVersions(root),
         several=several_runbooks(root),
+        tagged=lambda loaded: bool(tag_versions(loaded.runbook)),
     )
 
 
@@ -326,13 +330,27 @@ _FAILED = {
         "proved its rollback, but the version staging ran before failed when put back",
         "Fix that version's deploy",
     ),
-    "restore_failed": ("ended with a rollback that failed its checks", "Fix the rollback"),
-    "baseline_failed": ("stopped at its baseline checks, before any deploy", "Fix the environment"),
+    # A step of the rollback, its redeploy or its checks (`rehearse.OUTCOME_WORDS`).
+    "restore_failed": (
+        "ended with a rollback that failed, a step or its checks",
+        "Fix the rollback",
+    ),
+    # The baseline deploys the previous version and proves it with the rollback checks: the
+    # deploy, or the checks (staging unhealthy, or checks that do not describe that version).
+    "baseline_failed": (
+        "stopped at its baseline: the previous version did not deploy or did not pass the "
+        "rollback checks, so the version itself was never deployed",
+        "Fix the environment or the rollback checks",
+    ),
 }
 
 
 def _warning(
-    release: Release, previous: str | None, rehearsal: dict[str, Any] | None
+    release: Release,
+    previous: str | None,
+    rehearsal: dict[str, Any] | None,
+    *,
+    tagged: bool = False,
 ) -> dict[str, str] | None:
     """What is wrong with a release's rehearsal, and the command that fixes it; None if fine."""
     command = f"drillbook rehearse --version {release.version}"
@@ -349,6 +367,15 @@ def _warning(
         text = (
             f"The last rehearsal of {release.version}{seen} {found}.{changed} "
             f"{fix}, then rehearse again."
+        )
+    elif tagged and previous is not None and rehearsal["previous"] not in (None, previous):
+        # A version released in between since (or a tag taken away): the rollback proved went
+        # elsewhere, with other steps and checks, than `drillbook rollback` goes today. Only
+        # by tags: the runbook's releases standing in for them say nothing of what was.
+        text = (
+            f"{release.version} was last rehearsed{seen} rolling back to "
+            f"{rehearsal['previous']}, but its rollback now goes to {previous}: that rollback "
+            "is untested."
         )
     elif rehearsal["runbook_changed"]:
         text = (
@@ -381,11 +408,12 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
     warnings = []
     ids = Anchors()
     release_ids: dict[str, str] = {}
+    tagged = facts.tagged(loaded)
     for release in sorted(runbook.releases, key=lambda r: semver_key(r.version), reverse=True):
         previous = facts.previous(loaded, release.version)
         found = by_version.get(release.version)
         rehearsal = _rehearsal(found, loaded, out) if found else None
-        warning = _warning(release, previous, rehearsal)
+        warning = _warning(release, previous, rehearsal, tagged=tagged)
         rel_anchor = release_ids[release.version] = ids("release", release.version)
         if warning:
             warnings.append({**warning, "anchor": rel_anchor})

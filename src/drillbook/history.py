@@ -383,7 +383,7 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
         target = found if kind == "rehearse" else previous
         if kind == "rollback":
             target = version
-        undo = _undo_failed_rollback(env, target)
+        undo = _undo_failed_rollback(env, target, _again(kind, events))
     elif (
         kind in ("release", "rehearse")
         and _rollback_cut_short(events)
@@ -495,13 +495,46 @@ def _undo_release(
     return "no earlier version to go back to (first release)" + (f": {how}" if how else "")
 
 
-def _undo_failed_rollback(env: str, target: str | None) -> str:
-    """A rollback that did not prove itself: no command is safe to type without looking."""
+def _again(kind: str, events: list[dict[str, Any]]) -> bool | None:
+    """Whether the failed rollback of a release or a rollback run is one to run again: it
+    stopped before its redeploy, after the release's own deploy, so the journal still says the
+    version it undoes runs; None when it is not, and a deploy puts its target back. Else
+    whether running it again is safe, as its changes say."""
+    if kind not in ("release", "rollback"):
+        return None
+    from drillbook.session import redeployed_by_rollback
+
+    if redeployed_by_rollback(events):
+        return None
+    if kind == "release" and not any(
+        (e.get("event") == "deployed" and e.get("by") == "release")
+        or (e.get("event") == "step_skipped" and e.get("step") == "deploy")  # a resume's
+        for e in events
+    ):
+        return None  # its own deploy failed: the journal says the version before runs
+    started = _last(events, "rollback_started") or {}
+    return started.get("retry_safe") is not False
+
+
+def _undo_failed_rollback(env: str, target: str | None, again: bool | None = None) -> str:
+    """A rollback that did not prove itself: no command is safe to type without looking.
+
+    `again` (see `_again`): not None when the rollback stopped before its redeploy, with the
+    journal still saying that the version it undoes runs; a deploy of the target would leave
+    out the rollback steps that did not run, so the rollback itself is what to run again.
+    """
     where = f"the rollback to {target}" if target else "the rollback"
-    redeploy = f"; once the cause is fixed, `drillbook deploy --env {env} --version {target}`"
+    if again is None:
+        then = f"; once the cause is fixed, `drillbook deploy --env {env} --version {target}`"
+    else:
+        then = (
+            f"; once the cause is fixed, `{_rollback(env, str(target))}` runs it again from its "
+            "first step"
+            + ("" if again else " (not safe to run twice: check what its steps did first)")
+        )
     return (
         f"a person must act: {where} failed (a step or its checks), so {env} is in an unknown "
-        f"state; start with the run's journal (expected and got){redeploy if target else ''}"
+        f"state; start with the run's journal (expected and got){then if target else ''}"
     )
 
 

@@ -97,6 +97,16 @@ def fill_env(env: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str
     return {name: fill((value,), values)[0] for name, value in env.items()}
 
 
+def uses_placeholder(step: Step, name: str) -> bool:
+    """Whether a step's command or its own `env:` values use placeholder `name` (a shell step:
+    its `DRILLBOOK_*` variable in the text)."""
+    if isinstance(step.run, str):
+        texts = [step.run.replace(f"DRILLBOOK_{name.upper()}", "{" + name + "}")]
+    else:
+        texts = list(step.run)
+    return any("{" + name + "}" in text for text in (*texts, *step.env.values()))
+
+
 def step_env(values: Mapping[str, str]) -> dict[str, str]:
     """The DRILLBOOK_* environment variables every command receives."""
     return {f"DRILLBOOK_{name.upper()}": value for name, value in values.items()}
@@ -252,6 +262,16 @@ def plan_release(
             f"no released version below {version} was found in git tags; "
             "an automatic rollback can only run the changes' rollback steps"
         )
+        needs = [
+            step_id
+            for step_id, _, spec, _ in rollback_specs([release] if release else [])
+            if uses_placeholder(spec, "previous")
+        ]
+        if needs:
+            notes.append(
+                f"rollback steps that use {{previous}} would not run, with no earlier version "
+                f"to fill it with: {', '.join(needs)}"
+            )
     writers = _writing_checks(runbook, release)
     if writers:
         # The step is marked as reading, like every check; these may not be.

@@ -229,6 +229,11 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+def _redeployed(results: Sequence[StepResult]) -> bool:
+    """Whether a rollback that failed had deployed its target again: its checks failed."""
+    return any(r.step.id == "rollback-deploy" and r.ok for r in results)
+
+
 class _Flow:
     """One rehearsal run: the executor, the clock and the result being filled in."""
 
@@ -450,14 +455,19 @@ class _Flow:
             r.timings.restore_ms = took
             r.headline = (
                 f"{v} failed at {failed.step.id} ({why}); the rollback restored {p} in "
-                f"{took / 1000:.1f}s and its checks pass: {env} stays on {p}"
+                f"{took / 1000:.1f}s {self.proof()}: {env} stays on {p}"
             )
             return r
         r.outcome, r.exit_code, r.left_on = "restore_failed", EXIT_ROLLBACK_FAILED, None
         last = results[-1] if results else failed
+        where = f"{env} may run the broken {v}"
+        if _redeployed(results):
+            # Only the checks failed: P is deployed, and the journal says so; nothing proves it.
+            r.left_on = p
+            where = f"its redeploy finished, so {env} runs {p}, and nothing proves it works"
         r.headline = (
             f"{v} failed at {failed.step.id} AND the rollback to {p} failed at {last.step.id}: "
-            f"{env} may run the broken {v}; a person must act now"
+            f"{where}; a person must act now"
         )
         r.what_to_do = self.manual_restore(p, last, ran_before=r.found)
         return r
@@ -499,7 +509,7 @@ class _Flow:
         v, p, env = self.version, self.previous, self.env
         end = end_version(v, r.found)
         restored = (r.timings.restore_ms or 0) / 1000
-        proven = f"the rollback to {p} took {restored:.1f}s and its checks pass"
+        proven = f"the rollback to {p} took {restored:.1f}s {self.proof()}"
         if end == p:
             r.headline = f"rehearsal of {v} passed: {proven}; {env} stays on {p}, as it was"
             return r
@@ -538,12 +548,25 @@ class _Flow:
         else:
             r.outcome, r.exit_code, r.left_on = "restore_failed", EXIT_ROLLBACK_FAILED, None
             last = results[-1] if results else failed
+            unproven = ""
+            if _redeployed(results):
+                r.left_on = p
+                unproven = f" (its redeploy finished: {env} runs {p}, and nothing proves it works)"
             r.headline = (
                 f"{end} failed at {failed.step.id} when deployed again, and the second rollback "
-                f"to {p} failed at {last.step.id}: {env} needs a person now"
+                f"to {p} failed at {last.step.id}{unproven}: {env} needs a person now"
             )
             r.what_to_do = self.manual_restore(p, last, ran_before=r.found)
         return r
+
+    def proof(self) -> str:
+        """What proved the rollback, after "the rollback took 1.2s": no checks pass vacuously."""
+        if rollback_items(self.runbook, self.release):
+            return "and its checks pass"
+        return (
+            f"but no rollback checks describe {self.previous}, so nothing proved it worked "
+            f"(add checks under the rollback of {self.version}'s changes)"
+        )
 
     # --- what a person must do ------------------------------------------------------------
 

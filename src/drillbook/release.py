@@ -32,7 +32,7 @@ from drillbook.errors import (
 )
 from drillbook.execute import CheckItem, Executor, StepResult
 from drillbook.files import require_replaceable, require_writable
-from drillbook.model import HttpCheck, Release, Runbook
+from drillbook.model import HttpCheck, Release, Runbook, Step
 from drillbook.plan import (
     Plan,
     PlannedStep,
@@ -42,6 +42,7 @@ from drillbook.plan import (
     rollback_specs,
     rollback_steps,
     undo_versions,
+    uses_placeholder,
 )
 from drillbook.runbook import LoadedRunbook
 from drillbook.secrets import Masker
@@ -232,6 +233,15 @@ def preflight(
     except TagsMissing as exc:
         refuse(_raise, exc)
         previous = None
+    if previous is not None and not tag_only:
+        # Its rollback, on its own or by hand, goes back to `previous`: not past a release.
+        refuse(
+            require_no_lost_tag,
+            loaded,
+            previous,
+            version,
+            doing=f"if {version} fails, its rollback",
+        )
     release = runbook.release(version)
     if release is not None and not tag_only:
         for exc in check_url_refusals(runbook, env, release, previous):
@@ -419,6 +429,44 @@ def _origin_tag(
     return remote
 
 
+def require_no_lost_tag(
+    loaded: LoadedRunbook, low: str, high: str, *, also: Sequence[str] = (), doing: str
+) -> None:
+    """Refuse going from `high` back to `low` when a version between them was released, by
+    the journal, and has lost its tag since: `doing` ("the rollback") would skip it, undo
+    none of its changes, and prove `low` with checks that describe the skipped version.
+
+    Candidates are the releases the runbook declares and `also`; one counts when a release
+    run of it made its tag and kept it (one never tagged was never released, and is skipped
+    as before).
+    """
+    from drillbook.state import released_commit
+
+    runbook = loaded.runbook
+    candidates = [*also, *(r.version for r in runbook.releases)]
+    for version in dict.fromkeys(c for c in candidates if is_semver(c)):
+        if not semver_key(low) < semver_key(version) < semver_key(high):
+            continue
+        tag = runbook.tag_name(version)
+        if gitops.tag_commit(loaded.root, tag) is not None:
+            continue  # tagged, yet not `low`: a pre-release below a final release
+        commit = released_commit(loaded.root, runbook.service, version, tag)
+        if commit is None:
+            continue
+        msg = (
+            f"{version} was released, but its tag {tag} is missing: {doing} would skip "
+            f"{version} and go back to {low}, the newest tagged version below {high}; "
+            "nothing ran"
+        )
+        # Not "--to LOW": the checks that would prove LOW are those of the release above it,
+        # which without the tag describe the skipped version.
+        hint = (
+            f"put the tag back on {commit[:12]}, where the release run of {version} made it: "
+            f"git tag -a {tag} -m {version} {commit}; then run it again"
+        )
+        raise PreconditionFailed(msg, hint=hint)
+
+
 def expected_items(runbook: Runbook, release: Release) -> list[CheckItem]:
     """The expected checks of every change of a release."""
     items = []
@@ -527,7 +575,12 @@ def run_rollback(
         else:
             spec, undone = specs[step.id]
             version, previous = undo[undone.version]
-            result = executor.command(step, spec, version=version, previous=previous)
+            if previous is None and uses_placeholder(spec, "previous"):
+                # A first release undone: `{previous}` would be empty, and `migrate --to ""`
+                # may mean something else entirely than the version before. Not run.
+                result = executor.run(step, lambda s=step: _no_previous(s))
+            else:
+                result = executor.command(step, spec, version=version, previous=previous)
         results.append(result)
         if not result.ok:
             ok = False
@@ -540,6 +593,74 @@ def run_rollback(
         duration_ms=round((time.monotonic() - started) * 1000),
     )
     return ok, results
+
+
+def _no_previous(step: PlannedStep) -> StepResult:
+    """A rollback step that needs `{previous}`, when there is no earlier version: not run."""
+    return StepResult(
+        step,
+        "error",
+        detail=(
+            "not run: it uses {previous}, and there is no earlier released version to fill it "
+            "with (the first release); undo it by hand, as the change's rollback says"
+        ),
+    )
+
+
+def after_failed_rollback(
+    loaded: LoadedRunbook,
+    env: str,
+    releases: Release | Sequence[Release] | None,
+    results: Sequence[StepResult],
+    *,
+    from_version: str | None,
+    target: str | None,
+    deployed: bool = True,
+) -> str:
+    """What a failed rollback's headline adds: what the journal now says `env` runs, and what
+    to type once the cause is fixed; empty when there is no version to go back to.
+
+    Its redeploy finished: the journal says `target` runs, and the rollback run again would
+    go one version further back. It stopped before: the journal still says `from_version`,
+    and the rollback run again starts from its first step, which a change whose rollback is
+    not safe to run twice forbids without a look first. `deployed` False: `from_version`'s
+    own deploy failed, so the journal does not say it runs, and only a deploy puts `target`
+    back.
+    """
+    if target is None:
+        return ""
+    if any(r.step.id == "rollback-deploy" and r.ok for r in results):
+        further = previous_version(loaded.root, loaded.runbook, target)
+        return (
+            f". Its redeploy finished, so {env} runs {target} and its rollback checks fail: do "
+            "not run the rollback again, it would go back further"
+            + (f", from {target} to {further}" if further else "")
+        )
+    unsafe = {c.id for r in as_releases(releases) for c in r.changes if not c.rollback.retry_safe}
+    ran = [r.step.change for r in results if r.step.change in unsafe]
+    if not deployed:
+        text = (
+            f". The deploy of {from_version} failed, so the journal does not say {env} runs "
+            f"it and `drillbook rollback` would not undo it: once the cause is fixed, "
+            f"`drillbook deploy --env {env} --version {target}` puts {target} back"
+        )
+    else:
+        said = (
+            f". The journal still says {env} runs {from_version}: once"
+            if from_version
+            else ". Once"
+        )
+        text = (
+            f"{said} the cause is fixed, `{rollback_command(env, target)}` runs the rollback "
+            "again from its first step"
+        )
+    if ran and deployed:
+        names = ", ".join(dict.fromkeys(str(change) for change in ran))
+        text += (
+            f", but the rollback of {names} is not safe to run twice: check what it did on "
+            f"{env} first"
+        )
+    return text
 
 
 # --- release ----------------------------------------------------------------------------------
@@ -557,15 +678,21 @@ def note_context(
 ) -> dict[str, Any]:
     """What the rollback note template receives; `released`: a release writes it (after its
     tag), else `rollback-note` does, perhaps for a version never released."""
+    from drillbook.plan import command_of
+
     runbook = loaded.runbook
     values = placeholders(runbook, env, release.version, previous)
-    steps = [
-        describe_step(s) for s in (c.rollback.steps for c in reversed(release.changes)) for s in s
-    ]
+    # As `drillbook rollback` runs each step: placeholders filled in per argument. A shell
+    # step's text is shown as written, since its values arrive as DRILLBOOK_* variables; with
+    # no earlier version `{previous}` stays as written too, a value the person must find.
+    shown_values = values if previous else {k: v for k, v in values.items() if k != "previous"}
+
+    def shown(step: Step) -> str:
+        return describe_step(step) if step.shell else shlex.join(command_of(step, shown_values))
+
+    steps = [shown(s) for s in (c.rollback.steps for c in reversed(release.changes)) for s in s]
     if runbook.deploy is not None and previous:
         redeploy = {**values, "version": previous}
-        from drillbook.plan import command_of
-
         steps.append(shlex.join(command_of(runbook.deploy, redeploy)))
     checks = [
         f"{item.label}: {describe_check(item.check)}" for item in rollback_items(runbook, release)
@@ -595,7 +722,7 @@ def note_context(
                 "expected": c.expected.text,
                 "rollback": c.rollback.text,
                 "retry_safe": c.rollback.retry_safe,
-                "steps": [describe_step(s) for s in c.rollback.steps],
+                "steps": [shown(s) for s in c.rollback.steps],
             }
             for c in release.changes
         ],
@@ -1035,11 +1162,20 @@ def _after_failure(
             rollback=results,
         )
     last = results[-1] if results else None
+    then = after_failed_rollback(
+        session.loaded,
+        env,
+        release,
+        results,
+        from_version=version,
+        target=previous,
+        deployed=failed.step.kind != "deploy",
+    )
     return Outcome(
         EXIT_ROLLBACK_FAILED,
         "rollback_failed",
         f"release {version} failed at {failed.step.id} AND the rollback failed at "
-        f"{last.step.id if last else 'its start'}: {env} needs a person now",
+        f"{last.step.id if last else 'its start'}: {env} needs a person now{then}",
         failed=failed,
         rollback=results,
     )

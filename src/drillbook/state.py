@@ -27,13 +27,31 @@ def current_version(root: Path, env: str, *, service: str | None = None) -> str 
 
     With `service`, only that service's deploys count (a project may hold several runbooks).
     """
+    event = current_deploy(root, env, service=service)
+    return version_of(event) if event is not None else None
+
+
+def current_deploy(root: Path, env: str, *, service: str | None = None) -> dict[str, Any] | None:
+    """The `deployed` event of what runs on `env`, by the journal (see `current_version`): it
+    also says the rollback target of that deploy (`previous`) and which run made it."""
+    return next(_deploys_newest_first(root, env, service), None)
+
+
+def ran_before(root: Path, env: str, *, service: str | None = None) -> str | None:
+    """The version the deploy before the current one left on `env`, by the journal."""
+    deploys = _deploys_newest_first(root, env, service)
+    next(deploys, None)
+    before = next(deploys, None)
+    return version_of(before) if before is not None else None
+
+
+def _deploys_newest_first(root: Path, env: str, service: str | None) -> Iterator[dict[str, Any]]:
     for event in _events_newest_first(root, env):
         if event.get("event") != "deployed" or event.get("env") != env:
             continue
         if service is not None and event.get("service") not in (None, service):
             continue
-        return _version(event)
-    return None
+        yield event
 
 
 def deployed_since(
@@ -54,7 +72,7 @@ def deployed_since(
     return None
 
 
-def _version(deployed: dict[str, Any]) -> str | None:
+def version_of(deployed: dict[str, Any]) -> str | None:
     """The version a `deployed` event names; None ("not known") when it names none as text.
 
     A newer drillbook or a hand edit may write another type: the newest deploy still counts, so
@@ -92,7 +110,7 @@ class CurrentVersions:
                 if service is not None and not isinstance(service, str):
                     continue  # names no service a runbook can have, and is not "any service"
                 key = (env, service)
-                self._first.setdefault(key, (order, _version(event)))
+                self._first.setdefault(key, (order, version_of(event)))
                 order += 1
 
     def recorded(self, env: str, service: str) -> bool:
@@ -151,4 +169,30 @@ def tag_made_by_release(
                 and event.get("commit") == commit
             ):
                 return info.run_id
+    return None
+
+
+def released_commit(root: Path, service: str, version: str, tag: str) -> str | None:
+    """The commit a release run of `version` made `tag` on and kept (it did not roll back nor
+    take the tag back, as `tag_made_by_release` judges), newest such run first, or None:
+    where to put a lost tag back."""
+    for info in list_runs(root):
+        first = info.first or {}
+        if first.get("action") != "release" or first.get("version") != version:
+            continue
+        if first.get("service") not in (None, service):
+            continue
+        events = read_journal(info.path).events
+        if any(e.get("event") in ("rollback_started", "tag_deleted") for e in events):
+            continue
+        for event in events:
+            commit = event.get("commit")
+            if (
+                event.get("event") == "step_finished"
+                and event.get("step") == "tag"
+                and event.get("outcome") in ("ok", "done")
+                and event.get("tag") == tag
+                and isinstance(commit, str)
+            ):
+                return commit
     return None

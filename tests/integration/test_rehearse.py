@@ -326,10 +326,75 @@ def test_a_broken_version_whose_rollback_fails_says_exactly_what_to_do(
     assert "prove it: healthy: GET /health answers 200" in result.out
     assert "page #shop-oncall" in result.out
     assert "staging runs: UNKNOWN" in result.out
-    report = json.loads((shop.root / the_rehearsal(shop.events())["report_json"]).read_text())
+    event = the_rehearsal(shop.events())
+    report = json.loads((shop.root / event["report_json"]).read_text())
     assert report["outcome"] == "restore_failed"
     assert report["left_on"] is None
     assert any("by hand" in line for line in report["what_to_do"])
+    # The command to roll back for real is the one that just failed: the report says so.
+    text = (shop.root / event["report_md"]).read_text()
+    for_real = text.split("## Roll back for real", 1)[1].split("## Changes", 1)[0]
+    assert "**This rollback FAILED in this rehearsal** (see above)" in for_real
+
+
+# A release whose rollback check passes on its first run (the baseline) and fails on every
+# later one: the rollback's redeploy works, and nothing proves it did.
+SECOND_LOOK_FAILS = BAD_ROLLBACK.replace(
+    "          steps:\n"
+    "            - name: undo the ledger migration\n"
+    "              run: [python, -c, \"print('ledger down: lock timeout'); raise SystemExit(3)\"]\n"
+    "          checks:\n",
+    "          checks:\n"
+    "            - name: ledger empty\n"
+    "              run: [python, -c, \"import os; os.makedirs('var', exist_ok=True); "
+    "seen = os.path.exists('var/looked'); open('var/looked', 'w').close(); "
+    'raise SystemExit(3 if seen else 0)"]\n',
+)
+
+
+def test_a_broken_version_whose_rollback_checks_fail_says_the_previous_version_runs_unproven(
+    released: Project,
+) -> None:
+    shop = released
+    assert SECOND_LOOK_FAILS != BAD_ROLLBACK
+    add_release(shop, SECOND_LOOK_FAILS)
+    result = shop.run("rehearse", "--version", "1.3.0", FIXTURE_BROKEN="1.3.0")
+
+    assert result.code == 5, result
+    # The redeploy of 1.0.0 finished: the broken 1.3.0 is gone, and the message says so.
+    assert shop.served_version() == "1.0.0"
+    assert (
+        "1.3.0 failed at integration AND the rollback to 1.0.0 failed at rollback-checks: its "
+        "redeploy finished, so staging runs 1.0.0, and nothing proves it works; a person must "
+        "act now"
+    ) in result.out
+    assert "may run the broken 1.3.0" not in result.out
+    assert "staging runs: 1.0.0" in result.out
+    event = the_rehearsal(shop.events())
+    assert (event["outcome"], event["left_on"], event["exit"]) == ("restore_failed", "1.0.0", 5)
+    report = json.loads((shop.root / event["report_json"]).read_text())
+    assert report["left_on"] == "1.0.0"
+    assert report["failed_checks"] == ["GET /feature", "ledger empty"]
+
+
+def test_a_rollback_without_checks_is_not_said_to_pass_them(released: Project) -> None:
+    shop = released
+    add_release(
+        shop,
+        "  - version: 1.3.0\n"
+        "    changes:\n"
+        "      - id: banner\n"
+        "        title: A banner\n"
+        "        owner: erin\n"
+        "        expected: {checks: [healthy]}\n"
+        "        rollback: {summary: Deploy the previous version again.}\n",
+    )
+    result = shop.run("rehearse", "--version", "1.3.0")
+
+    assert result.code == 0, result
+    assert "rehearsal of 1.3.0 passed: the rollback to 1.0.0 took " in result.out
+    assert "but no rollback checks describe 1.0.0, so nothing proved it worked" in result.out
+    assert "and its checks pass" not in result.out
 
 
 def test_a_baseline_that_cannot_deploy_puts_back_what_ran_and_exits_4(released: Project) -> None:
@@ -342,6 +407,8 @@ def test_a_baseline_that_cannot_deploy_puts_back_what_ran_and_exits_4(released: 
     assert shop.served_version() == "1.1.0"
     events = shop.events()
     assert the_rehearsal(events)["outcome"] == "baseline_failed"
+    report = (shop.root / the_rehearsal(events)["report_md"]).read_text()
+    assert "**This rollback is not proven:** the rehearsal stopped at its baseline" in report
     assert finished_steps(events) == ["baseline-deploy", "return-deploy", "return-checks"]
 
 

@@ -344,6 +344,41 @@ def test_a_failed_first_release_is_undone_by_its_changes_rollback_steps(shop: Pr
     assert events[-1]["outcome"] == "rolled_back"
 
 
+def test_a_first_release_rollback_step_that_needs_previous_is_not_run_with_it_empty(
+    shop: Project,
+) -> None:
+    # `migrate --to {previous}` with nothing before the first release would get `--to ''`.
+    steps = (
+        "          steps:\n"
+        "            - [python, -c, \"import sys; open('var-ran', 'w').write(sys.argv[1])\", "
+        "'--to={previous}']\n"
+    )
+    _first_release_checks_feature(shop, steps)
+    plan = shop.run("plan", "--version", "1.0.0")
+    assert plan.code == 0, plan
+    assert (
+        "rollback steps that use {previous} would not run, with no earlier version to fill it "
+        "with: rollback-step:catalogue:1"
+    ) in plan.out
+
+    result = shop.run("release", "--version", "1.0.0", FIXTURE_BROKEN="1.0.0")
+
+    assert result.code == 5, result
+    assert not (shop.root / "var-ran").exists()
+    assert "AND the rollback failed at rollback-step:catalogue:1" in result.out
+    assert (
+        "not run: it uses {previous}, and there is no earlier released version to fill it with"
+    ) in result.out
+    [step] = [e for e in by_name(shop.events(), "step_finished") if e["step"].startswith("rollb")]
+    assert step["outcome"] == "error"
+    assert shop.events()[-1]["exit"] == 5
+    # The note of a first release leaves the value to find, and does not show it empty.
+    assert shop.run("rollback-note", "--version", "1.0.0").code == 0
+    note = (shop.root / "notes" / "shop-1.0.0-rollback.md").read_text()
+    assert "--to={previous}" in note
+    assert "'--to='" not in note
+
+
 def test_no_auto_rollback_leaves_the_environment_and_says_how_to_undo(released: Project) -> None:
     shop = released
     result = shop.run("release", "--version", "1.1.0", "--no-auto-rollback", FIXTURE_BROKEN="1.1.0")
@@ -364,6 +399,7 @@ def test_no_auto_rollback_leaves_the_environment_and_says_how_to_undo(released: 
 def test_rollback_to_a_version_never_released_or_not_below_is_refused(released: Project) -> None:
     shop = released
     assert shop.run("release", "--version", "1.1.0").code == 0
+    shop.git("tag", "-a", "v1.1.0-rc.1", "-m", "a release candidate", "v1.0.0")
     before = shop.snapshot()
 
     typo = shop.run("rollback", "--env", "staging", "--to", "1.0.1")
@@ -383,14 +419,39 @@ def test_rollback_to_a_version_never_released_or_not_below_is_refused(released: 
     assert undeclared.code == 2, undeclared
     assert "9.0.0 is not in the runbook either (declared: 1.0.0, 1.1.0, 1.2.0)" in undeclared.err
     assert "drillbook release" not in undeclared.err
+    # 1.1.0's rollback checks describe 1.0.0, and would fail a good rollback to its candidate.
+    candidate = shop.run("rollback", "--env", "staging", "--to", "1.1.0-rc.1")
+    assert candidate.code == 2, candidate
+    assert (
+        "--to 1.1.0-rc.1 is a pre-release, and staging runs 1.1.0, a final release: a rollback "
+        "goes back to a final release"
+    ) in candidate.err
+    assert "drillbook deploy --env staging --version 1.1.0-rc.1" in candidate.err
+    assert "name a final release such as --to 1.0.0" in candidate.err
     bad = shop.run("rollback", "--env", "staging", "--to", "v1.0.0")
     assert bad.code == 2, bad
     assert "--to expects a semver version" in bad.err
+    assert "did you mean --to 1.0.0?" in bad.err
     assert shop.served_version() == "1.1.0"
     assert shop.snapshot() == before  # nothing ran
 
     done = shop.run("rollback", "--env", "staging", "--to", "1.0.0")
     assert done.code == 0, done
+    assert shop.served_version() == "1.0.0"
+
+    # Below the first release there is nothing, and no --to would be accepted: the message
+    # says so and how the first release is undone.
+    first = shop.run("rollback", "--env", "staging")
+    assert first.code == 2, first
+    assert "staging runs 1.0.0, and no released version below it was found in git tags" in (
+        first.err
+    )
+    assert "there is nothing to roll back to" in first.err
+    assert (
+        "1.0.0 is the first release: undo it by hand, as its rollback says (catalogue: Nothing "
+        "to go back to; stop the service.)"
+    ) in first.err
+    assert "say where to go with --to VERSION" not in first.err
     assert shop.served_version() == "1.0.0"
 
 

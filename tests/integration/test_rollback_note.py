@@ -145,3 +145,39 @@ def test_runbook_text_reads_as_typed_not_as_markdown(shop: Project) -> None:
     assert not re.search(r"(?<!\\)\]\(javascript:", text)
     assert "Injected \\<script>alert(1)\\</script> \\[x\\](javascript:go)" in heading
     assert not any(line.startswith("# Injected") for line in text.splitlines())
+
+
+def test_the_note_lists_each_rollback_step_as_the_rollback_runs_it(released: Project) -> None:
+    shop = released
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text().replace(
+        "          summary: Deploy 1.0.0 again; the feature goes away.\n"
+        "          retry_safe: true\n",
+        "          summary: Deploy 1.0.0 again; the feature goes away.\n"
+        "          retry_safe: true\n"
+        "          steps:\n"
+        "            - [python, -c, 'import sys; print(sys.argv)', '{env}', '{version}', "
+        "'--to={previous}']\n"
+        "            - shell: true\n"
+        "              run: 'echo \"$DRILLBOOK_VERSION\"'\n",
+        1,
+    )
+    assert "--to={previous}" in text
+    runbook.write_text(text)
+    shop.commit("rollback steps with placeholders")
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    note_text = note(shop, "shop-1.1.0-rollback.md")
+
+    assert shop.run("rollback", "--env", "staging").code == 0
+
+    # The numbered list is the one the rollback ran, each command with its values filled in;
+    # the shell step as written (its values arrive as variables).
+    started = [e for e in shop.events() if e.get("event") == "step_started"]
+    ran = started[0]["argv"]
+    assert ran[-3:] == ["staging", "1.1.0", "--to=1.0.0"]
+    one_command = note_text.split("It runs, in order:", 1)[1].split("and then proves", 1)[0]
+    assert "1. `python -c 'import sys; print(sys.argv)' staging 1.1.0 --to=1.0.0`" in one_command
+    assert '2. `echo "$DRILLBOOK_VERSION"`' in one_command
+    assert "{version}" not in note_text and "{previous}" not in note_text
+    change = note_text.split("### feature: Turn the feature on", 1)[1]
+    assert "  - `python -c 'import sys; print(sys.argv)' staging 1.1.0 --to=1.0.0`" in change

@@ -3,6 +3,7 @@ and runs that cannot finish: a journal that fills up after the deploy, a note th
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -46,7 +47,9 @@ def test_with_the_journal_lost_a_rollback_to_a_named_version_still_works(
 
     unknown = shop.run("rollback", "--env", "staging")
     assert unknown.code == 2, unknown
-    assert "say where to go with --to VERSION" in unknown.err
+    assert "say where to go with --to VERSION (released, by git tags: 1.0.0, 1.1.0)" in (
+        unknown.err
+    )
 
     result = shop.run("rollback", "--env", "staging", "--to", "1.0.0")
     assert result.code == 0, result
@@ -459,6 +462,11 @@ def test_a_release_whose_rollback_checks_fail_too_shows_what_the_rollback_expect
     assert "expected: status 2xx; json version=1.1.9" in digest
     assert "got:      json version=1.1.0" in digest
     assert digest.index("failed rollback step") < digest.index("a person must act")
+    # The journal now says 1.1.0 runs: `drillbook rollback` would undo 1.1.0 too.
+    assert (
+        "Its redeploy finished, so staging runs 1.1.0 and its rollback checks fail: do not run "
+        "the rollback again, it would go back further, from 1.1.0 to 1.0.0"
+    ) in result.out
 
 
 def test_a_rollback_of_production_that_would_be_refused_is_refused_before_it_asks(
@@ -487,3 +495,148 @@ def test_a_rollback_of_production_that_would_be_refused_is_refused_before_it_ask
     assert "https://other.example.com/x refused for environment production" in err
     assert "confirmation" not in err
     assert shop.journals() == journals
+
+
+def test_a_rollback_step_that_fails_says_the_rollback_is_what_to_run_again_and_if_it_is_safe(
+    released: Project,
+) -> None:
+    shop = released
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text().replace(
+        "          summary: Deploy 1.0.0 again; the feature goes away.\n"
+        "          retry_safe: true\n",
+        "          summary: Deploy 1.0.0 again; the feature goes away.\n"
+        "          retry_safe: false\n"
+        "          steps:\n"
+        "            - [python, -c, \"import os, sys; sys.exit(int(os.environ.get('UNDO_EXIT', "
+        "'0')))\"]\n",
+        1,
+    )
+    assert "UNDO_EXIT" in text
+    runbook.write_text(text)
+    shop.commit("a rollback step that must not run twice")
+    assert shop.run("release", "--version", "1.1.0").code == 0
+
+    result = shop.run("rollback", "--env", "staging", UNDO_EXIT="3")
+
+    assert result.code == 5, result
+    # The redeploy never ran: the journal still says 1.1.0, and a deploy of 1.0.0 would leave
+    # out the step that failed; the rollback is what to run again, and not blindly.
+    assert shop.served_version() == "1.1.0"
+    assert (
+        "The journal still says staging runs 1.1.0: once the cause is fixed, `drillbook "
+        "rollback --env staging --to 1.0.0` runs the rollback again from its first step, but "
+        "the rollback of feature is not safe to run twice: check what it did on staging first"
+    ) in result.out
+    row = json.loads(shop.run("history", "--format", "json").out)[0]
+    assert row["undo"].endswith(
+        "`drillbook rollback --env staging --to 1.0.0` runs it again from its first step "
+        "(not safe to run twice: check what its steps did first)"
+    )
+
+    again = shop.run("rollback", "--env", "staging", "--to", "1.0.0")
+    assert again.code == 0, again
+    assert shop.served_version() == "1.0.0"
+
+
+def test_a_release_whose_rollback_fails_says_what_the_journal_says_runs_and_what_to_type(
+    released: Project,
+) -> None:
+    shop = released
+    # The deploy of 1.1.0 and the redeploy of 1.0.0 both fail: the journal never said 1.1.0
+    # runs, so `rollback` would go below 1.0.0; only a deploy puts 1.0.0 back.
+    result = shop.run("release", "--version", "1.1.0", FIXTURE_FAIL_DEPLOY="1.1.0,1.0.0")
+
+    assert result.code == 5, result
+    assert (
+        "The deploy of 1.1.0 failed, so the journal does not say staging runs it and "
+        "`drillbook rollback` would not undo it: once the cause is fixed, `drillbook deploy "
+        "--env staging --version 1.0.0` puts 1.0.0 back"
+    ) in result.out
+    row = json.loads(shop.run("history", "--format", "json").out)[0]
+    assert row["undo"].endswith("`drillbook deploy --env staging --version 1.0.0`")
+
+    # 1.1.0 deployed, its checks and then the redeploy of 1.0.0 fail: the journal says 1.1.0.
+    failed = shop.run(
+        "release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0", FIXTURE_FAIL_DEPLOY="1.0.0"
+    )
+    assert failed.code == 5, failed
+    assert (
+        "The journal still says staging runs 1.1.0: once the cause is fixed, `drillbook "
+        "rollback --env staging --to 1.0.0` runs the rollback again from its first step"
+    ) in failed.out
+    assert "not safe to run twice" not in failed.out
+
+
+def test_a_rollback_that_would_skip_a_release_whose_tag_was_lost_is_refused(
+    released: Project,
+) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    assert shop.run("release", "--version", "1.2.0").code == 0
+    commit = shop.git("rev-list", "-n", "1", "v1.1.0")
+    shop.git("tag", "-d", "v1.1.0")
+    before = shop.snapshot()
+
+    # By tags 1.2.0 goes back to 1.0.0, and its checks (which expect 1.1.0) would fail it.
+    result = shop.run("rollback", "--env", "staging")
+
+    assert result.code == 3, result
+    assert (
+        "1.1.0 was released, but its tag v1.1.0 is missing: staging runs 1.2.0, and the "
+        "rollback would skip 1.1.0 and go back to 1.0.0"
+    ) in result.err
+    assert f"git tag -a v1.1.0 -m 1.1.0 {commit}; then run it again" in result.err
+    # A rehearsal of 1.2.0 would do the same: its baseline would be 1.0.0.
+    rehearsal = shop.run("rehearse", "--version", "1.2.0")
+    assert rehearsal.code == 3, rehearsal
+    assert (
+        "1.1.0 was released, but its tag v1.1.0 is missing: the rehearsal of 1.2.0 would skip "
+        "1.1.0 and go back to 1.0.0"
+    ) in rehearsal.err
+    assert shop.served_version() == "1.2.0"
+    assert shop.snapshot() == before
+
+    # Named, it is not "never released" (a typo to check): the tag is what is missing.
+    named = shop.run("rollback", "--env", "staging", "--to", "1.1.0")
+    assert named.code == 3, named
+    assert "1.1.0 was released, but its tag v1.1.0 is missing" in named.err
+    assert f"git tag -a v1.1.0 -m 1.1.0 {commit}; then roll back again" in named.err
+    assert "never released" not in named.err
+
+    shop.git("tag", "-a", "v1.1.0", "-m", "1.1.0", commit)
+    again = shop.run("rollback", "--env", "staging")
+    assert again.code == 0, again
+    assert shop.served_version() == "1.1.0"
+
+    # A version deployed but never released (no release made its tag) is skipped, as before.
+    shop.git("tag", "-d", "v1.1.0")
+    shutil.rmtree(shop.root / ".drillbook")
+    assert shop.run("deploy", "--version", "1.1.0").code == 0
+    assert shop.run("deploy", "--version", "1.2.0").code == 0
+    past = shop.run("rollback", "--env", "staging")
+    assert "is missing" not in past.err, past
+    assert "rolling back staging from 1.2.0 to 1.0.0" in past.out
+
+
+def test_a_release_whose_rollback_would_skip_a_release_that_lost_its_tag_is_refused(
+    released: Project,
+) -> None:
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    commit = shop.git("rev-list", "-n", "1", "v1.1.0")
+    shop.git("tag", "-d", "v1.1.0")
+
+    # Failing, 1.2.0 would roll back to 1.0.0, its checks expecting 1.1.0: refused first.
+    plan = shop.run("plan", "--version", "1.2.0")
+    assert plan.code == 3, plan
+    result = shop.run("release", "--version", "1.2.0")
+
+    assert result.code == 3, result
+    assert (
+        "1.1.0 was released, but its tag v1.1.0 is missing: if 1.2.0 fails, its rollback would "
+        "skip 1.1.0 and go back to 1.0.0"
+    ) in result.err
+    assert f"git tag -a v1.1.0 -m 1.1.0 {commit}; then run it again" in result.err
+    assert shop.served_version() == "1.1.0"
+    assert shop.tags() == ["v1.0.0"]

@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import threading
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -178,7 +179,75 @@ def test_warns_when_the_last_rehearsal_failed(project: Path) -> None:
     )
     assert _warnings(project)["1.1.0"].startswith(
         "The last rehearsal of 1.1.0 (2026-11-22 09:00:10 UTC) ended with a rollback that "
-        "failed its checks. Fix the rollback, then rehearse again."
+        "failed, a step or its checks. Fix the rollback, then rehearse again."
+    )
+
+
+def test_a_rehearsal_stopped_at_its_baseline_is_not_said_to_have_deployed_nothing(
+    project: Path,
+) -> None:
+    # The baseline deploys 1.0.0 first: "before any deploy" would be untrue.
+    write_run(
+        project,
+        "20261122T090000Z-fcfcfc",
+        T0 + 96 * 3600,
+        "rehearse",
+        "staging",
+        "1.1.0",
+        [
+            ("deployed", {"version": "1.0.0", "previous": "1.1.0", "by": "rehearse-baseline"}),
+            (
+                "rehearsal_finished",
+                {
+                    "outcome": "baseline_failed",
+                    "runbook_sha256": runbook_sha(project),
+                    "previous": "1.0.0",
+                },
+            ),
+        ],
+        outcome="baseline_failed",
+    )
+    assert _warnings(project)["1.1.0"] == (
+        "The last rehearsal of 1.1.0 (2026-11-22 09:00:20 UTC) stopped at its baseline: the "
+        "previous version did not deploy or did not pass the rollback checks, so the version "
+        "itself was never deployed. Fix the environment or the rollback checks, then rehearse "
+        "again."
+    )
+
+
+def test_a_rehearsal_that_rolled_back_elsewhere_than_today_leaves_the_rollback_untested(
+    project: Path,
+) -> None:
+    # 1.1.0 was rehearsed back to 0.9.0 (1.0.0 not tagged yet); today it goes back to 1.0.0.
+    write_run(
+        project,
+        "20261122T090000Z-fdfdfd",
+        T0 + 96 * 3600,
+        "rehearse",
+        "staging",
+        "1.1.0",
+        [
+            (
+                "rehearsal_finished",
+                {
+                    "outcome": "ok",
+                    "restore_ms": 4000,
+                    "runbook_sha256": runbook_sha(project),
+                    "previous": "0.9.0",
+                },
+            )
+        ],
+    )
+    # Without tags the runbook's releases stand in for them, and say nothing of the past.
+    assert _warnings(project)["1.1.0"] == ""
+    git = ["git", "-c", "user.name=Docs", "-c", "user.email=docs@example.com"]
+    subprocess.run([*git, "init", "-q"], cwd=project, check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], cwd=project, check=True)
+    for version in ("0.9.0", "1.0.0", "1.1.0"):
+        subprocess.run([*git, "tag", f"v{version}"], cwd=project, check=True)
+    assert _warnings(project)["1.1.0"] == (
+        "1.1.0 was last rehearsed (2026-11-22 09:00:10 UTC) rolling back to 0.9.0, but its "
+        "rollback now goes to 1.0.0: that rollback is untested."
     )
 
 

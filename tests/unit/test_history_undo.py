@@ -46,6 +46,67 @@ def test_a_release_whose_rollback_failed_needs_a_person(tmp_path: Path) -> None:
     )
 
 
+def test_a_rollback_that_failed_before_its_redeploy_is_run_again_not_skipped_by_a_deploy(
+    tmp_path: Path,
+) -> None:
+    root = project(tmp_path)
+    # A rollback step failed: the redeploy never ran, the journal still says 1.2.0 runs, and
+    # a deploy of 1.1.0 would leave out the rollback steps that did not run.
+    failed_step = ("step_finished", {"step": "rollback-step:basket:1", "outcome": "failed"})
+    for run, kind, ran_before, safe in (
+        ("20261118T090000Z-aaaaa1", "release", [("deployed", {"by": "release"})], True),
+        ("20261118T100000Z-aaaaa2", "rollback", [], False),
+    ):
+        write_run(
+            root,
+            run,
+            T0 + (3600 if kind == "rollback" else 0),
+            kind,
+            "staging",
+            "1.2.0",
+            [
+                *ran_before,
+                ("rollback_started", {"to_version": "1.1.0", "retry_safe": safe}),
+                failed_step,
+                ("rollback_finished", {"outcome": "failed", "to_version": "1.1.0"}),
+            ],
+            outcome="rollback_failed",
+            previous="1.1.0",
+            to_version="1.1.0",
+        )
+    release, rollback = only(root, "20261118T090000Z-aaaaa1"), only(root, "20261118T100000Z-aaaaa2")
+    again = (
+        "once the cause is fixed, `drillbook rollback --env staging --to 1.1.0` runs it again "
+        "from its first step"
+    )
+    assert release.undo.endswith(again), release.undo
+    assert rollback.undo.endswith(
+        f"{again} (not safe to run twice: check what its steps did first)"
+    ), rollback.undo
+    assert "drillbook deploy" not in release.undo + rollback.undo
+
+    # The release's own deploy failed: the journal never said 1.2.0 runs, so only a deploy
+    # puts 1.1.0 back (a rollback would go below it).
+    write_run(
+        root,
+        "20261118T110000Z-aaaaa3",
+        T0 + 7200,
+        "release",
+        "staging",
+        "1.2.0",
+        [
+            ("step_finished", {"step": "deploy", "kind": "deploy", "outcome": "failed"}),
+            ("rollback_started", {"to_version": "1.1.0", "retry_safe": True}),
+            failed_step,
+        ],
+        outcome="rollback_failed",
+        previous="1.1.0",
+    )
+    assert only(root, "20261118T110000Z-aaaaa3").undo.endswith(
+        "once the cause is fixed, `drillbook deploy --env staging --version 1.1.0`"
+    )
+
+
 def test_a_release_whose_rollback_was_cut_short_after_its_redeploy_needs_a_check(
     tmp_path: Path,
 ) -> None:

@@ -85,3 +85,28 @@ def test_the_newest_deploy_wins_whether_it_names_the_service_or_not(tmp_path: Pa
     )
     assert table.of("staging", "search") == "2.0.0"
     assert table.of("production", "shop") is None
+
+
+def test_a_lost_tag_is_found_where_a_release_made_it_and_kept_it(tmp_path: Path) -> None:
+    from drillbook.state import released_commit
+
+    tag_step = {"step": "tag", "outcome": "ok", "tag": "v1.1.0"}
+    runs = [
+        # Made the tag, then took it back (its note failed): not where 1.1.0 was released.
+        ("20260101T000001Z-000001", "aaa", [("tag_deleted", {"tag": "v1.1.0"})]),
+        # Made it and rolled back: never released either.
+        ("20260101T000002Z-000002", "bbb", [("rollback_started", {"to_version": "1.0.0"})]),
+        ("20260101T000003Z-000003", "ccc", []),
+    ]
+    for i, (run_id, commit, after) in enumerate(runs):
+        ticks = iter(range(1_780_000_000 + 100 * i, 1_780_000_100 + 100 * i))
+        with Journal.open(tmp_path, run_id, clock=lambda t=ticks: float(next(t)), sync=False) as j:
+            j.write("run_started", action="release", env="staging", service="shop", version="1.1.0")
+            j.write("step_finished", **tag_step, commit=commit)
+            for name, fields in after:
+                j.write(name, **fields)
+            j.write("run_finished", outcome="ok")
+        expected = "ccc" if commit == "ccc" else None
+        assert released_commit(tmp_path, "shop", "1.1.0", "v1.1.0") == expected
+    assert released_commit(tmp_path, "search", "1.1.0", "v1.1.0") is None
+    assert released_commit(tmp_path, "shop", "1.2.0", "v1.2.0") is None

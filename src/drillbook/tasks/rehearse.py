@@ -52,6 +52,12 @@ def rehearse(
     previous = require_previous(
         runbook, release.version, previous_version(loaded.root, runbook, release.version)
     )
+    from drillbook.release import require_no_lost_tag
+
+    # The baseline would deploy a version older than the one `release` goes back to.
+    require_no_lost_tag(
+        loaded, previous, release.version, doing=f"the rehearsal of {release.version}"
+    )
     if runbook.environments[env].config is not None:
         from drillbook.configcheck import read_environment_config
 

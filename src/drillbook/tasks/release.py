@@ -429,25 +429,33 @@ def rollback(
     """Roll back for real: the changes' rollback steps, the redeploy, the rollback checks."""
     from drillbook.errors import EXIT_ROLLBACK_FAILED, UsageError
     from drillbook.execute import Executor
-    from drillbook.release import Outcome, previous_version, require_env, run_rollback
+    from drillbook.release import (
+        Outcome,
+        after_failed_rollback,
+        previous_version,
+        require_env,
+        run_rollback,
+    )
     from drillbook.session import open_session
-    from drillbook.state import current_version
+    from drillbook.state import current_deploy, version_of
 
     console = run_console(format)
     loaded = project(service)
     runbook = loaded.runbook
     require_env(runbook, env)
-    current = current_version(loaded.root, env, service=runbook.service)
+    deployed = current_deploy(loaded.root, env, service=runbook.service)
+    current = version_of(deployed) if deployed is not None else None
     if current is None and to is None:
         msg = (
             f"the journal has no deploy of {runbook.service} to {env}, so what runs there is "
             "unknown"
         )
-        raise UsageError(msg, hint="say where to go with --to VERSION")
+        raise UsageError(msg, hint=f"say where to go with --to VERSION ({_released(loaded)})")
     target = to or previous_version(loaded.root, runbook, current or "")
     if target is None:
-        msg = f"{env} runs {current} and no released version below it was found in git tags"
-        raise UsageError(msg, hint="say where to go with --to VERSION")
+        raise _nothing_below(loaded, env, str(current))
+    if to is None and deployed is not None:
+        _require_no_tag_skipped(loaded, env, str(current), target, deployed)
     if to is not None:
         _require_rollback_target(loaded, env, current, to)
     undone, proven_by = _undone(loaded, current, target)
@@ -522,17 +530,15 @@ def rollback(
                 rollback=results,
             )
         else:
-            headline = f"the rollback of {env} {was}to {target} failed: a person must act"
-            if any(r.step.id == "rollback-deploy" and r.ok for r in results):
-                # The journal now says `env` runs the target: the same command again would not
-                # retry this rollback but undo one more release, as a rollback cut short in its
-                # checks says.
-                further = previous_version(loaded.root, runbook, target)
-                headline += (
-                    f". Its redeploy finished, so {env} runs {target} and its rollback checks "
-                    "fail: do not run the rollback again, it would go back further"
-                    + (f", from {target} to {further}" if further else "")
+            # What the journal says runs now, and what the same command again would do: undo
+            # one more release once the redeploy finished, as a rollback cut short in its
+            # checks says; before, run the rollback's steps again.
+            headline = (
+                f"the rollback of {env} {was}to {target} failed: a person must act"
+                + after_failed_rollback(
+                    loaded, env, undone, results, from_version=current, target=target
                 )
+            )
             outcome = Outcome(
                 EXIT_ROLLBACK_FAILED,
                 "rollback_failed",
@@ -543,6 +549,53 @@ def rollback(
         finish(session, outcome, format)
     if outcome.exit_code:
         raise Exit(code=outcome.exit_code)
+
+
+def _released(loaded: Any) -> str:
+    """The newest final releases (by git tags), as a person reads them after "--to VERSION"
+    (with the journal lost, --to refuses a pre-release)."""
+    from drillbook import gitops
+    from drillbook.versions import semver_key
+
+    runbook = loaded.runbook
+    released = sorted(
+        (
+            v
+            for v in gitops.tagged_versions(gitops.tags(loaded.root), runbook.tag_format)
+            if not _pre_release(v)
+        ),
+        key=semver_key,
+    )
+    if not released:
+        return f"no version is released yet: no tag named like {runbook.tag_name('X.Y.Z')}"
+    return f"released, by git tags: {', '.join(released[-5:])}"
+
+
+def _nothing_below(loaded: Any, env: str, current: str) -> Any:
+    """The refusal of a rollback from `current` when no released version is below it.
+
+    "--to VERSION" would be refused too: a first release is undone as its changes'
+    rollback says, as the message of a first release that fails says.
+    """
+    from drillbook.errors import UsageError
+
+    runbook = loaded.runbook
+    tag = runbook.tag_name("X.Y.Z")
+    msg = (
+        f"{env} runs {current}, and no released version below it was found in git tags "
+        f"(named like {tag}): there is nothing to roll back to"
+    )
+    release = runbook.release(current)
+    untagged = (
+        f"if a version below it ran before without a tag, tag that commit "
+        f"(git tag -a {tag} -m X.Y.Z COMMIT) and pass --to X.Y.Z"
+    )
+    if release is None:
+        return UsageError(msg, hint=untagged[0].upper() + untagged[1:])
+    words = "; ".join(f"{c.id}: {c.rollback.text}" for c in release.changes)
+    hint = f"{current} is the first release: undo it by hand, as its rollback says ({words}); "
+    hint += untagged
+    return UsageError(msg, hint=hint)
 
 
 def _undone(loaded: Any, current: str | None, target: str) -> tuple[list[Any], Any]:
@@ -577,6 +630,34 @@ def _undone(loaded: Any, current: str | None, target: str) -> tuple[list[Any], A
     return undone, (undone[-1] if undone else None)
 
 
+def _require_no_tag_skipped(
+    loaded: Any, env: str, current: str, target: str, deployed: dict[str, Any]
+) -> None:
+    """Refuse the default target when a version released to `env` between it and `current`
+    has lost its tag (`release.require_no_lost_tag`): besides the releases the runbook
+    declares, the journal says which came before `current`, its deploy's rollback target and
+    what the deploy before it left."""
+    from drillbook.release import require_no_lost_tag
+    from drillbook.state import ran_before
+
+    before = [
+        deployed.get("previous"),
+        ran_before(loaded.root, env, service=loaded.runbook.service),
+    ]
+    require_no_lost_tag(
+        loaded,
+        target,
+        current,
+        also=[v for v in before if isinstance(v, str)],
+        doing=f"{env} runs {current}, and the rollback",
+    )
+
+
+def _pre_release(version: str) -> bool:
+    """Whether a semver version is a pre-release (`1.1.0-rc.1`)."""
+    return "-" in version.split("+", 1)[0]
+
+
 def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str) -> None:
     """Refuse a `--to` that is not a released version below the one `env` runs.
 
@@ -590,7 +671,14 @@ def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str
     runbook = loaded.runbook
     if not is_semver(to):
         msg = f"--to expects a semver version such as 1.2.0, got {to!r}"
-        raise UsageError(msg)
+        bare = to.strip().lstrip("vV")
+        # `v1.1.0` is how the tag is named, and what a person copies from `git tag`.
+        hint = (
+            f"did you mean --to {bare}? versions are written without the tag's `v`"
+            if bare != to and is_semver(bare)
+            else None
+        )
+        raise UsageError(msg, hint=hint)
     if current is not None and semver_key(to) == semver_key(current):
         msg = f"{env} already runs {to} (by the journal): there is nothing to roll back to it"
         hint = (
@@ -609,12 +697,49 @@ def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str
                 "(its gates and checks run)"
             )
         raise UsageError(msg, hint=hint)
+    if _pre_release(to) and (current is None or not _pre_release(current)):
+        # A final release rolls back to a final one (`gitops.previous_version`): the rollback
+        # checks of the release above describe that version, and would fail on the pre-release.
+        runs = (
+            f"{env} runs {current}, a final release"
+            if current
+            else f"the journal does not say what {env} runs"
+        )
+        # The final releases below what runs (or below the pre-release's own version).
+        base = current if current and is_semver(current) else to.split("-", 1)[0]
+        below = gitops.previous_version(loaded.root, base, runbook.tag_format)
+        msg = (
+            f"--to {to} is a pre-release, and {runs}: a rollback goes back to a final release, "
+            "whose rollback checks prove it"
+        )
+        hint = f"to run {to} again, deploy it: drillbook deploy --env {env} --version {to}" + (
+            f"; to roll back, name a final release such as --to {below}" if below else ""
+        )
+        raise UsageError(msg, hint=hint)
     if gitops.tag_commit(loaded.root, runbook.tag_name(to)) is None:
+        from drillbook.errors import PreconditionFailed
+        from drillbook.state import released_commit
+
+        tag = runbook.tag_name(to)
+        commit = released_commit(loaded.root, runbook.service, to, tag)
+        if commit is not None:
+            # Released, by the journal, and its tag lost since: not a typo to check.
+            msg = (
+                f"{to} was released, but its tag {tag} is missing, so it is not known as a "
+                "released version; nothing ran"
+            )
+            hint = (
+                f"put the tag back on {commit[:12]}, where the release run of {to} made it: "
+                f"git tag -a {tag} -m {to} {commit}; then roll back again"
+            )
+            raise PreconditionFailed(msg, hint=hint)
         released = sorted(
             (
                 v
                 for v in gitops.tagged_versions(gitops.tags(loaded.root), runbook.tag_format)
-                if current is None or semver_key(v) < semver_key(current)
+                if (current is None or semver_key(v) < semver_key(current))
+                # What --to accepts: a pre-release only below a pre-release.
+                and (not _pre_release(v) or (current is not None and _pre_release(current)))
             ),
             key=semver_key,
         )
