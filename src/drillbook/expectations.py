@@ -266,8 +266,8 @@ def sample_findings(check: HttpCheck, sample: Sample, mask: Mask = unmasked) -> 
                 )
             )
     for hname, value in (expect.header or {}).items():
-        actual = sample.headers.get(hname)  # requests' headers ignore case
-        if actual != value:
+        actual = header_value(sample.headers, hname)
+        if actual is None or actual != value.strip(" \t"):
             seen = "missing" if actual is None else f"is {one_line(actual, 80, mask)}"
             got = f"header {hname} {seen}" if actual is None else f"header {hname}: {actual}"
             found.append(
@@ -291,6 +291,20 @@ def sample_findings(check: HttpCheck, sample: Sample, mask: Mask = unmasked) -> 
             )
         )
     return found
+
+
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value as HTTP defines it, or None when it is absent: without the whitespace
+    around it (RFC 9110: it is not part of the value), its bytes read as UTF-8 when they are
+    UTF-8 (http.client gives them as Latin-1, which turns `café` into `cafÃ©`)."""
+    value = headers.get(name)  # requests' headers ignore case
+    if value is None:
+        return None
+    value = value.strip(" \t")
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 def declared_charset(headers: Mapping[str, str]) -> str | None:
@@ -472,7 +486,7 @@ def pass_got(check: HttpCheck, verdict: Verdict, mask: Mask = unmasked) -> str:
     if expect.body_contains is not None:
         parts.append(f"body contains {expect.body_contains!r}")
     for hname in expect.header or {}:
-        parts.append(f"header {hname}: {last.headers.get(hname)}")
+        parts.append(f"header {hname}: {header_value(last.headers, hname)}")
     if check.samples == 1:
         parts.append(f"time {fmt_ms(last.elapsed_s * 1000)}")
     else:

@@ -406,6 +406,24 @@ def test_header_and_body_contains(server: LoopbackServer, runner: CheckRunner) -
     assert "header X-VERSION is 1.1.0, expected 1.2.0" in result.message
 
 
+def test_a_header_is_compared_without_the_whitespace_around_it_and_read_as_utf8() -> None:
+    # RFC 9110: whitespace around a field value is not part of it; http.client keeps what
+    # trails. And UTF-8 bytes in a header came as Latin-1: `café` would read `cafÃ©`.
+    answer = (
+        b"HTTP/1.1 200 OK\r\nX-Build: 7 \t\r\nX-Owner: " + "café".encode() + b"\r\n"
+        b"X-Old: caf\xe9\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    )
+    with raw_answer(answer) as url, CheckRunner(env(url), env_name="staging") as runner:
+        good = {"X-Build": "7", "x-owner": "café", "X-Old": "café"}
+        result = runner.run(http_check(get="/", expect={"header": good}))
+        assert result.outcome == "pass", result.message
+        assert result.got.startswith("status 200; header X-Build: 7; header x-owner: café; ")
+        result = runner.run(http_check(get="/", expect={"header": {"X-Owner": "cafe"}}))
+    assert result.outcome == "fail"
+    assert result.got == "header X-Owner: café"
+    assert "header X-Owner is café, expected cafe (" in result.message
+
+
 def test_body_is_read_in_the_charset_its_content_type_names(
     server: LoopbackServer, runner: CheckRunner
 ) -> None:
