@@ -192,6 +192,34 @@ def test_an_answer_that_cannot_be_read_says_what_is_wrong_with_it(answer: bytes,
     assert result.retry_safe
 
 
+def test_interim_answers_are_read_past_to_the_final_one() -> None:
+    # A 103 Early Hints (or 102 Processing) comes before the answer; it is not the answer.
+    hints = b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n"
+    processing = b"HTTP/1.1 102 Processing\r\n\r\n"
+    body = b'{"status": "ok"}'
+    ok = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n" + body
+    crash = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nboom"
+    check = http_check(get="/health", expect={"status": 200, "json": {"status": "ok"}})
+    answers = [hints + processing + ok, hints + crash]
+    with raw_answer(answers) as url, CheckRunner(env(url), env_name="staging") as runner:
+        passed = runner.run(check)
+        failed = runner.run(check)
+    assert passed.outcome == "pass", passed.message
+    assert passed.got.startswith("status 200; json status=ok; time ")
+    assert failed.outcome == "fail"
+    assert failed.got == "status 500"
+    assert failed.message.startswith("GET /health -> 500, expected 200 (")
+    assert failed.excerpt == "boom"
+    # Interim answers without end are no answer at all.
+    with raw_answer(hints * 101) as url, CheckRunner(env(url), env_name="staging") as runner:
+        endless = runner.run(check)
+    assert endless.outcome == "inconclusive"
+    assert endless.got == (
+        "no answer: the answer's headers cannot be read: more than 100 interim (1xx) answers "
+        "before the final one"
+    )
+
+
 def test_a_body_that_stops_coming_counts_as_a_sample_slower_than_its_wait() -> None:
     # The headers came, then 5 of 10 bytes, then nothing: the answer takes longer than the
     # wait, and with another sample answered, max_time is judged on it.
