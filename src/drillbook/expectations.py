@@ -66,8 +66,14 @@ def printable(text: str, *, lines: bool = False) -> str:
 
 
 def _show(value: Any, limit: int = 80, mask: Mask = unmasked) -> str:
-    """A JSON value as a person reads it: text bare, everything else as JSON; masked, then cut."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    """A JSON value as a person reads it: text bare, a number of the runbook as it is written
+    there (`1.10`, which YAML reads as 1.1), everything else as JSON; masked, then cut."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int | float) and isinstance(getattr(value, "text", None), str):
+        text = value.text  # yamlsafe's SourceInt and SourceFloat
+    else:
+        text = json.dumps(value, ensure_ascii=False)
     text = printable(mask(text))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -404,6 +410,10 @@ def _json_findings(wanted: Mapping[str, Any], sample: Sample, mask: Mask) -> lis
                 # 3 and "3", true and "true": alike on the page, so the kinds are named.
                 seen, wanted_shown = f"is {_typed(actual, mask)}", _typed(value, unmasked)
                 got = f"json {path}={_typed(actual, mask)}"
+                if isinstance(actual, str) and not isinstance(value, str):
+                    # YAML reads `version: 1.10` unquoted as a number: the runbook meant text.
+                    quoted = _show(json.dumps(actual, ensure_ascii=False), mask=mask)
+                    wanted_shown += f" (quoted, {quoted} is text)"
             found.append(
                 Finding("json", "fail", got, f"json {path} {seen}, expected {wanted_shown}")
             )

@@ -371,6 +371,36 @@ def test_a_json_value_alike_on_the_page_but_of_another_kind_names_both_kinds(
     assert "json count=the number 3" in result.got
 
 
+def test_a_number_of_the_runbook_is_shown_as_written_and_told_from_the_text_it_reads_like(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    from drillbook import yamlsafe
+
+    # Unquoted, YAML 1.2 reads 1.10 as the number 1.1 and true as JSON true: "is 1.10,
+    # expected 1.1" would send the person on call looking for a 1.1 nobody wrote.
+    server.routes["/version"] = json_reply({"version": "1.10", "build": "007", "beta": "true"})
+    check = http_check(
+        **yamlsafe.load("get: /version\nexpect: {json: {version: 1.10, build: 007, beta: true}}")
+    )
+    result = runner.run(check)
+    assert result.outcome == "fail"
+    assert result.expected == "status 2xx; json version=1.10, build=007, beta=true"
+    assert (
+        'json version is the text "1.10", expected the number 1.10 (quoted, "1.10" is text)'
+        in result.message
+    )
+    assert 'json build is the text "007", expected the number 007 (quoted, "007" is text)' in (
+        result.message
+    )
+    assert 'json beta is the text "true", expected JSON true (quoted, "true" is text)' in (
+        result.message
+    )
+    assert result.got.startswith('json version=the text "1.10"; json build=the text "007"; ')
+    # Written as the number it is, it is judged as that number.
+    server.routes["/version"] = json_reply({"version": 1.1, "build": 7, "beta": True})
+    assert runner.run(check).outcome == "pass"
+
+
 def test_non_json_body_with_json_expect_is_inconclusive(
     server: LoopbackServer, runner: CheckRunner
 ) -> None:
