@@ -669,7 +669,8 @@ class HttpCheck(Model):
 class RunExpect(Model):
     """What a command check must see for it to pass."""
 
-    exit: int = 0
+    # A process exits with 0 to 255; anything else is a check that could never pass.
+    exit: int = Field(default=0, ge=0, le=255, description="The exit status, 0 to 255.")
     output_contains: str | None = None
 
 

@@ -264,6 +264,19 @@ CASES = [
         words=("at least 1", "the number -3"),
     ),
     Bad(
+        "run-exit-past-255",
+        edit(CHECK_AUDIT, "            - run: [./smoke]\n              expect: {exit: 256}\n"),
+        at="256}",
+        field="releases[0].changes[0].expected.checks[2].expect.exit",
+        words=("at most 255", "got the number 256"),
+    ),
+    Bad(
+        "run-exit-negative",
+        edit(CHECK_AUDIT, "            - run: [./smoke]\n              expect: {exit: -9}\n"),
+        at="-9}",
+        words=("at least 0", "got the number -9"),
+    ),
+    Bad(
         "p95-without-samples",
         drop("samples: 20"),
         at="p95: 300ms}",
