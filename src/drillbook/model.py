@@ -517,7 +517,8 @@ class Expect(Model):
         alias="json",
         description="Dotted paths and the values found there (a subset match).",
     )
-    body_contains: str | None = None
+    # An empty text is in every body: such a check would pass whatever staging answers.
+    body_contains: str | None = Field(default=None, min_length=1)
     header: (
         Annotated[
             dict[str, str],
@@ -671,7 +672,8 @@ class RunExpect(Model):
 
     # A process exits with 0 to 255; anything else is a check that could never pass.
     exit: int = Field(default=0, ge=0, le=255, description="The exit status, 0 to 255.")
-    output_contains: str | None = None
+    # An empty text is in every output: such a check would pass whatever the command printed.
+    output_contains: str | None = Field(default=None, min_length=1)
 
 
 @functools.cache

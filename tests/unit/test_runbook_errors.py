@@ -277,6 +277,22 @@ CASES = [
         words=("at least 0", "got the number -9"),
     ),
     Bad(
+        "body-contains-empty",
+        edit("expect: {status: 200}\n", 'expect: {status: 200, body_contains: ""}\n'),
+        at='""}',
+        field="releases[0].changes[0].expected.checks[2].expect.body_contains",
+        words=("expected some text", "got the text ''"),
+    ),
+    Bad(
+        "output-contains-empty",
+        edit(
+            CHECK_AUDIT,
+            "            - run: [./smoke]\n              expect: {output_contains: ''}\n",
+        ),
+        at="''}",
+        words=("expected some text", "got the text ''"),
+    ),
+    Bad(
         "p95-without-samples",
         drop("samples: 20"),
         at="p95: 300ms}",
