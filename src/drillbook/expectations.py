@@ -385,6 +385,10 @@ def _json_findings(wanted: Mapping[str, Any], sample: Sample, mask: Mask) -> lis
     try:
         data = _load_json(sample)
     except (ValueError, UnicodeDecodeError):
+        if not sample.body.strip():
+            # A 204, or a 200 with nothing in it: "not JSON (application/json)" reads as garbage.
+            why = f"cannot check json: the body is empty (status {sample.status})"
+            return [Finding("json-unreadable", "inconclusive", why, why)]
         ctype = sample.headers.get("Content-Type", "no content type")
         size = "the first 4 MiB of " if sample.truncated else ""
         why = f"cannot check json: {size}the body is not JSON ({one_line(ctype, 60, mask)})"

@@ -409,6 +409,14 @@ def test_non_json_body_with_json_expect_is_inconclusive(
     assert result.outcome == "inconclusive"
     assert result.got == "cannot check json: the body is not JSON (text/html)"
     assert result.excerpt == "<html>maintenance</html>"
+    # Nothing at all is said as such, not as a body that is not JSON.
+    server.routes["/health"] = Reply(204, "", {"Content-Type": "application/json"})
+    result = runner.run(http_check(get="/health", expect={"json": {"status": "ok"}}))
+    assert result.outcome == "inconclusive"
+    assert result.got == "cannot check json: the body is empty (status 204)"
+    server.routes["/health"] = Reply(200, "\r\n", {"Content-Type": "application/json"})
+    result = runner.run(http_check(get="/health", expect={"json": {"status": "ok"}}))
+    assert result.got == "cannot check json: the body is empty (status 200)"
 
 
 @pytest.mark.parametrize(
