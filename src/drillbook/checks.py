@@ -8,10 +8,11 @@ allow, before any request is sent.
 Outcomes: **pass** when every expectation holds; **fail** when the service answered and an
 expectation does not hold; **inconclusive** when there is no answer (refused, timed out, DNS,
 TLS, reset), nothing to judge (a JSON expectation on a body that is not JSON) or the deadline
-left too little time to judge (sampling cut short), or the command could not run. A request
-that timed out still says its answer takes longer than it was waited for: when other samples
-got an answer, one that waited past `max_time`, or enough of them to put a percentile past its
-limit, make that expectation fail.
+left too little time to judge (sampling cut short), or the command could not run. An attempt
+after the first that the deadline cuts short is no news of the service: the attempt before it
+is the one judged, and the result says so. A request that timed out still says its answer
+takes longer than it was waited for: when other samples got an answer, one that waited past
+`max_time`, or enough of them to put a percentile past its limit, make that expectation fail.
 
 Timing: every request has a connect timeout of `min(timeout, 3.05s)` (just over a multiple of
 TCP's 3 s SYN retransmission, as the requests documentation advises) and a read timeout of
@@ -486,6 +487,12 @@ class CheckRunner:
         follow = not any(300 <= s < 400 for s in statuses)
         start = time.perf_counter()
         end = start + limit_s
+        # How long the answer was waited for: the check's timeout, or less when that was all
+        # that was left of its deadline.
+        clipped = limit_s < check.timeout
+        waited = format_duration(round(limit_s, 3 if limit_s < 1 else 1))
+        if clipped:
+            waited += " (what was left of the check's deadline)"
         connect_s = read_s = 0.0
         for hop in range(MAX_REDIRECTS + 1):
             left = end - time.perf_counter()
@@ -496,6 +503,7 @@ class CheckRunner:
                     no_answer=f"no answer within {format_duration(limit_s)}",
                     elapsed_s=time.perf_counter() - start,
                     timed_out=True,
+                    deadline_cut=clipped,
                 )
             late = lookup_in_time(url, left, self._stopped)
             if late is not None:
@@ -505,7 +513,9 @@ class CheckRunner:
                     if late == "stopped"
                     else f"DNS did not answer for {host} within {format_duration(limit_s)}"
                 )
-                return Sample(no_answer=why, elapsed_s=time.perf_counter() - start)
+                elapsed = time.perf_counter() - start
+                cut = clipped and late == "late"
+                return Sample(no_answer=why, elapsed_s=elapsed, deadline_cut=cut)
             watchdog = _Watchdog(session, left)
             try:
                 with (
@@ -529,8 +539,10 @@ class CheckRunner:
                         if self._stopped():
                             why = "the run was stopped while the answer came in"
                             return Sample(no_answer=why, elapsed_s=elapsed)
-                        why = f"answer not complete within {format_duration(check.timeout)}"
-                        return Sample(no_answer=why, elapsed_s=elapsed, timed_out=True)
+                        why = f"answer not complete within {waited}"
+                        return Sample(
+                            no_answer=why, elapsed_s=elapsed, timed_out=True, deadline_cut=clipped
+                        )
                     status = response.status_code
                     location = redirect_location(response.headers)
                     if 300 <= status < 400 and location and follow:
@@ -568,19 +580,25 @@ class CheckRunner:
             except requests.RequestException as exc:
                 # Timed out: the request reached the service and its answer took longer than
                 # this (a connect timeout or a refusal says nothing of how fast it answers).
-                timed_out = False
+                timed_out = cut = False
                 if self._stopped():  # cut by the stop (httpsession), not the service's doing
                     why = "the run was stopped while the request waited for its answer"
                 elif watchdog.fired:
-                    why = f"answer not complete within {format_duration(check.timeout)}"
-                    timed_out = True
+                    why = f"answer not complete within {waited}"
+                    timed_out = cut = True
                 else:
                     why = describe_no_answer(
                         exc, connect_s=connect_s, read_s=read_s, mask=self._mask
                     )
                     timed_out = _timed_out(exc)
+                    cut = timed_out or isinstance(exc, requests.exceptions.ConnectTimeout)
                 elapsed = time.perf_counter() - start
-                return Sample(no_answer=why, elapsed_s=elapsed, timed_out=timed_out)
+                return Sample(
+                    no_answer=why,
+                    elapsed_s=elapsed,
+                    timed_out=timed_out,
+                    deadline_cut=clipped and cut,
+                )
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
 
     def _attempt(
@@ -693,12 +711,20 @@ class CheckRunner:
             rounds = math.ceil(check.samples / check.concurrency)
             budget = check.timeout * rounds * attempts + check.retry.interval * (attempts - 1)
         deadline = started + budget
-        attempt = 0
+        attempt = shown = 0
         cut = ""
+        judged: Verdict | None = None
         while True:
             attempt += 1
             samples, per_sample, skipped = self._attempt(prep, deadline)
             verdict = self._judge(prep, samples, per_sample, skipped, budget)
+            if judged is not None and self._cut_short(verdict, samples):
+                # The deadline came in this attempt, before staging had its time to answer:
+                # "no answer within 3ms" would hide the 503 that the attempt before got.
+                cut = f"attempt {attempt} cut short by the deadline {format_duration(budget)}; "
+                verdict = judged
+                break
+            judged, shown = verdict, attempt
             if verdict.outcome == "pass" or attempt >= attempts or self._stopped():
                 break
             # A service that says when to come back (429, 503 with Retry-After) is asked again
@@ -721,8 +747,23 @@ class CheckRunner:
         duration_ms = round((self._clock() - started) * 1000)
         retry_safe = check.method in ("GET", "HEAD")
         return self._http_result(
-            prep, verdict, attempt=attempt, duration_ms=duration_ms, retry_safe=retry_safe, cut=cut
+            prep,
+            verdict,
+            attempt=shown,
+            made=attempt,
+            duration_ms=duration_ms,
+            retry_safe=retry_safe,
+            cut=cut,
         )
+
+    def _cut_short(self, verdict: Verdict, samples: list[Sample]) -> bool:
+        """Whether an attempt is inconclusive only because the check's deadline came in it:
+        its samples without an answer were given less than their timeout, or never taken."""
+        if verdict.outcome != "inconclusive" or self._stopped():
+            return False
+        kinds = {f.kind for f in verdict.findings if f.outcome == "inconclusive"}
+        unanswered = [s for s in samples if not s.answered]
+        return kinds <= {"no-answer", "short"} and all(s.deadline_cut for s in unanswered)
 
     def _http_result(
         self,
@@ -730,10 +771,12 @@ class CheckRunner:
         verdict: Verdict,
         *,
         attempt: int,
+        made: int,
         duration_ms: int,
         retry_safe: bool,
         cut: str,
     ) -> CheckResult:
+        """The result of the check, as `attempt` judged it; `made` attempts were made."""
         check = prep.check
         assert isinstance(check, HttpCheck)  # noqa: S101
         outcome = verdict.outcome
@@ -769,7 +812,7 @@ class CheckRunner:
             expected=self._mask(expected_text(check)),
             got=printable(self._mask(got)),
             message=one_line(message, 400, self._mask),
-            attempts=attempt,
+            attempts=made,
             duration_ms=duration_ms,
             retry_safe=retry_safe,
             excerpt=excerpt,

@@ -109,6 +109,9 @@ class Sample:
     redirect: Finding | None = None
     #: No answer because none was complete after `elapsed_s`: it takes longer than that.
     timed_out: bool = False
+    #: No answer in the time that was left of the check's deadline, less than its timeout:
+    #: the service was not given its time, so this says nothing of it.
+    deadline_cut: bool = False
 
     @property
     def answered(self) -> bool:
