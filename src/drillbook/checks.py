@@ -494,6 +494,7 @@ class CheckRunner:
         if clipped:
             waited += " (what was left of the check's deadline)"
         connect_s = read_s = 0.0
+        hops: list[str] = []
         for hop in range(MAX_REDIRECTS + 1):
             left = end - time.perf_counter()
             read_s = min(check.timeout, left)
@@ -558,6 +559,7 @@ class CheckRunner:
                                     for k, v in headers.items()
                                     if k.lower() not in _CREDENTIAL_HEADERS
                                 }
+                            hops.append(f"{status} {self._hop_shown(prep.url, target)}")
                             url = target
                             # As RFC 9110 and requests do: a 303 turns the request into a GET,
                             # but a HEAD stays a HEAD (its answer has no body to fetch).
@@ -574,9 +576,17 @@ class CheckRunner:
                             f"-> {status} redirect to {shown}, not followed: {refusal}",
                         )
                         return Sample(
-                            status, response.headers, body, truncated, elapsed, redirect=finding
+                            status,
+                            response.headers,
+                            body,
+                            truncated,
+                            elapsed,
+                            redirect=finding,
+                            redirects=tuple(hops),
                         )
-                    return Sample(status, response.headers, body, truncated, elapsed)
+                    return Sample(
+                        status, response.headers, body, truncated, elapsed, redirects=tuple(hops)
+                    )
             except requests.RequestException as exc:
                 # Timed out: the request reached the service and its answer took longer than
                 # this (a connect timeout or a refusal says nothing of how fast it answers).
@@ -600,6 +610,14 @@ class CheckRunner:
                     deadline_cut=clipped and cut,
                 )
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
+
+    def _hop_shown(self, first_url: str, target: str) -> str:
+        """Where a redirect leads, as a message shows it: its path and query on the check's
+        own origin, else the whole URL without credentials; masked, and cut."""
+        if _origin(target) == _origin(first_url):
+            parts = urlsplit(target)
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+        return one_line(redact_url(target), 80, self._mask)
 
     def _attempt(
         self, prep: _Prepared, deadline: float
@@ -795,7 +813,8 @@ class CheckRunner:
         if outcome == "pass":
             got = pass_got(check, verdict, self._mask)
             statuses = sorted({s.status for s in verdict.answered if s.status is not None})
-            head = f"-> {' / '.join(map(str, statuses))}"
+            via = verdict.last.via if verdict.last is not None else ""
+            head = f"-> {via}{' / '.join(map(str, statuses))}"
             for pname, limit in check.expect.percentiles().items():
                 head += f"; {pname} {fmt_ms(verdict.measured[pname])} <= {format_duration(limit)}"
             message = f"{prep.label} {head} ({suffix})"

@@ -112,11 +112,19 @@ class Sample:
     #: No answer in the time that was left of the check's deadline, less than its timeout:
     #: the service was not given its time, so this says nothing of it.
     deadline_cut: bool = False
+    #: The redirects followed to this answer, each as its status and where it led ("302 /login").
+    redirects: tuple[str, ...] = ()
 
     @property
     def answered(self) -> bool:
         """Whether the request got an answer (any status counts)."""
         return self.no_answer is None
+
+    @property
+    def via(self) -> str:
+        """The redirects followed to the answer, as a message shows them before its status
+        ("302 /login -> "), or "" when there were none."""
+        return "".join(f"{hop} -> " for hop in self.redirects)
 
 
 @dataclass
@@ -251,8 +259,8 @@ def sample_findings(check: HttpCheck, sample: Sample, mask: Mask = unmasked) -> 
             Finding(
                 "status",
                 "fail",
-                f"status {status}",
-                f"-> {status}, expected {_expected_statuses(statuses)}",
+                f"status {status}" + (f" via {sample.via[:-4]}" if sample.redirects else ""),
+                f"-> {sample.via}{status}, expected {_expected_statuses(statuses)}",
             )
         )
     if expect.json_:
@@ -493,6 +501,9 @@ def pass_got(check: HttpCheck, verdict: Verdict, mask: Mask = unmasked) -> str:
     last = verdict.answered[-1]
     statuses = sorted({s.status for s in verdict.answered if s.status is not None})
     parts = [f"status {' / '.join(map(str, statuses))}"]
+    if last.redirects:
+        # A 200 of the login page that /admin sends to is not the 200 of /admin: say it.
+        parts[0] += f" via {last.via[:-4]}"
     if expect.json_:
         try:
             data = _load_json(last)

@@ -932,6 +932,28 @@ def test_redirect_to_same_origin_is_followed(server: LoopbackServer, runner: Che
     result = runner.run(http_check(get="/old", expect={"json": {"status": "ok"}}))
     assert result.outcome == "pass"
     assert server.hits["/new"] == 1
+    assert result.message.startswith("GET /old -> 301 /mid -> 302 /new -> 200 (attempt 1/1;")
+    assert result.got.startswith("status 200 via 301 /mid -> 302 /new; json status=ok; ")
+
+
+def test_a_redirect_followed_is_named_in_what_the_check_says(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    # /admin sends a visitor without a session to the login page, whose 200 passes a check of
+    # the status alone: the person on call must see that it was not /admin that answered.
+    server.routes["/admin"] = Reply(302, "", {"Location": "/login?next=/admin"})
+    server.routes["/login"] = Reply(200, "please log in")
+    result = runner.run(http_check(get="/admin"))
+    assert result.outcome == "pass"
+    assert result.message == "GET /admin -> 302 /login?next=/admin -> 200 (attempt 1/1; retry safe)"
+    assert result.got.startswith("status 200 via 302 /login?next=/admin; time ")
+    sampled = runner.run(http_check(get="/admin", samples=2, expect={"p95": "5s"}))
+    assert sampled.message.startswith("GET /admin -> 302 /login?next=/admin -> 200; p95 ")
+    server.routes["/admin"] = Reply(301, "", {"Location": f"{server.url}/gone"})
+    result = runner.run(http_check(get="/admin"))
+    assert result.outcome == "fail"
+    assert result.got == "status 404 via 301 /gone"
+    assert result.message.startswith("GET /admin -> 301 /gone -> 404, expected 200 (")
 
 
 def test_a_see_other_turns_a_post_into_a_get_and_leaves_a_head_a_head(
@@ -966,7 +988,7 @@ def test_redirect_location_that_is_not_utf8_is_a_result(
     server.routes["/new"] = Reply(200, "ok")
     result = runner.run(http_check(get="/old"))
     assert result.outcome == "fail"
-    assert result.got == "status 404"
+    assert result.got == "status 404 via 302 /\xff\xfe"
     assert len(server.requests) == 2  # the redirect was followed, to a path that is not there
 
 
