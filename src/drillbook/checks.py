@@ -45,6 +45,7 @@ from drillbook.expectations import (
     Mask,
     Outcome,
     Sample,
+    TextSearch,
     Verdict,
     body_text,
     excerpt_source,
@@ -866,26 +867,22 @@ class CheckRunner:
         while True:
             attempt += 1
             timeout = max(0.001, min(check.timeout, deadline - self._clock()))
-            seen: list[bool] = []
             needle = expect.output_contains
-
-            def scan(line: str, needle: str | None = needle, seen: list[bool] = seen) -> None:
-                # Every line is searched, not only the tail that is kept.
-                if needle is not None and not seen and needle in line:
-                    seen.append(True)
-
+            # All the output is searched, not only the tail that is kept, and as one text: a
+            # needle may run across lines, or across the cut of a line too long to hold whole.
+            search = TextSearch(needle) if needle is not None else None
             result = run_command(
                 prep.argv,
                 cwd=self._cwd or Path.cwd(),
                 env=env,
                 shell=check.shell,
                 timeout=timeout,
-                on_line=scan,
+                on_text=search.feed if search is not None else None,
                 masker=self._masker,
                 stop=self._stop,
                 on_start=self._on_command_start,
             )
-            found = bool(seen) or (needle is not None and needle in result.output_tail)
+            found = search is not None and search.found
             outcome, got, phrase = judge_command(expect, result, timeout, found=found)
             if outcome == "pass" or attempt >= attempts or self._stopped():
                 break

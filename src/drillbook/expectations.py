@@ -525,6 +525,26 @@ def pass_got(check: HttpCheck, verdict: Verdict, mask: Mask = unmasked) -> str:
     return "; ".join(parts)
 
 
+class TextSearch:
+    """Whether a text turns up in output that comes in pieces, one across their cuts too."""
+
+    def __init__(self, needle: str) -> None:
+        self.needle = needle
+        self.found = False
+        self._carry = ""  # the end of what came, too short to hold the needle whole
+
+    def feed(self, text: str) -> None:
+        """Look at the next piece of the output."""
+        if self.found:
+            return
+        joined = self._carry + text
+        if self.needle in joined:
+            self.found = True
+            return
+        keep = len(self.needle) - 1
+        self._carry = joined[-keep:] if keep else ""
+
+
 def judge_command(
     expect: RunExpect, result: CommandResult, timeout: float, *, found: bool
 ) -> tuple[Outcome, str, str]:
