@@ -488,11 +488,14 @@ class CheckRunner:
         follow = not any(300 <= s < 400 for s in statuses)
         start = time.perf_counter()
         end = start + limit_s
-        # How long the answer was waited for: the check's timeout, or less when that was all
-        # that was left of its deadline.
-        clipped = limit_s < check.timeout
-        waited = format_duration(round(limit_s, 3 if limit_s < 1 else 1))
+        # Clipped: the deadline left this request much less than its timeout (a few ms less is
+        # the time the attempt took to start, and waiting that long for no answer is news).
+        clipped = limit_s < 0.9 * check.timeout
+        # How long the answer was waited for: the check's timeout, or what was left of the
+        # deadline when that was much less.
+        waited = format_duration(check.timeout)
         if clipped:
+            waited = format_duration(round(limit_s, 3 if limit_s < 1 else 1))
             waited += " (what was left of the check's deadline)"
         connect_s = read_s = 0.0
         hops: list[str] = []
