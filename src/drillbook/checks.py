@@ -824,6 +824,16 @@ class CheckRunner:
             message = f"{prep.label} {head} ({suffix})"
         else:
             worst = [f for f in verdict.findings if f.outcome == outcome]
+            if outcome == "fail" and check.samples > 1:
+                # What other samples found is no detail of the failure: "500 in 1 of 4" must
+                # not hide that the other 3 got no answer at all. Unless a time failed: those
+                # that got no answer in time are counted in it, as too slow.
+                timed = any(f.kind in _TIME_KINDS for f in worst)
+                worst += [
+                    f
+                    for f in verdict.findings
+                    if f.outcome == "inconclusive" and not (timed and f.kind == "no-answer")
+                ]
             got = "; ".join(f.got for f in worst)
             message = f"{prep.label} {'; '.join(f.phrase for f in worst)} ({suffix})"
         excerpt = ""
@@ -939,6 +949,9 @@ class CheckRunner:
             self._sleep(min(left, 0.05))
             left -= 0.05
 
+
+#: The kinds of finding that judge how long answers take.
+_TIME_KINDS = frozenset(("time", "p50", "p95", "p99"))
 
 _REFUSAL_HINTS = {
     "scheme": "checks speak http or https only",

@@ -646,6 +646,28 @@ def test_samples_each_checked(server: LoopbackServer, runner: CheckRunner) -> No
     assert result.message.startswith("GET /x -> 500, expected 200 in 3 of 9 samples (9 samples;")
 
 
+def test_a_failing_sample_does_not_hide_that_the_others_got_no_answer(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    def first_fails_then_hangs(handler: Handler) -> Reply:
+        if handler.server.hits["/x"] == 1:
+            return Reply(500, "boom")
+        return Reply(200, "x", delay=3.0)
+
+    server.routes["/x"] = first_fails_then_hangs
+    check = http_check(get="/x", samples=4, concurrency=4, timeout="500ms", deadline="2s")
+    result = runner.run(check)
+    assert result.outcome == "fail"
+    assert result.got == (
+        "status 500 in 1 of 4 samples; "
+        "no answer: no answer within 500ms (read timeout) in 3 of 4 samples"
+    )
+    assert result.message.startswith(
+        "GET /x -> 500, expected 200 in 1 of 4 samples; "
+        "no answer: no answer within 500ms (read timeout) in 3 of 4 samples (1 of 4 samples; "
+    )
+
+
 def test_max_time_over_samples(server: LoopbackServer, runner: CheckRunner) -> None:
     def second_is_slow(handler: Handler) -> Reply:
         return Reply(200, "x", delay=0.2 if handler.server.hits["/x"] == 2 else 0.0)
