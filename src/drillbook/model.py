@@ -485,6 +485,13 @@ def _check_status(value: Any) -> Any:
             fail(f"{expected}, got {_describe(item)}{where}", hint)
         if not 100 <= item <= 599:
             fail(f"expected an HTTP status between 100 and 599, got the number {item}{where}")
+        if 100 <= item < 200 and item != 101:
+            # The checks read past interim answers (103 Early Hints) to the final one.
+            fail(
+                f"expected a final HTTP status, got the interim status {item}{where}",
+                "a 1xx answer comes before the final one and is not judged: expect the status "
+                "that follows it, such as 200",
+            )
     return value
 
 

@@ -145,6 +145,13 @@ CASES = [
         words=("between 100 and 599", "700"),
     ),
     Bad(
+        "status-interim",
+        edit("expect: {status: 200}\n", "expect: {status: [200, 103]}\n"),
+        at="[200",
+        field="releases[0].changes[0].expected.checks[2].expect.status",
+        words=("a final HTTP status", "the interim status 103 in the list", "comes before"),
+    ),
+    Bad(
         "status-list-with-text",
         edit("expect: {status: 200}\n", 'expect: {status: [200, "204"]}\n'),
         at="[200",
