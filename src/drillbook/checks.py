@@ -806,8 +806,11 @@ class CheckRunner:
         suffix = f"attempt {attempt}/{check.retry.attempts}; {cut}{safety}"
         if check.samples > 1:
             extra = ""
-            failing = {f.kind for f in verdict.findings}
-            shown = next((p for p in ("p50", "p95") if p not in failing), None)
+            # A percentile the message names already (failing, or a limit met) is not said twice.
+            named = {f.kind for f in verdict.findings}
+            if outcome == "pass":
+                named |= set(check.expect.percentiles())
+            shown = next((p for p in ("p50", "p95") if p not in named), None)
             if shown and shown in verdict.measured:
                 floor = "at least " if shown in verdict.floors else ""
                 extra = f"; {shown} {floor}{fmt_ms(verdict.measured[shown])}"

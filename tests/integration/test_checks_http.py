@@ -630,6 +630,11 @@ def test_p95_over_samples(server: LoopbackServer, runner: CheckRunner) -> None:
     assert passed.outcome == "pass"
     assert passed.message.startswith("GET /admin/orders -> 200; p95 ")
     assert "ms <= 1s (8 samples; p50 " in passed.message
+    # A limit met is named once, with its measure; the suffix names the other percentile.
+    median = runner.run(http_check(get="/admin/orders", samples=4, expect={"p50": "1s"}))
+    assert median.outcome == "pass"
+    assert median.message.count("p50 ") == 1, median.message
+    assert "ms <= 1s (4 samples; p95 " in median.message
     assert len(passed.timings_ms) == 8
     assert "p95 " in passed.got
     assert "over 8 samples" in passed.got
