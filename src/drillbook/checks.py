@@ -746,6 +746,11 @@ class CheckRunner:
                 cut = f"attempt {attempt} cut short by the deadline {format_duration(budget)}; "
                 verdict = judged
                 break
+            if verdict.outcome == "pass" and judged is not None:
+                # A pass after retries says what the attempt before it found: a latency met
+                # once in three tries, or a 500 before the 200, is not the same news as a pass.
+                before = one_line("; ".join(f.phrase for f in _said(check, judged)), 160)
+                cut = f"attempt {attempt - 1}: {before}; "
             judged, shown = verdict, attempt
             if verdict.outcome == "pass" or attempt >= attempts or self._stopped():
                 break
@@ -826,17 +831,7 @@ class CheckRunner:
                 head += f"; {pname} {fmt_ms(verdict.measured[pname])} <= {format_duration(limit)}"
             message = f"{prep.label} {head} ({suffix})"
         else:
-            worst = [f for f in verdict.findings if f.outcome == outcome]
-            if outcome == "fail" and check.samples > 1:
-                # What other samples found is no detail of the failure: "500 in 1 of 4" must
-                # not hide that the other 3 got no answer at all. Unless a time failed: those
-                # that got no answer in time are counted in it, as too slow.
-                timed = any(f.kind in _TIME_KINDS for f in worst)
-                worst += [
-                    f
-                    for f in verdict.findings
-                    if f.outcome == "inconclusive" and not (timed and f.kind == "no-answer")
-                ]
+            worst = _said(check, verdict)
             got = "; ".join(f.got for f in worst)
             message = f"{prep.label} {'; '.join(f.phrase for f in worst)} ({suffix})"
         excerpt = ""
@@ -955,6 +950,25 @@ class CheckRunner:
 
 #: The kinds of finding that judge how long answers take.
 _TIME_KINDS = frozenset(("time", "p50", "p95", "p99"))
+
+
+def _said(check: HttpCheck, verdict: Verdict) -> list[Finding]:
+    """The findings that a result which did not pass says: those of its outcome, and for a
+    sampled check that failed, what its other samples found."""
+    outcome = verdict.outcome
+    worst = [f for f in verdict.findings if f.outcome == outcome]
+    if outcome == "fail" and check.samples > 1:
+        # What other samples found is no detail of the failure: "500 in 1 of 4" must not hide
+        # that the other 3 got no answer at all. Unless a time failed: those that got no
+        # answer in time are counted in it, as too slow.
+        timed = any(f.kind in _TIME_KINDS for f in worst)
+        worst += [
+            f
+            for f in verdict.findings
+            if f.outcome == "inconclusive" and not (timed and f.kind == "no-answer")
+        ]
+    return worst
+
 
 _REFUSAL_HINTS = {
     "scheme": "checks speak http or https only",

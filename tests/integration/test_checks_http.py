@@ -307,7 +307,30 @@ def test_retry_succeeds_on_attempt_3(server: LoopbackServer) -> None:
     assert result.outcome == "pass"
     assert result.attempts == 3
     assert slept == [0.25, 0.25]
-    assert "(attempt 3/5; retry safe)" in result.message
+    # What the attempt before the pass found is said: a pass after retries is other news.
+    assert result.message == (
+        "GET /health -> 200 "
+        "(attempt 3/5; attempt 2: json status is starting, expected ok; retry safe)"
+    )
+
+
+def test_a_latency_met_after_retries_says_what_the_attempt_before_took(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    def every_other_slow(handler: Handler) -> Reply:
+        return Reply(200, "x", delay=1.0 if handler.server.hits["/x"] % 2 == 1 else 0.0)
+
+    server.routes["/x"] = every_other_slow
+    check = http_check(
+        get="/x", expect={"max_time": "500ms"}, retry={"attempts": 3, "interval": "10ms"}
+    )
+    result = runner.run(check)
+    assert result.outcome == "pass"
+    assert result.attempts == 2
+    assert re.fullmatch(
+        r"GET /x -> 200 \(attempt 2/3; attempt 1: took \d+ms, expected <= 500ms; retry safe\)",
+        result.message,
+    ), result.message
 
 
 # --- expectations -------------------------------------------------------------------------------
