@@ -162,26 +162,29 @@ _MISSING = object()
 def json_path(data: Any, path: str) -> Any:
     """The value at a dotted path (`data.items.0.id`); a key holding dots is found too."""
     parts = path.split(".")
-    current = data
-    i = 0
-    while i < len(parts):
+
+    def walk(current: Any, i: int) -> Any:
+        if i == len(parts):
+            return current
         if isinstance(current, dict):
-            # Longest key first, so that a key written with dots ("app.version") still matches.
+            # Longest key first, so that a key written with dots ("app.version") still matches;
+            # when the rest of the path is not under it, a shorter key is tried (`app` holding
+            # `version`), so that a body with both is read either way.
             for j in range(len(parts), i, -1):
                 key = ".".join(parts[i:j])
                 if key in current:
-                    current, i = current[key], j
-                    break
-            else:
-                return _MISSING
-        elif isinstance(current, list) and re.fullmatch(r"-?\d+", parts[i]):
+                    found = walk(current[key], j)
+                    if found is not _MISSING:
+                        return found
+            return _MISSING
+        if isinstance(current, list) and re.fullmatch(r"-?\d+", parts[i]):
             index = int(parts[i])
             if not -len(current) <= index < len(current):
                 return _MISSING
-            current, i = current[index], i + 1
-        else:
-            return _MISSING
-    return current
+            return walk(current[index], i + 1)
+        return _MISSING
+
+    return walk(data, 0)
 
 
 def json_matches(expected: Any, actual: Any) -> bool:
