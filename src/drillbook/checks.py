@@ -8,10 +8,11 @@ allow, before any request is sent.
 Outcomes: **pass** when every expectation holds; **fail** when the service answered and an
 expectation does not hold; **inconclusive** when there is no answer (refused, timed out, DNS,
 TLS, reset), nothing to judge (a JSON expectation on a body that is not JSON) or the deadline
-left too little time to judge (sampling cut short), or the command could not run. A request
-that timed out still says its answer takes longer than it was waited for: when other samples
-got an answer, one that waited past `max_time`, or enough of them to put a percentile past its
-limit, make that expectation fail.
+left too little time to judge (sampling cut short), or the command could not run. An attempt
+after the first that the deadline cuts short is no news of the service: the attempt before it
+is the one judged, and the result says so. A request that timed out still says its answer
+takes longer than it was waited for: when other samples got an answer, one that waited past
+`max_time`, or enough of them to put a percentile past its limit, make that expectation fail.
 
 Timing: every request has a connect timeout of `min(timeout, 3.05s)` (just over a multiple of
 TCP's 3 s SYN retransmission, as the requests documentation advises) and a read timeout of
@@ -44,6 +45,7 @@ from drillbook.expectations import (
     Mask,
     Outcome,
     Sample,
+    TextSearch,
     Verdict,
     body_text,
     excerpt_source,
@@ -486,7 +488,17 @@ class CheckRunner:
         follow = not any(300 <= s < 400 for s in statuses)
         start = time.perf_counter()
         end = start + limit_s
+        # Clipped: the deadline left this request much less than its timeout (a few ms less is
+        # the time the attempt took to start, and waiting that long for no answer is news).
+        clipped = limit_s < 0.9 * check.timeout
+        # How long the answer was waited for: the check's timeout, or what was left of the
+        # deadline when that was much less.
+        waited = format_duration(check.timeout)
+        if clipped:
+            waited = format_duration(round(limit_s, 3 if limit_s < 1 else 1))
+            waited += " (what was left of the check's deadline)"
         connect_s = read_s = 0.0
+        hops: list[str] = []
         for hop in range(MAX_REDIRECTS + 1):
             left = end - time.perf_counter()
             read_s = min(check.timeout, left)
@@ -496,6 +508,7 @@ class CheckRunner:
                     no_answer=f"no answer within {format_duration(limit_s)}",
                     elapsed_s=time.perf_counter() - start,
                     timed_out=True,
+                    deadline_cut=clipped,
                 )
             late = lookup_in_time(url, left, self._stopped)
             if late is not None:
@@ -505,7 +518,9 @@ class CheckRunner:
                     if late == "stopped"
                     else f"DNS did not answer for {host} within {format_duration(limit_s)}"
                 )
-                return Sample(no_answer=why, elapsed_s=time.perf_counter() - start)
+                elapsed = time.perf_counter() - start
+                cut = clipped and late == "late"
+                return Sample(no_answer=why, elapsed_s=elapsed, deadline_cut=cut)
             watchdog = _Watchdog(session, left)
             try:
                 with (
@@ -529,8 +544,10 @@ class CheckRunner:
                         if self._stopped():
                             why = "the run was stopped while the answer came in"
                             return Sample(no_answer=why, elapsed_s=elapsed)
-                        why = f"answer not complete within {format_duration(check.timeout)}"
-                        return Sample(no_answer=why, elapsed_s=elapsed, timed_out=True)
+                        why = f"answer not complete within {waited}"
+                        return Sample(
+                            no_answer=why, elapsed_s=elapsed, timed_out=True, deadline_cut=clipped
+                        )
                     status = response.status_code
                     location = redirect_location(response.headers)
                     if 300 <= status < 400 and location and follow:
@@ -546,6 +563,7 @@ class CheckRunner:
                                     for k, v in headers.items()
                                     if k.lower() not in _CREDENTIAL_HEADERS
                                 }
+                            hops.append(f"{status} {self._hop_shown(prep.url, target)}")
                             url = target
                             # As RFC 9110 and requests do: a 303 turns the request into a GET,
                             # but a HEAD stays a HEAD (its answer has no body to fetch).
@@ -562,26 +580,48 @@ class CheckRunner:
                             f"-> {status} redirect to {shown}, not followed: {refusal}",
                         )
                         return Sample(
-                            status, response.headers, body, truncated, elapsed, redirect=finding
+                            status,
+                            response.headers,
+                            body,
+                            truncated,
+                            elapsed,
+                            redirect=finding,
+                            redirects=tuple(hops),
                         )
-                    return Sample(status, response.headers, body, truncated, elapsed)
+                    return Sample(
+                        status, response.headers, body, truncated, elapsed, redirects=tuple(hops)
+                    )
             except requests.RequestException as exc:
                 # Timed out: the request reached the service and its answer took longer than
                 # this (a connect timeout or a refusal says nothing of how fast it answers).
-                timed_out = False
+                timed_out = cut = False
                 if self._stopped():  # cut by the stop (httpsession), not the service's doing
                     why = "the run was stopped while the request waited for its answer"
                 elif watchdog.fired:
-                    why = f"answer not complete within {format_duration(check.timeout)}"
-                    timed_out = True
+                    why = f"answer not complete within {waited}"
+                    timed_out = cut = True
                 else:
                     why = describe_no_answer(
                         exc, connect_s=connect_s, read_s=read_s, mask=self._mask
                     )
                     timed_out = _timed_out(exc)
+                    cut = timed_out or isinstance(exc, requests.exceptions.ConnectTimeout)
                 elapsed = time.perf_counter() - start
-                return Sample(no_answer=why, elapsed_s=elapsed, timed_out=timed_out)
+                return Sample(
+                    no_answer=why,
+                    elapsed_s=elapsed,
+                    timed_out=timed_out,
+                    deadline_cut=clipped and cut,
+                )
         raise AssertionError("unreachable")  # pragma: no cover - the loop always returns
+
+    def _hop_shown(self, first_url: str, target: str) -> str:
+        """Where a redirect leads, as a message shows it: its path and query on the check's
+        own origin, else the whole URL without credentials; masked, and cut."""
+        if _origin(target) == _origin(first_url):
+            parts = urlsplit(target)
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+        return one_line(redact_url(target), 80, self._mask)
 
     def _attempt(
         self, prep: _Prepared, deadline: float
@@ -693,12 +733,25 @@ class CheckRunner:
             rounds = math.ceil(check.samples / check.concurrency)
             budget = check.timeout * rounds * attempts + check.retry.interval * (attempts - 1)
         deadline = started + budget
-        attempt = 0
+        attempt = shown = 0
         cut = ""
+        judged: Verdict | None = None
         while True:
             attempt += 1
             samples, per_sample, skipped = self._attempt(prep, deadline)
             verdict = self._judge(prep, samples, per_sample, skipped, budget)
+            if judged is not None and self._cut_short(verdict, samples):
+                # The deadline came in this attempt, before staging had its time to answer:
+                # "no answer within 3ms" would hide the 503 that the attempt before got.
+                cut = f"attempt {attempt} cut short by the deadline {format_duration(budget)}; "
+                verdict = judged
+                break
+            if verdict.outcome == "pass" and judged is not None:
+                # A pass after retries says what the attempt before it found: a latency met
+                # once in three tries, or a 500 before the 200, is not the same news as a pass.
+                before = one_line("; ".join(f.phrase for f in _said(check, judged)), 160)
+                cut = f"attempt {attempt - 1}: {before}; "
+            judged, shown = verdict, attempt
             if verdict.outcome == "pass" or attempt >= attempts or self._stopped():
                 break
             # A service that says when to come back (429, 503 with Retry-After) is asked again
@@ -721,8 +774,23 @@ class CheckRunner:
         duration_ms = round((self._clock() - started) * 1000)
         retry_safe = check.method in ("GET", "HEAD")
         return self._http_result(
-            prep, verdict, attempt=attempt, duration_ms=duration_ms, retry_safe=retry_safe, cut=cut
+            prep,
+            verdict,
+            attempt=shown,
+            made=attempt,
+            duration_ms=duration_ms,
+            retry_safe=retry_safe,
+            cut=cut,
         )
+
+    def _cut_short(self, verdict: Verdict, samples: list[Sample]) -> bool:
+        """Whether an attempt is inconclusive only because the check's deadline came in it:
+        its samples without an answer were given less than their timeout, or never taken."""
+        if verdict.outcome != "inconclusive" or self._stopped():
+            return False
+        kinds = {f.kind for f in verdict.findings if f.outcome == "inconclusive"}
+        unanswered = [s for s in samples if not s.answered]
+        return kinds <= {"no-answer", "short"} and all(s.deadline_cut for s in unanswered)
 
     def _http_result(
         self,
@@ -730,10 +798,12 @@ class CheckRunner:
         verdict: Verdict,
         *,
         attempt: int,
+        made: int,
         duration_ms: int,
         retry_safe: bool,
         cut: str,
     ) -> CheckResult:
+        """The result of the check, as `attempt` judged it; `made` attempts were made."""
         check = prep.check
         assert isinstance(check, HttpCheck)  # noqa: S101
         outcome = verdict.outcome
@@ -741,8 +811,11 @@ class CheckRunner:
         suffix = f"attempt {attempt}/{check.retry.attempts}; {cut}{safety}"
         if check.samples > 1:
             extra = ""
-            failing = {f.kind for f in verdict.findings}
-            shown = next((p for p in ("p50", "p95") if p not in failing), None)
+            # A percentile the message names already (failing, or a limit met) is not said twice.
+            named = {f.kind for f in verdict.findings}
+            if outcome == "pass":
+                named |= set(check.expect.percentiles())
+            shown = next((p for p in ("p50", "p95") if p not in named), None)
             if shown and shown in verdict.measured:
                 floor = "at least " if shown in verdict.floors else ""
                 extra = f"; {shown} {floor}{fmt_ms(verdict.measured[shown])}"
@@ -752,12 +825,13 @@ class CheckRunner:
         if outcome == "pass":
             got = pass_got(check, verdict, self._mask)
             statuses = sorted({s.status for s in verdict.answered if s.status is not None})
-            head = f"-> {' / '.join(map(str, statuses))}"
+            via = verdict.last.via if verdict.last is not None else ""
+            head = f"-> {via}{' / '.join(map(str, statuses))}"
             for pname, limit in check.expect.percentiles().items():
                 head += f"; {pname} {fmt_ms(verdict.measured[pname])} <= {format_duration(limit)}"
             message = f"{prep.label} {head} ({suffix})"
         else:
-            worst = [f for f in verdict.findings if f.outcome == outcome]
+            worst = _said(check, verdict)
             got = "; ".join(f.got for f in worst)
             message = f"{prep.label} {'; '.join(f.phrase for f in worst)} ({suffix})"
         excerpt = ""
@@ -769,7 +843,7 @@ class CheckRunner:
             expected=self._mask(expected_text(check)),
             got=printable(self._mask(got)),
             message=one_line(message, 400, self._mask),
-            attempts=attempt,
+            attempts=made,
             duration_ms=duration_ms,
             retry_safe=retry_safe,
             excerpt=excerpt,
@@ -804,26 +878,22 @@ class CheckRunner:
         while True:
             attempt += 1
             timeout = max(0.001, min(check.timeout, deadline - self._clock()))
-            seen: list[bool] = []
             needle = expect.output_contains
-
-            def scan(line: str, needle: str | None = needle, seen: list[bool] = seen) -> None:
-                # Every line is searched, not only the tail that is kept.
-                if needle is not None and not seen and needle in line:
-                    seen.append(True)
-
+            # All the output is searched, not only the tail that is kept, and as one text: a
+            # needle may run across lines, or across the cut of a line too long to hold whole.
+            search = TextSearch(needle) if needle is not None else None
             result = run_command(
                 prep.argv,
                 cwd=self._cwd or Path.cwd(),
                 env=env,
                 shell=check.shell,
                 timeout=timeout,
-                on_line=scan,
+                on_text=search.feed if search is not None else None,
                 masker=self._masker,
                 stop=self._stop,
                 on_start=self._on_command_start,
             )
-            found = bool(seen) or (needle is not None and needle in result.output_tail)
+            found = search is not None and search.found
             outcome, got, phrase = judge_command(expect, result, timeout, found=found)
             if outcome == "pass" or attempt >= attempts or self._stopped():
                 break
@@ -876,6 +946,28 @@ class CheckRunner:
         while left > 0 and not self._stop.stopped:
             self._sleep(min(left, 0.05))
             left -= 0.05
+
+
+#: The kinds of finding that judge how long answers take.
+_TIME_KINDS = frozenset(("time", "p50", "p95", "p99"))
+
+
+def _said(check: HttpCheck, verdict: Verdict) -> list[Finding]:
+    """The findings that a result which did not pass says: those of its outcome, and for a
+    sampled check that failed, what its other samples found."""
+    outcome = verdict.outcome
+    worst = [f for f in verdict.findings if f.outcome == outcome]
+    if outcome == "fail" and check.samples > 1:
+        # What other samples found is no detail of the failure: "500 in 1 of 4" must not hide
+        # that the other 3 got no answer at all. Unless a time failed: those that got no
+        # answer in time are counted in it, as too slow.
+        timed = any(f.kind in _TIME_KINDS for f in worst)
+        worst += [
+            f
+            for f in verdict.findings
+            if f.outcome == "inconclusive" and not (timed and f.kind == "no-answer")
+        ]
+    return worst
 
 
 _REFUSAL_HINTS = {

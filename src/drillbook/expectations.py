@@ -66,8 +66,14 @@ def printable(text: str, *, lines: bool = False) -> str:
 
 
 def _show(value: Any, limit: int = 80, mask: Mask = unmasked) -> str:
-    """A JSON value as a person reads it: text bare, everything else as JSON; masked, then cut."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    """A JSON value as a person reads it: text bare, a number of the runbook as it is written
+    there (`1.10`, which YAML reads as 1.1), everything else as JSON; masked, then cut."""
+    if isinstance(value, str):
+        text = value
+    elif isinstance(value, int | float) and isinstance(getattr(value, "text", None), str):
+        text = value.text  # yamlsafe's SourceInt and SourceFloat
+    else:
+        text = json.dumps(value, ensure_ascii=False)
     text = printable(mask(text))
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -103,11 +109,22 @@ class Sample:
     redirect: Finding | None = None
     #: No answer because none was complete after `elapsed_s`: it takes longer than that.
     timed_out: bool = False
+    #: No answer in the time that was left of the check's deadline, less than its timeout:
+    #: the service was not given its time, so this says nothing of it.
+    deadline_cut: bool = False
+    #: The redirects followed to this answer, each as its status and where it led ("302 /login").
+    redirects: tuple[str, ...] = ()
 
     @property
     def answered(self) -> bool:
         """Whether the request got an answer (any status counts)."""
         return self.no_answer is None
+
+    @property
+    def via(self) -> str:
+        """The redirects followed to the answer, as a message shows them before its status
+        ("302 /login -> "), or "" when there were none."""
+        return "".join(f"{hop} -> " for hop in self.redirects)
 
 
 @dataclass
@@ -145,26 +162,29 @@ _MISSING = object()
 def json_path(data: Any, path: str) -> Any:
     """The value at a dotted path (`data.items.0.id`); a key holding dots is found too."""
     parts = path.split(".")
-    current = data
-    i = 0
-    while i < len(parts):
+
+    def walk(current: Any, i: int) -> Any:
+        if i == len(parts):
+            return current
         if isinstance(current, dict):
-            # Longest key first, so that a key written with dots ("app.version") still matches.
+            # Longest key first, so that a key written with dots ("app.version") still matches;
+            # when the rest of the path is not under it, a shorter key is tried (`app` holding
+            # `version`), so that a body with both is read either way.
             for j in range(len(parts), i, -1):
                 key = ".".join(parts[i:j])
                 if key in current:
-                    current, i = current[key], j
-                    break
-            else:
-                return _MISSING
-        elif isinstance(current, list) and re.fullmatch(r"-?\d+", parts[i]):
+                    found = walk(current[key], j)
+                    if found is not _MISSING:
+                        return found
+            return _MISSING
+        if isinstance(current, list) and re.fullmatch(r"-?\d+", parts[i]):
             index = int(parts[i])
             if not -len(current) <= index < len(current):
                 return _MISSING
-            current, i = current[index], i + 1
-        else:
-            return _MISSING
-    return current
+            return walk(current[index], i + 1)
+        return _MISSING
+
+    return walk(data, 0)
 
 
 def json_matches(expected: Any, actual: Any) -> bool:
@@ -242,8 +262,8 @@ def sample_findings(check: HttpCheck, sample: Sample, mask: Mask = unmasked) -> 
             Finding(
                 "status",
                 "fail",
-                f"status {status}",
-                f"-> {status}, expected {_expected_statuses(statuses)}",
+                f"status {status}" + (f" via {sample.via[:-4]}" if sample.redirects else ""),
+                f"-> {sample.via}{status}, expected {_expected_statuses(statuses)}",
             )
         )
     if expect.json_:
@@ -266,8 +286,8 @@ def sample_findings(check: HttpCheck, sample: Sample, mask: Mask = unmasked) -> 
                 )
             )
     for hname, value in (expect.header or {}).items():
-        actual = sample.headers.get(hname)  # requests' headers ignore case
-        if actual != value:
+        actual = header_value(sample.headers, hname)
+        if actual is None or actual != value.strip(" \t"):
             seen = "missing" if actual is None else f"is {one_line(actual, 80, mask)}"
             got = f"header {hname} {seen}" if actual is None else f"header {hname}: {actual}"
             found.append(
@@ -291,6 +311,20 @@ def sample_findings(check: HttpCheck, sample: Sample, mask: Mask = unmasked) -> 
             )
         )
     return found
+
+
+def header_value(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value as HTTP defines it, or None when it is absent: without the whitespace
+    around it (RFC 9110: it is not part of the value), its bytes read as UTF-8 when they are
+    UTF-8 (http.client gives them as Latin-1, which turns `café` into `cafÃ©`)."""
+    value = headers.get(name)  # requests' headers ignore case
+    if value is None:
+        return None
+    value = value.strip(" \t")
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
 
 
 def declared_charset(headers: Mapping[str, str]) -> str | None:
@@ -365,6 +399,10 @@ def _json_findings(wanted: Mapping[str, Any], sample: Sample, mask: Mask) -> lis
     try:
         data = _load_json(sample)
     except (ValueError, UnicodeDecodeError):
+        if not sample.body.strip():
+            # A 204, or a 200 with nothing in it: "not JSON (application/json)" reads as garbage.
+            why = f"cannot check json: the body is empty (status {sample.status})"
+            return [Finding("json-unreadable", "inconclusive", why, why)]
         ctype = sample.headers.get("Content-Type", "no content type")
         size = "the first 4 MiB of " if sample.truncated else ""
         why = f"cannot check json: {size}the body is not JSON ({one_line(ctype, 60, mask)})"
@@ -390,6 +428,10 @@ def _json_findings(wanted: Mapping[str, Any], sample: Sample, mask: Mask) -> lis
                 # 3 and "3", true and "true": alike on the page, so the kinds are named.
                 seen, wanted_shown = f"is {_typed(actual, mask)}", _typed(value, unmasked)
                 got = f"json {path}={_typed(actual, mask)}"
+                if isinstance(actual, str) and not isinstance(value, str):
+                    # YAML reads `version: 1.10` unquoted as a number: the runbook meant text.
+                    quoted = _show(json.dumps(actual, ensure_ascii=False), mask=mask)
+                    wanted_shown += f" (quoted, {quoted} is text)"
             found.append(
                 Finding("json", "fail", got, f"json {path} {seen}, expected {wanted_shown}")
             )
@@ -462,6 +504,9 @@ def pass_got(check: HttpCheck, verdict: Verdict, mask: Mask = unmasked) -> str:
     last = verdict.answered[-1]
     statuses = sorted({s.status for s in verdict.answered if s.status is not None})
     parts = [f"status {' / '.join(map(str, statuses))}"]
+    if last.redirects:
+        # A 200 of the login page that /admin sends to is not the 200 of /admin: say it.
+        parts[0] += f" via {last.via[:-4]}"
     if expect.json_:
         try:
             data = _load_json(last)
@@ -472,7 +517,7 @@ def pass_got(check: HttpCheck, verdict: Verdict, mask: Mask = unmasked) -> str:
     if expect.body_contains is not None:
         parts.append(f"body contains {expect.body_contains!r}")
     for hname in expect.header or {}:
-        parts.append(f"header {hname}: {last.headers.get(hname)}")
+        parts.append(f"header {hname}: {header_value(last.headers, hname)}")
     if check.samples == 1:
         parts.append(f"time {fmt_ms(last.elapsed_s * 1000)}")
     else:
@@ -481,6 +526,26 @@ def pass_got(check: HttpCheck, verdict: Verdict, mask: Mask = unmasked) -> str:
             parts.append(f"{pname} {fmt_ms(verdict.measured[pname])}")
         parts.append(f"slowest {fmt_ms(slowest * 1000)} over {len(verdict.answered)} samples")
     return "; ".join(parts)
+
+
+class TextSearch:
+    """Whether a text turns up in output that comes in pieces, one across their cuts too."""
+
+    def __init__(self, needle: str) -> None:
+        self.needle = needle
+        self.found = False
+        self._carry = ""  # the end of what came, too short to hold the needle whole
+
+    def feed(self, text: str) -> None:
+        """Look at the next piece of the output."""
+        if self.found:
+            return
+        joined = self._carry + text
+        if self.needle in joined:
+            self.found = True
+            return
+        keep = len(self.needle) - 1
+        self._carry = joined[-keep:] if keep else ""
 
 
 def judge_command(

@@ -60,6 +60,7 @@ def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
     import requests
     from requests.adapters import HTTPAdapter
     from requests.sessions import merge_setting
+    from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
     # By id: a dict is copied in one C call, so `cut` never sees it change under it. The
@@ -82,11 +83,17 @@ def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
             taken[threading.get_ident()] = conn
             return conn
 
+    class FinalHTTPConnection(HTTPConnection):
+        response_class = final_response_class()
+
+    class FinalHTTPSConnection(HTTPSConnection):
+        response_class = final_response_class()
+
     class NotingHTTPPool(Noting, HTTPConnectionPool):
-        pass
+        ConnectionCls = FinalHTTPConnection
 
     class NotingHTTPSPool(Noting, HTTPSConnectionPool):
-        pass
+        ConnectionCls = FinalHTTPSConnection
 
     class NotingAdapter(HTTPAdapter):
         def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
@@ -143,6 +150,36 @@ def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
     session.mount("https://", adapter)
     session.drillbook_deadlines = Deadlines(cut_thread)  # type: ignore[attr-defined]
     return session, cut
+
+
+#: Interim answers (1xx) read before the final one, at most: a service that sends them without
+#: end is not answering.
+MAX_INTERIM_ANSWERS = 100
+
+
+@functools.cache
+def final_response_class() -> type:
+    """http.client's response, made to read past every interim answer to the final one.
+
+    http.client skips only a 100 Continue; a 103 Early Hints (which frameworks and CDNs send
+    ahead of a page) or a 102 Processing would be taken for the answer itself: a check would
+    see "-> 103" and no body, and never the 200 or 500 that follows. Their headers are read and
+    dropped, as http.client drops a 100's; 101 Switching Protocols is final.
+    """
+    import http.client
+
+    class FinalResponse(http.client.HTTPResponse):
+        def _read_status(self) -> tuple[str, int, str]:
+            for _ in range(MAX_INTERIM_ANSWERS):
+                version, status, reason = super()._read_status()
+                if not 100 < status < 200 or status == 101:
+                    return version, status, reason
+                http.client.parse_headers(self.fp)
+            raise http.client.HTTPException(
+                f"more than {MAX_INTERIM_ANSWERS} interim (1xx) answers before the final one"
+            )
+
+    return FinalResponse
 
 
 #: How often a wait for a name lookup looks at the run's stop.

@@ -498,6 +498,13 @@ def _check_status(value: Any) -> Any:
             fail(f"{expected}, got {_describe(item)}{where}", hint)
         if not 100 <= item <= 599:
             fail(f"expected an HTTP status between 100 and 599, got the number {item}{where}")
+        if 100 <= item < 200 and item != 101:
+            # The checks read past interim answers (103 Early Hints) to the final one.
+            fail(
+                f"expected a final HTTP status, got the interim status {item}{where}",
+                "a 1xx answer comes before the final one and is not judged: expect the status "
+                "that follows it, such as 200",
+            )
     return value
 
 
@@ -530,7 +537,8 @@ class Expect(Model):
         alias="json",
         description="Dotted paths and the values found there (a subset match).",
     )
-    body_contains: str | None = None
+    # An empty text is in every body: such a check would pass whatever staging answers.
+    body_contains: str | None = Field(default=None, min_length=1)
     header: (
         Annotated[
             dict[str, str],
@@ -682,8 +690,10 @@ class HttpCheck(Model):
 class RunExpect(Model):
     """What a command check must see for it to pass."""
 
-    exit: int = 0
-    output_contains: str | None = None
+    # A process exits with 0 to 255; anything else is a check that could never pass.
+    exit: int = Field(default=0, ge=0, le=255, description="The exit status, 0 to 255.")
+    # An empty text is in every output: such a check would pass whatever the command printed.
+    output_contains: str | None = Field(default=None, min_length=1)
 
 
 @functools.cache

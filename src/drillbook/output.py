@@ -109,6 +109,11 @@ def print_digest(session: RunSession, outcome: Outcome) -> None:
     console.print(console.paint(bar[:78], "red"))
 
 
+def print_failed_checks(console: Any, result: Any) -> None:
+    """The checks of a step that did not pass, each with what it expected and what it got."""
+    _print_step(console, "did not pass", result)
+
+
 def _print_step(console: Any, label: str, failed: Any) -> None:
     """A failed step in the digest: its failing checks with expected and got, or its detail
     and last lines of output."""

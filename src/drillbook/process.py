@@ -288,12 +288,14 @@ class _Run:
         grace: float,
         on_line: Callable[[str], None] | None,
         tail_lines: int,
+        on_text: Callable[[str], None] | None = None,
         masker: Masker,
         token: StopToken | None,
     ) -> None:
         self.timeout = timeout
         self.grace = grace
         self.on_line = on_line
+        self.on_text = on_text
         self.masker = masker
         self.token = token
         self.tail: deque[str] = deque(maxlen=max(tail_lines, 0))
@@ -355,20 +357,25 @@ class _Run:
 
     # --- output ---------------------------------------------------------------------------
 
-    def _emit(self, raw: bytes) -> None:
+    def _emit(self, raw: bytes, *, ends: bool = True) -> None:
+        """Pass on one line, or (`ends` false) a piece of one that goes on, or its last part."""
         line = raw.decode("utf-8", errors="replace")
         if line.endswith("\r"):
             line = line[:-1]
         # Unseen: a line printed to a terminal shows a secret split by a colour code whole.
         line = self.masker.mask_unseen(line)
         self.tail.append(line)
-        if self.on_line is not None:
-            try:
+        if self.on_line is None and self.on_text is None:
+            return
+        try:
+            if self.on_line is not None:
                 self.on_line(line)
-            except Exception as exc:
-                # The command keeps running to its end; the failure is reported in `detail`.
-                self.callback_error = exc
-                self.on_line = None
+            if self.on_text is not None:
+                self.on_text(line + "\n" if ends else line)
+        except Exception as exc:
+            # The command keeps running to its end; the failure is reported in `detail`.
+            self.callback_error = exc
+            self.on_line = self.on_text = None
 
     def _emit_piece(self, raw: bytes, *, more: bool) -> bytes:
         """Pass on the first piece of the over-long line `raw`; return the rest of it.
@@ -391,7 +398,7 @@ class _Run:
         if cut <= 0:
             return raw
         piece = text[:cut].encode("utf-8", "surrogateescape")
-        self._emit(piece)
+        self._emit(piece, ends=False)
         return raw[len(piece) :]
 
     def feed(self, chunk: bytes) -> None:
@@ -416,7 +423,7 @@ class _Run:
     def flush(self) -> None:
         """Pass on a last line that had no newline."""
         if self._buffer:
-            self._emit(self._buffer)
+            self._emit(self._buffer, ends=False)
             self._buffer = b""
 
     # --- stopping -------------------------------------------------------------------------
@@ -658,17 +665,20 @@ def run_command(
     masker: Masker | None = None,
     stop: StopToken | None = None,
     on_start: Callable[[int], None] | None = None,
+    on_text: Callable[[str], None] | None = None,
 ) -> CommandResult:
     """Run one command in its own process group and say what happened.
 
     `argv` is a list of arguments, never passed through a shell; with `shell=True` it must be
     one string, run by `/bin/sh -c`. `env` is laid over this process's environment (a step adds
     its DRILLBOOK_* variables and keeps PATH); with `inherit_env=False` it is the whole
-    environment. Output lines
-    (stdout and stderr merged) are masked, passed to `on_line` as they arrive (in the calling
-    thread) and the last `tail_lines` kept. After `timeout` seconds the group gets SIGTERM, and
-    SIGKILL `grace` seconds later. `on_start` is called with the command's pid (its process
-    group's id too) as soon as it runs; if it raises, the group is killed and the error raised.
+    environment. Output lines (stdout and stderr merged) are masked, passed to `on_line` as
+    they arrive (in the calling thread) and the last `tail_lines` kept; `on_text` gets the same
+    output as one text, in the pieces it arrives in: each line with its line break, a piece of
+    a line too long to hold (`MAX_LINE_BYTES`) without one, so that what runs across lines or
+    pieces can be found. After `timeout` seconds the group gets SIGTERM, and SIGKILL `grace`
+    seconds later. `on_start` is called with the command's pid (its process group's id too)
+    as soon as it runs; if it raises, the group is killed and the error raised.
     Raises only for a wrong call (TypeError) and from `on_start`; a command that cannot start is
     an outcome.
     """
@@ -709,6 +719,7 @@ def run_command(
         timeout=timeout,
         grace=grace,
         on_line=on_line,
+        on_text=on_text,
         tail_lines=tail_lines,
         masker=masker,
         token=stop,

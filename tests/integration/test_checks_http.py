@@ -192,6 +192,34 @@ def test_an_answer_that_cannot_be_read_says_what_is_wrong_with_it(answer: bytes,
     assert result.retry_safe
 
 
+def test_interim_answers_are_read_past_to_the_final_one() -> None:
+    # A 103 Early Hints (or 102 Processing) comes before the answer; it is not the answer.
+    hints = b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n"
+    processing = b"HTTP/1.1 102 Processing\r\n\r\n"
+    body = b'{"status": "ok"}'
+    ok = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n" + body
+    crash = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nboom"
+    check = http_check(get="/health", expect={"status": 200, "json": {"status": "ok"}})
+    answers = [hints + processing + ok, hints + crash]
+    with raw_answer(answers) as url, CheckRunner(env(url), env_name="staging") as runner:
+        passed = runner.run(check)
+        failed = runner.run(check)
+    assert passed.outcome == "pass", passed.message
+    assert passed.got.startswith("status 200; json status=ok; time ")
+    assert failed.outcome == "fail"
+    assert failed.got == "status 500"
+    assert failed.message.startswith("GET /health -> 500, expected 200 (")
+    assert failed.excerpt == "boom"
+    # Interim answers without end are no answer at all.
+    with raw_answer(hints * 101) as url, CheckRunner(env(url), env_name="staging") as runner:
+        endless = runner.run(check)
+    assert endless.outcome == "inconclusive"
+    assert endless.got == (
+        "no answer: the answer's headers cannot be read: more than 100 interim (1xx) answers "
+        "before the final one"
+    )
+
+
 def test_a_body_that_stops_coming_counts_as_a_sample_slower_than_its_wait() -> None:
     # The headers came, then 5 of 10 bytes, then nothing: the answer takes longer than the
     # wait, and with another sample answered, max_time is judged on it.
@@ -234,10 +262,16 @@ def test_deadline_stops_retries(server: LoopbackServer, runner: CheckRunner) -> 
     assert result.outcome == "fail"
     assert 2 <= result.attempts <= 3
     assert elapsed < 0.6 + 0.6  # not 50 attempts; the margin is for a busy machine
-    assert "deadline 600ms reached" in result.message
+    # The last attempt may begin with less of the deadline left than the answer takes: it is
+    # then said to be cut short, and the 503 of the attempt before stands.
+    made = result.attempts
     assert result.message.startswith(
-        f"GET /slow -> 503, expected 200 (attempt {result.attempts}/50"
-    )
+        (
+            f"GET /slow -> 503, expected 200 (attempt {made}/50; deadline 600ms reached; ",
+            f"GET /slow -> 503, expected 200 (attempt {made - 1}/50; attempt {made} cut short "
+            "by the deadline 600ms; ",
+        )
+    ), result.message
 
 
 def test_deadline_clips_a_request_and_stops_sampling(server: LoopbackServer) -> None:
@@ -273,7 +307,30 @@ def test_retry_succeeds_on_attempt_3(server: LoopbackServer) -> None:
     assert result.outcome == "pass"
     assert result.attempts == 3
     assert slept == [0.25, 0.25]
-    assert "(attempt 3/5; retry safe)" in result.message
+    # What the attempt before the pass found is said: a pass after retries is other news.
+    assert result.message == (
+        "GET /health -> 200 "
+        "(attempt 3/5; attempt 2: json status is starting, expected ok; retry safe)"
+    )
+
+
+def test_a_latency_met_after_retries_says_what_the_attempt_before_took(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    def every_other_slow(handler: Handler) -> Reply:
+        return Reply(200, "x", delay=1.0 if handler.server.hits["/x"] % 2 == 1 else 0.0)
+
+    server.routes["/x"] = every_other_slow
+    check = http_check(
+        get="/x", expect={"max_time": "500ms"}, retry={"attempts": 3, "interval": "10ms"}
+    )
+    result = runner.run(check)
+    assert result.outcome == "pass"
+    assert result.attempts == 2
+    assert re.fullmatch(
+        r"GET /x -> 200 \(attempt 2/3; attempt 1: took \d+ms, expected <= 500ms; retry safe\)",
+        result.message,
+    ), result.message
 
 
 # --- expectations -------------------------------------------------------------------------------
@@ -343,6 +400,36 @@ def test_a_json_value_alike_on_the_page_but_of_another_kind_names_both_kinds(
     assert "json count=the number 3" in result.got
 
 
+def test_a_number_of_the_runbook_is_shown_as_written_and_told_from_the_text_it_reads_like(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    from drillbook import yamlsafe
+
+    # Unquoted, YAML 1.2 reads 1.10 as the number 1.1 and true as JSON true: "is 1.10,
+    # expected 1.1" would send the person on call looking for a 1.1 nobody wrote.
+    server.routes["/version"] = json_reply({"version": "1.10", "build": "007", "beta": "true"})
+    check = http_check(
+        **yamlsafe.load("get: /version\nexpect: {json: {version: 1.10, build: 007, beta: true}}")
+    )
+    result = runner.run(check)
+    assert result.outcome == "fail"
+    assert result.expected == "status 2xx; json version=1.10, build=007, beta=true"
+    assert (
+        'json version is the text "1.10", expected the number 1.10 (quoted, "1.10" is text)'
+        in result.message
+    )
+    assert 'json build is the text "007", expected the number 007 (quoted, "007" is text)' in (
+        result.message
+    )
+    assert 'json beta is the text "true", expected JSON true (quoted, "true" is text)' in (
+        result.message
+    )
+    assert result.got.startswith('json version=the text "1.10"; json build=the text "007"; ')
+    # Written as the number it is, it is judged as that number.
+    server.routes["/version"] = json_reply({"version": 1.1, "build": 7, "beta": True})
+    assert runner.run(check).outcome == "pass"
+
+
 def test_non_json_body_with_json_expect_is_inconclusive(
     server: LoopbackServer, runner: CheckRunner
 ) -> None:
@@ -351,6 +438,14 @@ def test_non_json_body_with_json_expect_is_inconclusive(
     assert result.outcome == "inconclusive"
     assert result.got == "cannot check json: the body is not JSON (text/html)"
     assert result.excerpt == "<html>maintenance</html>"
+    # Nothing at all is said as such, not as a body that is not JSON.
+    server.routes["/health"] = Reply(204, "", {"Content-Type": "application/json"})
+    result = runner.run(http_check(get="/health", expect={"json": {"status": "ok"}}))
+    assert result.outcome == "inconclusive"
+    assert result.got == "cannot check json: the body is empty (status 204)"
+    server.routes["/health"] = Reply(200, "\r\n", {"Content-Type": "application/json"})
+    result = runner.run(http_check(get="/health", expect={"json": {"status": "ok"}}))
+    assert result.got == "cannot check json: the body is empty (status 200)"
 
 
 @pytest.mark.parametrize(
@@ -404,6 +499,24 @@ def test_header_and_body_contains(server: LoopbackServer, runner: CheckRunner) -
     )
     assert result.got == ("body without 'healthy'; header X-VERSION: 1.1.0; header X-Build missing")
     assert "header X-VERSION is 1.1.0, expected 1.2.0" in result.message
+
+
+def test_a_header_is_compared_without_the_whitespace_around_it_and_read_as_utf8() -> None:
+    # RFC 9110: whitespace around a field value is not part of it; http.client keeps what
+    # trails. And UTF-8 bytes in a header came as Latin-1: `café` would read `cafÃ©`.
+    answer = (
+        b"HTTP/1.1 200 OK\r\nX-Build: 7 \t\r\nX-Owner: " + "café".encode() + b"\r\n"
+        b"X-Old: caf\xe9\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
+    )
+    with raw_answer(answer) as url, CheckRunner(env(url), env_name="staging") as runner:
+        good = {"X-Build": "7", "x-owner": "café", "X-Old": "café"}
+        result = runner.run(http_check(get="/", expect={"header": good}))
+        assert result.outcome == "pass", result.message
+        assert result.got.startswith("status 200; header X-Build: 7; header x-owner: café; ")
+        result = runner.run(http_check(get="/", expect={"header": {"X-Owner": "cafe"}}))
+    assert result.outcome == "fail"
+    assert result.got == "header X-Owner: café"
+    assert "header X-Owner is café, expected cafe (" in result.message
 
 
 def test_body_is_read_in_the_charset_its_content_type_names(
@@ -540,6 +653,11 @@ def test_p95_over_samples(server: LoopbackServer, runner: CheckRunner) -> None:
     assert passed.outcome == "pass"
     assert passed.message.startswith("GET /admin/orders -> 200; p95 ")
     assert "ms <= 1s (8 samples; p50 " in passed.message
+    # A limit met is named once, with its measure; the suffix names the other percentile.
+    median = runner.run(http_check(get="/admin/orders", samples=4, expect={"p50": "1s"}))
+    assert median.outcome == "pass"
+    assert median.message.count("p50 ") == 1, median.message
+    assert "ms <= 1s (4 samples; p95 " in median.message
     assert len(passed.timings_ms) == 8
     assert "p95 " in passed.got
     assert "over 8 samples" in passed.got
@@ -554,6 +672,28 @@ def test_samples_each_checked(server: LoopbackServer, runner: CheckRunner) -> No
     assert result.outcome == "fail"
     assert result.got == "status 500 in 3 of 9 samples"
     assert result.message.startswith("GET /x -> 500, expected 200 in 3 of 9 samples (9 samples;")
+
+
+def test_a_failing_sample_does_not_hide_that_the_others_got_no_answer(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    def first_fails_then_hangs(handler: Handler) -> Reply:
+        if handler.server.hits["/x"] == 1:
+            return Reply(500, "boom")
+        return Reply(200, "x", delay=3.0)
+
+    server.routes["/x"] = first_fails_then_hangs
+    check = http_check(get="/x", samples=4, concurrency=4, timeout="500ms", deadline="2s")
+    result = runner.run(check)
+    assert result.outcome == "fail"
+    assert result.got == (
+        "status 500 in 1 of 4 samples; "
+        "no answer: no answer within 500ms (read timeout) in 3 of 4 samples"
+    )
+    assert result.message.startswith(
+        "GET /x -> 500, expected 200 in 1 of 4 samples; "
+        "no answer: no answer within 500ms (read timeout) in 3 of 4 samples (1 of 4 samples; "
+    )
 
 
 def test_max_time_over_samples(server: LoopbackServer, runner: CheckRunner) -> None:
@@ -671,6 +811,20 @@ def test_a_body_that_trickles_in_ends_at_the_checks_deadline() -> None:
     assert took < 4, took
 
 
+@pytest.mark.parametrize("head_too", [False, True], ids=["body", "head"])
+def test_an_answer_cut_at_the_deadline_says_how_long_it_was_waited_for(head_too: bool) -> None:
+    # The 5s timeout was never waited out: the 1s deadline cut the answer.
+    with (
+        trickling_server(head_too=head_too) as port,
+        CheckRunner(env(f"http://127.0.0.1:{port}"), env_name="staging") as runner,
+    ):
+        result = runner.run(http_check(get="/slow", timeout="5s", deadline="1s"))
+    assert result.outcome == "inconclusive"
+    assert result.got == (
+        "no answer: answer not complete within 1s (what was left of the check's deadline)"
+    )
+
+
 def test_a_status_line_and_headers_that_trickle_in_end_at_the_deadline_too() -> None:
     # Read timeouts never trip on them: the check's own deadline cuts its request, and only
     # its own, so a second check on the same session still gets its answer.
@@ -759,6 +913,44 @@ def test_injected_clock_drives_the_deadline(server: LoopbackServer) -> None:
     assert "deadline 10s reached" in result.message
 
 
+def test_an_attempt_the_deadline_cuts_short_leaves_the_answer_of_the_one_before(
+    server: LoopbackServer,
+) -> None:
+    def slow_from_the_fourth(handler: Handler) -> Reply:
+        return Reply(503, "starting", delay=3.0 if handler.server.hits["/health"] >= 4 else 0.0)
+
+    server.routes["/health"] = slow_from_the_fourth
+    now = [1000.0]
+    with CheckRunner(
+        env(server.url),
+        env_name="staging",
+        clock=lambda: now[0],
+        sleep=lambda s: now.__setitem__(0, now[0] + s),
+    ) as runner:
+        check = http_check(
+            get="/health", timeout="5s", deadline="10s", retry={"attempts": 100, "interval": "3s"}
+        )
+        result = runner.run(check)
+    # Attempts at 0, 3, 6 and 9 s: the fourth had 1s of its 5s, and got no answer in it. That
+    # says nothing of staging, which answered 503 three times: "no answer" would send the person
+    # on call to the network.
+    assert result.outcome == "fail"
+    assert result.attempts == 4
+    assert result.got == "status 503"
+    assert result.message == (
+        "GET /health -> 503, expected 200 "
+        "(attempt 3/100; attempt 4 cut short by the deadline 10s; retry safe)"
+    )
+    # An attempt given its whole timeout that gets no answer is news, and is said as such.
+    server.hits.clear()
+    check = http_check(get="/health", timeout="500ms", retry={"attempts": 4, "interval": "10ms"})
+    with CheckRunner(env(server.url), env_name="staging") as runner:
+        result = runner.run(check)
+    assert result.outcome == "inconclusive"
+    assert result.got == "no answer: no answer within 500ms (read timeout)"
+    assert result.attempts == 4
+
+
 def test_percentile_timings_are_consistent_with_parallel_sampling(
     server: LoopbackServer, runner: CheckRunner
 ) -> None:
@@ -791,6 +983,28 @@ def test_redirect_to_same_origin_is_followed(server: LoopbackServer, runner: Che
     result = runner.run(http_check(get="/old", expect={"json": {"status": "ok"}}))
     assert result.outcome == "pass"
     assert server.hits["/new"] == 1
+    assert result.message.startswith("GET /old -> 301 /mid -> 302 /new -> 200 (attempt 1/1;")
+    assert result.got.startswith("status 200 via 301 /mid -> 302 /new; json status=ok; ")
+
+
+def test_a_redirect_followed_is_named_in_what_the_check_says(
+    server: LoopbackServer, runner: CheckRunner
+) -> None:
+    # /admin sends a visitor without a session to the login page, whose 200 passes a check of
+    # the status alone: the person on call must see that it was not /admin that answered.
+    server.routes["/admin"] = Reply(302, "", {"Location": "/login?next=/admin"})
+    server.routes["/login"] = Reply(200, "please log in")
+    result = runner.run(http_check(get="/admin"))
+    assert result.outcome == "pass"
+    assert result.message == "GET /admin -> 302 /login?next=/admin -> 200 (attempt 1/1; retry safe)"
+    assert result.got.startswith("status 200 via 302 /login?next=/admin; time ")
+    sampled = runner.run(http_check(get="/admin", samples=2, expect={"p95": "5s"}))
+    assert sampled.message.startswith("GET /admin -> 302 /login?next=/admin -> 200; p95 ")
+    server.routes["/admin"] = Reply(301, "", {"Location": f"{server.url}/gone"})
+    result = runner.run(http_check(get="/admin"))
+    assert result.outcome == "fail"
+    assert result.got == "status 404 via 301 /gone"
+    assert result.message.startswith("GET /admin -> 301 /gone -> 404, expected 200 (")
 
 
 def test_a_see_other_turns_a_post_into_a_get_and_leaves_a_head_a_head(
@@ -825,7 +1039,7 @@ def test_redirect_location_that_is_not_utf8_is_a_result(
     server.routes["/new"] = Reply(200, "ok")
     result = runner.run(http_check(get="/old"))
     assert result.outcome == "fail"
-    assert result.got == "status 404"
+    assert result.got == "status 404 via 302 /\xff\xfe"
     assert len(server.requests) == 2  # the redirect was followed, to a path that is not there
 
 
@@ -1300,9 +1514,12 @@ def test_a_name_dns_does_not_answer_for_ends_within_the_checks_time(tmp_path: Pa
     result = json.loads(proc.stdout)
     # As a service that does not answer: nothing was judged, so the check is inconclusive.
     assert result["outcome"] == "inconclusive", result
-    # The second attempt had what the first left of the check's 2 s.
-    assert re.fullmatch(
-        r"no answer: DNS did not answer for staging\.test within \d+ms", result["got"]
+    # The second attempt had what the first left of the check's 2 s; when that was much less
+    # than its 1s timeout, it was cut short, and what the first found stands.
+    got = result["got"]
+    assert re.fullmatch(r"no answer: DNS did not answer for staging\.test within \d+ms", got) or (
+        got == "no answer: DNS did not answer for staging.test within 1s"
+        and "(attempt 1/2; attempt 2 cut short by the deadline 2s; " in result["message"]
     ), result
     assert result["attempts"] == 2, result
 

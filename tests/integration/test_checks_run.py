@@ -49,6 +49,35 @@ def test_output_found_before_the_tail(runner: CheckRunner) -> None:
     assert runner.run(check).outcome == "pass"
 
 
+def test_output_is_searched_as_one_text_across_lines_and_the_cuts_of_long_ones(
+    runner: CheckRunner,
+) -> None:
+    from drillbook.process import MAX_LINE_BYTES
+
+    # One line of JSON too long to hold whole is passed on in pieces: what runs across the
+    # cut between two of them is in the output all the same. A needle longer than a piece runs
+    # across one, wherever the cuts fall.
+    ids = ",".join(map(str, range(20_000)))
+    assert len(ids) > MAX_LINE_BYTES
+    code = f"import sys; sys.stdout.write('{{\"ids\": [' + {ids!r} + ']}}' + '\\n' * 50)"
+    check = run_check(run=[PY, "-c", code], expect={"output_contains": ids})
+    result = runner.run(check)
+    assert result.outcome == "pass", result.message
+    # A text of several lines, as `output_contains: |` writes it, is found as printed.
+    code = "print('migrations:'); print('  0007 applied'); print('done')"
+    check = run_check(
+        run=[PY, "-c", code], expect={"output_contains": "migrations:\n  0007 applied\n"}
+    )
+    assert runner.run(check).outcome == "pass"
+    # Lines are not glued together: the end of one and the start of the next is no match.
+    check = run_check(
+        run=[PY, "-c", "print('rea'); print('dy')"], expect={"output_contains": "ready"}
+    )
+    result = runner.run(check)
+    assert result.outcome == "fail"
+    assert result.got == "exit 0; output without 'ready'"
+
+
 def test_wrong_exit_fails(runner: CheckRunner) -> None:
     check = run_check(
         run=[PY, "-c", "import sys; print('orders table missing'); sys.exit(3)"], name="smoke"

@@ -82,6 +82,20 @@ def test_checks_against_a_misbehaving_staging_end_in_time(
     assert checks["silent"]["outcome"] == "inconclusive"
     assert checks["silent"]["duration_ms"] < 2000
     assert checks["redirected"]["outcome"] != "pass"
+    # As SPEC.md says of exit 1: what each check that did not pass expected, and what it got,
+    # the inconclusive one too (its message alone does not say what it expected).
+    out = result.out
+    shown = out[out.index("did not pass: expected checks of 2.0.0 on staging\n") :]
+    crashing = shown[shown.index("  fail crashing: GET /crash -> 500, expected 200 (") :]
+    assert crashing.splitlines()[1:4] == [
+        "      expected: status 200",
+        "      got:      status 500",
+        "      response: Internal Server Error: boom",
+    ]
+    silent = shown[shown.index("  inconclusive silent: GET ") :]
+    assert silent.splitlines()[1] == "      expected: status 200"
+    assert silent.splitlines()[2].startswith("      got:      no answer: ")
+    assert "  pass fine" not in shown
 
 
 def test_a_release_whose_checks_get_no_answer_ends_in_time(

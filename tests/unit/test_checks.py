@@ -32,6 +32,16 @@ def test_json_path(path: str, value: Any) -> None:
     assert json_path(DATA, path) == value
 
 
+def test_json_path_through_a_key_with_dots_and_a_nested_one_alike() -> None:
+    # `app.version` is both a key of its own and a path into `app`: each is found where it is.
+    data = {"app.version": {"major": 1}, "app": {"version": {"minor": 2}}, "a": {"b.c": None}}
+    assert json_path(data, "app.version.major") == 1
+    assert json_path(data, "app.version.minor") == 2
+    assert json_path(data, "app.version") == {"major": 1}
+    assert json_path(data, "a.b.c") is None
+    assert json_matches({"app.version.minor": 2, "app": {"version.minor": 2}}, data)
+
+
 @pytest.mark.parametrize("path", ["missing", "data.items.2.id", "data.items.x", "status.deeper"])
 def test_json_path_missing(path: str) -> None:
     assert not json_matches(None, json_path(DATA, path))

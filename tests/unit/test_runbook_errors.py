@@ -145,6 +145,13 @@ CASES = [
         words=("between 100 and 599", "700"),
     ),
     Bad(
+        "status-interim",
+        edit("expect: {status: 200}\n", "expect: {status: [200, 103]}\n"),
+        at="[200",
+        field="releases[0].changes[0].expected.checks[2].expect.status",
+        words=("a final HTTP status", "the interim status 103 in the list", "comes before"),
+    ),
+    Bad(
         "status-list-with-text",
         edit("expect: {status: 200}\n", 'expect: {status: [200, "204"]}\n'),
         at="[200",
@@ -262,6 +269,35 @@ CASES = [
         edit("attempts: 20", "attempts: -3"),
         at="-3",
         words=("at least 1", "the number -3"),
+    ),
+    Bad(
+        "run-exit-past-255",
+        edit(CHECK_AUDIT, "            - run: [./smoke]\n              expect: {exit: 256}\n"),
+        at="256}",
+        field="releases[0].changes[0].expected.checks[2].expect.exit",
+        words=("at most 255", "got the number 256"),
+    ),
+    Bad(
+        "run-exit-negative",
+        edit(CHECK_AUDIT, "            - run: [./smoke]\n              expect: {exit: -9}\n"),
+        at="-9}",
+        words=("at least 0", "got the number -9"),
+    ),
+    Bad(
+        "body-contains-empty",
+        edit("expect: {status: 200}\n", 'expect: {status: 200, body_contains: ""}\n'),
+        at='""}',
+        field="releases[0].changes[0].expected.checks[2].expect.body_contains",
+        words=("expected some text", "got the text ''"),
+    ),
+    Bad(
+        "output-contains-empty",
+        edit(
+            CHECK_AUDIT,
+            "            - run: [./smoke]\n              expect: {output_contains: ''}\n",
+        ),
+        at="''}",
+        words=("expected some text", "got the text ''"),
     ),
     Bad(
         "p95-without-samples",

@@ -300,6 +300,10 @@ def integration(
                 )
             )
     if not result.ok:
+        from drillbook.output import print_failed_checks
+
+        # As the digest of a release shows them: what each check expected and what it got.
+        print_failed_checks(console, result)
         msg = f"{result.detail} on {env} for {release_.version}"
         # Running the checks again repeats every one of them, not only those that failed.
         unsafe = [r.name for r in result.checks if not r.retry_safe]
