@@ -129,6 +129,8 @@ class _Prepared:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: Any = None
     argv: Sequence[str] | str = ()
+    # Placeholders the check names whose value is empty here ({previous} of a first release).
+    unfilled: tuple[str, ...] = ()
 
     @property
     def keep_body(self) -> int:
@@ -244,6 +246,47 @@ def _timed_out(exc: BaseException) -> bool:
     if isinstance(exc, requests.exceptions.ReadTimeout):
         return True
     return any(isinstance(e, TimeoutError) for e in _exception_chain(exc))
+
+
+def _mentions(value: Any, token: str) -> bool:
+    """Whether `token` is in any text of `value` (mappings' keys and values, lists)."""
+    if isinstance(value, str):
+        return token in value
+    if isinstance(value, dict):
+        return any(_mentions(k, token) or _mentions(v, token) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_mentions(v, token) for v in value)
+    return False
+
+
+def _unfilled(check: HttpCheck | RunCheck, placeholders: Mapping[str, str]) -> tuple[str, ...]:
+    """The placeholders `check` names that have no value here, as `{previous}` has none in a
+    first release: filled in empty, `body_contains: "{previous}"` would pass on any answer
+    and `run: [verify, "{previous}"]` would be given an empty argument."""
+    empty = [key for key, value in placeholders.items() if not value]
+    if not empty:
+        return ()
+    expect = check.expect
+    texts: list[Any] = [getattr(expect, key, None) for key in _FILLED_EXPECT]
+    if isinstance(check, RunCheck):
+        texts += [check.run, dict(check.env)]
+    else:
+        texts += [check.target, dict(check.headers), check.body]
+    return tuple(
+        key
+        for key in empty
+        if _mentions(texts, "{" + key + "}")
+        # A shell command is given the value as a variable of its environment.
+        or (
+            isinstance(check, RunCheck)
+            and check.shell
+            and _mentions(check.run, f"DRILLBOOK_{key.upper()}")
+        )
+    )
+
+
+#: The fields of `expect` whose text may name placeholders: `json: {version: "{version}"}`.
+_FILLED_EXPECT = ("json_", "body_contains", "header", "output_contains")
 
 
 def _fill(value: Any, placeholders: Mapping[str, str]) -> Any:
@@ -379,11 +422,14 @@ class CheckRunner:
 
     def _prepare(self, check: HttpCheck | RunCheck, *, name: str | None = None) -> _Prepared:
         """The check with its placeholders filled and its URL checked against `allow_hosts`."""
+        unfilled = _unfilled(check, self.placeholders)
+        # A check that will not run is shown as written: `GET /version/{previous}`.
+        values = {k: v for k, v in self.placeholders.items() if k not in unfilled}
         # Expected values may name placeholders too: `json: {version: "{version}"}`.
         updates = {}
-        for key in ("json_", "body_contains", "header", "output_contains"):
+        for key in _FILLED_EXPECT:
             value = getattr(check.expect, key, None)
-            filled = _fill(value, self.placeholders)
+            filled = _fill(value, values)
             if filled != value:
                 updates[key] = filled
         if updates:
@@ -395,16 +441,20 @@ class CheckRunner:
                 argv = check.run if isinstance(check.run, str) else shlex.join(check.run)
                 label = "run " + argv
             else:
-                argv = [_fill(a, self.placeholders) for a in check.run]
+                argv = [_fill(a, values) for a in check.run]
                 label = "run " + shlex.join(argv)
             label = one_line(self._mask(label), 80)
-            return _Prepared(check, name or check.name or label, label, argv=argv)
-        target = _fill(check.target, self.placeholders)
+            return _Prepared(
+                check, name or check.name or label, label, argv=argv, unfilled=unfilled
+            )
+        target = _fill(check.target, values)
         url = self.resolve_url(target)
         label = one_line(f"{check.method} {self._mask(redact_url(target))}", 120)
-        headers = _fill(dict(check.headers), self.placeholders)
-        body = _fill(check.body, self.placeholders)
-        return _Prepared(check, name or check.name or label, label, url, headers, body)
+        headers = _fill(dict(check.headers), values)
+        body = _fill(check.body, values)
+        return _Prepared(
+            check, name or check.name or label, label, url, headers, body, unfilled=unfilled
+        )
 
     def url_of(self, check: HttpCheck) -> str:
         """The URL `check` would request, placeholders filled; refused as `resolve_url` does."""
@@ -903,9 +953,7 @@ class CheckRunner:
             if self._stopped():
                 break
         safety = "retry safe" if retry_safe else "retry not safe"
-        expected = f"exit {expect.exit}"
-        if expect.output_contains is not None:
-            expected += f"; output contains {expect.output_contains!r}"
+        expected = _command_expected(expect)
         message = f"{prep.label} {phrase} (attempt {attempt}/{attempts}; {safety})"
         return CheckResult(
             name=self._mask(prep.name),
@@ -922,9 +970,39 @@ class CheckRunner:
             exit=result.exit,
         )
 
+    def _not_run(self, prep: _Prepared) -> CheckResult:
+        """Inconclusive, and nothing sent or started: the check names a placeholder that has
+        no value here, so whatever it found would not be what it means to check."""
+        check = prep.check
+        names = ", ".join("{" + key + "}" for key in prep.unfilled)
+        why = (
+            "no version was released before this one"
+            if prep.unfilled == ("previous",)
+            else "they have no value in this run"
+        )
+        got = f"not run: it needs {names}, and {why}"
+        expected = (
+            _command_expected(check.expect) if isinstance(check, RunCheck) else expected_text(check)
+        )
+        return CheckResult(
+            name=self._mask(prep.name),
+            outcome="inconclusive",
+            expected=self._mask(expected),
+            got=got,
+            message=one_line(f"{prep.label} {got} (retry safe: nothing was done)", 400, self._mask),
+            attempts=0,
+            duration_ms=0,
+            retry_safe=True,
+            excerpt="",
+            argv=_masked_argv(prep.argv, self._mask) if isinstance(check, RunCheck) else None,
+            exit=None,
+        )
+
     # --- shared -------------------------------------------------------------------------------
 
     def _execute(self, prep: _Prepared) -> CheckResult:
+        if prep.unfilled:
+            return self._not_run(prep)
         if isinstance(prep.check, RunCheck):
             return self._run_command(prep)
         return self._run_http(prep)
@@ -946,6 +1024,21 @@ class CheckRunner:
         while left > 0 and not self._stop.stopped:
             self._sleep(min(left, 0.05))
             left -= 0.05
+
+
+def _masked_argv(argv: Sequence[str] | str, mask: Callable[[str], str]) -> tuple[str, ...]:
+    """A command check's argument list as its result names it; a shell's text as `sh -c`."""
+    if isinstance(argv, str):
+        return ("/bin/sh", "-c", mask(argv))
+    return tuple(mask(arg) for arg in argv)
+
+
+def _command_expected(expect: Any) -> str:
+    """What a command check expects, in words: `exit 0; output contains 'ok'`."""
+    expected = f"exit {expect.exit}"
+    if expect.output_contains is not None:
+        expected += f"; output contains {expect.output_contains!r}"
+    return expected
 
 
 #: The kinds of finding that judge how long answers take.

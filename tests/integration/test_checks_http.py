@@ -1534,3 +1534,30 @@ def test_plan_says_dns_does_not_answer_for_the_environment(tmp_path: Path) -> No
     assert (
         "http://staging.test:8080 does not answer (DNS did not answer for staging.test within 2s)"
     ) in proc.stdout
+
+
+def test_a_check_naming_a_placeholder_with_no_value_is_inconclusive_and_sends_nothing(
+    server: LoopbackServer,
+) -> None:
+    # A first release has no {previous}: filled in empty, body_contains "" would pass on any
+    # answer, and /version/ would ask for another page than the one meant.
+    server.routes["/version"] = json_reply({"version": "1.0.0"})
+    environment = env(server.url)
+    placeholders = {"version": "1.0.0", "previous": ""}
+    with CheckRunner(environment, env_name="staging", placeholders=placeholders) as runner:
+        contains = runner.run(http_check(get="/version", expect={"body_contains": "{previous}"}))
+        path = runner.run(http_check(get="/version/{previous}"))
+        own = runner.run(http_check(get="/version", expect={"json": {"version": "{version}"}}))
+    for result in (contains, path):
+        assert result.outcome == "inconclusive", result
+        assert (
+            result.got
+            == "not run: it needs {previous}, and no version was released before this one"
+        )
+        assert result.attempts == 0
+        assert result.retry_safe
+    assert contains.expected == "status 2xx; body contains '{previous}'"
+    assert "GET /version/{previous} not run: it needs {previous}" in path.message
+    assert own.outcome == "pass"
+    assert server.hits["/version"] == 1  # only the check with every value it names
+    assert "/version/" not in server.hits

@@ -228,3 +228,30 @@ def test_escape_sequences_in_output_are_escaped_in_the_excerpt(runner: CheckRunn
     result = runner.run(run_check(run=[PY, "-c", code]))
     assert result.outcome == "fail"
     assert result.excerpt == "\\x1b[2J\\x1b]0;pwned\\x07body\nnext line"
+
+
+def test_a_command_check_naming_a_placeholder_with_no_value_is_not_run(tmp_path: Path) -> None:
+    environment = Environment.model_validate({"url": "http://127.0.0.1:8181"})
+    placeholders = {"version": "1.0.0", "previous": ""}
+    ran = tmp_path / "ran"
+    runner = CheckRunner(environment, env_name="staging", cwd=tmp_path, placeholders=placeholders)
+    argv = run_check(run=[PY, "-c", f"open({str(ran)!r}, 'w')", "{previous}"])
+    shell = RunCheck.model_validate(
+        {"run": f'touch {ran}; test -n "$DRILLBOOK_PREVIOUS"', "shell": True}
+    )
+    needle = run_check(
+        run=[PY, "-c", "print('on 1.0.0')"], expect={"output_contains": "{previous}"}
+    )
+    results = [runner.run(check) for check in (argv, shell, needle)]
+    for result in results:
+        assert result.outcome == "inconclusive", result
+        assert result.exit is None
+        assert "not run: it needs {previous}" in result.message
+    assert results[0].argv is not None and results[0].argv[-1] == "{previous}"
+    assert results[1].argv is not None and results[1].argv[:2] == ("/bin/sh", "-c")
+    assert results[2].expected == "exit 0; output contains '{previous}'"
+    assert not ran.exists()  # nothing was started
+    with_previous = CheckRunner(
+        environment, env_name="staging", cwd=tmp_path, placeholders=PLACEHOLDERS
+    )
+    assert with_previous.run(needle).outcome == "fail"  # run, and judged, once it has a value
