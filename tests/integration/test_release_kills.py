@@ -1,0 +1,150 @@
+"""SIGKILL at every point of a run, then the next run, `resume RUN` and `abandon RUN`.
+
+Each case kills drillbook's whole process group (drillbook and the git it runs; the commands
+it starts live on, in groups of their own, as after a `kill -9` or the OOM killer) right after
+it journaled one event of a release, or half-way through writing it. The gates and the deploy
+record each start and each good end (`FIXTURE_RECORD`), so the cases can count what ran:
+across the killed run and its resume every step ends well exactly once; only the step that
+was cut short (started in the killed run, never finished there) may have started twice.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from _project import Project
+
+#: Every event of a release of 1.1.0 over 1.0.0, in order (`EVENT:STEP[:N]`); the matrix kills
+#: after each. `test_the_matrix_covers_every_event_of_a_release` keeps it whole.
+RELEASE_EVENTS = [
+    "run_started",
+    "step_started:preflight",
+    "step_finished:preflight",
+    "step_started:lint",
+    "command_started:lint",
+    "step_finished:lint",
+    "step_started:unit",
+    "command_started:unit",
+    "step_finished:unit",
+    "step_started:verify-config",
+    "step_finished:verify-config",
+    "step_started:deploy",
+    "command_started:deploy",
+    "step_finished:deploy",
+    "deployed",
+    "step_started:integration",
+    "check_finished:integration:1",
+    "check_finished:integration:2",
+    "step_finished:integration",
+    "step_started:tag",
+    "step_finished:tag",
+    "step_started:rollback-note",
+    "step_finished:rollback-note",
+    "run_finished",
+]
+#: The release's commands, as the fixture records them.
+COMMANDS = ("lint", "unit", "deploy 1.1.0")
+PLAN = ["preflight", "lint", "unit", "verify-config", "deploy", "integration", "tag"]
+PLAN += ["rollback-note"]
+
+
+def is_point(event: dict[str, Any], after: str) -> bool:
+    """Whether `event` is one RELEASE_EVENTS names as `after` (its N aside)."""
+    name, _, step = after.partition(":")
+    return event["event"] == name and event.get("step") == (step.split(":")[0] or None)
+
+
+def recording(shop: Project) -> Project:
+    """`shop` with every gate and deploy from now on recorded."""
+    shop.env["FIXTURE_RECORD"] = str(shop.record_file)
+    return shop
+
+
+def new_run(shop: Project, before: set[Path]) -> str:
+    """The id of the one journal that appeared since `before`."""
+    [path] = set(shop.journals()) - before
+    return path.stem
+
+
+def lines(path: Path) -> list[dict[str, Any]]:
+    """Every line of a journal, each parsed strictly: a torn line would fail here."""
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def cut_short(events: list[dict[str, Any]]) -> set[str]:
+    """The steps a run started and never finished."""
+    started = {e["step"] for e in events if e["event"] == "step_started"}
+    return started - {e["step"] for e in events if e["event"] == "step_finished"}
+
+
+def finished_ok(events: list[dict[str, Any]]) -> list[str]:
+    return [
+        e["step"]
+        for e in events
+        if e["event"] == "step_finished" and e["outcome"] in ("ok", "done")
+    ]
+
+
+def count(record: list[str], what: str) -> int:
+    return sum(1 for line in record if line.rsplit(" ", 1)[0] == what)
+
+
+def assert_no_leftovers(shop: Project) -> None:
+    """No lock, no temporary file, no process but the service."""
+    drillbook = shop.root / ".drillbook"
+    assert not list((drillbook / "locks").glob("*.lock"))
+    temporary = [p for p in (*drillbook.rglob("*"), *shop.root.glob("notes/*")) if ".tmp" in p.name]
+    assert not temporary, temporary
+    assert not shop.strays()
+
+
+def assert_released_once(shop: Project) -> None:
+    """1.1.0 runs on staging, is tagged on HEAD once and has its one note, and a release run
+    again finds it done: it runs nothing and starts no journal."""
+    assert shop.served_version() == "1.1.0"
+    assert shop.tags() == ["v1.0.0", "v1.1.0"]
+    assert shop.git("rev-parse", "v1.1.0^{commit}") == shop.git("rev-parse", "HEAD")
+    notes = sorted(p.name for p in (shop.root / "notes").iterdir())
+    assert notes == ["shop-1.0.0-rollback.md", "shop-1.1.0-rollback.md"]
+    record, journals = shop.record(), shop.journals()
+    again = shop.run("release", "--version", "1.1.0")
+    assert again.code == 0, again
+    assert shop.record() == record
+    assert shop.journals() == journals
+    history = json.loads(shop.run("history", "--format", "json").out)
+    releases = [e for e in history if e["version"] == "1.1.0" and e["outcome"] == "ok"]
+    assert len(releases) == 1, history
+    assert releases[0]["undo"] == "drillbook rollback --env staging --to 1.0.0", releases
+
+
+# --- single points, and what the matrix found ----------------------------------------------------
+
+
+def test_a_release_killed_between_its_deploy_and_the_record_of_it_is_resumed_as_deployed(
+    released: Project,
+) -> None:
+    # The deploy ended well and its end is journaled; its `deployed` event never was.
+    shop = recording(released)
+    before = set(shop.journals())
+    shop.run_killed("step_finished:deploy", "release", "--version", "1.1.0")
+    run_id = new_run(shop, before)
+
+    resumed = shop.run("resume", run_id)
+
+    assert resumed.code == 0, resumed
+    [deployed] = [e for e in shop.events() if e["event"] == "deployed"]
+    assert (deployed["version"], deployed["previous"], deployed["by"]) == (
+        "1.1.0",
+        "1.0.0",
+        "release",
+    )
+    assert count(shop.record(), "deploy 1.1.0 end") == 1
+    # The journal says what runs: the same release again changes nothing, and a rollback
+    # goes from 1.1.0 to 1.0.0.
+    assert_released_once(shop)
+    rolled = shop.run("rollback", "--env", "staging")
+    assert rolled.code == 0, rolled
+    assert "rolling back staging from 1.1.0 to 1.0.0" in rolled.out
+    assert shop.served_version() == "1.0.0"
