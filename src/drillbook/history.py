@@ -352,8 +352,10 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
     service = str(first.get("service", "?"))
     finished = _last(events, "run_finished")
     deployed = [e for e in events if e.get("event") == "deployed"]
+    # A step skipped as done by the run a resume continues counts: the run it resumed sends
+    # the person on call here ("see run R, which resumed this one") for the undo.
     touched = bool(deployed) or any(
-        e.get("event") == "step_started" and e.get("changes") for e in events
+        e.get("event") in ("step_started", "step_skipped") and e.get("changes") for e in events
     )
     # A deploy that started and never said `deployed` (killed, interrupted, or failed with no
     # rollback after it) may have changed the environment or not: what it left is unknown.

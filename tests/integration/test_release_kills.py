@@ -148,3 +148,23 @@ def test_a_release_killed_between_its_deploy_and_the_record_of_it_is_resumed_as_
     assert rolled.code == 0, rolled
     assert "rolling back staging from 1.1.0 to 1.0.0" in rolled.out
     assert shop.served_version() == "1.0.0"
+
+
+def test_a_resume_that_had_nothing_left_to_run_still_says_how_to_undo_the_release(
+    released: Project,
+) -> None:
+    # Killed after its last step: the resume skips every step, and the killed run's history
+    # sends the person on call to the resume for the undo.
+    shop = released
+    before = set(shop.journals())
+    shop.run_killed("step_finished:rollback-note", "release", "--version", "1.1.0")
+    run_id = new_run(shop, before)
+    resumed = shop.run("resume", run_id)
+    assert resumed.code == 0, resumed
+    resumer = new_run(shop, before | {shop.root / ".drillbook" / "journal" / f"{run_id}.jsonl"})
+
+    history = {e["run"]: e for e in json.loads(shop.run("history", "--format", "json").out)}
+
+    assert history[run_id]["undo"] == f"see run {resumer}, which resumed this one"
+    assert history[resumer]["outcome"] == "ok"
+    assert history[resumer]["undo"] == "drillbook rollback --env staging --to 1.0.0"
