@@ -574,14 +574,21 @@ def how_it_ended(events: list[dict[str, Any]]) -> str:
 def failure_of(
     events: list[dict[str, Any]],
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """A run's first `rollback_started` event and its first failed `step_finished`, each or
-    None: a release with either had failed, and is never resumed step by step."""
+    """A run's first `rollback_started` event and its first failed `step_finished` or failed
+    `check_finished`, each or None: a release with either had failed, and is never resumed
+    step by step.
+
+    A check that failed counts even when its step never finished (the run was stopped while
+    its other checks ran): a resume would run the checks again, and one that passes on the
+    second try would get a release tagged whose check failed.
+    """
     rolling = next((e for e in events if e.get("event") == "rollback_started"), None)
     failed = next(
         (
             e
             for e in events
-            if e.get("event") == "step_finished" and e.get("outcome") in ("failed", "fail")
+            if (e.get("event") == "step_finished" and e.get("outcome") in ("failed", "fail"))
+            or (e.get("event") == "check_finished" and e.get("outcome") == "fail")
         ),
         None,
     )

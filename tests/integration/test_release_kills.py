@@ -168,3 +168,37 @@ def test_a_resume_that_had_nothing_left_to_run_still_says_how_to_undo_the_releas
     assert history[run_id]["undo"] == f"see run {resumer}, which resumed this one"
     assert history[resumer]["outcome"] == "ok"
     assert history[resumer]["undo"] == "drillbook rollback --env staging --to 1.0.0"
+
+
+def test_a_release_killed_after_one_of_its_checks_failed_is_not_resumed_to_try_again(
+    released: Project,
+) -> None:
+    # GET /feature failed (its check_finished is journaled), the step never ended: a resume
+    # would run the checks again, and tag 1.1.0 if the check passed on the second try.
+    shop = released
+    before = set(shop.journals())
+    shop.run_killed(
+        "check_finished:integration:2", "release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0"
+    )
+    run_id = new_run(shop, before)
+    assert shop.events(run_id)[-1]["outcome"] == "fail"
+
+    refused = shop.run("release", "--version", "1.1.0")
+    resumed = shop.run("resume", run_id)
+
+    assert refused.code == 3, refused
+    assert f"drillbook resume {run_id}" not in refused.err
+    assert "it had failed at integration, so it cannot be resumed" in refused.err
+    assert resumed.code == 3, resumed
+    assert f"run {run_id} had failed at integration when it stopped" in resumed.err
+    hint = f"`drillbook abandon {run_id}` closes it (and stops what it left running); then "
+    assert hint + "`drillbook rollback --env staging --to 1.0.0` rolls back" in resumed.err
+    assert shop.tags() == ["v1.0.0"]
+    listed = json.loads(shop.run("history", "--format", "json").out)
+    assert f"drillbook resume {run_id}" not in json.dumps(listed)
+    # What it says works.
+    assert shop.run("abandon", run_id).code == 0
+    rolled = shop.run("rollback", "--env", "staging", "--to", "1.0.0")
+    assert rolled.code == 0, rolled
+    assert shop.served_version() == "1.0.0"
+    assert shop.tags() == ["v1.0.0"]
