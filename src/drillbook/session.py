@@ -202,6 +202,11 @@ def _what_next(first: dict[str, Any], events: list[dict[str, Any]], *, stops_fir
         return f"it {what}, so it cannot be resumed: {hint}"
     rolling = next((e for e in events if e.get("event") == "rollback_started"), {})
     target = rolling.get("to_version") or first.get("to_version")
+    if first.get("action") == "rollback" and target and rollback_proven(events):
+        return (
+            f"its rollback to {target} had finished and its checks pass, so {env} runs "
+            f"{target}: `drillbook abandon {run_id}` closes it; nothing else is left to do"
+        )
     if first.get("action") == "rollback" and target and redeployed_by_rollback(events):
         # Its redeploy had finished: the same rollback again would start from the target and
         # go back one version further.
@@ -260,6 +265,11 @@ def failed_release_advice(
         if rolling is not None
         else f"had failed at {failed.get('step') if failed else '?'}"
     )
+    if target and rollback_proven(events):
+        # Killed after its rollback proved itself, before the run's own end: nothing is left
+        # to do but to close it.
+        what += f" (its rollback had finished and its checks pass, so {env} runs {target})"
+        return what, f"`drillbook abandon {run_id}` closes it; nothing else is left to do"
     if target and redeployed_by_rollback(events):
         # `rollback --to` refuses a version the environment already runs: only the proof is
         # left to do.
@@ -278,6 +288,11 @@ def failed_release_advice(
 def redeployed_by_rollback(events: list[dict[str, Any]]) -> bool:
     """Whether a run's rollback had deployed its target again (its checks may not have run)."""
     return any(e.get("event") == "deployed" and e.get("by") == "rollback" for e in events)
+
+
+def rollback_proven(events: list[dict[str, Any]]) -> bool:
+    """Whether a run's rollback finished and its checks passed (`rollback_finished` ok)."""
+    return any(e.get("event") == "rollback_finished" and e.get("outcome") == "ok" for e in events)
 
 
 def check_it_hint(env: str, version: str) -> str:

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from _project import Project
 
 #: Every event of a release of 1.1.0 over 1.0.0, in order (`EVENT:STEP[:N]`); the matrix kills
@@ -202,3 +203,29 @@ def test_a_release_killed_after_one_of_its_checks_failed_is_not_resumed_to_try_a
     assert rolled.code == 0, rolled
     assert shop.served_version() == "1.0.0"
     assert shop.tags() == ["v1.0.0"]
+
+
+@pytest.mark.parametrize("action", ["release", "rollback"])
+def test_a_run_killed_after_its_rollback_proved_itself_is_only_left_to_close(
+    released: Project, action: str
+) -> None:
+    shop = released
+    if action == "release":
+        args: tuple[str, ...] = ("release", "--version", "1.1.0")
+        env = {"FIXTURE_BROKEN": "1.1.0"}
+    else:
+        assert shop.run("release", "--version", "1.1.0").code == 0
+        args, env = ("rollback", "--env", "staging"), {}
+    before = set(shop.journals())
+    shop.run_killed("rollback_finished", *args, **env)
+    run_id = new_run(shop, before)
+
+    refused = shop.run("deploy", "--version", "1.0.0")
+
+    assert refused.code == 3, refused
+    assert "not yet proven" not in refused.err
+    assert "had finished and its checks pass, so staging runs 1.0.0" in refused.err
+    assert f"`drillbook abandon {run_id}` closes it; nothing else is left to do" in refused.err
+    assert shop.run("abandon", run_id).code == 0
+    assert shop.served_version() == "1.0.0"
+    assert_no_leftovers(shop)
