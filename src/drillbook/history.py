@@ -20,7 +20,7 @@ from typing import Any
 
 from drillbook.commands import for_service, several_runbooks
 from drillbook.errors import DrillbookError, UsageError
-from drillbook.journal import failure_of, list_runs, read_journal
+from drillbook.journal import failure_of, list_runs, live_events, read_journal
 
 #: The actions history shows: those that change what an environment runs.
 ACTIONS = ("release", "deploy", "rollback", "rehearse")
@@ -155,7 +155,7 @@ def entries(root: Path, *, since: float | None = None, env: str | None = None) -
             read = read_journal(info.path)
         except UsageError:  # gone or unreadable since list_runs saw it
             continue
-        events = read.events
+        events = live_events(root, read.events)
         # The whole first event: list_runs holds only a summary of it.
         entry = _entry(events[0] if events else first, events, owners_of)
         out.append(replace(entry, unreadable=read.skipped) if read.skipped else entry)

@@ -559,6 +559,50 @@ def run_state(events: list[dict[str, Any]]) -> str:
     return "interrupted" if finished.get("outcome") == "interrupted" else "finished"
 
 
+def live_events(project_root: Path, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A run's events without the `run_closed` of a resume that never started.
+
+    A resume closes the run it continues (`run_closed`, how `resumed`, by R) once its own
+    journal exists, and writes its `run_started` next: killed in between, R's journal holds no
+    event, and nothing of R ever ran. Such a closure closes nothing: the run is as open as
+    before, to be resumed (or abandoned) again, and no run took it over.
+    """
+    unstarted = unstarted_resumers(project_root, events)
+    if not unstarted:
+        return events
+    return [e for e in events if not (e.get("event") == "run_closed" and e.get("by") in unstarted)]
+
+
+def unstarted_resumers(project_root: Path, events: list[dict[str, Any]]) -> set[str]:
+    """The runs said to have resumed this one whose journal holds no whole event (see
+    `live_events`). A resumer whose journal is gone is not one of them: nothing says it never
+    ran."""
+    unstarted = set()
+    for event in events:
+        by = event.get("by")
+        if event.get("event") != "run_closed" or event.get("how") != "resumed":
+            continue
+        if not isinstance(by, str) or not _RUN_ID.match(by):
+            continue
+        try:
+            first, _ = _first_and_last(journal_path(project_root, by))
+        except OSError:
+            continue
+        if first is None:
+            unstarted.add(by)
+    return unstarted
+
+
+def remove_unstarted_resumers(project_root: Path, run_id: str) -> None:
+    """Delete the journals of the resumes of `run_id` that never started (see `live_events`):
+    they hold no event, and listed, each would be a run left open forever. Called by what
+    closes `run_id` in earnest, under its environment's lock."""
+    events = read_journal(journal_path(project_root, run_id)).events
+    for run in unstarted_resumers(project_root, events):
+        with contextlib.suppress(OSError):
+            journal_path(project_root, run).unlink()
+
+
 def how_it_ended(events: list[dict[str, Any]]) -> str:
     """A closed or finished run's end in words: `was abandoned at TS`, `was resumed by run R
     at TS`, `finished (failed) at TS`."""

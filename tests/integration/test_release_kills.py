@@ -229,3 +229,39 @@ def test_a_run_killed_after_its_rollback_proved_itself_is_only_left_to_close(
     assert shop.run("abandon", run_id).code == 0
     assert shop.served_version() == "1.0.0"
     assert_no_leftovers(shop)
+
+
+def test_a_resume_killed_before_its_own_start_leaves_the_run_it_closed_open_to_resume(
+    released: Project,
+) -> None:
+    # The resume closed the run it continues ("resumed by R"), then died before R's first
+    # event: nothing of R ran, so the run is still the one to resume.
+    shop = recording(released)
+    before = set(shop.journals())
+    shop.run_killed("step_finished:lint", "release", "--version", "1.1.0")
+    run_id = new_run(shop, before)
+    killed = shop.root / ".drillbook" / "journal" / f"{run_id}.jsonl"
+    shop.run_killed("run_closed", "resume", run_id)
+    [never] = set((shop.root / ".drillbook" / "journal").glob("*.jsonl")) - before - {killed}
+    assert never.read_bytes() == b""
+
+    refused = shop.run("release", "--version", "1.1.0")
+    listed = shop.run("resume")
+    resumed = shop.run("resume", run_id)
+
+    assert refused.code == 3, refused
+    assert f"run {run_id} (release of shop 1.1.0 on staging" in refused.err
+    assert f"`drillbook resume {run_id}` continues it" in refused.err
+    assert f"{run_id}  open" in listed.out, listed
+    assert resumed.code == 0, resumed
+    assert not never.exists()  # it held nothing; listed, it would be a run open forever
+    assert [line.split()[0] for line in shop.record() if "start" in line] == [
+        "lint",
+        "unit",
+        "deploy",
+    ]
+    history = {e["run"]: e for e in json.loads(shop.run("history", "--format", "json").out)}
+    resumer = history[run_id]["undo"].split()[2].rstrip(",")
+    assert history[resumer]["outcome"] == "ok"
+    assert_released_once(shop)
+    assert_no_leftovers(shop)

@@ -32,11 +32,11 @@ def _find_run(root: Path, run: str) -> Any:
     return matches[0]
 
 
-def _run_state(info: Any) -> tuple[str, list[dict[str, Any]]]:
+def _run_state(root: Path, info: Any) -> tuple[str, list[dict[str, Any]]]:
     """open (killed), interrupted, closed or finished; and the events."""
-    from drillbook.journal import read_journal, run_state
+    from drillbook.journal import live_events, read_journal, run_state
 
-    events = read_journal(info.path).events
+    events = live_events(root, read_journal(info.path).events)
     return run_state(events), events
 
 
@@ -57,7 +57,7 @@ def _list_resumable(console: Console, root: Path) -> None:
 
     found = False
     for info in list_runs(root):
-        state, events = _run_state(info)
+        state, events = _run_state(root, info)
         if state in ("open", "interrupted"):
             first = events[0] if events else {}
             last = events[-1] if events else {}
@@ -98,7 +98,7 @@ def _unclosed_run(
         _list_resumable(console, root)
         return None
     info = _find_run(root, run)
-    state, events = _run_state(info)
+    state, events = _run_state(root, info)
     if state not in ("open", "interrupted"):
         from drillbook.journal import how_it_ended
 
@@ -359,7 +359,7 @@ def _require_resumable(run_id: str, first: dict[str, Any], events: list[dict[str
 )
 def abandon(c: Context, run: str | None = None) -> None:
     """Close an interrupted or unfinished run without continuing it."""
-    from drillbook.journal import Journal
+    from drillbook.journal import Journal, remove_unstarted_resumers
     from drillbook.session import require_still_open
 
     root = find_project_root()
@@ -380,6 +380,7 @@ def abandon(c: Context, run: str | None = None) -> None:
             # As every run that takes over a lock does: the person learns whose it was.
             console.error(f"warning: {held.warning}")
         require_still_open(root, info.run_id, "abandon", env)
+        remove_unstarted_resumers(root, info.run_id)
         stopped = _stop_leftovers(console, info.run_id, events)
         with Journal.open(root, info.run_id) as old:
             old.write(
