@@ -265,3 +265,304 @@ def test_a_resume_killed_before_its_own_start_leaves_the_run_it_closed_open_to_r
     assert history[resumer]["outcome"] == "ok"
     assert_released_once(shop)
     assert_no_leftovers(shop)
+
+
+# --- the matrix ----------------------------------------------------------------------------
+
+
+#: Torn lines: a crash half-way through writing the end of each kind of step, and an event of
+#: its own. (Torn in its first line, a run has said nothing: see `..._first_write_...`.)
+TORN = {
+    "step_finished:lint",
+    "step_finished:deploy",
+    "deployed",
+    "check_finished:integration:2",
+    "step_finished:tag",
+    "step_finished:rollback-note",
+}
+KILLS = [pytest.param(after, False, id=f"after-{after}") for after in RELEASE_EVENTS[:-1]]
+KILLS += [
+    pytest.param(after, True, id=f"torn-{after}") for after in RELEASE_EVENTS if after in TORN
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("after", "torn"), KILLS)
+def test_a_release_killed_at_any_point_is_refused_then_resumed_running_each_step_once(
+    released: Project, after: str, torn: bool
+) -> None:
+    shop = recording(released)
+    before = set(shop.journals())
+    shop.run_killed(after, "release", "--version", "1.1.0", torn=torn)
+    run_id = new_run(shop, before)
+    killed = shop.root / ".drillbook" / "journal" / f"{run_id}.jsonl"
+
+    refused = shop.run("release", "--version", "1.1.0")
+
+    assert refused.code == 3, refused
+    assert f"run {run_id} (release of shop 1.1.0 on staging" in refused.err
+    assert "never finished: it was killed or crashed" in refused.err
+    assert f"`drillbook resume {run_id}` continues it" in refused.err
+    assert f"`drillbook abandon {run_id}` closes it" in refused.err
+    written = killed.read_text().splitlines()
+    killed_events = [json.loads(line) for line in (written[:-1] if torn else written)]
+    if torn:
+        assert not written[-1].endswith("}"), written[-1]
+    else:
+        assert is_point(killed_events[-1], after), killed_events[-1]
+    done_before = finished_ok(killed_events)
+
+    resumed = shop.run("resume", run_id)
+
+    assert resumed.code == 0, resumed
+    new_id = new_run(shop, before | {killed})
+    old, new = lines(killed), lines(shop.root / ".drillbook" / "journal" / f"{new_id}.jsonl")
+    # The killed run: every line whole (a torn one was cut), closed by its resume.
+    assert old[-1]["event"] == "run_closed"
+    assert (old[-1]["how"], old[-1]["by"]) == ("resumed", new_id)
+    assert [e["seq"] for e in old] == list(range(1, len(old) + 1))
+    # The resume: skips what finished, runs the rest once each, in order, and ends ok.
+    assert [e["seq"] for e in new] == list(range(1, len(new) + 1))
+    assert new[0]["event"] == "run_started"
+    assert new[0]["resumed_from"] == run_id
+    skipped = [e["step"] for e in new if e["event"] == "step_skipped"]
+    ran = [e["step"] for e in new if e["event"] == "step_started"]
+    assert skipped == done_before
+    assert skipped + ran == PLAN
+    assert finished_ok(new) == ran
+    assert new[-1]["event"] == "run_finished"
+    assert new[-1]["outcome"] == "ok"
+    deployed = [e for e in old + new if e["event"] == "deployed"]
+    assert [(e["version"], e["previous"]) for e in deployed] == [("1.1.0", "1.0.0")]
+    # Each command ended well once; only the one cut short may have started twice.
+    record = shop.record()
+    again = cut_short(killed_events)
+    for command in COMMANDS:
+        runs = 2 if command.split()[0] in again else 1
+        assert 1 <= count(record, f"{command} end") <= count(record, f"{command} start") <= runs
+        assert count(record, f"{command} end") == 1 or command.split()[0] in again, record
+    assert_released_once(shop)
+    assert_no_leftovers(shop)
+
+
+def test_the_matrix_covers_every_event_of_a_release(released: Project) -> None:
+    before = set(released.journals())
+    assert released.run("release", "--version", "1.1.0").code == 0
+    events = released.events(new_run(released, before))
+
+    named = []
+    for index, event in enumerate(events):
+        name = ":".join(filter(None, (event["event"], event.get("step"))))
+        same = [e for e in events[:index] if e["event"] == event["event"]]
+        same = [e for e in same if e.get("step") == event.get("step")]
+        repeated = any(p.startswith(f"{name}:") for p in RELEASE_EVENTS)
+        named.append(f"{name}:{len(same) + 1}" if repeated else name)
+
+    assert named == RELEASE_EVENTS
+
+
+def test_a_release_killed_in_its_first_write_has_started_nothing(released: Project) -> None:
+    # Half its run_started on disk: no event of the run can be read, and none of its steps ran.
+    shop = recording(released)
+    before = set(shop.journals())
+    shop.run_killed("run_started", "release", "--version", "1.1.0", torn=True)
+    run_id = new_run(shop, before)
+
+    result = shop.run("release", "--version", "1.1.0")
+
+    assert result.code == 0, result
+    assert f"took over the lock for 'staging' from run {run_id}" in result.err
+    assert [line.split()[0] for line in shop.record() if "start" in line] == [
+        "lint",
+        "unit",
+        "deploy",
+    ]
+    assert shop.run("abandon", run_id).code == 0
+    assert_released_once(shop)
+    assert_no_leftovers(shop)
+
+
+def test_a_release_killed_after_its_last_event_is_done(released: Project) -> None:
+    shop = recording(released)
+    before = set(shop.journals())
+    shop.run_killed("run_finished", "release", "--version", "1.1.0")
+    run_id = new_run(shop, before)
+
+    resumed = shop.run("resume", run_id)
+
+    assert resumed.code == 2, resumed
+    assert f"run {run_id} finished (ok) at 20" in resumed.err
+    assert_released_once(shop)
+    # Its lock stays behind (a killed process removes nothing), as a lock whose holder is gone:
+    # not a run still going, and the next run that needs it takes it over.
+    history = {e["run"]: e for e in json.loads(shop.run("history", "--format", "json").out)}
+    assert history[run_id]["outcome"] == "ok"
+    assert not shop.strays()
+
+
+ABANDON_AFTER = [
+    "command_started:unit",
+    "step_finished:unit",
+    "command_started:deploy",
+    "step_finished:deploy",
+    "step_finished:integration",
+    "step_finished:tag",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after", ABANDON_AFTER)
+def test_a_killed_release_abandoned_lets_a_fresh_release_run_it_all_again(
+    released: Project, after: str
+) -> None:
+    shop = recording(released)
+    before = set(shop.journals())
+    shop.run_killed(after, "release", "--version", "1.1.0")
+    run_id = new_run(shop, before)
+
+    abandoned = shop.run("abandon", run_id)
+    fresh = shop.run("release", "--version", "1.1.0")
+
+    assert abandoned.code == 0, abandoned
+    assert f"abandoned {run_id}; it stopped at {after.split(':')[1]}" in abandoned.out
+    assert fresh.code == 0, fresh
+    events = shop.events()
+    assert [e["step"] for e in events if e["event"] == "step_started"] == PLAN
+    assert not [e for e in events if e["event"] == "step_skipped"]
+    history = {e["run"]: e for e in json.loads(shop.run("history", "--format", "json").out)}
+    assert history[run_id]["outcome"] == "unfinished (killed?), abandoned"
+    assert_released_once(shop)
+    assert_no_leftovers(shop)
+
+
+def hinted_command(text: str) -> list[str] | None:
+    """The arguments of the command a refusal's hint says to run after the abandon, if any."""
+    import re
+
+    found = [c for c in re.findall(r"then `drillbook ([^`]+)`", text) if c.split()[0] != "abandon"]
+    return found[0].split() if found else None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "after",
+    [
+        "step_finished:integration",
+        "rollback_started",
+        "command_started:rollback-deploy",
+        "deployed::2",
+        "step_finished:rollback-checks",
+        "rollback_finished",
+    ],
+)
+def test_a_release_killed_while_rolling_itself_back_is_finished_by_what_it_says_not_resumed(
+    released: Project, after: str
+) -> None:
+    # 1.1.0 fails its checks; its rollback to 1.0.0 is cut short at `after`.
+    shop = recording(released)
+    before = set(shop.journals())
+    shop.run_killed(after, "release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0")
+    run_id = new_run(shop, before)
+
+    refused = shop.run("release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0")
+    resumed = shop.run("resume", run_id)
+
+    assert refused.code == 3, refused
+    assert f"drillbook resume {run_id}" not in refused.err
+    assert "so it cannot be resumed" in refused.err
+    assert resumed.code == 3, resumed
+    assert "it cannot be resumed as a release" in resumed.err
+    assert f"`drillbook abandon {run_id}` closes it" in resumed.err
+    assert shop.run("abandon", run_id).code == 0
+    then = hinted_command(resumed.err)
+    if then is not None:
+        done = shop.run(*then)
+        assert done.code == 0, done
+    assert shop.served_version() == "1.0.0"
+    # Nothing of the failed release is left: no tag, no note, and 1.1.0 was deployed once.
+    assert shop.tags() == ["v1.0.0"]
+    assert not (shop.root / "notes" / "shop-1.1.0-rollback.md").exists()
+    assert count(shop.record(), "deploy 1.1.0 start") == 1
+    assert_no_leftovers(shop)
+
+
+OTHER_RUNS = [
+    ("rehearse", "command_started:deploy"),
+    ("rehearse", "step_finished:integration"),
+    ("rehearse", "command_started:rollback-deploy"),
+    ("rollback", "command_started:rollback-deploy"),
+    ("rollback", "step_started:rollback-checks"),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("action", "after"), OTHER_RUNS)
+def test_a_killed_rehearsal_or_rollback_is_abandoned_and_run_again(
+    released: Project, action: str, after: str
+) -> None:
+    shop = recording(released)
+    if action == "rehearse":
+        args: tuple[str, ...] = ("rehearse", "--version", "1.1.0")
+    else:
+        assert shop.run("release", "--version", "1.1.0").code == 0
+        args = ("rollback", "--env", "staging")
+    before = set(shop.journals())
+    shop.run_killed(after, *args)
+    run_id = new_run(shop, before)
+
+    refused = shop.run("deploy", "--version", "1.0.0")
+    resumed = shop.run("resume", run_id)
+
+    assert refused.code == 3, refused
+    assert f"run {run_id} ({action} of shop" in refused.err
+    assert f"drillbook resume {run_id}" not in refused.err
+    assert f"`drillbook abandon {run_id}` closes it" in refused.err
+    assert resumed.code == 2, resumed
+    assert f"run {run_id} is a {action}; only a release resumes step by step" in resumed.err
+    assert shop.run("abandon", run_id).code == 0
+    then = hinted_command(refused.err)
+    again = shop.run(*(then or args))
+    assert again.code == 0, again
+    assert_no_leftovers(shop)
+
+
+RESUME_KILLED_AFTER = [
+    "run_closed",
+    "run_started",
+    "step_skipped:lint",
+    "step_finished:unit",
+    "step_finished:deploy",
+    "step_finished:tag",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("after", RESUME_KILLED_AFTER)
+def test_a_resume_killed_at_any_point_is_resumed_in_turn_running_each_step_once(
+    released: Project, after: str
+) -> None:
+    shop = recording(released)
+    before = set(shop.journals())
+    shop.run_killed("step_finished:lint", "release", "--version", "1.1.0")
+    first = new_run(shop, before)
+    seen = set(shop.journals())
+    shop.run_killed(after, "resume", first)
+    second = new_run(shop, seen)
+
+    refused = shop.run("release", "--version", "1.1.0")
+    assert refused.code == 3, refused
+    stuck = next(
+        r for r in (second, first) if f"`drillbook resume {r}` continues it" in refused.err
+    )
+    resumed = shop.run("resume", stuck)
+
+    assert resumed.code == 0, resumed
+    # No command was cut short (each kill came between two of them): each ran once.
+    record = shop.record()
+    for command in COMMANDS:
+        assert count(record, f"{command} start") == count(record, f"{command} end") == 1, record
+    runs = [lines(path) for path in shop.journals() if path.stem not in {p.stem for p in before}]
+    assert sum(1 for events in runs for e in events if e["event"] == "deployed") == 1
+    assert [e["event"] for e in runs[0]][-1] == "run_closed"
+    assert_released_once(shop)
+    assert_no_leftovers(shop)
