@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import Any
 
 from drillbook.errors import JournalUnwritable, PreconditionFailed, UsageError
-from drillbook.files import READ_ONLY_HINT, blocked_folder
+from drillbook.files import READ_ONLY_HINT, blocked_folder, temp_prefix
 from drillbook.secrets import Masker
 
 #: Where journals live, relative to the project root.
@@ -310,7 +310,8 @@ class Journal:
             raise JournalUnwritable(self._broken, hint=_CUT_HINT)
         folder = self.path.parent
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
+            prefix = temp_prefix(self.path)
+            fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
             try:
                 view = memoryview(bytes(self._mine))
                 while view:

@@ -359,8 +359,10 @@ KILLER = '''\
 FIXTURE_KILL_AFTER names the event: `EVENT`, `EVENT:STEP` or `EVENT:STEP:N` (the Nth such
 event, counted from 1), matched against every journal line this process writes, whichever
 journal it goes to. With FIXTURE_KILL_TORN=1 only the first half of that line is written: what
-a crash in the middle of a write leaves. The kill is the real one, SIGKILL to the process group,
-as `kill -9 -PGID` or the OOM killer would do; only its moment is chosen.
+a crash in the middle of a write leaves. `tmp:NAME` instead kills it once it has made the
+temporary file of a file written whole (its name starts with `.NAME.`), before the rename.
+The kill is the real one, SIGKILL to the process group, as `kill -9 -PGID` or the OOM killer
+would do; only its moment is chosen.
 """
 
 import json
@@ -396,7 +398,20 @@ def write_and_die(self, data, *, sync=True):
     os.killpg(0, signal.SIGKILL)
 
 
-journal.Journal._write_bytes = write_and_die
+def mkstemp_and_die(*args, **kwargs):
+    made = mkstemp(*args, **kwargs)
+    if os.path.basename(made[1]).startswith(f".{STEP}."):
+        os.killpg(0, signal.SIGKILL)
+    return made
+
+
+if EVENT == "tmp":
+    import tempfile
+
+    mkstemp = tempfile.mkstemp
+    tempfile.mkstemp = mkstemp_and_die
+else:
+    journal.Journal._write_bytes = write_and_die
 sys.argv[0] = "drillbook"
 from drillbook.__main__ import main  # noqa: E402
 

@@ -96,7 +96,8 @@ def assert_no_leftovers(shop: Project) -> None:
     """No lock, no temporary file, no process but the service."""
     drillbook = shop.root / ".drillbook"
     assert not list((drillbook / "locks").glob("*.lock"))
-    temporary = [p for p in (*drillbook.rglob("*"), *shop.root.glob("notes/*")) if ".tmp" in p.name]
+    written = (*drillbook.rglob("*"), *shop.root.glob("notes/*"), *shop.root.glob("reports/*"))
+    temporary = [p for p in written if ".tmp" in p.name]
     assert not temporary, temporary
     assert not shop.strays()
 
@@ -264,6 +265,33 @@ def test_a_resume_killed_before_its_own_start_leaves_the_run_it_closed_open_to_r
     resumer = history[run_id]["undo"].split()[2].rstrip(",")
     assert history[resumer]["outcome"] == "ok"
     assert_released_once(shop)
+    assert_no_leftovers(shop)
+
+
+@pytest.mark.parametrize("close", ["resume", "abandon"])
+def test_a_note_half_written_by_a_killed_release_is_removed_when_the_run_is_closed(
+    released: Project, close: str
+) -> None:
+    # Killed after it made the note's temporary file, before the rename: nothing else would
+    # ever delete that file.
+    shop = released
+    before = set(shop.journals())
+    shop.run_killed("tmp:shop-1.1.0-rollback.md", "release", "--version", "1.1.0")
+    run_id = new_run(shop, before)
+    [half] = (shop.root / "notes").glob(".shop-1.1.0-rollback.md.*.tmp")
+
+    closed = shop.run(close, run_id)
+
+    assert closed.code == 0, closed
+    rel = f"notes/{half.name}"
+    assert f"removing what run {run_id} left half-written: {rel}" in closed.out
+    assert not half.exists()
+    if close == "resume":
+        [removed] = [e for e in shop.events() if e["event"] == "leftovers_removed"]
+        assert (removed["of_run"], removed["files"]) == (run_id, [rel])
+        assert_released_once(shop)
+    else:
+        assert shop.events(run_id)[-1]["removed"] == [rel]
     assert_no_leftovers(shop)
 
 

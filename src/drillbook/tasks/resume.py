@@ -145,6 +145,28 @@ def _stop_leftovers(
     return stopped
 
 
+def _remove_temp_files(
+    console: Console, root: Path, run_id: str, first: dict[str, Any]
+) -> list[str]:
+    """Delete the temporary files a killed run left (a note or report it was writing when it
+    died); what was deleted. Only of a run on this host, whose process is gone."""
+    import socket
+
+    from drillbook.files import remove_temp_files
+
+    pid = first.get("pid")
+    if (
+        first.get("host") != socket.gethostname()
+        or isinstance(pid, bool)
+        or not isinstance(pid, int)
+    ):
+        return []
+    removed = remove_temp_files(root, pid)
+    if removed:
+        console.print(f"removing what run {run_id} left half-written: {', '.join(removed)}")
+    return removed
+
+
 @drill_task(
     rest="run",
     help={
@@ -275,6 +297,9 @@ def resume(c: Context, run: str | None = None) -> None:
         stopped = _stop_leftovers(console, info.run_id, events)
         if stopped:
             session.event("leftovers_stopped", of_run=info.run_id, stopped=stopped)
+        removed = _remove_temp_files(console, root, info.run_id, first)
+        if removed:
+            session.event("leftovers_removed", of_run=info.run_id, files=removed)
         console.print(f"resuming {info.run_id}: {len(done)} finished step(s) will not run again")
         outcome = release_flow(
             session,
@@ -382,12 +407,14 @@ def abandon(c: Context, run: str | None = None) -> None:
         require_still_open(root, info.run_id, "abandon", env)
         remove_unstarted_resumers(root, info.run_id)
         stopped = _stop_leftovers(console, info.run_id, events)
+        removed = _remove_temp_files(console, root, info.run_id, first)
         with Journal.open(root, info.run_id) as old:
             old.write(
                 "run_closed",
                 how="abandoned",
                 last_step=last_step,
                 stopped=stopped or None,
+                removed=removed or None,
                 # The line says on its own what it closes, for a log store that sees it alone.
                 **{k: first[k] for k in ("service", "env", "version") if k in first},
             )
