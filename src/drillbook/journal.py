@@ -575,9 +575,9 @@ def live_events(project_root: Path, events: list[dict[str, Any]]) -> list[dict[s
 
 
 def unstarted_resumers(project_root: Path, events: list[dict[str, Any]]) -> set[str]:
-    """The runs said to have resumed this one whose journal holds no whole event (see
-    `live_events`). A resumer whose journal is gone is not one of them: nothing says it never
-    ran."""
+    """The runs said to have resumed this one whose journal does not start with its
+    `run_started` (see `live_events`): empty, torn, or closed by `abandon` since. A resumer
+    whose journal is gone is not one of them: nothing says it never ran."""
     unstarted = set()
     for event in events:
         by = event.get("by")
@@ -589,7 +589,7 @@ def unstarted_resumers(project_root: Path, events: list[dict[str, Any]]) -> set[
             first, _ = _first_and_last(journal_path(project_root, by))
         except OSError:
             continue
-        if first is None:
+        if first is None or first.get("event") != "run_started":
             unstarted.add(by)
     return unstarted
 

@@ -232,8 +232,9 @@ def test_a_run_killed_after_its_rollback_proved_itself_is_only_left_to_close(
     assert_no_leftovers(shop)
 
 
+@pytest.mark.parametrize("tidy", [False, True], ids=["as-is", "empty-one-abandoned"])
 def test_a_resume_killed_before_its_own_start_leaves_the_run_it_closed_open_to_resume(
-    released: Project,
+    released: Project, tidy: bool
 ) -> None:
     # The resume closed the run it continues ("resumed by R"), then died before R's first
     # event: nothing of R ran, so the run is still the one to resume.
@@ -245,6 +246,9 @@ def test_a_resume_killed_before_its_own_start_leaves_the_run_it_closed_open_to_r
     shop.run_killed("run_closed", "resume", run_id)
     [never] = set((shop.root / ".drillbook" / "journal").glob("*.jsonl")) - before - {killed}
     assert never.read_bytes() == b""
+    if tidy:
+        # Listed as a run left open, with nothing in it: closing it closes nothing else.
+        assert shop.run("abandon", never.stem).code == 0
 
     refused = shop.run("release", "--version", "1.1.0")
     listed = shop.run("resume")
