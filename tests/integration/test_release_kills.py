@@ -246,8 +246,11 @@ def test_a_resume_killed_before_its_own_start_leaves_the_run_it_closed_open_to_r
     shop.run_killed("run_closed", "resume", run_id)
     [never] = set((shop.root / ".drillbook" / "journal").glob("*.jsonl")) - before - {killed}
     assert never.read_bytes() == b""
+    listed = shop.run("resume")
+    assert f"{never.stem}  open        nothing readable: killed as it started" in listed.out
+    assert f"`drillbook abandon {never.stem}` closes it" in listed.out
     if tidy:
-        # Listed as a run left open, with nothing in it: closing it closes nothing else.
+        # Closing it, as the listing says, closes nothing else.
         assert shop.run("abandon", never.stem).code == 0
 
     refused = shop.run("release", "--version", "1.1.0")
@@ -409,6 +412,8 @@ def test_a_release_killed_in_its_first_write_has_started_nothing(released: Proje
         "unit",
         "deploy",
     ]
+    listed = shop.run("resume")
+    assert f"{run_id}  open        nothing readable: killed as it started" in listed.out
     assert shop.run("abandon", run_id).code == 0
     assert_released_once(shop)
     assert_no_leftovers(shop)

@@ -61,6 +61,15 @@ def _list_resumable(console: Console, root: Path) -> None:
         if state in ("open", "interrupted"):
             first = events[0] if events else {}
             last = events[-1] if events else {}
+            if first.get("event") != "run_started" and not _live_holder_is(root, info.run_id):
+                # Killed as it started (an empty journal, or a torn first line): nothing says
+                # what it was, and nothing of it ran.
+                console.print(
+                    f"{info.run_id}  {state:<11} nothing readable: killed as it started, "
+                    f"before any step; `drillbook abandon {info.run_id}` closes it"
+                )
+                found = True
+                continue
             env = str(first.get("env", "?"))
             holder = live_holder(root, env) if state == "open" else None
             if holder is not None and holder.get("run") == info.run_id:
@@ -86,6 +95,18 @@ def _list_resumable(console: Console, root: Path) -> None:
             found = True
     if not found:
         console.print("no interrupted or unfinished runs")
+
+
+def _live_holder_is(root: Path, run_id: str) -> bool:
+    """Whether run `run_id`, alive, holds a lock of the project now (it may have only just
+    opened its journal)."""
+    from drillbook.lock import LOCK_DIR, live_holder
+
+    try:
+        scopes = [p.stem for p in (root / LOCK_DIR).glob("*.lock")]
+    except OSError:
+        return False
+    return any((live_holder(root, scope) or {}).get("run") == run_id for scope in scopes)
 
 
 def _unclosed_run(
