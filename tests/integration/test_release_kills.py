@@ -302,6 +302,30 @@ def test_a_note_half_written_by_a_killed_release_is_removed_when_the_run_is_clos
     assert_no_leftovers(shop)
 
 
+def test_a_rollback_killed_after_its_redeploy_is_named_by_the_next_rollback(
+    released: Project,
+) -> None:
+    # The journal says staging runs 1.0.0 already, with nothing below it: the next rollback
+    # must name the run to close, not only "nothing to roll back".
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    before = set(shop.journals())
+    shop.run_killed("step_started:rollback-checks", "rollback", "--env", "staging")
+    run_id = new_run(shop, before)
+
+    again = shop.run("rollback", "--env", "staging")
+
+    assert again.code == 3, again
+    assert f"run {run_id} (rollback of shop 1.1.0 on staging" in again.err
+    assert "never finished: it was killed or crashed" in again.err
+    assert "its redeploy of 1.0.0 had finished, so staging runs 1.0.0, not yet proven" in again.err
+    assert f"`drillbook abandon {run_id}` closes it" in again.err
+    assert shop.run("abandon", run_id).code == 0
+    refused = shop.run("rollback", "--env", "staging")
+    assert refused.code == 2, refused
+    assert "staging runs 1.0.0 and no released version below it" in refused.err
+
+
 # --- the matrix ----------------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from invoke import Context, Exit
@@ -366,6 +367,22 @@ def _push_only(
         raise Exit(code=outcome.exit_code)
 
 
+def _refuse_unfinished_first(root: Path, env: str) -> None:
+    """Raise the refusal of a run on `env` that never finished, if there is one.
+
+    What the journal says runs on `env` is what a killed run left it saying: a rollback
+    killed after its redeploy says the environment runs its target already. Told "nothing
+    to roll back" instead, the person would never learn of the run to close first.
+    """
+    from drillbook.lock import live_holder
+    from drillbook.session import unfinished_refusal
+
+    holder = live_holder(root, env)
+    refusal = unfinished_refusal(root, env, besides=holder["run"] if holder else None)
+    if refusal is not None:
+        raise refusal
+
+
 @drill_task(
     help={
         "env": "the environment to roll back (default: staging)",
@@ -396,6 +413,7 @@ def rollback(
     require_env(runbook, env)
     current = current_version(loaded.root, env, service=runbook.service)
     if current is None and to is None:
+        _refuse_unfinished_first(loaded.root, env)
         msg = (
             f"the journal has no deploy of {runbook.service} to {env}, so what runs there is "
             "unknown"
@@ -403,6 +421,7 @@ def rollback(
         raise UsageError(msg, hint="say where to go with --to VERSION")
     target = to or previous_version(loaded.root, runbook, current or "")
     if target is None:
+        _refuse_unfinished_first(loaded.root, env)
         msg = f"{env} runs {current} and no released version below it was found in git tags"
         raise UsageError(msg, hint="say where to go with --to VERSION")
     if to is not None:
