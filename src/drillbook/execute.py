@@ -125,6 +125,10 @@ class Executor:
                 "step_skipped",
                 sync=step.changes,
                 step=step.id,
+                kind=step.kind,
+                # A resume that skips a deploy still carries it: history reads this run, not
+                # the one it resumed, for what was changed and how to undo it.
+                changes=step.changes,
                 reason="finished before the resume",
             )
             self._end_line(result)

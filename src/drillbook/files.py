@@ -100,7 +100,7 @@ def write_atomic(
             handle.write(data)
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -116,6 +116,51 @@ def write_atomic(
     if sync:
         sync_dir(path.parent)
     return path
+
+
+def temp_prefix(path: Path) -> str:
+    """How the temporary file of `path` starts: `.NAME.PID.`, so that one a killed process
+    left behind is known as its (see `remove_temp_files`)."""
+    return f".{path.name}.{os.getpid()}."
+
+
+#: Where the runs of a project write files whole (notes, reports, the journal, its index and the
+#: locks), relative to its root: where a killed run may leave a temporary file.
+TEMP_FOLDERS = ("notes", "reports", ".drillbook/journal", ".drillbook/cache", ".drillbook/locks")
+
+
+def remove_temp_files(root: Path, pid: int) -> list[str]:
+    """Delete the temporary files that process `pid`, gone, left in the folders a run writes
+    (`TEMP_FOLDERS`); their paths, relative to `root`.
+
+    A process killed between making the temporary file of a file written whole and its rename
+    leaves it there; nothing else would ever delete it. Only a process that is gone leaves one:
+    a live `pid` has nothing removed.
+    """
+    import re
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        pass
+    except OSError:
+        return []  # alive, someone else's
+    else:
+        return []
+    # `.NAME.PID.RANDOM.tmp` (write_atomic, the journal) and `.NAME.PID.tmp` (the lock).
+    own = re.compile(rf"^\..+\.{pid}(\.[^.]+)?\.tmp$")
+    removed = []
+    for rel in TEMP_FOLDERS:
+        try:
+            entries = list(os.scandir(root / rel))
+        except OSError:
+            continue
+        for entry in entries:
+            if own.match(entry.name) and entry.is_file(follow_symlinks=False):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)  # noqa: PTH108
+                    removed.append(f"{rel}/{entry.name}")
+    return sorted(removed)
 
 
 def sync_dir(folder: Path) -> None:

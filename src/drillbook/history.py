@@ -20,7 +20,7 @@ from typing import Any
 
 from drillbook.commands import for_service, several_runbooks
 from drillbook.errors import DrillbookError, UsageError
-from drillbook.journal import failure_of, list_runs, read_journal
+from drillbook.journal import failure_of, list_runs, live_events, read_journal
 
 #: The actions history shows: those that change what an environment runs.
 ACTIONS = ("release", "deploy", "rollback", "rehearse")
@@ -155,7 +155,7 @@ def entries(root: Path, *, since: float | None = None, env: str | None = None) -
             read = read_journal(info.path)
         except UsageError:  # gone or unreadable since list_runs saw it
             continue
-        events = read.events
+        events = live_events(root, read.events)
         # The whole first event: list_runs holds only a summary of it.
         entry = _entry(events[0] if events else first, events, owners_of)
         out.append(replace(entry, unreadable=read.skipped) if read.skipped else entry)
@@ -352,8 +352,10 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
     service = str(first.get("service", "?"))
     finished = _last(events, "run_finished")
     deployed = [e for e in events if e.get("event") == "deployed"]
+    # A step skipped as done by the run a resume continues counts: the run it resumed sends
+    # the person on call here ("see run R, which resumed this one") for the undo.
     touched = bool(deployed) or any(
-        e.get("event") == "step_started" and e.get("changes") for e in events
+        e.get("event") in ("step_started", "step_skipped") and e.get("changes") for e in events
     )
     # A deploy that started and never said `deployed` (killed, interrupted, or failed with no
     # rollback after it) may have changed the environment or not: what it left is unknown.

@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import Any
 
 from drillbook.errors import JournalUnwritable, PreconditionFailed, UsageError
-from drillbook.files import READ_ONLY_HINT, blocked_folder
+from drillbook.files import READ_ONLY_HINT, blocked_folder, temp_prefix
 from drillbook.secrets import Masker
 
 #: Where journals live, relative to the project root.
@@ -335,7 +335,8 @@ class Journal:
             raise JournalUnwritable(self._broken, hint=_CUT_HINT)
         folder = self.path.parent
         try:
-            fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=folder)
+            prefix = temp_prefix(self.path)
+            fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=folder)
             try:
                 view = memoryview(bytes(self._mine))
                 while view:
@@ -584,6 +585,50 @@ def run_state(events: list[dict[str, Any]]) -> str:
     return "interrupted" if finished.get("outcome") == "interrupted" else "finished"
 
 
+def live_events(project_root: Path, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A run's events without the `run_closed` of a resume that never started.
+
+    A resume closes the run it continues (`run_closed`, how `resumed`, by R) once its own
+    journal exists, and writes its `run_started` next: killed in between, R's journal holds no
+    event, and nothing of R ever ran. Such a closure closes nothing: the run is as open as
+    before, to be resumed (or abandoned) again, and no run took it over.
+    """
+    unstarted = unstarted_resumers(project_root, events)
+    if not unstarted:
+        return events
+    return [e for e in events if not (e.get("event") == "run_closed" and e.get("by") in unstarted)]
+
+
+def unstarted_resumers(project_root: Path, events: list[dict[str, Any]]) -> set[str]:
+    """The runs said to have resumed this one whose journal does not start with its
+    `run_started` (see `live_events`): empty, torn, or closed by `abandon` since. A resumer
+    whose journal is gone is not one of them: nothing says it never ran."""
+    unstarted = set()
+    for event in events:
+        by = event.get("by")
+        if event.get("event") != "run_closed" or event.get("how") != "resumed":
+            continue
+        if not isinstance(by, str) or not _RUN_ID.match(by):
+            continue
+        try:
+            first, _ = _first_and_last(journal_path(project_root, by))
+        except OSError:
+            continue
+        if first is None or first.get("event") != "run_started":
+            unstarted.add(by)
+    return unstarted
+
+
+def remove_unstarted_resumers(project_root: Path, run_id: str) -> None:
+    """Delete the journals of the resumes of `run_id` that never started (see `live_events`):
+    they hold no event, and listed, each would be a run left open forever. Called by what
+    closes `run_id` in earnest, under its environment's lock."""
+    events = read_journal(journal_path(project_root, run_id)).events
+    for run in unstarted_resumers(project_root, events):
+        with contextlib.suppress(OSError):
+            journal_path(project_root, run).unlink()
+
+
 def how_it_ended(events: list[dict[str, Any]]) -> str:
     """A closed or finished run's end in words: `was abandoned at TS`, `was resumed by run R
     at TS`, `finished (failed) at TS`."""
@@ -599,14 +644,21 @@ def how_it_ended(events: list[dict[str, Any]]) -> str:
 def failure_of(
     events: list[dict[str, Any]],
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """A run's first `rollback_started` event and its first failed `step_finished`, each or
-    None: a release with either had failed, and is never resumed step by step."""
+    """A run's first `rollback_started` event and its first failed `step_finished` or failed
+    `check_finished`, each or None: a release with either had failed, and is never resumed
+    step by step.
+
+    A check that failed counts even when its step never finished (the run was stopped while
+    its other checks ran): a resume would run the checks again, and one that passes on the
+    second try would get a release tagged whose check failed.
+    """
     rolling = next((e for e in events if e.get("event") == "rollback_started"), None)
     failed = next(
         (
             e
             for e in events
-            if e.get("event") == "step_finished" and e.get("outcome") in ("failed", "fail")
+            if (e.get("event") == "step_finished" and e.get("outcome") in ("failed", "fail"))
+            or (e.get("event") == "check_finished" and e.get("outcome") == "fail")
         ),
         None,
     )

@@ -869,7 +869,9 @@ def release_flow(
             result = executor.command(step, runbook.deploy, version=version, previous=previous)
             deployed = True  # even a failed deploy may have changed the environment
             if result.ok:
-                if result.outcome != "done":  # a resumed run's deploy is the first run's
+                # A resumed run's deploy is the first run's, and so is its `deployed` event,
+                # unless that run was killed between the deploy's end and that event.
+                if result.outcome != "done" or _deploy_unrecorded(session, version):
                     session.event("deployed", version=version, previous=previous, by="release")
             else:
                 return _after_failure(
@@ -948,6 +950,20 @@ def release_flow(
         f"release {version} of {runbook.service} is done on {session.env}",
         artifacts=artifacts,
     )
+
+
+def _deploy_unrecorded(session: RunSession, version: str) -> bool:
+    """Whether the journal does not yet say that `version` runs on the session's environment,
+    though the deploy of the run this one resumes finished.
+
+    That run may have been killed after journaling the deploy's end and before its `deployed`
+    event: without one, the journal would say the version before still runs, and `rollback`,
+    `history` and a release run again would all act on that.
+    """
+    from drillbook.state import current_version
+
+    service = session.loaded.runbook.service
+    return current_version(session.root, session.env, service=service) != version
 
 
 def push_later(root: Path, runbook: Runbook, version: str) -> str:

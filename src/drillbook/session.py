@@ -34,8 +34,10 @@ from drillbook.journal import (
     how_it_ended,
     journal_path,
     list_runs,
+    live_events,
     new_run_id,
     read_journal,
+    remove_unstarted_resumers,
     run_state,
 )
 from drillbook.leftovers import Leftover
@@ -159,25 +161,28 @@ def unfinished_runs(root: Path, env: str) -> list[dict[str, Any]]:
     """Runs on `env` that started and never finished, and that nobody resumed or abandoned."""
     out = []
     for info in list_runs(root):
-        if info.finished or info.first is None:
+        last = info.last or {}
+        # A run closed by a resume may be open still: when that resume never started.
+        resumed = last.get("event") == "run_closed" and last.get("how") == "resumed"
+        if (info.finished and not resumed) or info.first is None:
             continue
         first = info.first
         if first.get("event") != "run_started" or first.get("env") != env:
             continue
         if not first.get("changes_world", True):
             continue
-        read = read_journal(info.path)
-        if any(e.get("event") in ("run_closed", "run_finished") for e in read.events):
+        events = live_events(root, read_journal(info.path).events)
+        if any(e.get("event") in ("run_closed", "run_finished") for e in events):
             continue
-        first = read.events[0] if read.events else first  # whole, not list_runs' summary
-        left = leftovers_of(first, read.events)
+        first = events[0] if events else first  # whole, not list_runs' summary
+        left = leftovers_of(first, events)
         out.append(
             {
                 **first,
                 "path": str(info.path),
-                "last": info.last,
+                "last": events[-1] if events else info.last,
                 "leftovers": left,
-                "next": _what_next(first, read.events, stops_first=bool(left)),
+                "next": _what_next(first, events, stops_first=bool(left)),
             }
         )
     return out
@@ -202,6 +207,11 @@ def _what_next(first: dict[str, Any], events: list[dict[str, Any]], *, stops_fir
         return f"it {what}, so it cannot be resumed: {hint}"
     rolling = next((e for e in events if e.get("event") == "rollback_started"), {})
     target = rolling.get("to_version") or first.get("to_version")
+    if first.get("action") == "rollback" and target and rollback_proven(events):
+        return (
+            f"its rollback to {target} had finished and its checks pass, so {env} runs "
+            f"{target}: `drillbook abandon {run_id}` closes it; nothing else is left to do"
+        )
     if first.get("action") == "rollback" and target and redeployed_by_rollback(events):
         # Its redeploy had finished: the same rollback again would start from the target and
         # go back one version further.
@@ -260,6 +270,11 @@ def failed_release_advice(
         if rolling is not None
         else f"had failed at {failed.get('step') if failed else '?'}"
     )
+    if target and rollback_proven(events):
+        # Killed after its rollback proved itself, before the run's own end: nothing is left
+        # to do but to close it.
+        what += f" (its rollback had finished and its checks pass, so {env} runs {target})"
+        return what, f"`drillbook abandon {run_id}` closes it; nothing else is left to do"
     if target and redeployed_by_rollback(events):
         # `rollback --to` refuses a version the environment already runs: only the proof is
         # left to do.
@@ -280,6 +295,11 @@ def redeployed_by_rollback(events: list[dict[str, Any]]) -> bool:
     return any(e.get("event") == "deployed" and e.get("by") == "rollback" for e in events)
 
 
+def rollback_proven(events: list[dict[str, Any]]) -> bool:
+    """Whether a run's rollback finished and its checks passed (`rollback_finished` ok)."""
+    return any(e.get("event") == "rollback_finished" and e.get("outcome") == "ok" for e in events)
+
+
 def check_it_hint(env: str, version: str) -> str:
     """The command that checks `version` on `env`, said as a hint."""
     return f"`drillbook integration --env {env} --version {version}` checks {version} there"
@@ -291,7 +311,7 @@ def require_still_open(root: Path, run_id: str, what: str, env: str) -> None:
     Both read the run before they hold the lock; while one waited for it, another may have
     resumed or abandoned the run, or the run itself, still going then, may have finished.
     """
-    events = read_journal(journal_path(root, run_id)).events
+    events = live_events(root, read_journal(journal_path(root, run_id)).events)
     if run_state(events) in ("open", "interrupted"):
         return
     msg = (
@@ -376,6 +396,7 @@ def open_session(
                 console.error(f"warning: {taken.warning}")
         if resuming is not None:
             require_still_open(root, resuming, "resume", env)
+            remove_unstarted_resumers(root, resuming)
         # After the lock: a run that is still going holds it (exit 75, naming it), so an
         # unfinished journal found from here on is one whose process died.
         if check_unfinished and changes_world:

@@ -11,6 +11,8 @@
   deploy of a version leave a grandchild that holds the output open and never ends;
 - `gate.py`: the lint and unit gates; `FIXTURE_SLOW_GATE` makes one of them sleep,
   `FIXTURE_LEAK` makes one print secrets in several spellings;
+- with `FIXTURE_RECORD` set to a file, the gates and the deploy append a line to it as they
+  start and as they end well (`unit start RUN`, `deploy 1.1.0 end RUN`, see `Project.record`);
 - `runbooks/shop.yaml`: releases 1.0.0, 1.1.0 and 1.2.0, a staging config with a secret.
 
 The behaviour switches are environment variables, so the committed files, and thus the runbook's
@@ -111,6 +113,12 @@ def listed(name, version):
     return version in os.environ.get(name, "").split(",")
 
 
+def record(what):
+    if os.environ.get("FIXTURE_RECORD"):
+        with open(os.environ["FIXTURE_RECORD"], "a") as f:
+            f.write(f"{what} {os.environ.get('DRILLBOOK_RUN')}\\n")
+
+
 def alive(pid):
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -151,6 +159,7 @@ def main():
     parser.add_argument("--version", required=True)
     parser.add_argument("--url", required=True)
     args = parser.parse_args()
+    record(f"deploy {args.version} start")
     print(f"deploying {args.version} to {args.env}", flush=True)
     if listed("FIXTURE_FAIL_DEPLOY", args.version):
         print(f"deploy of {args.version} refused: the artifact is missing", flush=True)
@@ -182,6 +191,7 @@ def main():
     while time.monotonic() < until:
         if answers(args.url, args.version):
             print(f"{args.env} runs {args.version}", flush=True)
+            record(f"deploy {args.version} end")
             return 0
         if proc.poll() is not None:
             break
@@ -202,6 +212,15 @@ import time
 from urllib.parse import quote
 
 name = sys.argv[1]
+
+
+def record(what):
+    if os.environ.get("FIXTURE_RECORD"):
+        with open(os.environ["FIXTURE_RECORD"], "a") as f:
+            f.write(f"{name} {what} {os.environ.get('DRILLBOOK_RUN')}\\n")
+
+
+record("start")
 if os.environ.get("FIXTURE_SLOW_GATE") == name:
     if os.environ.get("FIXTURE_IGNORE_TERM"):
         import signal
@@ -237,6 +256,7 @@ if os.environ.get("FIXTURE_BIG_OUTPUT") == name:
     for i in range(40):
         print(f"{i:02d} " + "x" * 4000)
 print(f"{name}: ok", flush=True)
+record("end")
 '''
 
 RUNBOOK = """\
@@ -332,6 +352,71 @@ esac
 echo "[GNUPG:] SIG_CREATED D 1 8 00 1700000000 0123456789ABCDEF" >&2
 printf -- '-----BEGIN PGP SIGNATURE-----\\n\\nZmFrZQ==\\n-----END PGP SIGNATURE-----\\n'
 """
+
+KILLER = '''\
+"""drillbook, SIGKILLed with its whole process group right after it wrote a journal event.
+
+FIXTURE_KILL_AFTER names the event: `EVENT`, `EVENT:STEP` or `EVENT:STEP:N` (the Nth such
+event, counted from 1), matched against every journal line this process writes, whichever
+journal it goes to. With FIXTURE_KILL_TORN=1 only the first half of that line is written: what
+a crash in the middle of a write leaves. `tmp:NAME` instead kills it once it has made the
+temporary file of a file written whole (its name starts with `.NAME.`), before the rename.
+The kill is the real one, SIGKILL to the process group, as `kill -9 -PGID` or the OOM killer
+would do; only its moment is chosen.
+"""
+
+import json
+import os
+import signal
+import sys
+
+from drillbook import journal
+
+EVENT, _, REST = os.environ.pop("FIXTURE_KILL_AFTER").partition(":")
+STEP, _, NTH = REST.partition(":")
+TORN = os.environ.pop("FIXTURE_KILL_TORN", "") == "1"
+seen = 0
+write_bytes = journal.Journal._write_bytes
+
+
+def matches(data):
+    global seen
+    event = json.loads(data)
+    if event["event"] != EVENT or (STEP and event.get("step") != STEP):
+        return False
+    seen += 1
+    return seen == int(NTH or 1)
+
+
+def write_and_die(self, data, *, sync=True):
+    if not matches(data):
+        return write_bytes(self, data, sync=sync)
+    if TORN:
+        os.write(self._fd, data[: len(data) // 2])
+    else:
+        write_bytes(self, data, sync=sync)
+    os.killpg(0, signal.SIGKILL)
+
+
+def mkstemp_and_die(*args, **kwargs):
+    made = mkstemp(*args, **kwargs)
+    if os.path.basename(made[1]).startswith(f".{STEP}."):
+        os.killpg(0, signal.SIGKILL)
+    return made
+
+
+if EVENT == "tmp":
+    import tempfile
+
+    mkstemp = tempfile.mkstemp
+    tempfile.mkstemp = mkstemp_and_die
+else:
+    journal.Journal._write_bytes = write_and_die
+sys.argv[0] = "drillbook"
+from drillbook.__main__ import main  # noqa: E402
+
+main()
+'''
 
 EXTRA_RELEASE = """\
   - version: 1.2.0
@@ -439,6 +524,44 @@ class Project:
             preexec_fn=limit if file_size_limit is not None else None,
         )
         return Run(args, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+
+    def run_killed(self, after: str, *args: str, torn: bool = False, **env: str) -> Run:
+        """Run `drillbook ARGS` in a process group of its own and SIGKILL that group right
+        after it journals the event `after` (`EVENT[:STEP[:N]]`, see `KILLER`); with `torn`,
+        half-way through writing it. Fails when the run ended before that event."""
+        killer = self.home / "killed_drillbook.py"
+        if not killer.exists():
+            killer.write_text(KILLER)
+        started = time.monotonic()
+        proc = subprocess.run(
+            [sys.executable, str(killer), *args],
+            cwd=self.root,
+            env={
+                **self.env,
+                **env,
+                "FIXTURE_KILL_AFTER": after,
+                "FIXTURE_KILL_TORN": "1" if torn else "",
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            start_new_session=True,
+        )
+        run = Run(args, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
+        assert run.code == -signal.SIGKILL, f"not killed after {after}: {run}"
+        return run
+
+    def record(self) -> list[str]:
+        """What the gates and deploys recorded (FIXTURE_RECORD=`self.record_file`), a line each:
+        `lint start RUN`, `deploy 1.1.0 end RUN`."""
+        path = self.record_file
+        return path.read_text().splitlines() if path.exists() else []
+
+    @property
+    def record_file(self) -> Path:
+        """Where the gates and deploys record what ran, when FIXTURE_RECORD names it."""
+        return self.home / "record.txt"
 
     def start(self, *args: str, new_session: bool = False, **env: str) -> subprocess.Popen[str]:
         """Start `drillbook ARGS` in the background (for signals and locks).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 from invoke import Context, Exit
@@ -409,6 +410,22 @@ def _push_only(
         raise Exit(code=outcome.exit_code)
 
 
+def _refuse_unfinished_first(root: Path, env: str) -> None:
+    """Raise the refusal of a run on `env` that never finished, if there is one.
+
+    What the journal says runs on `env` is what a killed run left it saying: a rollback
+    killed after its redeploy says the environment runs its target already. Told "nothing
+    to roll back" instead, the person would never learn of the run to close first.
+    """
+    from drillbook.lock import live_holder
+    from drillbook.session import unfinished_refusal
+
+    holder = live_holder(root, env)
+    refusal = unfinished_refusal(root, env, besides=holder["run"] if holder else None)
+    if refusal is not None:
+        raise refusal
+
+
 @drill_task(
     help={
         "env": "the environment to roll back (default: staging)",
@@ -446,6 +463,7 @@ def rollback(
     deployed = current_deploy(loaded.root, env, service=runbook.service)
     current = version_of(deployed) if deployed is not None else None
     if current is None and to is None:
+        _refuse_unfinished_first(loaded.root, env)
         msg = (
             f"the journal has no deploy of {runbook.service} to {env}, so what runs there is "
             "unknown"
@@ -453,6 +471,7 @@ def rollback(
         raise UsageError(msg, hint=f"say where to go with --to VERSION ({_released(loaded)})")
     target = to or previous_version(loaded.root, runbook, current or "")
     if target is None:
+        _refuse_unfinished_first(loaded.root, env)
         raise _nothing_below(loaded, env, str(current))
     if to is None and deployed is not None:
         _require_no_tag_skipped(loaded, env, str(current), target, deployed)

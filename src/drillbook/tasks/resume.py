@@ -32,11 +32,11 @@ def _find_run(root: Path, run: str) -> Any:
     return matches[0]
 
 
-def _run_state(info: Any) -> tuple[str, list[dict[str, Any]]]:
+def _run_state(root: Path, info: Any) -> tuple[str, list[dict[str, Any]]]:
     """open (killed), interrupted, closed or finished; and the events."""
-    from drillbook.journal import read_journal, run_state
+    from drillbook.journal import live_events, read_journal, run_state
 
-    events = read_journal(info.path).events
+    events = live_events(root, read_journal(info.path).events)
     return run_state(events), events
 
 
@@ -57,10 +57,19 @@ def _list_resumable(console: Console, root: Path) -> None:
 
     found = False
     for info in list_runs(root):
-        state, events = _run_state(info)
+        state, events = _run_state(root, info)
         if state in ("open", "interrupted"):
             first = events[0] if events else {}
             last = events[-1] if events else {}
+            if first.get("event") != "run_started" and not _live_holder_is(root, info.run_id):
+                # Killed as it started (an empty journal, or a torn first line): nothing says
+                # what it was, and nothing of it ran.
+                console.print(
+                    f"{info.run_id}  {state:<11} nothing readable: killed as it started, "
+                    f"before any step; `drillbook abandon {info.run_id}` closes it"
+                )
+                found = True
+                continue
             env = str(first.get("env", "?"))
             holder = live_holder(root, env) if state == "open" else None
             if holder is not None and holder.get("run") == info.run_id:
@@ -88,6 +97,18 @@ def _list_resumable(console: Console, root: Path) -> None:
         console.print("no interrupted or unfinished runs")
 
 
+def _live_holder_is(root: Path, run_id: str) -> bool:
+    """Whether run `run_id`, alive, holds a lock of the project now (it may have only just
+    opened its journal)."""
+    from drillbook.lock import LOCK_DIR, live_holder
+
+    try:
+        scopes = [p.stem for p in (root / LOCK_DIR).glob("*.lock")]
+    except OSError:
+        return False
+    return any((live_holder(root, scope) or {}).get("run") == run_id for scope in scopes)
+
+
 def _unclosed_run(
     console: Console, root: Path, run: str | None, what: str
 ) -> tuple[Any, list[dict[str, Any]]] | None:
@@ -98,7 +119,7 @@ def _unclosed_run(
         _list_resumable(console, root)
         return None
     info = _find_run(root, run)
-    state, events = _run_state(info)
+    state, events = _run_state(root, info)
     if state not in ("open", "interrupted"):
         from drillbook.journal import how_it_ended
 
@@ -143,6 +164,28 @@ def _stop_leftovers(
             )
         stopped.append({"step": item.step, "pgid": item.pgid, "pids": list(item.pids)})
     return stopped
+
+
+def _remove_temp_files(
+    console: Console, root: Path, run_id: str, first: dict[str, Any]
+) -> list[str]:
+    """Delete the temporary files a killed run left (a note or report it was writing when it
+    died); what was deleted. Only of a run on this host, whose process is gone."""
+    import socket
+
+    from drillbook.files import remove_temp_files
+
+    pid = first.get("pid")
+    if (
+        first.get("host") != socket.gethostname()
+        or isinstance(pid, bool)
+        or not isinstance(pid, int)
+    ):
+        return []
+    removed = remove_temp_files(root, pid)
+    if removed:
+        console.print(f"removing what run {run_id} left half-written: {', '.join(removed)}")
+    return removed
 
 
 @drill_task(
@@ -275,6 +318,9 @@ def resume(c: Context, run: str | None = None) -> None:
         stopped = _stop_leftovers(console, info.run_id, events)
         if stopped:
             session.event("leftovers_stopped", of_run=info.run_id, stopped=stopped)
+        removed = _remove_temp_files(console, root, info.run_id, first)
+        if removed:
+            session.event("leftovers_removed", of_run=info.run_id, files=removed)
         console.print(f"resuming {info.run_id}: {len(done)} finished step(s) will not run again")
         outcome = release_flow(
             session,
@@ -359,7 +405,7 @@ def _require_resumable(run_id: str, first: dict[str, Any], events: list[dict[str
 )
 def abandon(c: Context, run: str | None = None) -> None:
     """Close an interrupted or unfinished run without continuing it."""
-    from drillbook.journal import Journal
+    from drillbook.journal import Journal, remove_unstarted_resumers
     from drillbook.session import require_still_open
 
     root = find_project_root()
@@ -380,13 +426,16 @@ def abandon(c: Context, run: str | None = None) -> None:
             # As every run that takes over a lock does: the person learns whose it was.
             console.error(f"warning: {held.warning}")
         require_still_open(root, info.run_id, "abandon", env)
+        remove_unstarted_resumers(root, info.run_id)
         stopped = _stop_leftovers(console, info.run_id, events)
+        removed = _remove_temp_files(console, root, info.run_id, first)
         with Journal.open(root, info.run_id) as old:
             old.write(
                 "run_closed",
                 how="abandoned",
                 last_step=last_step,
                 stopped=stopped or None,
+                removed=removed or None,
                 # The line says on its own what it closes, for a log store that sees it alone.
                 **{k: first[k] for k in ("service", "env", "version") if k in first},
             )
