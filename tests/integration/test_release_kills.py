@@ -323,7 +323,7 @@ def test_a_rollback_killed_after_its_redeploy_is_named_by_the_next_rollback(
     assert shop.run("abandon", run_id).code == 0
     refused = shop.run("rollback", "--env", "staging")
     assert refused.code == 2, refused
-    assert "staging runs 1.0.0 and no released version below it" in refused.err
+    assert "staging runs 1.0.0, and no released version below it" in refused.err
 
 
 # --- the matrix ----------------------------------------------------------------------------
