@@ -62,6 +62,7 @@ def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
     from requests.sessions import merge_setting
     from urllib3.connection import HTTPConnection, HTTPSConnection
     from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+    from urllib3.exceptions import ProtocolError
 
     # By id: a dict is copied in one C call, so `cut` never sees it change under it. The
     # entries live as long as the session (one checks step): a few connections, a few hundred
@@ -69,9 +70,12 @@ def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
     made: dict[int, Any] = {}
     # thread ident -> the connection it took from a pool last (one request at a time each)
     taken: dict[int, Any] = {}
+    # thread ident -> whether that connection was kept open from an earlier request
+    kept: dict[int, bool] = {}
 
     class Noting:
-        """Notes every connection the pool makes, and which thread took each."""
+        """Notes every connection the pool makes, and which thread took each; asks again, once,
+        when a kept connection turns out closed before any answer."""
 
         def _new_conn(self) -> Any:
             conn = super()._new_conn()  # the pool class it is mixed into
@@ -80,8 +84,26 @@ def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
 
         def _get_conn(self, timeout: float | None = None) -> Any:
             conn = super()._get_conn(timeout)
-            taken[threading.get_ident()] = conn
+            ident = threading.get_ident()
+            taken[ident] = conn
+            kept[ident] = getattr(conn, "sock", None) is not None
             return conn
+
+        def urlopen(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return super().urlopen(method, url, *args, **kwargs)
+            except ProtocolError as exc:
+                # A server may close a kept connection at any moment (its keep-alive timeout),
+                # and the close can cross the next request: that request was never answered,
+                # not refused. As browsers and curl do (RFC 9112, 9.3.1), a GET or HEAD is
+                # sent again, once, on a new connection; the check then judges that answer.
+                if not (
+                    method in ("GET", "HEAD")
+                    and kept.get(threading.get_ident())
+                    and _closed_unanswered(exc)
+                ):
+                    raise
+            return super().urlopen(method, url, *args, **kwargs)
 
     class FinalHTTPConnection(HTTPConnection):
         response_class = final_response_class()
@@ -150,6 +172,14 @@ def cuttable_session() -> tuple[requests.Session, Callable[[], None]]:
     session.mount("https://", adapter)
     session.drillbook_deadlines = Deadlines(cut_thread)  # type: ignore[attr-defined]
     return session, cut
+
+
+def _closed_unanswered(exc: BaseException) -> bool:
+    """Whether a request failed because its connection closed before any of the answer came."""
+    import http.client
+
+    reasons = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+    return any(isinstance(arg, reasons) for arg in getattr(exc, "args", ()))
 
 
 #: Interim answers (1xx) read before the final one, at most: a service that sends them without

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import threading
 import time
@@ -209,6 +210,61 @@ def raw_answer(data: bytes | list[bytes], *, hold: bool = False) -> Iterator[str
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         done.set()
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        sock.close()
+        thread.join(5)
+
+
+@contextmanager
+def closes_kept_connections(answers: list[bytes]) -> Iterator[tuple[str, list[bytes]]]:
+    """The URL of a port that answers the first request of each connection with the next of
+    `answers`, in turn, without `Connection: close`, and closes the connection, unanswered, when
+    a second request comes on it: a server whose keep-alive ended just as the client reused
+    the connection. Also the list of every request line it read, in order."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    seen: list[bytes] = []
+    count = [0]
+
+    def request(conn: socket.socket) -> bytes:
+        """One whole request (its head, and its body by Content-Length); its request line."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return b""
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+        while length and len(body) < int(length.group(1)):
+            body += conn.recv(65536)
+        return head.split(b"\r\n", 1)[0]
+
+    def serve(conn: socket.socket, data: bytes) -> None:
+        with conn, contextlib.suppress(OSError):
+            seen.append(request(conn))
+            conn.sendall(data)
+            second = request(conn)  # the next request on the kept connection
+            if second:
+                seen.append(second)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = sock.accept()
+            except OSError:
+                return
+            data = answers[count[0] % len(answers)]
+            count[0] += 1
+            threading.Thread(target=serve, args=(conn, data), daemon=True).start()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}", seen
+    finally:
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
         sock.close()

@@ -20,6 +20,7 @@ from _http_fixtures import (
     LoopbackServer,
     Reply,
     closed_port,
+    closes_kept_connections,
     raw_answer,
     serving,
     silent_listener,
@@ -197,7 +198,12 @@ def test_interim_answers_are_read_past_to_the_final_one() -> None:
     hints = b"HTTP/1.1 103 Early Hints\r\nLink: </app.css>; rel=preload\r\n\r\n"
     processing = b"HTTP/1.1 102 Processing\r\n\r\n"
     body = b'{"status": "ok"}'
-    ok = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n\r\n" + body
+    # Connection: close, as the port closes after each answer: a kept connection, found closed
+    # by the next check, would make that one's answer "no answer".
+    ok = (
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 16\r\n"
+        b"Connection: close\r\n\r\n" + body
+    )
     crash = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nboom"
     check = http_check(get="/health", expect={"status": 200, "json": {"status": "ok"}})
     answers = [hints + processing + ok, hints + crash]
@@ -1561,3 +1567,38 @@ def test_a_check_naming_a_placeholder_with_no_value_is_inconclusive_and_sends_no
     assert own.outcome == "pass"
     assert server.hits["/version"] == 1  # only the check with every value it names
     assert "/version/" not in server.hits
+
+
+def test_a_kept_connection_closed_under_a_get_is_asked_again_on_a_new_one() -> None:
+    # The server's keep-alive ended as the next check reused the connection: that GET was
+    # never answered, and is sent again, once, on a new connection, whose answer is judged.
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    crash = b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 4\r\n\r\nboom"
+    check = http_check(get="/health", expect={"status": 200})
+    with (
+        closes_kept_connections([ok, crash]) as (url, seen),
+        CheckRunner(env(url), env_name="staging") as runner,
+    ):
+        first = runner.run(check)
+        second = runner.run(check)
+    assert first.outcome == "pass", first.message
+    assert second.outcome == "fail", second.message
+    assert second.got == "status 500"
+    assert second.attempts == 1  # asked again within the attempt, not a retry of the check
+    assert seen == [b"GET /health HTTP/1.1"] * 3
+
+
+def test_a_post_on_a_kept_connection_closed_under_it_is_not_sent_again() -> None:
+    # A POST may have been acted on before the close: it is not sent a second time.
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    check = http_check(post="/orders", body={"id": 1}, expect={"status": 200})
+    with (
+        closes_kept_connections([ok]) as (url, seen),
+        CheckRunner(env(url), env_name="staging") as runner,
+    ):
+        first = runner.run(check)
+        second = runner.run(check)
+    assert first.outcome == "pass", first.message
+    assert second.outcome == "inconclusive", second.message
+    assert "closed without an answer" in second.got
+    assert seen == [b"POST /orders HTTP/1.1"] * 2
