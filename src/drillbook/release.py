@@ -221,7 +221,9 @@ def preflight(
     if release is not None and not tag_only:
         for exc in check_url_refusals(runbook, env, release, previous):
             refuse(_raise, exc)
-        if (root / "templates" / "rollback-note.md.j2").is_file():
+        from drillbook.render import overridden
+
+        if overridden(root, "rollback-note.md.j2"):
             _require_note_renders(loaded, env, release, previous, tag)
     return Preflight(
         head,

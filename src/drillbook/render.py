@@ -38,6 +38,15 @@ class _RenderLimit(Exception):
     """A render went past `MAX_RENDER_CHARS` or `RENDER_SECONDS`."""
 
 
+class _TemplateRefused(Exception):
+    """A project's template that cannot be used as it is; the message says why."""
+
+    def __init__(self, name: str, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.hint = hint
+
+
 #: When the render running in this process must end (`time.monotonic`); checked on each
 #: call a template makes, which is where its loops get their items (`range`, `.items()`).
 _deadline = [float("inf")]
@@ -49,7 +58,7 @@ _masker: list[Masker | None] = [None]
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 if TYPE_CHECKING:
-    from jinja2 import Template
+    from jinja2 import BaseLoader, Template
     from jinja2.bccache import Bucket, BytecodeCache
     from jinja2.sandbox import SandboxedEnvironment
 
@@ -61,9 +70,9 @@ def environment(project_root: Path | None, *, autoescape: bool = False) -> Sandb
     """One sandboxed environment per project and escaping mode, reused for every render."""
     from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
 
-    loaders = []
+    loaders: list[BaseLoader] = []
     if project_root is not None and (project_root / "templates").is_dir():
-        loaders.append(FileSystemLoader(project_root / "templates"))
+        loaders.append(_project_loader(project_root))
     loaders.append(FileSystemLoader(resource("templates")))
     env = _sandbox_class()(
         loader=ChoiceLoader(loaders),
@@ -83,6 +92,95 @@ def environment(project_root: Path | None, *, autoescape: bool = False) -> Sandb
     env.filters["md_text"] = md_text
     env.filters["md_link"] = md_link
     return env
+
+
+def overridden(project_root: Path, name: str) -> bool:
+    """Whether the project's `templates/` holds something named `name`: its own template, or
+    what stands in its place (a folder, a broken link) that a render of `name` refuses."""
+    return os.path.lexists(project_root / "templates" / name)
+
+
+def _project_loader(project_root: Path) -> BaseLoader:
+    """The loader of a project's `templates/`, which holds its files to the project's rules.
+
+    jinja2's own loader reads any file that a link in the folder points to and passes over a
+    name that is a folder or a broken link, so the default was used without a word. Here a
+    name the folder holds is the project's template or an error: a link that leads out of the
+    project (as for every path of a runbook), something that is not a file, text that is not
+    UTF-8. A UTF-8 byte order mark, as some editors write, is not part of the text.
+    """
+    from jinja2 import BaseLoader, TemplateNotFound
+
+    folder = project_root / "templates"
+    real_root = os.path.realpath(project_root)
+
+    class ProjectLoader(BaseLoader):
+        def get_source(self, environment: Any, template: str) -> tuple[str, str, Any]:
+            pieces = [piece for piece in template.split("/") if piece not in ("", ".")]
+            if ".." in pieces:
+                raise _TemplateRefused(
+                    template,
+                    f"template name {template!r} leads out of templates/",
+                    "a template is named by its path inside templates/, without '..'",
+                )
+            path = folder.joinpath(*pieces)
+            if not pieces or not os.path.lexists(path):  # no name ("", "."): not templates/
+                raise TemplateNotFound(template)
+            shown = os.path.relpath(path, project_root)
+            real = os.path.realpath(path)
+            if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+                raise _TemplateRefused(
+                    template,
+                    f"template {shown} resolves to {real}, outside the project {real_root}; "
+                    "expected a file inside the project",
+                    "a symlink may lead out; copy the template into templates/",
+                )
+            try:
+                info = path.stat()
+                if not stat.S_ISREG(info.st_mode):
+                    kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+                    raise _TemplateRefused(
+                        template,
+                        f"template {shown} is {kind}, expected a file",
+                        f"remove {shown}, or put the template there under that name",
+                    )
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise _TemplateRefused(
+                    template,
+                    f"template {shown} is a symlink to {path.readlink()}, which does not "
+                    "exist; expected a file",
+                    "point the link at a template inside the project, or remove it",
+                ) from None
+            except OSError as exc:
+                raise _TemplateRefused(
+                    template,
+                    f"cannot read template {shown}: {exc.strerror or exc}",
+                    f"make {shown} readable, then run the command again",
+                ) from None
+            try:
+                source = data.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                # The error's own bytes: without the byte order mark, which it does not count.
+                text = bytes(exc.object)
+                line = text.count(b"\n", 0, exc.start) + 1
+                raise _TemplateRefused(
+                    template,
+                    f"template {shown}:{line} is not UTF-8 text: byte 0x{text[exc.start]:02x} "
+                    f"({exc.reason}); expected UTF-8",
+                    "save the template as UTF-8",
+                ) from None
+            mtime = info.st_mtime
+
+            def uptodate() -> bool:
+                try:
+                    return path.stat().st_mtime == mtime
+                except OSError:
+                    return False
+
+            return source, os.path.normpath(path), uptodate
+
+    return ProjectLoader()
 
 
 @functools.cache
@@ -370,8 +468,11 @@ def render(
         raise UsageError(
             hide(msg), hint="fix the template: a loop that never ends, or one over far too much"
         ) from None
+    except _TemplateRefused as exc:
+        within = "" if exc.name == name else f" (included by {name})"
+        raise UsageError(hide(f"{exc}{within}"), hint=exc.hint) from None
     except TemplateNotFound as exc:
-        missing = exc.name or name
+        missing = exc.name if exc.name is not None else name
         within = "" if missing == name else f" (included by {name})"
         msg = (
             f"template {missing!r}{within} not found in the project's templates/ or "

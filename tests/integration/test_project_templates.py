@@ -49,6 +49,41 @@ def test_a_broken_note_template_is_bad_input_found_before_the_first_step(
     assert shop.tags() == ["v1.0.0"]
 
 
+@pytest.mark.parametrize(
+    ("kind", "said"),
+    [
+        ("folder", "templates/rollback-note.md.j2 is a folder, expected a file"),
+        ("link-out", "outside the project"),
+    ],
+)
+def test_a_note_template_that_is_no_file_of_the_project_refuses_the_release(
+    released: Project, kind: str, said: str
+) -> None:
+    # A folder in its place used to be passed over for the default, and a link out of the
+    # project put whatever it pointed at in the note.
+    shop = released
+    note = shop.root / "templates" / "rollback-note.md.j2"
+    note.parent.mkdir()
+    if kind == "folder":
+        note.mkdir()
+        (note / "draft.md").write_text("# a draft\n")
+    else:
+        outside = shop.home / "notes.md.j2"
+        outside.write_text("# note from outside\n")
+        note.symlink_to(outside)
+    shop.commit("the project's note")
+    journals = shop.journals()
+
+    result = shop.run("release", "--version", "1.1.0")
+
+    assert result.code == 2, result
+    assert said in result.err
+    assert "found before the first step, nothing ran" in result.err
+    assert shop.journals() == journals
+    assert shop.served_version() == "1.0.0"
+    assert shop.tags() == ["v1.0.0"]
+
+
 def test_a_template_error_names_the_file_and_line_and_a_missing_include_by_its_name(
     released: Project,
 ) -> None:
