@@ -138,3 +138,34 @@ def test_a_template_that_fails_on_a_secret_does_not_show_it(released: Project) -
         assert SECRET_KEY not in result.text, result
     for path in shop.journals():
         assert SECRET_KEY not in path.read_text(), path
+
+
+def test_a_note_template_that_changes_a_secret_still_shows_it_masked(released: Project) -> None:
+    # Masking the page alone missed a secret that the template itself changed: upper-cased,
+    # cut by `truncate`, or broken over lines by `wordwrap`.
+    shop = released
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    text = runbook.read_text()
+    rollback = "          summary: Deploy 1.0.0 again; the feature goes away.\n"
+    step = f'          steps:\n            - run: [python, gate.py, lint, --key, "{SECRET_KEY}"]\n'
+    assert rollback in text
+    runbook.write_text(text.replace(rollback, rollback + step))
+    template(
+        shop,
+        "rollback-note.md.j2",
+        "# note\n{% for s in steps %}\n{{ s | upper }}\n{{ s | wordwrap(12) }}\n"
+        "{{ s | truncate(40, killwords=True, end='') }}\n{% endfor %}\n",
+    )
+
+    written = shop.run("rollback-note", "--version", "1.1.0")
+    assert written.code == 0, written
+    note = (shop.root / "notes" / "shop-1.1.0-rollback.md").read_text()
+    assert "--KEY ***" in note
+    template(shop, "rollback-note.md.j2", "# note\n{{ {}[steps[0] | upper] }}\n")
+    refused = shop.run("release", "--version", "1.1.0")
+    assert refused.code == 2, refused
+    assert "found before the first step, nothing ran" in refused.err
+
+    for shown in (note, refused.text):
+        for piece in ("S3CR3T", "W0RD", "P@SS"):
+            assert piece not in shown.upper(), shown
