@@ -103,10 +103,46 @@ def test_a_template_error_names_the_file_and_line_and_a_missing_include_by_its_n
     )
 
 
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("# report\n{% for s in steps %}\n", "templates/rehearsal-report.md.j2:2 failed to"),
+        ("# report\n{{ steps[0].no_such }}\n", "report.md.j2:2 failed to render: 'dict"),
+        ('# report\n{% include "parts/head.md.j2" %}\n', "by rehearsal-report.md.j2) not"),
+    ],
+    ids=["syntax", "undefined", "missing-include"],
+)
+def test_a_broken_report_template_refuses_the_rehearsal_before_its_first_deploy(
+    released: Project, text: str, said: str
+) -> None:
+    # It was found once staging had been deployed and rolled back: the rehearsal ended with
+    # exit 0 and no report.
+    shop = released
+    assert shop.run("release", "--version", "1.1.0").code == 0
+    template(shop, "rehearsal-report.md.j2", text)
+    journals = shop.journals()
+
+    planned = shop.run("rehearse", "--version", "1.1.0", "--dry-run")
+    result = shop.run("rehearse", "--version", "1.1.0")
+
+    for run in (planned, result):
+        assert run.code == 2, run
+        assert said in run.err
+        assert "found before the first step, nothing ran" in run.err
+    assert shop.journals() == journals
+    assert shop.served_version() == "1.1.0"
+    assert not (shop.root / "reports").exists()
+
+
 def test_a_report_template_that_fails_still_leaves_the_json_report(released: Project) -> None:
     shop = released
     assert shop.run("release", "--version", "1.1.0").code == 0
-    template(shop, "rehearsal-report.md.j2", "{{ range(10**9)|length }}\n")
+    # One that fails only on what the run found (its run id), past the check before the start.
+    template(
+        shop,
+        "rehearsal-report.md.j2",
+        '{% if run != "(this run)" %}{{ range(10**9)|length }}{% endif %}\n',
+    )
 
     result = shop.run("rehearse", "--version", "1.1.0")
 
