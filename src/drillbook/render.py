@@ -496,10 +496,26 @@ def render(
     finally:
         _deadline[0] = float("inf")
         _masker[0] = None
+    if not text.strip():
+        # An empty override (a file made to be filled in later) made an empty rollback note,
+        # and the release said where to find it.
+        where = _project_path(template.filename, project_root) or name
+        msg = f"template {where} rendered no text, expected a page"
+        raise UsageError(hide(msg), hint="write the template, or remove it to use the default")
     # Controls are escaped in the whole page at once, not value by value (a `finalize`): a
     # page prints hundreds of values and holds a control character almost never. The
     # Markdown filters escape theirs first, before they join a field's lines.
     return hide(_shown(text, masker))
+
+
+def _project_path(filename: str | None, project_root: Path | None) -> str | None:
+    """`filename` relative to the project root, when it is inside it."""
+    if filename is None or project_root is None:
+        return filename
+    try:
+        return Path(filename).relative_to(project_root.resolve()).as_posix()
+    except ValueError:
+        return filename
 
 
 def _where(exc: BaseException, name: str) -> str:

@@ -27,8 +27,9 @@ def template(shop: Project, name: str, text: str) -> None:
             "{% endfor %}{% endfor %}\n",
             "rollback-note.md.j2 made over 32 MiB of text",
         ),
+        ("", "templates/rollback-note.md.j2 rendered no text, expected a page"),
     ],
-    ids=["syntax", "undefined", "extends-itself", "runaway-loop"],
+    ids=["syntax", "undefined", "extends-itself", "runaway-loop", "empty"],
 )
 def test_a_broken_note_template_is_bad_input_found_before_the_first_step(
     released: Project, text: str, said: str
@@ -141,7 +142,7 @@ def test_a_report_template_that_fails_still_leaves_the_json_report(released: Pro
     template(
         shop,
         "rehearsal-report.md.j2",
-        '{% if run != "(this run)" %}{{ range(10**9)|length }}{% endif %}\n',
+        '# report\n{% if run != "(this run)" %}{{ range(10**9)|length }}{% endif %}\n',
     )
 
     result = shop.run("rehearse", "--version", "1.1.0")

@@ -239,3 +239,16 @@ def test_a_byte_order_mark_is_not_part_of_the_template(tmp_path: Path) -> None:
     (root / "templates" / "page.md.j2").write_bytes("\ufeff# page {{ 6 * 7 }}\n".encode())
 
     assert render("page.md.j2", {}, project_root=root) == "# page 42\n"
+
+
+@pytest.mark.parametrize("template", ["", "\n\n", "{% if false %}# page{% endif %}\n"])
+def test_a_template_that_renders_no_text_is_refused(tmp_path: Path, template: str) -> None:
+    root = project(tmp_path, template)
+
+    with pytest.raises(UsageError) as caught:
+        render("page.md.j2", {}, project_root=root)
+
+    assert str(caught.value).startswith(
+        "template templates/page.md.j2 rendered no text, expected a page"
+    )
+    assert "remove it to use the default" in (caught.value.hint or "")
