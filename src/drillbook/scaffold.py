@@ -160,6 +160,7 @@ def plan_init(root: Path, service: str | None = None, *, force: bool = False) ->
     if runbooks.exists() and not runbooks.is_dir():
         msg = f"{runbooks} exists and is not a folder; drillbook keeps its runbooks in runbooks/"
         raise UsageError(msg)
+    _refuse_a_second_runbook(root, name)
     runbook = _file_action(
         root, f"runbooks/{name}.yaml", starter_runbook(name), force, reason="it exists"
     )
@@ -185,6 +186,28 @@ def plan_init(root: Path, service: str | None = None, *, force: bool = False) ->
         _ignore_action(root),
     )
     return InitPlan(root, name, actions)
+
+
+def _refuse_a_second_runbook(root: Path, service: str) -> None:
+    """Refuse a starter runbook for a service that another file of runbooks/ describes: `check`
+    refuses two runbooks of one service, so init would leave a project that fails it."""
+    from drillbook.errors import PreconditionFailed
+    from drillbook.runbook import declared_service, find_runbook_files
+
+    folder = root / "runbooks"
+    if not folder.is_dir():
+        return
+    for file in find_runbook_files([folder]):
+        if file.name != f"{service}.yaml" and declared_service(file) == service:
+            msg = (
+                f"runbooks/{file.name} describes service {service!r} already, expected no "
+                f"runbook of it before init writes runbooks/{service}.yaml; nothing was written"
+            )
+            raise PreconditionFailed(
+                msg,
+                hint=f"`drillbook check` validates runbooks/{file.name}; --service NAME writes "
+                "a runbook for another service",
+            )
 
 
 def apply_init(plan: InitPlan) -> list[FileAction]:

@@ -294,3 +294,26 @@ def test_init_refuses_a_folder_where_it_adds_to_a_file_and_writes_nothing(
     assert "internal error" not in done.stderr
     assert snapshot(project) == before
     assert not (project / "runbooks").exists()
+
+
+def test_init_refuses_a_second_runbook_of_a_service_and_writes_nothing(project: Path) -> None:
+    # A runbook of the service under another file name: init wrote runbooks/orders-api.yaml
+    # beside it, and `check` then refused the project (one runbook per service).
+    (project / "runbooks").mkdir()
+    (project / "runbooks" / "main.yml").write_text(
+        starter_runbook("orders-api").replace("team-orders-api", "team-orders")
+    )
+    before = snapshot(project)
+
+    done = run([DRILLBOOK, "init"], project)
+
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "runbooks/main.yml describes service 'orders-api' already" in done.stderr
+    assert "nothing was written" in done.stderr
+    assert "--service NAME" in done.stderr
+    assert snapshot(project) == before
+    other = run([DRILLBOOK, "init", "--service", "payments"], project)
+    assert other.returncode == 0, other.stdout + other.stderr
+    checked = run([DRILLBOOK, "check"], project)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "2 valid, 0 invalid" in checked.stdout
