@@ -185,7 +185,26 @@ def plan_init(root: Path, service: str | None = None, *, force: bool = False) ->
         _tasks_action(root, force),
         _ignore_action(root),
     )
+    for action in actions:
+        if action.changes:
+            _require_can_write(root, action)
     return InitPlan(root, name, actions)
+
+
+def _require_can_write(root: Path, action: FileAction) -> None:
+    """Refuse, before init writes its first file, a file it could not write (a folder that is
+    not writable, a file system mounted read-only, an immutable file)."""
+    from drillbook.errors import PreconditionFailed
+    from drillbook.files import require_replaceable, require_writable
+
+    path = root / action.path
+    try:
+        require_writable(path.parent, action.path)
+        if action.action != "write":
+            require_replaceable(path, action.path)
+    except PreconditionFailed as exc:
+        exc.message += "; nothing was written"
+        raise
 
 
 def _refuse_a_second_runbook(root: Path, service: str) -> None:
@@ -212,16 +231,28 @@ def _refuse_a_second_runbook(root: Path, service: str) -> None:
 
 def apply_init(plan: InitPlan) -> list[FileAction]:
     """Write what the plan says, each file atomically; the actions that wrote something."""
-    done = []
+    from drillbook.errors import PreconditionFailed
+
+    done: list[FileAction] = []
     for action in plan.actions:
         path = plan.root / action.path
-        if action.action in ("write", "overwrite"):
-            write_atomic(path, action.text)
-        elif action.action == "append":
-            with path.open("a", encoding="utf-8") as handle:
-                handle.write(action.text)
-        else:
-            continue
+        try:
+            if action.action in ("write", "overwrite"):
+                write_atomic(path, action.text)
+            elif action.action == "append":
+                with path.open("a", encoding="utf-8") as handle:
+                    handle.write(action.text)
+            else:
+                continue
+        except OSError as exc:
+            # A full disk, or a folder changed since the plan: each file is whole or untouched.
+            written = ", ".join(a.path for a in done) or "nothing"
+            msg = f"cannot write {action.path}: {exc.strerror or exc}; written before it: {written}"
+            raise PreconditionFailed(
+                msg,
+                hint="fix the folder (space, permissions), then run init again: it writes only "
+                "what is missing",
+            ) from None
         done.append(action)
     return done
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import socket
 import subprocess
 import sys
@@ -317,3 +318,21 @@ def test_init_refuses_a_second_runbook_of_a_service_and_writes_nothing(project: 
     checked = run([DRILLBOOK, "check"], project)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert "2 valid, 0 invalid" in checked.stdout
+
+
+def test_init_on_a_read_only_mount_says_so_and_writes_nothing(project: Path) -> None:
+    # Root writes through every permission: a mount read-only is what refuses it, made in a
+    # mount namespace of the run's own. init stopped with "internal error: OSError".
+    where = shlex.quote(str(project))
+    script = f"mount -t tmpfs -o ro tmpfs {where} && cd {where} && exec {DRILLBOOK} init"
+    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+    probe = subprocess.run([*argv[:4], "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"no mount namespace here: {probe.stderr.decode().strip()}")
+
+    done = run(argv, project)
+
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"cannot write runbooks/orders-api.yaml to {project / 'runbooks'}" in done.stderr
+    assert "mounted read-only; nothing was written" in done.stderr
+    assert "internal error" not in done.stderr
