@@ -268,6 +268,9 @@ def _bounded(template: Template, context: dict[str, Any]) -> str:
     return "".join(out)
 
 
+#: The filters drillbook adds to jinja2's (`environment`), as a message names them.
+FILTERS = ("duration", "md_cell", "md_code", "md_text", "md_link")
+
 #: How every template is read; part of the bytecode cache's key, since they shape the code.
 _OPTIONS = {"keep_trailing_newline": True, "trim_blocks": True, "lstrip_blocks": True}
 
@@ -482,17 +485,20 @@ def render(
     except TemplateError as exc:
         lineno = getattr(exc, "lineno", None)
         where = f"{exc.filename}:{lineno}" if lineno else _where(exc, name)
-        msg = f"template {where} failed to render: {exc}"
+        # jinja2's sentences end with a full stop; the message goes on after it.
+        msg = f"template {where} failed to render: {str(exc).rstrip('.')}"
         raise UsageError(hide(msg), hint=_hint(exc)) from None
     except (RecursionError, OverflowError, MemoryError, ValueError, TypeError) as exc:
         # Raised by a template itself ({% extends %} of its own name, range(10**9), a filter
         # given the wrong thing): the template's problem, not drillbook's.
         msg = f"template {_where(exc, name)} failed to render: {type(exc).__name__}: {exc}"
-        raise UsageError(
-            hide(msg),
-            hint="fix the template (an override that extends the default "
-            "of its own name extends itself)",
-        ) from None
+        hint = (
+            "fix the template: an override that extends the default of its own name extends "
+            "itself, and so without end"
+            if isinstance(exc, RecursionError)
+            else "fix the template at that line: a filter or a test given what it cannot take"
+        )
+        raise UsageError(hide(msg), hint=hint) from None
     finally:
         _deadline[0] = float("inf")
         _masker[0] = None
@@ -535,9 +541,13 @@ def _where(exc: BaseException, name: str) -> str:
 
 def _hint(exc: BaseException) -> str:
     """What to fix, by the kind of template error."""
-    from jinja2 import TemplateSyntaxError, UndefinedError
+    from jinja2 import TemplateAssertionError, TemplateSyntaxError, UndefinedError
     from jinja2.exceptions import SecurityError
 
+    if isinstance(exc, TemplateAssertionError) and "No filter named" in str(exc):
+        return f"fix the template: the filters are jinja2's own and {', '.join(FILTERS)}"
+    if isinstance(exc, TemplateAssertionError) and "No test named" in str(exc):
+        return "fix the template: the tests are jinja2's own (defined, none, string, ...)"
     if isinstance(exc, TemplateSyntaxError):
         return "fix the template's syntax at that line"
     if isinstance(exc, UndefinedError):

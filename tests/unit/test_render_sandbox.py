@@ -252,3 +252,38 @@ def test_a_template_that_renders_no_text_is_refused(tmp_path: Path, template: st
         "template templates/page.md.j2 rendered no text, expected a page"
     )
     assert "remove it to use the default" in (caught.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("template", "said", "hint"),
+    [
+        (
+            "# page\n{{ 'x' | no_such }}\n",
+            "templates/page.md.j2:2 failed to render: No filter named 'no_such'",
+            "the filters are jinja2's own and duration, md_cell, md_code, md_text, md_link",
+        ),
+        (
+            "# page\n{{ 'x' is no_such }}\n",
+            "templates/page.md.j2:2 failed to render: No test named 'no_such'",
+            "the tests are jinja2's own",
+        ),
+        (
+            "# page\n{{ 'x' | round }}\n",
+            "page.md.j2:2 failed to render: TypeError",
+            "a filter or a test given what it cannot take",
+        ),
+    ],
+    ids=["filter", "test", "filter-given-text"],
+)
+def test_a_wrong_filter_is_told_with_what_there_is(
+    tmp_path: Path, template: str, said: str, hint: str
+) -> None:
+    root = project(tmp_path, template)
+
+    with pytest.raises(UsageError) as caught:
+        render("page.md.j2", {}, project_root=root)
+
+    assert said in str(caught.value)
+    assert not str(caught.value).endswith(".")  # a preflight adds "; found before ..."
+    assert hint in (caught.value.hint or "")
+    assert "extends" not in (caught.value.hint or "")
