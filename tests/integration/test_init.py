@@ -81,6 +81,7 @@ def test_init_in_an_empty_project_writes_what_check_and_invoke_accept(project: P
     for path in ("runbooks/orders-api.yaml", SCHEMA_PATH, "tasks.py", ".gitignore"):
         assert f"wrote     {path}" in done.stdout
     assert "next steps:" in done.stdout
+    assert "  `invoke --list` shows the same tasks beside your own" in done.stdout
 
     checked = run([DRILLBOOK, "check"], project)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -161,6 +162,8 @@ def test_init_keeps_the_projects_own_tasks_and_gitignore(project: Path) -> None:
     )
     assert (project / "runbooks" / "shop.yaml").is_file()
     assert listed(project) == {"lint", "hello"}
+    # invoke lists the project's own tasks alone until then, and the next steps say so.
+    assert "once the lines above end tasks.py, `invoke --list` shows the same tasks" in done.stdout
 
     # The three lines shown are all it takes; the project's own lint wins over drillbook's.
     with (project / "tasks.py").open("a") as handle:

@@ -59,9 +59,16 @@ def init(c: Context, service: str | None = None, force: bool = False) -> None:
     else:
         steps.append("4. git init && git add -A && git commit, then: drillbook release")
         steps.append("   (this folder is in no git repository yet, and a release tags a commit)")
-    steps.append(
-        "`invoke --list` shows the same tasks beside your own; `drillbook demo` shows a tour"
-    )
+    if any(a.path == "tasks.py" and a.action == "keep" for a in plan.actions):
+        # Until the lines shown above are in it, the project's tasks.py lists its own alone.
+        steps.append(
+            "once the lines above end tasks.py, `invoke --list` shows the same tasks beside "
+            "your own; `drillbook demo` shows a tour"
+        )
+    else:
+        steps.append(
+            "`invoke --list` shows the same tasks beside your own; `drillbook demo` shows a tour"
+        )
     for line in steps:
         console.print(f"  {line}")
 
