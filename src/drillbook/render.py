@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drillbook import __version__
-from drillbook.errors import UsageError
+from drillbook.errors import Problem, UsageError
 from drillbook.files import write_atomic
 from drillbook.resources import resource
 
@@ -39,12 +39,15 @@ class _RenderLimit(Exception):
 
 
 class _TemplateRefused(Exception):
-    """A project's template that cannot be used as it is; the message says why."""
+    """A project's template that cannot be used as it is: `name` as asked for, the file as
+    shown (`templates/NAME`) and its line when known, what is wrong, and what to do."""
 
-    def __init__(self, name: str, message: str, hint: str) -> None:
-        super().__init__(message)
-        self.name = name
-        self.hint = hint
+    def __init__(
+        self, name: str, detail: str, hint: str, *, shown: str | None = None, line: int = 0
+    ) -> None:
+        where = f"template {shown}{f':{line}' if line else ''} " if shown else ""
+        super().__init__(where + detail)
+        self.name, self.detail, self.hint, self.shown, self.line = name, detail, hint, shown, line
 
 
 #: When the render running in this process must end (`time.monotonic`); checked on each
@@ -97,7 +100,8 @@ def environment(project_root: Path | None, *, autoescape: bool = False) -> Sandb
 def overridden(project_root: Path, name: str) -> bool:
     """Whether the project's `templates/` holds something named `name`: its own template, or
     what stands in its place (a folder, a broken link) that a render of `name` refuses."""
-    return os.path.lexists(project_root / "templates" / name)
+    # jinja2 reads "/x" as "x": joined as it is, the name would leave templates/ for "/x".
+    return os.path.lexists(project_root / "templates" / name.lstrip("/"))
 
 
 def _project_loader(project_root: Path) -> BaseLoader:
@@ -131,9 +135,10 @@ def _project_loader(project_root: Path) -> BaseLoader:
             if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
                 raise _TemplateRefused(
                     template,
-                    f"template {shown} resolves to {real}, outside the project {real_root}; "
-                    "expected a file inside the project",
+                    f"resolves to {real}, outside the project {real_root}; expected a file "
+                    "inside the project",
                     "a symlink may lead out; copy the template into templates/",
+                    shown=shown,
                 )
             try:
                 info = path.stat()
@@ -141,22 +146,24 @@ def _project_loader(project_root: Path) -> BaseLoader:
                     kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
                     raise _TemplateRefused(
                         template,
-                        f"template {shown} is {kind}, expected a file",
+                        f"is {kind}, expected a file",
                         f"remove {shown}, or put the template there under that name",
+                        shown=shown,
                     )
                 data = path.read_bytes()
             except FileNotFoundError:
                 raise _TemplateRefused(
                     template,
-                    f"template {shown} is a symlink to {path.readlink()}, which does not "
-                    "exist; expected a file",
+                    f"is a symlink to {path.readlink()}, which does not exist; expected a file",
                     "point the link at a template inside the project, or remove it",
+                    shown=shown,
                 ) from None
             except OSError as exc:
                 raise _TemplateRefused(
                     template,
-                    f"cannot read template {shown}: {exc.strerror or exc}",
+                    f"cannot be read: {exc.strerror or exc}",
                     f"make {shown} readable, then run the command again",
+                    shown=shown,
                 ) from None
             try:
                 source = data.decode("utf-8-sig")
@@ -166,9 +173,11 @@ def _project_loader(project_root: Path) -> BaseLoader:
                 line = text.count(b"\n", 0, exc.start) + 1
                 raise _TemplateRefused(
                     template,
-                    f"template {shown}:{line} is not UTF-8 text: byte 0x{text[exc.start]:02x} "
-                    f"({exc.reason}); expected UTF-8",
+                    f"is not UTF-8 text: byte 0x{text[exc.start]:02x} ({exc.reason}); "
+                    "expected UTF-8",
                     "save the template as UTF-8",
+                    shown=shown,
+                    line=line,
                 ) from None
             mtime = info.st_mtime
 
@@ -438,6 +447,61 @@ def _longest_backtick_run(text: str) -> int:
     if "`" not in text:
         return 0
     return max(len(run) for run in _BACKTICKS.findall(text))
+
+
+def template_problems(project_root: Path) -> list[Problem]:
+    """What is wrong in the project's own templates that reading them finds: syntax, an
+    unknown filter or test, a file that is not UTF-8, a link out of the project, a folder.
+
+    Only the templates drillbook renders are read: the project's files named like one of its
+    defaults, and the files of templates/ that those include, import or extend. A templates/
+    folder may hold other tools' templates too (Flask's pages, Ansible's `*.j2` with filters
+    of their own), which are none of drillbook's business. Each is compiled, not rendered:
+    what a template does with its data (an undefined name) is found by the command that
+    renders it, before its first step.
+    """
+    from jinja2 import TemplateNotFound, TemplateSyntaxError, nodes
+
+    folder = project_root / "templates"
+    if not folder.is_dir():
+        return []
+    root = project_root.resolve()
+    defaults = sorted(p.name for p in resource("templates").iterdir() if p.suffix == ".j2")
+    todo = [name for name in defaults if overridden(root, name)]
+    seen: set[str] = set()
+    problems: list[Problem] = []
+    while todo:
+        name = todo.pop(0)
+        if name in seen or not overridden(root, name):  # a default's own: drillbook's, tested
+            continue
+        seen.add(name)
+        shown = os.path.relpath(folder / name)
+        env = environment(root, autoescape=name.endswith((".html", ".html.j2", ".svg.j2")))
+        try:
+            env.get_template(name)
+            source = env.loader.get_source(env, name)[0] if env.loader else ""
+            kinds = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+            used = list(env.parse(source).find_all(kinds))
+        except TemplateNotFound:
+            continue  # named oddly ("a/./b"): the render that includes it says it is missing
+        except _TemplateRefused as exc:
+            problems.append(Problem(shown, exc.line or 1, 1, "", exc.detail, exc.hint))
+            continue
+        except TemplateSyntaxError as exc:
+            message = str(exc.message or exc).rstrip(".")
+            problems.append(Problem(shown, exc.lineno or 1, 1, "", message, _hint(exc)))
+            continue
+        for node in used:
+            ref = node.template.value if isinstance(node.template, nodes.Const) else None
+            if not isinstance(ref, str):
+                continue  # a name made at render time: the render judges it
+            if ".." in ref.split("/"):
+                message = f"names the template {ref!r}, which leads out of templates/"
+                hint = "a template is named by its path inside templates/, without '..'"
+                problems.append(Problem(shown, node.lineno, 1, "", message, hint))
+            else:
+                todo.append(ref)
+    return sorted(problems, key=lambda problem: problem.file)
 
 
 def render(

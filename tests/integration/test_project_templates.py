@@ -206,3 +206,51 @@ def test_a_note_template_that_changes_a_secret_still_shows_it_masked(released: P
     for shown in (note, refused.text):
         for piece in ("S3CR3T", "W0RD", "P@SS"):
             assert piece not in shown.upper(), shown
+
+
+def test_check_says_what_is_wrong_in_the_projects_templates(shop: Project) -> None:
+    # `check` said "valid" and the release, the rehearsal or docs refused to start for it.
+    template(shop, "rollback-note.md.j2", "# note\n\n{% if %}\n")
+    template(shop, "docs-service.html.j2", "<p>{{ service | no_such }}</p>\n")
+    template(
+        shop,
+        "docs-service.md.j2",
+        '# {{ service }}\n{% include "parts/head.md.j2" %}\n{% include "../notes/a.md" %}\n',
+    )
+    (shop.root / "templates" / "parts").mkdir()
+    (shop.root / "templates" / "parts" / "head.md.j2").write_bytes(b"caf\xe9\n")
+    # Another tool's templates beside drillbook's (Ansible's, with filters of its own).
+    (shop.root / "templates" / "nginx.conf.j2").write_text("{{ sites | to_nice_yaml }}\n")
+
+    text = shop.run("check")
+    json_run = shop.run("check", "--format", "json")
+
+    assert text.code == 2, text
+    assert text.out.splitlines()[1:] == [
+        "templates/docs-service.html.j2:1:1: No filter named 'no_such'; fix the template: the "
+        "filters are jinja2's own and duration, md_cell, md_code, md_text, md_link",
+        "templates/docs-service.md.j2:3:1: names the template '../notes/a.md', which leads out "
+        "of templates/; a template is named by its path inside templates/, without '..'",
+        "templates/parts/head.md.j2:1:1: is not UTF-8 text: byte 0xe9 (invalid continuation "
+        "byte); expected UTF-8; save the template as UTF-8",
+        "templates/rollback-note.md.j2:3:1: Expected an expression, got 'end of statement "
+        "block'; fix the template's syntax at that line",
+        "1 runbook checked: 1 valid, 0 invalid; 4 template problems",
+    ]
+    payload = json.loads(json_run.out)
+    assert json_run.code == 2
+    assert payload["ok"] is False
+    assert [(t["file"], t["line"]) for t in payload["templates"]] == [
+        ("templates/docs-service.html.j2", 1),
+        ("templates/docs-service.md.j2", 3),
+        ("templates/parts/head.md.j2", 1),
+        ("templates/rollback-note.md.j2", 3),
+    ]
+
+    template(shop, "rollback-note.md.j2", "# note for {{ version }}\n")
+    template(shop, "docs-service.html.j2", "<p>{{ service }}</p>\n")
+    template(shop, "docs-service.md.j2", '# {{ service }}\n{% include "parts/head.md.j2" %}\n')
+    (shop.root / "templates" / "parts" / "head.md.j2").write_text("café\n")
+    fixed = shop.run("check")
+    assert fixed.code == 0, fixed
+    assert fixed.out.splitlines()[-1] == "1 runbook checked: 1 valid, 0 invalid"
