@@ -117,20 +117,31 @@ def _read_existing(root: Path, rel: str) -> str:
         raise PreconditionFailed(msg, hint=f"fix {path}, then run init again") from None
 
 
+#: Where a project keeps its invoke tasks as a package rather than one file.
+TASKS_PACKAGE = "tasks/__init__.py"
+
+
 def _tasks_action(root: Path, force: bool) -> FileAction:
-    path = root / "tasks.py"
+    rel = "tasks.py"
+    if not (root / rel).exists() and (root / "tasks").is_dir():
+        # The project's tasks are a package: a tasks.py beside it would be what invoke loads,
+        # and every task of the package would be gone from `invoke --list`.
+        rel = TASKS_PACKAGE
+        if not (root / rel).exists():
+            return FileAction(
+                rel, "keep", reason="tasks/ holds the project's tasks; add the lines below"
+            )
+    path = root / rel
     if not path.exists():
-        return FileAction("tasks.py", "write", _TASKS)
-    current = _read_existing(root, "tasks.py")
+        return FileAction(rel, "write", _TASKS)
+    current = _read_existing(root, rel)
     if "drillbook.tasks" in current:
-        return FileAction("tasks.py", "unchanged", reason="it already imports drillbook.tasks")
+        return FileAction(rel, "unchanged", reason="it already imports drillbook.tasks")
     if not force:
-        return FileAction("tasks.py", "keep", reason="it is the project's own; add the lines below")
+        return FileAction(rel, "keep", reason="it is the project's own; add the lines below")
     # Even with --force the project's own tasks stay: the lines are added at the end.
     lead = "" if not current or current.endswith("\n") else "\n"
-    return FileAction(
-        "tasks.py", "append", lead + "\n" + "\n".join(TASKS_LINES) + "\n", reason="--force"
-    )
+    return FileAction(rel, "append", lead + "\n" + "\n".join(TASKS_LINES) + "\n", reason="--force")
 
 
 def _ignore_action(root: Path) -> FileAction:

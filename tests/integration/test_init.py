@@ -339,3 +339,27 @@ def test_init_on_a_read_only_mount_says_so_and_writes_nothing(project: Path) -> 
     assert f"cannot write runbooks/orders-api.yaml to {project / 'runbooks'}" in done.stderr
     assert "mounted read-only; nothing was written" in done.stderr
     assert "internal error" not in done.stderr
+
+
+def test_init_keeps_a_projects_tasks_package_reachable(project: Path) -> None:
+    # A tasks.py written beside the package tasks/ was what invoke loaded: every task of the
+    # project's own was gone from `invoke --list`.
+    (project / "tasks").mkdir()
+    (project / "tasks" / "__init__.py").write_text(OWN_TASKS)
+
+    done = run([DRILLBOOK, "init"], project)
+
+    assert done.returncode == 0, done.stderr
+    assert not (project / "tasks.py").exists()
+    assert "kept      tasks/__init__.py (it is the project's own" in done.stdout
+    assert "add these lines at the end of tasks/__init__.py:" in done.stdout
+    assert "once the lines above end tasks/__init__.py, `invoke --list`" in done.stdout
+    assert listed(project) == {"lint", "hello"}
+
+    forced = run([DRILLBOOK, "init", "--force"], project)
+    assert forced.returncode == 0, forced.stderr
+    assert "appended  tasks/__init__.py (--force)" in forced.stdout
+    assert not (project / "tasks.py").exists()
+    assert {"lint", "hello", "release", "check"} <= listed(project)
+    via_invoke = run([INVOKE, "check"], project)
+    assert via_invoke.returncode == 0, via_invoke.stdout + via_invoke.stderr
