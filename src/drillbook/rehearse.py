@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from drillbook import gitops
 from drillbook.describe import describe_check
@@ -49,8 +49,12 @@ from drillbook.execute import CheckItem, Executor, StepResult
 from drillbook.model import Release, Runbook
 from drillbook.plan import Kind, Plan, PlannedStep, command_of, placeholders, rollback_steps
 from drillbook.release import expected_items, rollback_command, rollback_items, run_rollback
-from drillbook.session import RunSession
+from drillbook.session import RunSession, masker_for
 from drillbook.versions import semver_key
+
+if TYPE_CHECKING:
+    from drillbook.checks import CheckResult
+    from drillbook.runbook import LoadedRunbook
 
 #: The outcomes a `rehearsal_finished` event can hold.
 OUTCOMES = ("ok", "failed_checks_restored", "return_failed", "restore_failed", "baseline_failed")
@@ -637,7 +641,30 @@ def rehearse_flow(
 # --- report -----------------------------------------------------------------------------------
 
 
-def report_paths(session: RunSession, version: str) -> tuple[str, str]:
+class ReportRun(Protocol):
+    """What a report says of its run: a `RunSession`, or the stand-in of a preflight render."""
+
+    @property
+    def loaded(self) -> LoadedRunbook: ...
+    @property
+    def env(self) -> str: ...
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def started_wall(self) -> float: ...
+
+
+@dataclass(frozen=True)
+class _ThisRun:
+    """The run a report's preflight render speaks of, before the run has begun."""
+
+    loaded: LoadedRunbook
+    env: str
+    run_id: str = "(this run)"
+    started_wall: float = field(default_factory=time.time)
+
+
+def report_paths(session: ReportRun, version: str) -> tuple[str, str]:
     """Where the report goes, relative to the project: Markdown and JSON."""
     stem = f"reports/{session.loaded.runbook.service}-{version}-rehearsal-{session.run_id}"
     return f"{stem}.md", f"{stem}.json"
@@ -664,7 +691,7 @@ def _step_data(result: StepResult) -> dict[str, Any]:
     }
 
 
-def report_data(session: RunSession, release: Release, result: Rehearsal) -> dict[str, Any]:
+def report_data(session: ReportRun, release: Release, result: Rehearsal) -> dict[str, Any]:
     """Everything a report holds, as plain data; the JSON report is exactly this."""
     runbook = session.loaded.runbook
     md, js = report_paths(session, release.version)
@@ -711,6 +738,54 @@ def report_data(session: RunSession, release: Release, result: Rehearsal) -> dic
         "report_md": md,
         "report_json": js,
     }
+
+
+def require_report_renders(
+    loaded: LoadedRunbook, env: str, plan: Plan, release: Release, found: str | None
+) -> None:
+    """Render the project's own report template once, before the first deploy, with the data
+    of a rehearsal of `plan` that passed; nothing when the project has none.
+
+    drillbook's default is tested; a project's (a syntax error, an undefined name, a missing
+    include) is found broken here, as bad input (exit 2), and not once staging has been
+    deployed and rolled back, when the rehearsal could only end without its report.
+    """
+    from drillbook.render import overridden, render
+
+    if not overridden(loaded.root, REPORT_TEMPLATE):
+        return
+    previous = plan.previous or ""
+    items = {
+        "baseline-checks": rollback_items(loaded.runbook, release),
+        "integration": expected_items(loaded.runbook, release),
+    }
+    end = end_version(release.version, found)
+    end_release = loaded.runbook.release(end)
+    items["return-checks"] = expected_items(loaded.runbook, end_release) if end_release else []
+    result = Rehearsal(release.version, previous, found, left_on=end, timings=Timings(0, 0, 0, 0))
+    result.headline = f"rehearsal of {release.version} passed (this run)"
+    result.steps = [
+        StepResult(step, "ok", checks=[_passed(item) for item in items.get(step.id, [])])
+        for step in plan.steps
+    ]
+    if end != previous:
+        result.timings.redeploy_ms = 0
+    result.timings.total_ms = 0
+    masker = masker_for(loaded)
+    data = masker.mask_obj(report_data(_ThisRun(loaded, env), release, result))
+    try:
+        render(REPORT_TEMPLATE, data, project_root=loaded.root, masker=masker)
+    except UsageError as exc:
+        exc.message += "; found before the first step, nothing ran"
+        raise
+
+
+def _passed(item: CheckItem) -> CheckResult:
+    """A check that passed, as a report shows it."""
+    from drillbook.checks import CheckResult
+
+    expected = describe_check(item.check)
+    return CheckResult(item.label, "pass", expected, "(this run)", "", 1, 0, True, "")
 
 
 def write_report(session: RunSession, release: Release, result: Rehearsal) -> dict[str, Any]:

@@ -246,7 +246,9 @@ def preflight(
     if release is not None and not tag_only:
         for exc in check_url_refusals(runbook, env, release, previous):
             refuse(_raise, exc)
-        if (root / "templates" / "rollback-note.md.j2").is_file():
+        from drillbook.render import overridden
+
+        if overridden(root, "rollback-note.md.j2"):
             _require_note_renders(loaded, env, release, previous, tag)
     return Preflight(
         head,
@@ -365,9 +367,17 @@ def _require_note_renders(
     """
     from drillbook.render import render
 
+    masker = masker_for(loaded)
     context = note_context(loaded, env, "(this run)", release, previous, tag, released=True)
     try:
-        render("rollback-note.md.j2", context, project_root=loaded.root, masker=masker_for(loaded))
+        # Masked before the template sees it, as `write_note` does: the error of a template
+        # that changed a secret (`upper`, `truncate`) would show what no masker knows.
+        render(
+            "rollback-note.md.j2",
+            masker.mask_data(context),
+            project_root=loaded.root,
+            masker=masker,
+        )
     except UsageError as exc:
         exc.message += "; found before the first step, nothing ran"
         raise
@@ -739,18 +749,22 @@ def write_note(session: RunSession, release: Release, previous: str | None, tag:
 
     path = session.root / note_path(session.loaded.runbook, release.version, session.env)
     try:
+        context = note_context(
+            session.loaded,
+            session.env,
+            session.run_id,
+            release,
+            previous,
+            tag,
+            released=session.action == "release",
+        )
+        # Masked before the template sees it, as the docs and the report are: masking the page
+        # alone misses a secret that a project's template changed (`upper`, `truncate`,
+        # `wordwrap`), and the page would show it.
         render_to(
             path,
             "rollback-note.md.j2",
-            note_context(
-                session.loaded,
-                session.env,
-                session.run_id,
-                release,
-                previous,
-                tag,
-                released=session.action == "release",
-            ),
+            session.masker.mask_data(context),
             project_root=session.root,
             masker=session.masker,
         )

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drillbook import __version__
-from drillbook.errors import UsageError
+from drillbook.errors import Problem, UsageError
 from drillbook.files import write_atomic
 from drillbook.resources import resource
 
@@ -38,6 +38,18 @@ class _RenderLimit(Exception):
     """A render went past `MAX_RENDER_CHARS` or `RENDER_SECONDS`."""
 
 
+class _TemplateRefused(Exception):
+    """A project's template that cannot be used as it is: `name` as asked for, the file as
+    shown (`templates/NAME`) and its line when known, what is wrong, and what to do."""
+
+    def __init__(
+        self, name: str, detail: str, hint: str, *, shown: str | None = None, line: int = 0
+    ) -> None:
+        where = f"template {shown}{f':{line}' if line else ''} " if shown else ""
+        super().__init__(where + detail)
+        self.name, self.detail, self.hint, self.shown, self.line = name, detail, hint, shown, line
+
+
 #: When the render running in this process must end (`time.monotonic`); checked on each
 #: call a template makes, which is where its loops get their items (`range`, `.items()`).
 _deadline = [float("inf")]
@@ -49,7 +61,7 @@ _masker: list[Masker | None] = [None]
 _CONTROLS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 if TYPE_CHECKING:
-    from jinja2 import Template
+    from jinja2 import BaseLoader, Template
     from jinja2.bccache import Bucket, BytecodeCache
     from jinja2.sandbox import SandboxedEnvironment
 
@@ -61,9 +73,9 @@ def environment(project_root: Path | None, *, autoescape: bool = False) -> Sandb
     """One sandboxed environment per project and escaping mode, reused for every render."""
     from jinja2 import ChoiceLoader, FileSystemLoader, StrictUndefined
 
-    loaders = []
+    loaders: list[BaseLoader] = []
     if project_root is not None and (project_root / "templates").is_dir():
-        loaders.append(FileSystemLoader(project_root / "templates"))
+        loaders.append(_project_loader(project_root))
     loaders.append(FileSystemLoader(resource("templates")))
     env = _sandbox_class()(
         loader=ChoiceLoader(loaders),
@@ -83,6 +95,101 @@ def environment(project_root: Path | None, *, autoescape: bool = False) -> Sandb
     env.filters["md_text"] = md_text
     env.filters["md_link"] = md_link
     return env
+
+
+def overridden(project_root: Path, name: str) -> bool:
+    """Whether the project's `templates/` holds something named `name`: its own template, or
+    what stands in its place (a folder, a broken link) that a render of `name` refuses."""
+    # jinja2 reads "/x" as "x": joined as it is, the name would leave templates/ for "/x".
+    return os.path.lexists(project_root / "templates" / name.lstrip("/"))
+
+
+def _project_loader(project_root: Path) -> BaseLoader:
+    """The loader of a project's `templates/`, which holds its files to the project's rules.
+
+    jinja2's own loader reads any file that a link in the folder points to and passes over a
+    name that is a folder or a broken link, so the default was used without a word. Here a
+    name the folder holds is the project's template or an error: a link that leads out of the
+    project (as for every path of a runbook), something that is not a file, text that is not
+    UTF-8. A UTF-8 byte order mark, as some editors write, is not part of the text.
+    """
+    from jinja2 import BaseLoader, TemplateNotFound
+
+    folder = project_root / "templates"
+    real_root = os.path.realpath(project_root)
+
+    class ProjectLoader(BaseLoader):
+        def get_source(self, environment: Any, template: str) -> tuple[str, str, Any]:
+            pieces = [piece for piece in template.split("/") if piece not in ("", ".")]
+            if ".." in pieces:
+                raise _TemplateRefused(
+                    template,
+                    f"template name {template!r} leads out of templates/",
+                    "a template is named by its path inside templates/, without '..'",
+                )
+            path = folder.joinpath(*pieces)
+            if not pieces or not os.path.lexists(path):  # no name ("", "."): not templates/
+                raise TemplateNotFound(template)
+            shown = os.path.relpath(path, project_root)
+            real = os.path.realpath(path)
+            if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+                raise _TemplateRefused(
+                    template,
+                    f"resolves to {real}, outside the project {real_root}; expected a file "
+                    "inside the project",
+                    "a symlink may lead out; copy the template into templates/",
+                    shown=shown,
+                )
+            try:
+                info = path.stat()
+                if not stat.S_ISREG(info.st_mode):
+                    kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file"
+                    raise _TemplateRefused(
+                        template,
+                        f"is {kind}, expected a file",
+                        f"remove {shown}, or put the template there under that name",
+                        shown=shown,
+                    )
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise _TemplateRefused(
+                    template,
+                    f"is a symlink to {path.readlink()}, which does not exist; expected a file",
+                    "point the link at a template inside the project, or remove it",
+                    shown=shown,
+                ) from None
+            except OSError as exc:
+                raise _TemplateRefused(
+                    template,
+                    f"cannot be read: {exc.strerror or exc}",
+                    f"make {shown} readable, then run the command again",
+                    shown=shown,
+                ) from None
+            try:
+                source = data.decode("utf-8-sig")
+            except UnicodeDecodeError as exc:
+                # The error's own bytes: without the byte order mark, which it does not count.
+                text = bytes(exc.object)
+                line = text.count(b"\n", 0, exc.start) + 1
+                raise _TemplateRefused(
+                    template,
+                    f"is not UTF-8 text: byte 0x{text[exc.start]:02x} ({exc.reason}); "
+                    "expected UTF-8",
+                    "save the template as UTF-8",
+                    shown=shown,
+                    line=line,
+                ) from None
+            mtime = info.st_mtime
+
+            def uptodate() -> bool:
+                try:
+                    return path.stat().st_mtime == mtime
+                except OSError:
+                    return False
+
+            return source, os.path.normpath(path), uptodate
+
+    return ProjectLoader()
 
 
 @functools.cache
@@ -169,6 +276,9 @@ def _bounded(template: Template, context: dict[str, Any]) -> str:
         template.environment.handle_exception()
     return "".join(out)
 
+
+#: The filters drillbook adds to jinja2's (`environment`), as a message names them.
+FILTERS = ("duration", "md_cell", "md_code", "md_text", "md_link")
 
 #: How every template is read; part of the bytecode cache's key, since they shape the code.
 _OPTIONS = {"keep_trailing_newline": True, "trim_blocks": True, "lstrip_blocks": True}
@@ -339,6 +449,61 @@ def _longest_backtick_run(text: str) -> int:
     return max(len(run) for run in _BACKTICKS.findall(text))
 
 
+def template_problems(project_root: Path) -> list[Problem]:
+    """What is wrong in the project's own templates that reading them finds: syntax, an
+    unknown filter or test, a file that is not UTF-8, a link out of the project, a folder.
+
+    Only the templates drillbook renders are read: the project's files named like one of its
+    defaults, and the files of templates/ that those include, import or extend. A templates/
+    folder may hold other tools' templates too (Flask's pages, Ansible's `*.j2` with filters
+    of their own), which are none of drillbook's business. Each is compiled, not rendered:
+    what a template does with its data (an undefined name) is found by the command that
+    renders it, before its first step.
+    """
+    from jinja2 import TemplateNotFound, TemplateSyntaxError, nodes
+
+    folder = project_root / "templates"
+    if not folder.is_dir():
+        return []
+    root = project_root.resolve()
+    defaults = sorted(p.name for p in resource("templates").iterdir() if p.suffix == ".j2")
+    todo = [name for name in defaults if overridden(root, name)]
+    seen: set[str] = set()
+    problems: list[Problem] = []
+    while todo:
+        name = todo.pop(0)
+        if name in seen or not overridden(root, name):  # a default's own: drillbook's, tested
+            continue
+        seen.add(name)
+        shown = os.path.relpath(folder / name)
+        env = environment(root, autoescape=name.endswith((".html", ".html.j2", ".svg.j2")))
+        try:
+            env.get_template(name)
+            source = env.loader.get_source(env, name)[0] if env.loader else ""
+            kinds = (nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)
+            used = list(env.parse(source).find_all(kinds))
+        except TemplateNotFound:
+            continue  # named oddly ("a/./b"): the render that includes it says it is missing
+        except _TemplateRefused as exc:
+            problems.append(Problem(shown, exc.line or 1, 1, "", exc.detail, exc.hint))
+            continue
+        except TemplateSyntaxError as exc:
+            message = str(exc.message or exc).rstrip(".")
+            problems.append(Problem(shown, exc.lineno or 1, 1, "", message, _hint(exc)))
+            continue
+        for node in used:
+            ref = node.template.value if isinstance(node.template, nodes.Const) else None
+            if not isinstance(ref, str):
+                continue  # a name made at render time: the render judges it
+            if ".." in ref.split("/"):
+                message = f"names the template {ref!r}, which leads out of templates/"
+                hint = "a template is named by its path inside templates/, without '..'"
+                problems.append(Problem(shown, node.lineno, 1, "", message, hint))
+            else:
+                todo.append(ref)
+    return sorted(problems, key=lambda problem: problem.file)
+
+
 def render(
     name: str,
     context: dict[str, Any],
@@ -370,8 +535,11 @@ def render(
         raise UsageError(
             hide(msg), hint="fix the template: a loop that never ends, or one over far too much"
         ) from None
+    except _TemplateRefused as exc:
+        within = "" if exc.name == name else f" (included by {name})"
+        raise UsageError(hide(f"{exc}{within}"), hint=exc.hint) from None
     except TemplateNotFound as exc:
-        missing = exc.name or name
+        missing = exc.name if exc.name is not None else name
         within = "" if missing == name else f" (included by {name})"
         msg = (
             f"template {missing!r}{within} not found in the project's templates/ or "
@@ -381,24 +549,43 @@ def render(
     except TemplateError as exc:
         lineno = getattr(exc, "lineno", None)
         where = f"{exc.filename}:{lineno}" if lineno else _where(exc, name)
-        msg = f"template {where} failed to render: {exc}"
+        # jinja2's sentences end with a full stop; the message goes on after it.
+        msg = f"template {where} failed to render: {str(exc).rstrip('.')}"
         raise UsageError(hide(msg), hint=_hint(exc)) from None
     except (RecursionError, OverflowError, MemoryError, ValueError, TypeError) as exc:
         # Raised by a template itself ({% extends %} of its own name, range(10**9), a filter
         # given the wrong thing): the template's problem, not drillbook's.
         msg = f"template {_where(exc, name)} failed to render: {type(exc).__name__}: {exc}"
-        raise UsageError(
-            hide(msg),
-            hint="fix the template (an override that extends the default "
-            "of its own name extends itself)",
-        ) from None
+        hint = (
+            "fix the template: an override that extends the default of its own name extends "
+            "itself, and so without end"
+            if isinstance(exc, RecursionError)
+            else "fix the template at that line: a filter or a test given what it cannot take"
+        )
+        raise UsageError(hide(msg), hint=hint) from None
     finally:
         _deadline[0] = float("inf")
         _masker[0] = None
+    if not text.strip():
+        # An empty override (a file made to be filled in later) made an empty rollback note,
+        # and the release said where to find it.
+        where = _project_path(template.filename, project_root) or name
+        msg = f"template {where} rendered no text, expected a page"
+        raise UsageError(hide(msg), hint="write the template, or remove it to use the default")
     # Controls are escaped in the whole page at once, not value by value (a `finalize`): a
     # page prints hundreds of values and holds a control character almost never. The
     # Markdown filters escape theirs first, before they join a field's lines.
     return hide(_shown(text, masker))
+
+
+def _project_path(filename: str | None, project_root: Path | None) -> str | None:
+    """`filename` relative to the project root, when it is inside it."""
+    if filename is None or project_root is None:
+        return filename
+    try:
+        return Path(filename).relative_to(project_root.resolve()).as_posix()
+    except ValueError:
+        return filename
 
 
 def _where(exc: BaseException, name: str) -> str:
@@ -418,9 +605,13 @@ def _where(exc: BaseException, name: str) -> str:
 
 def _hint(exc: BaseException) -> str:
     """What to fix, by the kind of template error."""
-    from jinja2 import TemplateSyntaxError, UndefinedError
+    from jinja2 import TemplateAssertionError, TemplateSyntaxError, UndefinedError
     from jinja2.exceptions import SecurityError
 
+    if isinstance(exc, TemplateAssertionError) and "No filter named" in str(exc):
+        return f"fix the template: the filters are jinja2's own and {', '.join(FILTERS)}"
+    if isinstance(exc, TemplateAssertionError) and "No test named" in str(exc):
+        return "fix the template: the tests are jinja2's own (defined, none, string, ...)"
     if isinstance(exc, TemplateSyntaxError):
         return "fix the template's syntax at that line"
     if isinstance(exc, UndefinedError):

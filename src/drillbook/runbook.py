@@ -221,7 +221,7 @@ def load_project_runbook(root: Path, service: str | None = None) -> LoadedRunboo
     if service is not None:
         return ProjectRunbooks(root, files).find(service)
     if len(files) > 1:
-        names = ", ".join(sorted(_service_name(f) for f in files))
+        names = ", ".join(sorted(declared_service(f) for f in files))
         msg = f"several runbooks in runbooks/ (services {names}); say which with --service NAME"
         raise UsageError(msg)
     return load_runbook(files[0], root=root)
@@ -230,7 +230,7 @@ def load_project_runbook(root: Path, service: str | None = None) -> LoadedRunboo
 _SERVICE_LINE = re.compile(rb"""^service:[ \t]*["']?([A-Za-z0-9_.-]+)["']?[ \t]*(?:#.*)?$""", re.M)
 
 
-def _service_name(file: Path) -> str:
+def declared_service(file: Path) -> str:
     """The service a runbook file names on its `service:` line, else the file's stem."""
     try:
         match = _SERVICE_LINE.search(file.read_bytes()[: yamlsafe.MAX_BYTES])

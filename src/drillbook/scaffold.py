@@ -117,20 +117,31 @@ def _read_existing(root: Path, rel: str) -> str:
         raise PreconditionFailed(msg, hint=f"fix {path}, then run init again") from None
 
 
+#: Where a project keeps its invoke tasks as a package rather than one file.
+TASKS_PACKAGE = "tasks/__init__.py"
+
+
 def _tasks_action(root: Path, force: bool) -> FileAction:
-    path = root / "tasks.py"
+    rel = "tasks.py"
+    if not (root / rel).exists() and (root / "tasks").is_dir():
+        # The project's tasks are a package: a tasks.py beside it would be what invoke loads,
+        # and every task of the package would be gone from `invoke --list`.
+        rel = TASKS_PACKAGE
+        if not (root / rel).exists():
+            return FileAction(
+                rel, "keep", reason="tasks/ holds the project's tasks; add the lines below"
+            )
+    path = root / rel
     if not path.exists():
-        return FileAction("tasks.py", "write", _TASKS)
-    current = _read_existing(root, "tasks.py")
+        return FileAction(rel, "write", _TASKS)
+    current = _read_existing(root, rel)
     if "drillbook.tasks" in current:
-        return FileAction("tasks.py", "unchanged", reason="it already imports drillbook.tasks")
+        return FileAction(rel, "unchanged", reason="it already imports drillbook.tasks")
     if not force:
-        return FileAction("tasks.py", "keep", reason="it is the project's own; add the lines below")
+        return FileAction(rel, "keep", reason="it is the project's own; add the lines below")
     # Even with --force the project's own tasks stay: the lines are added at the end.
     lead = "" if not current or current.endswith("\n") else "\n"
-    return FileAction(
-        "tasks.py", "append", lead + "\n" + "\n".join(TASKS_LINES) + "\n", reason="--force"
-    )
+    return FileAction(rel, "append", lead + "\n" + "\n".join(TASKS_LINES) + "\n", reason="--force")
 
 
 def _ignore_action(root: Path) -> FileAction:
@@ -160,6 +171,7 @@ def plan_init(root: Path, service: str | None = None, *, force: bool = False) ->
     if runbooks.exists() and not runbooks.is_dir():
         msg = f"{runbooks} exists and is not a folder; drillbook keeps its runbooks in runbooks/"
         raise UsageError(msg)
+    _refuse_a_second_runbook(root, name)
     runbook = _file_action(
         root, f"runbooks/{name}.yaml", starter_runbook(name), force, reason="it exists"
     )
@@ -184,21 +196,74 @@ def plan_init(root: Path, service: str | None = None, *, force: bool = False) ->
         _tasks_action(root, force),
         _ignore_action(root),
     )
+    for action in actions:
+        if action.changes:
+            _require_can_write(root, action)
     return InitPlan(root, name, actions)
+
+
+def _require_can_write(root: Path, action: FileAction) -> None:
+    """Refuse, before init writes its first file, a file it could not write (a folder that is
+    not writable, a file system mounted read-only, an immutable file)."""
+    from drillbook.errors import PreconditionFailed
+    from drillbook.files import require_replaceable, require_writable
+
+    path = root / action.path
+    try:
+        require_writable(path.parent, action.path)
+        if action.action != "write":
+            require_replaceable(path, action.path)
+    except PreconditionFailed as exc:
+        exc.message += "; nothing was written"
+        raise
+
+
+def _refuse_a_second_runbook(root: Path, service: str) -> None:
+    """Refuse a starter runbook for a service that another file of runbooks/ describes: `check`
+    refuses two runbooks of one service, so init would leave a project that fails it."""
+    from drillbook.errors import PreconditionFailed
+    from drillbook.runbook import declared_service, find_runbook_files
+
+    folder = root / "runbooks"
+    if not folder.is_dir():
+        return
+    for file in find_runbook_files([folder]):
+        if file.name != f"{service}.yaml" and declared_service(file) == service:
+            msg = (
+                f"runbooks/{file.name} describes service {service!r} already, expected no "
+                f"runbook of it before init writes runbooks/{service}.yaml; nothing was written"
+            )
+            raise PreconditionFailed(
+                msg,
+                hint=f"`drillbook check` validates runbooks/{file.name}; --service NAME writes "
+                "a runbook for another service",
+            )
 
 
 def apply_init(plan: InitPlan) -> list[FileAction]:
     """Write what the plan says, each file atomically; the actions that wrote something."""
-    done = []
+    from drillbook.errors import PreconditionFailed
+
+    done: list[FileAction] = []
     for action in plan.actions:
         path = plan.root / action.path
-        if action.action in ("write", "overwrite"):
-            write_atomic(path, action.text)
-        elif action.action == "append":
-            with path.open("a", encoding="utf-8") as handle:
-                handle.write(action.text)
-        else:
-            continue
+        try:
+            if action.action in ("write", "overwrite"):
+                write_atomic(path, action.text)
+            elif action.action == "append":
+                with path.open("a", encoding="utf-8") as handle:
+                    handle.write(action.text)
+            else:
+                continue
+        except OSError as exc:
+            # A full disk, or a folder changed since the plan: each file is whole or untouched.
+            written = ", ".join(a.path for a in done) or "nothing"
+            msg = f"cannot write {action.path}: {exc.strerror or exc}; written before it: {written}"
+            raise PreconditionFailed(
+                msg,
+                hint="fix the folder (space, permissions), then run init again: it writes only "
+                "what is missing",
+            ) from None
         done.append(action)
     return done
 

@@ -81,6 +81,7 @@ def test_init_in_an_empty_project_writes_what_check_and_invoke_accept(project: P
     for path in ("runbooks/orders-api.yaml", SCHEMA_PATH, "tasks.py", ".gitignore"):
         assert f"wrote     {path}" in done.stdout
     assert "next steps:" in done.stdout
+    assert "  `invoke --list` shows the same tasks beside your own" in done.stdout
 
     checked = run([DRILLBOOK, "check"], project)
     assert checked.returncode == 0, checked.stdout + checked.stderr
@@ -161,6 +162,8 @@ def test_init_keeps_the_projects_own_tasks_and_gitignore(project: Path) -> None:
     )
     assert (project / "runbooks" / "shop.yaml").is_file()
     assert listed(project) == {"lint", "hello"}
+    # invoke lists the project's own tasks alone until then, and the next steps say so.
+    assert "once the lines above end tasks.py, `invoke --list` shows the same tasks" in done.stdout
 
     # The three lines shown are all it takes; the project's own lint wins over drillbook's.
     with (project / "tasks.py").open("a") as handle:
@@ -313,3 +316,68 @@ def test_init_refuses_a_folder_where_it_adds_to_a_file_and_writes_nothing(
     assert "internal error" not in done.stderr
     assert snapshot(project) == before
     assert not (project / "runbooks").exists()
+
+
+def test_init_refuses_a_second_runbook_of_a_service_and_writes_nothing(project: Path) -> None:
+    # A runbook of the service under another file name: init wrote runbooks/orders-api.yaml
+    # beside it, and `check` then refused the project (one runbook per service).
+    (project / "runbooks").mkdir()
+    (project / "runbooks" / "main.yml").write_text(
+        starter_runbook("orders-api").replace("team-orders-api", "team-orders")
+    )
+    before = snapshot(project)
+
+    done = run([DRILLBOOK, "init"], project)
+
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "runbooks/main.yml describes service 'orders-api' already" in done.stderr
+    assert "nothing was written" in done.stderr
+    assert "--service NAME" in done.stderr
+    assert snapshot(project) == before
+    other = run([DRILLBOOK, "init", "--service", "payments"], project)
+    assert other.returncode == 0, other.stdout + other.stderr
+    checked = run([DRILLBOOK, "check"], project)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "2 valid, 0 invalid" in checked.stdout
+
+
+def test_init_on_a_read_only_mount_says_so_and_writes_nothing(project: Path) -> None:
+    # Root writes through every permission: a mount read-only is what refuses it, made in a
+    # mount namespace of the run's own. init stopped with "internal error: OSError".
+    where = shlex.quote(str(project))
+    script = f"mount -t tmpfs -o ro tmpfs {where} && cd {where} && exec {DRILLBOOK} init"
+    argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
+    probe = subprocess.run([*argv[:4], "true"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        pytest.skip(f"no mount namespace here: {probe.stderr.decode().strip()}")
+
+    done = run(argv, project)
+
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert f"cannot write runbooks/orders-api.yaml to {project / 'runbooks'}" in done.stderr
+    assert "mounted read-only; nothing was written" in done.stderr
+    assert "internal error" not in done.stderr
+
+
+def test_init_keeps_a_projects_tasks_package_reachable(project: Path) -> None:
+    # A tasks.py written beside the package tasks/ was what invoke loaded: every task of the
+    # project's own was gone from `invoke --list`.
+    (project / "tasks").mkdir()
+    (project / "tasks" / "__init__.py").write_text(OWN_TASKS)
+
+    done = run([DRILLBOOK, "init"], project)
+
+    assert done.returncode == 0, done.stderr
+    assert not (project / "tasks.py").exists()
+    assert "kept      tasks/__init__.py (it is the project's own" in done.stdout
+    assert "add these lines at the end of tasks/__init__.py:" in done.stdout
+    assert "once the lines above end tasks/__init__.py, `invoke --list`" in done.stdout
+    assert listed(project) == {"lint", "hello"}
+
+    forced = run([DRILLBOOK, "init", "--force"], project)
+    assert forced.returncode == 0, forced.stderr
+    assert "appended  tasks/__init__.py (--force)" in forced.stdout
+    assert not (project / "tasks.py").exists()
+    assert {"lint", "hello", "release", "check"} <= listed(project)
+    via_invoke = run([INVOKE, "check"], project)
+    assert via_invoke.returncode == 0, via_invoke.stdout + via_invoke.stderr

@@ -245,7 +245,8 @@ def test_a_note_template_that_crashes_fails_its_step_and_the_release_rolls_back(
     # It renders in the preflight's trial and fails only in the run itself, so the failure
     # is met at the note step, after the deploy and the tag.
     (templates / "rollback-note.md.j2").write_text(
-        '{% if run_id != "(this run)" %}{% for x in range(10**9) %}{% endfor %}{% endif %}\n'
+        '# note\n{% if run_id != "(this run)" %}{% for x in range(10**9) %}{% endfor %}'
+        "{% endif %}\n"
     )
     shop.commit("a note template that cannot render")
 

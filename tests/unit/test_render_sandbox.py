@@ -148,3 +148,142 @@ def test_bounded_operators_render_as_in_jinja2(tmp_path: Path, template: str) ->
     root = project(tmp_path, template)
 
     assert render("page.md.j2", {}, project_root=root) == jinja2_renders(root, {})
+
+
+# A name in the project's templates/ is its template or an error, never passed over for the
+# default in silence, and never a file from outside the project.
+
+
+def _outside_file(tmp_path: Path) -> Path:
+    secret = tmp_path / "elsewhere" / "credentials"
+    secret.parent.mkdir()
+    secret.write_text("aws_secret_access_key = not-for-a-page\n")
+    return secret
+
+
+@pytest.mark.parametrize(
+    ("make", "said", "hint"),
+    [
+        (
+            lambda t, tmp: (t / "page.md.j2").symlink_to(_outside_file(tmp)),
+            "template templates/page.md.j2 resolves to {tmp}/elsewhere/credentials, outside "
+            "the project {tmp}/project; expected a file inside the project",
+            "a symlink may lead out",
+        ),
+        (
+            lambda t, tmp: (t / "page.md.j2").symlink_to("../missing.md.j2"),
+            "template templates/page.md.j2 is a symlink to ../missing.md.j2, which does not "
+            "exist; expected a file",
+            "point the link at a template inside the project",
+        ),
+        (
+            lambda t, tmp: (t / "page.md.j2").mkdir(),
+            "template templates/page.md.j2 is a folder, expected a file",
+            "remove templates/page.md.j2",
+        ),
+        (
+            lambda t, tmp: (t / "page.md.j2").write_bytes(b"# page\n\ncaf\xe9 {{ 1 }}\n"),
+            "template templates/page.md.j2:3 is not UTF-8 text: byte 0xe9 (invalid "
+            "continuation byte); expected UTF-8",
+            "save the template as UTF-8",
+        ),
+        (
+            lambda t, tmp: (t / "page.md.j2").write_text('{% include "../runbooks/a.yaml" %}'),
+            "template name '../runbooks/a.yaml' leads out of templates/ (included by page.md.j2)",
+            "without '..'",
+        ),
+        (
+            lambda t, tmp: [
+                (t / "page.md.j2").write_text('# page\n{% include "parts/head.md.j2" %}\n'),
+                (t / "parts").mkdir(),
+                (t / "parts" / "head.md.j2").symlink_to(_outside_file(tmp)),
+            ],
+            "template templates/parts/head.md.j2 resolves to {tmp}/elsewhere/credentials, "
+            "outside the project {tmp}/project; expected a file inside the project "
+            "(included by page.md.j2)",
+            "a symlink may lead out",
+        ),
+    ],
+    ids=["link-out", "broken-link", "folder", "not-utf8", "include-dotdot", "include-link-out"],
+)
+def test_a_template_file_that_cannot_be_used_is_refused_by_its_path(
+    tmp_path: Path, make: Any, said: str, hint: str
+) -> None:
+    root = tmp_path / "project"
+    (root / "templates").mkdir(parents=True)
+    make(root / "templates", tmp_path)
+
+    with pytest.raises(UsageError) as caught:
+        render("page.md.j2", {}, project_root=root)
+
+    assert str(caught.value).startswith(said.format(tmp=tmp_path.resolve()))
+    assert hint in (caught.value.hint or "")
+    assert "not-for-a-page" not in str(caught.value)
+
+
+@pytest.mark.parametrize("name", ["", ".", "/"])
+def test_an_include_of_no_name_is_not_found_rather_than_the_folder(
+    tmp_path: Path, name: str
+) -> None:
+    root = project(tmp_path, f'# page\n{{% include "{name}" %}}\n')
+
+    with pytest.raises(UsageError) as caught:
+        render("page.md.j2", {}, project_root=root)
+
+    assert f"template {name!r} (included by page.md.j2) not found" in str(caught.value)
+    assert "remove templates" not in (caught.value.hint or "")
+
+
+def test_a_byte_order_mark_is_not_part_of_the_template(tmp_path: Path) -> None:
+    root = project(tmp_path, "")
+    (root / "templates" / "page.md.j2").write_bytes("\ufeff# page {{ 6 * 7 }}\n".encode())
+
+    assert render("page.md.j2", {}, project_root=root) == "# page 42\n"
+
+
+@pytest.mark.parametrize("template", ["", "\n\n", "{% if false %}# page{% endif %}\n"])
+def test_a_template_that_renders_no_text_is_refused(tmp_path: Path, template: str) -> None:
+    root = project(tmp_path, template)
+
+    with pytest.raises(UsageError) as caught:
+        render("page.md.j2", {}, project_root=root)
+
+    assert str(caught.value).startswith(
+        "template templates/page.md.j2 rendered no text, expected a page"
+    )
+    assert "remove it to use the default" in (caught.value.hint or "")
+
+
+@pytest.mark.parametrize(
+    ("template", "said", "hint"),
+    [
+        (
+            "# page\n{{ 'x' | no_such }}\n",
+            "templates/page.md.j2:2 failed to render: No filter named 'no_such'",
+            "the filters are jinja2's own and duration, md_cell, md_code, md_text, md_link",
+        ),
+        (
+            "# page\n{{ 'x' is no_such }}\n",
+            "templates/page.md.j2:2 failed to render: No test named 'no_such'",
+            "the tests are jinja2's own",
+        ),
+        (
+            "# page\n{{ 'x' | round }}\n",
+            "page.md.j2:2 failed to render: TypeError",
+            "a filter or a test given what it cannot take",
+        ),
+    ],
+    ids=["filter", "test", "filter-given-text"],
+)
+def test_a_wrong_filter_is_told_with_what_there_is(
+    tmp_path: Path, template: str, said: str, hint: str
+) -> None:
+    root = project(tmp_path, template)
+
+    with pytest.raises(UsageError) as caught:
+        render("page.md.j2", {}, project_root=root)
+
+    assert said in str(caught.value)
+    assert not str(caught.value).endswith(".")  # a preflight adds "; found before ..."
+    assert hint in (caught.value.hint or "")
+    assert "extends" not in (caught.value.hint or "")

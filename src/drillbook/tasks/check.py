@@ -46,6 +46,7 @@ def check(c: Context, path: list[str] | None = None, format: str = "text") -> No
     files = find_runbook_files(targets)
     results = parallel.map_ordered(_check_file, files)
     warnings = _one_runbook_a_service(results)
+    templates = _template_problems(files)
     invalid = [r for r in results if not r["valid"]]
     problems = sum(len(r["problems"]) for r in results)
     summary = (
@@ -53,14 +54,17 @@ def check(c: Context, path: list[str] | None = None, format: str = "text") -> No
         f"{len(results) - len(invalid)} valid, {len(invalid)} invalid"
         + (f" ({problems} problem{'s' if problems != 1 else ''})" if problems else "")
     )
+    if templates:
+        summary += f"; {len(templates)} template problem{'s' if len(templates) != 1 else ''}"
     if format == "json":
         payload = {
-            "ok": not invalid,
+            "ok": not invalid and not templates,
             "checked": len(results),
             "valid": len(results) - len(invalid),
             "invalid": len(invalid),
             "files": [{k: v for k, v in r.items() if not k.startswith("_")} for r in results],
             "warnings": [w.as_dict() for w in warnings],
+            "templates": [t.as_dict() for t in templates],
             "summary": summary,
         }
         emit_json(json.dumps(payload, indent=2), console)
@@ -75,11 +79,26 @@ def check(c: Context, path: list[str] | None = None, format: str = "text") -> No
             else:
                 for problem in result["_problems"]:
                     console.print(str(problem))
+        for problem in templates:
+            console.print(str(problem))
         for warning in warnings:
             console.print(f"warning: {warning}", style="yellow")
-        console.print(summary, style="bold" if not invalid else "red")
-    if invalid:
+        console.print(summary, style="bold" if not (invalid or templates) else "red")
+    if invalid or templates:
         raise Exit(code=InvalidInput.exit_code)
+
+
+def _template_problems(files: list[Path]) -> list[Any]:
+    """What compiling the own templates of the runbooks' projects finds wrong (`Problem`s):
+    a release, a rehearsal or `docs` would refuse to start for it."""
+    from drillbook.runbook import project_root_for
+
+    roots = dict.fromkeys(project_root_for(file).resolve() for file in files)
+    if not any((root / "templates").is_dir() for root in roots):
+        return []  # no jinja2 to import: most projects keep the defaults
+    from drillbook.render import template_problems
+
+    return [problem for root in roots for problem in template_problems(root)]
 
 
 def _one_runbook_a_service(results: list[dict[str, Any]]) -> list[Any]:

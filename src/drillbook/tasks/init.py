@@ -31,7 +31,7 @@ _SAY = {
 )
 def init(c: Context, service: str | None = None, force: bool = False) -> None:
     """Scaffold runbooks/<service>.yaml, its schema, a tasks.py and .gitignore in this project."""
-    from drillbook.scaffold import TASKS_LINES, apply_init, plan_init
+    from drillbook.scaffold import TASKS_LINES, TASKS_PACKAGE, apply_init, plan_init
 
     console = Console()
     root = Path.cwd()
@@ -46,8 +46,8 @@ def init(c: Context, service: str | None = None, force: bool = False) -> None:
             word = console.paint(word, "yellow")
         reason = f" ({action.reason})" if action.reason else ""
         console.print(f"  {word}{action.path}{reason}")
-        if action.action == "keep" and action.path == "tasks.py":
-            console.print("      add these lines at the end of tasks.py:")
+        if action.action == "keep" and action.path in ("tasks.py", TASKS_PACKAGE):
+            console.print(f"      add these lines at the end of {action.path}:")
             for line in TASKS_LINES:
                 console.print(f"        {line}".rstrip())
     runbook = f"runbooks/{plan.service}.yaml"
@@ -71,9 +71,17 @@ def init(c: Context, service: str | None = None, force: bool = False) -> None:
         if problem.hint:
             steps.append(f"   ({problem.hint})")
         steps.append("   then git add -A && git commit, then: drillbook release")
-    steps.append(
-        "`invoke --list` shows the same tasks beside your own; `drillbook demo` shows a tour"
-    )
+    kept = [a.path for a in plan.kept if a.path in ("tasks.py", TASKS_PACKAGE)]
+    if kept:
+        # Until the lines shown above are in it, the project's tasks list its own alone.
+        steps.append(
+            f"once the lines above end {kept[0]}, `invoke --list` shows the same tasks beside "
+            "your own; `drillbook demo` shows a tour"
+        )
+    else:
+        steps.append(
+            "`invoke --list` shows the same tasks beside your own; `drillbook demo` shows a tour"
+        )
     for line in steps:
         console.print(f"  {line}")
 

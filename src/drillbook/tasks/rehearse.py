@@ -38,6 +38,7 @@ def rehearse(
         rehearse_flow,
         require_previous,
         require_rehearsal_env,
+        require_report_renders,
     )
     from drillbook.release import pick_version, previous_version, require_env
     from drillbook.session import open_session
@@ -68,6 +69,9 @@ def rehearse(
     planned = plan_rehearsal(
         runbook, env=env, version=release.version, previous=previous, found=found
     )
+    # A broken report template of the project's own is bad input, said before the first deploy
+    # (and by a dry run), as a release says a broken rollback note template.
+    require_report_renders(loaded, env, planned, release, found)
     if dry_run:
         from drillbook.session import masker_for
 
