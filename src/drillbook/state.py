@@ -143,56 +143,47 @@ def finished_release(root: Path, env: str, version: str, sha256: str) -> dict[st
     return None
 
 
+def _kept_tags(root: Path, service: str, version: str, tag: str) -> Iterator[tuple[str, Any]]:
+    """(run id, commit) of each release run of `version`, newest first, that made `tag` and
+    kept it: the run did not roll back nor take the tag back. It need not have finished: a
+    run interrupted while pushing made its tag as much as one whose push failed."""
+    for info in list_runs(root):
+        first = info.first or {}
+        if first.get("action") != "release" or first.get("version") != version:
+            continue
+        if first.get("service") not in (None, service):
+            continue
+        events = read_journal(info.path).events
+        if any(e.get("event") in ("rollback_started", "tag_deleted") for e in events):
+            continue
+        for event in events:
+            if (
+                event.get("event") == "step_finished"
+                and event.get("step") == "tag"
+                and event.get("outcome") in ("ok", "done")
+                and event.get("tag") == tag
+            ):
+                yield info.run_id, event.get("commit")
+
+
 def tag_made_by_release(
     root: Path, service: str, version: str, tag: str, commit: str
 ) -> str | None:
-    """The id of a release run of `version` that made `tag` on `commit` and kept it, or None.
-
-    Kept: the run did not roll back nor take the tag back. It need not have finished: a run
-    interrupted while pushing made its tag as much as one whose push failed.
-    """
-    for info in list_runs(root):
-        first = info.first or {}
-        if first.get("action") != "release" or first.get("version") != version:
-            continue
-        if first.get("service") not in (None, service):
-            continue
-        events = read_journal(info.path).events
-        if any(e.get("event") in ("rollback_started", "tag_deleted") for e in events):
-            continue
-        for event in events:
-            if (
-                event.get("event") == "step_finished"
-                and event.get("step") == "tag"
-                and event.get("outcome") in ("ok", "done")
-                and event.get("tag") == tag
-                and event.get("commit") == commit
-            ):
-                return info.run_id
-    return None
+    """The id of a release run of `version` that made `tag` on `commit` and kept it, or None
+    (kept, as `_kept_tags` judges)."""
+    return next(
+        (run for run, made_on in _kept_tags(root, service, version, tag) if made_on == commit), None
+    )
 
 
 def released_commit(root: Path, service: str, version: str, tag: str) -> str | None:
-    """The commit a release run of `version` made `tag` on and kept (it did not roll back nor
-    take the tag back, as `tag_made_by_release` judges), newest such run first, or None:
-    where to put a lost tag back."""
-    for info in list_runs(root):
-        first = info.first or {}
-        if first.get("action") != "release" or first.get("version") != version:
-            continue
-        if first.get("service") not in (None, service):
-            continue
-        events = read_journal(info.path).events
-        if any(e.get("event") in ("rollback_started", "tag_deleted") for e in events):
-            continue
-        for event in events:
-            commit = event.get("commit")
-            if (
-                event.get("event") == "step_finished"
-                and event.get("step") == "tag"
-                and event.get("outcome") in ("ok", "done")
-                and event.get("tag") == tag
-                and isinstance(commit, str)
-            ):
-                return commit
-    return None
+    """The commit a release run of `version` made `tag` on and kept (as `_kept_tags` judges),
+    newest such run first, or None: where to put a lost tag back."""
+    return next(
+        (
+            made_on
+            for _, made_on in _kept_tags(root, service, version, tag)
+            if isinstance(made_on, str)
+        ),
+        None,
+    )
