@@ -125,6 +125,11 @@ def _print_step(console: Any, label: str, failed: Any) -> None:
         console.print(f"      got:      {res.got}")
         if res.excerpt:
             console.print(f"      response: {res.excerpt[:200]}")
+    if len(bad) > 5:
+        # Five are enough to start from; the rest are not to be taken for checks that passed.
+        console.print(
+            f"  ... and {len(bad) - 5} more that did not pass, each above and in the journal"
+        )
     if not bad and failed.detail:
         console.print(f"  {failed.detail}")
     # verify-config's failed rules, each with expected and got.

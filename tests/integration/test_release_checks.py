@@ -298,3 +298,33 @@ def test_a_command_check_names_its_command_exit_and_output_in_the_journal(tmp_pa
         assert not {"argv", "exit", "output_tail"} & set(checks["healthy"])
     finally:
         assert not shop.close()
+
+
+def test_more_than_five_checks_that_did_not_pass_are_counted_not_dropped(tmp_path: Path) -> None:
+    # The digest details five; the others are said to exist, not left to look like passes.
+    failing = "".join(
+        f"            - {{name: broken-{i}, get: /broken-{i}, timeout: 500ms}}\n" for i in range(7)
+    )
+    with serving() as server:
+        for i in range(7):
+            server.routes[f"/broken-{i}"] = Reply(500, "boom")
+        shop = make_project(tmp_path, url=server.url)
+        runbook = shop.root / "runbooks" / "shop.yaml"
+        text = CHECKS.format(silent=0)
+        head, tail = text.split("            - name: silent", 1)
+        runbook.write_text(
+            runbook.read_text() + head + failing + tail[tail.index("        rollback:") :]
+        )
+        shop.commit("seven broken checks")
+        try:
+            result = shop.run("integration", "--version", "2.0.0", timeout=30)
+        finally:
+            assert not shop.close()
+    assert result.code == 1, result
+    shown = result.out[result.out.index("did not pass: expected checks of 2.0.0 on staging\n") :]
+    assert [line.split()[1] for line in shown.splitlines() if line.startswith("  fail ")] == [
+        f"broken-{i}:" for i in range(5)
+    ]
+    assert "  ... and 2 more that did not pass, each above and in the journal" in shown
+    failed = [e["check"] for e in shop.events() if e.get("outcome") == "fail"]
+    assert [c for c in failed if c.startswith("broken-")] == [f"broken-{i}" for i in range(7)]
