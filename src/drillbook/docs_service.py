@@ -21,7 +21,7 @@ from drillbook.describe import check_label, describe_check
 from drillbook.model import Release, Runbook
 from drillbook.plan import note_path
 from drillbook.runbook import LoadedRunbook
-from drillbook.versions import semver_key
+from drillbook.versions import highest_below, semver_key
 
 if TYPE_CHECKING:
     from drillbook.state import CurrentVersions
@@ -201,14 +201,7 @@ def previous_version(runbook: Runbook, version: str, released: list[str] | None)
     candidates = [v for v in released or [] if semver_key(v) != (-1,)]
     if not candidates:
         candidates = [r.version for r in runbook.releases]
-    final_only = "-" not in version.split("+", 1)[0]
-    ceiling = semver_key(version)
-    below = [
-        v
-        for v in candidates
-        if semver_key(v) < ceiling and not (final_only and "-" in v.split("+", 1)[0])
-    ]
-    return max(below, key=semver_key) if below else None
+    return highest_below(candidates, version)
 
 
 # --- one service -------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from drillbook.errors import PreconditionFailed, TagsMissing, UsageError
-from drillbook.versions import is_semver, semver_key, tag_name_problem
+from drillbook.versions import highest_below, is_semver, tag_name_problem
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Collection, Mapping, Sequence
@@ -731,15 +731,7 @@ def _previous(names: Sequence[str], version: str, tag_format: str) -> str | None
     if not is_semver(version):
         msg = f"expected a semver version such as 1.2.0, got {version!r}"
         raise UsageError(msg)
-    final_only = "-" not in version.split("+", 1)[0]
-    ceiling = semver_key(version)
-    below = [
-        candidate
-        for candidate in tagged_versions(names, tag_format)
-        if semver_key(candidate) < ceiling
-        and not (final_only and "-" in candidate.split("+", 1)[0])
-    ]
-    return max(below, key=semver_key) if below else None
+    return highest_below(tagged_versions(names, tag_format), version)
 
 
 def _describe(root: Path, commit: str) -> str:

@@ -7,6 +7,7 @@ neither pulls in the other.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 SEMVER_PATTERN = (
@@ -40,6 +41,23 @@ def semver_key(version: str) -> tuple[Any, ...]:
             tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in pre.split(".")),
         )
     return (int(major), int(minor), int(patch), pre_key)
+
+
+def is_pre_release(version: str) -> bool:
+    """Whether a semver version is a pre-release (`1.1.0-rc.1`; build metadata aside)."""
+    return "-" in version.split("+", 1)[0]
+
+
+def highest_below(candidates: Iterable[str], version: str) -> str | None:
+    """The highest of the semver `candidates` below `version`, as a rollback goes back: for a
+    final release only final releases count (1.1.0-rc.1 is not what 1.1.0 rolls back to); for
+    a pre-release, pre-releases count too."""
+    final_only = not is_pre_release(version)
+    ceiling = semver_key(version)
+    below = [
+        v for v in candidates if semver_key(v) < ceiling and not (final_only and is_pre_release(v))
+    ]
+    return max(below, key=semver_key) if below else None
 
 
 def tag_name_problem(tag: str) -> str | None:

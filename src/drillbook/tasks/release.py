@@ -574,14 +574,14 @@ def _released(loaded: Any) -> str:
     """The newest final releases (by git tags), as a person reads them after "--to VERSION"
     (with the journal lost, --to refuses a pre-release)."""
     from drillbook import gitops
-    from drillbook.versions import semver_key
+    from drillbook.versions import is_pre_release, semver_key
 
     runbook = loaded.runbook
     released = sorted(
         (
             v
             for v in gitops.tagged_versions(gitops.tags(loaded.root), runbook.tag_format)
-            if not _pre_release(v)
+            if not is_pre_release(v)
         ),
         key=semver_key,
     )
@@ -672,11 +672,6 @@ def _require_no_tag_skipped(
     )
 
 
-def _pre_release(version: str) -> bool:
-    """Whether a semver version is a pre-release (`1.1.0-rc.1`)."""
-    return "-" in version.split("+", 1)[0]
-
-
 def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str) -> None:
     """Refuse a `--to` that is not a released version below the one `env` runs.
 
@@ -685,7 +680,7 @@ def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str
     """
     from drillbook import gitops
     from drillbook.errors import UsageError
-    from drillbook.versions import is_semver, semver_key
+    from drillbook.versions import is_pre_release, is_semver, semver_key
 
     runbook = loaded.runbook
     if not is_semver(to):
@@ -716,7 +711,7 @@ def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str
                 "(its gates and checks run)"
             )
         raise UsageError(msg, hint=hint)
-    if _pre_release(to) and (current is None or not _pre_release(current)):
+    if is_pre_release(to) and (current is None or not is_pre_release(current)):
         # A final release rolls back to a final one (`gitops.previous_version`): the rollback
         # checks of the release above describe that version, and would fail on the pre-release.
         runs = (
@@ -758,7 +753,7 @@ def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str
                 for v in gitops.tagged_versions(gitops.tags(loaded.root), runbook.tag_format)
                 if (current is None or semver_key(v) < semver_key(current))
                 # What --to accepts: a pre-release only below a pre-release.
-                and (not _pre_release(v) or (current is not None and _pre_release(current)))
+                and (not is_pre_release(v) or (current is not None and is_pre_release(current)))
             ),
             key=semver_key,
         )
