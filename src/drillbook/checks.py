@@ -266,22 +266,18 @@ def _unfilled(check: HttpCheck | RunCheck, placeholders: Mapping[str, str]) -> t
     empty = [key for key, value in placeholders.items() if not value]
     if not empty:
         return ()
+    from drillbook.plan import uses_placeholder
+
     expect = check.expect
     texts: list[Any] = [getattr(expect, key, None) for key in _FILLED_EXPECT]
-    if isinstance(check, RunCheck):
-        texts += [check.run, dict(check.env)]
-    else:
+    if not isinstance(check, RunCheck):
         texts += [check.target, dict(check.headers), check.body]
     return tuple(
         key
         for key in empty
         if _mentions(texts, "{" + key + "}")
-        # A shell command is given the value as a variable of its environment.
-        or (
-            isinstance(check, RunCheck)
-            and check.shell
-            and _mentions(check.run, f"DRILLBOOK_{key.upper()}")
-        )
+        # A command and its `env:`, as a step's: a shell's by its DRILLBOOK_* variable.
+        or (isinstance(check, RunCheck) and uses_placeholder(check, key))
     )
 
 

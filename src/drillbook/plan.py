@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
-from drillbook.model import Change, Release, Runbook, Step
+from drillbook.model import Change, Release, Runbook, RunCheck, Step
 
 Kind = Literal["probe", "gate", "config", "deploy", "checks", "rollback", "tag", "note", "push"]
 
@@ -97,9 +97,9 @@ def fill_env(env: Mapping[str, str], values: Mapping[str, str]) -> dict[str, str
     return {name: fill((value,), values)[0] for name, value in env.items()}
 
 
-def uses_placeholder(step: Step, name: str) -> bool:
-    """Whether a step's command or its own `env:` values use placeholder `name` (a shell step:
-    its `DRILLBOOK_*` variable in the text)."""
+def uses_placeholder(step: Step | RunCheck, name: str) -> bool:
+    """Whether a step's (or a command check's) command or its own `env:` values use placeholder
+    `name` (a shell command: its `DRILLBOOK_*` variable in the text)."""
     if isinstance(step.run, str):
         texts = [step.run.replace(f"DRILLBOOK_{name.upper()}", "{" + name + "}")]
     else:
