@@ -20,7 +20,7 @@ import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from drillbook.errors import PreconditionFailed, TagsMissing, UsageError
 from drillbook.versions import highest_below, is_semver, tag_name_problem
@@ -75,6 +75,13 @@ _TOP_AND_HEAD = (
     "HEAD^{commit}",
 )
 _STATUS = ("status", "--porcelain=v1", "-z", "--untracked-files=all")
+# `## main...origin/main [ahead 1, behind 2]`: the first entry of `git status --branch`. A
+# ref name holds no `..` and no space, so both split it safely; a detached HEAD, a branch
+# without upstream and one with no commit yet say no `...`.
+_BRANCH_HEADER = re.compile(
+    r"## (?P<branch>\S+?)\.\.\.(?P<upstream>\S+)(?: \[(?P<track>[^\]]*)\])?"
+)
+_TRACK = re.compile(r"\b(ahead|behind) (\d+)")
 # The setting that makes `git tag --annotate` sign.
 _SIGNING = ("config", "--type=bool", "--get", "tag.gpgSign")
 # A probe must not take the index lock from a user's git running at the same time.
@@ -316,6 +323,13 @@ class RepoState:
     #: The git operation under way in this worktree ("rebase", "bisect"), or None: HEAD is
     #: then a commit on the way, not one to release.
     under_way: str | None = None
+    #: The branch checked out and its upstream as `git status --branch` names them
+    #: ("main", "origin/main"); None when HEAD is detached or the branch has no upstream.
+    branch: str | None = None
+    upstream: str | None = None
+    #: Commits the upstream, as last fetched, has and HEAD lacks; and the other way round.
+    behind: int = 0
+    ahead: int = 0
 
     def dirty_files(self, *, ignore: Sequence[str] = DEFAULT_IGNORE) -> list[str]:
         """The changed files, those under an `ignore` prefix left out."""
@@ -342,7 +356,7 @@ def look(root: Path) -> RepoState:
         root,
         {
             "head": (_TOP_AND_HEAD, None),
-            "status": (_STATUS, _STATUS_ENV),
+            "status": ((*_STATUS, "--branch"), _STATUS_ENV),
             "identity": ((*_STRICT_IDENTITY, "var", "GIT_COMMITTER_IDENT"), None),
             "tags": (("for-each-ref", f"--format={_TAG_FORMAT}", "refs/tags"), None),
             "signing": (_SIGNING, None),
@@ -366,25 +380,45 @@ def look(root: Path) -> RepoState:
         ),
         None,
     )
+    changed, tracking = _changed_and_tracking(root, found["status"])
     return RepoState(
         top=Path(lines[0]),
         head=head,
         shallow=len(lines) > 1 and lines[1] == "true",
         under_way=under_way,
-        changed=tuple(_changed_files(root, found["status"])),
+        changed=tuple(changed),
         identity=_identity_of(found["identity"]),
         tags=_tags_of(root, found["tags"]),
         signs_tags=_signs_tags(found["signing"]),
+        **tracking,
     )
 
 
-def _changed_files(root: Path, proc: subprocess.CompletedProcess[str]) -> list[str]:
-    """The paths of `git status --porcelain=v1 -z`."""
+def _changed_and_tracking(
+    root: Path, proc: subprocess.CompletedProcess[str]
+) -> tuple[list[str], dict[str, Any]]:
+    """The paths of `git status --porcelain=v1 -z --branch`, and what its first entry says
+    of the branch: `RepoState`'s branch, upstream, behind and ahead."""
+    _check_repo(root, proc)
+    header, _, rest = proc.stdout.partition("\0")
+    tracking: dict[str, Any] = {}
+    found = _BRANCH_HEADER.fullmatch(header) if proc.returncode == 0 else None
+    if found is not None:
+        tracking = {"branch": found["branch"], "upstream": found["upstream"]}
+        for word, count in _TRACK.findall(found["track"] or ""):
+            tracking[word] = int(count)
+    return _changed_files(root, proc, rest), tracking
+
+
+def _changed_files(
+    root: Path, proc: subprocess.CompletedProcess[str], text: str | None = None
+) -> list[str]:
+    """The paths of `git status --porcelain=v1 -z` (`text`: its output, its header cut off)."""
     _check_repo(root, proc)
     if proc.returncode != 0:
         msg = f"`git status` failed in {root}: {_tail(proc.stderr)}"
         raise PreconditionFailed(msg)
-    entries = proc.stdout.split("\0")
+    entries = (proc.stdout if text is None else text).split("\0")
     files: list[str] = []
     i = 0
     while i < len(entries):
@@ -425,6 +459,33 @@ def require_settled(state: RepoState) -> None:
             "test, not the code to release"
         )
         raise PreconditionFailed(msg, hint="end it with git bisect reset, then run again")
+
+
+def require_current(state: RepoState) -> None:
+    """Raise `PreconditionFailed` when the branch checked out is behind its upstream.
+
+    The upstream is judged as last fetched: a release asks no remote. A checkout left behind
+    (the fix a colleague merged an hour ago is on origin/main, not here) would tag and deploy
+    code without it, and on a bad day undo a fix rather than ship one. A detached HEAD, as CI
+    checks out, has no upstream and is taken as chosen.
+    """
+    if state.behind <= 0 or state.upstream is None:
+        return
+    commits = "commit" if state.behind == 1 else "commits"
+    head = state.head[:9] if state.head else "HEAD"
+    msg = (
+        f"branch {state.branch} (HEAD {head}) is {state.behind} {commits} behind "
+        f"{state.upstream}, as last fetched: a release from here would tag and deploy code "
+        f"without {'it' if state.behind == 1 else 'them'}"
+    )
+    if state.ahead:
+        msg += f"; it also has {state.ahead} commit(s) that {state.upstream} has not"
+    hint = (
+        f"bring the branch up to date (git pull, or git merge --ff-only {state.upstream} "
+        "when it has no commits of its own), then run again; to release this commit as it "
+        "is, check it out detached (git checkout --detach) and run again"
+    )
+    raise PreconditionFailed(msg, hint=hint)
 
 
 def require_taggable(root: Path, tag: str, *, commit: str = "HEAD") -> None:

@@ -214,6 +214,9 @@ def preflight(
         # a good release for it. (A plan asks no one for a passphrase; `tag` makes the tag at
         # once, so its own signing is the test.)
         gitops.require_signing(root, commit=head)
+    if tag_commit is None:
+        # A tag on HEAD made already is the release done; only a new one must be current.
+        refuse(gitops.require_current, state)
     if tag_commit is None and not tag_only:
         # As signing: what would refuse the tag is found before the deploy, not after it.
         # (`tag` makes the tag at once, so its own attempt is the test.)

@@ -644,3 +644,51 @@ def test_a_misspelt_placeholder_stops_the_release_before_anything_runs(shop: Pro
     assert "did you mean {version}?" in result.err
     assert_nothing_ran(shop, before)
     assert shop.tags() == []
+
+
+def test_a_branch_behind_its_upstream_is_refused_before_its_stale_code_is_released(
+    shop: Project, tmp_path: Path
+) -> None:
+    # A colleague's fix is on origin/main, fetched but not merged: releasing here would ship
+    # (and tag) the code without it.
+    origin = tmp_path / "origin.git"
+    shop.git("clone", "-q", "--bare", str(shop.root), str(origin))
+    shop.git("remote", "add", "origin", str(origin))
+    shop.git("fetch", "-q", "origin")
+    shop.git("branch", "-q", "--set-upstream-to=origin/main")
+    colleague = tmp_path / "colleague"
+    shop.git("clone", "-q", str(origin), str(colleague))
+    for args in (
+        ("-c", "user.name=C", "-c", "user.email=c@example.com", "commit", "-q"),
+        ("push", "-q", "origin", "HEAD:main"),
+    ):
+        extra = ("--allow-empty", "-m", "the fix") if "commit" in args else ()
+        subprocess.run(["git", "-C", str(colleague), *args, *extra], check=True)
+    shop.git("fetch", "-q", "origin")
+    before = shop.snapshot()
+    for args in (("release", "--version", "1.0.0"), ("tag", "--version", "1.0.0")):
+        result = shop.run(*args)
+        assert result.code == 3, result
+        assert "branch main (HEAD " in result.err
+        assert "is 1 commit behind origin/main, as last fetched" in result.err
+        assert "git merge --ff-only origin/main" in result.err
+        assert_nothing_ran(shop, before)
+    planned = shop.run("plan", "--version", "1.0.0")
+    assert planned.code == 3, planned
+    assert "1 commit behind origin/main" in planned.out + planned.err
+    assert shop.tags() == []
+
+    # A commit of its own as well: diverged, still behind, and both are said.
+    shop.git("commit", "-q", "--allow-empty", "-m", "local")
+    diverged = shop.run("release", "--version", "1.0.0")
+    assert diverged.code == 3, diverged
+    assert "it also has 1 commit(s) that origin/main has not" in diverged.err
+
+    # Released on purpose from a detached HEAD: no upstream to be behind.
+    shop.git("checkout", "-q", "--detach")
+    assert shop.run("plan", "--version", "1.0.0").code == 0
+    shop.git("checkout", "-q", "main")
+    shop.git("reset", "-q", "--hard", "origin/main")
+    shop.git("commit", "-q", "--allow-empty", "-m", "ahead only")
+    # Ahead of the upstream only: nothing of it is missing here.
+    assert shop.run("plan", "--version", "1.0.0").code == 0
