@@ -103,8 +103,8 @@ class TagElsewhere(PreconditionFailed):
 
 
 class TagsMissing(PreconditionFailed):
-    """A shallow clone holds no tag of an earlier release: the version to go back to is
-    unknown, not absent."""
+    """A shallow clone, or one that fetches no tags, holds no tag of an earlier release: the
+    version to go back to is unknown, not absent."""
 
 
 class CheckFailed(DrillbookError):

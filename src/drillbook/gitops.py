@@ -342,8 +342,8 @@ class RepoState:
     def previous_version(self, version: str, tag_format: str = "v{version}") -> str | None:
         """The highest version below `version` that has a tag (see `previous_version`)."""
         found = _previous(sorted(self.tags), version, tag_format)
-        if found is None and self.shallow:
-            raise _tags_missing(self.top, version, tag_format)
+        if found is None:
+            _require_tags_fetched(self.top, version, tag_format, shallow=self.shallow)
         return found
 
 
@@ -742,8 +742,8 @@ def previous_version(root: Path, version: str, tag_format: str = "v{version}") -
     pre-releases count too.
     """
     found = _previous(tags(root), version, tag_format)
-    if found is None and is_shallow(root):
-        raise _tags_missing(root, version, tag_format)
+    if found is None:
+        _require_tags_fetched(root, version, tag_format)
     return found
 
 
@@ -754,25 +754,56 @@ def is_shallow(root: Path) -> bool:
     return proc.returncode == 0 and proc.stdout.strip() == "true"
 
 
-def _tags_missing(root: Path, version: str, tag_format: str) -> TagsMissing:
-    """The refusal of a shallow clone with no tag of a version below `version`.
+def tags_left_unfetched(root: Path, *, shallow: bool | None = None) -> tuple[str, str] | None:
+    """Why this clone may lack the tags of earlier releases, and how to fetch them; None
+    when nothing says so.
 
-    `git clone --depth 1` (and CI checkouts, which clone so by default) fetch only the tags on
-    the commits they fetch: the earlier releases' tags are missing, and reading that as "no
-    earlier release" would roll a failed release back to nothing and name no version to go
-    back to.
+    `git clone --depth 1` (and CI checkouts, which clone so by default) fetches only the tags
+    on the commits it fetches; `git clone --no-tags` sets its remote never to fetch one
+    (`remote.NAME.tagOpt`). Reading either as "no earlier release" would roll a failed
+    release back to nothing and name no version to go back to. `shallow`, when known, saves
+    asking git.
     """
+    if shallow is None:
+        shallow = is_shallow(root)
+    if shallow:
+        return (
+            "it is a shallow clone: the tags of earlier releases were likely never fetched",
+            "fetch the history and its tags: git fetch --unshallow --tags (in CI, clone with "
+            "full history, e.g. actions/checkout with fetch-depth: 0), then run again",
+        )
+    # Asked only when no earlier version is tagged: a first release, or a clone without tags.
+    proc = _git(root, "config", "--get-regexp", r"^remote\..*\.tagopt$")
+    for line in proc.stdout.splitlines() if proc.returncode == 0 else ():
+        key, _, value = line.partition(" ")
+        if value.strip() == "--no-tags":
+            name = key.removeprefix("remote.").removesuffix(".tagopt")
+            return (
+                f"its remote {name} is set to fetch no tags (remote.{name}.tagOpt is "
+                "--no-tags, as `git clone --no-tags` sets): the tags of earlier releases were "
+                "likely never fetched",
+                f"fetch them: git fetch --tags {name}, then run again; if no version was "
+                f"released before, or to fetch tags from now on: git config --unset "
+                f"remote.{name}.tagOpt",
+            )
+    return None
+
+
+def _require_tags_fetched(
+    root: Path, version: str, tag_format: str, *, shallow: bool | None = None
+) -> None:
+    """Raise `TagsMissing` when no tag of a version below `version` was found and this clone
+    may lack the tags of earlier releases (see `tags_left_unfetched`)."""
+    unfetched = tags_left_unfetched(root, shallow=shallow)
+    if unfetched is None:
+        return
+    why, hint = unfetched
     example = tag_format.replace("{version}", "X.Y.Z")
     msg = (
-        f"no tag of a version below {version} (named like {example}) is in {root}, and it is a "
-        "shallow clone: the tags of earlier releases were likely never fetched, so the version "
-        "to roll back to is unknown"
+        f"no tag of a version below {version} (named like {example}) is in {root}, and {why}, "
+        "so the version to roll back to is unknown"
     )
-    hint = (
-        "fetch the history and its tags: git fetch --unshallow --tags (in CI, clone with "
-        "full history, e.g. actions/checkout with fetch-depth: 0), then run again"
-    )
-    return TagsMissing(msg, hint=hint)
+    raise TagsMissing(msg, hint=hint)
 
 
 def tagged_versions(names: Sequence[str], tag_format: str = "v{version}") -> list[str]:

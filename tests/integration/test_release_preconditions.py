@@ -692,3 +692,48 @@ def test_a_branch_behind_its_upstream_is_refused_before_its_stale_code_is_releas
     shop.git("commit", "-q", "--allow-empty", "-m", "ahead only")
     # Ahead of the upstream only: nothing of it is missing here.
     assert shop.run("plan", "--version", "1.0.0").code == 0
+
+
+def test_a_clone_that_fetches_no_tags_is_refused_not_taken_for_a_first_release(
+    shop: Project, tmp_path: Path
+) -> None:
+    # `git clone --no-tags` (or a CI set to skip tags) sets the remote never to fetch a tag.
+    shop.git("tag", "-a", "v1.0.0", "-m", "1.0.0")
+    shop.git("commit", "-q", "--allow-empty", "-m", "1.1.0")
+    clone_root = tmp_path / "ci" / "shop"
+    shop.git("clone", "-q", "--no-tags", f"file://{shop.root}", str(clone_root))
+    clone = Project(clone_root, shop.home, shop.port, shop.url, shop.env)
+    clone.git("config", "user.name", "CI")
+    clone.git("config", "user.email", "ci@example.com")
+    assert clone.tags() == []
+    before = clone.snapshot()
+    try:
+        result = clone.run("release", "--version", "1.1.0")
+        assert result.code == 3, result
+        assert "no tag of a version below 1.1.0 (named like vX.Y.Z)" in result.err
+        assert "its remote origin is set to fetch no tags" in result.err
+        assert "git fetch --tags origin" in result.err
+        assert_nothing_ran(clone, before)
+        back = clone.run("rollback", "--to", "1.0.0")
+        assert back.code == 3, back
+        assert "no tag v1.0.0 is in" in back.err
+        assert "its remote origin is set to fetch no tags" in back.err
+        assert_nothing_ran(clone, before)
+        planned = clone.run("plan", "--version", "1.1.0")
+        assert planned.code == 3, planned
+        assert "previous: unknown: a clone that fetches no tags" in planned.out
+
+        clone.git("fetch", "-q", "--tags", "origin")
+        planned = clone.run("plan", "--version", "1.1.0")
+        assert planned.code == 0, planned
+        assert "previous: 1.0.0" in planned.out
+
+        # A first release from such a clone: unsetting the option says there is none to fetch.
+        clone.git("tag", "-d", "v1.0.0")
+        assert clone.run("plan", "--version", "1.1.0").code == 3
+        clone.git("config", "--unset", "remote.origin.tagOpt")
+        planned = clone.run("plan", "--version", "1.1.0")
+        assert planned.code == 0, planned
+        assert "previous: none (first release)" in planned.out
+    finally:
+        assert not clone.close()

@@ -69,7 +69,9 @@ def _previous_probe(found: Any) -> tuple[str, str, bool]:
     from drillbook.errors import TagsMissing
 
     if found.previous is None and any(isinstance(p, TagsMissing) for p in found.problems):
-        return ("previous", "unknown: a shallow clone, its older tags missing", False)
+        why = next(p for p in found.problems if isinstance(p, TagsMissing)).message
+        clone = "a clone that fetches no tags" if "--no-tags" in why else "a shallow clone"
+        return ("previous", f"unknown: {clone}, its older tags missing", False)
     return ("previous", found.previous or "none (first release)", True)
 
 
@@ -759,15 +761,15 @@ def _require_rollback_target(loaded: Any, env: str, current: str | None, to: str
         )
         known = ", ".join(released[-5:]) or "none"
         below = f"below {current}" if current else "so far"
-        if gitops.is_shallow(loaded.root):
+        unfetched = gitops.tags_left_unfetched(loaded.root)
+        if unfetched is not None:
             from drillbook.errors import TagsMissing
 
+            why, hint = unfetched
             msg = (
-                f"no tag {runbook.tag_name(to)} is in {loaded.root}, and it is a shallow clone: "
-                f"the tags of earlier releases were likely never fetched, so whether {to} was "
-                f"released is unknown (tagged {below}: {known})"
+                f"no tag {runbook.tag_name(to)} is in {loaded.root}, and {why}, so whether "
+                f"{to} was released is unknown (tagged {below}: {known})"
             )
-            hint = "fetch the history and its tags: git fetch --unshallow --tags, then run again"
             raise TagsMissing(msg, hint=hint)
         msg = (
             f"{to} was never released: expected a tag {runbook.tag_name(to)}, found none "
