@@ -16,8 +16,10 @@ import errno
 import io
 import os
 import re
+import stat
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from invoke import Collection, Config, Exit, ParseError, Program
@@ -139,7 +141,15 @@ class DrillbookConfig(Config):
         return _config_data(super()._load_py, path)
 
     def load_user(self, merge: bool = True) -> None:
-        """Load ~/.invoke.yaml and its kin; there are none when HOME is not a folder."""
+        """Load ~/.invoke.yaml and its kin; there are none when HOME is not a folder, or is a
+        folder this user cannot enter."""
+        if _home_unsearchable():
+            # Another user's home (`docker run --user 1000` with HOME=/root, `sudo -u` keeping
+            # HOME): whether a file is there cannot be known, so there is none to this user, as
+            # git reads it. Refusing stopped every command, `--version` included, with exit 2.
+            if merge:
+                self.merge()
+            return
         try:
             super().load_user(merge=merge)
         except NotADirectoryError:
@@ -147,6 +157,19 @@ class DrillbookConfig(Config):
             # file every name is "not a directory", which means the same.
             if merge:
                 self.merge()
+
+
+def _home_unsearchable() -> bool:
+    """Whether the home folder is, as far as this user can tell, a folder whose entries it
+    cannot look up: one without search permission, or one inside such a folder."""
+    try:
+        home = Path("~").expanduser()
+        info = home.stat()
+    except PermissionError:
+        return True
+    except (OSError, RuntimeError):  # none, or no home at all: invoke's own handling
+        return False
+    return stat.S_ISDIR(info.st_mode) and not os.access(home, os.X_OK)
 
 
 def _config_data(load: Any, path: Any) -> dict[str, Any]:
