@@ -26,7 +26,7 @@ from invoke import Collection, Config, Exit, ParseError, Program
 from invoke.exceptions import UnknownFileType
 
 from drillbook import __version__
-from drillbook.console import mute, write
+from drillbook.console import mute, printable_stdout, write
 from drillbook.errors import EXIT_INVALID, EXIT_PRECONDITION
 from drillbook.usage import (
     REST_ATTRIBUTE,
@@ -433,27 +433,6 @@ def build_program() -> DrillbookProgram:
         namespace=namespace,
         config_class=DrillbookConfig,
     )
-
-
-def printable_stdout() -> None:
-    """Let stdout show a character its encoding lacks as `?` rather than stop the program.
-
-    drillbook prints rules, arrows and the user's own paths; a stdout in ASCII or Latin-1
-    (PYTHONIOENCODING, a legacy locale) raised UnicodeEncodeError at the first of them, in the
-    middle of a release. stderr already does the like (Python gives it `backslashreplace`).
-    """
-    import codecs
-
-    stream = sys.stdout
-    encoding = getattr(stream, "encoding", None)
-    if not encoding or not hasattr(stream, "reconfigure"):
-        return
-    try:
-        utf8 = codecs.lookup(encoding).name == "utf-8"
-    except LookupError:
-        utf8 = False
-    if not utf8:
-        stream.reconfigure(errors="replace")
 
 
 class ClosedStream(io.TextIOBase):

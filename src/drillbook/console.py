@@ -54,6 +54,29 @@ def mute(stream: TextIO | None) -> None:
         os.close(devnull)
 
 
+def printable_stdout() -> None:
+    """Let stdout show a character its encoding lacks as `?` rather than stop the program.
+
+    drillbook prints rules, arrows and the user's own paths; a stdout in ASCII or Latin-1
+    (PYTHONIOENCODING, a legacy locale) raised UnicodeEncodeError at the first of them, in the
+    middle of a release. stderr already does the like (Python gives it `backslashreplace`).
+    Made by the console script as it starts, and by every task as it starts: under a project's
+    own `invoke` the stream is as the interpreter made it.
+    """
+    import codecs
+
+    stream = sys.stdout
+    encoding = getattr(stream, "encoding", None)
+    if not encoding or not hasattr(stream, "reconfigure"):
+        return
+    try:
+        utf8 = codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        utf8 = False
+    if not utf8:
+        stream.reconfigure(errors="replace")
+
+
 def _stdout_reader_gone() -> bool:
     """Whether stdout is a pipe (or socket) whose reader has closed its end."""
     import select

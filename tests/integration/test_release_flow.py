@@ -11,6 +11,7 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
 from _project import DRILLBOOK, SECRET_KEY, Project
 
 
@@ -724,6 +725,32 @@ def test_invoke_dry_is_refused_by_a_task_that_would_run_for_real(shop: Project) 
     assert "`invoke release --dry-run`" in proc.stderr
     assert shop.journals() == []
     assert shop.served_version() is None
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_invoke_release_to_a_stdout_that_lacks_a_character_shows_a_stand_in(
+    shop: Project, encoding: str
+) -> None:
+    # The console script lets such a stdout show `?`; under the project's own invoke the first
+    # `│` before a gate's output stopped the release: "internal error: UnicodeEncodeError".
+    (shop.root / "tasks.py").write_text(
+        "from drillbook.tasks import project_namespace\n\nns = project_namespace(__name__)\n"
+    )
+    shop.commit("tasks")
+    proc = subprocess.run(
+        [str(DRILLBOOK.parent / "invoke"), "release", "--version", "1.0.0"],
+        cwd=shop.root,
+        env={**shop.env, "PYTHONIOENCODING": encoding},
+        capture_output=True,
+        text=True,
+        encoding=encoding,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "      lint ? lint: ok\n" in proc.stdout
+    assert "release 1.0.0 of shop is done on staging" in proc.stdout
+    assert shop.tags() == ["v1.0.0"]
 
 
 def test_placeholders_are_filled_in_a_commands_environment_variables(shop: Project) -> None:
