@@ -571,7 +571,8 @@ def processes_of(root: Path) -> list[int]:
     They are known by WORKSPACE_MARK in their environment, not by their command line: a user's
     `tail -f` of the workspace's log names the workspace too, and is not the demo's to stop.
     """
-    marks = {f"{WORKSPACE_MARK}={where}".encode() for where in (root, root.resolve())}
+    # As the environment reached them: encoded as file names are (surrogateescape).
+    marks = {os.fsencode(f"{WORKSPACE_MARK}={where}") for where in (root, root.resolve())}
     found = []
     for entry in Path("/proc").glob("[0-9]*"):
         try:
