@@ -32,3 +32,14 @@ def test_notes_docs_and_the_run_index_follow_the_umask(
         for path in written
     }
     assert modes == dict.fromkeys(modes, mode)
+
+
+def test_under_a_group_umask_compiled_templates_are_kept_between_runs(released: Project) -> None:
+    # Under umask 002 the cache folder was made group-writable, too open to load code from:
+    # it stayed empty and every run compiled its templates again.
+    shop = released
+    cache = shop.home / "cache"
+    done = shop.run("rollback-note", "--version", "1.1.0", umask=0o002, XDG_CACHE_HOME=str(cache))
+    assert done.code == 0, done
+    assert stat.S_IMODE((cache / "drillbook").stat().st_mode) == 0o700
+    assert list((cache / "drillbook").glob("templates-*/*.jinja2"))
