@@ -12,8 +12,6 @@ Two things are solved here once for every task, rather than per task:
 
 from __future__ import annotations
 
-import errno
-import io
 import os
 import re
 import stat
@@ -26,7 +24,7 @@ from invoke import Collection, Config, Exit, ParseError, Program
 from invoke.exceptions import UnknownFileType
 
 from drillbook import __version__
-from drillbook.console import mute, printable_stdout, write
+from drillbook.console import closed_stdout, mute, printable_stdout, write
 from drillbook.errors import EXIT_INVALID, EXIT_PRECONDITION
 from drillbook.usage import (
     REST_ATTRIBUTE,
@@ -433,31 +431,6 @@ def build_program() -> DrillbookProgram:
         namespace=namespace,
         config_class=DrillbookConfig,
     )
-
-
-class ClosedStream(io.TextIOBase):
-    """stdout when it was closed before drillbook started (`drillbook history >&-`): every
-    write fails as a write to the closed descriptor would, so that what could not be shown is
-    said (and a task that only reads exits 3), as for any stdout that cannot be written."""
-
-    def write(self, text: str) -> int:
-        raise OSError(errno.EBADF, "stdout was closed before drillbook started")
-
-
-def closed_stdout() -> None:
-    """Put a `ClosedStream` in place of a stdout closed before the start (Python leaves None),
-    and /dev/null on its descriptor: a file drillbook opens must not become descriptor 1,
-    where a command started to inherit stdout would write into it."""
-    if sys.stdout is not None:
-        return
-    try:
-        os.fstat(1)
-    except OSError:
-        held = os.open(os.devnull, os.O_WRONLY)
-        if held != 1:
-            os.dup2(held, 1)
-            os.close(held)
-    sys.stdout = ClosedStream()
 
 
 def main() -> None:

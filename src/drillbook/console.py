@@ -6,6 +6,8 @@ Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import os
 import sys
 from typing import TYPE_CHECKING, TextIO
@@ -52,6 +54,32 @@ def mute(stream: TextIO | None) -> None:
         os.dup2(devnull, fd)
     finally:
         os.close(devnull)
+
+
+class ClosedStream(io.TextIOBase):
+    """stdout when it was closed before drillbook started (`drillbook history >&-`): every
+    write fails as a write to the closed descriptor would, so that what could not be shown is
+    said (and a task that only reads exits 3), as for any stdout that cannot be written."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "stdout was closed before drillbook started")
+
+
+def closed_stdout() -> None:
+    """Put a `ClosedStream` in place of a stdout closed before the start (Python leaves None),
+    and /dev/null on its descriptor: a file drillbook opens must not become descriptor 1,
+    where a command started to inherit stdout would write into it. Made by the console script
+    and by every task as they start, as `printable_stdout` is."""
+    if sys.stdout is not None:
+        return
+    try:
+        os.fstat(1)
+    except OSError:
+        held = os.open(os.devnull, os.O_WRONLY)
+        if held != 1:
+            os.dup2(held, 1)
+            os.close(held)
+    sys.stdout = ClosedStream()
 
 
 def printable_stdout() -> None:
