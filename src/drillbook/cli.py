@@ -24,7 +24,7 @@ from invoke import Collection, Config, Exit, ParseError, Program
 from invoke.exceptions import UnknownFileType
 
 from drillbook import __version__
-from drillbook.console import closed_stdout, mute, printable_stdout, write
+from drillbook.console import mute, ready_streams, write
 from drillbook.errors import EXIT_INVALID, EXIT_PRECONDITION
 from drillbook.usage import (
     REST_ATTRIBUTE,
@@ -435,6 +435,5 @@ def build_program() -> DrillbookProgram:
 
 def main() -> None:
     """Entry point of the `drillbook` console script."""
-    closed_stdout()
-    printable_stdout()
+    ready_streams()
     build_program().run()

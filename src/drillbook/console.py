@@ -65,11 +65,34 @@ class ClosedStream(io.TextIOBase):
         raise OSError(errno.EBADF, "stdout was closed before drillbook started")
 
 
+def ready_streams() -> None:
+    """Make stdout and stderr fit to write to, as the console script and every task start:
+    `closed_stdout`, `blocking_streams`, `printable_stdout`."""
+    closed_stdout()
+    blocking_streams()
+    printable_stdout()
+
+
+def blocking_streams() -> None:
+    """Make writes to stdout and stderr wait for a slow reader instead of losing lines.
+
+    A pipe another program set non-blocking (a CI runner, a Node.js parent, a terminal a
+    program left so) is inherited that way. Python then drops what does not fit in the pipe
+    without a word: past what the pipe held, a release's lines were lost, its digest and
+    "done" included, and it exited 0. A program that writes to a stream it did not open expects it
+    to block, so it is made to.
+    """
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            if not os.get_blocking(fd):
+                os.set_blocking(fd, True)
+
+
 def closed_stdout() -> None:
     """Put a `ClosedStream` in place of a stdout closed before the start (Python leaves None),
     and /dev/null on its descriptor: a file drillbook opens must not become descriptor 1,
     where a command started to inherit stdout would write into it. Made by the console script
-    and by every task as they start, as `printable_stdout` is."""
+    and by every task as they start (`ready_streams`)."""
     if sys.stdout is not None:
         return
     try:
@@ -88,8 +111,8 @@ def printable_stdout() -> None:
     drillbook prints rules, arrows and the user's own paths; a stdout in ASCII or Latin-1
     (PYTHONIOENCODING, a legacy locale) raised UnicodeEncodeError at the first of them, in the
     middle of a release. stderr already does the like (Python gives it `backslashreplace`).
-    Made by the console script as it starts, and by every task as it starts: under a project's
-    own `invoke` the stream is as the interpreter made it.
+    Made by the console script and by every task as they start (`ready_streams`): under a
+    project's own `invoke` the stream is as the interpreter made it.
     """
     import codecs
 
