@@ -680,7 +680,14 @@ def _taken_over(held: Lock) -> dict[str, Any]:
 
 
 def _user() -> str:
+    """The login name, as text the journal can hold.
+
+    It comes from LOGNAME or USER, decoded as the locale decodes: `josé` under LC_ALL=C with
+    PYTHONUTF8=0, or a name in Latin-1, held bytes UTF-8 could not write, and every run that
+    journals stopped with an internal error before its first step.
+    """
     try:
-        return getpass.getuser()
+        name = getpass.getuser()
     except (KeyError, OSError):
         return str(os.getuid())
+    return argv_text([name])[0]

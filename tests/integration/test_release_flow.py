@@ -708,6 +708,24 @@ def test_a_run_whose_command_line_holds_a_byte_that_is_not_utf8_runs_and_journal
     assert started["argv"] == ["drillbook", "-f", recorded, "deploy", "--version", "1.0.0"]
 
 
+@pytest.mark.parametrize(
+    ("env", "recorded"),
+    [
+        ({"LOGNAME": os.fsdecode(b"b\xe9b")}, "b\\xe9b"),
+        ({"LOGNAME": "josé", "LC_ALL": "C", "PYTHONUTF8": "0"}, "josé"),
+    ],
+)
+def test_a_login_name_the_locale_cannot_decode_is_journaled_not_an_internal_error(
+    shop: Project, env: dict[str, str], recorded: str
+) -> None:
+    # The journal's `user` was LOGNAME as decoded; a Latin-1 name, or `josé` under a locale
+    # that is not UTF-8, could not be written as UTF-8: every run stopped with exit 2.
+    result = shop.run("deploy", "--version", "1.0.0", **env)
+    assert result.code == 0, result
+    assert shop.events()[0]["user"] == recorded
+    assert shop.served_version() == "1.0.0"
+
+
 def test_invoke_dry_is_refused_by_a_task_that_would_run_for_real(shop: Project) -> None:
     # invoke's --dry only makes its own c.run echo; `invoke --dry deploy` deployed.
     (shop.root / "tasks.py").write_text("from drillbook.tasks import namespace as ns\n")
