@@ -196,7 +196,10 @@ def child_environment(root: Path) -> dict[str, str]:
     shim_dir = root / ".drillbook" / "bin"
     shim_dir.mkdir(parents=True, exist_ok=True)
     shim = shim_dir / "python"
-    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n', encoding="utf-8")
+    # In the bytes of the interpreter's path: a venv under `café` in a locale that is not
+    # UTF-8 has a path UTF-8 cannot write, and the demo stopped with an internal error.
+    command = f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n'
+    shim.write_bytes(os.fsencode(command))
     shim.chmod(0o755)
     folders = path_folders(root)
     env = {
