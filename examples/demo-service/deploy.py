@@ -199,22 +199,27 @@ def pid_alive(pid: int) -> bool:
 
 
 def _command_line(pid: int) -> str | None:
-    """The process's command line, or None when it cannot be read."""
+    """The process's command line, or None when it cannot be read.
+
+    Decoded as this process decodes its own paths (`os.fsdecode`), so that a path in it
+    compares equal to the same `Path` here whatever the locale: decoded as UTF-8 it did not
+    under a non-UTF-8 one (LC_ALL=C with PYTHONUTF8=0 and a project under `café/`), and a byte
+    that is not UTF-8 stopped the deploy.
+    """
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        return os.fsdecode(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" "))
     except OSError:
         pass
     try:
         done = subprocess.run(
             ["ps", "-p", str(pid), "-o", "command="],
             capture_output=True,
-            text=True,
             timeout=5,
             check=False,
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return done.stdout.strip() or None
+    return os.fsdecode(done.stdout.strip()) or None
 
 
 def is_our_server(pid: int, paths: EnvPaths) -> bool:

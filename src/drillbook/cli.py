@@ -12,19 +12,19 @@ Two things are solved here once for every task, rather than per task:
 
 from __future__ import annotations
 
-import errno
-import io
 import os
 import re
+import stat
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from invoke import Collection, Config, Exit, ParseError, Program
 from invoke.exceptions import UnknownFileType
 
 from drillbook import __version__
-from drillbook.console import mute, write
+from drillbook.console import mute, ready_streams, write
 from drillbook.errors import EXIT_INVALID, EXIT_PRECONDITION
 from drillbook.usage import (
     REST_ATTRIBUTE,
@@ -139,7 +139,15 @@ class DrillbookConfig(Config):
         return _config_data(super()._load_py, path)
 
     def load_user(self, merge: bool = True) -> None:
-        """Load ~/.invoke.yaml and its kin; there are none when HOME is not a folder."""
+        """Load ~/.invoke.yaml and its kin; there are none when HOME is not a folder, or is a
+        folder this user cannot enter."""
+        if _home_unsearchable():
+            # Another user's home (`docker run --user 1000` with HOME=/root, `sudo -u` keeping
+            # HOME): whether a file is there cannot be known, so there is none to this user, as
+            # git reads it. Refusing stopped every command, `--version` included, with exit 2.
+            if merge:
+                self.merge()
+            return
         try:
             super().load_user(merge=merge)
         except NotADirectoryError:
@@ -147,6 +155,19 @@ class DrillbookConfig(Config):
             # file every name is "not a directory", which means the same.
             if merge:
                 self.merge()
+
+
+def _home_unsearchable() -> bool:
+    """Whether the home folder is, as far as this user can tell, a folder whose entries it
+    cannot look up: one without search permission, or one inside such a folder."""
+    try:
+        home = Path("~").expanduser()
+        info = home.stat()
+    except PermissionError:
+        return True
+    except (OSError, RuntimeError):  # none, or no home at all: invoke's own handling
+        return False
+    return stat.S_ISDIR(info.st_mode) and not os.access(home, os.X_OK)
 
 
 def _config_data(load: Any, path: Any) -> dict[str, Any]:
@@ -412,54 +433,7 @@ def build_program() -> DrillbookProgram:
     )
 
 
-def printable_stdout() -> None:
-    """Let stdout show a character its encoding lacks as `?` rather than stop the program.
-
-    drillbook prints rules, arrows and the user's own paths; a stdout in ASCII or Latin-1
-    (PYTHONIOENCODING, a legacy locale) raised UnicodeEncodeError at the first of them, in the
-    middle of a release. stderr already does the like (Python gives it `backslashreplace`).
-    """
-    import codecs
-
-    stream = sys.stdout
-    encoding = getattr(stream, "encoding", None)
-    if not encoding or not hasattr(stream, "reconfigure"):
-        return
-    try:
-        utf8 = codecs.lookup(encoding).name == "utf-8"
-    except LookupError:
-        utf8 = False
-    if not utf8:
-        stream.reconfigure(errors="replace")
-
-
-class ClosedStream(io.TextIOBase):
-    """stdout when it was closed before drillbook started (`drillbook history >&-`): every
-    write fails as a write to the closed descriptor would, so that what could not be shown is
-    said (and a task that only reads exits 3), as for any stdout that cannot be written."""
-
-    def write(self, text: str) -> int:
-        raise OSError(errno.EBADF, "stdout was closed before drillbook started")
-
-
-def closed_stdout() -> None:
-    """Put a `ClosedStream` in place of a stdout closed before the start (Python leaves None),
-    and /dev/null on its descriptor: a file drillbook opens must not become descriptor 1,
-    where a command started to inherit stdout would write into it."""
-    if sys.stdout is not None:
-        return
-    try:
-        os.fstat(1)
-    except OSError:
-        held = os.open(os.devnull, os.O_WRONLY)
-        if held != 1:
-            os.dup2(held, 1)
-            os.close(held)
-    sys.stdout = ClosedStream()
-
-
 def main() -> None:
     """Entry point of the `drillbook` console script."""
-    closed_stdout()
-    printable_stdout()
+    ready_streams()
     build_program().run()

@@ -6,6 +6,8 @@ Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import os
 import sys
 from typing import TYPE_CHECKING, TextIO
@@ -52,6 +54,78 @@ def mute(stream: TextIO | None) -> None:
         os.dup2(devnull, fd)
     finally:
         os.close(devnull)
+
+
+class ClosedStream(io.TextIOBase):
+    """stdout when it was closed before drillbook started (`drillbook history >&-`): every
+    write fails as a write to the closed descriptor would, so that what could not be shown is
+    said (and a task that only reads exits 3), as for any stdout that cannot be written."""
+
+    def write(self, text: str) -> int:
+        raise OSError(errno.EBADF, "stdout was closed before drillbook started")
+
+
+def ready_streams() -> None:
+    """Make stdout and stderr fit to write to, as the console script and every task start:
+    `closed_stdout`, `blocking_streams`, `printable_stdout`."""
+    closed_stdout()
+    blocking_streams()
+    printable_stdout()
+
+
+def blocking_streams() -> None:
+    """Make writes to stdout and stderr wait for a slow reader instead of losing lines.
+
+    A pipe another program set non-blocking (a CI runner, a Node.js parent, a terminal a
+    program left so) is inherited that way. Python then drops what does not fit in the pipe
+    without a word: past what the pipe held, a release's lines were lost, its digest and
+    "done" included, and it exited 0. A program that writes to a stream it did not open expects it
+    to block, so it is made to.
+    """
+    for fd in (1, 2):
+        with contextlib.suppress(OSError):
+            if not os.get_blocking(fd):
+                os.set_blocking(fd, True)
+
+
+def closed_stdout() -> None:
+    """Put a `ClosedStream` in place of a stdout closed before the start (Python leaves None),
+    and /dev/null on its descriptor: a file drillbook opens must not become descriptor 1,
+    where a command started to inherit stdout would write into it. Made by the console script
+    and by every task as they start (`ready_streams`)."""
+    if sys.stdout is not None:
+        return
+    try:
+        os.fstat(1)
+    except OSError:
+        held = os.open(os.devnull, os.O_WRONLY)
+        if held != 1:
+            os.dup2(held, 1)
+            os.close(held)
+    sys.stdout = ClosedStream()
+
+
+def printable_stdout() -> None:
+    """Let stdout show a character its encoding lacks as `?` rather than stop the program.
+
+    drillbook prints rules, arrows and the user's own paths; a stdout in ASCII or Latin-1
+    (PYTHONIOENCODING, a legacy locale) raised UnicodeEncodeError at the first of them, in the
+    middle of a release. stderr already does the like (Python gives it `backslashreplace`).
+    Made by the console script and by every task as they start (`ready_streams`): under a
+    project's own `invoke` the stream is as the interpreter made it.
+    """
+    import codecs
+
+    stream = sys.stdout
+    encoding = getattr(stream, "encoding", None)
+    if not encoding or not hasattr(stream, "reconfigure"):
+        return
+    try:
+        utf8 = codecs.lookup(encoding).name == "utf-8"
+    except LookupError:
+        utf8 = False
+    if not utf8:
+        stream.reconfigure(errors="replace")
 
 
 def _stdout_reader_gone() -> bool:

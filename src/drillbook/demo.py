@@ -196,7 +196,10 @@ def child_environment(root: Path) -> dict[str, str]:
     shim_dir = root / ".drillbook" / "bin"
     shim_dir.mkdir(parents=True, exist_ok=True)
     shim = shim_dir / "python"
-    shim.write_text(f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n', encoding="utf-8")
+    # In the bytes of the interpreter's path: a venv under `café` in a locale that is not
+    # UTF-8 has a path UTF-8 cannot write, and the demo stopped with an internal error.
+    command = f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n'
+    shim.write_bytes(os.fsencode(command))
     shim.chmod(0o755)
     folders = path_folders(root)
     env = {
@@ -571,7 +574,8 @@ def processes_of(root: Path) -> list[int]:
     They are known by WORKSPACE_MARK in their environment, not by their command line: a user's
     `tail -f` of the workspace's log names the workspace too, and is not the demo's to stop.
     """
-    marks = {f"{WORKSPACE_MARK}={where}".encode() for where in (root, root.resolve())}
+    # As the environment reached them: encoded as file names are (surrogateescape).
+    marks = {os.fsencode(f"{WORKSPACE_MARK}={where}") for where in (root, root.resolve())}
     found = []
     for entry in Path("/proc").glob("[0-9]*"):
         try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import stat
 import tempfile
@@ -77,11 +78,13 @@ def write_atomic(
     path: Path,
     text: str | bytes,
     *,
-    mode: int = 0o644,
+    mode: int = 0o666,
     sync: bool = True,
     into_special: bool = False,
 ) -> Path:
     """Write `text` to `path` atomically: a crash leaves the old file or the new one, never half.
+
+    The file gets `mode` less the umask, as a file that open() makes.
 
     `sync=False` skips the two fsyncs (the file's and its folder's) for output that can be made
     again, written by the thousand (docs pages): a reader still never sees half a file, but a
@@ -107,7 +110,7 @@ def write_atomic(
             handle.flush()
             if sync:
                 os.fsync(handle.fileno())
-        os.chmod(tmp, mode)  # noqa: PTH101 - on the descriptor's path before the rename
+        os.chmod(tmp, mode & ~umask())  # noqa: PTH101 - on the descriptor's path before the rename
         Path(tmp).replace(path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -116,6 +119,23 @@ def write_atomic(
     if sync:
         sync_dir(path.parent)
     return path
+
+
+@functools.cache
+def umask() -> int:
+    """The process's umask: the mode bits a file it makes must not have.
+
+    A file written whole is made by mkstemp, always 0600, and given its mode after; that mode
+    must be what the person's umask says (077: theirs alone; 002: their group's too), not a
+    fixed 0644. /proc tells it without changing it; elsewhere it is set and put back, once.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o077)
+    os.umask(mask)
+    return mask
 
 
 def temp_prefix(path: Path) -> str:

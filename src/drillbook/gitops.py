@@ -523,6 +523,13 @@ def require_taggable(root: Path, tag: str, *, commit: str = "HEAD") -> None:
             f"its reference-transaction hook ({where}) refuses the tag: fix the hook, or "
             "the core.hooksPath that points at it, then run again"
         )
+    elif "Permission denied" in proc.stderr:
+        # Before the lock: git names the .lock file it could not create, and there is none
+        # to delete (a checkout of another user's, or a .git/ made read-only).
+        hint = (
+            "this user cannot write the repository's tags: make .git/ writable for it, or "
+            "release as the user who owns the repository, then run again"
+        )
     elif ".lock" in proc.stderr:
         hint = "if no git is running in this repository, delete the .lock file it names"
     else:

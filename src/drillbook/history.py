@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import re
-import socket
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -171,12 +170,12 @@ def _still_running(root: Path, entry: Entry) -> Entry:
     and neither `resume` nor `abandon` would take it (they wait for the lock)."""
     if entry.outcome != UNFINISHED:
         return entry
-    from drillbook.lock import live_holder
+    from drillbook.lock import live_holder, this_host
 
     holder = live_holder(root, entry.env)
     if holder is None or holder.get("run") != entry.run:
         return entry
-    where = "" if holder["host"] == socket.gethostname() else f" on {holder['host']}"
+    where = "" if holder["host"] == this_host() else f" on {holder['host']}"
     return replace(entry, outcome=f"running (pid {holder['pid']}{where})")
 
 

@@ -35,7 +35,7 @@ from types import TracebackType
 from typing import Any
 
 from drillbook.errors import JournalUnwritable, PreconditionFailed, UsageError
-from drillbook.files import READ_ONLY_HINT, blocked_folder, temp_prefix
+from drillbook.files import READ_ONLY_HINT, blocked_folder, temp_prefix, umask
 from drillbook.secrets import Masker
 
 #: Where journals live, relative to the project root.
@@ -342,7 +342,7 @@ class Journal:
                 while view:
                     view = view[os.write(fd, view) :]
                 os.fsync(fd)
-                os.fchmod(fd, 0o644)  # mkstemp makes it 0600
+                os.fchmod(fd, 0o644 & ~umask())  # mkstemp makes it 0600; as os.open made it
                 os.replace(tmp, self.path)  # noqa: PTH105
             except BaseException:
                 with contextlib.suppress(OSError):

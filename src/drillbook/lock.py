@@ -209,7 +209,7 @@ def _read(path: Path) -> tuple[dict[str, Any] | None, str | None]:
 
 def _holder_state(record: dict[str, Any]) -> str | None:
     """Why the holder is gone ("its process is gone", ...), or None if it may be alive."""
-    if record["host"] != socket.gethostname():
+    if record["host"] != this_host():
         return None  # another host: we cannot look, so it counts as alive
     boot = _boot_id()
     if boot is not None and record.get("boot_id") not in (None, boot):
@@ -237,7 +237,7 @@ def _held_message(path: Path, scope: str, record: dict[str, Any]) -> str:
     command = f", command: {' '.join(map(str, argv))}" if isinstance(argv, list) and argv else ""
     where = record["host"]
     started = record.get("started", "at an unknown time")
-    other_host = record["host"] != socket.gethostname()
+    other_host = record["host"] != this_host()
     text = (
         f"another run holds the lock for {scope!r}: run {record['run']} "
         f"(pid {record['pid']} on host {where}, started {started}"
@@ -301,6 +301,15 @@ def live_holder(project_root: Path, scope: str) -> dict[str, Any] | None:
     return record
 
 
+def this_host() -> str:
+    """This machine's host name, as the lock and the journal record it (see `argv_text`).
+
+    Python decodes it as the locale says: `café` under LC_ALL=C with PYTHONUTF8=0 could not be
+    written as UTF-8, and every run stopped with an internal error as it took its lock.
+    """
+    return argv_text([socket.gethostname()])[0]
+
+
 def argv_text(argv: Sequence[str]) -> list[str]:
     """The command line as text JSON can be written in: a byte of an argument that is not
     UTF-8 (Python's surrogate escape, `\\udcff`) as `\\xff`, the rest as typed.
@@ -330,7 +339,7 @@ def acquire_lock(project_root: Path, scope: str, run_id: str, *, argv: Sequence[
     record: dict[str, Any] = {
         "run": run_id,
         "pid": os.getpid(),
-        "host": socket.gethostname(),
+        "host": this_host(),
         "started": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "argv": argv_text(argv),
         "boot_id": _boot_id(),

@@ -309,7 +309,11 @@ def bytecode_cache(autoescape: bool) -> BytecodeCache | None:
         shape = (__version__, jinja_version, sys.version_info[:2], autoescape, _OPTIONS, "page")
         key = hashlib.sha256(repr(shape).encode()).hexdigest()[:16]
         folder = base / f"templates-{key}"
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        base.parent.mkdir(parents=True, exist_ok=True)
+        # Made 0700, not as the umask says: under 002 (a user's default on many systems) it
+        # was group-writable, so never private enough to be used, and every run compiled.
+        base.mkdir(mode=0o700, exist_ok=True)
+        folder.mkdir(mode=0o700, exist_ok=True)
         if not (_private(base, 0o022) and _private(folder, 0o077)):
             return None
     except (OSError, RuntimeError):  # no home, or a cache folder that cannot be made

@@ -14,6 +14,7 @@ same name that differs stops `init` before it writes anything.
 from __future__ import annotations
 
 import json
+import os
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -66,6 +67,15 @@ class InitPlan:
     def kept(self) -> list[FileAction]:
         """Files that exist, differ from what init would write, and stay as they are."""
         return [a for a in self.actions if a.action == "keep"]
+
+
+def folder_name(root: Path) -> str:
+    """The name of the project's folder as its bytes say in UTF-8, whatever the locale.
+
+    Under a locale that is not UTF-8 (LC_ALL=C with PYTHONUTF8=0), Python reads `Café` as
+    bytes it cannot decode, and the service named after it lost its letters (`caf`).
+    """
+    return os.fsencode(root.resolve().name).decode("utf-8", errors="replace")
 
 
 def service_name(folder_name: str) -> str:
@@ -160,7 +170,7 @@ def plan_init(root: Path, service: str | None = None, *, force: bool = False) ->
     from drillbook.errors import PreconditionFailed, UsageError
     from drillbook.model import NAME_PATTERN
 
-    name = service if service is not None else service_name(root.resolve().name)
+    name = service if service is not None else service_name(folder_name(root))
     if not re.match(NAME_PATTERN, name) or len(name) > 100:
         msg = (
             f"--service expects letters, digits, '-' and '_' (starting with a letter or digit), "

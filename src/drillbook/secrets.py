@@ -15,6 +15,7 @@ output; the generic patterns are precompiled at import and run only on text that
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -153,13 +154,41 @@ def _shifted_base64(raw: bytes) -> set[str]:
     return {v for v in out if len(v) >= 8}
 
 
+def _bytes_of(value: str) -> bytes:
+    """The bytes `value` stands for in UTF-8: those a byte that is not UTF-8 was read from
+    (Python's surrogate escape, `\\udcff`) kept as they were, where `encode()` refused them."""
+    try:
+        return value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no decoding made
+        return value.encode("utf-8", "backslashreplace")
+
+
+def _as_printed(value: str) -> set[str]:
+    """`value`, and the text it reads as once a command has printed it: drillbook reads a
+    command's output as UTF-8, a byte that is not UTF-8 as U+FFFD.
+
+    A value from the environment is text as Python decoded its bytes: under a locale that is
+    not UTF-8 (LC_ALL=C with PYTHONUTF8=0) `pässwort` is other text than the same bytes read
+    as UTF-8, and a byte that is not UTF-8 is a surrogate escape, never U+FFFD. Masked only as
+    it was, such a secret was shown as the command printed it.
+    """
+    out = {value}
+    printed = [_bytes_of(value)]
+    with contextlib.suppress(UnicodeError):
+        printed.append(os.fsencode(value))  # the bytes it came from, in any locale
+    for raw in printed:
+        out.add(raw.decode("utf-8", "replace"))
+        out.add(raw.decode("utf-8", "surrogateescape"))
+    return out
+
+
 def _variants(value: str) -> set[str]:
     """Every spelling of `value` that masking looks for."""
     out = {value}
-    for encoded in (quote(value, safe=""), quote(value), quote_plus(value)):
+    raw = _bytes_of(value)
+    for encoded in (quote(raw, safe=""), quote(raw), quote_plus(raw)):
         out.add(encoded)
         out.add(_ESCAPE.sub(lambda m: m.group(0).lower(), encoded))
-    raw = value.encode("utf-8")
     for b64 in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
         text = b64.decode("ascii")
         out.add(text)
@@ -354,7 +383,8 @@ class Masker:
             if not self._compiled:
                 variants: set[str] = set()
                 for value in self._secrets:
-                    variants |= _variants(value)
+                    for shown in _as_printed(value):
+                        variants |= _variants(shown)
                 literal = _trie_pattern(variants)
                 self._literals = re.compile(literal) if literal else None
                 self._json_plain = not any(_JSON_ESCAPED.search(v) for v in variants)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -41,7 +40,7 @@ from drillbook.journal import (
     run_state,
 )
 from drillbook.leftovers import Leftover
-from drillbook.lock import Lock, acquire_lock, argv_text
+from drillbook.lock import Lock, acquire_lock, argv_text, this_host
 from drillbook.model import HttpCheck, Runbook
 from drillbook.process import StopToken, handle_signals
 from drillbook.runbook import LoadedRunbook
@@ -237,7 +236,7 @@ def _what_next(first: dict[str, Any], events: list[dict[str, Any]], *, stops_fir
 
 def leftovers_of(first: dict[str, Any], events: list[dict[str, Any]]) -> list[Leftover] | None:
     """What the run whose journal this is left running; None when it ran on another host."""
-    if first.get("host") not in (None, socket.gethostname()):
+    if first.get("host") not in (None, this_host()):
         return None
     return leftovers.find(events, str(first.get("run")))
 
@@ -457,7 +456,7 @@ def open_session(
                 drillbook=__version__,
                 argv=argv_text([os.path.basename(sys.argv[0]), *sys.argv[1:]]),  # noqa: PTH119
                 pid=os.getpid(),
-                host=socket.gethostname(),
+                host=this_host(),
                 user=_user(),
                 **(extra or {}),
             )
@@ -680,7 +679,14 @@ def _taken_over(held: Lock) -> dict[str, Any]:
 
 
 def _user() -> str:
+    """The login name, as text the journal can hold.
+
+    It comes from LOGNAME or USER, decoded as the locale decodes: `josé` under LC_ALL=C with
+    PYTHONUTF8=0, or a name in Latin-1, held bytes UTF-8 could not write, and every run that
+    journals stopped with an internal error before its first step.
+    """
     try:
-        return getpass.getuser()
+        name = getpass.getuser()
     except (KeyError, OSError):
         return str(os.getuid())
+    return argv_text([name])[0]

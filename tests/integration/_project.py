@@ -500,12 +500,17 @@ class Project:
     # --- running -------------------------------------------------------------------------------
 
     def run(
-        self, *args: str, timeout: float = 60, file_size_limit: int | None = None, **env: str
+        self,
+        *args: str,
+        timeout: float = 60,
+        file_size_limit: int | None = None,
+        umask: int = -1,
+        **env: str,
     ) -> Run:
         """Run `drillbook ARGS` in the project and wait for it.
 
         `file_size_limit` caps the size of every file it writes (RLIMIT_FSIZE): a write past it
-        fails with EFBIG, as on a full disk, even for root.
+        fails with EFBIG, as on a full disk, even for root. `umask` is its umask (-1: ours).
         """
 
         def limit() -> None:
@@ -522,6 +527,7 @@ class Project:
             timeout=timeout,
             check=False,
             preexec_fn=limit if file_size_limit is not None else None,
+            umask=umask,
         )
         return Run(args, proc.returncode, proc.stdout, proc.stderr, time.monotonic() - started)
 

@@ -473,6 +473,17 @@ def test_a_stdout_closed_before_the_start_exits_3_saying_so(project: Path, argv:
     assert "stdout was closed before drillbook started" in done.stderr
 
 
+@pytest.mark.parametrize("argv", [["check"], ["check", "--format", "json"]])
+def test_under_invoke_a_stdout_closed_before_the_start_exits_3_saying_so(
+    project: Path, argv: list[str]
+) -> None:
+    # The console script said so; `invoke check >&-` printed nothing and exited 0.
+    (project / "tasks.py").write_text("from drillbook.tasks import namespace as ns\n")
+    done = run(["sh", "-c", 'exec "$0" "$@" >&-', INVOKE, *argv], project)
+    assert done.returncode == 3, done.stderr
+    assert "stdout was closed before drillbook started" in done.stderr
+
+
 @pytest.mark.parametrize(
     ("argv", "task", "error"),
     [

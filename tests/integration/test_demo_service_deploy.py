@@ -272,3 +272,29 @@ def test_a_deploy_is_ready_only_when_its_own_server_answers(demo: DemoService, t
         for pid in processes_mentioning(str(other.root)):
             with contextlib.suppress(OSError):
                 os.killpg(pid, signal.SIGKILL)
+
+
+def test_a_deploy_under_a_folder_name_that_is_not_utf8_stops_the_server_it_replaces(
+    tmp_path: Path,
+):
+    # The server was known by its command line decoded as UTF-8: under a folder named in
+    # Latin-1 that stopped the deploy with a UnicodeDecodeError, and under a non-UTF-8 locale
+    # (PYTHONUTF8=0 LC_ALL=C) a folder named `café` made the running server "stale": it was
+    # left holding the port, and every later deploy failed to bind.
+    root = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9")) / "demo-service"
+    shutil.copytree(SERVICE, root, ignore=COPY_IGNORE)
+    demo = DemoService(root=root, url=f"http://127.0.0.1:{free_port()}")
+    try:
+        assert_ok(demo.release("1.0.0"))
+        first = demo.pid()
+        second = demo.release("1.1.0")
+        assert_ok(second)
+        assert f"stopped  pid {first}" in second.stdout
+        assert "stale" not in second.stdout
+        assert get(f"{demo.url}/version")[1]["version"] == "1.1.0"
+    finally:
+        demo.deploy("--stop")
+        for pid in demo.seen_pids:
+            if pid_alive(pid):
+                with contextlib.suppress(OSError):
+                    os.killpg(pid, signal.SIGKILL)

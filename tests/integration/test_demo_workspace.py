@@ -358,6 +358,62 @@ def test_only_what_the_story_started_is_stopped_not_a_users_tail_of_its_log(
             proc.wait()
 
 
+def test_what_the_story_started_is_found_under_a_folder_name_that_is_not_utf8(
+    tmp_path: Path,
+) -> None:
+    # The workspace's name was encoded as UTF-8 to be looked for in each process's
+    # environment: under a folder named in Latin-1, or `café` in a non-UTF-8 locale, the demo
+    # ended its story with "internal error: UnicodeEncodeError" as it stopped staging.
+    ws = prepare_workspace(Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9")) / "ws")
+    ours = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], env=ws.env)
+    try:
+        deadline = time.monotonic() + 10
+        while ours.pid not in processes_of(ws.root) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes_of(ws.root) == [ours.pid]
+
+        said = stop_staging(ws)
+
+        assert ours.wait(timeout=10) is not None
+        assert any(str(ours.pid) in line for line in said)
+    finally:
+        ours.kill()
+        ours.wait()
+
+
+def test_a_venv_whose_path_is_not_utf8_gets_a_python_shim_that_runs_it(tmp_path: Path) -> None:
+    # The shim was written as UTF-8 text: with the interpreter under a folder named in
+    # Latin-1, or `café` in a locale that is not UTF-8, the demo stopped with an internal error.
+    venv = Path(sys.prefix)
+    if venv == Path(sys.base_prefix):
+        pytest.skip("needs the tests to run in a venv")
+    odd = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9"))
+    odd.mkdir()
+    (odd / "venv").symlink_to(venv, target_is_directory=True)
+    python = odd / "venv" / "bin" / Path(sys.executable).name
+    code = (
+        "import sys; from pathlib import Path; from drillbook.demo import prepare_workspace; "
+        "print(prepare_workspace(Path(sys.argv[1])).root)"
+    )
+    made = subprocess.run(
+        [str(python), "-c", code, str(tmp_path / "ws")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    shim = tmp_path / "ws" / ".drillbook" / "bin" / "python"
+    ran = subprocess.run(
+        [str(shim), "-c", "import sys; print(sys.executable)"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == os.fsencode(python)
+
+
 def test_the_storys_temporary_files_stay_in_the_workspace_and_leave_its_tree_clean(
     tmp_path: Path,
 ) -> None:

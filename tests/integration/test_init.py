@@ -241,6 +241,28 @@ def test_service_name_from_the_folder(folder: str, expected: str) -> None:
     assert service_name(folder) == expected
 
 
+@pytest.mark.parametrize(
+    "locale", [{}, {"LC_ALL": "C", "PYTHONUTF8": "0"}, {"LC_ALL": "POSIX", "PYTHONUTF8": "0"}]
+)
+def test_the_service_named_after_the_folder_is_the_same_in_any_locale(
+    tmp_path: Path, locale: dict[str, str]
+) -> None:
+    # Under a locale that is not UTF-8 the folder `Ünïcode Café` made the runbook caf-n.yaml.
+    root = tmp_path / "Ünïcode Café"
+    root.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("DRILLBOOK_DEBUG", "LANG")}
+    done = subprocess.run(
+        [DRILLBOOK, "init"],
+        cwd=root,
+        capture_output=True,
+        env={**env, **locale, "NO_COLOR": "1"},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert (root / "runbooks" / "unicode-cafe.yaml").read_text() == starter_runbook("unicode-cafe")
+
+
 def test_plan_of_the_starter_says_nothing_will_start_a_staging_that_is_down(
     project: Path,
 ) -> None:

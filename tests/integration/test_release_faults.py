@@ -1090,6 +1090,34 @@ def test_a_release_whose_stdout_is_full_finishes_and_says_its_output_is_incomple
     assert by_name(shop.events(), "run_finished")[-1]["outcome"] == "ok"
 
 
+@pytest.mark.parametrize("command", ["drillbook", "invoke"])
+def test_a_release_to_a_non_blocking_pipe_read_slowly_loses_no_line(
+    shop: Project, command: str
+) -> None:
+    # A pipe set non-blocking by another program (a CI runner, a Node.js parent) and read
+    # slowly: Python dropped what did not fit without a word, and the release, its "done"
+    # line included, showed its first 64 KiB and exited 0.
+    (shop.root / "tasks.py").write_text("from drillbook.tasks import namespace as ns\n")
+    shop.commit("tasks")
+    read, write = os.pipe()
+    os.set_blocking(write, False)
+    proc = subprocess.Popen(
+        [str(DRILLBOOK.parent / command), "release", "--version", "1.0.0"],
+        cwd=shop.root,
+        env={**shop.env, "FIXTURE_BIG_OUTPUT": "lint"},
+        stdout=write,
+        stderr=subprocess.PIPE,
+    )
+    os.close(write)
+    time.sleep(0.5)  # the gate's 160 KB of output fill the pipe before anyone reads
+    with os.fdopen(read, "rb") as reader:
+        out = reader.read().decode()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert out.count(" " + "x" * 4000 + "\n") == 40
+    assert "release 1.0.0 of shop is done on staging" in out
+
+
 def test_a_release_with_stdout_closed_finishes_says_so_and_its_journal_stays_whole(
     shop: Project,
 ) -> None:

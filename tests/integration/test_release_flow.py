@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
-from _project import DRILLBOOK, SECRET_KEY, Project
+import pytest
+from _project import DRILLBOOK, KILLER, SECRET_KEY, Project
 
 
 def steps(events: list[dict], name: str) -> list[str]:
@@ -707,6 +711,77 @@ def test_a_run_whose_command_line_holds_a_byte_that_is_not_utf8_runs_and_journal
     assert started["argv"] == ["drillbook", "-f", recorded, "deploy", "--version", "1.0.0"]
 
 
+@pytest.mark.parametrize(
+    ("env", "recorded"),
+    [
+        ({"LOGNAME": os.fsdecode(b"b\xe9b")}, "b\\xe9b"),
+        ({"LOGNAME": "josé", "LC_ALL": "C", "PYTHONUTF8": "0"}, "josé"),
+    ],
+)
+def test_a_login_name_the_locale_cannot_decode_is_journaled_not_an_internal_error(
+    shop: Project, env: dict[str, str], recorded: str
+) -> None:
+    # The journal's `user` was LOGNAME as decoded; a Latin-1 name, or `josé` under a locale
+    # that is not UTF-8, could not be written as UTF-8: every run stopped with exit 2.
+    result = shop.run("deploy", "--version", "1.0.0", **env)
+    assert result.code == 0, result
+    assert shop.events()[0]["user"] == recorded
+    assert shop.served_version() == "1.0.0"
+
+
+#: Sets this UTS namespace's host name to argv[1], then runs argv[2:].
+_ON_HOST = (
+    "import os, socket, sys; socket.sethostname(os.fsencode(sys.argv[1])); "
+    "os.execv(sys.argv[2], sys.argv[2:])"
+)
+
+
+def test_a_host_name_the_locale_cannot_decode_is_recorded_and_known_as_this_host(
+    shop: Project,
+) -> None:
+    # The lock and the journal record the host name as Python decoded it; `café` under a
+    # locale that is not UTF-8 could not be written, and every run stopped with exit 2.
+    unshare = shutil.which("unshare")
+    ns = [unshare, "--user", "--map-root-user", "--uts"] if unshare else []
+    if not ns or subprocess.run([*ns, "true"], capture_output=True, check=False).returncode:
+        pytest.skip("needs unshare with user and UTS namespaces")
+    killer = shop.home / "killed_drillbook.py"
+    killer.write_text(KILLER)
+
+    def on_cafe(program: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*ns, sys.executable, "-c", _ON_HOST, "café", program, *args],
+            cwd=shop.root,
+            env={**shop.env, "LC_ALL": "C", "PYTHONUTF8": "0", **env},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            start_new_session=True,  # the killer kills its process group
+        )
+
+    # SIGKILLed as it starts: its lock stays, naming a process gone from this host.
+    killed = on_cafe(
+        sys.executable,
+        str(killer),
+        "deploy",
+        "--version",
+        "1.0.0",
+        FIXTURE_KILL_AFTER="run_started",
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stdout + killed.stderr
+    first = shop.events()[0]
+    assert first["host"] == "café"
+
+    # Known as this host's own, its lock is taken over, not held by a live run elsewhere
+    # (exit 75).
+    abandoned = on_cafe(str(DRILLBOOK), "abandon", first["run"])
+    assert abandoned.returncode == 0, abandoned.stdout + abandoned.stderr
+    done = on_cafe(str(DRILLBOOK), "deploy", "--version", "1.0.0")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert shop.served_version() == "1.0.0"
+
+
 def test_invoke_dry_is_refused_by_a_task_that_would_run_for_real(shop: Project) -> None:
     # invoke's --dry only makes its own c.run echo; `invoke --dry deploy` deployed.
     (shop.root / "tasks.py").write_text("from drillbook.tasks import namespace as ns\n")
@@ -724,6 +799,32 @@ def test_invoke_dry_is_refused_by_a_task_that_would_run_for_real(shop: Project) 
     assert "`invoke release --dry-run`" in proc.stderr
     assert shop.journals() == []
     assert shop.served_version() is None
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_invoke_release_to_a_stdout_that_lacks_a_character_shows_a_stand_in(
+    shop: Project, encoding: str
+) -> None:
+    # The console script lets such a stdout show `?`; under the project's own invoke the first
+    # `│` before a gate's output stopped the release: "internal error: UnicodeEncodeError".
+    (shop.root / "tasks.py").write_text(
+        "from drillbook.tasks import project_namespace\n\nns = project_namespace(__name__)\n"
+    )
+    shop.commit("tasks")
+    proc = subprocess.run(
+        [str(DRILLBOOK.parent / "invoke"), "release", "--version", "1.0.0"],
+        cwd=shop.root,
+        env={**shop.env, "PYTHONIOENCODING": encoding},
+        capture_output=True,
+        text=True,
+        encoding=encoding,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "      lint ? lint: ok\n" in proc.stdout
+    assert "release 1.0.0 of shop is done on staging" in proc.stdout
+    assert shop.tags() == ["v1.0.0"]
 
 
 def test_placeholders_are_filled_in_a_commands_environment_variables(shop: Project) -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import select
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -737,3 +738,41 @@ def test_a_clone_that_fetches_no_tags_is_refused_not_taken_for_a_first_release(
         assert "previous: none (first release)" in planned.out
     finally:
         assert not clone.close()
+
+
+def test_tags_this_user_cannot_write_are_found_first_with_what_to_do(shop: Project) -> None:
+    # git names the .lock file it could not create; the hint said to delete it, and there
+    # was none: the folder is not this user's to write.
+    tags = shop.root / ".git" / "refs" / "tags"
+    argv = [str(DRILLBOOK), "release", "--version", "1.0.0"]
+    if os.geteuid() == 0:
+        # Root writes anywhere; in a user namespace a folder of a user it does not map is
+        # closed to it, as to anyone else.
+        unshare = shutil.which("unshare")
+        ns = [unshare, "--user", "--map-root-user"] if unshare else []
+        if not ns or subprocess.run([*ns, "true"], capture_output=True, check=False).returncode:
+            pytest.skip("needs a user other than root, or unshare with user namespaces")
+        os.chown(tags, 54321, 54321)
+        argv = [*ns, *argv]
+    else:
+        tags.chmod(0o555)
+    before = shop.snapshot()
+    try:
+        done = subprocess.run(
+            argv,
+            cwd=shop.root,
+            env=shop.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.chown(tags, os.getuid(), os.getgid())
+        tags.chmod(0o755)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "git would refuse the tag v1.0.0 on " in done.stderr
+    assert "Permission denied" in done.stderr
+    assert "hint: this user cannot write the repository's tags" in done.stderr
+    assert "delete the .lock" not in done.stderr
+    assert_nothing_ran(shop, before)

@@ -4,6 +4,7 @@ in a note or an error message, in none of their usual spellings; the rest of the
 from __future__ import annotations
 
 import base64
+import os
 from urllib.parse import quote, quote_plus
 
 import pytest
@@ -147,6 +148,36 @@ def test_a_secret_the_runbook_gives_a_command_is_masked_in_what_it_prints(
     shown = [result.out] + [e.get(k, "") for e in shop.events() for k in ("output_tail", "excerpt")]
     assert "token: *** (end)" in "\n".join(shown), result
     assert token not in result.text + everything_written(shop)
+
+
+@pytest.mark.parametrize(
+    ("token", "locale"),
+    [
+        (b"p\xe4sswort-tok", {}),  # Latin-1 bytes: not UTF-8
+        ("pässwort-tok".encode(), {"LC_ALL": "C", "PYTHONUTF8": "0"}),
+    ],
+)
+def test_a_secret_variable_the_locale_cannot_decode_is_masked_not_a_traceback(
+    shop: Project, token: bytes, locale: dict[str, str]
+) -> None:
+    # Python reads such a value with surrogate escapes; making its URL-encoded spellings
+    # failed, and every command that prints, `check` too, ended in a traceback.
+    runbook = shop.root / "runbooks" / "shop.yaml"
+    show = """[python, -c, "import os, sys; sys.stdout.buffer.write(b'token: ' + """
+    show += """os.environb[b'DEPLOY_TOKEN'] + b' (end)\\\\n')"]"""
+    runbook.write_text(runbook.read_text().replace("[python, gate.py, lint]", show))
+    shop.commit("a gate that prints the token")
+    env = {**locale, "DEPLOY_TOKEN": os.fsdecode(token)}
+
+    checked = shop.run("check", **env)
+    assert checked.code == 0, checked
+    result = shop.run("release", "--version", "1.0.0", **env)
+
+    assert result.code == 0, result
+    assert "lint: python -c" in result.out
+    assert " token: *** (end)\n" in result.out, result
+    assert any(e.get("output_tail") == "token: *** (end)" for e in shop.events())
+    assert "sswort-tok" not in result.text + everything_written(shop)
 
 
 def test_verify_config_never_shows_the_secret(shop: Project) -> None:

@@ -183,6 +183,53 @@ def test_a_broken_invoke_config_file_in_home_is_one_line_not_a_traceback(
     assert "hint: fix it or move it away; nothing ran" in done.stderr
 
 
+def _as_a_stranger(argv: list[str]) -> list[str]:
+    """`argv` run so that permissions apply to it: as it is for a user other than root; for
+    root, in a user namespace (`unshare`), where a folder owned by a user the namespace does
+    not map is closed to it as to anyone else."""
+    import os
+    import shutil
+
+    if os.geteuid() != 0:
+        return argv
+    unshare = shutil.which("unshare")
+    probe = [unshare, "--user", "--map-root-user", "true"] if unshare else None
+    if probe is None or subprocess.run(probe, capture_output=True, check=False).returncode:
+        pytest.skip("needs a user other than root, or unshare with user namespaces")
+    return [unshare, "--user", "--map-root-user", *argv]
+
+
+@pytest.mark.parametrize("inside", ["", "deeper"])
+def test_a_home_this_user_cannot_enter_is_a_home_without_config_files(
+    tmp_path, inside: str
+) -> None:
+    # `docker run --user 1000` in an image that sets HOME=/root, or `sudo -u` keeping HOME: the
+    # home is another user's. Every command, `--version` included, stopped with exit 2 saying
+    # "cannot read the invoke config file /root/.invoke.yaml: Permission denied".
+    import os
+
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / ".invoke.yaml").write_text("tasks: {dedupe: false}\n")
+    home.chmod(0o700)
+    if os.geteuid() == 0:
+        os.chown(home, 54321, 54321)  # a user no namespace of the test maps
+    else:
+        home.chmod(0)
+    argv = _as_a_stranger([sys.executable, "-m", "drillbook", "--version"])
+    env = {**os.environ, "HOME": str(home / inside) if inside else str(home)}
+    env.pop("XDG_CACHE_HOME", None)
+    try:
+        done = subprocess.run(
+            argv, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+    finally:
+        home.chmod(0o700)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stderr == ""
+    assert done.stdout.startswith("drillbook ")
+
+
 @pytest.mark.parametrize(
     ("args", "said"),
     [

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 
 from invoke import Context, Exit, task
 
-from drillbook.console import Console
+from drillbook.console import Console, ready_streams
 from drillbook.errors import (
     EXIT_INVALID,
     EXIT_LOCKED,
@@ -45,6 +45,7 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
 
         def run(name: str, c: Context, *args: Any, **kwargs: Any) -> Any:
             _json_written.clear()
+            ready_streams()
             try:
                 _require_working_directory()
                 _refuse_remainder(name, c, rest)

@@ -171,16 +171,11 @@ def _remove_temp_files(
 ) -> list[str]:
     """Delete the temporary files a killed run left (a note or report it was writing when it
     died); what was deleted. Only of a run on this host, whose process is gone."""
-    import socket
-
     from drillbook.files import remove_temp_files
+    from drillbook.lock import this_host
 
     pid = first.get("pid")
-    if (
-        first.get("host") != socket.gethostname()
-        or isinstance(pid, bool)
-        or not isinstance(pid, int)
-    ):
+    if first.get("host") != this_host() or isinstance(pid, bool) or not isinstance(pid, int):
         return []
     removed = remove_temp_files(root, pid)
     if removed:
