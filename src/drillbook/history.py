@@ -84,7 +84,9 @@ class Entry:
     unreadable: int = 0
 
     def as_dict(self) -> dict:
-        """The entry as plain JSON-ready data."""
+        """The entry as plain JSON-ready data: what the table's row says, its `undo:`, `then:`
+        and `note:` lines included (`then` None and `unreadable_lines` 0 when the table has
+        none), so a script reading it is told what a person reading the table is."""
         return {
             "ts": self.ts,
             "run": self.run,
@@ -98,6 +100,8 @@ class Entry:
             "owners": list(self.owners),
             "changes": [dict(c) for c in self.changes],
             "undo": self.undo,
+            "then": _then(self),
+            "unreadable_lines": self.unreadable,
         }
 
 

@@ -221,6 +221,11 @@ def test_since_env_and_json(project: tuple[Project, dict[str, str]]) -> None:
         "owners": ["carol"],
         "changes": list(CAROL),
         "undo": "drillbook deploy --env staging --version 1.1.0",
+        # The real release deployed 1.0.0 over it since.
+        "then": f"`drillbook abandon {runs['killed']}`; run {runs['release']} has deployed "
+        "1.0.0 to staging since, so the undo above no longer applies: see that run in "
+        "`drillbook history`",
+        "unreadable_lines": 0,
     }
     assert isinstance(entries[0]["duration_ms"], int)
 

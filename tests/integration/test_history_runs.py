@@ -69,6 +69,26 @@ def test_a_release_stopped_mid_deploy_is_undone_by_a_deploy_of_what_ran(
     assert released.served_version() == "1.0.0"
 
 
+def test_history_as_json_says_what_to_type_next_as_the_table_does(released: Project) -> None:
+    run_id = stopped_mid_deploy(released, "interrupted", "release", "--version", "1.1.0")
+    journal = released.root / ".drillbook" / "journal" / f"{run_id}.jsonl"
+    head, rest = journal.read_text().split("\n", 1)
+    journal.write_text(f"{head}\na line a hand edit left\n{rest}")
+
+    text = released.run("history")
+    entry = entry_of(released, run_id)
+    first = next(e for e in history_json(released) if e["run"] != run_id)
+
+    # A script (a chat bot, a pager) is told what a person reading the table is told.
+    then = f"`drillbook resume {run_id}`, or `drillbook abandon {run_id}`, then the undo above"
+    assert entry["then"] == then
+    assert f"then: {then}" in text.out
+    assert entry["unreadable_lines"] == 1
+    assert "note: 1 line is not JSON" in text.out
+    # A finished run has no next step: the keys are there, empty, so every entry has the same.
+    assert (first["then"], first["unreadable_lines"]) == (None, 0)
+
+
 def test_a_release_whose_deploy_failed_without_rollback_is_undone_by_a_deploy(
     released: Project,
 ) -> None:
