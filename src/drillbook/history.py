@@ -105,15 +105,27 @@ class Entry:
         }
 
 
+# A date as people write it, or as a run id begins (20261123T1430...): a number with a unit
+# (`100000000d`) is a span.
+_MOMENT = re.compile(r"^(\d{4}-\d{2}-\d{2}|\d{8}t)", re.IGNORECASE)
+SINCE_FORMS = (
+    "a duration such as 30m, 24h or 7d (s, m, h, d or w), a UTC date or time such as "
+    "2026-11-23 or 2026-11-23T14:30 (another zone as +02:00), or `all`"
+)
+
+
 def parse_since(text: str, *, now: float | None = None) -> float | None:
-    """`30m`, `24h`, `7d`, `2w` as the epoch seconds that long ago; `all`, or a span that
-    reaches back before 1970, as None (every run)."""
+    """`30m`, `24h`, `7d`, `2w` as the epoch seconds that long ago; a date or time
+    (`2026-11-23`, `2026-11-23T14:30`, `2026-11-23 14:30:05+02:00`; UTC unless it names a zone)
+    as its epoch seconds; `all`, or a span that reaches back before 1970, as None (every run)."""
     value = text.strip().lower()
     if value == "all":
         return None
+    if _MOMENT.match(value):
+        return _moment(text)
     match = _SINCE.match(value)
     if not match:
-        msg = f"--since expects a duration such as 30m, 24h or 7d, or `all`; got {text!r}"
+        msg = f"--since expects {SINCE_FORMS}; got {text!r}"
         raise UsageError(msg)
     now = time.time() if now is None else now
     digits = match.group(1).lstrip("0") or "0"
@@ -122,6 +134,34 @@ def parse_since(text: str, *, now: float | None = None) -> float | None:
         return None
     seconds = int(digits) * _UNITS[match.group(2)]
     return None if seconds >= now else now - seconds
+
+
+def _moment(text: str) -> float | None:
+    """`--since` given as a date or a time: its epoch seconds, UTC unless it names a zone
+    (the journal, the run ids and history's WHEN column are all UTC); None before 1970."""
+    try:
+        moment = datetime.fromisoformat(text.strip().upper())
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp()
+    except (ValueError, OverflowError, OSError) as exc:
+        msg = f"--since {text.strip()!r} is not a date or time ({exc}); expected {SINCE_FORMS}"
+        raise UsageError(msg) from None
+    return None if seconds < 0 else seconds
+
+
+def since_words(text: str, cutoff: float | None) -> str:
+    """How a heading says the span `--since TEXT` chose: `in the last 24h`, `since
+    2026-11-23 14:30:00Z`, `since the first journal`."""
+    if cutoff is None:
+        return "since the first journal"
+    if _MOMENT.match(text.strip()):
+        try:
+            shown = datetime.fromtimestamp(cutoff, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        except (OverflowError, OSError, ValueError):  # past year 9999 in UTC: as typed
+            shown = text.strip()
+        return f"since {shown}"
+    return f"in the last {text.strip()}"
 
 
 def _epoch(ts: Any) -> float | None:

@@ -13,14 +13,15 @@ from drillbook.tasks._base import drill_task, emit_json, require_format
 
 @drill_task(
     help={
-        "since": "how far back: 30m, 24h (default), 7d, or all",
+        "since": "how far back: 30m, 24h (default), 7d, a UTC date or time such as "
+        "2026-11-23T14:30, or all",
         "env": "only runs on this environment",
         "format": "text (default, a table) or json (a list of objects)",
     }
 )
 def history(c: Context, since: str = "24h", env: str | None = None, format: str = "text") -> None:
     """What changed: releases, deploys, rollbacks and rehearsals, owners and undo commands."""
-    from drillbook.history import entries, parse_since, table
+    from drillbook.history import entries, parse_since, since_words, table
     from drillbook.project import find_project_root
     from drillbook.secrets import Masker
 
@@ -39,7 +40,7 @@ def history(c: Context, since: str = "24h", env: str | None = None, format: str 
     if format == "json":
         emit_json(json.dumps([e.as_dict() for e in rows], indent=2), console)
         return
-    span = "since the first journal" if cutoff is None else f"in the last {since.strip()}"
+    span = since_words(since, cutoff)
     where = f" on {env}" if env else ""
     if not rows:
         console.print(f"no releases, deploys, rollbacks or rehearsals{where} {span}")
