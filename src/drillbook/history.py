@@ -243,16 +243,29 @@ def _not_overtaken(root: Path, entry: Entry) -> Entry:
     return replace(entry, resumable=False, overtaken_by=later)
 
 
-def stopped_run(root: Path, events: list[dict[str, Any]]) -> tuple[str | None, str | None]:
-    """The `undo` and `then` lines `history` shows for the run of `events`; (None, None) for a
-    run it does not show (not a release, deploy, rollback or rehearsal)."""
+def run_entry(root: Path, events: list[dict[str, Any]]) -> Entry | None:
+    """The entry `history` shows for the run of `events`; None for a run it does not show
+    (not a release, deploy, rollback or rehearsal)."""
     first = events[0] if events else {}
     if first.get("event") != "run_started" or first.get("action") not in ACTIONS:
-        return None, None
+        return None
     entry = _not_overtaken(root, _still_running(root, _entry(first, events, _RunbookOwners(root))))
     if several_runbooks(root):
         entry = replace(entry, undo=for_service(entry.undo, entry.service))
-    return entry.undo, _then(entry)
+    return entry
+
+
+def stopped_run(root: Path, events: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """The `undo` and `then` lines `history` shows for the run of `events`; (None, None) for a
+    run it does not show (not a release, deploy, rollback or rehearsal)."""
+    entry = run_entry(root, events)
+    return (None, None) if entry is None else (entry.undo, _then(entry))
+
+
+def then_of(entry: Entry) -> str | None:
+    """What to type next about the run of `entry`, as history's `then:` line says; None when
+    there is nothing (it finished, or it is still running)."""
+    return _then(entry)
 
 
 def rehearsals(root: Path) -> list[dict]:

@@ -89,6 +89,37 @@ def test_history_as_json_says_what_to_type_next_as_the_table_does(released: Proj
     assert (first["then"], first["unreadable_lines"]) == (None, 0)
 
 
+def test_the_last_line_of_a_journal_read_alone_says_whom_to_ask_and_what_to_type(
+    released: Project,
+) -> None:
+    stopped_id = stopped_mid_deploy(released, "interrupted", "release", "--version", "1.1.0")
+    # A log store shows the line that ends a run on its own: it must tell the whole story.
+    stopped = released.events(stopped_id)[-1]
+    stopped_then = entry_of(released, stopped_id)["then"]
+    assert released.run("abandon", stopped_id).code == 0
+    failed = released.run(
+        "release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0", FIXTURE_FAIL_DEPLOY="1.0.0"
+    )
+    assert failed.code == 5, failed
+    failed_id = released.journals()[-1].stem
+    last = released.events(failed_id)[-1]
+
+    assert (last["event"], last["outcome"], last["exit"]) == ("run_finished", "rollback_failed", 5)
+    assert (last["service"], last["env"], last["version"]) == ("shop", "staging", "1.1.0")
+    assert (last["owner"], last["escalation"]) == ("team-shop", "#shop-oncall")
+    assert last["owners"] == ["bob"]
+    assert "the rollback failed at rollback-deploy" in last["summary"]
+    assert last["undo"] == entry_of(released, failed_id)["undo"]
+    assert "`drillbook rollback --env staging --to 1.0.0` runs it again" in last["undo"]
+    # A run stopped by a signal says what its message said, and what to type next.
+    assert (stopped["event"], stopped["outcome"]) == ("run_finished", "interrupted")
+    assert stopped["summary"].startswith("interrupted by SIGINT")
+    assert f"`drillbook resume {stopped_id}`" in stopped["hint"]
+    assert stopped["then"] == stopped_then
+    assert stopped["undo"] == "drillbook deploy --env staging --version 1.0.0"
+    assert SECRET_KEY not in json.dumps([last, stopped])
+
+
 def test_a_release_whose_deploy_failed_without_rollback_is_undone_by_a_deploy(
     released: Project,
 ) -> None:
