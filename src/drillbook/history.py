@@ -228,9 +228,11 @@ def _not_overtaken(root: Path, entry: Entry) -> Entry:
     """`entry` as not resumable, and overtaken, when a later run deployed another version to
     its environment: `resume` refuses it then, as it would release the old version over the
     new one, and the stopped run's own undo no longer applies."""
-    # Only a stopped run is offered `resume` or told what to type next; asking a finished one
-    # would read the journals again for every run listed.
-    if entry.kind not in ACTIONS or entry.outcome not in (UNFINISHED, _OUTCOMES["interrupted"]):
+    # Only a stopped run, or one that left its environment unknown (its rollback failed), is
+    # told what to type next; asking every finished one would read the journals again for
+    # every run listed.
+    stopped = entry.outcome in (UNFINISHED, _OUTCOMES["interrupted"])
+    if entry.kind not in ACTIONS or not (stopped or entry.unsettled):
         return entry
     from drillbook.state import deployed_since
 
@@ -733,9 +735,18 @@ def table(rows: list[Entry], *, now: float | None = None) -> list[str]:
 
 
 def _then(entry: Entry) -> str | None:
-    """What to do about a run that stopped and that nobody resumed or abandoned yet."""
+    """What to do about a run that stopped and that nobody resumed or abandoned yet, or about
+    one that left its environment unknown and a later run has deployed over since."""
     if entry.outcome not in (UNFINISHED, _OUTCOMES["interrupted"]):
-        return None
+        if entry.overtaken_by is None:
+            return None
+        # "A person must act" on a row whose environment a later run has settled since sends
+        # the person on call to mend what is mended already.
+        run, version = entry.overtaken_by
+        return (
+            f"run {run} has deployed {version} to {entry.env} since, so the undo above no "
+            "longer applies: see that run in `drillbook history`"
+        )
     if entry.resumable:
         # A run killed holds its environment: the undo is refused until it is closed.
         then = ", then the undo above" if (entry.undo or "").startswith("drillbook ") else ""

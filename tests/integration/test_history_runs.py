@@ -120,6 +120,30 @@ def test_the_last_line_of_a_journal_read_alone_says_whom_to_ask_and_what_to_type
     assert SECRET_KEY not in json.dumps([last, stopped])
 
 
+def test_a_failed_rollback_mended_since_says_so_on_its_row(released: Project) -> None:
+    failed = released.run(
+        "release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0", FIXTURE_FAIL_DEPLOY="1.0.0"
+    )
+    assert failed.code == 5, failed
+    failed_id = released.journals()[-1].stem
+    before = entry_of(released, failed_id)
+    # The person on call does what the row says, once the cause is fixed.
+    assert released.run("rollback", "--env", "staging", "--to", "1.0.0").code == 0
+    mended_by = released.journals()[-1].stem
+
+    after = entry_of(released, failed_id)
+    text = released.run("history")
+
+    assert before["undo"].startswith("a person must act") and before["then"] is None
+    then = (
+        f"run {mended_by} has deployed 1.0.0 to staging since, so the undo above no longer "
+        "applies: see that run in `drillbook history`"
+    )
+    assert after["then"] == then
+    assert f"then: {then}" in text.out
+    assert released.served_version() == "1.0.0"
+
+
 def test_a_release_whose_deploy_failed_without_rollback_is_undone_by_a_deploy(
     released: Project,
 ) -> None:
