@@ -110,6 +110,10 @@ def _runbook_variables(runbook: Runbook) -> Iterator[dict[str, str]]:
         yield check.headers if isinstance(check, HttpCheck) else check.env
 
 
+#: The fields of a journal event that tell a person what to type.
+_SAYS_COMMANDS = ("undo", "then", "summary", "hint")
+
+
 @dataclass
 class RunSession:
     """One run of an action: what it acts on and what it writes to."""
@@ -147,10 +151,19 @@ class RunSession:
 
         `sync=False` for events of steps that change nothing: fsynced with the next event.
         """
-        base: dict[str, Any] = {"service": self.loaded.runbook.service, "env": self.env}
+        service = self.loaded.runbook.service
+        base: dict[str, Any] = {"service": service, "env": self.env}
         if self.version is not None:
             base["version"] = self.version
         base.update(fields)
+        said = [key for key in _SAYS_COMMANDS if isinstance(base.get(key), str)]
+        if said:
+            from drillbook.commands import for_service, several_runbooks
+
+            # Read alone, the line's commands must work as typed: with several runbooks they
+            # take `--service`, as history and the console print them.
+            if several_runbooks(self.root):
+                base.update({key: for_service(base[key], service) for key in said})
         written = self.journal.write(event, sync=sync, **base)
         if event == "step_started" and fields.get("changes"):
             self.changed.append(str(fields.get("step")))
