@@ -54,6 +54,11 @@ def test_a_good_release_tags_writes_the_note_and_journals_every_step(shop: Proje
     assert events[-1]["event"] == "run_finished"
     assert events[-1]["outcome"] == "ok"
     assert events[-1]["exit"] == 0
+    # Read alone, run_started says how to undo the release: a first one has no version to go
+    # back to, so it says what history says, not a `drillbook rollback` that is refused.
+    [row] = json.loads(shop.run("history", "--format", "json").out)
+    assert events[0]["undo"] == row["undo"]
+    assert events[0]["undo"].startswith("no earlier version to go back to (first release)")
     planned = ["preflight", "lint", "unit", "verify-config", "deploy", "integration", "tag"]
     planned.append("rollback-note")
     assert steps(events, "step_started") == planned
