@@ -626,6 +626,12 @@ def _undo_deploy(env: str, touched: bool, ok: bool, found: str | None, version: 
     return _rollback(env, found) if went_up else redeploy
 
 
+def undo_of_deploy(env: str, found: str | None, version: str) -> str:
+    """What undoes a `drillbook deploy` of `version` that finished, over `found` (what the
+    journal said ran before it), as history says it."""
+    return _undo_deploy(env, True, True, found, version)
+
+
 def _undo_rollback(env: str, touched: bool, left: str | None) -> str:
     if not touched or left is None:
         return "nothing to undo (nothing was deployed)"

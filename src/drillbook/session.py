@@ -156,6 +156,9 @@ class RunSession:
         if self.version is not None:
             base["version"] = self.version
         base.update(fields)
+        if event == "deployed":
+            # Read alone (a log store's alert on a deploy), the line names whom to ask.
+            base.setdefault("owner", self.loaded.runbook.owner)
         said = [key for key in _SAYS_COMMANDS if isinstance(base.get(key), str)]
         if said:
             from drillbook.commands import for_service, several_runbooks

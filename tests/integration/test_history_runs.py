@@ -13,7 +13,7 @@ import signal
 from typing import Any
 
 import pytest
-from _project import SECRET_KEY, Project
+from _project import SECRET_KEY, Project, Run
 
 
 def history_json(shop: Project, *args: str) -> list[dict[str, Any]]:
@@ -118,6 +118,31 @@ def test_the_last_line_of_a_journal_read_alone_says_whom_to_ask_and_what_to_type
     assert stopped["then"] == stopped_then
     assert stopped["undo"] == "drillbook deploy --env staging --version 1.0.0"
     assert SECRET_KEY not in json.dumps([last, stopped])
+
+
+def test_a_deployed_line_read_alone_names_the_owner_and_the_undo_that_works(
+    released: Project,
+) -> None:
+    def deployed(run: Run) -> dict[str, Any]:
+        assert run.code == 0, run
+        [line] = [e for e in released.events() if e["event"] == "deployed"]
+        return line
+
+    release = deployed(released.run("release", "--version", "1.1.0"))
+    down = deployed(released.run("deploy", "--env", "staging", "--version", "1.0.0"))
+    history = history_json(released)
+    type_undo(released, down["undo"])
+    assert released.served_version() == "1.1.0"
+    back = deployed(released.run("rollback", "--env", "staging"))
+
+    # A log store's alert on a deploy shows that one line: whom to ask, how to undo it.
+    assert release["owner"] == down["owner"] == back["owner"] == "team-shop"
+    assert release["undo"] == history[1]["undo"] == "drillbook rollback --env staging --to 1.0.0"
+    assert down["undo"] == history[0]["undo"] == "drillbook deploy --env staging --version 1.1.0"
+    assert back["by"] == "rollback"
+    assert back["undo"] == "drillbook deploy --env staging --version 1.1.0"
+    type_undo(released, back["undo"])
+    assert released.served_version() == "1.1.0"
 
 
 def test_a_failed_rollback_mended_since_says_so_on_its_row(released: Project) -> None:

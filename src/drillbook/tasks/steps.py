@@ -196,7 +196,15 @@ def deploy(
             step, runbook.deploy, version=version, previous=previous
         )
         if result.ok:
-            session.event("deployed", version=version, previous=previous, by="deploy")
+            from drillbook.history import undo_of_deploy
+
+            session.event(
+                "deployed",
+                version=version,
+                previous=previous,
+                by="deploy",
+                undo=undo_of_deploy(env, found, version),
+            )
         session.outcome = "ok" if result.ok else "failed"
         session.exit_code = 0 if result.ok else 1
     if not result.ok:
