@@ -178,6 +178,24 @@ def _epoch(ts: Any) -> float | None:
     return seconds
 
 
+_RUN_ID_TIME = re.compile(r"^(\d{8}T\d{6}Z)-")
+
+
+def _started_ts(first: dict[str, Any], run_id: str) -> str:
+    """When a run started, as its first event's `ts` says; when that is not a time (a hand
+    edit, a log tool that rewrote it as a number), the second its run id begins with, as
+    `journal.list_runs` orders it: such a run is neither hidden from `--since` nor listed
+    last, while the docs' Right now takes its deploy for the newest."""
+    ts = first.get("ts")
+    if _epoch(ts) is not None:
+        return str(ts)
+    match = _RUN_ID_TIME.match(run_id)
+    if match:
+        moment = datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return "" if ts is None else str(ts)
+
+
 def entries(root: Path, *, since: float | None = None, env: str | None = None) -> list[Entry]:
     """Releases, deploys, rollbacks and rehearsals of the project, newest first.
 
@@ -192,7 +210,7 @@ def entries(root: Path, *, since: float | None = None, env: str | None = None) -
             continue
         if env is not None and first.get("env") != env:
             continue
-        started = _epoch(first.get("ts"))
+        started = _epoch(_started_ts(first, info.run_id))
         if since is not None and (started is None or started < since):
             continue
         try:
@@ -474,7 +492,7 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
     if resumable and (finished is None or raw_outcome == "interrupted"):
         resumable = _runbook_unchanged(owners_of.root, first)
     return Entry(
-        ts=str(first.get("ts", "")),
+        ts=_started_ts(first, str(first.get("run", ""))),
         run=str(first.get("run", "")),
         kind=kind,
         service=service,

@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import signal
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -318,6 +319,33 @@ def test_odd_fields_in_a_journal_leave_the_rest_of_history_readable(released: Pr
     odd = next(e for e in found if e["run"] == "20261123T100000Z-0000a3")
     assert (odd["version"], odd["previous"], odd["owners"]) == ("1.2", None, [])
     assert odd["changes"] == [{"change": "basket", "title": None, "owner": None, "rollback": "7"}]
+
+
+def test_a_run_whose_start_is_not_a_time_is_placed_by_its_run_id(released: Project) -> None:
+    from drillbook.journal import new_run_id
+
+    # Newer than the real release (by more than the second a run id holds), within the 24h.
+    run_id = new_run_id(datetime.now(UTC) + timedelta(seconds=2))
+    # A log tool that rewrote `ts` as epoch seconds, in the newest run on staging.
+    write_journal(
+        released,
+        run_id,
+        started(run_id, action="deploy", version="1.1.0", found_version="1.0.0", ts=1.7e9),
+        {"event": "deployed", "env": "staging", "service": "shop", "version": "1.1.0"},
+        {"event": "run_finished", "outcome": "ok", "exit": 0},
+    )
+
+    found = history_json(released)
+    docs = released.run("docs", "--out", "site")
+
+    # Not hidden from the last 24h, nor listed below older runs: the docs take its deploy for
+    # what runs now, and history must show the run that says so, first.
+    assert found[0]["run"] == run_id
+    begins = datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ")
+    assert found[0]["ts"] == begins.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert docs.code == 0, docs
+    page = (released.root / "site" / "shop.md").read_text()
+    assert "| staging | " in page and "[1.1.0](#release-1-1-0)" in page
 
 
 def test_a_timestamp_without_a_zone_is_read_as_utc_whatever_the_local_zone(
