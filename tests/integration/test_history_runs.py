@@ -511,6 +511,26 @@ def test_runs_of_another_year_show_their_year(released: Project) -> None:
     assert today.out.splitlines()[2].startswith(datetime.now(UTC).strftime("%m-%d ")), today
 
 
+def test_an_empty_answer_says_whether_looking_further_would_find_anything(
+    released: Project,
+) -> None:
+    never = released.run("history", "--env", "production")
+    later = released.run("history", "--since", "2999-01-01", "--env", "staging")
+
+    assert never.code == 0, never
+    assert "no releases, deploys, rollbacks or rehearsals on production in the last 24h" in (
+        never.out
+    )
+    # Not "`--since 7d` or `--since all` looks further": production never ran at all.
+    assert "no journal of this project holds one on production at all" in never.out
+    assert "--since" not in never.out
+    assert later.code == 0, later
+    assert "hint: 1 earlier run: `drillbook history --since all --env staging` lists them" in (
+        later.out
+    )
+    assert "--since 7d" not in later.out
+
+
 def test_an_environment_of_a_runbook_broken_since_is_not_called_a_typo(
     released: Project,
 ) -> None:

@@ -45,7 +45,15 @@ def history(c: Context, since: str = "24h", env: str | None = None, format: str 
     if not rows:
         console.print(f"no releases, deploys, rollbacks or rehearsals{where} {span}")
         if cutoff is not None:
-            console.print("  hint: `drillbook history --since 7d` or `--since all` looks further")
+            # Said from what the journals hold: a person under pressure must not widen the span
+            # again and again for an environment that never ran, nor be offered a shorter one.
+            earlier = len(entries(root, since=None, env=env))
+            if earlier:
+                runs = f"{earlier} earlier run{'s' if earlier != 1 else ''}"
+                also = f" --env {env}" if env else ""
+                console.print(f"  hint: {runs}: `drillbook history --since all{also}` lists them")
+            else:
+                console.print(f"  no journal of this project holds one{where} at all")
         return
     count = f"{len(rows)} run{'s' if len(rows) != 1 else ''}"
     console.print(f"what changed{where} {span}: {count}, newest first", style="bold")
