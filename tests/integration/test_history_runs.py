@@ -10,11 +10,13 @@ import json
 import os
 import shlex
 import signal
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 from _project import SECRET_KEY, Project, Run
+
+from drillbook.journal import new_run_id
 
 
 def history_json(shop: Project, *args: str) -> list[dict[str, Any]]:
@@ -322,8 +324,6 @@ def test_odd_fields_in_a_journal_leave_the_rest_of_history_readable(released: Pr
 
 
 def test_a_run_whose_start_is_not_a_time_is_placed_by_its_run_id(released: Project) -> None:
-    from drillbook.journal import new_run_id
-
     # Newer than the real release (by more than the second a run id holds), within the 24h.
     run_id = new_run_id(datetime.now(UTC) + timedelta(seconds=2))
     # A log tool that rewrote `ts` as epoch seconds, in the newest run on staging.
@@ -346,6 +346,32 @@ def test_a_run_whose_start_is_not_a_time_is_placed_by_its_run_id(released: Proje
     assert docs.code == 0, docs
     page = (released.root / "site" / "shop.md").read_text()
     assert "| staging | " in page and "[1.1.0](#release-1-1-0)" in page
+
+
+def test_a_start_written_in_another_zone_is_ordered_by_its_moment(released: Project) -> None:
+    [real] = [p.stem for p in released.journals()]
+    # An hour before the real release, written as a log tool in UTC+05:00 writes it: read as
+    # text it sorts four hours after it.
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    ts = hour_ago.astimezone(timezone(timedelta(hours=5))).isoformat(timespec="milliseconds")
+    run_id = new_run_id(hour_ago)
+    write_journal(
+        released,
+        run_id,
+        started(run_id, action="deploy", version="1.1.0", found_version="1.0.0", ts=ts),
+        {"event": "deployed", "env": "staging", "service": "shop", "version": "1.1.0"},
+        {"event": "run_finished", "outcome": "ok", "exit": 0},
+    )
+
+    found = history_json(released)
+    docs = released.run("docs", "--out", "site")
+
+    # History, the docs' Right now and the rollback agree: the real release is the newest.
+    assert [e["run"] for e in found] == [real, run_id]
+    assert docs.code == 0, docs
+    assert "[1.0.0](#release-1-0-0)" in (released.root / "site" / "shop.md").read_text()
+    refused = released.run("rollback", "--env", "staging")
+    assert refused.code == 2 and "staging runs 1.0.0" in refused.err, refused
 
 
 def test_a_timestamp_without_a_zone_is_read_as_utc_whatever_the_local_zone(
