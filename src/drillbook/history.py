@@ -83,7 +83,9 @@ class Entry:
     unreadable: int = 0
 
     def as_dict(self) -> dict:
-        """The entry as plain JSON-ready data."""
+        """The entry as plain JSON-ready data: what the table's row says, its `undo:`, `then:`
+        and `note:` lines included (`then` None and `unreadable_lines` 0 when the table has
+        none), so a script reading it is told what a person reading the table is."""
         return {
             "ts": self.ts,
             "run": self.run,
@@ -97,18 +99,32 @@ class Entry:
             "owners": list(self.owners),
             "changes": [dict(c) for c in self.changes],
             "undo": self.undo,
+            "then": _then(self),
+            "unreadable_lines": self.unreadable,
         }
 
 
+# A date as people write it, or as a run id begins (20261123T1430...): a number with a unit
+# (`100000000d`) is a span.
+_MOMENT = re.compile(r"^(\d{4}-\d{2}-\d{2}|\d{8}t)", re.IGNORECASE)
+SINCE_FORMS = (
+    "a duration such as 30m, 24h or 7d (s, m, h, d or w), a UTC date or time such as "
+    "2026-11-23 or 2026-11-23T14:30 (another zone as +02:00), or `all`"
+)
+
+
 def parse_since(text: str, *, now: float | None = None) -> float | None:
-    """`30m`, `24h`, `7d`, `2w` as the epoch seconds that long ago; `all`, or a span that
-    reaches back before 1970, as None (every run)."""
+    """`30m`, `24h`, `7d`, `2w` as the epoch seconds that long ago; a date or time
+    (`2026-11-23`, `2026-11-23T14:30`, `2026-11-23 14:30:05+02:00`; UTC unless it names a zone)
+    as its epoch seconds; `all`, or a span that reaches back before 1970, as None (every run)."""
     value = text.strip().lower()
     if value == "all":
         return None
+    if _MOMENT.match(value):
+        return _moment(text)
     match = _SINCE.match(value)
     if not match:
-        msg = f"--since expects a duration such as 30m, 24h or 7d, or `all`; got {text!r}"
+        msg = f"--since expects {SINCE_FORMS}; got {text!r}"
         raise UsageError(msg)
     now = time.time() if now is None else now
     digits = match.group(1).lstrip("0") or "0"
@@ -117,6 +133,34 @@ def parse_since(text: str, *, now: float | None = None) -> float | None:
         return None
     seconds = int(digits) * _UNITS[match.group(2)]
     return None if seconds >= now else now - seconds
+
+
+def _moment(text: str) -> float | None:
+    """`--since` given as a date or a time: its epoch seconds, UTC unless it names a zone
+    (the journal, the run ids and history's WHEN column are all UTC); None before 1970."""
+    try:
+        moment = datetime.fromisoformat(text.strip().upper())
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        seconds = moment.timestamp()
+    except (ValueError, OverflowError, OSError) as exc:
+        msg = f"--since {text.strip()!r} is not a date or time ({exc}); expected {SINCE_FORMS}"
+        raise UsageError(msg) from None
+    return None if seconds < 0 else seconds
+
+
+def since_words(text: str, cutoff: float | None) -> str:
+    """How a heading says the span `--since TEXT` chose: `in the last 24h`, `since
+    2026-11-23 14:30:00Z`, `since the first journal`."""
+    if cutoff is None:
+        return "since the first journal"
+    if _MOMENT.match(text.strip()):
+        try:
+            shown = datetime.fromtimestamp(cutoff, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+        except (OverflowError, OSError, ValueError):  # past year 9999 in UTC: as typed
+            shown = text.strip()
+        return f"since {shown}"
+    return f"in the last {text.strip()}"
 
 
 def _epoch(ts: Any) -> float | None:
@@ -133,6 +177,24 @@ def _epoch(ts: Any) -> float | None:
     return seconds
 
 
+_RUN_ID_TIME = re.compile(r"^(\d{8}T\d{6}Z)-")
+
+
+def _started_ts(first: dict[str, Any], run_id: str) -> str:
+    """When a run started, as its first event's `ts` says; when that is not a time (a hand
+    edit, a log tool that rewrote it as a number), the second its run id begins with, as
+    `journal.list_runs` orders it: such a run is neither hidden from `--since` nor listed
+    last, while the docs' Right now takes its deploy for the newest."""
+    ts = first.get("ts")
+    if _epoch(ts) is not None:
+        return str(ts)
+    match = _RUN_ID_TIME.match(run_id)
+    if match:
+        moment = datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return "" if ts is None else str(ts)
+
+
 def entries(root: Path, *, since: float | None = None, env: str | None = None) -> list[Entry]:
     """Releases, deploys, rollbacks and rehearsals of the project, newest first.
 
@@ -147,7 +209,7 @@ def entries(root: Path, *, since: float | None = None, env: str | None = None) -
             continue
         if env is not None and first.get("env") != env:
             continue
-        started = _epoch(first.get("ts"))
+        started = _epoch(_started_ts(first, info.run_id))
         if since is not None and (started is None or started < since):
             continue
         try:
@@ -183,9 +245,11 @@ def _not_overtaken(root: Path, entry: Entry) -> Entry:
     """`entry` as not resumable, and overtaken, when a later run deployed another version to
     its environment: `resume` refuses it then, as it would release the old version over the
     new one, and the stopped run's own undo no longer applies."""
-    # Only a stopped run is offered `resume` or told what to type next; asking a finished one
-    # would read the journals again for every run listed.
-    if entry.kind not in ACTIONS or entry.outcome not in (UNFINISHED, _OUTCOMES["interrupted"]):
+    # Only a stopped run, or one that left its environment unknown (its rollback failed), is
+    # told what to type next; asking every finished one would read the journals again for
+    # every run listed.
+    stopped = entry.outcome in (UNFINISHED, _OUTCOMES["interrupted"])
+    if entry.kind not in ACTIONS or not (stopped or entry.unsettled):
         return entry
     from drillbook.state import deployed_since
 
@@ -198,16 +262,29 @@ def _not_overtaken(root: Path, entry: Entry) -> Entry:
     return replace(entry, resumable=False, overtaken_by=later)
 
 
-def stopped_run(root: Path, events: list[dict[str, Any]]) -> tuple[str | None, str | None]:
-    """The `undo` and `then` lines `history` shows for the run of `events`; (None, None) for a
-    run it does not show (not a release, deploy, rollback or rehearsal)."""
+def run_entry(root: Path, events: list[dict[str, Any]]) -> Entry | None:
+    """The entry `history` shows for the run of `events`; None for a run it does not show
+    (not a release, deploy, rollback or rehearsal)."""
     first = events[0] if events else {}
     if first.get("event") != "run_started" or first.get("action") not in ACTIONS:
-        return None, None
+        return None
     entry = _not_overtaken(root, _still_running(root, _entry(first, events, _RunbookOwners(root))))
     if several_runbooks(root):
         entry = replace(entry, undo=for_service(entry.undo, entry.service))
-    return entry.undo, _then(entry)
+    return entry
+
+
+def stopped_run(root: Path, events: list[dict[str, Any]]) -> tuple[str | None, str | None]:
+    """The `undo` and `then` lines `history` shows for the run of `events`; (None, None) for a
+    run it does not show (not a release, deploy, rollback or rehearsal)."""
+    entry = run_entry(root, events)
+    return (None, None) if entry is None else (entry.undo, _then(entry))
+
+
+def then_of(entry: Entry) -> str | None:
+    """What to type next about the run of `entry`, as history's `then:` line says; None when
+    there is nothing (it finished, or it is still running)."""
+    return _then(entry)
 
 
 def rehearsals(root: Path) -> list[dict]:
@@ -414,7 +491,7 @@ def _entry(first: dict[str, Any], events: list[dict[str, Any]], owners_of: _Runb
     if resumable and (finished is None or raw_outcome == "interrupted"):
         resumable = _runbook_unchanged(owners_of.root, first)
     return Entry(
-        ts=str(first.get("ts", "")),
+        ts=_started_ts(first, str(first.get("run", ""))),
         run=str(first.get("run", "")),
         kind=kind,
         service=service,
@@ -566,6 +643,12 @@ def _undo_deploy(env: str, touched: bool, ok: bool, found: str | None, version: 
     return _rollback(env, found) if went_up else redeploy
 
 
+def undo_of_deploy(env: str, found: str | None, version: str) -> str:
+    """What undoes a `drillbook deploy` of `version` that finished, over `found` (what the
+    journal said ran before it), as history says it."""
+    return _undo_deploy(env, True, True, found, version)
+
+
 def _undo_rollback(env: str, touched: bool, left: str | None) -> str:
     if not touched or left is None:
         return "nothing to undo (nothing was deployed)"
@@ -675,9 +758,18 @@ def table(rows: list[Entry], *, now: float | None = None) -> list[str]:
 
 
 def _then(entry: Entry) -> str | None:
-    """What to do about a run that stopped and that nobody resumed or abandoned yet."""
+    """What to do about a run that stopped and that nobody resumed or abandoned yet, or about
+    one that left its environment unknown and a later run has deployed over since."""
     if entry.outcome not in (UNFINISHED, _OUTCOMES["interrupted"]):
-        return None
+        if entry.overtaken_by is None:
+            return None
+        # "A person must act" on a row whose environment a later run has settled since sends
+        # the person on call to mend what is mended already.
+        run, version = entry.overtaken_by
+        return (
+            f"run {run} has deployed {version} to {entry.env} since, so the undo above no "
+            "longer applies: see that run in `drillbook history`"
+        )
     if entry.resumable:
         # A run killed holds its environment: the undo is refused until it is closed.
         then = ", then the undo above" if (entry.undo or "").startswith("drillbook ") else ""

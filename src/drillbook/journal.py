@@ -792,6 +792,16 @@ def _first_and_last(path: Path) -> tuple[dict[str, Any] | None, list[dict[str, A
 
 def _start_key(info: RunInfo) -> tuple[str, str]:
     ts = info.first.get("ts") if info.first else None
+    if isinstance(ts, str) and len(ts) >= 19 and not ts.endswith("Z"):
+        # A hand edit or a log tool's zone (+02:00), or none: the moment in UTC, as history
+        # orders runs, so that what runs now by the journal is the newest run history shows.
+        try:
+            moment = datetime.fromisoformat(ts)
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+            ts = format_ts(moment.timestamp())
+        except (ValueError, OverflowError, OSError):
+            ts = None
     if isinstance(ts, str) and len(ts) >= 19:
         # "2026-11-23T23:29:14.123Z" -> "20261123T232914.123Z"
         return ts[:19].replace("-", "").replace(":", "") + ts[19:], info.run_id

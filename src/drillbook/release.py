@@ -584,7 +584,16 @@ def run_rollback(
                 continue
             result = executor.command(step, deploy, version=target, previous=from_version)
             if result.ok:
-                session.event("deployed", version=target, previous=from_version, by="rollback")
+                # Undone by hand, a rollback is undone by deploying what it went back from; the
+                # rollback of a failed release or of a rehearsal is not for a person to undo.
+                again = (
+                    {"undo": f"drillbook deploy --env {session.env} --version {from_version}"}
+                    if session.action == "rollback" and from_version
+                    else {}
+                )
+                session.event(
+                    "deployed", version=target, previous=from_version, by="rollback", **again
+                )
         else:
             spec, undone = specs[step.id]
             version, previous = undo[undone.version]
@@ -889,7 +898,15 @@ def release_flow(
                 # A resumed run's deploy is the first run's, and so is its `deployed` event,
                 # unless that run was killed between the deploy's end and that event.
                 if result.outcome != "done" or _deploy_unrecorded(session, version):
-                    session.event("deployed", version=version, previous=previous, by="release")
+                    session.event(
+                        "deployed",
+                        version=version,
+                        previous=previous,
+                        by="release",
+                        undo=rollback_command(session.env, previous)
+                        if previous
+                        else "no earlier version to go back to (first release)",
+                    )
             else:
                 return _after_failure(
                     session, executor, release, previous, result, auto_rollback, deployed

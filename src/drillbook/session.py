@@ -109,6 +109,10 @@ def _runbook_variables(runbook: Runbook) -> Iterator[dict[str, str]]:
         yield check.headers if isinstance(check, HttpCheck) else check.env
 
 
+#: The fields of a journal event that tell a person what to type.
+_SAYS_COMMANDS = ("undo", "then", "summary", "hint")
+
+
 @dataclass
 class RunSession:
     """One run of an action: what it acts on and what it writes to."""
@@ -131,6 +135,10 @@ class RunSession:
     retry_safe: bool = True
     #: The steps that change something and have started, as the journal recorded them.
     changed: list[str] = field(default_factory=list)
+    #: What the run's last words said (its headline, or the message of the error that stopped
+    #: it) and the hint with them: `run_finished` repeats them for whoever reads that line alone.
+    summary: str | None = None
+    hint: str | None = None
 
     @property
     def root(self) -> Path:
@@ -142,10 +150,22 @@ class RunSession:
 
         `sync=False` for events of steps that change nothing: fsynced with the next event.
         """
-        base: dict[str, Any] = {"service": self.loaded.runbook.service, "env": self.env}
+        service = self.loaded.runbook.service
+        base: dict[str, Any] = {"service": service, "env": self.env}
         if self.version is not None:
             base["version"] = self.version
         base.update(fields)
+        if event == "deployed":
+            # Read alone (a log store's alert on a deploy), the line names whom to ask.
+            base.setdefault("owner", self.loaded.runbook.owner)
+        said = [key for key in _SAYS_COMMANDS if isinstance(base.get(key), str)]
+        if said:
+            from drillbook.commands import for_service, several_runbooks
+
+            # Read alone, the line's commands must work as typed: with several runbooks they
+            # take `--service`, as history and the console print them.
+            if several_runbooks(self.root):
+                base.update({key: for_service(base[key], service) for key in said})
         written = self.journal.write(event, sync=sync, **base)
         if event == "step_started" and fields.get("changes"):
             self.changed.append(str(fields.get("step")))
@@ -474,6 +494,7 @@ def open_session(
                         f"{env} before running it again"
                     )
                     exc.hint = f"{exc.hint}; {unsafe}" if exc.hint else unsafe
+                session.summary, session.hint = exc.message, exc.hint
                 raise
             except JournalUnwritable as exc:
                 if session.changed:
@@ -499,6 +520,7 @@ def open_session(
             except DrillbookError as exc:
                 # The process exits with this error's code: the journal says the same.
                 session.exit_code = exc.exit_code
+                session.summary, session.hint = exc.message, exc.hint
                 raise
             except Exception as exc:
                 if os.environ.get("DRILLBOOK_DEBUG"):
@@ -561,13 +583,13 @@ def _record_end(session: RunSession) -> None:
     """Write `run_finished`. When that is the first write to fail, say so: the run did its
     work, but its journal now looks like that of a run that was killed."""
     was_broken = session.journal.broken
+    ended = {
+        "outcome": session.outcome,
+        "exit": session.exit_code,
+        "duration_ms": session.elapsed_ms(),
+    }
     try:
-        session.event(
-            "run_finished",
-            outcome=session.outcome,
-            exit=session.exit_code,
-            duration_ms=session.elapsed_ms(),
-        )
+        session.event("run_finished", **ended, **({} if was_broken else _last_line(session, ended)))
     except JournalUnwritable as exc:
         if was_broken:
             return  # the error that stopped the run says so already
@@ -581,6 +603,40 @@ def _record_end(session: RunSession) -> None:
             )
     except Exception:  # noqa: S110 - the end of a run must not hide how the run ended
         pass
+
+
+def _last_line(session: RunSession, ended: dict[str, Any]) -> dict[str, Any]:
+    """What `run_finished` says besides how the run ended, so that the line read alone (a log
+    store shows one line) answers who owns the service, what happened and what to type next:
+    the service's owner and where to page, the run's last words and their hint, and the
+    owners of its changes, `undo` and `then` that `drillbook history` shows for the run as it
+    ends."""
+    runbook = session.loaded.runbook
+    said: dict[str, Any] = {"owner": runbook.owner}
+    if runbook.escalation:
+        said["escalation"] = runbook.escalation
+    if session.summary:
+        said["summary"] = session.summary
+    if session.hint:
+        said["hint"] = session.hint
+    # The line that ends the run is written whatever reading the journal back finds.
+    try:
+        from drillbook.history import run_entry, then_of
+
+        events = read_journal(session.journal.path).events
+        entry = run_entry(session.root, [*events, {"event": "run_finished", **ended}])
+    except Exception:
+        return said
+    if entry is None:
+        return said
+    if entry.owners:
+        said["owners"] = list(entry.owners)
+    if entry.undo is not None:
+        said["undo"] = entry.undo
+    then = then_of(entry)
+    if then is not None:
+        said["then"] = then
+    return said
 
 
 def _interrupted_advice(session: RunSession) -> tuple[str | None, bool]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -221,6 +221,11 @@ def test_since_env_and_json(project: tuple[Project, dict[str, str]]) -> None:
         "owners": ["carol"],
         "changes": list(CAROL),
         "undo": "drillbook deploy --env staging --version 1.1.0",
+        # The real release deployed 1.0.0 over it since.
+        "then": f"`drillbook abandon {runs['killed']}`; run {runs['release']} has deployed "
+        "1.0.0 to staging since, so the undo above no longer applies: see that run in "
+        "`drillbook history`",
+        "unreadable_lines": 0,
     }
     assert isinstance(entries[0]["duration_ms"], int)
 
@@ -331,3 +336,64 @@ def test_parse_since() -> None:
     for bad in ("", "24", "h", "-1h", "1y", "1.5h"):
         with pytest.raises(UsageError):
             history.parse_since(bad)
+
+
+@pytest.mark.parametrize(
+    ("since", "moment"),
+    [
+        ("2026-11-23", "2026-11-23T00:00:00+00:00"),
+        ("2026-11-23T14:30", "2026-11-23T14:30:00+00:00"),  # no zone: UTC, as history shows
+        ("2026-11-23 14:30:05", "2026-11-23T14:30:05+00:00"),
+        ("2026-11-23t14:30z", "2026-11-23T14:30:00+00:00"),
+        ("2026-11-23T16:30+02:00", "2026-11-23T14:30:00+00:00"),
+        ("20261123T143000Z", "2026-11-23T14:30:00+00:00"),  # as a run id begins
+    ],
+)
+def test_since_a_date_or_time(since: str, moment: str) -> None:
+    assert history.parse_since(since) == datetime.fromisoformat(moment).timestamp()
+    assert history.since_words(since, history.parse_since(since)) == (
+        f"since {moment[:10]} {moment[11:19]}Z"
+    )
+
+
+@pytest.mark.parametrize(
+    ("since", "said"),
+    [
+        ("2026-13-01", "month must be in 1..12"),
+        ("2026-11-23T25:00", "hour must be in 0..23"),
+        ("2026-11-23 noon", "Invalid isoformat string"),
+    ],
+)
+def test_since_a_date_that_is_not_one_is_refused_saying_why(since: str, said: str) -> None:
+    with pytest.raises(UsageError) as refused:
+        history.parse_since(since)
+
+    assert f"--since {since!r} is not a date or time ({said}" in str(refused.value)
+    assert "2026-11-23T14:30" in str(refused.value)  # what would do
+
+
+def test_since_a_date_on_the_command_line(project: tuple[Project, dict[str, str]]) -> None:
+    shop, runs = project
+    # Between the release 90 minutes ago and the rehearsal before it, as a person reads the
+    # WHEN column; and as the same moment in another zone.
+    cut = datetime.fromtimestamp(NOW - 100 * 60, UTC)
+    utc = cut.strftime("%Y-%m-%dT%H:%M:%S")
+    zoned = cut.astimezone(timezone(timedelta(hours=5, minutes=30))).isoformat()
+
+    text = shop.run("history", "--since", utc)
+    found = [
+        json.loads(shop.run("history", "--since", s, "--format", "json").out) for s in (utc, zoned)
+    ]
+    future = shop.run("history", "--since", "2999-01-01")
+    bad = shop.run("history", "--since", "2026-02-30")
+
+    assert text.code == 0, text
+    assert f"what changed since {utc.replace('T', ' ')}Z: " in text.out
+    assert runs["rolled_back"] in text.out and runs["rehearsal"] not in text.out
+    assert found[0] == found[1] and runs["rolled_back"] in {e["run"] for e in found[0]}
+    assert runs["rehearsal"] not in {e["run"] for e in found[0]}
+    assert future.code == 0 and "no releases, deploys, rollbacks or rehearsals since 2999" in (
+        future.out
+    )
+    assert bad.code == 2, bad
+    assert "day is out of range for month" in bad.err

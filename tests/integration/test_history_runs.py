@@ -10,10 +10,13 @@ import json
 import os
 import shlex
 import signal
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from _project import SECRET_KEY, Project
+from _project import SECRET_KEY, Project, Run
+
+from drillbook.journal import new_run_id
 
 
 def history_json(shop: Project, *args: str) -> list[dict[str, Any]]:
@@ -66,6 +69,106 @@ def test_a_release_stopped_mid_deploy_is_undone_by_a_deploy_of_what_ran(
     assert entry["undo"] == "drillbook deploy --env staging --version 1.0.0"
     assert released.run("abandon", run_id).code == 0
     type_undo(released, entry["undo"])
+    assert released.served_version() == "1.0.0"
+
+
+def test_history_as_json_says_what_to_type_next_as_the_table_does(released: Project) -> None:
+    run_id = stopped_mid_deploy(released, "interrupted", "release", "--version", "1.1.0")
+    journal = released.root / ".drillbook" / "journal" / f"{run_id}.jsonl"
+    head, rest = journal.read_text().split("\n", 1)
+    journal.write_text(f"{head}\na line a hand edit left\n{rest}")
+
+    text = released.run("history")
+    entry = entry_of(released, run_id)
+    first = next(e for e in history_json(released) if e["run"] != run_id)
+
+    # A script (a chat bot, a pager) is told what a person reading the table is told.
+    then = f"`drillbook resume {run_id}`, or `drillbook abandon {run_id}`, then the undo above"
+    assert entry["then"] == then
+    assert f"then: {then}" in text.out
+    assert entry["unreadable_lines"] == 1
+    assert "note: 1 line is not JSON" in text.out
+    # A finished run has no next step: the keys are there, empty, so every entry has the same.
+    assert (first["then"], first["unreadable_lines"]) == (None, 0)
+
+
+def test_the_last_line_of_a_journal_read_alone_says_whom_to_ask_and_what_to_type(
+    released: Project,
+) -> None:
+    stopped_id = stopped_mid_deploy(released, "interrupted", "release", "--version", "1.1.0")
+    # A log store shows the line that ends a run on its own: it must tell the whole story.
+    stopped = released.events(stopped_id)[-1]
+    stopped_then = entry_of(released, stopped_id)["then"]
+    assert released.run("abandon", stopped_id).code == 0
+    failed = released.run(
+        "release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0", FIXTURE_FAIL_DEPLOY="1.0.0"
+    )
+    assert failed.code == 5, failed
+    failed_id = released.journals()[-1].stem
+    last = released.events(failed_id)[-1]
+
+    assert (last["event"], last["outcome"], last["exit"]) == ("run_finished", "rollback_failed", 5)
+    assert (last["service"], last["env"], last["version"]) == ("shop", "staging", "1.1.0")
+    assert (last["owner"], last["escalation"]) == ("team-shop", "#shop-oncall")
+    assert last["owners"] == ["bob"]
+    assert "the rollback failed at rollback-deploy" in last["summary"]
+    assert last["undo"] == entry_of(released, failed_id)["undo"]
+    assert "`drillbook rollback --env staging --to 1.0.0` runs it again" in last["undo"]
+    # A run stopped by a signal says what its message said, and what to type next.
+    assert (stopped["event"], stopped["outcome"]) == ("run_finished", "interrupted")
+    assert stopped["summary"].startswith("interrupted by SIGINT")
+    assert f"`drillbook resume {stopped_id}`" in stopped["hint"]
+    assert stopped["then"] == stopped_then
+    assert stopped["undo"] == "drillbook deploy --env staging --version 1.0.0"
+    assert SECRET_KEY not in json.dumps([last, stopped])
+
+
+def test_a_deployed_line_read_alone_names_the_owner_and_the_undo_that_works(
+    released: Project,
+) -> None:
+    def deployed(run: Run) -> dict[str, Any]:
+        assert run.code == 0, run
+        [line] = [e for e in released.events() if e["event"] == "deployed"]
+        return line
+
+    release = deployed(released.run("release", "--version", "1.1.0"))
+    down = deployed(released.run("deploy", "--env", "staging", "--version", "1.0.0"))
+    history = history_json(released)
+    type_undo(released, down["undo"])
+    assert released.served_version() == "1.1.0"
+    back = deployed(released.run("rollback", "--env", "staging"))
+
+    # A log store's alert on a deploy shows that one line: whom to ask, how to undo it.
+    assert release["owner"] == down["owner"] == back["owner"] == "team-shop"
+    assert release["undo"] == history[1]["undo"] == "drillbook rollback --env staging --to 1.0.0"
+    assert down["undo"] == history[0]["undo"] == "drillbook deploy --env staging --version 1.1.0"
+    assert back["by"] == "rollback"
+    assert back["undo"] == "drillbook deploy --env staging --version 1.1.0"
+    type_undo(released, back["undo"])
+    assert released.served_version() == "1.1.0"
+
+
+def test_a_failed_rollback_mended_since_says_so_on_its_row(released: Project) -> None:
+    failed = released.run(
+        "release", "--version", "1.1.0", FIXTURE_BROKEN="1.1.0", FIXTURE_FAIL_DEPLOY="1.0.0"
+    )
+    assert failed.code == 5, failed
+    failed_id = released.journals()[-1].stem
+    before = entry_of(released, failed_id)
+    # The person on call does what the row says, once the cause is fixed.
+    assert released.run("rollback", "--env", "staging", "--to", "1.0.0").code == 0
+    mended_by = released.journals()[-1].stem
+
+    after = entry_of(released, failed_id)
+    text = released.run("history")
+
+    assert before["undo"].startswith("a person must act") and before["then"] is None
+    then = (
+        f"run {mended_by} has deployed 1.0.0 to staging since, so the undo above no longer "
+        "applies: see that run in `drillbook history`"
+    )
+    assert after["then"] == then
+    assert f"then: {then}" in text.out
     assert released.served_version() == "1.0.0"
 
 
@@ -218,6 +321,57 @@ def test_odd_fields_in_a_journal_leave_the_rest_of_history_readable(released: Pr
     odd = next(e for e in found if e["run"] == "20261123T100000Z-0000a3")
     assert (odd["version"], odd["previous"], odd["owners"]) == ("1.2", None, [])
     assert odd["changes"] == [{"change": "basket", "title": None, "owner": None, "rollback": "7"}]
+
+
+def test_a_run_whose_start_is_not_a_time_is_placed_by_its_run_id(released: Project) -> None:
+    # Newer than the real release (by more than the second a run id holds), within the 24h.
+    run_id = new_run_id(datetime.now(UTC) + timedelta(seconds=2))
+    # A log tool that rewrote `ts` as epoch seconds, in the newest run on staging.
+    write_journal(
+        released,
+        run_id,
+        started(run_id, action="deploy", version="1.1.0", found_version="1.0.0", ts=1.7e9),
+        {"event": "deployed", "env": "staging", "service": "shop", "version": "1.1.0"},
+        {"event": "run_finished", "outcome": "ok", "exit": 0},
+    )
+
+    found = history_json(released)
+    docs = released.run("docs", "--out", "site")
+
+    # Not hidden from the last 24h, nor listed below older runs: the docs take its deploy for
+    # what runs now, and history must show the run that says so, first.
+    assert found[0]["run"] == run_id
+    begins = datetime.strptime(run_id[:16], "%Y%m%dT%H%M%SZ")
+    assert found[0]["ts"] == begins.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    assert docs.code == 0, docs
+    page = (released.root / "site" / "shop.md").read_text()
+    assert "| staging | " in page and "[1.1.0](#release-1-1-0)" in page
+
+
+def test_a_start_written_in_another_zone_is_ordered_by_its_moment(released: Project) -> None:
+    [real] = [p.stem for p in released.journals()]
+    # An hour before the real release, written as a log tool in UTC+05:00 writes it: read as
+    # text it sorts four hours after it.
+    hour_ago = datetime.now(UTC) - timedelta(hours=1)
+    ts = hour_ago.astimezone(timezone(timedelta(hours=5))).isoformat(timespec="milliseconds")
+    run_id = new_run_id(hour_ago)
+    write_journal(
+        released,
+        run_id,
+        started(run_id, action="deploy", version="1.1.0", found_version="1.0.0", ts=ts),
+        {"event": "deployed", "env": "staging", "service": "shop", "version": "1.1.0"},
+        {"event": "run_finished", "outcome": "ok", "exit": 0},
+    )
+
+    found = history_json(released)
+    docs = released.run("docs", "--out", "site")
+
+    # History, the docs' Right now and the rollback agree: the real release is the newest.
+    assert [e["run"] for e in found] == [real, run_id]
+    assert docs.code == 0, docs
+    assert "[1.0.0](#release-1-0-0)" in (released.root / "site" / "shop.md").read_text()
+    refused = released.run("rollback", "--env", "staging")
+    assert refused.code == 2 and "staging runs 1.0.0" in refused.err, refused
 
 
 def test_a_timestamp_without_a_zone_is_read_as_utc_whatever_the_local_zone(
@@ -381,6 +535,26 @@ def test_runs_of_another_year_show_their_year(released: Project) -> None:
     assert new_line.startswith(datetime.now(UTC).strftime("%Y-")), new_line
     # Within this year the short form stays.
     assert today.out.splitlines()[2].startswith(datetime.now(UTC).strftime("%m-%d ")), today
+
+
+def test_an_empty_answer_says_whether_looking_further_would_find_anything(
+    released: Project,
+) -> None:
+    never = released.run("history", "--env", "production")
+    later = released.run("history", "--since", "2999-01-01", "--env", "staging")
+
+    assert never.code == 0, never
+    assert "no releases, deploys, rollbacks or rehearsals on production in the last 24h" in (
+        never.out
+    )
+    # Not "`--since 7d` or `--since all` looks further": production never ran at all.
+    assert "no journal of this project holds one on production at all" in never.out
+    assert "--since" not in never.out
+    assert later.code == 0, later
+    assert "hint: 1 earlier run: `drillbook history --since all --env staging` lists them" in (
+        later.out
+    )
+    assert "--since 7d" not in later.out
 
 
 def test_an_environment_of_a_runbook_broken_since_is_not_called_a_typo(

@@ -132,6 +132,10 @@ def test_a_good_version_is_rehearsed_timed_reported_and_staging_ends_where_it_wa
     assert event["redeploy_ms"] == timings["redeploy_ms"]
     assert events[-1]["event"] == "run_finished"
     assert (events[-1]["outcome"], events[-1]["exit"]) == ("ok", 0)
+    # Read alone, the last line says what the rehearsal proved and where it left staging.
+    assert events[-1]["summary"].startswith("rehearsal of 1.1.0 passed: ")
+    assert events[-1]["summary"] in result.err
+    assert events[-1]["undo"] == "nothing to undo (staging left on 1.1.0, as found)"
     # The restore is timed from the start of the rollback until its checks pass.
     rollback_ms = sum(
         e["duration_ms"]

@@ -58,6 +58,11 @@ def test_a_good_release_tags_writes_the_note_and_journals_every_step(shop: Proje
     assert events[-1]["event"] == "run_finished"
     assert events[-1]["outcome"] == "ok"
     assert events[-1]["exit"] == 0
+    # Read alone, run_started says how to undo the release: a first one has no version to go
+    # back to, so it says what history says, not a `drillbook rollback` that is refused.
+    [row] = json.loads(shop.run("history", "--format", "json").out)
+    assert events[0]["undo"] == row["undo"]
+    assert events[0]["undo"].startswith("no earlier version to go back to (first release)")
     planned = ["preflight", "lint", "unit", "verify-config", "deploy", "integration", "tag"]
     planned.append("rollback-note")
     assert steps(events, "step_started") == planned
@@ -687,11 +692,17 @@ def test_a_failed_deploy_says_what_ran_before_it(released: Project) -> None:
     result = shop.run("deploy", "--version", "1.1.0", FIXTURE_FAIL_DEPLOY="1.1.0")
     assert result.code != 0, result
 
-    first = shop.events(shop.journals()[-1].stem)[0]
-    assert first["found_version"] == "1.0.0"
+    events = shop.events(shop.journals()[-1].stem)
+    assert events[0]["found_version"] == "1.0.0"
     row = json.loads(shop.run("history", "--format", "json").out)[0]
     assert (row["kind"], row["previous"]) == ("deploy", "1.0.0")
     assert row["undo"] == "drillbook deploy --env staging --version 1.0.0"
+    # The line that ends the run, read alone, says what the console said, and the undo.
+    last = events[-1]
+    assert (last["event"], last["exit"]) == ("run_finished", result.code)
+    assert last["summary"] == "deploy of 1.1.0 to staging failed: exited 1"
+    assert last["summary"] in result.err and last["hint"] in result.err.replace("\n    ", " ")
+    assert last["undo"] == row["undo"]
     # ... and typing it puts 1.0.0 back.
     assert shop.run("deploy", "--version", "1.0.0").code == 0
     assert shop.served_version() == "1.0.0"

@@ -152,6 +152,27 @@ def test_a_release_killed_between_its_deploy_and_the_record_of_it_is_resumed_as_
     assert shop.served_version() == "1.0.0"
 
 
+def test_an_abandoned_release_says_how_to_undo_what_it_deployed(released: Project) -> None:
+    before = set(released.journals())
+    released.run_killed("deployed", "release", "--version", "1.1.0")
+    run_id = new_run(released, before)
+
+    abandoned = released.run("abandon", run_id)
+
+    assert abandoned.code == 0, abandoned
+    row = json.loads(released.run("history", "--format", "json").out)[0]
+    # Abandoned, what the run deployed is the person's to undo: said at once, and on the line
+    # that closes the run, as history says it on its row.
+    undo = "drillbook rollback --env staging --to 1.0.0"
+    assert (row["run"], row["undo"]) == (run_id, undo)
+    assert f"undo: {undo}" in abandoned.out
+    closed = released.events(run_id)[-1]
+    assert (closed["event"], closed["how"]) == ("run_closed", "abandoned")
+    assert (closed["owner"], closed["undo"]) == ("team-shop", undo)
+    assert released.run(*undo.split()[1:]).code == 0
+    assert released.served_version() == "1.0.0"
+
+
 def test_a_resume_that_had_nothing_left_to_run_still_says_how_to_undo_the_release(
     released: Project,
 ) -> None:

@@ -135,6 +135,7 @@ def test_commands_in_messages_note_and_tag_name_the_service(released: Project) -
     shop.commit("a second service")
 
     done = shop.run("release", "--service", "shop", "--version", "1.1.0")
+    done_run = shop.journals()[-1].stem
     kept = shop.run(
         "release",
         "--service",
@@ -144,6 +145,7 @@ def test_commands_in_messages_note_and_tag_name_the_service(released: Project) -
         "--no-auto-rollback",
         FIXTURE_BROKEN="1.2.0",
     )
+    kept_run = shop.journals()[-1].stem
     as_json = shop.run("history", "--format", "json")
 
     assert done.code == 0, done
@@ -154,6 +156,12 @@ def test_commands_in_messages_note_and_tag_name_the_service(released: Project) -
     assert "`drillbook rollback --service shop --env staging --to 1.1.0`" in kept.out
     assert "drillbook rollback --env" not in kept.out + kept.err
     assert "drillbook rollback --env" not in as_json.out
+    # The journal too: a log store shows `run_started` alone, and its undo is typed from there.
+    journal = "".join(p.read_text() for p in shop.journals() if p.stem in (done_run, kept_run))
+    assert "drillbook rollback --env" not in journal
+    assert "drillbook deploy --env" not in journal
+    [started] = [e for e in shop.events(kept_run) if e["event"] == "run_started"]
+    assert started["undo"] == "drillbook rollback --service shop --env staging --to 1.1.0"
 
     # A command's own output is the command's: shown as it wrote it, only masked.
     said = PAYMENTS.replace(

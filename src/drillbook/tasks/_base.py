@@ -288,6 +288,7 @@ def finish(session: Any, outcome: Any, format: str) -> None:
 
     session.outcome = outcome.outcome
     session.exit_code = outcome.exit_code
+    session.summary = outcome.headline
     console = session.console
     if outcome.exit_code != 0:
         print_digest(session, outcome)

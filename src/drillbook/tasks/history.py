@@ -13,14 +13,15 @@ from drillbook.tasks._base import drill_task, emit_json, require_format
 
 @drill_task(
     help={
-        "since": "how far back: 30m, 24h (default), 7d, or all",
+        "since": "how far back: 30m, 24h (default), 7d, a UTC date or time such as "
+        "2026-11-23T14:30, or all",
         "env": "only runs on this environment",
         "format": "text (default, a table) or json (a list of objects)",
     }
 )
 def history(c: Context, since: str = "24h", env: str | None = None, format: str = "text") -> None:
     """What changed: releases, deploys, rollbacks and rehearsals, owners and undo commands."""
-    from drillbook.history import entries, parse_since, table
+    from drillbook.history import entries, parse_since, since_words, table
     from drillbook.project import find_project_root
     from drillbook.secrets import Masker
 
@@ -39,12 +40,20 @@ def history(c: Context, since: str = "24h", env: str | None = None, format: str 
     if format == "json":
         emit_json(json.dumps([e.as_dict() for e in rows], indent=2), console)
         return
-    span = "since the first journal" if cutoff is None else f"in the last {since.strip()}"
+    span = since_words(since, cutoff)
     where = f" on {env}" if env else ""
     if not rows:
         console.print(f"no releases, deploys, rollbacks or rehearsals{where} {span}")
         if cutoff is not None:
-            console.print("  hint: `drillbook history --since 7d` or `--since all` looks further")
+            # Said from what the journals hold: a person under pressure must not widen the span
+            # again and again for an environment that never ran, nor be offered a shorter one.
+            earlier = len(entries(root, since=None, env=env))
+            if earlier:
+                runs = f"{earlier} earlier run{'s' if earlier != 1 else ''}"
+                also = f" --env {env}" if env else ""
+                console.print(f"  hint: {runs}: `drillbook history --since all{also}` lists them")
+            else:
+                console.print(f"  no journal of this project holds one{where} at all")
         return
     count = f"{len(rows)} run{'s' if len(rows) != 1 else ''}"
     console.print(f"what changed{where} {span}: {count}, newest first", style="bold")

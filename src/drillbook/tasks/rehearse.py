@@ -115,6 +115,7 @@ def rehearse(
         result = rehearse_flow(session, planned, release, found=found)
         data = finish_rehearsal(session, release, result)
         session.outcome, session.exit_code = result.outcome, result.exit_code
+        session.summary = result.headline
         _summary(session, result, data)
         if format == "json":
             emit_json(json.dumps(data, indent=2))

@@ -298,8 +298,12 @@ def release(
             {"change": ch.id, "title": ch.title, "owner": ch.owner, "rollback": ch.rollback.text}
             for ch in release_.changes
         ],
-        "undo": f"drillbook rollback --env {env}"
-        + (f" --to {found.previous}" if found.previous else ""),
+        # A first release has no version to roll back to (`rollback` refuses, exit 2): the
+        # words history gives for it, not a command that does not work.
+        "undo": f"drillbook rollback --env {env} --to {found.previous}"
+        if found.previous
+        else "no earlier version to go back to (first release): "
+        + " ".join(ch.rollback.text for ch in release_.changes),
     }
     with open_session(
         loaded, action="release", env=env, version=release_.version, console=console, extra=params

@@ -424,6 +424,7 @@ def abandon(c: Context, run: str | None = None) -> None:
         remove_unstarted_resumers(root, info.run_id)
         stopped = _stop_leftovers(console, info.run_id, events)
         removed = _remove_temp_files(console, root, info.run_id, first)
+        undo = _undo_once_closed(root, events, last_step)
         with Journal.open(root, info.run_id) as old:
             old.write(
                 "run_closed",
@@ -431,10 +432,28 @@ def abandon(c: Context, run: str | None = None) -> None:
                 last_step=last_step,
                 stopped=stopped or None,
                 removed=removed or None,
-                # The line says on its own what it closes, for a log store that sees it alone.
-                **{k: first[k] for k in ("service", "env", "version") if k in first},
+                # The line says on its own what it closes, whom to ask and how to undo what the
+                # run did, for a log store that sees it alone.
+                **{k: first[k] for k in ("service", "env", "version", "owner") if k in first},
+                **({"undo": undo} if undo else {}),
             )
     console.print(
         f"abandoned {info.run_id}; it stopped at {last_step or 'its start'}. "
         f"Check {first.get('env', 'the environment')} before the next release."
     )
+    if undo:
+        # What the run left is now the person's to undo; history says the same on its row.
+        console.print(f"  undo: {undo}")
+
+
+def _undo_once_closed(root: Path, events: list[dict[str, Any]], last_step: Any) -> str | None:
+    """What `history` says undoes the run of `events` once it is abandoned; None when it says
+    nothing (not a release, deploy, rollback or rehearsal) or cannot tell."""
+    from drillbook.history import run_entry
+
+    closing = {"event": "run_closed", "how": "abandoned", "last_step": last_step}
+    try:
+        entry = run_entry(root, [*events, closing])
+    except Exception:  # a run is abandoned whatever its journal holds
+        return None
+    return entry.undo if entry is not None else None

@@ -196,23 +196,34 @@ def deploy(
             step, runbook.deploy, version=version, previous=previous
         )
         if result.ok:
-            session.event("deployed", version=version, previous=previous, by="deploy")
+            from drillbook.history import undo_of_deploy
+
+            session.event(
+                "deployed",
+                version=version,
+                previous=previous,
+                by="deploy",
+                undo=undo_of_deploy(env, found, version),
+            )
         session.outcome = "ok" if result.ok else "failed"
         session.exit_code = 0 if result.ok else 1
+        if not result.ok:
+            msg = f"deploy of {version} to {env} failed: {result.detail}"
+            # What to do next, as an interrupted deploy says: deploy again, or put back what ran.
+            back = (
+                f"; `drillbook deploy --env {env} --version {found}` puts back {found}, which "
+                "ran before"
+                if found and found != version
+                else ""
+            )
+            hint = (
+                f"{env} may be half-deployed; look at the output above. Once its cause is fixed, "
+                f"`drillbook deploy --env {env} --version {version}` deploys {version} again{back}"
+            )
+            # Said once the run is over, and written with its `run_finished` too.
+            session.summary, session.hint = msg, hint
     if not result.ok:
-        msg = f"deploy of {version} to {env} failed: {result.detail}"
-        # What to do next, as an interrupted deploy says: deploy again, or put back what ran.
-        back = (
-            f"; `drillbook deploy --env {env} --version {found}` puts back {found}, which ran "
-            "before"
-            if found and found != version
-            else ""
-        )
-        hint = (
-            f"{env} may be half-deployed; look at the output above. Once its cause is fixed, "
-            f"`drillbook deploy --env {env} --version {version}` deploys {version} again{back}"
-        )
-        raise StepFailed(msg, hint=hint)
+        raise StepFailed(session.summary or "", hint=session.hint)
 
 
 def _require_known_version(loaded: Any, version: str) -> None:
