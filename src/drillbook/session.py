@@ -463,6 +463,7 @@ def open_session(
             try:
                 yield session
             except Interrupted as exc:
+                exc.run = run_id
                 session.outcome, session.exit_code = "interrupted", exc.exit_code
                 if exc.hint is None:
                     exc.hint, same_again = _interrupted_advice(session)
@@ -476,6 +477,7 @@ def open_session(
                     exc.hint = f"{exc.hint}; {unsafe}" if exc.hint else unsafe
                 raise
             except JournalUnwritable as exc:
+                exc.run = run_id
                 if session.changed:
                     # What ran changed the environment; the rest cannot be recorded, so
                     # nothing more runs, and that is not "nothing changed" (exit 3).
@@ -498,6 +500,7 @@ def open_session(
                 raise
             except DrillbookError as exc:
                 # The process exits with this error's code: the journal says the same.
+                exc.run = run_id
                 session.exit_code = exc.exit_code
                 raise
             except Exception as exc:
@@ -518,6 +521,7 @@ def open_session(
                     ),
                     changed=changed,
                 )
+                crash.run = run_id
                 session.outcome, session.exit_code = "crashed", crash.exit_code
                 with contextlib.suppress(Exception):
                     session.event("run_crashed", error=f"{type(exc).__name__}: {exc}")

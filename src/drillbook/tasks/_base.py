@@ -262,6 +262,9 @@ def error_json(exc: DrillbookError, *, task_name: str, outcome: str | None = Non
         "error": exc.message,
         "hint": exc.hint,
         "retry_safe": exc.retry_safe,
+        # The run it ended, for `drillbook resume RUN` or `abandon RUN`; null before a run.
+        "run": exc.run,
+        "journal": f".drillbook/journal/{exc.run}.jsonl" if exc.run else None,
     }
     if isinstance(exc, InvalidInput):
         payload["problems"] = [p.as_dict() for p in exc.problems]
