@@ -44,8 +44,9 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
             return result
 
         def run(name: str, c: Context, *args: Any, **kwargs: Any) -> Any:
-            _json_written.clear()
-            _json_pending.clear()
+            if not _in_task:  # a task's body run by another task's (a project's own) shares it
+                _json_written.clear()
+                _json_pending.clear()
             _in_task.append(True)
             ready_streams()
             try:
@@ -201,10 +202,13 @@ def emit_json(text: str, console: Console | None = None) -> None:
 
 
 def _flush_json() -> None:
-    """Write the document a task emitted, now that it has ended."""
+    """Write the document a task emitted, now that it (the outermost one) has ended."""
+    if _in_task:
+        _in_task.pop()
+    if _in_task:
+        return
     pending = list(_json_pending)
     _json_pending.clear()
-    _in_task.clear()
     for text, console in pending:
         _write_json(text, console)
 
