@@ -82,6 +82,25 @@ def test_a_task_run_inside_another_keeps_both_documents_and_the_error(
     assert second == {"inner": True}
 
 
+@drill_task()
+def stopped(c: Context, format: str = "text") -> None:
+    """A task that only reads, stopped by Ctrl-C."""
+    del c, format
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_of_a_task_that_is_no_run_is_json_when_json_was_asked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(KeyboardInterrupt):  # the program says so on stderr and exits 130
+        stopped.body(Context(), format="json")
+
+    payload = json.loads(capsys.readouterr().out)
+    assert (payload["task"], payload["outcome"], payload["exit"]) == ("stopped", "interrupted", 130)
+    assert payload["retry_safe"] is True
+    assert payload["run"] is None
+
+
 def _options(item: Any) -> dict[str, inspect.Parameter]:
     """A task's options: the parameters of its function after the context."""
     params = inspect.signature(item.body).parameters

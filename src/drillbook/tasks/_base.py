@@ -67,7 +67,21 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
                         # A pipeline that asked for JSON gets JSON, refusals included.
                         emit_json(error_json(exc, task_name=name))
                 raise Exit(code=exc.exit_code) from None
-            except (Exit, KeyboardInterrupt, SystemExit):
+            except KeyboardInterrupt:
+                # A task that is no run (check, plan, history) stopped by Ctrl-C: the program
+                # says so on stderr and exits 130; a pipeline that asked for JSON gets it.
+                if kwargs.get("format") == "json":
+                    from drillbook.errors import Interrupted
+
+                    stop = Interrupted(EXIT_SIGINT - 128, "interrupted (SIGINT) before it finished")
+                    stop.hint = "every file it wrote is whole, so running it again is safe"
+                    if _json_pending:
+                        text = _with_error(_json_pending[0][0], stop, task_name=name)
+                        _json_pending[0] = (text, _json_pending[0][1])
+                    elif not _json_written:
+                        emit_json(error_json(stop, task_name=name))
+                raise
+            except (Exit, SystemExit):
                 raise
             except Exception as exc:
                 # A bug, not an input problem; the traceback helps only the maintainers.
