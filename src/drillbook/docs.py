@@ -39,6 +39,8 @@ class Staleness:
     missing: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
     extra: list[str] = field(default_factory=list)
+    #: Of a stale page: its first line that differs, as on disk and as `docs` would write it.
+    differences: dict[str, str] = field(default_factory=dict)
 
     @property
     def fresh(self) -> bool:
@@ -254,6 +256,7 @@ def check_site(out: Path, pages: Sequence[Page], *, complete: bool = True) -> St
     from drillbook.files import read_regular
 
     missing, stale = [], []
+    differences: dict[str, str] = {}
     for page in pages:
         path = out / page.name
         try:
@@ -266,8 +269,39 @@ def check_site(out: Path, pages: Sequence[Page], *, complete: bool = True) -> St
             continue
         if on_disk != page.text.encode("utf-8"):
             stale.append(page.name)
+            differences[page.name] = first_difference(
+                on_disk.decode("utf-8", errors="replace"), page.text
+            )
     extra = sorted(our_files(out) - {p.name for p in pages}) if complete else []
-    return Staleness(missing, stale, extra)
+    return Staleness(missing, stale, extra, differences)
+
+
+def first_difference(on_disk: str, rendered: str, *, width: int = 100) -> str:
+    """The first line where `on_disk` and `rendered` differ, as both have it, from a little
+    before the first character that differs: `line 12: `...staging: 1.1.0</td>`, docs would
+    write `...staging: unknown</td>``."""
+    old, new = on_disk.splitlines(), rendered.splitlines()
+    pairs = zip(old, new, strict=False)
+    number = next((i for i, (a, b) in enumerate(pairs) if a != b), min(len(old), len(new)))
+    if number >= len(old) and number >= len(new):
+        return "the same lines, with other line endings"
+    a = old[number] if number < len(old) else ""
+    b = new[number] if number < len(new) else ""
+    same = next(
+        (i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b))
+    )
+    begin = max(0, same - 30)
+
+    def shown(lines: list[str]) -> str:
+        if number >= len(lines):
+            return "the end of the page"
+        line = lines[number][begin:]
+        # Control characters as escapes, as a page's text is shown everywhere on a terminal.
+        line = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in line)
+        cut = f"{line[:width]}{'...' if len(line) > width else ''}"
+        return f"`{'...' if begin else ''}{cut}`"
+
+    return f"line {number + 1} has {shown(old)}, docs would write {shown(new)}"
 
 
 def write_site(out: Path, pages: Sequence[Page], *, complete: bool = True) -> Staleness:

@@ -29,6 +29,8 @@ class DrillbookError(Exception):
     exit_code: int = EXIT_INVALID
     #: Whether running the same command again is safe (None: not applicable).
     retry_safe: bool | None = None
+    #: The id of the run this error ended, when it ended one (its journal says where).
+    run: str | None = None
 
     def __init__(self, message: str, *, hint: str | None = None) -> None:
         super().__init__(message)

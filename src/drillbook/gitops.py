@@ -620,6 +620,52 @@ def dirty_files(root: Path, *, ignore: Sequence[str] = DEFAULT_IGNORE) -> list[s
     return [path for path in _changed_files(root, proc) if not _ignored(path, ignore)]
 
 
+def untracked_outputs(state: RepoState, fds: Sequence[int]) -> list[str]:
+    """The changed files of `state` that git does not track and that are open as one of
+    `fds` (the process's stdout and stderr), as git names them.
+
+    The shell creates the file of `drillbook release --format json > summary.json` before
+    drillbook starts: in the checkout, it made the tree dirty, and the release refused itself.
+    A tracked file overwritten so is a change all the same, and is not among them.
+    """
+    import stat
+
+    opened = set()
+    for fd in fds:
+        try:
+            found = os.fstat(fd)
+        except OSError:  # closed (`>&-`)
+            continue
+        if stat.S_ISREG(found.st_mode):
+            opened.add((found.st_dev, found.st_ino))
+    if not opened:
+        return []
+    same = []
+    for path in state.changed:
+        try:
+            found = (state.top / path).stat()
+        except OSError:  # deleted: a change, never our output
+            continue
+        if (found.st_dev, found.st_ino) in opened:
+            same.append(path)
+    if not same:
+        return []
+    # Names as they are, not patterns: a `*` in a file name matches no other file.
+    proc = _git(
+        state.top,
+        "ls-files",
+        "-z",
+        "--",
+        *same,
+        env={"GIT_LITERAL_PATHSPECS": "1"},
+        errors="surrogateescape",
+    )
+    if proc.returncode != 0:  # unsure: the file stays a change of the tree
+        return []
+    tracked = set(proc.stdout.split("\0"))
+    return [path for path in same if path not in tracked]
+
+
 def _ignored(path: str, ignore: Sequence[str]) -> bool:
     for prefix in ignore:
         if prefix.endswith("/"):

@@ -194,7 +194,10 @@ def preflight(
         )
         hint = "commit the project (git add -A && git commit), or switch to the branch to release"
         raise PreconditionFailed(msg, hint=hint)
-    refuse(gitops.require_clean, root, ignore=own_outputs(root, state.top), state=state)
+    # The file this command's output is sent to (`> summary.json`, as CI keeps it) is not a
+    # change of the code it releases.
+    ignore = (*own_outputs(root, state.top), *gitops.untracked_outputs(state, (1, 2)))
+    refuse(gitops.require_clean, root, ignore=ignore, state=state)
     refuse(gitops.require_settled, state)
     if survey:
         # A run checks this once it holds the lock (session.open_session); a plan, which

@@ -483,6 +483,7 @@ def open_session(
             try:
                 yield session
             except Interrupted as exc:
+                exc.run = run_id
                 session.outcome, session.exit_code = "interrupted", exc.exit_code
                 if exc.hint is None:
                     exc.hint, same_again = _interrupted_advice(session)
@@ -497,6 +498,7 @@ def open_session(
                 session.summary, session.hint = exc.message, exc.hint
                 raise
             except JournalUnwritable as exc:
+                exc.run = run_id
                 if session.changed:
                     # What ran changed the environment; the rest cannot be recorded, so
                     # nothing more runs, and that is not "nothing changed" (exit 3).
@@ -519,6 +521,7 @@ def open_session(
                 raise
             except DrillbookError as exc:
                 # The process exits with this error's code: the journal says the same.
+                exc.run = run_id
                 session.exit_code = exc.exit_code
                 session.summary, session.hint = exc.message, exc.hint
                 raise
@@ -540,6 +543,7 @@ def open_session(
                     ),
                     changed=changed,
                 )
+                crash.run = run_id
                 session.outcome, session.exit_code = "crashed", crash.exit_code
                 with contextlib.suppress(Exception):
                     session.event("run_crashed", error=f"{type(exc).__name__}: {exc}")

@@ -198,7 +198,8 @@ class CommandLine:
 
     def wants_json(self) -> bool:
         """Whether the command line asks for `--format json` (`-f json` of a task that has it)."""
-        words = self.argv[1:]
+        # As typed: in argv, the `json` of a task that takes bare words is `--rest=json`.
+        words = self.typed[1:]
         short = False
         task_name = self.task_named()
         if task_name is not None:

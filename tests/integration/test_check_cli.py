@@ -500,6 +500,12 @@ def test_under_invoke_a_stdout_closed_before_the_start_exits_3_saying_so(
         ),
         (["history", "-f", "json", "--since"], "history", "--since needs a value"),
         (["plan", "extra", "--format", "json"], "plan", "`plan` takes no bare words; got 'extra'"),
+        # resume takes a bare word (RUN): the `json` after --format was taken for one.
+        (
+            ["resume", "--format", "json"],
+            "resume",
+            "`resume` has no option --format; its options: --run",
+        ),
     ],
 )
 def test_a_usage_error_of_a_json_run_is_json_on_stdout(

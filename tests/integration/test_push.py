@@ -263,6 +263,34 @@ def test_plan_with_push_to_an_origin_that_cannot_be_asked_exits_as_the_release_w
     assert "has only its push left, and that fails (exit 1)" in again.err
 
 
+def test_ctrl_c_of_a_json_plan_waiting_on_origin_is_json_on_stdout(
+    shop: Project, tmp_path: Path
+) -> None:
+    # A plan only reads: Ctrl-C stops it in the program, not in a run, and that end had no
+    # JSON; the pipeline that asked for it read an empty stdout.
+    hanging_origin(shop, tmp_path)
+    asked = tmp_path / "asked"
+    fake_ssh = tmp_path / "marking-ssh"
+    fake_ssh.write_text(f"#!/bin/sh\ntouch '{asked}'\nsleep 60 &\nwait\n")
+    fake_ssh.chmod(0o755)
+    proc = shop.start(
+        "plan", "--version", "1.0.0", "--push", "--format", "json", GIT_SSH=str(fake_ssh)
+    )
+    until = time.monotonic() + 20
+    while not asked.exists():  # the plan asks origin, which never answers
+        assert time.monotonic() < until, "origin was never asked"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+
+    assert proc.returncode == 130, out + err
+    data = json.loads(out)
+    assert (data["task"], data["outcome"], data["exit"]) == ("plan", "interrupted", 130)
+    assert data["retry_safe"] is True
+    assert "interrupted (SIGINT)" in err
+    assert shop.journals() == []
+
+
 def refusing_hook(bare: Path, words: str) -> Path:
     hook = bare / "hooks" / "pre-receive"
     hook.write_text(f"#!/bin/sh\necho '{words}' >&2\nexit 1\n")

@@ -103,6 +103,32 @@ def test_a_signal_mid_step_stops_the_step_and_records_it(
     assert shop.served_version() is None
 
 
+def test_a_json_release_stopped_by_sigterm_names_its_run_for_resume(shop: Project) -> None:
+    # A CI job cancelled mid-run: the pipeline reads which run to resume or abandon.
+    proc = shop.start("release", "--version", "1.0.0", "--format", "json", FIXTURE_SLOW_GATE="unit")
+    assert proc.stderr is not None
+    seen = ""
+    while "unit: sleeping" not in seen:  # progress goes to stderr, the JSON to stdout
+        line = proc.stderr.readline()
+        assert line, seen
+        seen += line
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=GRACE + 5)
+
+    assert proc.returncode == 143, out
+    run = shop.journals()[-1].stem
+    data = json.loads(out)
+    assert (data["outcome"], data["exit"], data["retry_safe"]) == ("interrupted", 143, True)
+    assert data["run"] == run
+    assert data["journal"] == f".drillbook/journal/{run}.jsonl"
+    assert f"drillbook resume {run}" in data["hint"]
+
+    # A refusal before any run names none, under the same keys.
+    (shop.root / "stray.txt").write_text("x\n")
+    refused = json.loads(shop.run("release", "--version", "1.0.0", "--format", "json").out)
+    assert (refused["exit"], refused["run"], refused["journal"]) == (3, None, None)
+
+
 def test_a_signal_during_the_automatic_rollback_says_to_finish_it_not_to_resume(
     released: Project,
 ) -> None:

@@ -529,6 +529,39 @@ def test_plan_as_json(shop: Project) -> None:
     assert next(s for s in data["steps"] if s["step"] == "deploy")["changes"] is True
 
 
+@pytest.mark.parametrize(
+    ("args", "code", "outcome", "error", "own_key"),
+    [
+        # A plan that would be refused, checks that do not pass, a config rule broken: each
+        # task's own document says why it exits as it does, as a refusal's document does.
+        (("plan", "--version", "1.0.0"), 3, "refused", "not clean", "steps"),
+        # Nothing deployed: staging refuses the connection.
+        (("integration", "--version", "1.0.0"), 1, "failed", "2 of 2 checks", "checks"),
+        (("verify-config",), 1, "failed", "config rule failed", "findings"),
+    ],
+)
+def test_a_json_document_that_ends_in_a_failure_holds_the_error(
+    shop: Project, args: tuple[str, ...], code: int, outcome: str, error: str, own_key: str
+) -> None:
+    if args[0] == "plan":
+        (shop.root / "stray.txt").write_text("x\n")
+    if args[0] == "verify-config":
+        config = shop.root / "config" / "staging.env"
+        config.write_text(config.read_text().replace("LOG_LEVEL=info", "LOG_LEVEL=loud"))
+
+    result = shop.run(*args, "--format", "json")
+
+    assert result.code == code, result
+    data = json.loads(result.out)  # one document, nothing after it
+    assert own_key in data
+    assert data["task"] == args[0]
+    assert data["exit"] == code
+    assert data["outcome"] == outcome
+    assert error in data["error"]
+    assert data["retry_safe"] is True
+    assert "hint" in data
+
+
 # --- pushing the tag --------------------------------------------------------------------------
 
 

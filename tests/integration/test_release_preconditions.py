@@ -67,6 +67,45 @@ def test_a_dirty_tree_is_refused_listing_the_files(shop: Project) -> None:
     assert shop.tags() == []
 
 
+def test_the_file_its_output_is_sent_to_is_no_change_of_the_tree(shop: Project) -> None:
+    # `drillbook release --format json > release-summary.json`, as CI keeps the summary: the
+    # shell makes the file before drillbook looks at the tree.
+    def release(version: str, out: str) -> tuple[int, str]:
+        with (shop.root / out).open("w") as summary:
+            done = subprocess.run(
+                [str(DRILLBOOK), "release", "--version", version, "--format", "json"],
+                cwd=shop.root,
+                env=shop.env,
+                stdin=subprocess.DEVNULL,
+                stdout=summary,
+                stderr=subprocess.PIPE,
+                text=True,
+                timeout=60,
+                check=False,
+            )
+        return done.returncode, done.stderr
+
+    code, err = release("1.0.0", "release-summary.json")
+    assert code == 0, err
+    summary = json.loads((shop.root / "release-summary.json").read_text())
+    assert (summary["outcome"], summary["exit"]) == ("ok", 0)
+    assert shop.tags() == ["v1.0.0"]
+
+    # The summary of another run, left in the tree, is a change like any other.
+    code, err = release("1.1.0", "other-summary.json")
+    assert code == 3, err
+    assert "  release-summary.json" in err
+    assert "other-summary.json" not in err
+
+    # A tracked file overwritten so is changed code, wherever the change came from.
+    (shop.root / "release-summary.json").unlink()
+    (shop.root / "other-summary.json").unlink()
+    code, err = release("1.1.0", "deploy.py")
+    assert code == 3, err
+    assert "  deploy.py" in err
+    assert shop.tags() == ["v1.0.0"]
+
+
 def test_no_git_identity_is_refused_with_the_commands_to_set_one(shop: Project) -> None:
     shop.git("config", "--unset", "user.name")
     shop.git("config", "--unset", "user.email")

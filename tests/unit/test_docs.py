@@ -22,7 +22,7 @@ from _docs_project import OLD_SHA, SERVICE, T0, make_project, runbook_sha, write
 
 from drillbook import docs_chart
 from drillbook.cli import build_program
-from drillbook.docs import build_site
+from drillbook.docs import build_site, first_difference
 from drillbook.docs_service import gather, previous_version, service_context
 from drillbook.render import md_link, md_text
 from drillbook.runbook import load_runbook
@@ -354,6 +354,41 @@ def test_docs_writes_and_check_finds_them_fresh(
     assert "wrote 4 of 4 files to site" in capsys.readouterr().out
     assert run_cli(project, "docs", "--check", monkeypatch=monkeypatch) == 0
     assert "docs in site are fresh (4 files)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("on_disk", "rendered", "said"),
+    [
+        ("a\nb\n", "a\nc\n", "line 2 has `b`, docs would write `c`"),
+        ("a\n", "a\nb\n", "line 2 has the end of the page, docs would write `b`"),
+        ("a\r\n", "a\n", "the same lines, with other line endings"),
+        ("x" * 50 + "old\n", "x" * 50 + "new\n", f"line 1 has `...{'x' * 30}old`, docs would"),
+        ("\x1b[31m\n", "ok\n", "line 1 has `\\x1b[31m`"),
+    ],
+)
+def test_the_first_difference_of_a_stale_page(on_disk: str, rendered: str, said: str) -> None:
+    assert said in first_difference(on_disk, rendered)
+
+
+def test_check_in_a_checkout_without_the_journal_says_what_differs_and_why(
+    project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Docs written and committed where the releases ran, checked by CI in a fresh checkout:
+    # no .drillbook/journal there.
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 0
+    shutil.rmtree(project / ".drillbook")
+    written = {p.name: p.read_bytes() for p in (project / "site").iterdir()}
+    capsys.readouterr()
+
+    assert run_cli(project, "docs", "--check", monkeypatch=monkeypatch) == 1
+
+    out, err = capsys.readouterr()
+    line = next(x for x in out.splitlines() if x.startswith("stale    site/shop.md"))
+    assert "- **As of:** no journal events yet" in line
+    assert re.search(r"line \d+ has `- \*\*As of:\*\* 2026-", line), line
+    assert "the runs in the journal (.drillbook/journal/)" in err
+    assert "a fresh CI checkout" in err
+    assert {p.name: p.read_bytes() for p in (project / "site").iterdir()} == written
 
 
 def test_check_fails_on_missing_docs(

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from invoke import Context, Exit
 
+from drillbook.errors import PreconditionFailed
 from drillbook.tasks import namespace
-from drillbook.tasks._base import drill_task
+from drillbook.tasks._base import drill_task, emit_json
 
 # Taken when the tests are collected: invoke's parser pops a task's help texts as it reads its
 # options, and tests of the command line before these run the program in this process.
@@ -46,6 +47,58 @@ def test_a_bug_is_one_line_and_exit_2_and_json_when_json_was_asked(
     assert payload["outcome"] == "internal_error"
     assert payload["exit"] == 2
     assert payload["error"] == "internal error: RuntimeError: a bug"
+
+
+@drill_task()
+def inner(c: Context, format: str = "text") -> None:
+    """A task whose document is all it does."""
+    del format
+    emit_json(json.dumps({"inner": True}))
+
+
+@drill_task()
+def outer(c: Context, format: str = "text") -> None:
+    """A project's own task: its document, then another task's, then a refusal."""
+    emit_json(json.dumps({"outer": True}))
+    inner.body(c, format=format)
+    msg = "refused after both"
+    raise PreconditionFailed(msg, hint="fix it")
+
+
+def test_a_task_run_inside_another_keeps_both_documents_and_the_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(Exit) as info:
+        outer.body(Context(), format="json")
+
+    assert info.value.code == 3
+    out = capsys.readouterr().out
+    decoder = json.JSONDecoder()
+    first, end = decoder.raw_decode(out)
+    second, end = decoder.raw_decode(out, end + 1)
+    assert out[end:].strip() == ""
+    # Written as the outer task ends, in order: the inner one's end did not drop the first.
+    assert (first["outer"], first["exit"], first["error"]) == (True, 3, "refused after both")
+    assert second == {"inner": True}
+
+
+@drill_task()
+def stopped(c: Context, format: str = "text") -> None:
+    """A task that only reads, stopped by Ctrl-C."""
+    del c, format
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_of_a_task_that_is_no_run_is_json_when_json_was_asked(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(KeyboardInterrupt):  # the program says so on stderr and exits 130
+        stopped.body(Context(), format="json")
+
+    payload = json.loads(capsys.readouterr().out)
+    assert (payload["task"], payload["outcome"], payload["exit"]) == ("stopped", "interrupted", 130)
+    assert payload["retry_safe"] is True
+    assert payload["run"] is None
 
 
 def _options(item: Any) -> dict[str, inspect.Parameter]:

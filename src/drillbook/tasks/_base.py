@@ -44,7 +44,10 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
             return result
 
         def run(name: str, c: Context, *args: Any, **kwargs: Any) -> Any:
-            _json_written.clear()
+            if not _in_task:  # a task's body run by another task's (a project's own) shares it
+                _json_written.clear()
+                _json_pending.clear()
+            _in_task.append(True)
             ready_streams()
             try:
                 _require_working_directory()
@@ -53,11 +56,32 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
                 return fn(c, *args, **kwargs)
             except DrillbookError as exc:
                 report_error(exc, task_name=name)
-                if kwargs.get("format") == "json" and not _json_written:
-                    # A pipeline that asked for JSON gets JSON, refusals included.
-                    emit_json(error_json(exc, task_name=name))
+                if kwargs.get("format") == "json":
+                    if _json_pending:
+                        # The task's own document, and why it ends with this exit code.
+                        _json_pending[0] = (
+                            _with_error(_json_pending[0][0], exc, task_name=name),
+                            _json_pending[0][1],
+                        )
+                    elif not _json_written:
+                        # A pipeline that asked for JSON gets JSON, refusals included.
+                        emit_json(error_json(exc, task_name=name))
                 raise Exit(code=exc.exit_code) from None
-            except (Exit, KeyboardInterrupt, SystemExit):
+            except KeyboardInterrupt:
+                # A task that is no run (check, plan, history) stopped by Ctrl-C: the program
+                # says so on stderr and exits 130; a pipeline that asked for JSON gets it.
+                if kwargs.get("format") == "json":
+                    from drillbook.errors import Interrupted
+
+                    stop = Interrupted(EXIT_SIGINT - 128, "interrupted (SIGINT) before it finished")
+                    stop.hint = "every file it wrote is whole, so running it again is safe"
+                    if _json_pending:
+                        text = _with_error(_json_pending[0][0], stop, task_name=name)
+                        _json_pending[0] = (text, _json_pending[0][1])
+                    elif not _json_written:
+                        emit_json(error_json(stop, task_name=name))
+                raise
+            except (Exit, SystemExit):
                 raise
             except Exception as exc:
                 # A bug, not an input problem; the traceback helps only the maintainers.
@@ -69,11 +93,19 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
                     "traceback and report it"
                 )
                 Console(masker=_masker()).error(f"drillbook {name}: {what}\n  hint: {hint}")
-                if kwargs.get("format") == "json" and not _json_written:
+                if kwargs.get("format") == "json":
                     # A pipeline that asked for JSON gets JSON, a bug's end included.
                     bug = DrillbookError(what, hint=hint)
-                    emit_json(error_json(bug, task_name=name, outcome="internal_error"))
+                    if _json_pending:
+                        text = _with_error(
+                            _json_pending[0][0], bug, task_name=name, outcome="internal_error"
+                        )
+                        _json_pending[0] = (text, _json_pending[0][1])
+                    elif not _json_written:
+                        emit_json(error_json(bug, task_name=name, outcome="internal_error"))
                 raise Exit(code=EXIT_INVALID) from None
+            finally:
+                _flush_json()
 
         if rest is not None:
             setattr(body, REST_ATTRIBUTE, rest)
@@ -164,11 +196,60 @@ def _stdout_lost(name: str, code: int) -> bool:
 
 #: Set once a task has written its JSON document to stdout (a list, for a module-level flag).
 _json_written: list[bool] = []
+#: A task's JSON document (and the console to print it through) until the task ends: a
+#: task that refuses or fails after it (a plan that would be refused, checks that did not
+#: pass) adds why to that one document rather than print a second one after it.
+_json_pending: list[tuple[str, Console | None]] = []
+#: Whether a task is running: only then does its document wait for its end.
+_in_task: list[bool] = []
 
 
 def emit_json(text: str, console: Console | None = None) -> None:
     """Write a task's JSON document to stdout (through `console` when given: it masks), its
-    drillbook commands as they must be typed (see `drillbook.commands`)."""
+    drillbook commands as they must be typed (see `drillbook.commands`); within a task, as
+    it ends."""
+    _json_written.append(True)
+    if _in_task:
+        _json_pending.append((text, console))
+        return
+    _write_json(text, console)
+
+
+def _flush_json() -> None:
+    """Write the document a task emitted, now that it (the outermost one) has ended."""
+    if _in_task:
+        _in_task.pop()
+    if _in_task:
+        return
+    pending = list(_json_pending)
+    _json_pending.clear()
+    for text, console in pending:
+        _write_json(text, console)
+
+
+def _with_error(
+    text: str, exc: DrillbookError, *, task_name: str, outcome: str | None = None
+) -> str:
+    """A task's JSON document with the error that ended the task: its message, hint, exit
+    code and whether a retry is safe, under the keys of a refusal's document."""
+    import json
+
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return text
+    if not isinstance(doc, dict):
+        return text
+    error = json.loads(error_json(exc, task_name=task_name, outcome=outcome))
+    # The task's own outcome word stays when it has one (a run's `rolled_back`); the exit
+    # code is the one the process ends with.
+    merged = {**error, **doc}
+    for key in ("task", "exit", "error", "hint", "retry_safe"):
+        merged[key] = error[key]
+    return json.dumps(merged, indent=2)
+
+
+def _write_json(text: str, console: Console | None) -> None:
     if console is not None:
         console.print(text)
     else:
@@ -176,7 +257,6 @@ def emit_json(text: str, console: Console | None = None) -> None:
         from drillbook.console import write
 
         write(sys.stdout, as_typed(text))
-    _json_written.append(True)
 
 
 _ERROR_OUTCOMES = {
@@ -200,6 +280,9 @@ def error_json(exc: DrillbookError, *, task_name: str, outcome: str | None = Non
         "error": exc.message,
         "hint": exc.hint,
         "retry_safe": exc.retry_safe,
+        # The run it ended, for `drillbook resume RUN` or `abandon RUN`; null before a run.
+        "run": exc.run,
+        "journal": f".drillbook/journal/{exc.run}.jsonl" if exc.run else None,
     }
     if isinstance(exc, InvalidInput):
         payload["problems"] = [p.as_dict() for p in exc.problems]

@@ -66,7 +66,10 @@ def docs(
             return
         for word, names in (("missing", found.missing), ("stale", found.stale)):
             for name in names:
-                console.print(f"{word:<8} {Path(shown) / name}")
+                differs = found.differences.get(name)
+                console.print(
+                    f"{word:<8} {Path(shown) / name}" + (f": {differs}" if differs else "")
+                )
         for name in found.extra:
             console.print(f"extra    {Path(shown) / name} (no runbook describes it any more)")
         from drillbook.files import special_kind
@@ -87,7 +90,16 @@ def docs(
                 f"of the way, then run `drillbook docs{_args(out, service)}`"
             )
             raise Exit(code=1)
-        console.error(f"drillbook docs: docs are stale: run `drillbook docs{_args(out, service)}`")
+        because = (
+            "; the pages show the runbooks, the git tags and the runs in the journal "
+            "(.drillbook/journal/), so docs written where other runs were journaled (or "
+            "none, as in a fresh CI checkout) differ from these"
+            if found.stale
+            else ""
+        )
+        console.error(
+            f"drillbook docs: docs are stale: run `drillbook docs{_args(out, service)}`{because}"
+        )
         raise Exit(code=1)
     before = write_site(target, pages, complete=complete)
     written = len(before.missing) + len(before.stale)
