@@ -496,7 +496,7 @@ def test_under_invoke_a_stdout_closed_before_the_start_exits_3_saying_so(
             ["release", "--format=json", "--pussh"],
             "release",
             "`release` has no option --pussh; its options: --dry-run, --env, --format, "
-            "--no-auto-rollback, --push, --service, --version, --yes",
+            "--if-unreleased, --no-auto-rollback, --push, --service, --version, --yes",
         ),
         (["history", "-f", "json", "--since"], "history", "--since needs a value"),
         (["plan", "extra", "--format", "json"], "plan", "`plan` takes no bare words; got 'extra'"),

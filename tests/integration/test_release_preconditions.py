@@ -815,3 +815,46 @@ def test_tags_this_user_cannot_write_are_found_first_with_what_to_do(shop: Proje
     assert "hint: this user cannot write the repository's tags" in done.stderr
     assert "delete the .lock" not in done.stderr
     assert_nothing_ran(shop, before)
+
+
+def test_if_unreleased_a_version_released_on_an_older_commit_is_nothing_to_release(
+    released: Project,
+) -> None:
+    # A push of main that declares no new version, as CI releases every push.
+    (released.root / "README").write_text("a fix without a version of its own\n")
+    released.commit("after the release")
+    assert released.run("release", "--version", "1.0.0").code == 3
+    before = released.snapshot()
+    journals = released.journals()
+
+    result = released.run("release", "--version", "1.0.0", "--if-unreleased")
+    assert result.code == 0, result
+    assert result.out.startswith("nothing to release: 1.0.0 is released already: tag v1.0.0")
+    assert "declare a new version under `releases:`" in result.out
+    summary = released.run(
+        "release", "--version", "1.0.0", "--if-unreleased", "--yes", "--push", "--format", "json"
+    )
+    assert summary.code == 0, summary
+    data = json.loads(summary.out)
+    assert (data["outcome"], data["exit"], data["version"]) == ("nothing_to_release", 0, "1.0.0")
+    assert data["steps"] == []
+    for args in (
+        ("plan", "--version", "1.0.0", "--if-unreleased"),
+        ("release", "--version", "1.0.0", "--dry-run", "--if-unreleased"),
+    ):
+        planned = released.run(*args)
+        assert planned.code == 0, planned
+        assert "nothing to release" in planned.out
+    assert released.snapshot() == before
+    assert released.journals() == journals
+    assert released.tags() == ["v1.0.0"]
+
+    # Any other refusal, met first, stays one: a dirty tree is not "nothing to release".
+    (released.root / "README").write_text("uncommitted\n")
+    for args in (
+        ("release", "--version", "1.0.0", "--if-unreleased"),
+        ("plan", "--version", "1.0.0", "--if-unreleased"),
+    ):
+        dirty = released.run(*args)
+        assert dirty.code == 3, dirty
+        assert "nothing to release" not in dirty.out + dirty.err

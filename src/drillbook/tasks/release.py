@@ -23,15 +23,40 @@ from drillbook.tasks._base import (
 # --- plan and release -------------------------------------------------------------------------
 
 
+class NothingToRelease(Exception):
+    """With `--if-unreleased`: the version is released already, on another commit."""
+
+    def __init__(self, version: str, refusal: Any) -> None:
+        super().__init__(refusal.message)
+        self.version = version
+        self.refusal = refusal
+
+
 def release_plan(
-    loaded: Any, version: str | None, env: str, push: bool, *, survey: bool = False
+    loaded: Any,
+    version: str | None,
+    env: str,
+    push: bool,
+    *,
+    survey: bool = False,
+    if_unreleased: bool = False,
 ) -> tuple[Any, ...]:
+    from drillbook.errors import TagElsewhere
     from drillbook.plan import plan_release
     from drillbook.release import pick_version, preflight, require_env
 
     release = pick_version(loaded.runbook, version)
     require_env(loaded.runbook, env)
-    found = preflight(loaded, env, release.version, survey=survey, push=push)
+    try:
+        found = preflight(loaded, env, release.version, survey=survey, push=push)
+    except TagElsewhere as exc:
+        if if_unreleased:
+            raise NothingToRelease(release.version, exc) from None
+        raise
+    # A plan lists every refusal in the order a release meets them: the release would stop at
+    # the first, so only a first that is this one means there is nothing to do.
+    if if_unreleased and found.problems and isinstance(found.problems[0], TagElsewhere):
+        raise NothingToRelease(release.version, found.problems[0])
     plan = plan_release(
         loaded.runbook,
         env=env,
@@ -141,12 +166,19 @@ def _answers(env: str, url: str, *, deploys: bool) -> tuple[str, str, bool]:
     return (env, f"{down}, and the runbook has no deploy to start it: its checks would fail", False)
 
 
-@drill_task(help={**RUN_HELP, "push": "include pushing the tag"})
+_IF_UNRELEASED = (
+    "exit 0 saying so when the version is released already on another commit (a push of "
+    "main that declares no new version, in CI)"
+)
+
+
+@drill_task(help={**RUN_HELP, "push": "include pushing the tag", "if_unreleased": _IF_UNRELEASED})
 def plan(
     c: Context,
     version: str | None = None,
     env: str = "staging",
     push: bool = False,
+    if_unreleased: bool = False,
     service: str | None = None,
     format: str = "text",
 ) -> None:
@@ -154,10 +186,41 @@ def plan(
 
     require_format(format)
     loaded = project(service)
-    release_, found, planned = release_plan(loaded, version, env, push, survey=True)
+    try:
+        release_, found, planned = release_plan(
+            loaded, version, env, push, survey=True, if_unreleased=if_unreleased
+        )
+    except NothingToRelease as nothing:
+        _say_nothing_to_release(Console(), loaded, env, nothing, format)
+        return
     done = already_done(loaded, env, release_.version, found)
     found = _as_met(found, done, push)
     _show_plan(Console(), loaded, env, _as_done(planned, found, done, push), found, format)
+
+
+def _say_nothing_to_release(
+    console: Console, loaded: Any, env: str, nothing: NothingToRelease, format: str
+) -> None:
+    """Say that there is nothing to release (`--if-unreleased`): nothing ran, exit 0."""
+    headline = f"nothing to release: {nothing.refusal.message}"
+    hint = nothing.refusal.hint
+    if format == "json":
+        summary = {
+            "action": "release",
+            "service": loaded.runbook.service,
+            "env": env,
+            "version": nothing.version,
+            "outcome": "nothing_to_release",
+            "exit": 0,
+            "headline": headline,
+            "hint": hint,
+            "steps": [],
+        }
+        emit_json(json.dumps(summary, indent=2))
+        return
+    console.print(headline)
+    if hint:
+        console.print(f"  hint: {hint}")
 
 
 def _show_plan(
@@ -227,6 +290,7 @@ def _push_unasked(planned: Any, found: Any) -> Exception | None:
         "yes": "do not ask before releasing to an environment other than staging",
         "push": "push the tag to origin at the end",
         "no_auto_rollback": "on a failure after the deploy, leave the environment as it is",
+        "if_unreleased": _IF_UNRELEASED,
     }
 )
 def release(
@@ -237,6 +301,7 @@ def release(
     yes: bool = False,
     push: bool = False,
     no_auto_rollback: bool = False,
+    if_unreleased: bool = False,
     service: str | None = None,
     format: str = "text",
 ) -> None:
@@ -247,7 +312,13 @@ def release(
 
     console = run_console(format)
     loaded = project(service)
-    release_, found, planned = release_plan(loaded, version, env, push, survey=dry_run)
+    try:
+        release_, found, planned = release_plan(
+            loaded, version, env, push, survey=dry_run, if_unreleased=if_unreleased
+        )
+    except NothingToRelease as nothing:
+        _say_nothing_to_release(console, loaded, env, nothing, format)
+        return
     done = already_done(loaded, env, release_.version, found)
     if dry_run:
         found = _as_met(found, done, push)
