@@ -885,6 +885,26 @@ def test_a_deploy_whose_version_is_not_text_is_not_called_no_deploy(
     assert "| staging | http://127.0.0.1:8282 | [1.1.0](#release-1-1-0) |" in md
 
 
+def test_right_now_of_the_first_release_says_how_to_undo_it_by_hand(project: Path) -> None:
+    write_run(
+        project,
+        "20261122T120000Z-999999",
+        T0 + 99 * 3600,
+        "deploy",
+        "production",
+        "1.0.0",
+        [("deployed", {"previous": "1.1.0", "by": "deploy"})],
+    )
+    pages = {p.name: p.text for p in site(project)}
+    how = (
+        "no earlier version to go back to (first release): First release; stop the service, "
+        "no payment is lost."
+    )
+    row = "| production | https://shop.example.com | [1.0.0](#release-1-0-0) |"
+    assert f"{row} {how} |" in pages["shop.md"]
+    assert f"<td>{how}</td>" in pages["shop.html"]
+
+
 def test_rehearsals_of_other_services_do_not_count(project: Path) -> None:
     lb = loaded(project)
     facts = gather(project)
