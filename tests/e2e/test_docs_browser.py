@@ -298,6 +298,34 @@ def test_a_long_url_leaves_what_runs_in_view(
     assert 0 < right <= 1280
 
 
+def test_on_a_phone_what_runs_and_how_to_roll_back_stay_on_screen(
+    site: Path, tmp_path: Path
+) -> None:
+    # Where the cells of Right now and What changed recently end, and how wide the window is
+    # (headless Chromium dumps no narrower than 500px), written into a copy of the page by a
+    # script of the test.
+    page = site.parent / "measured-phone.html"
+    measure = (
+        "<script>document.body.dataset.right = Math.max(...Array.from("
+        "document.querySelectorAll('#now td, #recent td'), e => e.getBoundingClientRect().right));"
+        "document.body.dataset.width = window.innerWidth</script></body>"
+    )
+    page.write_text(
+        (site / "shop.html").read_text(encoding="utf-8").replace("</body>", measure),
+        encoding="utf-8",
+    )
+    try:
+        dom = chromium(tmp_path, "--window-size=360,2000", "--dump-dom", page.as_uri()).stdout
+    finally:
+        page.unlink()
+    right = float(re.search(r'data-right="([0-9.]+)"', dom).group(1))
+    width = float(re.search(r'data-width="([0-9.]+)"', dom).group(1))
+    assert width <= 640  # a phone's width, as the page's style knows it (40rem)
+    assert 0 < right <= width
+    text = Dom(dom).text
+    assert "drillbook rollback --env production --to 1.0.0" in text
+
+
 def test_screenshots_for_a_person_to_look_at(site: Path, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     for page, height in (("shop.html", 3600), ("index.html", 1000)):

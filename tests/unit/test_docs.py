@@ -902,7 +902,7 @@ def test_right_now_of_the_first_release_says_how_to_undo_it_by_hand(project: Pat
     )
     row = "| production | https://shop.example.com | [1.0.0](#release-1-0-0) |"
     assert f"{row} {how} |" in pages["shop.md"]
-    assert f"<td>{how}</td>" in pages["shop.html"]
+    assert f'<td data-label="Roll back with">{how}</td>' in pages["shop.html"]
 
 
 def test_rehearsals_of_other_services_do_not_count(project: Path) -> None:
