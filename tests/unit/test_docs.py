@@ -915,6 +915,29 @@ def test_rehearsals_of_other_services_do_not_count(project: Path) -> None:
     assert OLD_SHA not in str(ctx)
 
 
+def test_right_now_of_a_run_to_abandon_shows_its_commands_as_code(project: Path) -> None:
+    # A release interrupted in its checks, not closed yet: abandon it, then roll back.
+    write_run(
+        project,
+        "20261122T100000Z-ffffff",
+        T0 + 97 * 3600,
+        "release",
+        "staging",
+        "1.2.0",
+        [
+            ("deployed", {"version": "1.2.0", "previous": "1.1.0", "by": "release"}),
+            ("step_started", {"step": "integration", "kind": "checks"}),
+        ],
+        outcome="interrupted",
+        previous="1.1.0",
+    )
+    pages = {p.name: p.text for p in site(project)}
+    abandon = "drillbook abandon 20261122T100000Z-ffffff"
+    rollback = "drillbook rollback --env staging --to 1.1.0"
+    assert f"<code>{abandon}</code>, then <code>{rollback}</code></td>" in pages["shop.html"]
+    assert f"| `{abandon}`, then `{rollback}` |" in pages["shop.md"]
+
+
 def test_right_now_sends_a_person_to_check_a_rollback_cut_short_after_its_redeploy(
     project: Path,
 ) -> None:
