@@ -301,13 +301,16 @@ def test_a_long_url_leaves_what_runs_in_view(
 def test_on_a_phone_what_runs_and_how_to_roll_back_stay_on_screen(
     site: Path, tmp_path: Path
 ) -> None:
-    # Where the cells of Right now and What changed recently end, and how wide the window is
-    # (headless Chromium dumps no narrower than 500px), written into a copy of the page by a
-    # script of the test.
+    # Where the cells of Right now and What changed recently, and a release's parts, end; how
+    # many rollback commands hide a part past a scroll; how wide the window is (headless
+    # Chromium dumps no narrower than 500px): written into a copy of the page by the test.
     page = site.parent / "measured-phone.html"
+    parts = "#now td, #recent td, .release h4, .release pre.cmd, .release .badge, .change dd"
     measure = (
         "<script>document.body.dataset.right = Math.max(...Array.from("
-        "document.querySelectorAll('#now td, #recent td'), e => e.getBoundingClientRect().right));"
+        f"document.querySelectorAll('{parts}'), e => e.getBoundingClientRect().right));"
+        "document.body.dataset.hidden = Array.from(document.querySelectorAll('pre.cmd'))"
+        ".filter(e => e.scrollWidth > e.clientWidth).length;"
         "document.body.dataset.width = window.innerWidth</script></body>"
     )
     page.write_text(
@@ -322,6 +325,7 @@ def test_on_a_phone_what_runs_and_how_to_roll_back_stay_on_screen(
     width = float(re.search(r'data-width="([0-9.]+)"', dom).group(1))
     assert width <= 640  # a phone's width, as the page's style knows it (40rem)
     assert 0 < right <= width
+    assert re.search(r'data-hidden="([0-9]+)"', dom).group(1) == "0"
     text = Dom(dom).text
     assert "drillbook rollback --env production --to 1.0.0" in text
 
