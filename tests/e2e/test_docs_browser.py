@@ -330,6 +330,40 @@ def test_on_a_phone_what_runs_and_how_to_roll_back_stay_on_screen(
     assert "drillbook rollback --env production --to 1.0.0" in text
 
 
+def test_on_a_phone_the_index_reads_as_cards_and_the_filter_still_hides(
+    site: Path, tmp_path: Path
+) -> None:
+    # Written after the page's own script: how many rows show, where the cells end, how
+    # wide the window is.
+    page = site / "measured-index.html"
+    measure = (
+        "<script>var cells = document.querySelectorAll('tr.row td');"
+        "var shown = Array.from(document.querySelectorAll('tr.row'))"
+        ".filter(e => e.getClientRects().length);"
+        "document.body.dataset.right = Math.max(...Array.from(cells,"
+        " e => e.getBoundingClientRect().right));"
+        "document.body.dataset.shown = shown.length;"
+        "document.body.dataset.lefts = new Set(Array.from(shown[0].cells,"
+        " e => Math.round(e.getBoundingClientRect().left))).size;"
+        "document.body.dataset.width = window.innerWidth</script></body>"
+    )
+    page.write_text(
+        (site / "index.html").read_text(encoding="utf-8").replace("</body>", measure),
+        encoding="utf-8",
+    )
+    try:
+        dom = chromium(
+            tmp_path, "--window-size=360,2000", "--dump-dom", page.as_uri() + "?q=carol"
+        ).stdout
+    finally:
+        page.unlink()
+    width = float(re.search(r'data-width="([0-9.]+)"', dom).group(1))
+    assert width <= 640
+    assert 0 < float(re.search(r'data-right="([0-9.]+)"', dom).group(1)) <= width
+    assert re.search(r'data-shown="([0-9]+)"', dom).group(1) == "2"  # carol's two changes
+    assert re.search(r'data-lefts="([0-9]+)"', dom).group(1) == "1"  # cells one above another
+
+
 def test_screenshots_for_a_person_to_look_at(site: Path, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     for page, height in (("shop.html", 3600), ("index.html", 1000)):
