@@ -258,7 +258,8 @@ def foreign_files(out: Path, pages: Sequence[Page]) -> list[str]:
     """
     found = []
     for page in pages:
-        if not any(mark.decode() in page.text[:4096] for mark in _MARKS):
+        # As `_ours` reads the file: its first 4096 bytes, not characters.
+        if not any(mark in page.text[:4096].encode("utf-8")[:4096] for mark in _MARKS):
             continue
         path = out / page.name
         try:

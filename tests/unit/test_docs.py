@@ -461,6 +461,22 @@ def test_an_out_folder_of_a_persons_own_files_is_not_written_over(
     assert sorted(p.name for p in mine.iterdir()) == PAGES
 
 
+def test_a_page_whose_marker_comes_late_in_its_head_is_still_ours_to_write_again(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A project's template with text of many bytes a character before the marker.
+    (project / "templates").mkdir()
+    (project / "templates" / "docs-service.md.j2").write_text(
+        "<!-- " + "é" * 2100 + " -->\n<!-- {{ marker }} -->\n# {{ service }}: {{ owner }}\n",
+        encoding="utf-8",
+    )
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 0
+    runbook = project / "runbooks" / "shop.yaml"
+    runbook.write_text(runbook.read_text().replace("owner: team-checkout", "owner: team-pay"))
+    assert run_cli(project, "docs", monkeypatch=monkeypatch) == 0
+    assert (project / "site" / "shop.md").read_text(encoding="utf-8").endswith("shop: team-pay\n")
+
+
 def test_an_out_folder_that_cannot_be_written_exits_3_before_writing(
     project: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
