@@ -364,6 +364,36 @@ def test_on_a_phone_the_index_reads_as_cards_and_the_filter_still_hides(
     assert re.search(r'data-lefts="([0-9]+)"', dom).group(1) == "1"  # cells one above another
 
 
+def test_on_a_phone_a_long_word_in_a_card_breaks_inside_it(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    root = docs_project.make_project(tmp_path_factory.mktemp("longword"))
+    runbook = root / "runbooks" / "shop.yaml"
+    text = runbook.read_text(encoding="utf-8")
+    runbook.write_text(
+        text.replace("owner: team-checkout", f"owner: team-{'x' * 120}", 1), encoding="utf-8"
+    )
+    proc = subprocess.run(
+        [str(DRILLBOOK), "docs"], cwd=root, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    # How many cells hold text that runs past their edge, counted by a script of the test.
+    page = root / "site" / "measured.html"
+    measure = (
+        "<script>document.body.dataset.over = Array.from(document.querySelectorAll("
+        "'tr.row td')).filter(e => e.scrollWidth > e.clientWidth + 1).length;"
+        "document.body.dataset.width = window.innerWidth</script></body>"
+    )
+    page.write_text(
+        (root / "site" / "index.html").read_text(encoding="utf-8").replace("</body>", measure),
+        encoding="utf-8",
+    )
+    dom = chromium(tmp_path, "--window-size=360,2000", "--dump-dom", page.as_uri()).stdout
+    width = float(re.search(r'data-width="([0-9.]+)"', dom).group(1))
+    assert width <= 640
+    assert re.search(r'data-over="([0-9]+)"', dom).group(1) == "0"
+
+
 def test_screenshots_for_a_person_to_look_at(site: Path, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     for page, height in (("shop.html", 3600), ("index.html", 1000)):
