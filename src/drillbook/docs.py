@@ -251,6 +251,30 @@ def our_files(out: Path) -> set[str]:
     }
 
 
+def foreign_files(out: Path, pages: Sequence[Page]) -> list[str]:
+    """The pages' names whose file in `out` holds a person's own text: not empty, no marker.
+
+    `docs` must not replace them: `--out` may name a folder that is not a docs site. A page
+    that itself carries no marker (a project's template left it out) cannot be told from a
+    person's file, so it is not counted: such pages are replaced as they always were.
+    """
+    found = []
+    for page in pages:
+        # As `_ours` reads the file: its first 4096 bytes, not characters.
+        if not any(mark in page.text[:4096].encode("utf-8")[:4096] for mark in _MARKS):
+            continue
+        path = out / page.name
+        try:
+            # Nothing there, a named pipe (told elsewhere) or an empty file: nothing to lose.
+            if not path.is_file() or path.stat().st_size == 0:
+                continue
+        except OSError:
+            continue
+        if not _ours(path):
+            found.append(page.name)
+    return found
+
+
 def check_site(out: Path, pages: Sequence[Page], *, complete: bool = True) -> Staleness:
     """Compare rendered pages with the out folder; `complete`: the pages are the whole site."""
     from drillbook.files import read_regular
@@ -316,6 +340,16 @@ def write_site(out: Path, pages: Sequence[Page], *, complete: bool = True) -> St
     for page in pages:
         # Each of them, before the first is written: a named pipe would block the run.
         require_regular(out / page.name, "the docs")
+    foreign = foreign_files(out, pages)
+    if foreign:
+        names = ", ".join(foreign)
+        msg = (
+            f"cannot write the docs to {out}: it holds {names}, not written by drillbook docs "
+            f"(no {MARKER!r} line); nothing was written"
+        )
+        raise PreconditionFailed(
+            msg, hint="move those files out of the way, or give --out an empty or new folder"
+        )
     before = check_site(out, pages, complete=complete)
     changed = set(before.missing) | set(before.stale)
     done = 0

@@ -298,6 +298,102 @@ def test_a_long_url_leaves_what_runs_in_view(
     assert 0 < right <= 1280
 
 
+def test_on_a_phone_what_runs_and_how_to_roll_back_stay_on_screen(
+    site: Path, tmp_path: Path
+) -> None:
+    # Where the cells of Right now and What changed recently, and a release's parts, end; how
+    # many rollback commands hide a part past a scroll; how wide the window is (headless
+    # Chromium dumps no narrower than 500px): written into a copy of the page by the test.
+    page = site.parent / "measured-phone.html"
+    parts = "#now td, #recent td, .release h4, .release pre.cmd, .release .badge, .change dd"
+    measure = (
+        "<script>document.body.dataset.right = Math.max(...Array.from("
+        f"document.querySelectorAll('{parts}'), e => e.getBoundingClientRect().right));"
+        "document.body.dataset.hidden = Array.from(document.querySelectorAll('pre.cmd'))"
+        ".filter(e => e.scrollWidth > e.clientWidth).length;"
+        "document.body.dataset.width = window.innerWidth</script></body>"
+    )
+    page.write_text(
+        (site / "shop.html").read_text(encoding="utf-8").replace("</body>", measure),
+        encoding="utf-8",
+    )
+    try:
+        dom = chromium(tmp_path, "--window-size=360,2000", "--dump-dom", page.as_uri()).stdout
+    finally:
+        page.unlink()
+    right = float(re.search(r'data-right="([0-9.]+)"', dom).group(1))
+    width = float(re.search(r'data-width="([0-9.]+)"', dom).group(1))
+    assert width <= 640  # a phone's width, as the page's style knows it (40rem)
+    assert 0 < right <= width
+    assert re.search(r'data-hidden="([0-9]+)"', dom).group(1) == "0"
+    text = Dom(dom).text
+    assert "drillbook rollback --env production --to 1.0.0" in text
+
+
+def test_on_a_phone_the_index_reads_as_cards_and_the_filter_still_hides(
+    site: Path, tmp_path: Path
+) -> None:
+    # Written after the page's own script: how many rows show, where the cells end, how
+    # wide the window is.
+    page = site / "measured-index.html"
+    measure = (
+        "<script>var cells = document.querySelectorAll('tr.row td');"
+        "var shown = Array.from(document.querySelectorAll('tr.row'))"
+        ".filter(e => e.getClientRects().length);"
+        "document.body.dataset.right = Math.max(...Array.from(cells,"
+        " e => e.getBoundingClientRect().right));"
+        "document.body.dataset.shown = shown.length;"
+        "document.body.dataset.lefts = new Set(Array.from(shown[0].cells,"
+        " e => Math.round(e.getBoundingClientRect().left))).size;"
+        "document.body.dataset.width = window.innerWidth</script></body>"
+    )
+    page.write_text(
+        (site / "index.html").read_text(encoding="utf-8").replace("</body>", measure),
+        encoding="utf-8",
+    )
+    try:
+        dom = chromium(
+            tmp_path, "--window-size=360,2000", "--dump-dom", page.as_uri() + "?q=carol"
+        ).stdout
+    finally:
+        page.unlink()
+    width = float(re.search(r'data-width="([0-9.]+)"', dom).group(1))
+    assert width <= 640
+    assert 0 < float(re.search(r'data-right="([0-9.]+)"', dom).group(1)) <= width
+    assert re.search(r'data-shown="([0-9]+)"', dom).group(1) == "2"  # carol's two changes
+    assert re.search(r'data-lefts="([0-9]+)"', dom).group(1) == "1"  # cells one above another
+
+
+def test_on_a_phone_a_long_word_in_a_card_breaks_inside_it(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    root = docs_project.make_project(tmp_path_factory.mktemp("longword"))
+    runbook = root / "runbooks" / "shop.yaml"
+    text = runbook.read_text(encoding="utf-8")
+    runbook.write_text(
+        text.replace("owner: team-checkout", f"owner: team-{'x' * 120}", 1), encoding="utf-8"
+    )
+    proc = subprocess.run(
+        [str(DRILLBOOK), "docs"], cwd=root, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    # How many cells hold text that runs past their edge, counted by a script of the test.
+    page = root / "site" / "measured.html"
+    measure = (
+        "<script>document.body.dataset.over = Array.from(document.querySelectorAll("
+        "'tr.row td')).filter(e => e.scrollWidth > e.clientWidth + 1).length;"
+        "document.body.dataset.width = window.innerWidth</script></body>"
+    )
+    page.write_text(
+        (root / "site" / "index.html").read_text(encoding="utf-8").replace("</body>", measure),
+        encoding="utf-8",
+    )
+    dom = chromium(tmp_path, "--window-size=360,2000", "--dump-dom", page.as_uri()).stdout
+    width = float(re.search(r'data-width="([0-9.]+)"', dom).group(1))
+    assert width <= 640
+    assert re.search(r'data-over="([0-9]+)"', dom).group(1) == "0"
+
+
 def test_screenshots_for_a_person_to_look_at(site: Path, tmp_path: Path) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     for page, height in (("shop.html", 3600), ("index.html", 1000)):

@@ -688,7 +688,11 @@ def test_the_docs_do_not_say_what_runs_when_a_deploy_was_cut_short(released: Pro
     )
     assert released.run("abandon", run_id).code == 0
     type_undo(released, "drillbook deploy --env staging --version 1.0.0")
-    assert right_now(released)["staging"][1:] == ["[1.0.0](#release-1-0-0)", "-"]
+    assert right_now(released)["staging"][1:] == [
+        "[1.0.0](#release-1-0-0)",
+        "no earlier version to go back to (first release): "
+        "Nothing to go back to; stop the service.",
+    ]
 
 
 def test_the_docs_send_a_person_to_look_when_a_rollback_failed(released: Project) -> None:

@@ -83,6 +83,18 @@ def docs(
                 f"out of the way, then run `drillbook docs{_args(out, service)}`"
             )
             raise Exit(code=1)
+        from drillbook.docs import foreign_files
+
+        foreign = foreign_files(target, pages)
+        if foreign:
+            # `drillbook docs` would refuse to replace them: say so, and what to do first.
+            names = ", ".join(str(Path(shown) / name) for name in foreign)
+            console.error(
+                f"drillbook docs: {names} {'is' if len(foreign) == 1 else 'are'} not written by "
+                "drillbook docs, which will not replace a file of yours: move "
+                f"{'it' if len(foreign) == 1 else 'them'} out of the way or use another --out"
+            )
+            raise Exit(code=1)
         if target.exists() and not target.is_dir():
             # `drillbook docs` would refuse it: say what to do first.
             console.error(
