@@ -164,7 +164,8 @@ def test_a_mistyped_task_or_option_exits_2_with_the_closest_name(
         # No `--command-timeout` offered: it is invoke's, for `c.run`, which no task uses.
         (
             ["deploy", "--timeout", "5"],
-            "`deploy` has no option --timeout; its options: --env, --service, --version, --yes",
+            "`deploy` has no option --timeout; its options: --env, --format, --service, "
+            "--version, --yes",
             "`drillbook deploy --help` lists its options",
         ),
         # The shared `--` made `--nope` close to `--complete`.
@@ -500,11 +501,10 @@ def test_under_invoke_a_stdout_closed_before_the_start_exits_3_saying_so(
         ),
         (["history", "-f", "json", "--since"], "history", "--since needs a value"),
         (["plan", "extra", "--format", "json"], "plan", "`plan` takes no bare words; got 'extra'"),
-        # resume takes a bare word (RUN): the `json` after --format was taken for one.
         (
-            ["resume", "--format", "json"],
+            ["resume", "--format", "json", "--fromat"],
             "resume",
-            "`resume` has no option --format; its options: --run",
+            "`resume` has no option --fromat; its options: --format, --run",
         ),
     ],
 )

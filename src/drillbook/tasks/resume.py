@@ -14,7 +14,7 @@ from invoke import Context, Exit
 
 from drillbook.console import Console
 from drillbook.project import find_project_root
-from drillbook.tasks._base import drill_task, finish
+from drillbook.tasks._base import RUN_HELP, drill_task, finish, run_console
 
 
 def _find_run(root: Path, run: str) -> Any:
@@ -187,10 +187,11 @@ def _remove_temp_files(
     rest="run",
     help={
         "run": "RUN: the run id (a unique prefix is enough), or the word after "
-        "`drillbook resume`; without it, the runs left open are listed"
+        "`drillbook resume`; without it, the runs left open are listed",
+        "format": RUN_HELP["format"],
     },
 )
-def resume(c: Context, run: str | None = None) -> None:
+def resume(c: Context, run: str | None = None, format: str = "text") -> None:
     """Continue an interrupted run from the step it stopped at; finished steps never repeat."""
     from drillbook.errors import InvalidInput, PreconditionFailed, UsageError
     from drillbook.release import release_flow
@@ -198,8 +199,16 @@ def resume(c: Context, run: str | None = None) -> None:
     from drillbook.session import open_session
     from drillbook.tasks.release import release_plan
 
+    console = run_console(format)
+    if run is None and format == "json":
+        # The list is for a person to choose from; a pipeline resumes the run it stopped.
+        msg = "resume --format json needs RUN: the run to continue"
+        hint = (
+            "`drillbook resume` lists the runs left open; the JSON document of the run that "
+            "stopped names it under `run`"
+        )
+        raise UsageError(msg, hint=hint)
     root = find_project_root()
-    console = Console()
     found_run = _unclosed_run(console, root, run, "resumed")
     if found_run is None:
         return
@@ -325,7 +334,7 @@ def resume(c: Context, run: str | None = None) -> None:
             auto_rollback=params.get("auto_rollback", True),
             done=done,
         )
-        finish(session, outcome, "text")
+        finish(session, outcome, format)
     if outcome.exit_code:
         raise Exit(code=outcome.exit_code)
 

@@ -135,6 +135,7 @@ def verify_config(
         "service": RUN_HELP["service"],
         "version": "the version to deploy (required)",
         "yes": "do not ask before deploying to an environment other than staging",
+        "format": RUN_HELP["format"],
     }
 )
 def deploy(
@@ -143,14 +144,17 @@ def deploy(
     env: str = "staging",
     service: str | None = None,
     yes: bool = False,
+    format: str = "text",
 ) -> None:
     """Deploy one version to an environment, with its journal."""
     from drillbook.errors import StepFailed, UsageError
     from drillbook.execute import Executor
+    from drillbook.output import summary_json
     from drillbook.plan import PlannedStep, command_of, placeholders
-    from drillbook.release import previous_version, require_env
+    from drillbook.release import Outcome, previous_version, require_env
     from drillbook.session import open_session
 
+    console = run_console(format)
     # An option rather than a required positional: invoke would take `--help` as its value.
     if version is None:
         msg = "deploy needs --version VERSION"
@@ -176,6 +180,7 @@ def deploy(
         action="deploy",
         env=env,
         version=version,
+        console=console,
         extra={
             "previous": previous,
             "found_version": found,
@@ -192,9 +197,9 @@ def deploy(
             "undo": f"drillbook deploy --env {env} --version {found}" if found else None,
         },
     ) as session:
-        result = Executor(session, total=1).command(
-            step, runbook.deploy, version=version, previous=previous
-        )
+        executor = Executor(session, total=1)
+        session.results = executor.results
+        result = executor.command(step, runbook.deploy, version=version, previous=previous)
         if result.ok:
             from drillbook.history import undo_of_deploy
 
@@ -222,6 +227,16 @@ def deploy(
             )
             # Said once the run is over, and written with its `run_finished` too.
             session.summary, session.hint = msg, hint
+        if format == "json":
+            # A release's summary, so that a pipeline reads a deploy as it reads a release;
+            # on a failure, the error that follows adds why to this one document.
+            outcome = Outcome(
+                session.exit_code,
+                session.outcome,
+                f"deployed {version} to {env}" if result.ok else session.summary or "",
+                failed=None if result.ok else result,
+            )
+            emit_json(summary_json(session, outcome))
     if not result.ok:
         raise StepFailed(session.summary or "", hint=session.hint)
 
@@ -332,10 +347,15 @@ def integration(
         "version": "the version to tag (required)",
         "push": "push the tag to origin",
         "service": RUN_HELP["service"],
+        "format": RUN_HELP["format"],
     }
 )
 def tag(
-    c: Context, version: str | None = None, push: bool = False, service: str | None = None
+    c: Context,
+    version: str | None = None,
+    push: bool = False,
+    service: str | None = None,
+    format: str = "text",
 ) -> None:
     """Make the annotated tag of a version: its changes, owners and rollback summary."""
     from drillbook import gitops
@@ -347,10 +367,11 @@ def tag(
         UsageError,
     )
     from drillbook.leftovers import RUN_VARIABLE
-    from drillbook.release import pick_version, preflight, push_later, tag_message
+    from drillbook.output import summary_json
+    from drillbook.release import Outcome, pick_version, preflight, push_later, tag_message
     from drillbook.session import open_session
 
-    console = Console()
+    console = run_console(format)
     loaded = project(service)
     if version is None:
         # A tag says "released": `rollback` and `previous` read it. Which version that is
@@ -428,6 +449,10 @@ def tag(
                 said = "".join(f"\n  │ {line}" for line in pushed.output_tail.splitlines())
                 msg = f"push of {found.tag} failed; the tag stays local: {pushed.detail}{said}"
                 again = push_later(loaded.root, loaded.runbook, release_.version)
+                if format == "json":
+                    # The tag was made: the summary says so, and the error adds why it failed.
+                    failed = Outcome(1, "push_failed", msg, artifacts={"tag": found.tag})
+                    emit_json(summary_json(session, failed))
                 raise StepFailed(
                     msg,
                     hint=f"run `{again}` again once origin accepts it; it pushes the same tag "
@@ -436,6 +461,11 @@ def tag(
             session.event("pushed", tag=found.tag, already=pushed.already)
             console.print(pushed.detail if pushed.already else f"pushed {found.tag}")
         session.outcome, session.exit_code = "ok", 0
+        if format == "json":
+            done = "already on" if state == "exists" else "created on"
+            headline = f"{found.tag} {done} {commit[:9]}{', pushed' if push else ''}"
+            outcome = Outcome(0, "ok", headline, artifacts={"tag": found.tag})
+            emit_json(summary_json(session, outcome))
 
 
 def _pushing_a_released_tag(loaded: Any, version: str, found: Any, push: bool) -> str | None:
