@@ -84,23 +84,7 @@ def print_digest(session: RunSession, outcome: Outcome) -> None:
         steps = ", ".join(f"{r.step.id} {r.outcome}" for r in outcome.rollback)
         console.print(f"rollback: {steps}")
     if outcome.outcome == "rollback_failed":
-        from drillbook.plan import note_path
-
-        # The note of this version exists only if an earlier run wrote it; a failed release
-        # stops before its note step, and then the runbook holds each change's rollback.
-        note = note_path(runbook, session.version or "", session.env)
-        guide = (
-            f"the rollback note {note}"
-            if session.version and (session.root / note).is_file()
-            else f"each change's `rollback:` in {session.loaded.display_path}"
-        )
-        console.print(
-            console.paint(
-                "a person must act: start with the failed rollback step above, then "
-                f"{guide}, and page {runbook.escalation or runbook.owner}",
-                "red",
-            )
-        )
+        console.print(console.paint(_must_act(session), "red"))
     console.print(
         f"owner: {owners}; service owner {runbook.owner}"
         + (f"; page {runbook.escalation}" if runbook.escalation else "")
@@ -201,7 +185,47 @@ def summary_json(session: RunSession, outcome: Outcome) -> str:
         "journal": f".drillbook/journal/{session.run_id}.jsonl",
         "steps": steps,
     }
+    if outcome.exit_code:
+        # A run that failed says so under the keys every failing document has, so that a
+        # pipeline reads `error`, `hint` and `retry_safe` whatever task it ran.
+        payload.update(
+            error=outcome.headline,
+            hint=_failure_hint(session, outcome),
+            retry_safe=outcome.outcome != "rollback_failed" and session.retry_safe,
+        )
     return json.dumps(session.masker.mask_obj(payload), indent=2)
+
+
+def _failure_hint(session: RunSession, outcome: Outcome) -> str:
+    """What to do after a run that failed, in one sentence (the digest says it at length)."""
+    where = f" at {outcome.failed.step.title}" if outcome.failed is not None else ""
+    if outcome.outcome == "rollback_failed":
+        return _must_act(session, shown="in `steps`")
+    if outcome.rollback:
+        return (
+            f"{session.env} was rolled back and its rollback checks pass; fix what failed"
+            f"{where}, then run again"
+        )
+    return f"fix what failed{where} (expected and got in `steps`, and the journal), then run again"
+
+
+def _must_act(session: RunSession, *, shown: str = "above") -> str:
+    """Where a person starts after a rollback that failed."""
+    from drillbook.plan import note_path
+
+    runbook = session.loaded.runbook
+    # The note of this version exists only if an earlier run wrote it; a failed release
+    # stops before its note step, and then the runbook holds each change's rollback.
+    note = note_path(runbook, session.version or "", session.env)
+    guide = (
+        f"the rollback note {note}"
+        if session.version and (session.root / note).is_file()
+        else f"each change's `rollback:` in {session.loaded.display_path}"
+    )
+    return (
+        f"a person must act: start with the failed rollback step {shown}, then "
+        f"{guide}, and page {runbook.escalation or runbook.owner}"
+    )
 
 
 def _executor_results(session: RunSession) -> list[Any]:

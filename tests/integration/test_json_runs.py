@@ -184,3 +184,33 @@ def test_a_resume_as_json_without_a_run_says_to_name_it(released: Project) -> No
     doc = document(result)
     assert doc["error"] == "resume --format json needs RUN: the run to continue"
     assert doc["hint"].startswith("`drillbook resume` lists the runs left open")
+
+
+def test_a_release_that_fails_after_its_deploy_says_error_hint_and_retry_safe(
+    released: Project,
+) -> None:
+    # Exit 4: rolled back and proven; the same release may run again once fixed.
+    back = released.run("release", "--version", "1.1.0", "--format", "json", FIXTURE_BROKEN="1.1.0")
+    assert back.code == 4, back
+    doc = document(back)
+    assert set(doc) == SUMMARY | {"error", "hint", "retry_safe"}
+    assert doc["outcome"] == "rolled_back"
+    assert doc["error"] == doc["headline"]
+    assert doc["hint"].startswith("staging was rolled back and its rollback checks pass")
+    assert doc["retry_safe"] is True
+
+    # Exit 5: the rollback failed too; a person must act, and running it again is not safe.
+    failed = released.run(
+        "release",
+        "--version",
+        "1.1.0",
+        "--format",
+        "json",
+        FIXTURE_BROKEN="1.1.0",
+        FIXTURE_FAIL_DEPLOY="1.0.0",
+    )
+    assert failed.code == 5, failed
+    doc = document(failed)
+    assert doc["outcome"] == "rollback_failed"
+    assert doc["hint"].startswith("a person must act: start with the failed rollback step in")
+    assert doc["retry_safe"] is False
