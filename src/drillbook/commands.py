@@ -9,6 +9,7 @@ so that the command as printed is the command that works.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,14 @@ _SERVICE_COMMAND = re.compile(
     + "|".join(sorted(SERVICE_TASKS, key=len, reverse=True))
     + r"))(?=[\s`'\";:,.)]|$)(?! --service)"
 )
+
+
+def first_release_undo(rollbacks: Iterable[str]) -> str:
+    """How to undo a first release, which no command goes back from: its changes' own
+    `rollback:` words, as the journal, history and the docs say it."""
+    how = " ".join(text for text in rollbacks if text)
+    return "no earlier version to go back to (first release)" + (f": {how}" if how else "")
+
 
 #: The service whose commands this process prints, when its project has several runbooks.
 _named: str | None = None

@@ -466,10 +466,9 @@ def service_context(loaded: LoadedRunbook, facts: Facts, out: Path) -> dict[str,
         if first is not None and target is None:
             # The first release runs: no command goes back, but its changes say how to undo
             # them by hand, as history's undo says; a bare "-" left the person on call guessing.
-            how = " ".join(c.rollback.text for c in first.changes if c.rollback.text)
-            item["rollback"] = "no earlier version to go back to (first release)" + (
-                f": {how}" if how else ""
-            )
+            from drillbook.commands import first_release_undo
+
+            item["rollback"] = first_release_undo(c.rollback.text for c in first.changes)
             item["rollback_is_command"] = False
         if version is None and facts.deploy_recorded(service, env):
             # A deploy whose version is not text (a newer drillbook, a hand edit): something

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from drillbook.commands import for_service, several_runbooks
+from drillbook.commands import first_release_undo, for_service, several_runbooks
 from drillbook.errors import DrillbookError, UsageError
 from drillbook.journal import failure_of, list_runs, live_events, read_journal
 
@@ -569,8 +569,7 @@ def _undo_release(
         return "nothing to undo (rolled back: no earlier version, its rollback steps ran)"
     if kind == "deploy":
         return f"the journal does not say what ran before: {_rollback(env, 'VERSION')}"
-    how = " ".join(str(c["rollback"]) for c in changes if c.get("rollback"))
-    return "no earlier version to go back to (first release)" + (f": {how}" if how else "")
+    return first_release_undo(str(c["rollback"]) for c in changes if c.get("rollback"))
 
 
 def _again(kind: str, events: list[dict[str, Any]]) -> bool | None:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from drillbook import gitops
+from drillbook.commands import first_release_undo
 from drillbook.describe import check_label, describe_check, describe_step
 from drillbook.errors import (
     EXIT_CHECK_FAILED,
@@ -908,7 +909,7 @@ def release_flow(
                         by="release",
                         undo=rollback_command(session.env, previous)
                         if previous
-                        else "no earlier version to go back to (first release)",
+                        else first_release_undo(c.rollback.text for c in release.changes),
                     )
             else:
                 return _after_failure(

@@ -306,8 +306,9 @@ def release(
     format: str = "text",
 ) -> None:
     """Run the whole checklist in order, stopping at the first failure; roll back on its own."""
+    from drillbook.commands import first_release_undo
     from drillbook.plan import note_path
-    from drillbook.release import release_flow
+    from drillbook.release import release_flow, rollback_command
     from drillbook.session import open_session
 
     console = run_console(format)
@@ -371,10 +372,9 @@ def release(
         ],
         # A first release has no version to roll back to (`rollback` refuses, exit 2): the
         # words history gives for it, not a command that does not work.
-        "undo": f"drillbook rollback --env {env} --to {found.previous}"
+        "undo": rollback_command(env, found.previous)
         if found.previous
-        else "no earlier version to go back to (first release): "
-        + " ".join(ch.rollback.text for ch in release_.changes),
+        else first_release_undo(ch.rollback.text for ch in release_.changes),
     }
     with open_session(
         loaded, action="release", env=env, version=release_.version, console=console, extra=params
