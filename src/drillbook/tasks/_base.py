@@ -57,15 +57,8 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
             except DrillbookError as exc:
                 report_error(exc, task_name=name)
                 if kwargs.get("format") == "json":
-                    if _json_pending:
-                        # The task's own document, and why it ends with this exit code.
-                        _json_pending[0] = (
-                            _with_error(_json_pending[0][0], exc, task_name=name),
-                            _json_pending[0][1],
-                        )
-                    elif not _json_written:
-                        # A pipeline that asked for JSON gets JSON, refusals included.
-                        emit_json(error_json(exc, task_name=name))
+                    # A pipeline that asked for JSON gets JSON, refusals included.
+                    _json_failure(exc, task_name=name)
                 raise Exit(code=exc.exit_code) from None
             except KeyboardInterrupt:
                 # A task that is no run (check, plan, history) stopped by Ctrl-C: the program
@@ -75,11 +68,7 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
 
                     stop = Interrupted(EXIT_SIGINT - 128, "interrupted (SIGINT) before it finished")
                     stop.hint = "every file it wrote is whole, so running it again is safe"
-                    if _json_pending:
-                        text = _with_error(_json_pending[0][0], stop, task_name=name)
-                        _json_pending[0] = (text, _json_pending[0][1])
-                    elif not _json_written:
-                        emit_json(error_json(stop, task_name=name))
+                    _json_failure(stop, task_name=name)
                 raise
             except (Exit, SystemExit):
                 raise
@@ -96,13 +85,7 @@ def drill_task(*, rest: str | None = None, **options: Any) -> Callable[[F], Any]
                 if kwargs.get("format") == "json":
                     # A pipeline that asked for JSON gets JSON, a bug's end included.
                     bug = DrillbookError(what, hint=hint)
-                    if _json_pending:
-                        text = _with_error(
-                            _json_pending[0][0], bug, task_name=name, outcome="internal_error"
-                        )
-                        _json_pending[0] = (text, _json_pending[0][1])
-                    elif not _json_written:
-                        emit_json(error_json(bug, task_name=name, outcome="internal_error"))
+                    _json_failure(bug, task_name=name, outcome="internal_error")
                 raise Exit(code=EXIT_INVALID) from None
             finally:
                 _flush_json()
@@ -225,6 +208,19 @@ def _flush_json() -> None:
     _json_pending.clear()
     for text, console in pending:
         _write_json(text, console)
+
+
+def _json_failure(exc: DrillbookError, *, task_name: str, outcome: str | None = None) -> None:
+    """Say in JSON why a task ends with `exc`: added to the document it emitted, if any (its
+    own, and why it ends with this exit code), else as a document of its own."""
+    if _json_pending:
+        text, console = _json_pending[0]
+        _json_pending[0] = (
+            _with_error(text, exc, task_name=task_name, outcome=outcome),
+            console,
+        )
+    elif not _json_written:
+        emit_json(error_json(exc, task_name=task_name, outcome=outcome))
 
 
 def _with_error(
